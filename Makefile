@@ -1,0 +1,95 @@
+# sparkgw — one entry point: make, make run, make test, make test-asan.
+# Objects go under $(BUILD); `make test-asan` builds a separate tree.
+
+BUILD    ?= build
+CC       ?= cc
+VERSION  := 0.1.0
+GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+SPARKGW_PORT ?= 8080
+SPARKGW_DATA ?= ./var
+
+WARN := -std=c11 -Wall -Wextra -Wpedantic -Werror -Wshadow \
+	-Wstrict-prototypes -Wmissing-prototypes -Wold-style-definition \
+	-Wpointer-arith -Wcast-qual -Wwrite-strings -Wformat=2 -Wvla -Wundef \
+	-fno-common -Wno-format-truncation
+OPT      ?= -O2 -g
+CPPFLAGS += -I. -D_GNU_SOURCE -DGW_VERSION='"$(VERSION)"' \
+	-DGW_GIT_COMMIT='"$(GIT_COMMIT)"'
+CFLAGS   += $(WARN) $(OPT)
+LIBS     := -lmicrohttpd -ljansson -lcurl -lsqlite3 -lyaml -lcrypto -lpthread -lm
+CHECK_LIBS = $(shell pkg-config --libs check)
+
+ifeq ($(SANITIZE),1)
+CC       := clang
+OPT      := -O1 -g -fno-omit-frame-pointer
+CFLAGS   += -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+else
+CPPFLAGS += -D_FORTIFY_SOURCE=2
+endif
+
+COMMON_SRC  := $(wildcard common/*.c)
+STORE_SRC   := $(wildcard store/*.c)
+GATEWAY_SRC := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
+LIB_SRC     := $(COMMON_SRC) $(STORE_SRC) $(GATEWAY_SRC)
+TEST_SRC    := $(wildcard tests/*.c)
+MIGRATIONS  := $(sort $(wildcard store/schema/*.sql))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/migrations.o
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+
+.PHONY: all deps run test check test-asan clean
+all: $(BUILD)/sparkgw
+
+deps:
+	@sh contrib/install-deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# Migrations are embedded as C strings, in file-name order.
+$(BUILD)/gen/migrations.c: $(MIGRATIONS) Makefile
+	@mkdir -p $(dir $@)
+	@{ echo '#include <stddef.h>'; \
+	   echo 'extern const char *const store_migrations[];'; \
+	   echo 'extern const size_t store_migration_count;'; \
+	   echo 'const char *const store_migrations[] = {'; \
+	   for f in $(MIGRATIONS); do \
+	     sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $$f; echo ','; \
+	   done; \
+	   echo '};'; \
+	   echo 'const size_t store_migration_count = sizeof(store_migrations) / sizeof(store_migrations[0]);'; \
+	 } > $@
+
+$(BUILD)/obj/gen/migrations.o: $(BUILD)/gen/migrations.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/sparkgw: $(BUILD)/obj/gateway/main.o $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/check_sparkgw: $(TEST_OBJ) $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(CHECK_LIBS)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@mkdir -p $(SPARKGW_DATA)
+	exec $(BUILD)/sparkgw --config contrib/demo.yaml \
+		--listen 127.0.0.1:$(SPARKGW_PORT) --data $(SPARKGW_DATA)
+
+test: deps
+	@$(MAKE) --no-print-directory check
+
+# The suite itself; expects the packages to be installed.
+check: $(BUILD)/sparkgw $(BUILD)/check_sparkgw
+	SPARKGW_BIN=$(BUILD)/sparkgw $(BUILD)/check_sparkgw
+
+test-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 check
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/obj/gateway/main.d

@@ -1,0 +1,327 @@
+/* Event-driven YAML to JSON conversion on top of libyaml. */
+#include "common/yamljson.h"
+
+#include <errno.h>
+#include <math.h>
+#include <regex.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#define MAX_DEPTH 64
+#define MAX_PATH 512
+
+struct loader {
+	yaml_parser_t parser;
+	json_t *marks; /* may be NULL */
+	char path[MAX_PATH];
+	char *err;
+};
+
+static void mark_error(struct loader *ld, const yaml_mark_t *m, const char *what)
+{
+	gw_seterr(ld->err, "line %zu, column %zu: %s", m->line + 1, m->column + 1, what);
+}
+
+static enum gw_err next_event(struct loader *ld, yaml_event_t *ev)
+{
+	if (!yaml_parser_parse(&ld->parser, ev)) {
+		gw_seterr(ld->err, "line %zu, column %zu: %s",
+			  ld->parser.problem_mark.line + 1,
+			  ld->parser.problem_mark.column + 1,
+			  ld->parser.problem ? ld->parser.problem : "syntax error");
+		return GW_EINVAL;
+	}
+	return GW_OK;
+}
+
+static bool matches(const char *s, const char *pattern)
+{
+	regex_t re;
+	bool ok;
+
+	if (regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB))
+		return false;
+	ok = regexec(&re, s, 0, NULL, 0) == 0;
+	regfree(&re);
+	return ok;
+}
+
+/* YAML 1.2 core schema resolution of a plain scalar. */
+static json_t *resolve_plain(const char *s)
+{
+	if (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+	    !strcmp(s, "NULL"))
+		return json_null();
+	if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE"))
+		return json_true();
+	if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE"))
+		return json_false();
+	if (matches(s, "^[-+]?[0-9]+$") || matches(s, "^0x[0-9a-fA-F]+$") ||
+	    matches(s, "^0o[0-7]+$")) {
+		int base = s[0] == '0' && s[1] == 'x' ? 16 : s[0] == '0' && s[1] == 'o' ? 8 : 10;
+		const char *digits = base == 10 ? s : s + 2;
+		long long v;
+		char *end;
+
+		errno = 0;
+		v = strtoll(digits, &end, base);
+		if (errno == 0 && *end == '\0')
+			return json_integer(v);
+		return json_string(s); /* out of range: keep the text */
+	}
+	if (matches(s, "^[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?$"))
+		return json_real(strtod(s, NULL));
+	return json_string(s);
+}
+
+static void record_mark(struct loader *ld, const yaml_mark_t *m)
+{
+	json_t *pos;
+
+	if (!ld->marks)
+		return;
+	pos = json_pack("[I,I]", (json_int_t)m->line + 1, (json_int_t)m->column + 1);
+	if (pos)
+		json_object_set_new(ld->marks, ld->path, pos);
+}
+
+static enum gw_err parse_node(struct loader *ld, yaml_event_t *ev, int depth,
+			      json_t **out);
+
+static enum gw_err parse_sequence(struct loader *ld, int depth, json_t *arr)
+{
+	size_t base = strlen(ld->path);
+
+	for (size_t i = 0;; i++) {
+		yaml_event_t ev;
+		json_t *item = NULL;
+		enum gw_err rc;
+
+		if ((rc = next_event(ld, &ev)))
+			return rc;
+		if (ev.type == YAML_SEQUENCE_END_EVENT) {
+			yaml_event_delete(&ev);
+			ld->path[base] = '\0';
+			return GW_OK;
+		}
+		snprintf(ld->path + base, MAX_PATH - base, "[%zu]", i);
+		rc = parse_node(ld, &ev, depth + 1, &item);
+		yaml_event_delete(&ev);
+		if (rc)
+			return rc;
+		if (json_array_append_new(arr, item))
+			return GW_ENOMEM;
+	}
+}
+
+static enum gw_err parse_mapping(struct loader *ld, int depth, json_t *obj)
+{
+	size_t base = strlen(ld->path);
+
+	for (;;) {
+		yaml_event_t ev;
+		json_t *value = NULL;
+		char *key;
+		enum gw_err rc;
+
+		if ((rc = next_event(ld, &ev)))
+			return rc;
+		if (ev.type == YAML_MAPPING_END_EVENT) {
+			yaml_event_delete(&ev);
+			ld->path[base] = '\0';
+			return GW_OK;
+		}
+		if (ev.type != YAML_SCALAR_EVENT) {
+			mark_error(ld, &ev.start_mark, "mapping keys must be scalars");
+			yaml_event_delete(&ev);
+			return GW_EINVAL;
+		}
+		key = strdup((const char *)ev.data.scalar.value);
+		if (!key) {
+			yaml_event_delete(&ev);
+			return GW_ENOMEM;
+		}
+		if (json_object_get(obj, key)) {
+			char what[GW_ERRLEN];
+
+			snprintf(what, sizeof(what), "duplicate key '%.200s'", key);
+			mark_error(ld, &ev.start_mark, what);
+			free(key);
+			yaml_event_delete(&ev);
+			return GW_EINVAL;
+		}
+		yaml_event_delete(&ev);
+		snprintf(ld->path + base, MAX_PATH - base, "%s%s", base ? "." : "", key);
+		if ((rc = next_event(ld, &ev))) {
+			free(key);
+			return rc;
+		}
+		rc = parse_node(ld, &ev, depth + 1, &value);
+		yaml_event_delete(&ev);
+		if (rc == GW_OK && json_object_set_new(obj, key, value))
+			rc = GW_ENOMEM;
+		free(key);
+		if (rc)
+			return rc;
+		ld->path[base] = '\0';
+	}
+}
+
+static enum gw_err parse_node(struct loader *ld, yaml_event_t *ev, int depth,
+			      json_t **out)
+{
+	enum gw_err rc;
+
+	if (depth > MAX_DEPTH) {
+		mark_error(ld, &ev->start_mark, "nesting too deep");
+		return GW_EINVAL;
+	}
+	record_mark(ld, &ev->start_mark);
+	switch (ev->type) {
+	case YAML_SCALAR_EVENT: {
+		const char *text = (const char *)ev->data.scalar.value;
+		const char *tag = (const char *)ev->data.scalar.tag;
+
+		if (ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+		    (!tag || strcmp(tag, YAML_STR_TAG) != 0))
+			*out = resolve_plain(text);
+		else
+			*out = json_stringn(text, ev->data.scalar.length);
+		if (!*out) {
+			mark_error(ld, &ev->start_mark, "scalar is not valid UTF-8");
+			return GW_EINVAL;
+		}
+		return GW_OK;
+	}
+	case YAML_SEQUENCE_START_EVENT:
+		*out = json_array();
+		if (!*out)
+			return GW_ENOMEM;
+		rc = parse_sequence(ld, depth, *out);
+		break;
+	case YAML_MAPPING_START_EVENT:
+		*out = json_object();
+		if (!*out)
+			return GW_ENOMEM;
+		rc = parse_mapping(ld, depth, *out);
+		break;
+	case YAML_ALIAS_EVENT:
+		mark_error(ld, &ev->start_mark, "aliases are not supported");
+		return GW_EINVAL;
+	default:
+		mark_error(ld, &ev->start_mark, "unexpected YAML event");
+		return GW_EINVAL;
+	}
+	if (rc) {
+		json_decref(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+static enum gw_err load(struct loader *ld, json_t **doc)
+{
+	yaml_event_t ev;
+	enum gw_err rc;
+	json_t *root = NULL;
+
+	/* STREAM-START, then DOCUMENT-START or STREAM-END for empty input. */
+	if ((rc = next_event(ld, &ev)))
+		return rc;
+	yaml_event_delete(&ev);
+	if ((rc = next_event(ld, &ev)))
+		return rc;
+	if (ev.type == YAML_STREAM_END_EVENT) {
+		yaml_event_delete(&ev);
+		*doc = json_object();
+		return *doc ? GW_OK : GW_ENOMEM;
+	}
+	yaml_event_delete(&ev);
+	if ((rc = next_event(ld, &ev)))
+		return rc;
+	rc = parse_node(ld, &ev, 0, &root);
+	yaml_event_delete(&ev);
+	if (rc)
+		return rc;
+	if ((rc = next_event(ld, &ev))) /* DOCUMENT-END */
+		goto fail;
+	yaml_event_delete(&ev);
+	if ((rc = next_event(ld, &ev)))
+		goto fail;
+	if (ev.type != YAML_STREAM_END_EVENT) {
+		mark_error(ld, &ev.start_mark, "only one YAML document is allowed");
+		yaml_event_delete(&ev);
+		rc = GW_EINVAL;
+		goto fail;
+	}
+	yaml_event_delete(&ev);
+	if (json_is_null(root)) { /* a document of only comments */
+		json_decref(root);
+		root = json_object();
+	}
+	*doc = root;
+	return GW_OK;
+fail:
+	json_decref(root);
+	return rc;
+}
+
+static enum gw_err run(struct loader *ld, json_t **doc, json_t **marks)
+{
+	enum gw_err rc;
+
+	*doc = NULL;
+	if (marks) {
+		*marks = ld->marks = json_object();
+		if (!ld->marks) {
+			yaml_parser_delete(&ld->parser);
+			return GW_ENOMEM;
+		}
+	}
+	rc = load(ld, doc);
+	yaml_parser_delete(&ld->parser);
+	if (rc && marks) {
+		json_decref(*marks);
+		*marks = NULL;
+	}
+	return rc;
+}
+
+enum gw_err gw_yaml_load_string(const char *text, size_t len, json_t **doc,
+				json_t **marks, char *err)
+{
+	struct loader ld = {.err = err};
+
+	if (!yaml_parser_initialize(&ld.parser))
+		return GW_ENOMEM;
+	yaml_parser_set_input_string(&ld.parser, (const unsigned char *)text, len);
+	return run(&ld, doc, marks);
+}
+
+enum gw_err gw_yaml_load_file(const char *path, json_t **doc, json_t **marks,
+			      char *err)
+{
+	struct loader ld = {.err = err};
+	FILE *f = fopen(path, "rb");
+	enum gw_err rc;
+	char inner[GW_ERRLEN] = "out of memory";
+
+	if (!f) {
+		gw_seterr(err, "%s: %s", path, strerror(errno));
+		return GW_EIO;
+	}
+	if (!yaml_parser_initialize(&ld.parser)) {
+		fclose(f);
+		return GW_ENOMEM;
+	}
+	ld.err = inner;
+	yaml_parser_set_input_file(&ld.parser, f);
+	rc = run(&ld, doc, marks);
+	fclose(f);
+	if (rc)
+		gw_seterr(err, "%s: %s", path, inner);
+	return rc;
+}

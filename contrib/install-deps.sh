@@ -1,0 +1,28 @@
+#!/bin/sh
+# Installs the Debian packages that building, running and testing sparkgw
+# need. Idempotent: packages already present are left alone, and apt-get runs
+# only when something is missing, so `make run` stays fast after the first time.
+set -eu
+
+PACKAGES="build-essential pkg-config clang libmicrohttpd-dev libjansson-dev
+libcurl4-openssl-dev libsqlite3-dev libssl-dev libyaml-dev check curl"
+
+missing=""
+for p in $PACKAGES; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+		missing="$missing $p"
+	fi
+done
+
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing:$missing" >&2
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO=sudo
+else
+	SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing

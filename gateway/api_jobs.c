@@ -1,0 +1,389 @@
+/* The /api/v1/jobs handlers: submit, read, list, cancel, events. */
+#include <ctype.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/labels.h"
+#include "common/timeutil.h"
+#include "gateway/http_int.h"
+
+#define LIST_DEFAULT_LIMIT 50
+#define LIST_MAX_LIMIT 1000
+#define IDEMPOTENCY_KEY_MAX 255
+
+static json_t *job_json(const struct store_job *job)
+{
+	char created[GW_TIME_LEN], updated[GW_TIME_LEN], rv[24], self[64], events[72];
+	json_t *labels = json_loads(job->labels_json, 0, NULL);
+	json_t *spec = json_loads(job->spec_json, 0, NULL);
+
+	gw_time_format(job->created_ms, created);
+	gw_time_format(job->updated_ms, updated);
+	snprintf(rv, sizeof(rv), "%lld", (long long)job->rv);
+	snprintf(self, sizeof(self), "/api/v1/jobs/%s", job->id);
+	snprintf(events, sizeof(events), "/api/v1/jobs/%s/events", job->id);
+	return json_pack("{s:s, s:s, s:s, s:o, s:s, s:s?, s:s?, s:o, s:s, s:s, s:s, s:{s:s, s:s}}",
+			 "id", job->id, "name", job->name, "user", job->user,
+			 "labels", labels ? labels : json_object(),
+			 "state", store_state_name(job->state),
+			 "reason", job->reason, "message", job->message,
+			 "spec", spec ? spec : json_object(),
+			 "createdAt", created, "updatedAt", updated,
+			 "resourceVersion", rv,
+			 "links", "self", self, "events", events);
+}
+
+/* A job id as the store makes them; anything else cannot exist. */
+static bool job_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n != 21 || id[0] != 'j')
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!isdigit((unsigned char)id[i]) && !islower((unsigned char)id[i]))
+			return false;
+	return true;
+}
+
+static enum MHD_Result reply_no_job(struct request *rq, const char *id)
+{
+	char detail[160];
+
+	snprintf(detail, sizeof(detail), "job %.64s not found", id);
+	return http_reply_problem(rq, 404, "not-found", detail, NULL);
+}
+
+/* ---- submit ---- */
+
+static bool content_type_is_json(const char *ct)
+{
+	size_t n = strlen("application/json");
+
+	if (!ct || strncasecmp(ct, "application/json", n) != 0)
+		return false;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+static bool idempotency_key_valid(const char *key)
+{
+	size_t n = strlen(key);
+
+	if (n == 0 || n > IDEMPOTENCY_KEY_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (key[i] < 0x21 || key[i] > 0x7e)
+			return false;
+	return true;
+}
+
+static enum MHD_Result submit_committed(struct request *rq)
+{
+	struct store_op *op = &rq->op;
+	char location[64];
+
+	if (op->rc == GW_ECONFLICT)
+		return http_reply_problem(rq, 409, "idempotency-key-reused", op->err, NULL);
+	if (op->rc)
+		return http_reply_store_error(rq, op->rc, op->err);
+	snprintf(location, sizeof(location), "/api/v1/jobs/%s", op->job.id);
+	return http_reply_json(rq, op->unchanged ? 200 : 201, job_json(&op->job),
+			       MHD_HTTP_HEADER_LOCATION, location, NULL);
+}
+
+enum MHD_Result api_job_submit(struct request *rq, const char *id)
+{
+	const char *ct = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *key = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+						      "Idempotency-Key");
+	char detail[GW_ERRLEN];
+	json_t *errors = NULL;
+	struct store_submission *sub = &rq->op.submit;
+
+	(void)id;
+	if (!content_type_is_json(ct)) {
+		snprintf(detail, sizeof(detail),
+			 "the body must be application/json, not %.100s", ct ? ct : "(none)");
+		return http_reply_problem(rq, 415, "unsupported-media-type", detail, NULL);
+	}
+	if (key && !idempotency_key_valid(key)) {
+		snprintf(detail, sizeof(detail),
+			 "Idempotency-Key must be 1 to %d visible ASCII characters",
+			 IDEMPOTENCY_KEY_MAX);
+		return http_reply_problem(rq, 400, "bad-idempotency-key", detail, NULL);
+	}
+	switch (gateway_submission_parse(rq->body.data ? rq->body.data : "", rq->body.len,
+					 &rq->sub, &errors, detail)) {
+	case BODY_OK:
+		break;
+	case BODY_MALFORMED:
+		return http_reply_problem(rq, 400, "malformed-body", detail, NULL);
+	case BODY_INVALID:
+		return http_reply_problem(rq, 422, "validation-failed", detail, errors);
+	case BODY_NOMEM:
+		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+	}
+	if (key && !(rq->idempotency_key = strdup(key)))
+		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+
+	rq->op.kind = STORE_OP_SUBMIT;
+	sub->name = rq->sub.name;
+	sub->user = rq->sub.user;
+	sub->labels_json = rq->sub.labels_json;
+	sub->spec_json = rq->sub.spec_json;
+	sub->idempotency_key = rq->idempotency_key;
+	/* A retry is "the same request" when its body is byte-identical. */
+	SHA256((const unsigned char *)(rq->body.data ? rq->body.data : ""),
+	       rq->body.len, sub->body_sha256);
+	return http_run_async(rq, submit_committed);
+}
+
+/* ---- read ---- */
+
+enum MHD_Result api_job_get(struct request *rq, const char *id)
+{
+	struct store_job job;
+	char err[GW_ERRLEN];
+	enum gw_err rc;
+
+	if (!job_id_valid(id))
+		return reply_no_job(rq, id);
+	rc = store_job_get(rq->store, id, &job, err);
+	if (rc == GW_ENOTFOUND)
+		return reply_no_job(rq, id);
+	if (rc)
+		return http_reply_store_error(rq, rc, err);
+	rq->op.job = job; /* released with the request */
+	return http_reply_json(rq, 200, job_json(&job), NULL);
+}
+
+enum MHD_Result api_job_events(struct request *rq, const char *id)
+{
+	struct store_event *events;
+	size_t n;
+	char err[GW_ERRLEN];
+	enum gw_err rc;
+	json_t *items;
+
+	if (!job_id_valid(id))
+		return reply_no_job(rq, id);
+	rc = store_job_events(rq->store, id, &events, &n, err);
+	if (rc == GW_ENOTFOUND)
+		return reply_no_job(rq, id);
+	if (rc)
+		return http_reply_store_error(rq, rc, err);
+	items = json_array();
+	for (size_t i = 0; items && i < n; i++) {
+		char at[GW_TIME_LEN];
+		json_t *e;
+
+		gw_time_format(events[i].time_ms, at);
+		e = json_pack("{s:s, s:s, s:s?, s:s, s:s?}", "time", at, "state",
+			      store_state_name(events[i].state), "previousState",
+			      events[i].previous >= 0
+				      ? store_state_name((enum store_state)events[i].previous)
+				      : NULL,
+			      "reason", events[i].reason, "message", events[i].message);
+		if (!e || json_array_append_new(items, e)) {
+			json_decref(items);
+			items = NULL;
+		}
+	}
+	store_events_free(events, n);
+	if (!items)
+		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+	return http_reply_json(rq, 200, json_pack("{s:o}", "items", items), NULL);
+}
+
+/* ---- list ---- */
+
+struct list_args {
+	struct store_list_query q;
+	struct gw_selector *selector;
+	json_t *errors;
+};
+
+static void list_error(struct list_args *a, const char *param, const char *msg)
+{
+	json_array_append_new(a->errors, json_pack("{s:s, s:s}", "field", param,
+						   "message", msg));
+}
+
+/* The continue token is opaque to clients: base64url of "v1:<seq>". */
+static void encode_continue(int64_t seq, char *out, size_t outlen)
+{
+	char plain[32];
+	unsigned char b64[64];
+	int n;
+
+	snprintf(plain, sizeof(plain), "v1:%lld", (long long)seq);
+	n = EVP_EncodeBlock(b64, (const unsigned char *)plain, (int)strlen(plain));
+	while (n > 0 && b64[n - 1] == '=')
+		n--;
+	for (int i = 0; i < n; i++)
+		b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
+	snprintf(out, outlen, "%.*s", n, (const char *)b64);
+}
+
+static bool decode_continue(const char *token, int64_t *seq)
+{
+	unsigned char b64[64], plain[64];
+	size_t n = strlen(token);
+	long long v;
+	char *end;
+	int len;
+
+	if (n == 0 || n > 40)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		b64[i] = token[i] == '-' ? '+' : token[i] == '_' ? '/' : (unsigned char)token[i];
+	while (n % 4)
+		b64[n++] = '=';
+	b64[n] = '\0';
+	len = EVP_DecodeBlock(plain, b64, (int)n);
+	if (len < 4)
+		return false;
+	plain[len] = '\0';
+	if (strncmp((const char *)plain, "v1:", 3) != 0)
+		return false;
+	errno = 0;
+	v = strtoll((const char *)plain + 3, &end, 10);
+	/* DecodeBlock turns the padding into NUL bytes, which end the number. */
+	if (errno || v <= 0 || *end)
+		return false;
+	*seq = v;
+	return true;
+}
+
+static enum MHD_Result collect_list_arg(void *cls, enum MHD_ValueKind kind,
+					const char *key, const char *value)
+{
+	struct list_args *a = cls;
+	char why[GW_ERRLEN];
+
+	(void)kind;
+	if (!value)
+		value = "";
+	if (strcmp(key, "state") == 0) {
+		a->q.state = store_state_parse(value);
+		if (a->q.state < 0)
+			list_error(a, key, "must be a job state such as QUEUED or RUNNING");
+	} else if (strcmp(key, "labelSelector") == 0) {
+		gw_selector_free(a->selector);
+		a->selector = NULL;
+		if (gw_selector_parse(value, &a->selector, why) != GW_OK)
+			list_error(a, key, why);
+		a->q.selector = a->selector;
+	} else if (strcmp(key, "user") == 0) {
+		a->q.user = value;
+	} else if (strcmp(key, "createdAfter") == 0 || strcmp(key, "createdBefore") == 0) {
+		int64_t ms;
+
+		if (gw_time_parse(value, &ms) || ms <= 0)
+			list_error(a, key, "must be an RFC 3339 time such as 2026-01-02T15:04:05Z");
+		else if (key[7] == 'A')
+			a->q.created_after_ms = ms;
+		else
+			a->q.created_before_ms = ms;
+	} else if (strcmp(key, "limit") == 0) {
+		char *end;
+		long v;
+
+		errno = 0;
+		v = strtol(value, &end, 10);
+		if (!*value || *end || errno || v < 1 || v > LIST_MAX_LIMIT) {
+			snprintf(why, sizeof(why), "must be an integer from 1 to %d", LIST_MAX_LIMIT);
+			list_error(a, key, why);
+		} else {
+			a->q.limit = (size_t)v;
+		}
+	} else if (strcmp(key, "continue") == 0) {
+		if (!decode_continue(value, &a->q.before_seq))
+			list_error(a, key, "is not a continue token from a previous page");
+	} else {
+		list_error(a, key, "unknown query parameter");
+	}
+	return MHD_YES;
+}
+
+enum MHD_Result api_job_list(struct request *rq, const char *id)
+{
+	struct list_args a = {.q = {.state = -1, .limit = LIST_DEFAULT_LIMIT}};
+	struct store_job *jobs = NULL;
+	size_t n = 0;
+	int64_t next = 0;
+	char err[GW_ERRLEN];
+	enum gw_err rc;
+	json_t *items, *body;
+
+	(void)id;
+	a.errors = json_array();
+	if (!a.errors)
+		return MHD_NO;
+	MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, collect_list_arg, &a);
+	if (json_array_size(a.errors)) {
+		gw_selector_free(a.selector);
+		return http_reply_problem(rq, 400, "bad-query", "invalid query parameters",
+					  a.errors);
+	}
+	json_decref(a.errors);
+	rc = store_job_list(rq->store, &a.q, &jobs, &n, &next, err);
+	gw_selector_free(a.selector);
+	if (rc == GW_EINVAL)
+		return http_reply_problem(rq, 400, "bad-query", err, NULL);
+	if (rc)
+		return http_reply_store_error(rq, rc, err);
+	items = json_array();
+	for (size_t i = 0; items && i < n; i++)
+		if (json_array_append_new(items, job_json(&jobs[i]))) {
+			json_decref(items);
+			items = NULL;
+		}
+	store_jobs_free(jobs, n);
+	if (!items)
+		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+	body = json_pack("{s:o}", "items", items);
+	if (body && next) {
+		char token[64];
+
+		encode_continue(next, token, sizeof(token));
+		json_object_set_new(body, "continue", json_string(token));
+	}
+	return http_reply_json(rq, 200, body, NULL);
+}
+
+/* ---- cancel ---- */
+
+static enum MHD_Result cancel_committed(struct request *rq)
+{
+	struct store_op *op = &rq->op;
+
+	if (op->rc == GW_ENOTFOUND)
+		return reply_no_job(rq, rq->job_id);
+	if (op->rc)
+		return http_reply_store_error(rq, op->rc, op->err);
+	/* 202 while the cluster has yet to confirm; 200 once it is final. */
+	return http_reply_json(rq, op->job.state == STORE_CANCELLED ? 200 : 202,
+			       job_json(&op->job), NULL);
+}
+
+enum MHD_Result api_job_cancel(struct request *rq, const char *id)
+{
+	if (!job_id_valid(id))
+		return reply_no_job(rq, id);
+	snprintf(rq->job_id, sizeof(rq->job_id), "%s", id);
+	rq->op.kind = STORE_OP_CANCEL;
+	rq->op.job_id = rq->job_id;
+	rq->op.reason = "CancelledByUser";
+	rq->op.message = "cancelled through the API";
+	return http_run_async(rq, cancel_committed);
+}

@@ -1,0 +1,243 @@
+/* Declarative configuration table and its YAML loader. */
+#include "gateway/config.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/yamljson.h"
+
+enum key_type { KEY_STRING, KEY_UINT, KEY_LOG_LEVEL, KEY_SYNC };
+
+struct config_key {
+	const char *name;
+	enum key_type type;
+	size_t offset;
+	const char *def; /* default, as text */
+	unsigned min, max;
+};
+
+#define CFG(field) offsetof(struct gateway_config, field)
+
+static const struct config_key keys[] = {
+	{"listen", KEY_STRING, CFG(listen), "127.0.0.1:8080", 0, 0},
+	{"data", KEY_STRING, CFG(data_dir), "./var", 0, 0},
+	{"log.level", KEY_LOG_LEVEL, CFG(log_level), "info", 0, 0},
+	/* FULL: an acknowledged job survives power loss, not just a crash. */
+	{"store.synchronous", KEY_SYNC, CFG(store_sync_full), "full", 0, 0},
+	{"store.batch_max", KEY_UINT, CFG(store_batch_max), "128", 1, 4096},
+	{"http.threads", KEY_UINT, CFG(http_threads), "2", 1, 64},
+	{"http.max_connections", KEY_UINT, CFG(http_max_connections), "1024", 4, 100000},
+	{"http.connection_timeout_seconds", KEY_UINT, CFG(http_connection_timeout_s), "30", 1, 3600},
+	{"http.max_body_bytes", KEY_UINT, CFG(http_max_body_bytes), "1048576", 1024, 67108864},
+	{"http.shutdown_grace_seconds", KEY_UINT, CFG(http_shutdown_grace_s), "10", 0, 600},
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static const struct config_key *find_key(const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static enum gw_err set_value(struct gateway_config *cfg, const struct config_key *k,
+			     const char *text, char *err)
+{
+	void *field = (char *)cfg + k->offset;
+
+	switch (k->type) {
+	case KEY_STRING: {
+		char *copy = strdup(text);
+
+		if (!copy)
+			return GW_ENOMEM;
+		if (!*copy) {
+			free(copy);
+			gw_seterr(err, "%s must not be empty", k->name);
+			return GW_EINVAL;
+		}
+		free(*(char **)field);
+		*(char **)field = copy;
+		return GW_OK;
+	}
+	case KEY_UINT: {
+		char *end;
+		unsigned long v;
+
+		errno = 0;
+		v = strtoul(text, &end, 10);
+		if (!*text || *end || errno || text[0] == '-' || v < k->min || v > k->max) {
+			gw_seterr(err, "%s must be an integer from %u to %u, not '%s'",
+				  k->name, k->min, k->max, text);
+			return GW_EINVAL;
+		}
+		*(unsigned *)field = (unsigned)v;
+		return GW_OK;
+	}
+	case KEY_LOG_LEVEL: {
+		int level = gw_log_level_parse(text);
+
+		if (level < 0) {
+			gw_seterr(err, "%s must be debug, info, warn or error", k->name);
+			return GW_EINVAL;
+		}
+		*(int *)field = level;
+		return GW_OK;
+	}
+	case KEY_SYNC:
+		if (strcmp(text, "full") && strcmp(text, "normal")) {
+			gw_seterr(err, "%s must be full or normal", k->name);
+			return GW_EINVAL;
+		}
+		*(bool *)field = strcmp(text, "full") == 0;
+		return GW_OK;
+	}
+	return GW_EINVAL;
+}
+
+enum gw_err gateway_config_defaults(struct gateway_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < NKEYS; i++) {
+		enum gw_err rc = set_value(cfg, &keys[i], keys[i].def, NULL);
+
+		if (rc)
+			return rc;
+	}
+	return GW_OK;
+}
+
+enum gw_err gateway_config_set(struct gateway_config *cfg, const char *key,
+			       const char *value, char *err)
+{
+	const struct config_key *k = find_key(key);
+
+	if (!k) {
+		gw_seterr(err, "unknown configuration key '%s'", key);
+		return GW_EINVAL;
+	}
+	return set_value(cfg, k, value, err);
+}
+
+void gateway_config_release(struct gateway_config *cfg)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (keys[i].type == KEY_STRING) {
+			char **field = (char **)((char *)cfg + keys[i].offset);
+
+			free(*field);
+			*field = NULL;
+		}
+}
+
+/* Walks the tree; every leaf must be a known key of a scalar type. */
+static enum gw_err apply_tree(struct gateway_config *cfg, json_t *node,
+			      const char *prefix, const json_t *marks,
+			      const char *path, char *err)
+{
+	const char *name;
+	json_t *value;
+
+	json_object_foreach(node, name, value) {
+		char key[256], inner[GW_ERRLEN];
+		const json_t *mark;
+		enum gw_err rc = GW_OK;
+
+		snprintf(key, sizeof(key), "%s%s%s", prefix, *prefix ? "." : "", name);
+		mark = json_object_get(marks, key);
+		if (json_is_object(value)) {
+			if ((rc = apply_tree(cfg, value, key, marks, path, err)))
+				return rc;
+			continue;
+		}
+		if (!find_key(key)) {
+			gw_seterr(inner, "unknown key '%s'", key);
+			rc = GW_EINVAL;
+		} else if (json_is_string(value)) {
+			rc = gateway_config_set(cfg, key, json_string_value(value), inner);
+		} else if (json_is_integer(value) || json_is_boolean(value)) {
+			char text[32];
+
+			if (json_is_integer(value))
+				snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT,
+					 json_integer_value(value));
+			else
+				snprintf(text, sizeof(text), "%s",
+					 json_is_true(value) ? "true" : "false");
+			rc = gateway_config_set(cfg, key, text, inner);
+		} else {
+			gw_seterr(inner, "%s must be a scalar value", key);
+			rc = GW_EINVAL;
+		}
+		if (rc) {
+			gw_seterr(err, "%s: line %d, column %d: %s", path,
+				  (int)json_integer_value(json_array_get(mark, 0)),
+				  (int)json_integer_value(json_array_get(mark, 1)), inner);
+			return rc;
+		}
+	}
+	return GW_OK;
+}
+
+enum gw_err gateway_config_load(struct gateway_config *cfg, const char *path,
+				char *err)
+{
+	json_t *doc = NULL, *marks = NULL;
+	enum gw_err rc = gw_yaml_load_file(path, &doc, &marks, err);
+
+	if (rc)
+		return rc;
+	if (!json_is_object(doc)) {
+		gw_seterr(err, "%s: line 1, column 1: the configuration must be a mapping", path);
+		rc = GW_EINVAL;
+	} else {
+		rc = apply_tree(cfg, doc, "", marks, path, err);
+	}
+	json_decref(doc);
+	json_decref(marks);
+	return rc;
+}
+
+enum gw_err gateway_parse_listen(const char *listen, char *host, size_t hostlen,
+				 unsigned *port, char *err)
+{
+	const char *colon, *hstart = listen;
+	size_t hlen;
+	char *end;
+	unsigned long p;
+
+	if (listen[0] == '[') {
+		const char *close = strchr(listen, ']');
+
+		if (!close || close[1] != ':')
+			goto bad;
+		hstart = listen + 1;
+		hlen = (size_t)(close - hstart);
+		colon = close + 1;
+	} else {
+		colon = strrchr(listen, ':');
+		if (!colon)
+			goto bad;
+		hlen = (size_t)(colon - listen);
+	}
+	if (hlen == 0 || hlen >= hostlen)
+		goto bad;
+	errno = 0;
+	p = strtoul(colon + 1, &end, 10);
+	if (!colon[1] || *end || errno || p > 65535)
+		goto bad;
+	memcpy(host, hstart, hlen);
+	host[hlen] = '\0';
+	*port = (unsigned)p;
+	return GW_OK;
+bad:
+	gw_seterr(err, "listen address '%s' is not HOST:PORT", listen);
+	return GW_EINVAL;
+}

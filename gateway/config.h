@@ -1,0 +1,38 @@
+/* The gateway's configuration: one table of keys with types, bounds and
+ * defaults, read from YAML and overridden by command-line flags. */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/err.h"
+
+struct gateway_config {
+	char *listen;  /* HOST:PORT, [IPv6]:PORT */
+	char *data_dir;
+	int log_level; /* enum gw_log_level */
+	bool store_sync_full;
+	unsigned store_batch_max;
+	unsigned http_threads;
+	unsigned http_max_connections;
+	unsigned http_connection_timeout_s;
+	unsigned http_max_body_bytes;
+	unsigned http_shutdown_grace_s;
+};
+
+/* Fills cfg with every default. */
+enum gw_err gateway_config_defaults(struct gateway_config *cfg);
+/* Applies a YAML file over cfg; errors name file, line and column. */
+enum gw_err gateway_config_load(struct gateway_config *cfg, const char *path,
+				char *err);
+/* Sets one key by its dotted name from text, as a flag would. */
+enum gw_err gateway_config_set(struct gateway_config *cfg, const char *key,
+			       const char *value, char *err);
+void gateway_config_release(struct gateway_config *cfg);
+
+/* Splits "host:port" or "[v6]:port"; host gets at most hostlen bytes. */
+enum gw_err gateway_parse_listen(const char *listen, char *host, size_t hostlen,
+				 unsigned *port, char *err);
+
+#endif

@@ -1,0 +1,60 @@
+/* Internals shared by the HTTP server (server.c) and the API handlers
+ * (api_*.c): the per-request state and response helpers. */
+#ifndef GW_HTTP_INT_H
+#define GW_HTTP_INT_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdbool.h>
+
+#include "common/buf.h"
+#include "gateway/config.h"
+#include "gateway/submission.h"
+#include "store/store.h"
+
+struct gateway_server;
+
+/* One HTTP request, owned by the MHD thread that serves its connection,
+ * except while suspended on a store write, when only the store's writer
+ * thread touches op (then resumes the connection). */
+struct request {
+	struct gateway_server *srv;
+	struct store *store;
+	const struct gateway_config *cfg;
+	struct MHD_Connection *conn;
+	struct gw_buf body;
+	bool responded; /* a response was queued before the body was read */
+
+	/* An asynchronous store write and the step that answers it. */
+	struct store_op op;
+	enum MHD_Result (*resume)(struct request *rq);
+	struct gateway_submission sub;
+	char *idempotency_key;
+	char job_id[STORE_ID_LEN];
+};
+
+/* Queues body (stolen) as application/json; extra header pairs may follow,
+ * NULL-terminated. */
+enum MHD_Result http_reply_json(struct request *rq, unsigned status,
+				json_t *body, ...);
+/* An RFC 9457 problem. errors (stolen, may be NULL) is the list of
+ * {field, message} for validation problems. */
+enum MHD_Result http_reply_problem(struct request *rq, unsigned status,
+				   const char *slug, const char *detail,
+				   json_t *errors);
+/* Maps a store error to 404/409/503/500. */
+enum MHD_Result http_reply_store_error(struct request *rq, enum gw_err rc,
+				       const char *detail);
+/* Suspends the connection and queues rq->op; resume() answers once it has
+ * committed. */
+enum MHD_Result http_run_async(struct request *rq,
+			       enum MHD_Result (*resume)(struct request *rq));
+
+/* Handlers; id is the path segment for routes with one. */
+enum MHD_Result api_job_submit(struct request *rq, const char *id);
+enum MHD_Result api_job_get(struct request *rq, const char *id);
+enum MHD_Result api_job_list(struct request *rq, const char *id);
+enum MHD_Result api_job_cancel(struct request *rq, const char *id);
+enum MHD_Result api_job_events(struct request *rq, const char *id);
+
+#endif

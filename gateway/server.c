@@ -1,0 +1,432 @@
+/* HTTP server: connection handling, routing, response helpers and the
+ * small operational endpoints (health, readiness, version). */
+#include "gateway/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "gateway/http_int.h"
+
+#ifndef GW_VERSION
+#define GW_VERSION "0.0.0"
+#endif
+#ifndef GW_GIT_COMMIT
+#define GW_GIT_COMMIT "unknown"
+#endif
+
+struct gateway_server {
+	struct MHD_Daemon *daemon;
+	struct store *store;
+	const struct gateway_config *cfg;
+	int listen_fd;
+	atomic_int in_flight; /* requests between first callback and completion */
+};
+
+typedef enum MHD_Result (*handler_fn)(struct request *rq, const char *id);
+
+struct route {
+	const char *method;
+	const char *path; /* '*' stands for one path segment */
+	handler_fn fn;
+};
+
+static enum MHD_Result handle_healthz(struct request *rq, const char *id);
+static enum MHD_Result handle_readyz(struct request *rq, const char *id);
+static enum MHD_Result handle_version(struct request *rq, const char *id);
+
+static const struct route routes[] = {
+	{"GET", "/healthz", handle_healthz},
+	{"GET", "/readyz", handle_readyz},
+	{"GET", "/api/v1/version", handle_version},
+	{"POST", "/api/v1/jobs", api_job_submit},
+	{"GET", "/api/v1/jobs", api_job_list},
+	{"GET", "/api/v1/jobs/*", api_job_get},
+	{"DELETE", "/api/v1/jobs/*", api_job_cancel},
+	{"GET", "/api/v1/jobs/*/events", api_job_events},
+};
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* Matches url against pattern; the '*' segment is copied to id. */
+static bool path_matches(const char *pattern, const char *url, char *id,
+			 size_t idlen)
+{
+	while (*pattern && *url) {
+		if (*pattern == '*') {
+			size_t n = strcspn(url, "/");
+
+			if (n == 0 || n >= idlen)
+				return false;
+			memcpy(id, url, n);
+			id[n] = '\0';
+			url += n;
+			pattern++;
+		} else if (*pattern++ != *url++) {
+			return false;
+		}
+	}
+	return *pattern == '\0' && *url == '\0';
+}
+
+enum MHD_Result http_reply_json(struct request *rq, unsigned status,
+				json_t *body, ...)
+{
+	char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	const char *name;
+	va_list ap;
+
+	json_decref(body);
+	if (!text)
+		return MHD_NO;
+	resp = MHD_create_response_from_buffer(strlen(text), text,
+					       MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(text);
+		return MHD_NO;
+	}
+	va_start(ap, body);
+	while ((name = va_arg(ap, const char *)) != NULL) {
+		const char *value = va_arg(ap, const char *);
+
+		MHD_add_response_header(resp, name, value);
+	}
+	va_end(ap);
+	if (!MHD_get_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE))
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+					"application/json");
+	ret = MHD_queue_response(rq->conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static const char *problem_title(unsigned status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 503: return "Service Unavailable";
+	default: return "Internal Server Error";
+	}
+}
+
+static enum MHD_Result reply_problem_with(struct request *rq, unsigned status,
+					  const char *slug, const char *detail,
+					  json_t *errors, const char *hname,
+					  const char *hvalue)
+{
+	char type[128];
+	json_t *body;
+
+	snprintf(type, sizeof(type), "urn:sparkgw:problem:%s", slug);
+	body = json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title",
+			 problem_title(status), "status", (int)status, "detail",
+			 detail ? detail : "");
+	if (!body) {
+		json_decref(errors);
+		return MHD_NO;
+	}
+	if (errors)
+		json_object_set_new(body, "errors", errors);
+	return http_reply_json(rq, status, body, MHD_HTTP_HEADER_CONTENT_TYPE,
+			       "application/problem+json", hname, hvalue, NULL);
+}
+
+enum MHD_Result http_reply_problem(struct request *rq, unsigned status,
+				   const char *slug, const char *detail,
+				   json_t *errors)
+{
+	return reply_problem_with(rq, status, slug, detail, errors, NULL, NULL);
+}
+
+enum MHD_Result http_reply_store_error(struct request *rq, enum gw_err rc,
+				       const char *detail)
+{
+	switch (rc) {
+	case GW_ENOTFOUND:
+		return http_reply_problem(rq, 404, "not-found", detail, NULL);
+	case GW_ECONFLICT:
+	case GW_ESTATE:
+		return http_reply_problem(rq, 409, "conflict", detail, NULL);
+	case GW_EFULL:
+	case GW_EIO:
+	case GW_EBUSY:
+	case GW_ECLOSED:
+		gw_log(GW_LOG_WARN, "store unavailable: %s", detail);
+		/* The write did not happen: the client may retry safely. */
+		return reply_problem_with(rq, 503, "store-unavailable",
+					  "the job store cannot accept writes right now; retry later",
+					  NULL, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	default:
+		gw_log(GW_LOG_ERROR, "internal error: %s: %s", gw_strerror(rc), detail);
+		return http_reply_problem(rq, 500, "internal", "internal error", NULL);
+	}
+}
+
+/* Writer thread: the op has committed (or failed); wake the connection. */
+static void async_done(struct store_op *op, void *arg)
+{
+	struct request *rq = arg;
+
+	(void)op;
+	MHD_resume_connection(rq->conn);
+}
+
+enum MHD_Result http_run_async(struct request *rq,
+			       enum MHD_Result (*resume)(struct request *rq))
+{
+	rq->resume = resume;
+	rq->op.done = async_done;
+	rq->op.arg = rq;
+	/* Suspend first: the writer may finish before this function returns. */
+	MHD_suspend_connection(rq->conn);
+	if (store_enqueue(rq->store, &rq->op) != GW_OK) {
+		rq->op.rc = GW_ECLOSED;
+		gw_seterr(rq->op.err, "the gateway is shutting down");
+		MHD_resume_connection(rq->conn);
+	}
+	return MHD_YES;
+}
+
+static enum MHD_Result handle_healthz(struct request *rq, const char *id)
+{
+	(void)id;
+	return http_reply_json(rq, 200, json_pack("{s:s}", "status", "ok"), NULL);
+}
+
+static enum MHD_Result handle_readyz(struct request *rq, const char *id)
+{
+	char err[GW_ERRLEN];
+
+	(void)id;
+	if (store_ping(rq->store, err) != GW_OK)
+		return reply_problem_with(rq, 503, "not-ready", err, NULL,
+					  MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	return http_reply_json(rq, 200, json_pack("{s:s}", "status", "ready"), NULL);
+}
+
+static enum MHD_Result handle_version(struct request *rq, const char *id)
+{
+	(void)id;
+	return http_reply_json(rq, 200,
+			       json_pack("{s:s, s:s, s:s, s:{s:s, s:s}}", "version",
+					 GW_VERSION, "gitCommit", GW_GIT_COMMIT,
+					 "apiVersion", "v1", "store", "driver",
+					 "sqlite", "version", sqlite3_libversion()),
+			       NULL);
+}
+
+static enum MHD_Result dispatch(struct request *rq, const char *url,
+				const char *method)
+{
+	char id[128], allow[64] = "";
+	bool path_known = false;
+	const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
+
+	for (size_t i = 0; i < NROUTES; i++) {
+		if (!path_matches(routes[i].path, url, id, sizeof(id)))
+			continue;
+		if (strcmp(routes[i].method, m) == 0)
+			return routes[i].fn(rq, id);
+		path_known = true;
+		snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s",
+			 *allow ? ", " : "", routes[i].method);
+	}
+	if (path_known) {
+		char detail[160];
+
+		snprintf(detail, sizeof(detail), "%s is not allowed here; use %s", method, allow);
+		return reply_problem_with(rq, 405, "method-not-allowed", detail, NULL,
+					  MHD_HTTP_HEADER_ALLOW, allow);
+	}
+	return http_reply_problem(rq, 404, "not-found", "no such endpoint", NULL);
+}
+
+static enum MHD_Result reply_too_large(struct request *rq)
+{
+	char detail[96];
+
+	rq->responded = true;
+	snprintf(detail, sizeof(detail), "the request body exceeds %u bytes",
+		 rq->cfg->http_max_body_bytes);
+	return http_reply_problem(rq, 413, "body-too-large", detail, NULL);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+				  const char *url, const char *method,
+				  const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	struct gateway_server *srv = cls;
+	struct request *rq = *con_cls;
+
+	(void)version;
+	if (!rq) {
+		const char *length;
+
+		rq = calloc(1, sizeof(*rq));
+		if (!rq)
+			return MHD_NO;
+		rq->srv = srv;
+		rq->store = srv->store;
+		rq->cfg = srv->cfg;
+		rq->conn = conn;
+		gw_buf_init(&rq->body, srv->cfg->http_max_body_bytes);
+		*con_cls = rq;
+		atomic_fetch_add(&srv->in_flight, 1);
+		length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (length && strtoull(length, NULL, 10) > srv->cfg->http_max_body_bytes)
+			return reply_too_large(rq);
+		/* Answering on the first callback would cost the keep-alive. */
+		return MHD_YES;
+	}
+	if (rq->resume) {
+		enum MHD_Result (*resume)(struct request *) = rq->resume;
+
+		rq->resume = NULL;
+		return resume(rq);
+	}
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+
+		*upload_data_size = 0;
+		if (rq->responded)
+			return MHD_YES;
+		if (gw_buf_append(&rq->body, upload_data, n) != GW_OK)
+			return reply_too_large(rq);
+		return MHD_YES;
+	}
+	if (rq->responded)
+		return MHD_YES;
+	return dispatch(rq, url, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn,
+			 void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct gateway_server *srv = cls;
+	struct request *rq = *con_cls;
+
+	(void)conn;
+	(void)toe;
+	if (!rq)
+		return;
+	gw_buf_release(&rq->body);
+	gateway_submission_release(&rq->sub);
+	store_job_release(&rq->op.job);
+	free(rq->idempotency_key);
+	free(rq);
+	*con_cls = NULL;
+	atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+static enum gw_err open_listener(const char *listen_addr, int *out, char *err)
+{
+	char host[256], portstr[8];
+	unsigned port;
+	struct addrinfo hints = {0}, *res = NULL;
+	int fd = -1, one = 1, grc;
+	enum gw_err rc;
+
+	if ((rc = gateway_parse_listen(listen_addr, host, sizeof(host), &port, err)))
+		return rc;
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((grc = getaddrinfo(host, portstr, &hints, &res)) != 0) {
+		gw_seterr(err, "listen %s: %s", listen_addr, gai_strerror(grc));
+		return GW_EINVAL;
+	}
+	fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 1024) ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)) {
+		gw_seterr(err, "listen %s: %s", listen_addr, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(res);
+		return GW_EIO;
+	}
+	freeaddrinfo(res);
+	*out = fd;
+	return GW_OK;
+}
+
+enum gw_err gateway_server_start(const struct gateway_config *cfg,
+				 struct store *store,
+				 struct gateway_server **out, char *err)
+{
+	struct gateway_server *srv = calloc(1, sizeof(*srv));
+	enum gw_err rc;
+
+	*out = NULL;
+	if (!srv)
+		return GW_ENOMEM;
+	srv->store = store;
+	srv->cfg = cfg;
+	atomic_init(&srv->in_flight, 0);
+	if ((rc = open_listener(cfg->listen, &srv->listen_fd, err))) {
+		free(srv);
+		return rc;
+	}
+	srv->daemon = MHD_start_daemon(
+		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC,
+		0, NULL, NULL, on_request, srv,
+		MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
+		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_connection_timeout_s,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+		MHD_OPTION_END);
+	if (!srv->daemon) {
+		gw_seterr(err, "listen %s: cannot start the HTTP server", cfg->listen);
+		close(srv->listen_fd);
+		free(srv);
+		return GW_EIO;
+	}
+	*out = srv;
+	return GW_OK;
+}
+
+void gateway_server_stop(struct gateway_server *srv)
+{
+	struct timespec tick = {0, 10 * 1000 * 1000};
+	unsigned waited_ms = 0;
+	int fd;
+
+	if (!srv)
+		return;
+	fd = MHD_quiesce_daemon(srv->daemon);
+	if (fd >= 0)
+		close(fd);
+	while (atomic_load(&srv->in_flight) > 0 &&
+	       waited_ms < srv->cfg->http_shutdown_grace_s * 1000) {
+		nanosleep(&tick, NULL);
+		waited_ms += 10;
+	}
+	MHD_stop_daemon(srv->daemon);
+	free(srv);
+}

@@ -1,0 +1,20 @@
+/* The HTTP server: libmicrohttpd on a listening socket the gateway opens
+ * itself (so start-up errors are precise), serving the v1 API. */
+#ifndef GW_SERVER_H
+#define GW_SERVER_H
+
+#include "common/err.h"
+#include "gateway/config.h"
+#include "store/store.h"
+
+struct gateway_server;
+
+/* Binds cfg->listen and starts serving; the store must outlive the server. */
+enum gw_err gateway_server_start(const struct gateway_config *cfg,
+				 struct store *store,
+				 struct gateway_server **out, char *err);
+/* Stops accepting, waits up to the configured grace for requests in flight
+ * to finish, then closes every connection. NULL is a no-op. */
+void gateway_server_stop(struct gateway_server *srv);
+
+#endif

@@ -1,0 +1,428 @@
+/* Connections, schema migrations and the group-commit writer thread. */
+#include "store/store_int.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+/* Generated from store/schema/NNNN_*.sql by the Makefile, in order. */
+extern const char *const store_migrations[];
+extern const size_t store_migration_count;
+
+struct queue_node {
+	struct store_op *op;
+	bool wait; /* store_execute: signal done_cond instead of op->done */
+	bool finished;
+	struct queue_node *next;
+};
+
+struct store {
+	char *path;
+	bool sync_full;
+	size_t batch_max;
+
+	struct store_conn *writer; /* owned by the writer thread once started */
+	pthread_t writer_thread;
+
+	pthread_mutex_t lock; /* guards head, tail, closing */
+	pthread_cond_t wake;      /* writer: work arrived or closing */
+	pthread_cond_t done_cond; /* store_execute waiters: a batch finished */
+	struct queue_node *head, *tail;
+	bool closing;
+
+	pthread_mutex_t pool_lock; /* guards free_readers */
+	struct store_conn *free_readers;
+};
+
+static const char *const stmt_sql[STMT_COUNT] = {
+	[STMT_JOB_BY_ID] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE id = ?1",
+	[STMT_JOB_BY_SEQ] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE seq = ?1",
+	[STMT_JOB_EVENTS] =
+		"SELECT e.seq, e.time_ms, e.state, e.previous, e.reason, e.message"
+		" FROM job_events e JOIN jobs j ON j.seq = e.job_seq"
+		" WHERE j.id = ?1 ORDER BY e.seq",
+	[STMT_JOB_INSERT] =
+		"INSERT INTO jobs (id, name, user, state, labels, spec, created_ms,"
+		" updated_ms, rv) VALUES (?1, ?2, ?3, 'QUEUED', ?4, ?5, ?6, ?6, 0)",
+	[STMT_LABEL_INSERT] =
+		"INSERT INTO job_labels (job_seq, key, value) VALUES (?1, ?2, ?3)",
+	[STMT_EVENT_INSERT] =
+		"INSERT INTO job_events (job_seq, time_ms, state, previous, reason,"
+		" message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[STMT_JOB_UPDATE] =
+		"UPDATE jobs SET state = ?2, reason = ?3, message = ?4,"
+		" updated_ms = ?5, rv = ?6 WHERE seq = ?1",
+	[STMT_IDEM_GET] =
+		"SELECT body_sha256, job_seq FROM idempotency_keys"
+		" WHERE user = ?1 AND key = ?2",
+	[STMT_IDEM_INSERT] =
+		"INSERT INTO idempotency_keys (user, key, body_sha256, job_seq,"
+		" created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[STMT_PING] = "SELECT count(*) FROM sqlite_schema",
+};
+
+enum gw_err store_sqlite_err(sqlite3 *db, int rc, char *err)
+{
+	gw_seterr(err, "sqlite: %s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+	switch (rc & 0xff) {
+	case SQLITE_NOMEM:
+		return GW_ENOMEM;
+	case SQLITE_FULL:
+		return GW_EFULL;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return GW_EBUSY;
+	case SQLITE_CONSTRAINT:
+		return GW_ECONFLICT;
+	default:
+		return GW_EIO;
+	}
+}
+
+sqlite3_stmt *store_conn_stmt(struct store_conn *c, enum store_stmt which,
+			      char *err)
+{
+	sqlite3_stmt *st = c->stmts[which];
+	int rc;
+
+	if (st) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		return st;
+	}
+	rc = sqlite3_prepare_v3(c->db, stmt_sql[which], -1,
+				SQLITE_PREPARE_PERSISTENT, &st, NULL);
+	if (rc != SQLITE_OK) {
+		store_sqlite_err(c->db, rc, err);
+		return NULL;
+	}
+	c->stmts[which] = st;
+	return st;
+}
+
+static void conn_close(struct store_conn *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < STMT_COUNT; i++)
+		sqlite3_finalize(c->stmts[i]);
+	sqlite3_close(c->db);
+	free(c);
+}
+
+static enum gw_err exec_sql(sqlite3 *db, const char *sql, char *err)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		enum gw_err e = store_sqlite_err(db, rc, err);
+
+		if (msg)
+			gw_seterr(err, "sqlite: %s", msg);
+		sqlite3_free(msg);
+		return e;
+	}
+	return GW_OK;
+}
+
+static enum gw_err conn_open(const struct store *s, bool reader,
+			     struct store_conn **out, char *err)
+{
+	struct store_conn *c = calloc(1, sizeof(*c));
+	char pragmas[256];
+	enum gw_err rc;
+	int src;
+
+	*out = NULL;
+	if (!c)
+		return GW_ENOMEM;
+	src = sqlite3_open_v2(s->path, &c->db,
+			      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				      SQLITE_OPEN_NOMUTEX,
+			      NULL);
+	if (src != SQLITE_OK) {
+		rc = store_sqlite_err(c->db, src, err);
+		goto fail;
+	}
+	sqlite3_busy_timeout(c->db, 5000);
+	snprintf(pragmas, sizeof(pragmas),
+		 "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s;"
+		 " PRAGMA foreign_keys = ON; PRAGMA query_only = %d;",
+		 s->sync_full ? "FULL" : "NORMAL", reader ? 1 : 0);
+	if ((rc = exec_sql(c->db, pragmas, err)))
+		goto fail;
+	*out = c;
+	return GW_OK;
+fail:
+	conn_close(c);
+	return rc;
+}
+
+static enum gw_err migrate(sqlite3 *db, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	enum gw_err rc;
+	int version = 0;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return store_sqlite_err(db, sqlite3_errcode(db), err);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version > (int)store_migration_count) {
+		gw_seterr(err, "database schema version %d is newer than this build (%zu)",
+			  version, store_migration_count);
+		return GW_EINVAL;
+	}
+	for (size_t i = (size_t)version; i < store_migration_count; i++) {
+		char bump[64];
+
+		snprintf(bump, sizeof(bump), "PRAGMA user_version = %zu;", i + 1);
+		if ((rc = exec_sql(db, "BEGIN IMMEDIATE", err)))
+			return rc;
+		if ((rc = exec_sql(db, store_migrations[i], err)) ||
+		    (rc = exec_sql(db, bump, err)) ||
+		    (rc = exec_sql(db, "COMMIT", err))) {
+			exec_sql(db, "ROLLBACK", NULL);
+			return rc;
+		}
+		gw_log(GW_LOG_INFO, "store: applied schema migration %zu", i + 1);
+	}
+	return GW_OK;
+}
+
+struct store_conn *store_reader_get(struct store *s, char *err)
+{
+	struct store_conn *c;
+
+	pthread_mutex_lock(&s->pool_lock);
+	c = s->free_readers;
+	if (c)
+		s->free_readers = c->next_free;
+	pthread_mutex_unlock(&s->pool_lock);
+	if (!c && conn_open(s, true, &c, err))
+		return NULL;
+	return c;
+}
+
+void store_reader_put(struct store *s, struct store_conn *c)
+{
+	pthread_mutex_lock(&s->pool_lock);
+	c->next_free = s->free_readers;
+	s->free_readers = c;
+	pthread_mutex_unlock(&s->pool_lock);
+}
+
+/* Runs a batch in one transaction; each op in a savepoint so that one
+ * op's failure does not undo the others. */
+static void run_batch(struct store *s, struct queue_node *batch)
+{
+	sqlite3 *db = s->writer->db;
+	enum gw_err rc;
+	char err[GW_ERRLEN];
+
+	if ((rc = exec_sql(db, "BEGIN IMMEDIATE", err)))
+		goto fail;
+	for (struct queue_node *n = batch; n; n = n->next) {
+		exec_sql(db, "SAVEPOINT op", NULL);
+		store_apply_op(s->writer, n->op);
+		if (n->op->rc)
+			exec_sql(db, "ROLLBACK TO op", NULL);
+		exec_sql(db, "RELEASE op", NULL);
+	}
+	if ((rc = exec_sql(db, "COMMIT", err)) == GW_OK)
+		return;
+	exec_sql(db, "ROLLBACK", NULL);
+fail:
+	gw_log(GW_LOG_ERROR, "store: commit failed: %s", err);
+	for (struct queue_node *n = batch; n; n = n->next) {
+		store_job_release(&n->op->job);
+		n->op->rc = rc;
+		memcpy(n->op->err, err, sizeof(err));
+	}
+}
+
+static void *writer_main(void *arg)
+{
+	struct store *s = arg;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		struct queue_node *batch, *last, *next;
+		size_t count = 1;
+
+		while (!s->head && !s->closing)
+			pthread_cond_wait(&s->wake, &s->lock);
+		if (!s->head)
+			break;
+		batch = last = s->head;
+		while (last->next && count < s->batch_max) {
+			last = last->next;
+			count++;
+		}
+		s->head = last->next;
+		if (!s->head)
+			s->tail = NULL;
+		last->next = NULL;
+		pthread_mutex_unlock(&s->lock);
+
+		run_batch(s, batch);
+
+		pthread_mutex_lock(&s->lock);
+		for (struct queue_node *n = batch; n; n = next) {
+			next = n->next;
+			if (n->wait) {
+				n->finished = true; /* the waiter frees n */
+			} else {
+				struct store_op *op = n->op;
+
+				free(n);
+				/* Unlocked: done() may enqueue again. */
+				pthread_mutex_unlock(&s->lock);
+				op->done(op, op->arg);
+				pthread_mutex_lock(&s->lock);
+			}
+		}
+		pthread_cond_broadcast(&s->done_cond);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+static enum gw_err enqueue_node(struct store *s, struct queue_node *n)
+{
+	n->op->rc = GW_OK;
+	n->op->unchanged = false;
+	n->op->err[0] = '\0';
+	memset(&n->op->job, 0, sizeof(n->op->job));
+	if (s->closing)
+		return GW_ECLOSED;
+	if (s->tail)
+		s->tail->next = n;
+	else
+		s->head = n;
+	s->tail = n;
+	pthread_cond_signal(&s->wake);
+	return GW_OK;
+}
+
+enum gw_err store_enqueue(struct store *s, struct store_op *op)
+{
+	struct queue_node *n = calloc(1, sizeof(*n));
+	enum gw_err rc;
+
+	if (!n)
+		return GW_ENOMEM;
+	n->op = op;
+	pthread_mutex_lock(&s->lock);
+	rc = enqueue_node(s, n);
+	pthread_mutex_unlock(&s->lock);
+	if (rc)
+		free(n);
+	return rc;
+}
+
+enum gw_err store_execute(struct store *s, struct store_op *op)
+{
+	struct queue_node n = {.op = op, .wait = true};
+	enum gw_err rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = enqueue_node(s, &n);
+	while (rc == GW_OK && !n.finished)
+		pthread_cond_wait(&s->done_cond, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	if (rc) {
+		op->rc = rc;
+		gw_seterr(op->err, "%s", gw_strerror(rc));
+	}
+	return op->rc;
+}
+
+enum gw_err store_open(const struct store_options *opts, struct store **out,
+		       char *err)
+{
+	struct store *s = calloc(1, sizeof(*s));
+	enum gw_err rc = GW_ENOMEM;
+
+	*out = NULL;
+	if (!s)
+		return GW_ENOMEM;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->pool_lock, NULL);
+	pthread_cond_init(&s->wake, NULL);
+	pthread_cond_init(&s->done_cond, NULL);
+	s->sync_full = opts->synchronous_full;
+	s->batch_max = opts->batch_max ? opts->batch_max : 64;
+	s->path = strdup(opts->path);
+	if (!s->path)
+		goto fail;
+	if ((rc = conn_open(s, false, &s->writer, err)) ||
+	    (rc = migrate(s->writer->db, err)))
+		goto fail;
+	if (pthread_create(&s->writer_thread, NULL, writer_main, s)) {
+		gw_seterr(err, "cannot start the store writer thread");
+		rc = GW_ENOMEM;
+		goto fail;
+	}
+	*out = s;
+	return GW_OK;
+fail:
+	conn_close(s->writer);
+	s->writer = NULL;
+	free(s->path);
+	pthread_cond_destroy(&s->done_cond);
+	pthread_cond_destroy(&s->wake);
+	pthread_mutex_destroy(&s->pool_lock);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+	return rc;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->closing = true;
+	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->writer_thread, NULL);
+	while (s->free_readers) {
+		struct store_conn *c = s->free_readers;
+
+		s->free_readers = c->next_free;
+		conn_close(c);
+	}
+	conn_close(s->writer);
+	free(s->path);
+	pthread_cond_destroy(&s->done_cond);
+	pthread_cond_destroy(&s->wake);
+	pthread_mutex_destroy(&s->pool_lock);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+enum gw_err store_ping(struct store *s, char *err)
+{
+	struct store_conn *c = store_reader_get(s, err);
+	sqlite3_stmt *st;
+	enum gw_err rc = GW_OK;
+	int src;
+
+	if (!c)
+		return GW_EIO;
+	st = store_conn_stmt(c, STMT_PING, err);
+	if (!st) {
+		rc = GW_EIO;
+	} else if ((src = sqlite3_step(st)) != SQLITE_ROW) {
+		rc = store_sqlite_err(c->db, src, err);
+	}
+	if (st)
+		sqlite3_reset(st);
+	store_reader_put(s, c);
+	return rc;
+}

@@ -1,0 +1,148 @@
+/* The job store: every job, label, state change and idempotency key, on
+ * SQLite. Writes go through one writer thread that commits concurrent
+ * operations together (group commit) and reports each only after its commit
+ * is durable; reads use a pool of read-only connections and never wait for
+ * the writer. The job state machine lives here and nowhere else. */
+#ifndef GW_STORE_H
+#define GW_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/labels.h"
+
+struct store;
+
+enum store_state {
+	STORE_QUEUED,
+	STORE_DISPATCHING,
+	STORE_SUBMITTED,
+	STORE_RUNNING,
+	STORE_SUCCEEDED,
+	STORE_FAILED,
+	STORE_CANCELLING,
+	STORE_CANCELLED,
+	STORE_REJECTED,
+};
+#define STORE_NSTATES 9
+
+const char *store_state_name(enum store_state st);
+/* -1 when name is not a state. */
+int store_state_parse(const char *name);
+bool store_state_terminal(enum store_state st);
+bool store_transition_allowed(enum store_state from, enum store_state to);
+
+#define STORE_ID_LEN 24
+
+/* A job as stored. Strings are owned by the struct: store_job_release(). */
+struct store_job {
+	int64_t seq;
+	char id[STORE_ID_LEN];
+	char *name;
+	char *user;
+	enum store_state state;
+	char *reason;      /* why it is in its state; may be NULL */
+	char *message;     /* may be NULL */
+	char *labels_json; /* JSON object text */
+	char *spec_json;   /* JSON object text, as submitted */
+	int64_t created_ms;
+	int64_t updated_ms;
+	int64_t rv; /* changes on every write to the job; global, increasing */
+};
+
+struct store_event {
+	int64_t seq;
+	int64_t time_ms;
+	enum store_state state;
+	int previous; /* a store_state, or -1 for the first event */
+	char *reason;
+	char *message; /* may be NULL */
+};
+
+void store_job_release(struct store_job *job);
+void store_jobs_free(struct store_job *jobs, size_t n);
+void store_events_free(struct store_event *events, size_t n);
+
+struct store_options {
+	const char *path;     /* database file, created if missing */
+	bool synchronous_full; /* FULL: a commit survives power loss */
+	size_t batch_max;     /* operations per group commit */
+};
+
+/* Opens the database, applies pending migrations and starts the writer. */
+enum gw_err store_open(const struct store_options *opts, struct store **out,
+		       char *err);
+/* Completes every queued write, then closes. NULL is a no-op. */
+void store_close(struct store *s);
+
+/* ---- writes ---- */
+
+enum store_op_kind {
+	STORE_OP_SUBMIT,     /* new job in QUEUED */
+	STORE_OP_CANCEL,     /* QUEUED -> CANCELLED; running -> CANCELLING */
+	STORE_OP_TRANSITION, /* any legal state change */
+};
+
+struct store_submission {
+	const char *name;
+	const char *user;
+	const char *labels_json; /* validated JSON object of strings */
+	const char *spec_json;
+	const char *idempotency_key; /* NULL for none */
+	unsigned char body_sha256[32];
+};
+
+/* One write. The caller owns it and its inputs until done() runs. */
+struct store_op {
+	enum store_op_kind kind;
+	struct store_submission submit; /* SUBMIT */
+	const char *job_id;              /* CANCEL, TRANSITION */
+	enum store_state to;             /* TRANSITION */
+	const char *reason;              /* CANCEL, TRANSITION */
+	const char *message;             /* CANCEL, TRANSITION; may be NULL */
+
+	/* Results, set before done() runs. */
+	enum gw_err rc;  /* ENOTFOUND, ECONFLICT (key reused with another
+			    body; finished job cancelled), ESTATE, EFULL, EIO */
+	bool unchanged;  /* SUBMIT: replay of an idempotency key;
+			    CANCEL: already cancelling or cancelled */
+	struct store_job job; /* the job after the write (caller releases) */
+	char err[GW_ERRLEN];
+
+	/* Called once, on the writer thread, after the commit. Keep it short. */
+	void (*done)(struct store_op *op, void *arg);
+	void *arg;
+};
+
+/* Queues op; GW_ECLOSED once store_close has begun. */
+enum gw_err store_enqueue(struct store *s, struct store_op *op);
+/* Queues op and waits for it; op->done is ignored. Returns op->rc. */
+enum gw_err store_execute(struct store *s, struct store_op *op);
+
+/* ---- reads ---- */
+
+enum gw_err store_job_get(struct store *s, const char *id,
+			  struct store_job *out, char *err);
+
+struct store_list_query {
+	const struct gw_selector *selector; /* NULL for all */
+	int state;                          /* a store_state, or -1 */
+	const char *user;                   /* NULL for all */
+	int64_t created_after_ms;           /* inclusive; 0 for none */
+	int64_t created_before_ms;          /* exclusive; 0 for none */
+	int64_t before_seq;                 /* cursor; 0 to start */
+	size_t limit;
+};
+
+/* Newest first. *next_seq is the cursor for the next page, 0 at the end. */
+enum gw_err store_job_list(struct store *s, const struct store_list_query *q,
+			   struct store_job **items, size_t *n,
+			   int64_t *next_seq, char *err);
+enum gw_err store_job_events(struct store *s, const char *id,
+			     struct store_event **items, size_t *n, char *err);
+/* GW_OK when the database answers a query. */
+enum gw_err store_ping(struct store *s, char *err);
+
+#endif

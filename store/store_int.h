@@ -1,0 +1,51 @@
+/* Internals shared by store.c (connections, migrations, writer thread) and
+ * store_jobs.c (job SQL and the state machine). Not for other modules. */
+#ifndef GW_STORE_INT_H
+#define GW_STORE_INT_H
+
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+enum store_stmt {
+	STMT_JOB_BY_ID,
+	STMT_JOB_BY_SEQ,
+	STMT_JOB_EVENTS,
+	STMT_JOB_INSERT,
+	STMT_LABEL_INSERT,
+	STMT_EVENT_INSERT,
+	STMT_JOB_UPDATE,
+	STMT_IDEM_GET,
+	STMT_IDEM_INSERT,
+	STMT_PING,
+	STMT_COUNT
+};
+
+/* One SQLite connection with its prepared statements; used by one thread
+ * at a time (the writer's, or a reader checked out of the pool). */
+struct store_conn {
+	sqlite3 *db;
+	sqlite3_stmt *stmts[STMT_COUNT];
+	struct store_conn *next_free;
+};
+
+/* The statement, prepared on first use and reset for reuse; NULL on error
+ * with the reason in err. */
+sqlite3_stmt *store_conn_stmt(struct store_conn *c, enum store_stmt which,
+			      char *err);
+/* SQLite result code to a gw_err, with the connection's message in err. */
+enum gw_err store_sqlite_err(sqlite3 *db, int rc, char *err);
+
+/* Runs one write inside the writer's open transaction. */
+void store_apply_op(struct store_conn *c, struct store_op *op);
+/* Reads a row of the job column list (see STORE_JOB_COLUMNS). */
+enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job);
+
+#define STORE_JOB_COLUMNS \
+	"seq, id, name, user, state, reason, message, labels, spec, created_ms, updated_ms, rv"
+
+/* Checks a reader out of the pool (opening one if none is free). */
+struct store_conn *store_reader_get(struct store *s, char *err);
+void store_reader_put(struct store *s, struct store_conn *c);
+
+#endif

@@ -1,0 +1,641 @@
+/* Job rows: the state machine, the write operations the writer thread
+ * applies, and the read queries. */
+#include "store/store_int.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "common/timeutil.h"
+
+static const char *const state_names[STORE_NSTATES] = {
+	[STORE_QUEUED] = "QUEUED",       [STORE_DISPATCHING] = "DISPATCHING",
+	[STORE_SUBMITTED] = "SUBMITTED", [STORE_RUNNING] = "RUNNING",
+	[STORE_SUCCEEDED] = "SUCCEEDED", [STORE_FAILED] = "FAILED",
+	[STORE_CANCELLING] = "CANCELLING", [STORE_CANCELLED] = "CANCELLED",
+	[STORE_REJECTED] = "REJECTED",
+};
+
+#define BIT(s) (1u << (s))
+
+/* allowed[from] is the set of states a job may move to from `from`. */
+static const unsigned allowed[STORE_NSTATES] = {
+	[STORE_QUEUED] = BIT(STORE_DISPATCHING) | BIT(STORE_CANCELLED) |
+			 BIT(STORE_REJECTED) | BIT(STORE_FAILED),
+	/* Back to QUEUED when a dispatch attempt must be retried later. */
+	[STORE_DISPATCHING] = BIT(STORE_SUBMITTED) | BIT(STORE_QUEUED) |
+			      BIT(STORE_FAILED) | BIT(STORE_REJECTED) |
+			      BIT(STORE_CANCELLING),
+	[STORE_SUBMITTED] = BIT(STORE_RUNNING) | BIT(STORE_SUCCEEDED) |
+			    BIT(STORE_FAILED) | BIT(STORE_CANCELLING),
+	[STORE_RUNNING] = BIT(STORE_SUCCEEDED) | BIT(STORE_FAILED) |
+			  BIT(STORE_CANCELLING),
+	/* A job may finish on its own before the cluster confirms a cancel. */
+	[STORE_CANCELLING] = BIT(STORE_CANCELLED) | BIT(STORE_SUCCEEDED) |
+			     BIT(STORE_FAILED),
+};
+
+const char *store_state_name(enum store_state st)
+{
+	return (unsigned)st < STORE_NSTATES ? state_names[st] : "UNKNOWN";
+}
+
+int store_state_parse(const char *name)
+{
+	for (int i = 0; i < STORE_NSTATES; i++)
+		if (strcmp(name, state_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+bool store_state_terminal(enum store_state st)
+{
+	return (unsigned)st < STORE_NSTATES && allowed[st] == 0;
+}
+
+bool store_transition_allowed(enum store_state from, enum store_state to)
+{
+	return (unsigned)from < STORE_NSTATES && (unsigned)to < STORE_NSTATES &&
+	       (allowed[from] & BIT(to)) != 0;
+}
+
+void store_job_release(struct store_job *job)
+{
+	free(job->name);
+	free(job->user);
+	free(job->reason);
+	free(job->message);
+	free(job->labels_json);
+	free(job->spec_json);
+	memset(job, 0, sizeof(*job));
+}
+
+void store_jobs_free(struct store_job *jobs, size_t n)
+{
+	for (size_t i = 0; jobs && i < n; i++)
+		store_job_release(&jobs[i]);
+	free(jobs);
+}
+
+void store_events_free(struct store_event *events, size_t n)
+{
+	for (size_t i = 0; events && i < n; i++) {
+		free(events[i].reason);
+		free(events[i].message);
+	}
+	free(events);
+}
+
+/* Copy of a text column, NULL for SQL NULL; *oom set on allocation failure. */
+static char *column_text(sqlite3_stmt *st, int col, bool *oom)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	char *copy;
+
+	if (!t)
+		return NULL;
+	copy = strdup((const char *)t);
+	if (!copy)
+		*oom = true;
+	return copy;
+}
+
+enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job)
+{
+	const unsigned char *id = sqlite3_column_text(st, 1);
+	const unsigned char *state = sqlite3_column_text(st, 4);
+	bool oom = false;
+
+	memset(job, 0, sizeof(*job));
+	job->seq = sqlite3_column_int64(st, 0);
+	snprintf(job->id, sizeof(job->id), "%s", id ? (const char *)id : "");
+	job->name = column_text(st, 2, &oom);
+	job->user = column_text(st, 3, &oom);
+	job->state = (enum store_state)store_state_parse(state ? (const char *)state : "");
+	job->reason = column_text(st, 5, &oom);
+	job->message = column_text(st, 6, &oom);
+	job->labels_json = column_text(st, 7, &oom);
+	job->spec_json = column_text(st, 8, &oom);
+	job->created_ms = sqlite3_column_int64(st, 9);
+	job->updated_ms = sqlite3_column_int64(st, 10);
+	job->rv = sqlite3_column_int64(st, 11);
+	if (oom) {
+		store_job_release(job);
+		return GW_ENOMEM;
+	}
+	return GW_OK;
+}
+
+/* Time-ordered, unguessable id: 'j', 10 base32 digits of the millisecond
+ * clock, 10 of randomness. Lower case and starting with a letter, so that
+ * Kubernetes object names can derive from it. */
+static void new_job_id(int64_t now_ms, char out[STORE_ID_LEN])
+{
+	static const char digits[] = "0123456789abcdefghjkmnpqrstvwxyz";
+	unsigned char rnd[8] = {0};
+	uint64_t r, t = (uint64_t)now_ms;
+
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		abort(); /* no entropy is not a state to carry on from */
+	memcpy(&r, rnd, sizeof(r));
+	out[0] = 'j';
+	for (int i = 10; i >= 1; i--, t >>= 5)
+		out[i] = digits[t & 31];
+	for (int i = 11; i <= 20; i++, r >>= 5)
+		out[i] = digits[r & 31];
+	out[21] = '\0';
+}
+
+static enum gw_err step_done(struct store_conn *c, sqlite3_stmt *st, char *err)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE)
+		return store_sqlite_err(c->db, rc, err);
+	return GW_OK;
+}
+
+static enum gw_err load_job(struct store_conn *c, enum store_stmt which,
+			    const char *id, int64_t seq, struct store_job *job,
+			    char *err)
+{
+	sqlite3_stmt *st = store_conn_stmt(c, which, err);
+	enum gw_err rc;
+	int src;
+
+	if (!st)
+		return GW_EIO;
+	if (which == STMT_JOB_BY_ID)
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, seq);
+	src = sqlite3_step(st);
+	if (src == SQLITE_ROW) {
+		rc = store_row_to_job(st, job);
+	} else if (src == SQLITE_DONE) {
+		gw_seterr(err, "job %s not found", id ? id : "");
+		rc = GW_ENOTFOUND;
+	} else {
+		rc = store_sqlite_err(c->db, src, err);
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* Moves the job to `to`, records the event and stamps the new rv. */
+static enum gw_err write_state(struct store_conn *c, int64_t job_seq,
+			       int previous, enum store_state to,
+			       const char *reason, const char *message,
+			       int64_t now, char *err)
+{
+	sqlite3_stmt *st = store_conn_stmt(c, STMT_EVENT_INSERT, err);
+	int64_t rv;
+	enum gw_err rc;
+
+	if (!st)
+		return GW_EIO;
+	sqlite3_bind_int64(st, 1, job_seq);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_text(st, 3, state_names[to], -1, SQLITE_STATIC);
+	if (previous >= 0)
+		sqlite3_bind_text(st, 4, state_names[previous], -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
+	if (message)
+		sqlite3_bind_text(st, 6, message, -1, SQLITE_STATIC);
+	if ((rc = step_done(c, st, err)))
+		return rc;
+	rv = sqlite3_last_insert_rowid(c->db);
+
+	st = store_conn_stmt(c, STMT_JOB_UPDATE, err);
+	if (!st)
+		return GW_EIO;
+	sqlite3_bind_int64(st, 1, job_seq);
+	sqlite3_bind_text(st, 2, state_names[to], -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+	if (message)
+		sqlite3_bind_text(st, 4, message, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, now);
+	sqlite3_bind_int64(st, 6, rv);
+	return step_done(c, st, err);
+}
+
+static enum gw_err insert_labels(struct store_conn *c, int64_t job_seq,
+				 const char *labels_json, char *err)
+{
+	json_t *labels = json_loads(labels_json, 0, NULL);
+	const char *key;
+	json_t *value;
+	enum gw_err rc = GW_OK;
+
+	if (!json_is_object(labels)) {
+		json_decref(labels);
+		gw_seterr(err, "labels are not a JSON object");
+		return GW_EINVAL;
+	}
+	json_object_foreach(labels, key, value) {
+		sqlite3_stmt *st = store_conn_stmt(c, STMT_LABEL_INSERT, err);
+
+		if (!st) {
+			rc = GW_EIO;
+			break;
+		}
+		sqlite3_bind_int64(st, 1, job_seq);
+		sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, json_string_value(value), -1, SQLITE_STATIC);
+		if ((rc = step_done(c, st, err)))
+			break;
+	}
+	json_decref(labels);
+	return rc;
+}
+
+/* Looks up an idempotency key: GW_OK with *job_seq 0 when unused. */
+static enum gw_err find_idempotent(struct store_conn *c,
+				   const struct store_submission *sub,
+				   int64_t *job_seq, bool *same_body, char *err)
+{
+	sqlite3_stmt *st = store_conn_stmt(c, STMT_IDEM_GET, err);
+	enum gw_err rc = GW_OK;
+	int src;
+
+	*job_seq = 0;
+	if (!st)
+		return GW_EIO;
+	sqlite3_bind_text(st, 1, sub->user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, sub->idempotency_key, -1, SQLITE_STATIC);
+	src = sqlite3_step(st);
+	if (src == SQLITE_ROW) {
+		const void *hash = sqlite3_column_blob(st, 0);
+
+		*same_body = hash && sqlite3_column_bytes(st, 0) == 32 &&
+			     memcmp(hash, sub->body_sha256, 32) == 0;
+		*job_seq = sqlite3_column_int64(st, 1);
+	} else if (src != SQLITE_DONE) {
+		rc = store_sqlite_err(c->db, src, err);
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
+{
+	const struct store_submission *sub = &op->submit;
+	int64_t now = gw_now_ms(), job_seq;
+	char id[STORE_ID_LEN];
+	sqlite3_stmt *st;
+	enum gw_err rc;
+
+	if (sub->idempotency_key) {
+		bool same_body = false;
+
+		if ((rc = find_idempotent(c, sub, &job_seq, &same_body, op->err)))
+			return rc;
+		if (job_seq && !same_body) {
+			gw_seterr(op->err, "Idempotency-Key '%s' was used with a different request body",
+				  sub->idempotency_key);
+			return GW_ECONFLICT;
+		}
+		if (job_seq) {
+			op->unchanged = true;
+			return load_job(c, STMT_JOB_BY_SEQ, NULL, job_seq, &op->job, op->err);
+		}
+	}
+
+	new_job_id(now, id);
+	st = store_conn_stmt(c, STMT_JOB_INSERT, op->err);
+	if (!st)
+		return GW_EIO;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, sub->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, sub->user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, sub->labels_json, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, sub->spec_json, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, now);
+	if ((rc = step_done(c, st, op->err)))
+		return rc;
+	job_seq = sqlite3_last_insert_rowid(c->db);
+
+	if ((rc = insert_labels(c, job_seq, sub->labels_json, op->err)) ||
+	    (rc = write_state(c, job_seq, -1, STORE_QUEUED, "Submitted", NULL, now,
+			      op->err)))
+		return rc;
+	if (sub->idempotency_key) {
+		st = store_conn_stmt(c, STMT_IDEM_INSERT, op->err);
+		if (!st)
+			return GW_EIO;
+		sqlite3_bind_text(st, 1, sub->user, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, sub->idempotency_key, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 3, sub->body_sha256, 32, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, job_seq);
+		sqlite3_bind_int64(st, 5, now);
+		if ((rc = step_done(c, st, op->err)))
+			return rc;
+	}
+	return load_job(c, STMT_JOB_BY_SEQ, NULL, job_seq, &op->job, op->err);
+}
+
+static enum gw_err transition(struct store_conn *c, struct store_op *op,
+			      enum store_state to)
+{
+	int64_t now = gw_now_ms();
+	int64_t seq = op->job.seq;
+	enum store_state from = op->job.state;
+	enum gw_err rc;
+
+	if (!store_transition_allowed(from, to)) {
+		gw_seterr(op->err, "job %s is %s and cannot become %s", op->job.id,
+			  state_names[from], state_names[to]);
+		return GW_ESTATE;
+	}
+	store_job_release(&op->job);
+	if ((rc = write_state(c, seq, (int)from, to, op->reason, op->message, now,
+			      op->err)))
+		return rc;
+	return load_job(c, STMT_JOB_BY_SEQ, NULL, seq, &op->job, op->err);
+}
+
+static enum gw_err apply_cancel(struct store_conn *c, struct store_op *op)
+{
+	enum gw_err rc = load_job(c, STMT_JOB_BY_ID, op->job_id, 0, &op->job, op->err);
+
+	if (rc)
+		return rc;
+	switch (op->job.state) {
+	case STORE_QUEUED: /* nothing exists on a cluster yet */
+		return transition(c, op, STORE_CANCELLED);
+	case STORE_DISPATCHING:
+	case STORE_SUBMITTED:
+	case STORE_RUNNING:
+		return transition(c, op, STORE_CANCELLING);
+	case STORE_CANCELLING:
+	case STORE_CANCELLED:
+		op->unchanged = true;
+		return GW_OK;
+	default:
+		gw_seterr(op->err, "job %s already finished as %s", op->job.id,
+			  state_names[op->job.state]);
+		return GW_ECONFLICT;
+	}
+}
+
+void store_apply_op(struct store_conn *c, struct store_op *op)
+{
+	switch (op->kind) {
+	case STORE_OP_SUBMIT:
+		op->rc = apply_submit(c, op);
+		break;
+	case STORE_OP_CANCEL:
+		op->rc = apply_cancel(c, op);
+		break;
+	case STORE_OP_TRANSITION:
+		op->rc = load_job(c, STMT_JOB_BY_ID, op->job_id, 0, &op->job, op->err);
+		if (op->rc == GW_OK)
+			op->rc = transition(c, op, op->to);
+		break;
+	}
+	/* A failed op keeps the job as it was for the caller's message. */
+	if (op->rc && op->rc != GW_ECONFLICT && op->rc != GW_ESTATE)
+		store_job_release(&op->job);
+}
+
+/* ---- reads ---- */
+
+enum gw_err store_job_get(struct store *s, const char *id,
+			  struct store_job *out, char *err)
+{
+	struct store_conn *c = store_reader_get(s, err);
+	enum gw_err rc;
+
+	if (!c)
+		return GW_EIO;
+	rc = load_job(c, STMT_JOB_BY_ID, id, 0, out, err);
+	store_reader_put(s, c);
+	return rc;
+}
+
+enum gw_err store_job_events(struct store *s, const char *id,
+			     struct store_event **items, size_t *n, char *err)
+{
+	struct store_conn *c = store_reader_get(s, err);
+	struct store_event *evs = NULL;
+	size_t count = 0, cap = 0;
+	sqlite3_stmt *st;
+	enum gw_err rc = GW_OK;
+	int src;
+
+	*items = NULL;
+	*n = 0;
+	if (!c)
+		return GW_EIO;
+	st = store_conn_stmt(c, STMT_JOB_EVENTS, err);
+	if (!st) {
+		rc = GW_EIO;
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_event *e;
+		const unsigned char *prev = sqlite3_column_text(st, 3);
+		bool oom = false;
+
+		if (count == cap) {
+			size_t ncap = cap ? cap * 2 : 8;
+			struct store_event *p = realloc(evs, ncap * sizeof(*p));
+
+			if (!p) {
+				rc = GW_ENOMEM;
+				goto out;
+			}
+			evs = p;
+			cap = ncap;
+		}
+		e = &evs[count++];
+		e->seq = sqlite3_column_int64(st, 0);
+		e->time_ms = sqlite3_column_int64(st, 1);
+		e->state = (enum store_state)store_state_parse(
+			(const char *)sqlite3_column_text(st, 2));
+		e->previous = prev ? store_state_parse((const char *)prev) : -1;
+		e->reason = column_text(st, 4, &oom);
+		e->message = column_text(st, 5, &oom);
+		if (oom) {
+			rc = GW_ENOMEM;
+			goto out;
+		}
+	}
+	if (src != SQLITE_DONE) {
+		rc = store_sqlite_err(c->db, src, err);
+	} else if (count == 0) {
+		gw_seterr(err, "job %s not found", id);
+		rc = GW_ENOTFOUND;
+	}
+out:
+	if (st)
+		sqlite3_reset(st);
+	store_reader_put(s, c);
+	if (rc) {
+		store_events_free(evs, count);
+		return rc;
+	}
+	*items = evs;
+	*n = count;
+	return GW_OK;
+}
+
+/* Appends to the dynamic SQL; false when the text would not fit. */
+static bool sql_add(char *sql, size_t size, size_t *len, const char *text)
+{
+	size_t n = strlen(text);
+
+	if (*len + n >= size)
+		return false;
+	memcpy(sql + *len, text, n + 1);
+	*len += n;
+	return true;
+}
+
+/* The label requirement as a correlated subquery: it probes job_labels'
+ * primary key once per candidate row, so a page costs O(page) lookups. */
+static bool sql_add_requirement(char *sql, size_t size, size_t *len,
+				const struct gw_sel_req *r)
+{
+	static const char probe[] =
+		"EXISTS (SELECT 1 FROM job_labels l WHERE l.job_seq = jobs.seq AND l.key = ?";
+	bool negate = r->op == GW_SEL_NEQ || r->op == GW_SEL_NOTIN ||
+		      r->op == GW_SEL_NOT_EXISTS;
+	bool ok = sql_add(sql, size, len, negate ? " AND NOT " : " AND ") &&
+		  sql_add(sql, size, len, probe);
+
+	switch (r->op) {
+	case GW_SEL_EXISTS:
+	case GW_SEL_NOT_EXISTS:
+		break;
+	case GW_SEL_GT:
+	case GW_SEL_LT:
+		ok = ok && sql_add(sql, size, len,
+				   " AND l.value = CAST(CAST(l.value AS INTEGER) AS TEXT)"
+				   " AND CAST(l.value AS INTEGER)") &&
+		     sql_add(sql, size, len, r->op == GW_SEL_GT ? " > ?" : " < ?");
+		break;
+	default:
+		ok = ok && sql_add(sql, size, len, " AND l.value IN (");
+		for (size_t i = 0; ok && i < r->nvalues; i++)
+			ok = sql_add(sql, size, len, i ? ", ?" : "?");
+		ok = ok && sql_add(sql, size, len, ")");
+		break;
+	}
+	return ok && sql_add(sql, size, len, ")");
+}
+
+static int bind_requirement(sqlite3_stmt *st, int idx,
+			    const struct gw_sel_req *r)
+{
+	sqlite3_bind_text(st, idx++, r->key, -1, SQLITE_STATIC);
+	switch (r->op) {
+	case GW_SEL_EXISTS:
+	case GW_SEL_NOT_EXISTS:
+		break;
+	case GW_SEL_GT:
+	case GW_SEL_LT:
+		sqlite3_bind_int64(st, idx++, strtoll(r->values[0], NULL, 10));
+		break;
+	default:
+		for (size_t i = 0; i < r->nvalues; i++)
+			sqlite3_bind_text(st, idx++, r->values[i], -1, SQLITE_STATIC);
+		break;
+	}
+	return idx;
+}
+
+enum gw_err store_job_list(struct store *s, const struct store_list_query *q,
+			   struct store_job **items, size_t *n,
+			   int64_t *next_seq, char *err)
+{
+	char sql[8192];
+	size_t len = 0, count = 0;
+	struct store_conn *c = NULL;
+	struct store_job *jobs = NULL;
+	sqlite3_stmt *st = NULL;
+	enum gw_err rc = GW_OK;
+	int idx = 1, src;
+	bool ok;
+
+	*items = NULL;
+	*n = 0;
+	*next_seq = 0;
+	if (q->limit == 0) {
+		gw_seterr(err, "limit must be at least 1");
+		return GW_EINVAL;
+	}
+	ok = sql_add(sql, sizeof(sql), &len,
+		     "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE 1");
+	if (q->before_seq)
+		ok = ok && sql_add(sql, sizeof(sql), &len, " AND seq < ?");
+	if (q->state >= 0)
+		ok = ok && sql_add(sql, sizeof(sql), &len, " AND state = ?");
+	if (q->user)
+		ok = ok && sql_add(sql, sizeof(sql), &len, " AND user = ?");
+	if (q->created_after_ms)
+		ok = ok && sql_add(sql, sizeof(sql), &len, " AND created_ms >= ?");
+	if (q->created_before_ms)
+		ok = ok && sql_add(sql, sizeof(sql), &len, " AND created_ms < ?");
+	for (size_t i = 0; q->selector && i < q->selector->n; i++)
+		ok = ok && sql_add_requirement(sql, sizeof(sql), &len, &q->selector->reqs[i]);
+	ok = ok && sql_add(sql, sizeof(sql), &len, " ORDER BY seq DESC LIMIT ?");
+	if (!ok) {
+		gw_seterr(err, "query too complex");
+		return GW_EINVAL;
+	}
+
+	c = store_reader_get(s, err);
+	if (!c)
+		return GW_EIO;
+	src = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+	if (src != SQLITE_OK) {
+		rc = store_sqlite_err(c->db, src, err);
+		goto out;
+	}
+	if (q->before_seq)
+		sqlite3_bind_int64(st, idx++, q->before_seq);
+	if (q->state >= 0)
+		sqlite3_bind_text(st, idx++, state_names[q->state], -1, SQLITE_STATIC);
+	if (q->user)
+		sqlite3_bind_text(st, idx++, q->user, -1, SQLITE_STATIC);
+	if (q->created_after_ms)
+		sqlite3_bind_int64(st, idx++, q->created_after_ms);
+	if (q->created_before_ms)
+		sqlite3_bind_int64(st, idx++, q->created_before_ms);
+	for (size_t i = 0; q->selector && i < q->selector->n; i++)
+		idx = bind_requirement(st, idx, &q->selector->reqs[i]);
+	/* One row more than asked tells whether another page exists. */
+	sqlite3_bind_int64(st, idx, (sqlite3_int64)q->limit + 1);
+
+	jobs = calloc(q->limit + 1, sizeof(*jobs));
+	if (!jobs) {
+		rc = GW_ENOMEM;
+		goto out;
+	}
+	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == q->limit) {
+			*next_seq = jobs[count - 1].seq;
+			break;
+		}
+		if ((rc = store_row_to_job(st, &jobs[count])))
+			goto out;
+		count++;
+	}
+	if (src != SQLITE_ROW && src != SQLITE_DONE)
+		rc = store_sqlite_err(c->db, src, err);
+out:
+	sqlite3_finalize(st);
+	store_reader_put(s, c);
+	if (rc) {
+		store_jobs_free(jobs, count);
+		*next_seq = 0;
+		return rc;
+	}
+	*items = jobs;
+	*n = count;
+	return GW_OK;
+}

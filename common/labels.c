@@ -279,6 +279,12 @@ static enum gw_err parse_requirement(struct lexer *lx, struct gw_sel_req *r)
 			return GW_EINVAL;
 		}
 		lx->pos++;
+		skip_space(lx);
+		if (lx->text[lx->pos] == ')') {
+			gw_seterr(lx->err, "at position %zu: the set of values must not be empty",
+				  lx->pos);
+			return GW_EINVAL;
+		}
 		for (;;) {
 			if ((rc = read_value(lx, r)))
 				return rc;

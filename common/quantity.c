@@ -45,13 +45,16 @@ int gw_quantity_parse(const char *s, double *value)
 {
 	size_t n = scan_number(s, 1);
 	const char *suffix = s + n;
-	char *end;
+	char number[65], *end;
 	double v;
 
-	if (n == 0 || n > 64)
+	if (n == 0 || n >= sizeof(number))
 		return -1;
-	v = strtod(s, &end);
-	if (end != suffix)
+	/* Only the number: strtod alone would also eat an "e3" suffix. */
+	memcpy(number, s, n);
+	number[n] = '\0';
+	v = strtod(number, &end);
+	if (*end)
 		return -1;
 	if (*suffix == 'e' || *suffix == 'E') {
 		size_t m = scan_number(suffix + 1, 0);

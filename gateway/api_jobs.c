@@ -187,7 +187,7 @@ enum MHD_Result api_job_events(struct request *rq, const char *id)
 		json_t *e;
 
 		gw_time_format(events[i].time_ms, at);
-		e = json_pack("{s:s, s:s, s:s?, s:s, s:s?}", "time", at, "state",
+		e = json_pack("{s:s, s:s, s:s*, s:s, s:s*}", "time", at, "state",
 			      store_state_name(events[i].state), "previousState",
 			      events[i].previous >= 0
 				      ? store_state_name((enum store_state)events[i].previous)

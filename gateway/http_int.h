@@ -24,6 +24,8 @@ struct request {
 	struct MHD_Connection *conn;
 	struct gw_buf body;
 	bool responded; /* a response was queued before the body was read */
+	bool too_large; /* the body is over the cap: drained, then 413 */
+	size_t discarded;
 
 	/* An asynchronous store write and the step that answers it. */
 	struct store_op op;

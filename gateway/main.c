@@ -78,7 +78,8 @@ int main(int argc, char **argv)
 	struct store_options sopts;
 	char err[GW_ERRLEN], dbpath[PATH_MAX];
 	sigset_t stop_signals;
-	int opt, sig = 0;
+	int opt, sig = 0, listen_fd = -1;
+	enum gw_err started;
 
 	while ((opt = getopt_long(argc, argv, "c:l:d:h", options, NULL)) != -1) {
 		switch (opt) {
@@ -111,7 +112,8 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (prepare_data_dir(cfg.data_dir, err))
+	if (gateway_listen(cfg.listen, &listen_fd, err) ||
+	    prepare_data_dir(cfg.data_dir, err))
 		goto startup_failed;
 	snprintf(dbpath, sizeof(dbpath), "%s/sparkgw.db", cfg.data_dir);
 	sopts.path = dbpath;
@@ -119,7 +121,9 @@ int main(int argc, char **argv)
 	sopts.batch_max = cfg.store_batch_max;
 	if (store_open(&sopts, &store, err))
 		goto startup_failed;
-	if (gateway_server_start(&cfg, store, &server, err))
+	started = gateway_server_start(&cfg, store, listen_fd, &server, err);
+	listen_fd = -1; /* the server's from here, even on failure */
+	if (started != GW_OK)
 		goto startup_failed;
 	gw_log(GW_LOG_INFO, "sparkgw listening on %s, data in %s", cfg.listen, cfg.data_dir);
 
@@ -134,7 +138,8 @@ int main(int argc, char **argv)
 
 startup_failed:
 	fprintf(stderr, "sparkgw: %s\n", err);
-	gateway_server_stop(server);
+	if (listen_fd >= 0)
+		close(listen_fd);
 	store_close(store);
 	gateway_config_release(&cfg);
 	return EXIT_STARTUP;

@@ -262,6 +262,12 @@ static enum MHD_Result dispatch(struct request *rq, const char *url,
 	return http_reply_problem(rq, 404, "not-found", "no such endpoint", NULL);
 }
 
+/* How much of an oversized body is drained before giving up on it. */
+static size_t drain_limit(const struct gateway_server *srv)
+{
+	return (size_t)srv->cfg->http_max_body_bytes * 16;
+}
+
 static enum MHD_Result reply_too_large(struct request *rq)
 {
 	char detail[96];
@@ -296,8 +302,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		atomic_fetch_add(&srv->in_flight, 1);
 		length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						     MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (length && strtoull(length, NULL, 10) > srv->cfg->http_max_body_bytes)
-			return reply_too_large(rq);
+		if (length && strtoull(length, NULL, 10) > srv->cfg->http_max_body_bytes) {
+			const char *expect = MHD_lookup_connection_value(
+				conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+
+			/* A client waiting for 100-continue never sends the body, and
+			 * one announcing a huge body is not worth reading. */
+			if ((expect && strcasestr(expect, "100-continue")) ||
+			    strtoull(length, NULL, 10) > drain_limit(srv))
+				return reply_too_large(rq);
+			rq->too_large = true;
+		}
 		/* Answering on the first callback would cost the keep-alive. */
 		return MHD_YES;
 	}
@@ -313,12 +328,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		*upload_data_size = 0;
 		if (rq->responded)
 			return MHD_YES;
-		if (gw_buf_append(&rq->body, upload_data, n) != GW_OK)
-			return reply_too_large(rq);
+		if (!rq->too_large && gw_buf_append(&rq->body, upload_data, n) != GW_OK) {
+			rq->too_large = true;
+			gw_buf_release(&rq->body);
+		}
+		/* An oversized body is read and dropped, so that the client, which
+		 * may still be sending, reads the 413 instead of a reset. */
+		if (rq->too_large) {
+			rq->discarded += n;
+			if (rq->discarded > drain_limit(srv))
+				return reply_too_large(rq);
+		}
 		return MHD_YES;
 	}
 	if (rq->responded)
 		return MHD_YES;
+	if (rq->too_large)
+		return reply_too_large(rq);
 	return dispatch(rq, url, method);
 }
 
@@ -341,7 +367,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 	atomic_fetch_sub(&srv->in_flight, 1);
 }
 
-static enum gw_err open_listener(const char *listen_addr, int *out, char *err)
+enum gw_err gateway_listen(const char *listen_addr, int *out, char *err)
 {
 	char host[256], portstr[8];
 	unsigned port;
@@ -376,22 +402,20 @@ static enum gw_err open_listener(const char *listen_addr, int *out, char *err)
 }
 
 enum gw_err gateway_server_start(const struct gateway_config *cfg,
-				 struct store *store,
+				 struct store *store, int listen_fd,
 				 struct gateway_server **out, char *err)
 {
 	struct gateway_server *srv = calloc(1, sizeof(*srv));
-	enum gw_err rc;
 
 	*out = NULL;
-	if (!srv)
+	if (!srv) {
+		close(listen_fd);
 		return GW_ENOMEM;
+	}
 	srv->store = store;
 	srv->cfg = cfg;
+	srv->listen_fd = listen_fd;
 	atomic_init(&srv->in_flight, 0);
-	if ((rc = open_listener(cfg->listen, &srv->listen_fd, err))) {
-		free(srv);
-		return rc;
-	}
 	srv->daemon = MHD_start_daemon(
 		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC,
 		0, NULL, NULL, on_request, srv,

@@ -9,9 +9,13 @@
 
 struct gateway_server;
 
-/* Binds cfg->listen and starts serving; the store must outlive the server. */
+/* Binds HOST:PORT ([v6]:PORT) and listens, so that a busy port is reported
+ * before anything else is touched. */
+enum gw_err gateway_listen(const char *addr, int *fd, char *err);
+/* Serves on listen_fd (owned from now on, even on failure); the store must
+ * outlive the server. */
 enum gw_err gateway_server_start(const struct gateway_config *cfg,
-				 struct store *store,
+				 struct store *store, int listen_fd,
 				 struct gateway_server **out, char *err);
 /* Stops accepting, waits up to the configured grace for requests in flight
  * to finish, then closes every connection. NULL is a no-op. */

@@ -353,7 +353,7 @@ json_t *gateway_json_parse(const char *body, size_t len, char *detail)
 		gw_seterr(detail, "JSON nesting is deeper than %d levels", GATEWAY_MAX_DEPTH);
 		return NULL;
 	}
-	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!doc) {
 		gw_seterr(detail, "invalid JSON at line %d, column %d: %s", jerr.line,
 			  jerr.column, jerr.text);

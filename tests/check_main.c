@@ -1,0 +1,27 @@
+/* Runs every suite in one Check runner and ends with the suite-wide line
+ * "N passed, N failed". */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "tests/testutil.h"
+
+int main(void)
+{
+	SRunner *sr = srunner_create(common_suite());
+	int run, failed;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	srunner_add_suite(sr, submission_suite());
+	srunner_add_suite(sr, store_suite());
+	srunner_add_suite(sr, api_suite());
+	srunner_add_suite(sr, process_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	run = srunner_ntests_run(sr);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	tu_schema_unload();
+	curl_global_cleanup();
+	printf("%d passed, %d failed\n", run - failed, failed);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,491 @@
+/* Test helpers: processes, HTTP and schema checks. */
+#include "tests/testutil.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <regex.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/timeutil.h"
+#include "common/yamljson.h"
+
+#define MAX_ARGS 32
+
+static const char *gateway_bin(void)
+{
+	const char *bin = getenv("SPARKGW_BIN");
+
+	return bin ? bin : "build/sparkgw";
+}
+
+char *tu_tmpdir(const char *tag)
+{
+	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	char *path = NULL;
+
+	if (asprintf(&path, "%s/sparkgw-%s-XXXXXX", base, tag) < 0)
+		return NULL;
+	if (!mkdtemp(path)) {
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag,
+			struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void tu_rmtree(const char *path)
+{
+	if (path)
+		nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int tu_free_port(void)
+{
+	struct sockaddr_in addr = {.sin_family = AF_INET};
+	socklen_t len = sizeof(addr);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
+		port = ntohs(addr.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+static pid_t spawn(char *const argv[], const char *log_path)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		if (fd >= 0) {
+			dup2(fd, STDERR_FILENO);
+			dup2(fd, STDOUT_FILENO);
+			close(fd);
+		}
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+int tu_gateway_start(struct tu_gateway *gw, const char *dir, ...)
+{
+	char listen[64];
+	char *argv[MAX_ARGS];
+	int argc = 0;
+	va_list ap;
+
+	gw->port = tu_free_port();
+	snprintf(gw->data, sizeof(gw->data), "%s", dir);
+	snprintf(gw->log, sizeof(gw->log), "%s/gateway.log", dir);
+	snprintf(gw->base, sizeof(gw->base), "http://127.0.0.1:%d", gw->port);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", gw->port);
+	argv[argc++] = (char *)(uintptr_t)gateway_bin();
+	argv[argc++] = (char *)(uintptr_t)"--listen";
+	argv[argc++] = listen;
+	argv[argc++] = (char *)(uintptr_t)"--data";
+	argv[argc++] = gw->data;
+	va_start(ap, dir);
+	for (const char *a; argc < MAX_ARGS - 1 && (a = va_arg(ap, const char *));)
+		argv[argc++] = (char *)(uintptr_t)a;
+	va_end(ap);
+	argv[argc] = NULL;
+
+	gw->pid = spawn(argv, gw->log);
+	if (gw->pid < 0)
+		return -1;
+	/* Bounded wait for readiness: 10 s at most. */
+	for (int i = 0; i < 1000; i++) {
+		struct tu_response r;
+		char url[128];
+		int status;
+
+		if (waitpid(gw->pid, &status, WNOHANG) == gw->pid) {
+			gw->pid = -1;
+			return -1;
+		}
+		snprintf(url, sizeof(url), "%s/healthz", gw->base);
+		if (tu_http("GET", url, NULL, NULL, 0, &r) == 0 && r.status == 200) {
+			tu_response_release(&r);
+			return 0;
+		}
+		tu_response_release(&r);
+		usleep(10000);
+	}
+	tu_gateway_signal(gw, SIGKILL);
+	return -1;
+}
+
+int tu_gateway_signal(struct tu_gateway *gw, int sig)
+{
+	int status;
+
+	if (gw->pid <= 0)
+		return -1;
+	kill(gw->pid, sig);
+	/* Bounded: a gateway that ignores SIGTERM for 20 s is a failure. */
+	for (int i = 0; i < 2000; i++) {
+		if (waitpid(gw->pid, &status, WNOHANG) == gw->pid) {
+			gw->pid = -1;
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		}
+		usleep(10000);
+	}
+	kill(gw->pid, SIGKILL);
+	waitpid(gw->pid, &status, 0);
+	gw->pid = -1;
+	return -1;
+}
+
+int tu_run_gateway(char *err, size_t errlen, ...)
+{
+	char *argv[MAX_ARGS], log_path[] = "/tmp/sparkgw-run-XXXXXX";
+	int argc = 0, status, fd;
+	ssize_t n;
+	pid_t pid;
+	va_list ap;
+
+	fd = mkstemp(log_path);
+	if (fd < 0)
+		return -1;
+	argv[argc++] = (char *)(uintptr_t)gateway_bin();
+	va_start(ap, errlen);
+	for (const char *a; argc < MAX_ARGS - 1 && (a = va_arg(ap, const char *));)
+		argv[argc++] = (char *)(uintptr_t)a;
+	va_end(ap);
+	argv[argc] = NULL;
+	pid = spawn(argv, log_path);
+	/* Start-up errors must come quickly; a process still running after
+	 * 10 s has not failed at start-up. */
+	for (int i = 0; i < 1000 && waitpid(pid, &status, WNOHANG) != pid; i++) {
+		usleep(10000);
+		if (i == 999) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+		}
+	}
+	n = read(fd, err, errlen - 1);
+	err[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(log_path);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* ---- HTTP ---- */
+
+struct sink {
+	char *data;
+	size_t len;
+};
+
+static size_t write_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct sink *s = userdata;
+	size_t n = size * nmemb;
+	char *p = realloc(s->data, s->len + n + 1);
+
+	if (!p)
+		return 0;
+	memcpy(p + s->len, ptr, n);
+	s->data = p;
+	s->len += n;
+	s->data[s->len] = '\0';
+	return n;
+}
+
+static void copy_header(const char *line, size_t n, const char *name,
+			char *out, size_t outlen)
+{
+	size_t nl = strlen(name);
+
+	if (n > nl && strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
+		const char *v = line + nl + 1;
+		size_t vl = n - nl - 1;
+
+		while (vl && (*v == ' '))
+			v++, vl--;
+		while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
+			vl--;
+		snprintf(out, outlen, "%.*s", (int)vl, v);
+	}
+}
+
+static size_t write_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct tu_response *r = userdata;
+	size_t n = size * nmemb;
+
+	copy_header(ptr, n, "Content-Type", r->content_type, sizeof(r->content_type));
+	copy_header(ptr, n, "Location", r->location, sizeof(r->location));
+	copy_header(ptr, n, "Retry-After", r->retry_after, sizeof(r->retry_after));
+	copy_header(ptr, n, "Allow", r->allow, sizeof(r->allow));
+	return n;
+}
+
+int tu_http(const char *method, const char *url, const char *const *headers,
+	    const char *body, size_t len, struct tu_response *out)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *hl = NULL;
+	struct sink sink = {0};
+	CURLcode rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!c)
+		return -1;
+	for (size_t i = 0; headers && headers[i]; i++)
+		hl = curl_slist_append(hl, headers[i]);
+	/* No "Expect: 100-continue" round trip for large bodies. */
+	hl = curl_slist_append(hl, "Expect:");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, write_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	}
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+		curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &out->connects);
+	}
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+	out->body = sink.data;
+	if (out->body)
+		out->json = json_loads(out->body, 0, NULL);
+	return rc == CURLE_OK ? 0 : -1;
+}
+
+void tu_response_release(struct tu_response *r)
+{
+	free(r->body);
+	json_decref(r->json);
+	memset(r, 0, sizeof(*r));
+}
+
+int tu_post_json(const char *url, const char *body, const char *idem_key,
+		 struct tu_response *out)
+{
+	char key[300];
+	const char *headers[3] = {"Content-Type: application/json", NULL, NULL};
+
+	if (idem_key) {
+		snprintf(key, sizeof(key), "Idempotency-Key: %s", idem_key);
+		headers[1] = key;
+	}
+	return tu_http("POST", url, headers, body, strlen(body), out);
+}
+
+char *tu_job_body(const char *name, const char *team)
+{
+	json_t *doc = json_pack(
+		"{s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s, s:[s], s:{s:s},"
+		" s:{s:i, s:s}, s:{s:i, s:i, s:s}}}",
+		"name", name, "labels", "team", team, "priority", "normal", "spec",
+		"type", "Scala", "sparkVersion", "3.5.1", "mainClass",
+		"org.apache.spark.examples.SparkPi", "mainApplicationFile",
+		"local:///opt/spark/examples/jars/spark-examples.jar", "arguments", "100",
+		"sparkConf", "spark.kubesim.durationSeconds", "1", "driver", "cores", 1,
+		"memory", "1g", "executor", "instances", 2, "cores", 1, "memory", "1g");
+	char *text = json_dumps(doc, JSON_COMPACT);
+
+	json_decref(doc);
+	return text;
+}
+
+/* ---- a subset of JSON Schema 2020-12, enough for api/openapi.yaml ---- */
+
+static json_t *openapi_doc;
+
+static bool schema_fail(char *why, size_t len, const char *path, const char *msg)
+{
+	snprintf(why, len, "%s: %s", *path ? path : "(root)", msg);
+	return false;
+}
+
+static bool type_matches(const char *t, json_t *v)
+{
+	if (!strcmp(t, "object")) return json_is_object(v);
+	if (!strcmp(t, "array")) return json_is_array(v);
+	if (!strcmp(t, "string")) return json_is_string(v);
+	if (!strcmp(t, "integer")) return json_is_integer(v);
+	if (!strcmp(t, "number")) return json_is_number(v);
+	if (!strcmp(t, "boolean")) return json_is_boolean(v);
+	if (!strcmp(t, "null")) return json_is_null(v);
+	return false;
+}
+
+static bool validate(json_t *schema, json_t *v, const char *path, char *why,
+		     size_t len)
+{
+	json_t *kw;
+	char sub[512];
+
+	if ((kw = json_object_get(schema, "$ref"))) {
+		const char *ref = json_string_value(kw);
+		const char *prefix = "#/components/schemas/";
+
+		if (!ref || strncmp(ref, prefix, strlen(prefix)))
+			return schema_fail(why, len, path, "unsupported $ref");
+		schema = json_object_get(json_object_get(json_object_get(openapi_doc,
+			"components"), "schemas"), ref + strlen(prefix));
+		if (!schema)
+			return schema_fail(why, len, path, "dangling $ref");
+		return validate(schema, v, path, why, len);
+	}
+	if ((kw = json_object_get(schema, "type"))) {
+		bool ok = false;
+
+		if (json_is_string(kw))
+			ok = type_matches(json_string_value(kw), v);
+		for (size_t i = 0; json_is_array(kw) && i < json_array_size(kw); i++)
+			ok = ok || type_matches(json_string_value(json_array_get(kw, i)), v);
+		if (!ok)
+			return schema_fail(why, len, path, "wrong type");
+	}
+	if ((kw = json_object_get(schema, "const")) && !json_equal(kw, v))
+		return schema_fail(why, len, path, "not the const value");
+	if ((kw = json_object_get(schema, "enum"))) {
+		bool found = false;
+
+		for (size_t i = 0; i < json_array_size(kw); i++)
+			found = found || json_equal(json_array_get(kw, i), v);
+		if (!found)
+			return schema_fail(why, len, path, "not in enum");
+	}
+	if (json_is_number(v)) {
+		double d = json_number_value(v);
+
+		if ((kw = json_object_get(schema, "minimum")) && d < json_number_value(kw))
+			return schema_fail(why, len, path, "below minimum");
+		if ((kw = json_object_get(schema, "maximum")) && d > json_number_value(kw))
+			return schema_fail(why, len, path, "above maximum");
+	}
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		int64_t ms;
+
+		if ((kw = json_object_get(schema, "maxLength")) &&
+		    (json_int_t)json_string_length(v) > json_integer_value(kw))
+			return schema_fail(why, len, path, "too long");
+		if ((kw = json_object_get(schema, "minLength")) &&
+		    (json_int_t)json_string_length(v) < json_integer_value(kw))
+			return schema_fail(why, len, path, "too short");
+		if ((kw = json_object_get(schema, "pattern"))) {
+			regex_t re;
+			int m;
+
+			if (regcomp(&re, json_string_value(kw), REG_EXTENDED | REG_NOSUB))
+				return schema_fail(why, len, path, "pattern does not compile");
+			m = regexec(&re, s, 0, NULL, 0);
+			regfree(&re);
+			if (m)
+				return schema_fail(why, len, path, "does not match pattern");
+		}
+		if ((kw = json_object_get(schema, "format")) &&
+		    !strcmp(json_string_value(kw), "date-time") && gw_time_parse(s, &ms))
+			return schema_fail(why, len, path, "not a date-time");
+	}
+	if (json_is_object(v)) {
+		json_t *props = json_object_get(schema, "properties");
+		json_t *extra = json_object_get(schema, "additionalProperties");
+		const char *key;
+		json_t *val;
+
+		kw = json_object_get(schema, "required");
+		for (size_t i = 0; i < json_array_size(kw); i++)
+			if (!json_object_get(v, json_string_value(json_array_get(kw, i)))) {
+				snprintf(sub, sizeof(sub), "%s.%s", path,
+					 json_string_value(json_array_get(kw, i)));
+				return schema_fail(why, len, sub, "required property missing");
+			}
+		json_object_foreach(v, key, val) {
+			json_t *ps = json_object_get(props, key);
+
+			snprintf(sub, sizeof(sub), "%s.%s", path, key);
+			if (ps && !validate(ps, val, sub, why, len))
+				return false;
+			if (!ps && json_is_false(extra))
+				return schema_fail(why, len, sub, "property not allowed");
+			if (!ps && json_is_object(extra) && !validate(extra, val, sub, why, len))
+				return false;
+		}
+	}
+	if (json_is_array(v) && (kw = json_object_get(schema, "items"))) {
+		for (size_t i = 0; i < json_array_size(v); i++) {
+			snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+			if (!validate(kw, json_array_get(v, i), sub, why, len))
+				return false;
+		}
+	}
+	return true;
+}
+
+bool tu_schema_valid(const char *name, json_t *v, char *why, size_t whylen)
+{
+	char err[GW_ERRLEN];
+	json_t *schema;
+
+	if (!openapi_doc) {
+		const char *src = getenv("SPARKGW_SRC") ? getenv("SPARKGW_SRC") : ".";
+		char path[512];
+
+		snprintf(path, sizeof(path), "%s/api/openapi.yaml", src);
+		if (gw_yaml_load_file(path, &openapi_doc, NULL, err)) {
+			snprintf(why, whylen, "cannot load the API: %s", err);
+			return false;
+		}
+	}
+	schema = json_object_get(json_object_get(json_object_get(openapi_doc,
+		"components"), "schemas"), name);
+	if (!schema) {
+		snprintf(why, whylen, "no schema named %s", name);
+		return false;
+	}
+	if (!v) {
+		snprintf(why, whylen, "no JSON body");
+		return false;
+	}
+	return validate(schema, v, "", why, whylen);
+}
+
+void tu_schema_unload(void)
+{
+	json_decref(openapi_doc);
+	openapi_doc = NULL;
+}

@@ -1,0 +1,77 @@
+/* Helpers for the test suites: temporary directories, the gateway as a
+ * child process on a free loopback port, HTTP calls with libcurl, and
+ * response checks against api/openapi.yaml. */
+#ifndef GW_TESTUTIL_H
+#define GW_TESTUTIL_H
+
+#include <check.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+Suite *common_suite(void);
+Suite *submission_suite(void);
+Suite *store_suite(void);
+Suite *api_suite(void);
+Suite *process_suite(void);
+
+/* A new empty directory under $TMPDIR; caller frees the string. */
+char *tu_tmpdir(const char *tag);
+void tu_rmtree(const char *path);
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int tu_free_port(void);
+
+struct tu_gateway {
+	pid_t pid;
+	int port;
+	char data[512];
+	char log[600];
+	char base[64]; /* http://127.0.0.1:PORT */
+};
+
+/* Starts build/sparkgw (SPARKGW_BIN) on a free port with data in dir and
+ * optional extra arguments (NULL-terminated), waiting until it answers
+ * /healthz. Returns 0, or -1 if it exited or never answered. */
+int tu_gateway_start(struct tu_gateway *gw, const char *dir, ...);
+/* Sends sig and reaps the process; returns its exit status or -1. */
+int tu_gateway_signal(struct tu_gateway *gw, int sig);
+/* Runs the binary to completion with the given arguments (NULL-terminated),
+ * capturing stderr into err; returns its exit status. */
+int tu_run_gateway(char *err, size_t errlen, ...);
+
+struct tu_response {
+	long status;
+	char *body;
+	json_t *json; /* parsed body, or NULL */
+	char content_type[128];
+	char location[256];
+	char retry_after[32];
+	char allow[128];
+	long connects; /* new connections this request opened */
+};
+
+/* headers: NULL-terminated "Name: value" strings, may be NULL. */
+int tu_http(const char *method, const char *url, const char *const *headers,
+	    const char *body, size_t len, struct tu_response *out);
+void tu_response_release(struct tu_response *r);
+/* POST application/json, with an optional Idempotency-Key. */
+int tu_post_json(const char *url, const char *body, const char *idem_key,
+		 struct tu_response *out);
+
+/* Validates v against components/schemas/NAME of api/openapi.yaml; on
+ * failure returns false and the reason in why. */
+bool tu_schema_valid(const char *name, json_t *v, char *why, size_t whylen);
+void tu_schema_unload(void);
+
+/* A valid submission body, with the given name and team label. */
+char *tu_job_body(const char *name, const char *team);
+
+#define ck_assert_schema(name, v)                                         \
+	do {                                                              \
+		char why_[512];                                           \
+		ck_assert_msg(tu_schema_valid((name), (v), why_, sizeof(why_)), \
+			      "schema %s: %s", (name), why_);             \
+	} while (0)
+
+#endif

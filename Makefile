@@ -12,7 +12,7 @@ SPARKGW_DATA ?= ./var
 WARN := -std=c11 -Wall -Wextra -Wpedantic -Werror -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wold-style-definition \
 	-Wpointer-arith -Wcast-qual -Wwrite-strings -Wformat=2 -Wvla -Wundef \
-	-fno-common -Wno-format-truncation
+	-fno-common
 OPT      ?= -O2 -g
 CPPFLAGS += -I. -D_GNU_SOURCE -DGW_VERSION='"$(VERSION)"' \
 	-DGW_GIT_COMMIT='"$(GIT_COMMIT)"'
@@ -27,6 +27,10 @@ CFLAGS   += -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined
 else
 CPPFLAGS += -D_FORTIFY_SOURCE=2
+endif
+# gcc's guess at snprintf truncation fires on bounded, intended truncation.
+ifeq ($(findstring clang,$(CC)),)
+CFLAGS   += -Wno-format-truncation
 endif
 
 COMMON_SRC  := $(wildcard common/*.c)
@@ -45,9 +49,13 @@ all: $(BUILD)/sparkgw
 deps:
 	@sh contrib/install-deps.sh
 
+# `make V=1` shows the full commands.
+Q := $(if $(V),,@)
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # Migrations are embedded as C strings, in file-name order.
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) Makefile
@@ -65,13 +73,15 @@ $(BUILD)/gen/migrations.c: $(MIGRATIONS) Makefile
 
 $(BUILD)/obj/gen/migrations.o: $(BUILD)/gen/migrations.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/sparkgw: $(BUILD)/obj/gateway/main.o $(LIB_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/check_sparkgw: $(TEST_OBJ) $(LIB_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(CHECK_LIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(CHECK_LIBS)
 
 run: deps
 	@$(MAKE) --no-print-directory all

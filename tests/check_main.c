@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/log.h"
 #include "tests/testutil.h"
 
 int main(void)
@@ -11,6 +12,7 @@ int main(void)
 	SRunner *sr = srunner_create(common_suite());
 	int run, failed;
 
+	gw_log_set_level(GW_LOG_WARN); /* the store's own start-up notes */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	srunner_add_suite(sr, submission_suite());
 	srunner_add_suite(sr, store_suite());

@@ -47,13 +47,15 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		"INSERT INTO jobs (id, name, user, state, labels, spec, created_ms,"
 		" updated_ms, rv) VALUES (?1, ?2, ?3, 'QUEUED', ?4, ?5, ?6, ?6, 0)",
 	[STMT_LABEL_INSERT] =
-		"INSERT INTO job_labels (job_seq, key, value) VALUES (?1, ?2, ?3)",
+		"INSERT INTO job_labels (job_seq, key, value, state)"
+		" VALUES (?1, ?2, ?3, 'QUEUED')",
 	[STMT_EVENT_INSERT] =
 		"INSERT INTO job_events (job_seq, time_ms, state, previous, reason,"
 		" message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[STMT_JOB_UPDATE] =
 		"UPDATE jobs SET state = ?2, reason = ?3, message = ?4,"
 		" updated_ms = ?5, rv = ?6 WHERE seq = ?1",
+	[STMT_LABELS_UPDATE] = "UPDATE job_labels SET state = ?2 WHERE job_seq = ?1",
 	[STMT_IDEM_GET] =
 		"SELECT body_sha256, job_seq FROM idempotency_keys"
 		" WHERE user = ?1 AND key = ?2",

@@ -15,6 +15,7 @@ enum store_stmt {
 	STMT_LABEL_INSERT,
 	STMT_EVENT_INSERT,
 	STMT_JOB_UPDATE,
+	STMT_LABELS_UPDATE,
 	STMT_IDEM_GET,
 	STMT_IDEM_INSERT,
 	STMT_PING,
@@ -41,8 +42,11 @@ void store_apply_op(struct store_conn *c, struct store_op *op);
 /* Reads a row of the job column list (see STORE_JOB_COLUMNS). */
 enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job);
 
-#define STORE_JOB_COLUMNS \
-	"seq, id, name, user, state, reason, message, labels, spec, created_ms, updated_ms, rv"
+/* Qualified, so that queries joining job_labels can use them too. */
+#define STORE_JOB_COLUMNS                                                      \
+	"jobs.seq, jobs.id, jobs.name, jobs.user, jobs.state, jobs.reason,"    \
+	" jobs.message, jobs.labels, jobs.spec, jobs.created_ms,"              \
+	" jobs.updated_ms, jobs.rv"
 
 /* Checks a reader out of the pool (opening one if none is free). */
 struct store_conn *store_reader_get(struct store *s, char *err);

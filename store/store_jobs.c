@@ -218,6 +218,14 @@ static enum gw_err write_state(struct store_conn *c, int64_t job_seq,
 		sqlite3_bind_text(st, 4, message, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, now);
 	sqlite3_bind_int64(st, 6, rv);
+	if ((rc = step_done(c, st, err)) || previous < 0)
+		return rc; /* a new job's labels were inserted in its first state */
+
+	st = store_conn_stmt(c, STMT_LABELS_UPDATE, err);
+	if (!st)
+		return GW_EIO;
+	sqlite3_bind_int64(st, 1, job_seq);
+	sqlite3_bind_text(st, 2, state_names[to], -1, SQLITE_STATIC);
 	return step_done(c, st, err);
 }
 
@@ -495,8 +503,8 @@ static bool sql_add(char *sql, size_t size, size_t *len, const char *text)
 	return true;
 }
 
-/* The label requirement as a correlated subquery: it probes job_labels'
- * primary key once per candidate row, so a page costs O(page) lookups. */
+/* A label requirement as a subquery probing job_labels' primary key once
+ * per candidate row. */
 static bool sql_add_requirement(char *sql, size_t size, size_t *len,
 				const struct gw_sel_req *r)
 {
@@ -548,18 +556,92 @@ static int bind_requirement(sqlite3_stmt *st, int idx,
 	return idx;
 }
 
+/* The first key=value requirement, if any: the query walks that label's
+ * index newest first (with the state, when one is asked for, in the same
+ * index), so a page costs what it returns, even on millions of jobs. */
+static const struct gw_sel_req *driving_requirement(const struct gw_selector *sel)
+{
+	for (size_t i = 0; sel && i < sel->n; i++)
+		if (sel->reqs[i].op == GW_SEL_EQ)
+			return &sel->reqs[i];
+	return NULL;
+}
+
+static bool build_list_sql(const struct store_list_query *q,
+			   const struct gw_sel_req *drive, char *sql, size_t size)
+{
+	size_t len = 0;
+	bool ok;
+
+	if (drive) {
+		ok = sql_add(sql, size, &len,
+			     "SELECT " STORE_JOB_COLUMNS " FROM job_labels d"
+			     " JOIN jobs ON jobs.seq = d.job_seq"
+			     " WHERE d.key = ? AND d.value = ?");
+		if (q->state >= 0)
+			ok = ok && sql_add(sql, size, &len, " AND d.state = ?");
+		if (q->before_seq)
+			ok = ok && sql_add(sql, size, &len, " AND d.job_seq < ?");
+	} else {
+		ok = sql_add(sql, size, &len,
+			     "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE 1");
+		if (q->state >= 0)
+			ok = ok && sql_add(sql, size, &len, " AND jobs.state = ?");
+		if (q->before_seq)
+			ok = ok && sql_add(sql, size, &len, " AND jobs.seq < ?");
+	}
+	if (q->user)
+		ok = ok && sql_add(sql, size, &len, " AND jobs.user = ?");
+	if (q->created_after_ms)
+		ok = ok && sql_add(sql, size, &len, " AND jobs.created_ms >= ?");
+	if (q->created_before_ms)
+		ok = ok && sql_add(sql, size, &len, " AND jobs.created_ms < ?");
+	for (size_t i = 0; q->selector && i < q->selector->n; i++)
+		if (&q->selector->reqs[i] != drive)
+			ok = ok && sql_add_requirement(sql, size, &len, &q->selector->reqs[i]);
+	return ok && sql_add(sql, size, &len,
+			     drive ? " ORDER BY d.job_seq DESC LIMIT ?"
+				   : " ORDER BY jobs.seq DESC LIMIT ?");
+}
+
+static void bind_list_sql(sqlite3_stmt *st, const struct store_list_query *q,
+			  const struct gw_sel_req *drive)
+{
+	int idx = 1;
+
+	if (drive) {
+		sqlite3_bind_text(st, idx++, drive->key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, idx++, drive->values[0], -1, SQLITE_STATIC);
+	}
+	if (q->state >= 0)
+		sqlite3_bind_text(st, idx++, state_names[q->state], -1, SQLITE_STATIC);
+	if (q->before_seq)
+		sqlite3_bind_int64(st, idx++, q->before_seq);
+	if (q->user)
+		sqlite3_bind_text(st, idx++, q->user, -1, SQLITE_STATIC);
+	if (q->created_after_ms)
+		sqlite3_bind_int64(st, idx++, q->created_after_ms);
+	if (q->created_before_ms)
+		sqlite3_bind_int64(st, idx++, q->created_before_ms);
+	for (size_t i = 0; q->selector && i < q->selector->n; i++)
+		if (&q->selector->reqs[i] != drive)
+			idx = bind_requirement(st, idx, &q->selector->reqs[i]);
+	/* One row more than asked tells whether another page exists. */
+	sqlite3_bind_int64(st, idx, (sqlite3_int64)q->limit + 1);
+}
+
 enum gw_err store_job_list(struct store *s, const struct store_list_query *q,
 			   struct store_job **items, size_t *n,
 			   int64_t *next_seq, char *err)
 {
+	const struct gw_sel_req *drive = driving_requirement(q->selector);
 	char sql[8192];
-	size_t len = 0, count = 0;
+	size_t count = 0;
 	struct store_conn *c = NULL;
 	struct store_job *jobs = NULL;
 	sqlite3_stmt *st = NULL;
 	enum gw_err rc = GW_OK;
-	int idx = 1, src;
-	bool ok;
+	int src;
 
 	*items = NULL;
 	*n = 0;
@@ -568,26 +650,10 @@ enum gw_err store_job_list(struct store *s, const struct store_list_query *q,
 		gw_seterr(err, "limit must be at least 1");
 		return GW_EINVAL;
 	}
-	ok = sql_add(sql, sizeof(sql), &len,
-		     "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE 1");
-	if (q->before_seq)
-		ok = ok && sql_add(sql, sizeof(sql), &len, " AND seq < ?");
-	if (q->state >= 0)
-		ok = ok && sql_add(sql, sizeof(sql), &len, " AND state = ?");
-	if (q->user)
-		ok = ok && sql_add(sql, sizeof(sql), &len, " AND user = ?");
-	if (q->created_after_ms)
-		ok = ok && sql_add(sql, sizeof(sql), &len, " AND created_ms >= ?");
-	if (q->created_before_ms)
-		ok = ok && sql_add(sql, sizeof(sql), &len, " AND created_ms < ?");
-	for (size_t i = 0; q->selector && i < q->selector->n; i++)
-		ok = ok && sql_add_requirement(sql, sizeof(sql), &len, &q->selector->reqs[i]);
-	ok = ok && sql_add(sql, sizeof(sql), &len, " ORDER BY seq DESC LIMIT ?");
-	if (!ok) {
+	if (!build_list_sql(q, drive, sql, sizeof(sql))) {
 		gw_seterr(err, "query too complex");
 		return GW_EINVAL;
 	}
-
 	c = store_reader_get(s, err);
 	if (!c)
 		return GW_EIO;
@@ -596,21 +662,7 @@ enum gw_err store_job_list(struct store *s, const struct store_list_query *q,
 		rc = store_sqlite_err(c->db, src, err);
 		goto out;
 	}
-	if (q->before_seq)
-		sqlite3_bind_int64(st, idx++, q->before_seq);
-	if (q->state >= 0)
-		sqlite3_bind_text(st, idx++, state_names[q->state], -1, SQLITE_STATIC);
-	if (q->user)
-		sqlite3_bind_text(st, idx++, q->user, -1, SQLITE_STATIC);
-	if (q->created_after_ms)
-		sqlite3_bind_int64(st, idx++, q->created_after_ms);
-	if (q->created_before_ms)
-		sqlite3_bind_int64(st, idx++, q->created_before_ms);
-	for (size_t i = 0; q->selector && i < q->selector->n; i++)
-		idx = bind_requirement(st, idx, &q->selector->reqs[i]);
-	/* One row more than asked tells whether another page exists. */
-	sqlite3_bind_int64(st, idx, (sqlite3_int64)q->limit + 1);
-
+	bind_list_sql(st, q, drive);
 	jobs = calloc(q->limit + 1, sizeof(*jobs));
 	if (!jobs) {
 		rc = GW_ENOMEM;

@@ -315,6 +315,15 @@ START_TEST(test_list_filters_and_pages)
 	ck_assert_str_eq(names, "a2");
 	list_names("team=search", STORE_QUEUED, 50, 0, names, sizeof(names), &next);
 	ck_assert_str_eq(names, "a3,a1");
+	/* The label index follows the job's state changes. */
+	list_names("team=ads", STORE_DISPATCHING, 50, 0, names, sizeof(names), &next);
+	ck_assert_str_eq(names, "a2");
+	list_names("team=ads", STORE_QUEUED, 50, 0, names, sizeof(names), &next);
+	ck_assert_str_eq(names, "");
+	list_names("team=search,priority=low,!experimental", -1, 50, 0, names, sizeof(names), &next);
+	ck_assert_str_eq(names, "");
+	list_names("priority=low,team in (ads,ml)", -1, 50, 0, names, sizeof(names), &next);
+	ck_assert_str_eq(names, "a2");
 
 	/* Pages of two, following the cursor to the end. */
 	list_names(NULL, -1, 2, 0, names, sizeof(names), &next);

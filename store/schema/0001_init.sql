@@ -20,13 +20,17 @@ CREATE INDEX jobs_by_user    ON jobs (user, seq);
 CREATE INDEX jobs_by_created ON jobs (created_ms);
 CREATE INDEX jobs_by_rv      ON jobs (rv);
 
+-- state is a copy of jobs.state, so that "team=X, state=RUNNING" is one
+-- index range; the writer keeps it in step on every transition.
 CREATE TABLE job_labels (
 	job_seq INTEGER NOT NULL REFERENCES jobs (seq) ON DELETE CASCADE,
 	key     TEXT    NOT NULL,
 	value   TEXT    NOT NULL,
+	state   TEXT    NOT NULL,
 	PRIMARY KEY (job_seq, key)
 ) WITHOUT ROWID;
-CREATE INDEX job_labels_by_value ON job_labels (key, value, job_seq);
+CREATE INDEX job_labels_by_value       ON job_labels (key, value, job_seq);
+CREATE INDEX job_labels_by_value_state ON job_labels (key, value, state, job_seq);
 
 CREATE TABLE job_events (
 	seq      INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -43,7 +43,7 @@ MIGRATIONS  := $(sort $(wildcard store/schema/*.sql))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/migrations.o
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps run test check test-asan clean
+.PHONY: all deps run test check test-asan fuzz clean
 all: $(BUILD)/sparkgw
 
 deps:
@@ -99,7 +99,27 @@ check: $(BUILD)/sparkgw $(BUILD)/check_sparkgw
 test-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 check
 
+# libFuzzer targets, each run for FUZZ_SECONDS from its seed corpus; new
+# inputs go to build-fuzz/corpus, crashes to build-fuzz/.
+FUZZ_TARGETS := submission selector quantity yaml
+FUZZ_SECONDS ?= 30
+FUZZ_SRC     := $(COMMON_SRC) gateway/submission.c
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
+	@mkdir -p build-fuzz
+	clang $(CPPFLAGS) $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined \
+		-o $@ $< $(FUZZ_SRC) $(LIBS)
+
+fuzz: deps $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p build-fuzz/corpus/$$t; \
+		echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
+		(cd build-fuzz && ./fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+			-print_final_stats=1 corpus/$$t ../tests/fuzz/corpus/$$t 2>&1 | \
+			grep -E 'stat::number_of_executed_units|ERROR|SUMMARY') || exit 1; \
+	done
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/obj/gateway/main.d

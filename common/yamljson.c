@@ -2,8 +2,7 @@
 #include "common/yamljson.h"
 
 #include <errno.h>
-#include <math.h>
-#include <regex.h>
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,21 +36,61 @@ static enum gw_err next_event(struct loader *ld, yaml_event_t *ev)
 	return GW_OK;
 }
 
-static bool matches(const char *s, const char *pattern)
+/* Counts the characters at s accepted by ok(). */
+static size_t span(const char *s, int (*ok)(int))
 {
-	regex_t re;
-	bool ok;
+	size_t n = 0;
 
-	if (regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB))
+	while (s[n] && ok((unsigned char)s[n]))
+		n++;
+	return n;
+}
+
+static int is_octal(int c)
+{
+	return c >= '0' && c <= '7';
+}
+
+/* [-+]?[0-9]+ | 0o[0-7]+ | 0x[0-9a-fA-F]+ : the base, or 0 if none. */
+static int integer_base(const char *s)
+{
+	size_t sign = (*s == '-' || *s == '+');
+	size_t n;
+
+	if (s[0] == '0' && s[1] == 'x')
+		return (n = span(s + 2, isxdigit)) && !s[2 + n] ? 16 : 0;
+	if (s[0] == '0' && s[1] == 'o')
+		return (n = span(s + 2, is_octal)) && !s[2 + n] ? 8 : 0;
+	return (n = span(s + sign, isdigit)) && !s[sign + n] ? 10 : 0;
+}
+
+/* [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)? */
+static bool is_float(const char *s)
+{
+	size_t i = (*s == '-' || *s == '+'), whole, frac = 0, exp;
+
+	whole = span(s + i, isdigit);
+	i += whole;
+	if (s[i] == '.') {
+		frac = span(s + i + 1, isdigit);
+		i += 1 + frac;
+	}
+	if (!whole && !frac)
 		return false;
-	ok = regexec(&re, s, 0, NULL, 0) == 0;
-	regfree(&re);
-	return ok;
+	if (s[i] == 'e' || s[i] == 'E') {
+		i += 1 + (s[i + 1] == '-' || s[i + 1] == '+');
+		if (!(exp = span(s + i, isdigit)))
+			return false;
+		i += exp;
+	}
+	return s[i] == '\0';
 }
 
 /* YAML 1.2 core schema resolution of a plain scalar. */
 static json_t *resolve_plain(const char *s)
 {
+	int base;
+
 	if (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
 	    !strcmp(s, "NULL"))
 		return json_null();
@@ -59,9 +98,7 @@ static json_t *resolve_plain(const char *s)
 		return json_true();
 	if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE"))
 		return json_false();
-	if (matches(s, "^[-+]?[0-9]+$") || matches(s, "^0x[0-9a-fA-F]+$") ||
-	    matches(s, "^0o[0-7]+$")) {
-		int base = s[0] == '0' && s[1] == 'x' ? 16 : s[0] == '0' && s[1] == 'o' ? 8 : 10;
+	if ((base = integer_base(s))) {
 		const char *digits = base == 10 ? s : s + 2;
 		long long v;
 		char *end;
@@ -72,7 +109,7 @@ static json_t *resolve_plain(const char *s)
 			return json_integer(v);
 		return json_string(s); /* out of range: keep the text */
 	}
-	if (matches(s, "^[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?$"))
+	if (is_float(s))
 		return json_real(strtod(s, NULL));
 	return json_string(s);
 }

@@ -264,6 +264,28 @@ START_TEST(test_yaml_types_and_marks)
 }
 END_TEST
 
+START_TEST(test_yaml_numbers)
+{
+	static const char text[] =
+		"hex: 0x1F\noct: 0o17\nneg: -12\nexp: +.5e3\ntrail: 1.\n"
+		"big: 99999999999999999999\nver: 3.5.1\nip: 127.0.0.1\ne: 1e\n";
+	json_t *doc;
+	char err[GW_ERRLEN];
+
+	ck_assert_int_eq(gw_yaml_load_string(text, strlen(text), &doc, NULL, err), GW_OK);
+	ck_assert_int_eq(json_integer_value(json_object_get(doc, "hex")), 31);
+	ck_assert_int_eq(json_integer_value(json_object_get(doc, "oct")), 15);
+	ck_assert_int_eq(json_integer_value(json_object_get(doc, "neg")), -12);
+	ck_assert(json_real_value(json_object_get(doc, "exp")) == 500.0);
+	ck_assert(json_real_value(json_object_get(doc, "trail")) == 1.0);
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "big")), "99999999999999999999");
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "ver")), "3.5.1");
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "ip")), "127.0.0.1");
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "e")), "1e");
+	json_decref(doc);
+}
+END_TEST
+
 START_TEST(test_yaml_errors)
 {
 	static const struct {
@@ -307,6 +329,7 @@ Suite *common_suite(void)
 	tcase_add_test(tc, test_spark_memory);
 	tcase_add_test(tc, test_time_roundtrip);
 	tcase_add_test(tc, test_yaml_types_and_marks);
+	tcase_add_test(tc, test_yaml_numbers);
 	tcase_add_test(tc, test_yaml_errors);
 	suite_add_tcase(s, tc);
 	return s;

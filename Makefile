@@ -41,10 +41,11 @@ TEST_SRC    := $(wildcard tests/*.c)
 MIGRATIONS  := $(sort $(wildcard store/schema/*.sql))
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/migrations.o
+KUBESIM_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard contrib/kubesim/*.c) $(COMMON_SRC))
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all deps run test check test-asan fuzz clean
-all: $(BUILD)/sparkgw
+all: $(BUILD)/sparkgw $(BUILD)/kubesim
 
 deps:
 	@sh contrib/install-deps.sh
@@ -79,6 +80,10 @@ $(BUILD)/sparkgw: $(BUILD)/obj/gateway/main.o $(LIB_OBJ)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+$(BUILD)/kubesim: $(KUBESIM_OBJ)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 $(BUILD)/check_sparkgw: $(TEST_OBJ) $(LIB_OBJ)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(CHECK_LIBS)
@@ -93,8 +98,8 @@ test: deps
 	@$(MAKE) --no-print-directory check
 
 # The suite itself; expects the packages to be installed.
-check: $(BUILD)/sparkgw $(BUILD)/check_sparkgw
-	SPARKGW_BIN=$(BUILD)/sparkgw $(BUILD)/check_sparkgw
+check: $(BUILD)/sparkgw $(BUILD)/kubesim $(BUILD)/check_sparkgw
+	SPARKGW_BIN=$(BUILD)/sparkgw KUBESIM_BIN=$(BUILD)/kubesim $(BUILD)/check_sparkgw
 
 test-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 check
@@ -122,4 +127,4 @@ fuzz: deps $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/obj/gateway/main.d
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(KUBESIM_OBJ:.o=.d) $(BUILD)/obj/gateway/main.d

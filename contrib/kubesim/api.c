@@ -1,0 +1,1258 @@
+/* kubesim's REST API, on the Kubernetes wire format: discovery, CRUD with
+ * Status errors, list with selectors and paging, watch streams, pod logs,
+ * and the fault injection flags. Thread per connection, so that watch and
+ * log streams may block waiting for changes. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "common/buf.h"
+#include "common/labels.h"
+#include "common/timeutil.h"
+#include "contrib/kubesim/kubesim.h"
+
+#define MAX_BODY (4u << 20)
+#define BOOKMARK_EVERY_MS 1000
+
+struct request {
+	struct gw_buf body;
+	bool faulted;
+};
+
+static const char *jstr(const json_t *v)
+{
+	const char *s = json_string_value(v);
+
+	return s ? s : "";
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned code, json_t *body)
+{
+	char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	json_decref(body);
+	if (!text)
+		return MHD_NO;
+	r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	ret = MHD_queue_response(c, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned code, const char *text)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)(uintptr_t)text,
+								  MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret;
+
+	MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+	ret = MHD_queue_response(c, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static json_t *status_object(unsigned code, const char *reason, const char *kind,
+			     const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static json_t *status_object(unsigned code, const char *reason, const char *kind,
+			     const char *name, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	json_t *s;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	s = json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s, s:i}", "kind", "Status", "apiVersion", "v1",
+		      "metadata", "status", "Failure", "message", msg, "reason", reason, "code", (int)code);
+	if (kind || name)
+		json_object_set_new(s, "details", json_pack("{s:s?, s:s?}", "name", name, "kind", kind));
+	return s;
+}
+
+#define SEND_STATUS(c, code, reason, kind, name, ...) \
+	send_json((c), (code), status_object((code), (reason), (kind), (name), __VA_ARGS__))
+
+/* ---- discovery ---- */
+
+static json_t *resource_list(const struct ks_state *st, const char *group, const char *version)
+{
+	json_t *list = json_array();
+	char gv[96];
+
+	for (size_t i = 0; i < ks_nresources; i++) {
+		const struct ks_resource *r = &ks_resources[i];
+		json_t *e;
+
+		if (strcmp(r->group, group) || strcmp(r->version, version) ||
+		    (r->operator_only && !st->opts->operator_mode))
+			continue;
+		e = json_pack("{s:s, s:s, s:b, s:s, s:[s, s, s, s, s, s, s]}", "name", r->name,
+			      "singularName", r->singular, "namespaced", r->namespaced, "kind", r->kind,
+			      "verbs", "create", "delete", "get", "list", "patch", "update", "watch");
+		if (r->short_name)
+			json_object_set_new(e, "shortNames", json_pack("[s]", r->short_name));
+		if (*r->group)
+			json_object_set_new(e, "categories", json_pack("[s]", "all"));
+		json_array_append_new(list, e);
+		if (!strcmp(r->name, "pods")) {
+			json_array_append_new(list, json_pack("{s:s, s:s, s:b, s:s, s:[s]}", "name", "pods/log",
+							      "singularName", "", "namespaced", true, "kind", "Pod", "verbs", "get"));
+			json_array_append_new(list, json_pack("{s:s, s:s, s:b, s:s, s:[s, s, s]}", "name", "pods/status",
+							      "singularName", "", "namespaced", true, "kind", "Pod", "verbs", "get", "patch", "update"));
+		}
+		if (*r->group)
+			json_array_append_new(list, json_pack("{s:s, s:s, s:b, s:s, s:[s, s, s]}", "name", "sparkapplications/status",
+							      "singularName", "", "namespaced", true, "kind", r->kind, "verbs", "get", "patch", "update"));
+	}
+	snprintf(gv, sizeof(gv), "%s%s%s", group, *group ? "/" : "", version);
+	return json_pack("{s:s, s:s, s:s, s:o}", "kind", "APIResourceList", "apiVersion", "v1",
+			 "groupVersion", gv, "resources", list);
+}
+
+static json_t *group_list(const struct ks_state *st)
+{
+	json_t *groups = json_array();
+
+	if (st->opts->operator_mode)
+		json_array_append_new(groups, json_pack(
+			"{s:s, s:[{s:s, s:s}], s:{s:s, s:s}}", "name", "sparkoperator.k8s.io",
+			"versions", "groupVersion", "sparkoperator.k8s.io/v1beta2", "version", "v1beta2",
+			"preferredVersion", "groupVersion", "sparkoperator.k8s.io/v1beta2", "version", "v1beta2"));
+	return json_pack("{s:s, s:s, s:o}", "kind", "APIGroupList", "apiVersion", "v1", "groups", groups);
+}
+
+/* ---- paths ---- */
+
+struct target {
+	const struct ks_resource *res;
+	char ns[254];  /* "" for cluster scope or all namespaces */
+	char name[254];
+	char sub[32];  /* "log", "status" or "" */
+};
+
+/* Splits /api/v1/... or /apis/G/V/... into a target; 0, or -1 if unknown. */
+static int parse_target(const struct ks_state *st, const char *url, struct target *t)
+{
+	char group[64] = "", version[16], segs[5][254];
+	const char *p;
+	int n = 0;
+
+	memset(t, 0, sizeof(*t));
+	if (!strncmp(url, "/api/v1/", 8)) {
+		snprintf(version, sizeof(version), "v1");
+		p = url + 8;
+	} else if (!strncmp(url, "/apis/", 6)) {
+		const char *g = url + 6, *slash = strchr(g, '/'), *v;
+
+		if (!slash || (size_t)(slash - g) >= sizeof(group))
+			return -1;
+		memcpy(group, g, (size_t)(slash - g));
+		group[slash - g] = '\0';
+		v = slash + 1;
+		slash = strchr(v, '/');
+		if (!slash || (size_t)(slash - v) >= sizeof(version))
+			return -1;
+		memcpy(version, v, (size_t)(slash - v));
+		version[slash - v] = '\0';
+		p = slash + 1;
+	} else {
+		return -1;
+	}
+	while (*p && n < 5) {
+		size_t len = strcspn(p, "/");
+
+		if (len == 0 || len >= sizeof(segs[0]))
+			return -1;
+		memcpy(segs[n], p, len);
+		segs[n++][len] = '\0';
+		p += len;
+		if (*p == '/')
+			p++;
+	}
+	if (*p || n == 0)
+		return -1;
+	if (!strcmp(segs[0], "namespaces") && n >= 3) {
+		snprintf(t->ns, sizeof(t->ns), "%s", segs[1]);
+		t->res = ks_resource_find(group, version, segs[2]);
+		if (n >= 4)
+			snprintf(t->name, sizeof(t->name), "%s", segs[3]);
+		if (n == 5)
+			snprintf(t->sub, sizeof(t->sub), "%s", segs[4]);
+	} else if (n <= 2) {
+		t->res = ks_resource_find(group, version, segs[0]);
+		if (n == 2)
+			snprintf(t->name, sizeof(t->name), "%s", segs[1]);
+	} else {
+		return -1;
+	}
+	if (!t->res || (t->res->operator_only && !st->opts->operator_mode))
+		return -1;
+	if (t->res->namespaced == false && *t->ns)
+		return -1;
+	if (*t->sub && strcmp(t->sub, "status") && !(strcmp(t->sub, "log") == 0 && !strcmp(t->res->name, "pods")))
+		return -1;
+	return 0;
+}
+
+/* ---- selection ---- */
+
+struct field_req {
+	char path[64];
+	char value[254];
+	bool negate;
+};
+
+struct selection {
+	struct gw_selector *labels;
+	struct field_req fields[8];
+	int nfields;
+};
+
+static const char *field_value(const json_t *obj, const char *path)
+{
+	char part[64];
+	const json_t *cur = obj;
+
+	while (*path && cur) {
+		size_t n = strcspn(path, ".");
+
+		if (n >= sizeof(part))
+			return NULL;
+		memcpy(part, path, n);
+		part[n] = '\0';
+		cur = json_object_get(cur, part);
+		path += n;
+		if (*path == '.')
+			path++;
+	}
+	return json_string_value(cur);
+}
+
+static int parse_fields(const char *text, struct selection *sel, char *err)
+{
+	while (text && *text) {
+		size_t n = strcspn(text, ",");
+		char item[320];
+		char *op;
+		struct field_req *f;
+
+		if (n >= sizeof(item) || sel->nfields == 8) {
+			gw_seterr(err, "field selector too long");
+			return -1;
+		}
+		memcpy(item, text, n);
+		item[n] = '\0';
+		text += n + (text[n] == ',');
+		f = &sel->fields[sel->nfields];
+		op = strstr(item, "!=");
+		f->negate = op != NULL;
+		if (!op)
+			op = strstr(item, "==");
+		if (!op)
+			op = strchr(item, '=');
+		if (!op) {
+			gw_seterr(err, "invalid field selector: '%s'", item);
+			return -1;
+		}
+		*op = '\0';
+		op += (op[1] == '=') ? 2 : 1;
+		if (!strcmp(item, "metadata.name") || !strcmp(item, "metadata.namespace") ||
+		    !strcmp(item, "status.phase") || !strcmp(item, "spec.nodeName") ||
+		    !strncmp(item, "involvedObject.", 15) || !strcmp(item, "reason") ||
+		    !strcmp(item, "type")) {
+			snprintf(f->path, sizeof(f->path), "%s", item);
+			snprintf(f->value, sizeof(f->value), "%s", op);
+			sel->nfields++;
+		} else {
+			gw_seterr(err, "field label not supported: %s", item);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static bool selected(const struct selection *sel, const json_t *obj)
+{
+	for (int i = 0; i < sel->nfields; i++) {
+		const char *v = field_value(obj, sel->fields[i].path);
+		bool eq = !strcmp(v ? v : "", sel->fields[i].value);
+
+		if (eq == sel->fields[i].negate)
+			return false;
+	}
+	return !sel->labels ||
+	       gw_selector_matches(sel->labels, json_object_get(json_object_get(obj, "metadata"), "labels"));
+}
+
+static int parse_selection(struct MHD_Connection *c, struct selection *sel, char *err)
+{
+	const char *ls = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "labelSelector");
+	const char *fs = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "fieldSelector");
+
+	memset(sel, 0, sizeof(*sel));
+	if (ls && gw_selector_parse(ls, &sel->labels, err) != GW_OK)
+		return -1;
+	return parse_fields(fs, sel, err);
+}
+
+/* Does key belong to the resource (and namespace, when one is given)? */
+static bool key_in_scope(const char *key, const struct target *t)
+{
+	size_t rl = strlen(t->res->name), nl = strlen(t->ns);
+
+	if (strncmp(key, t->res->name, rl) || key[rl] != '/')
+		return false;
+	return !*t->ns || (!strncmp(key + rl + 1, t->ns, nl) && key[rl + 1 + nl] == '/');
+}
+
+static int cmp_keys(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void quota_usage(struct ks_state *st, json_t *quota)
+{
+	const char *ns = ks_ns(quota), *key;
+	json_t *obj;
+	double cpu = 0, mem = 0;
+	int pods = 0;
+	char text[64], prefix[300];
+
+	snprintf(prefix, sizeof(prefix), "pods/%s/", ns);
+	json_object_foreach(st->objects, key, obj) {
+		const char *phase = jstr(json_object_get(json_object_get(obj, "status"), "phase"));
+		double c, m;
+
+		if (strncmp(key, prefix, strlen(prefix)) || !strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"))
+			continue;
+		ks_pod_requests(obj, &c, &m);
+		cpu += c;
+		mem += m;
+		pods++;
+	}
+	json_object_set_new(quota, "status", json_object());
+	json_object_set(json_object_get(quota, "status"), "hard",
+			json_object_get(json_object_get(quota, "spec"), "hard"));
+	json_object_set_new(json_object_get(quota, "status"), "used", json_object());
+	snprintf(text, sizeof(text), "%d", pods);
+	json_object_set_new(json_object_get(json_object_get(quota, "status"), "used"), "pods", json_string(text));
+	snprintf(text, sizeof(text), "%lldm", (long long)(cpu * 1000 + 0.5));
+	json_object_set_new(json_object_get(json_object_get(quota, "status"), "used"), "requests.cpu", json_string(text));
+	snprintf(text, sizeof(text), "%lld", (long long)mem);
+	json_object_set_new(json_object_get(json_object_get(quota, "status"), "used"), "requests.memory", json_string(text));
+}
+
+static json_t *serve_copy(struct ks_state *st, const struct ks_resource *r, json_t *obj)
+{
+	json_t *copy = json_deep_copy(obj);
+
+	if (!strcmp(r->name, "resourcequotas"))
+		quota_usage(st, copy);
+	return copy;
+}
+
+static void hex_encode(const char *in, char *out, size_t outlen)
+{
+	size_t i;
+
+	for (i = 0; in[i] && 2 * i + 2 < outlen; i++)
+		snprintf(out + 2 * i, 3, "%02x", (unsigned char)in[i]);
+	out[2 * i] = '\0';
+}
+
+static int hex_decode(const char *in, char *out, size_t outlen)
+{
+	size_t n = strlen(in);
+
+	if (n % 2 || n / 2 >= outlen)
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		unsigned v;
+
+		if (sscanf(in + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = (char)v;
+	}
+	out[n / 2] = '\0';
+	return 0;
+}
+
+static enum MHD_Result do_list(struct ks_state *st, struct MHD_Connection *c, const struct target *t)
+{
+	const char *limit_s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+	const char *cont = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "continue");
+	long limit = limit_s ? strtol(limit_s, NULL, 10) : 0;
+	char err[GW_ERRLEN], after[600] = "", rv[24], list_kind[96], api_version[96];
+	struct selection sel;
+	const char **keys;
+	size_t nkeys = 0, i, remaining = 0;
+	json_t *items, *list, *obj;
+	const char *key;
+
+	if (parse_selection(c, &sel, err)) {
+		gw_selector_free(sel.labels);
+		return SEND_STATUS(c, 400, "BadRequest", NULL, NULL, "%s", err);
+	}
+	if (cont && hex_decode(cont, after, sizeof(after))) {
+		gw_selector_free(sel.labels);
+		return SEND_STATUS(c, 400, "BadRequest", NULL, NULL, "continue key is not valid");
+	}
+	pthread_mutex_lock(&st->lock);
+	keys = malloc((json_object_size(st->objects) + 1) * sizeof(*keys));
+	json_object_foreach(st->objects, key, obj)
+		if (key_in_scope(key, t) && strcmp(key, after) > 0 && selected(&sel, obj))
+			keys[nkeys++] = key;
+	qsort(keys, nkeys, sizeof(*keys), cmp_keys);
+	items = json_array();
+	for (i = 0; i < nkeys && (limit <= 0 || (long)i < limit); i++)
+		json_array_append_new(items, serve_copy(st, t->res, json_object_get(st->objects, keys[i])));
+	snprintf(rv, sizeof(rv), "%lld", (long long)st->rv);
+	ks_api_version(t->res, api_version, sizeof(api_version));
+	snprintf(list_kind, sizeof(list_kind), "%sList", t->res->kind);
+	list = json_pack("{s:s, s:s, s:{s:s}, s:o}", "kind", list_kind, "apiVersion", api_version,
+			 "metadata", "resourceVersion", rv, "items", items);
+	if (i < nkeys) {
+		char token[1300];
+
+		hex_encode(keys[i - 1], token, sizeof(token));
+		remaining = nkeys - i;
+		json_object_set_new(json_object_get(list, "metadata"), "continue", json_string(token));
+		json_object_set_new(json_object_get(list, "metadata"), "remainingItemCount",
+				    json_integer((json_int_t)remaining));
+	}
+	pthread_mutex_unlock(&st->lock);
+	free(keys);
+	gw_selector_free(sel.labels);
+	return send_json(c, 200, list);
+}
+
+/* ---- watch ---- */
+
+struct watch {
+	struct ks_state *st;
+	struct target t;
+	struct selection sel;
+	int64_t next_rv;  /* events after this are still to send */
+	struct gw_buf out;
+	size_t out_off;
+	int64_t deadline_ms, drop_at_ms, bookmark_at_ms;
+	bool bookmarks, done;
+};
+
+static void watch_emit(struct watch *w, const char *type, json_t *obj)
+{
+	json_t *ev = json_pack("{s:s, s:o}", "type", type, "object", obj);
+	char *text = json_dumps(ev, JSON_COMPACT);
+
+	if (text) {
+		if (gw_buf_append(&w->out, text, strlen(text)) == GW_OK)
+			(void)!gw_buf_append(&w->out, "\n", 1);
+		free(text);
+	}
+	json_decref(ev);
+}
+
+/* Under the lock: queue every matching event after next_rv. */
+static void watch_collect(struct watch *w)
+{
+	struct ks_state *st = w->st;
+	int64_t first;
+
+	if (st->log_len == 0 || w->next_rv >= st->rv)
+		return;
+	first = st->log[st->log_start].rv;
+	for (int64_t rv = w->next_rv + 1 > first ? w->next_rv + 1 : first; rv <= st->rv; rv++) {
+		struct ks_event *e = &st->log[(st->log_start + (size_t)(rv - first)) % st->log_cap];
+		char key[600];
+
+		if (e->res != w->t.res)
+			continue;
+		ks_key(e->res, ks_ns(e->obj), ks_name(e->obj), key, sizeof(key));
+		if (key_in_scope(key, &w->t) && selected(&w->sel, e->obj))
+			watch_emit(w, e->type, json_deep_copy(e->obj));
+	}
+	w->next_rv = st->rv;
+}
+
+static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct watch *w = cls;
+	struct ks_state *st = w->st;
+
+	(void)pos;
+	for (;;) {
+		int64_t now, wake;
+		struct timespec until;
+
+		if (w->out_off < w->out.len) {
+			size_t n = w->out.len - w->out_off < max ? w->out.len - w->out_off : max;
+
+			memcpy(buf, w->out.data + w->out_off, n);
+			w->out_off += n;
+			if (w->out_off == w->out.len) {
+				w->out.len = 0;
+				w->out_off = 0;
+			}
+			return (ssize_t)n;
+		}
+		if (w->done)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		now = gw_now_ms();
+		if (w->drop_at_ms && now >= w->drop_at_ms)
+			return MHD_CONTENT_READER_END_WITH_ERROR; /* a dropped connection */
+		if (now >= w->deadline_ms)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		pthread_mutex_lock(&st->lock);
+		if (w->next_rv < st->compacted_rv) {
+			watch_emit(w, "ERROR", status_object(410, "Expired", NULL, NULL,
+				   "too old resource version: %lld (%lld)", (long long)w->next_rv,
+				   (long long)st->compacted_rv));
+			w->done = true;
+		} else {
+			watch_collect(w);
+			if (w->out.len == 0 && w->bookmarks && now >= w->bookmark_at_ms) {
+				char rv[24], api_version[96];
+
+				snprintf(rv, sizeof(rv), "%lld", (long long)w->next_rv);
+				ks_api_version(w->t.res, api_version, sizeof(api_version));
+				watch_emit(w, "BOOKMARK", json_pack("{s:s, s:s, s:{s:s}}", "kind", w->t.res->kind,
+								    "apiVersion", api_version, "metadata",
+								    "resourceVersion", rv));
+				w->bookmark_at_ms = now + BOOKMARK_EVERY_MS;
+			}
+			if (w->out.len == 0 && !st->stopping) {
+				wake = w->deadline_ms;
+				if (w->bookmarks && w->bookmark_at_ms < wake)
+					wake = w->bookmark_at_ms;
+				if (w->drop_at_ms && w->drop_at_ms < wake)
+					wake = w->drop_at_ms;
+				if (wake > now + 1000)
+					wake = now + 1000;
+				until.tv_sec = wake / 1000;
+				until.tv_nsec = (wake % 1000) * 1000000L;
+				pthread_cond_timedwait(&st->changed, &st->lock, &until);
+			}
+			if (st->stopping)
+				w->done = true;
+		}
+		pthread_mutex_unlock(&st->lock);
+	}
+}
+
+static void watch_free(void *cls)
+{
+	struct watch *w = cls;
+
+	gw_buf_release(&w->out);
+	gw_selector_free(w->sel.labels);
+	free(w);
+}
+
+static enum MHD_Result do_watch(struct ks_state *st, struct MHD_Connection *c, const struct target *t)
+{
+	const char *rv_s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "resourceVersion");
+	const char *timeout = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "timeoutSeconds");
+	const char *bm = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "allowWatchBookmarks");
+	struct watch *w = calloc(1, sizeof(*w));
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	char err[GW_ERRLEN];
+	int64_t now = gw_now_ms();
+
+	w->st = st;
+	w->t = *t;
+	gw_buf_init(&w->out, 64u << 20);
+	if (parse_selection(c, &w->sel, err)) {
+		watch_free(w);
+		return SEND_STATUS(c, 400, "BadRequest", NULL, NULL, "%s", err);
+	}
+	w->deadline_ms = now + (timeout ? strtoll(timeout, NULL, 10) : 1800) * 1000;
+	if (st->opts->drop_watch_after_s > 0)
+		w->drop_at_ms = now + (int64_t)(st->opts->drop_watch_after_s * 1000);
+	w->bookmarks = bm && !strcmp(bm, "true");
+	w->bookmark_at_ms = now + BOOKMARK_EVERY_MS;
+	pthread_mutex_lock(&st->lock);
+	if (rv_s && *rv_s && strcmp(rv_s, "0")) {
+		w->next_rv = strtoll(rv_s, NULL, 10);
+	} else {
+		/* No version: the current state as ADDED events, then changes. */
+		const char *key;
+		json_t *obj;
+		const char **keys = malloc((json_object_size(st->objects) + 1) * sizeof(*keys));
+		size_t n = 0;
+
+		json_object_foreach(st->objects, key, obj)
+			if (key_in_scope(key, t) && selected(&w->sel, obj))
+				keys[n++] = key;
+		qsort(keys, n, sizeof(*keys), cmp_keys);
+		for (size_t i = 0; i < n; i++)
+			watch_emit(w, "ADDED", serve_copy(st, t->res, json_object_get(st->objects, keys[i])));
+		free(keys);
+		w->next_rv = st->rv;
+	}
+	pthread_mutex_unlock(&st->lock);
+	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, watch_read, w, watch_free);
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	ret = MHD_queue_response(c, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* ---- pod logs ---- */
+
+/* One line in log4j's default Spark layout, "yy/MM/dd HH:mm:ss LEVEL ...". */
+static void log_line(struct gw_buf *b, int64_t ms, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void log_line(struct gw_buf *b, int64_t ms, const char *fmt, ...)
+{
+	time_t secs = (time_t)(ms / 1000);
+	char line[600];
+	struct tm tm;
+	va_list ap;
+	int n;
+
+	gmtime_r(&secs, &tm);
+	n = snprintf(line, sizeof(line), "%02d/%02d/%02d %02d:%02d:%02d ", tm.tm_year % 100,
+		     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	(void)!gw_buf_append(b, line, strlen(line));
+}
+
+/* The driver's log so far: a Spark application's usual lines, one batch of
+ * progress a second of its run. */
+static char *pod_log(struct ks_state *st, const json_t *pod, bool *ended)
+{
+	const char *started = json_string_value(json_object_get(json_object_get(json_object_get(pod, "metadata"), "annotations"), "kubesim.io/started-ms"));
+	const char *phase = jstr(json_object_get(json_object_get(pod, "status"), "phase"));
+	const char *role = json_string_value(json_object_get(json_object_get(json_object_get(pod, "metadata"), "labels"), "spark-role"));
+	int64_t t0 = started ? strtoll(started, NULL, 10) : gw_now_ms(), now = gw_now_ms();
+	json_t *conf = ks_spark_conf(st, pod);
+	double secs = strtod(conf && json_object_get(conf, "spark.kubesim.durationSeconds")
+				     ? json_string_value(json_object_get(conf, "spark.kubesim.durationSeconds")) : "5", NULL);
+	struct gw_buf b;
+	int64_t end;
+
+	*ended = !strcmp(phase, "Succeeded") || !strcmp(phase, "Failed");
+	end = *ended ? t0 + (int64_t)(secs * 1000) : now;
+	gw_buf_init(&b, 1u << 20);
+	if (role && !strcmp(role, "executor")) {
+		log_line(&b, t0, "INFO CoarseGrainedExecutorBackend: Started daemon with process name: 1@%s\n", ks_name(pod));
+		log_line(&b, t0, "INFO Executor: Starting executor ID %s on host %s\n", ks_name(pod), "10.0.0.1");
+	} else {
+		log_line(&b, t0, "INFO SparkContext: Running Spark version 3.5.1\n");
+		log_line(&b, t0, "INFO SparkContext: Submitted application: %s\n", ks_name(pod));
+		log_line(&b, t0, "INFO Utils: Successfully started service 'sparkDriver' on port 7078.\n");
+		log_line(&b, t0, "INFO SparkUI: Bound SparkUI to 0.0.0.0, and started at http://10.0.0.1:4040\n");
+		log_line(&b, t0, "INFO ExecutorPodsAllocator: Going to request %s executors from Kubernetes for ResourceProfile Id: 0\n",
+			 conf && json_object_get(conf, "spark.executor.instances") ? json_string_value(json_object_get(conf, "spark.executor.instances")) : "2");
+		for (int64_t t = t0 + 1000, task = 0; t <= end && t < t0 + (int64_t)(secs * 1000); t += 1000, task++)
+			log_line(&b, t, "INFO TaskSetManager: Finished task %lld.0 in stage 0.0 (TID %lld) in 1000 ms on 10.0.0.1 (executor 1)\n",
+				 (long long)task, (long long)task);
+		if (*ended) {
+			const char *code = conf ? json_string_value(json_object_get(conf, "spark.kubesim.exitCode")) : NULL;
+
+			if (!strcmp(phase, "Succeeded"))
+				log_line(&b, end, "INFO DAGScheduler: Job 0 finished: reduce at SparkPi.scala:38, took %.1f s\n", secs);
+			else
+				log_line(&b, end, "ERROR SparkContext: Error running job, exit code %s\n", code ? code : "137");
+			log_line(&b, end, "INFO SparkContext: Successfully stopped SparkContext\n");
+		}
+	}
+	json_decref(conf);
+	return b.data ? b.data : strdup("");
+}
+
+static const char *tail_lines(const char *text, long n)
+{
+	const char *p = text + strlen(text);
+
+	if (n < 0)
+		return text;
+	if (p > text && p[-1] == '\n')
+		p--;
+	while (p > text) {
+		if (p[-1] == '\n' && --n < 0)
+			return p;
+		p--;
+	}
+	return text;
+}
+
+struct log_follow {
+	struct ks_state *st;
+	char ns[254], name[254];
+	size_t sent; /* bytes of the full log already sent */
+	char *pending;
+	size_t pending_off;
+	bool done;
+};
+
+static ssize_t log_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct log_follow *f = cls;
+
+	(void)pos;
+	for (;;) {
+		json_t *pod;
+		bool ended = false;
+		char *text;
+		struct timespec pause = {0, 100 * 1000000L};
+
+		if (f->pending && f->pending[f->pending_off]) {
+			size_t n = strlen(f->pending + f->pending_off);
+
+			n = n < max ? n : max;
+			memcpy(buf, f->pending + f->pending_off, n);
+			f->pending_off += n;
+			return (ssize_t)n;
+		}
+		free(f->pending);
+		f->pending = NULL;
+		if (f->done)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		pthread_mutex_lock(&f->st->lock);
+		pod = ks_get(f->st, ks_resource_find("", "v1", "pods"), f->ns, f->name);
+		text = pod ? pod_log(f->st, pod, &ended) : NULL;
+		pthread_mutex_unlock(&f->st->lock);
+		if (!pod || ended)
+			f->done = true;
+		if (text && strlen(text) > f->sent) {
+			f->pending = strdup(text + f->sent);
+			f->pending_off = 0;
+			f->sent = strlen(text);
+		}
+		free(text);
+		if (!f->pending && !f->done)
+			nanosleep(&pause, NULL);
+	}
+}
+
+static void log_free(void *cls)
+{
+	struct log_follow *f = cls;
+
+	free(f->pending);
+	free(f);
+}
+
+static enum MHD_Result do_log(struct ks_state *st, struct MHD_Connection *c, const struct target *t)
+{
+	const char *tail = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tailLines");
+	const char *follow = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "follow");
+	json_t *pod;
+	char *text;
+	const char *phase;
+	bool ended;
+	enum MHD_Result ret;
+
+	pthread_mutex_lock(&st->lock);
+	pod = ks_get(st, t->res, t->ns, t->name);
+	if (!pod) {
+		pthread_mutex_unlock(&st->lock);
+		return SEND_STATUS(c, 404, "NotFound", "pods", t->name, "pods \"%s\" not found", t->name);
+	}
+	phase = jstr(json_object_get(json_object_get(pod, "status"), "phase"));
+	if (!strcmp(phase, "Pending")) {
+		const char *cname = jstr(json_object_get(json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"), 0), "name"));
+
+		pthread_mutex_unlock(&st->lock);
+		return SEND_STATUS(c, 400, "BadRequest", NULL, NULL,
+				   "container \"%s\" in pod \"%s\" is waiting to start: ContainerCreating", cname, t->name);
+	}
+	text = pod_log(st, pod, &ended);
+	pthread_mutex_unlock(&st->lock);
+	if (follow && !strcmp(follow, "true") && !ended) {
+		struct log_follow *f = calloc(1, sizeof(*f));
+		struct MHD_Response *r;
+
+		f->st = st;
+		snprintf(f->ns, sizeof(f->ns), "%s", t->ns);
+		snprintf(f->name, sizeof(f->name), "%s", t->name);
+		f->pending = strdup(tail_lines(text, tail ? strtol(tail, NULL, 10) : -1));
+		f->sent = strlen(text);
+		free(text);
+		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, log_read, f, log_free);
+		MHD_add_response_header(r, "Content-Type", "text/plain");
+		ret = MHD_queue_response(c, 200, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	ret = send_text(c, 200, tail_lines(text, tail ? strtol(tail, NULL, 10) : -1));
+	free(text);
+	return ret;
+}
+
+/* ---- writes ---- */
+
+static json_t *merge_patch(json_t *target, json_t *patch)
+{
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(patch)) {
+		json_decref(target);
+		return json_incref(patch);
+	}
+	if (!json_is_object(target)) {
+		json_decref(target);
+		target = json_object();
+	}
+	json_object_foreach(patch, key, v) {
+		if (json_is_null(v))
+			json_object_del(target, key);
+		else
+			json_object_set_new(target, key, merge_patch(json_incref(json_object_get(target, key)), v));
+	}
+	return target;
+}
+
+/* Validation the API server does for every create. */
+static json_t *validate_new(struct ks_state *st, const struct target *t, json_t *obj)
+{
+	json_t *meta = json_object_get(obj, "metadata");
+	const char *name = json_string_value(json_object_get(meta, "name"));
+	char why[GW_ERRLEN];
+
+	if (!name || !gw_dns1123_subdomain_valid(name, why)) {
+		json_t *s = status_object(422, "Invalid", t->res->kind, name ? name : "",
+					  "%s \"%s\" is invalid: metadata.name: Invalid value: \"%s\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+					  t->res->kind, name ? name : "", name ? name : "");
+		json_object_set_new(json_object_get(s, "details"), "causes",
+				    json_pack("[{s:s, s:s, s:s}]", "reason", "FieldValueInvalid", "message",
+					      "Invalid value", "field", "metadata.name"));
+		return s;
+	}
+	if (t->res->namespaced && !ks_get(st, ks_resource_find("", "v1", "namespaces"), NULL, t->ns))
+		return status_object(404, "NotFound", "namespaces", t->ns, "namespaces \"%s\" not found", t->ns);
+	if (!strcmp(t->res->name, "pods")) {
+		json_t *containers = json_object_get(json_object_get(obj, "spec"), "containers");
+		size_t i;
+		json_t *ctr;
+
+		if (json_array_size(containers) == 0)
+			return status_object(422, "Invalid", "Pod", name,
+					     "Pod \"%s\" is invalid: spec.containers: Required value", name);
+		json_array_foreach(containers, i, ctr)
+			if (!json_string_value(json_object_get(ctr, "image")) ||
+			    !*json_string_value(json_object_get(ctr, "image")))
+				return status_object(422, "Invalid", "Pod", name,
+						     "Pod \"%s\" is invalid: spec.containers[%zu].image: Required value", name, i);
+	}
+	if (ks_get(st, t->res, t->ns, name))
+		return status_object(409, "AlreadyExists", t->res->name, name, "%s \"%s\" already exists",
+				     t->res->name, name);
+	return NULL;
+}
+
+static enum MHD_Result do_create(struct ks_state *st, struct MHD_Connection *c,
+				 const struct target *t, json_t *obj)
+{
+	json_t *meta = json_object_get(obj, "metadata"), *err, *stored;
+	const char *gen = json_string_value(json_object_get(meta, "generateName"));
+	const char *body_ns = json_string_value(json_object_get(meta, "namespace"));
+	const char *dry = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "dryRun");
+
+	if (!json_is_object(meta))
+		json_object_set_new(obj, "metadata", meta = json_object());
+	if (body_ns && t->res->namespaced && strcmp(body_ns, t->ns)) {
+		json_decref(obj);
+		return SEND_STATUS(c, 400, "BadRequest", NULL, NULL,
+				   "the namespace of the provided object does not match the namespace sent on the request");
+	}
+	if (t->res->namespaced)
+		json_object_set_new(meta, "namespace", json_string(t->ns));
+	pthread_mutex_lock(&st->lock);
+	if (!json_object_get(meta, "name") && gen) {
+		char name[300];
+		static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+
+		snprintf(name, sizeof(name), "%s", gen);
+		for (int i = 0; i < 5; i++)
+			name[strlen(gen) + (size_t)i] = alphabet[ks_random(st) % (sizeof(alphabet) - 1)];
+		name[strlen(gen) + 5] = '\0';
+		json_object_set_new(meta, "name", json_string(name));
+	}
+	if (!strcmp(t->res->name, "pods")) {
+		json_t *status = json_object_get(obj, "status");
+
+		if (!json_is_object(status))
+			json_object_set_new(obj, "status", status = json_object());
+		json_object_set_new(status, "phase", json_string("Pending"));
+		json_object_set_new(status, "qosClass", json_string("Burstable"));
+		if (!json_object_get(json_object_get(obj, "spec"), "restartPolicy"))
+			json_object_set_new(json_object_get(obj, "spec"), "restartPolicy", json_string("Always"));
+	}
+	if (!strcmp(t->res->name, "namespaces"))
+		json_object_set_new(obj, "status", json_pack("{s:s}", "phase", "Active"));
+	if ((err = validate_new(st, t, obj))) {
+		pthread_mutex_unlock(&st->lock);
+		json_decref(obj);
+		return send_json(c, (unsigned)json_integer_value(json_object_get(err, "code")), err);
+	}
+	if (dry && !strcmp(dry, "All")) {
+		pthread_mutex_unlock(&st->lock);
+		return send_json(c, 201, obj);
+	}
+	stored = json_incref(obj);
+	ks_insert(st, t->res, obj);
+	obj = serve_copy(st, t->res, stored);
+	json_decref(stored);
+	pthread_mutex_unlock(&st->lock);
+	return send_json(c, 201, obj);
+}
+
+static enum MHD_Result do_update(struct ks_state *st, struct MHD_Connection *c,
+				 const struct target *t, json_t *obj, bool patch)
+{
+	json_t *cur, *next;
+	const char *want_rv;
+
+	pthread_mutex_lock(&st->lock);
+	cur = ks_get(st, t->res, t->ns, t->name);
+	if (!cur) {
+		pthread_mutex_unlock(&st->lock);
+		json_decref(obj);
+		return SEND_STATUS(c, 404, "NotFound", t->res->name, t->name, "%s \"%s\" not found",
+				   t->res->name, t->name);
+	}
+	want_rv = json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+	if (want_rv && strcmp(want_rv, jstr(json_object_get(json_object_get(cur, "metadata"), "resourceVersion")))) {
+		pthread_mutex_unlock(&st->lock);
+		json_decref(obj);
+		return SEND_STATUS(c, 409, "Conflict", t->res->name, t->name,
+				   "Operation cannot be fulfilled on %s \"%s\": the object has been modified; please apply your changes to the latest version and try again",
+				   t->res->name, t->name);
+	}
+	if (patch) {
+		next = merge_patch(json_deep_copy(cur), obj);
+	} else if (!strcmp(t->sub, "status")) {
+		next = json_deep_copy(cur);
+		json_object_set(next, "status", json_object_get(obj, "status"));
+	} else {
+		next = json_deep_copy(obj);
+		/* Identity and status are the server's. */
+		json_object_set(next, "status", json_object_get(cur, "status"));
+		json_object_set(json_object_get(next, "metadata"), "uid",
+				json_object_get(json_object_get(cur, "metadata"), "uid"));
+		json_object_set(json_object_get(next, "metadata"), "creationTimestamp",
+				json_object_get(json_object_get(cur, "metadata"), "creationTimestamp"));
+		json_object_set(json_object_get(next, "metadata"), "name", json_object_get(json_object_get(cur, "metadata"), "name"));
+		json_object_set(json_object_get(next, "metadata"), "namespace", json_object_get(json_object_get(cur, "metadata"), "namespace"));
+	}
+	json_object_set(next, "kind", json_object_get(cur, "kind"));
+	json_object_set(next, "apiVersion", json_object_get(cur, "apiVersion"));
+	json_decref(obj);
+	json_incref(next);
+	ks_update(st, t->res, next);
+	obj = serve_copy(st, t->res, next);
+	json_decref(next);
+	pthread_mutex_unlock(&st->lock);
+	return send_json(c, 200, obj);
+}
+
+static enum MHD_Result do_delete(struct ks_state *st, struct MHD_Connection *c,
+				 const struct target *t, const json_t *opts)
+{
+	const char *prop = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "propagationPolicy");
+	json_t *cur, *after, *body;
+
+	if (!prop)
+		prop = json_string_value(json_object_get(opts, "propagationPolicy"));
+	pthread_mutex_lock(&st->lock);
+	cur = ks_get(st, t->res, t->ns, t->name);
+	if (!cur) {
+		pthread_mutex_unlock(&st->lock);
+		return SEND_STATUS(c, 404, "NotFound", t->res->name, t->name, "%s \"%s\" not found",
+				   t->res->name, t->name);
+	}
+	body = json_deep_copy(cur);
+	ks_delete(st, t->res, cur, prop ? prop : "Background");
+	after = ks_get(st, t->res, t->ns, t->name);
+	if (after) { /* still terminating or finalizing: show that state */
+		json_decref(body);
+		body = json_deep_copy(after);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return send_json(c, 200, body);
+}
+
+/* ---- dispatch ---- */
+
+static bool authorized(const struct ks_state *st, struct MHD_Connection *c)
+{
+	const char *auth;
+	char want[512];
+
+	if (!st->opts->token)
+		return true;
+	auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	snprintf(want, sizeof(want), "Bearer %s", st->opts->token);
+	return auth && !strcmp(auth, want);
+}
+
+/* Token bucket over all API requests; false when over --throttle-qps. */
+static bool take_token(struct ks_state *st)
+{
+	int64_t now = gw_now_ms();
+	bool ok;
+
+	if (st->opts->throttle_qps <= 0)
+		return true;
+	pthread_mutex_lock(&st->lock);
+	st->tokens += (double)(now - st->tokens_at_ms) / 1000.0 * st->opts->throttle_qps;
+	if (st->tokens > st->opts->throttle_qps)
+		st->tokens = st->opts->throttle_qps;
+	st->tokens_at_ms = now;
+	ok = st->tokens >= 1.0;
+	if (ok)
+		st->tokens -= 1.0;
+	pthread_mutex_unlock(&st->lock);
+	return ok;
+}
+
+static enum MHD_Result handle_api(struct ks_state *st, struct MHD_Connection *c,
+				  const char *url, const char *method, struct request *rq)
+{
+	struct target t;
+	json_t *body = NULL;
+	bool watch = false;
+	const char *w = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "watch");
+
+	if (parse_target(st, url, &t))
+		return SEND_STATUS(c, 404, "NotFound", NULL, NULL, "the server could not find the requested resource");
+	watch = w && (!strcmp(w, "true") || !strcmp(w, "1"));
+	if (rq->body.len) {
+		json_error_t jerr;
+
+		body = json_loadb(rq->body.data, rq->body.len, 0, &jerr);
+		if (!body)
+			return SEND_STATUS(c, 400, "BadRequest", NULL, NULL, "invalid JSON: %s", jerr.text);
+	}
+	if (!strcmp(method, "GET")) {
+		json_decref(body);
+		if (!strcmp(t.sub, "log"))
+			return do_log(st, c, &t);
+		if (!*t.name)
+			return watch ? do_watch(st, c, &t) : do_list(st, c, &t);
+		{
+			json_t *obj;
+
+			pthread_mutex_lock(&st->lock);
+			obj = ks_get(st, t.res, t.ns, t.name);
+			obj = obj ? serve_copy(st, t.res, obj) : NULL;
+			pthread_mutex_unlock(&st->lock);
+			if (!obj)
+				return SEND_STATUS(c, 404, "NotFound", t.res->name, t.name, "%s \"%s\" not found",
+						   t.res->name, t.name);
+			return send_json(c, 200, obj);
+		}
+	}
+	if (!strcmp(method, "POST") && !*t.name) {
+		if (!json_is_object(body)) {
+			json_decref(body);
+			return SEND_STATUS(c, 400, "BadRequest", NULL, NULL, "the body must be a JSON object");
+		}
+		return do_create(st, c, &t, body);
+	}
+	if ((!strcmp(method, "PUT") || !strcmp(method, "PATCH")) && *t.name) {
+		const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+
+		if (!json_is_object(body)) {
+			json_decref(body);
+			return SEND_STATUS(c, 400, "BadRequest", NULL, NULL, "the body must be a JSON object");
+		}
+		if (!strcmp(method, "PATCH") && ct && strstr(ct, "json-patch")) {
+			json_decref(body);
+			return SEND_STATUS(c, 415, "UnsupportedMediaType", NULL, NULL,
+					   "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json");
+		}
+		return do_update(st, c, &t, body, !strcmp(method, "PATCH"));
+	}
+	if (!strcmp(method, "DELETE") && *t.name) {
+		enum MHD_Result ret = do_delete(st, c, &t, body);
+
+		json_decref(body);
+		return ret;
+	}
+	json_decref(body);
+	return SEND_STATUS(c, 405, "MethodNotAllowed", NULL, NULL, "the server does not allow this method on the requested resource");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version,
+				  const char *upload, size_t *upload_size, void **con_cls)
+{
+	struct ks_state *st = cls;
+	struct request *rq = *con_cls;
+	enum MHD_Result ret;
+	bool is_api;
+
+	(void)version;
+	if (!rq) {
+		rq = calloc(1, sizeof(*rq));
+		gw_buf_init(&rq->body, MAX_BODY);
+		*con_cls = rq;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (gw_buf_append(&rq->body, upload, *upload_size) != GW_OK)
+			rq->faulted = true;
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (rq->faulted)
+		return SEND_STATUS(c, 413, "RequestEntityTooLarge", NULL, NULL, "the request is too large");
+	if (!strcmp(url, "/healthz") || !strcmp(url, "/readyz") || !strcmp(url, "/livez"))
+		return send_text(c, 200, "ok");
+	if (!authorized(st, c))
+		return SEND_STATUS(c, 401, "Unauthorized", NULL, NULL, "Unauthorized");
+	is_api = !strncmp(url, "/api/", 5) || !strncmp(url, "/apis/", 6);
+	if (is_api && !take_token(st)) {
+		json_t *s = status_object(429, "TooManyRequests", NULL, NULL, "Too many requests, please try again later.");
+		char *text = json_dumps(s, JSON_COMPACT);
+		struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+
+		json_decref(s);
+		MHD_add_response_header(r, "Content-Type", "application/json");
+		MHD_add_response_header(r, "Retry-After", "1");
+		ret = MHD_queue_response(c, 429, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	if (is_api && st->opts->error_rate > 0) {
+		double roll;
+
+		pthread_mutex_lock(&st->lock);
+		roll = (double)(ks_random(st) % 1000000) / 1e6;
+		pthread_mutex_unlock(&st->lock);
+		if (roll < st->opts->error_rate)
+			return SEND_STATUS(c, 500, "InternalError", NULL, NULL,
+					   "Internal error occurred: injected by kubesim --error-rate");
+	}
+	if (!strcmp(url, "/version"))
+		ret = send_json(c, 200, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+						  "major", "1", "minor", "32", "gitVersion", "v1.32.0-kubesim",
+						  "gitCommit", "0000000000000000000000000000000000000000",
+						  "gitTreeState", "clean", "buildDate", "2026-01-01T00:00:00Z",
+						  "goVersion", "go1.23", "compiler", "gc", "platform", "linux/amd64"));
+	else if (!strcmp(url, "/api"))
+		ret = send_json(c, 200, json_pack("{s:s, s:[s], s:[{s:s, s:s}]}", "kind", "APIVersions",
+						  "versions", "v1", "serverAddressByClientCIDRs",
+						  "clientCIDR", "0.0.0.0/0", "serverAddress", st->opts->listen));
+	else if (!strcmp(url, "/apis"))
+		ret = send_json(c, 200, group_list(st));
+	else if (!strcmp(url, "/api/v1"))
+		ret = send_json(c, 200, resource_list(st, "", "v1"));
+	else if (!strcmp(url, "/apis/sparkoperator.k8s.io") && st->opts->operator_mode)
+		ret = send_json(c, 200, json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}], s:{s:s, s:s}}",
+						  "kind", "APIGroup", "apiVersion", "v1", "name", "sparkoperator.k8s.io",
+						  "versions", "groupVersion", "sparkoperator.k8s.io/v1beta2", "version", "v1beta2",
+						  "preferredVersion", "groupVersion", "sparkoperator.k8s.io/v1beta2", "version", "v1beta2"));
+	else if (!strcmp(url, "/apis/sparkoperator.k8s.io/v1beta2") && st->opts->operator_mode)
+		ret = send_json(c, 200, resource_list(st, "sparkoperator.k8s.io", "v1beta2"));
+	else if (is_api)
+		ret = handle_api(st, c, url, method, rq);
+	else
+		ret = SEND_STATUS(c, 404, "NotFound", NULL, NULL, "the server could not find the requested resource");
+	/* Latency after the work: a client that gives up meanwhile has still
+	 * caused the change, as with a slow real API server. */
+	if (is_api && st->opts->latency_ms > 0) {
+		struct timespec d = {st->opts->latency_ms / 1000, (st->opts->latency_ms % 1000) * 1000000L};
+
+		nanosleep(&d, NULL);
+	}
+	return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct request *rq = *con_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (rq) {
+		gw_buf_release(&rq->body);
+		free(rq);
+	}
+	*con_cls = NULL;
+}
+
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	struct gw_buf b;
+	char chunk[4096];
+	size_t n;
+
+	if (!f)
+		return NULL;
+	gw_buf_init(&b, 1u << 20);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if (gw_buf_append(&b, chunk, n) != GW_OK)
+			break;
+	fclose(f);
+	return b.data;
+}
+
+struct MHD_Daemon *ks_api_start(struct ks_state *st, char *err)
+{
+	const char *colon = strrchr(st->opts->listen, ':');
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
+	struct MHD_Daemon *d;
+	struct sockaddr_in addr = {.sin_family = AF_INET};
+	char host[64];
+	char *cert = NULL, *key = NULL;
+
+	if (!colon || (size_t)(colon - st->opts->listen) >= sizeof(host)) {
+		gw_seterr(err, "--listen must be HOST:PORT");
+		return NULL;
+	}
+	memcpy(host, st->opts->listen, (size_t)(colon - st->opts->listen));
+	host[colon - st->opts->listen] = '\0';
+	if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
+		gw_seterr(err, "--listen host must be an IPv4 address");
+		return NULL;
+	}
+	addr.sin_port = htons((uint16_t)strtoul(colon + 1, NULL, 10));
+	if (st->opts->tls_cert) {
+		cert = read_file(st->opts->tls_cert);
+		key = read_file(st->opts->tls_key);
+		if (!cert || !key) {
+			gw_seterr(err, "cannot read --tls-cert or --tls-key");
+			free(cert);
+			free(key);
+			return NULL;
+		}
+		flags |= MHD_USE_TLS;
+	}
+	d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, st,
+			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, st,
+			     MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+			     cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
+			     MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
+	/* The TLS layer keeps pointers to these for the daemon's lifetime. */
+	st->tls_cert_pem = cert;
+	st->tls_key_pem = key;
+	if (!d)
+		gw_seterr(err, "cannot listen on %s: %s", st->opts->listen, strerror(errno));
+	return d;
+}

@@ -1,0 +1,126 @@
+/* kubesim: a Kubernetes API server simulator. Internals shared by its
+ * files: the object store with resourceVersions and an event log for
+ * watches (state.c), the REST API (api.c) and the simulated scheduler,
+ * kubelet, Spark driver and Spark operator (sim.c). Shares only common/
+ * helpers with the gateway. */
+#ifndef KUBESIM_H
+#define KUBESIM_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+struct ks_resource {
+	const char *name;     /* plural, as in URLs: "pods" */
+	const char *singular;
+	const char *kind;     /* "Pod" */
+	const char *group;    /* "" for core */
+	const char *version;  /* "v1" */
+	bool namespaced;
+	const char *short_name; /* may be NULL */
+	bool operator_only;   /* served only with --operator */
+};
+
+extern const struct ks_resource ks_resources[];
+extern const size_t ks_nresources;
+
+const struct ks_resource *ks_resource_find(const char *group, const char *version,
+					   const char *name);
+/* "v1" or "group/version". */
+void ks_api_version(const struct ks_resource *r, char *out, size_t len);
+
+struct ks_options {
+	const char *listen;
+	const char *name;
+	int nodes;
+	double node_cpu;        /* cores per node */
+	double node_memory;     /* bytes per node */
+	bool operator_mode;
+	const char *tls_cert, *tls_key;
+	const char *token;
+	int latency_ms;
+	double error_rate;
+	double throttle_qps;
+	double drop_watch_after_s;
+	double compact_every_s;
+	const char *namespaces[32];
+	int nnamespaces;
+};
+
+/* One recorded change, for watches. */
+struct ks_event {
+	int64_t rv;
+	const char *type; /* "ADDED", "MODIFIED", "DELETED" (static strings) */
+	const struct ks_resource *res;
+	json_t *obj;      /* snapshot, owned */
+};
+
+/* The whole simulated cluster, guarded by lock. changed is broadcast on
+ * every write, so watches and log followers wake. */
+struct ks_state {
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	const struct ks_options *opts;
+	json_t *objects;  /* "resource/namespace/name" -> object */
+	int64_t rv;       /* last resourceVersion handed out */
+	struct ks_event *log; /* ring of the latest events */
+	size_t log_cap, log_start, log_len;
+	int64_t compacted_rv; /* watches from before this get 410 */
+	int64_t compacted_at_ms;
+	uint64_t rng;
+	bool stopping;
+	char *tls_cert_pem, *tls_key_pem;
+	/* throttle token bucket */
+	double tokens;
+	int64_t tokens_at_ms;
+};
+
+int ks_state_init(struct ks_state *st, const struct ks_options *opts);
+void ks_state_release(struct ks_state *st);
+
+/* All below: caller holds st->lock. */
+void ks_key(const struct ks_resource *r, const char *ns, const char *name,
+	    char *out, size_t len);
+json_t *ks_get(struct ks_state *st, const struct ks_resource *r, const char *ns,
+	       const char *name);
+/* Stores obj (stolen) as new, stamping uid, creationTimestamp and rv. */
+void ks_insert(struct ks_state *st, const struct ks_resource *r, json_t *obj);
+/* Replaces the stored object (stolen) and bumps its rv: MODIFIED. */
+void ks_update(struct ks_state *st, const struct ks_resource *r, json_t *obj);
+/* Removes it for good: DELETED. */
+void ks_remove(struct ks_state *st, const struct ks_resource *r, const char *ns,
+	       const char *name);
+/* Starts deletion the way the API server does: finalizers and graceful pod
+ * termination delay removal; dependents are handled per propagation
+ * ("Background", "Foreground", "Orphan"). */
+void ks_delete(struct ks_state *st, const struct ks_resource *r, json_t *obj,
+	       const char *propagation);
+/* Garbage collection pass: removes dependents of vanished owners and
+ * finishes foreground deletions. */
+void ks_collect_garbage(struct ks_state *st);
+/* Records a core/v1 Event about obj. */
+void ks_record_event(struct ks_state *st, json_t *obj, const char *type,
+		     const char *reason, const char *message);
+
+uint64_t ks_random(struct ks_state *st);
+void ks_new_uid(struct ks_state *st, char out[37]);
+void ks_now_rfc3339(char out[32]);
+const char *ks_ns(const json_t *obj);
+const char *ks_name(const json_t *obj);
+
+/* sim.c */
+void *ks_sim_main(void *arg);
+/* Spark properties of a driver pod, from its ConfigMap (driver-pod mode)
+ * or its SparkApplication (operator mode); new object, or NULL. */
+json_t *ks_spark_conf(struct ks_state *st, const json_t *pod);
+/* Pod resource requests, cores and bytes. */
+void ks_pod_requests(const json_t *pod, double *cpu, double *mem);
+
+/* api.c */
+struct MHD_Daemon;
+struct MHD_Daemon *ks_api_start(struct ks_state *st, char *err);
+
+#endif

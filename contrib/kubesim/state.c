@@ -1,0 +1,409 @@
+/* kubesim's object store: objects by key, a global resourceVersion, the
+ * event log that watches read, deletion with finalizers and owner
+ * references, and garbage collection. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "contrib/kubesim/kubesim.h"
+
+static const char *jstr(const json_t *v)
+{
+	const char *s = json_string_value(v);
+
+	return s ? s : "";
+}
+
+#define LOG_CAP 65536
+
+const struct ks_resource ks_resources[] = {
+	{"namespaces", "namespace", "Namespace", "", "v1", false, "ns", false},
+	{"pods", "pod", "Pod", "", "v1", true, "po", false},
+	{"services", "service", "Service", "", "v1", true, "svc", false},
+	{"configmaps", "configmap", "ConfigMap", "", "v1", true, "cm", false},
+	{"events", "event", "Event", "", "v1", true, "ev", false},
+	{"resourcequotas", "resourcequota", "ResourceQuota", "", "v1", true, "quota", false},
+	{"nodes", "node", "Node", "", "v1", false, "no", false},
+	{"sparkapplications", "sparkapplication", "SparkApplication",
+	 "sparkoperator.k8s.io", "v1beta2", true, "sparkapp", true},
+};
+const size_t ks_nresources = sizeof(ks_resources) / sizeof(ks_resources[0]);
+
+const struct ks_resource *ks_resource_find(const char *group, const char *version,
+					   const char *name)
+{
+	for (size_t i = 0; i < ks_nresources; i++)
+		if (!strcmp(ks_resources[i].group, group) &&
+		    !strcmp(ks_resources[i].version, version) &&
+		    !strcmp(ks_resources[i].name, name))
+			return &ks_resources[i];
+	return NULL;
+}
+
+void ks_api_version(const struct ks_resource *r, char *out, size_t len)
+{
+	if (*r->group)
+		snprintf(out, len, "%s/%s", r->group, r->version);
+	else
+		snprintf(out, len, "%s", r->version);
+}
+
+uint64_t ks_random(struct ks_state *st)
+{
+	/* xorshift64*: reproducible enough, and no global state. */
+	st->rng ^= st->rng >> 12;
+	st->rng ^= st->rng << 25;
+	st->rng ^= st->rng >> 27;
+	return st->rng * 2685821657736338717ULL;
+}
+
+void ks_new_uid(struct ks_state *st, char out[37])
+{
+	uint64_t a = ks_random(st), b = ks_random(st);
+
+	snprintf(out, 37, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32),
+		 (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff,
+		 (unsigned)(0x8000 | ((b >> 48) & 0x3fff)),
+		 (unsigned long long)(b & 0xffffffffffffULL));
+}
+
+void ks_now_rfc3339(char out[32])
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+const char *ks_ns(const json_t *obj)
+{
+	return json_string_value(json_object_get(json_object_get(obj, "metadata"), "namespace"));
+}
+
+const char *ks_name(const json_t *obj)
+{
+	return json_string_value(json_object_get(json_object_get(obj, "metadata"), "name"));
+}
+
+void ks_key(const struct ks_resource *r, const char *ns, const char *name,
+	    char *out, size_t len)
+{
+	snprintf(out, len, "%s/%s/%s", r->name, r->namespaced && ns ? ns : "", name);
+}
+
+int ks_state_init(struct ks_state *st, const struct ks_options *opts)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_cond_init(&st->changed, NULL);
+	st->opts = opts;
+	st->objects = json_object();
+	st->log_cap = LOG_CAP;
+	st->log = calloc(st->log_cap, sizeof(*st->log));
+	st->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)st << 16) ^ 0x9e3779b97f4a7c15ULL;
+	st->tokens = opts->throttle_qps;
+	return st->objects && st->log ? 0 : -1;
+}
+
+void ks_state_release(struct ks_state *st)
+{
+	for (size_t i = 0; i < st->log_len; i++)
+		json_decref(st->log[(st->log_start + i) % st->log_cap].obj);
+	free(st->log);
+	free(st->tls_cert_pem);
+	free(st->tls_key_pem);
+	json_decref(st->objects);
+	pthread_cond_destroy(&st->changed);
+	pthread_mutex_destroy(&st->lock);
+}
+
+static void append_event(struct ks_state *st, const char *type,
+			 const struct ks_resource *r, json_t *obj)
+{
+	struct ks_event *e;
+
+	if (st->log_len == st->log_cap) { /* drop the oldest: it is compacted */
+		e = &st->log[st->log_start];
+		st->compacted_rv = e->rv;
+		json_decref(e->obj);
+		st->log_start = (st->log_start + 1) % st->log_cap;
+		st->log_len--;
+	}
+	e = &st->log[(st->log_start + st->log_len) % st->log_cap];
+	e->rv = st->rv;
+	e->type = type;
+	e->res = r;
+	e->obj = json_deep_copy(obj);
+	st->log_len++;
+	pthread_cond_broadcast(&st->changed);
+}
+
+static void stamp_rv(struct ks_state *st, json_t *obj)
+{
+	char rv[24];
+
+	snprintf(rv, sizeof(rv), "%lld", (long long)++st->rv);
+	json_object_set_new(json_object_get(obj, "metadata"), "resourceVersion", json_string(rv));
+}
+
+json_t *ks_get(struct ks_state *st, const struct ks_resource *r, const char *ns,
+	       const char *name)
+{
+	char key[512];
+
+	ks_key(r, ns, name, key, sizeof(key));
+	return json_object_get(st->objects, key);
+}
+
+void ks_insert(struct ks_state *st, const struct ks_resource *r, json_t *obj)
+{
+	json_t *meta = json_object_get(obj, "metadata");
+	char key[512], uid[37], now[32], api_version[96];
+
+	ks_new_uid(st, uid);
+	ks_now_rfc3339(now);
+	ks_api_version(r, api_version, sizeof(api_version));
+	json_object_set_new(obj, "apiVersion", json_string(api_version));
+	json_object_set_new(obj, "kind", json_string(r->kind));
+	json_object_set_new(meta, "uid", json_string(uid));
+	json_object_set_new(meta, "creationTimestamp", json_string(now));
+	if (*r->group)
+		json_object_set_new(meta, "generation", json_integer(1));
+	stamp_rv(st, obj);
+	ks_key(r, ks_ns(obj), ks_name(obj), key, sizeof(key));
+	json_object_set(st->objects, key, obj);
+	append_event(st, "ADDED", r, obj);
+	json_decref(obj);
+}
+
+void ks_update(struct ks_state *st, const struct ks_resource *r, json_t *obj)
+{
+	char key[512];
+
+	stamp_rv(st, obj);
+	ks_key(r, ks_ns(obj), ks_name(obj), key, sizeof(key));
+	json_object_set(st->objects, key, obj);
+	append_event(st, "MODIFIED", r, obj);
+	json_decref(obj);
+}
+
+void ks_remove(struct ks_state *st, const struct ks_resource *r, const char *ns,
+	       const char *name)
+{
+	char key[512];
+	json_t *obj;
+
+	ks_key(r, ns, name, key, sizeof(key));
+	obj = json_incref(json_object_get(st->objects, key));
+	if (!obj)
+		return;
+	json_object_del(st->objects, key);
+	/* A DELETED event carries the last state with a fresh resourceVersion. */
+	stamp_rv(st, obj);
+	append_event(st, "DELETED", r, obj);
+	json_decref(obj);
+}
+
+static const struct ks_resource *resource_of(const char *key)
+{
+	size_t n = strcspn(key, "/");
+
+	for (size_t i = 0; i < ks_nresources; i++)
+		if (strlen(ks_resources[i].name) == n && !strncmp(ks_resources[i].name, key, n))
+			return &ks_resources[i];
+	return NULL;
+}
+
+static bool owned_by(const json_t *obj, const char *uid)
+{
+	json_t *refs = json_object_get(json_object_get(obj, "metadata"), "ownerReferences");
+	size_t i;
+	json_t *ref;
+
+	json_array_foreach(refs, i, ref)
+		if (!strcmp(jstr(json_object_get(ref, "uid")), uid))
+			return true;
+	return false;
+}
+
+/* Snapshot of keys, so that callers may change the map while walking. */
+static json_t *all_keys(struct ks_state *st)
+{
+	json_t *keys = json_array();
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(st->objects, key, v)
+		json_array_append_new(keys, json_string(key));
+	return keys;
+}
+
+static bool has_finalizer(const json_t *obj, const char *name)
+{
+	json_t *fins = json_object_get(json_object_get(obj, "metadata"), "finalizers");
+	size_t i;
+	json_t *f;
+
+	json_array_foreach(fins, i, f)
+		if (!strcmp(jstr(f), name))
+			return true;
+	return false;
+}
+
+void ks_delete(struct ks_state *st, const struct ks_resource *r, json_t *obj,
+	       const char *propagation)
+{
+	json_t *meta = json_object_get(obj, "metadata"), *copy, *keys;
+	const char *uid = json_string_value(json_object_get(meta, "uid"));
+	char now[32];
+	size_t i;
+	json_t *k;
+
+	if (json_object_get(meta, "deletionTimestamp"))
+		return; /* already being deleted */
+	ks_now_rfc3339(now);
+	keys = all_keys(st);
+	if (propagation && !strcmp(propagation, "Orphan")) {
+		json_array_foreach(keys, i, k) {
+			json_t *dep = json_object_get(st->objects, json_string_value(k));
+			json_t *refs, *kept;
+			size_t j;
+			json_t *ref;
+
+			if (!dep || !owned_by(dep, uid))
+				continue;
+			dep = json_deep_copy(dep);
+			refs = json_object_get(json_object_get(dep, "metadata"), "ownerReferences");
+			kept = json_array();
+			json_array_foreach(refs, j, ref)
+				if (strcmp(jstr(json_object_get(ref, "uid")), uid))
+					json_array_append(kept, ref);
+			json_object_set_new(json_object_get(dep, "metadata"), "ownerReferences", kept);
+			ks_update(st, resource_of(json_string_value(k)), dep);
+		}
+	}
+	copy = json_deep_copy(obj);
+	meta = json_object_get(copy, "metadata");
+	if (propagation && !strcmp(propagation, "Foreground")) {
+		json_t *fins = json_object_get(meta, "finalizers");
+
+		if (!fins)
+			json_object_set_new(meta, "finalizers", fins = json_array());
+		json_array_append_new(fins, json_string("foregroundDeletion"));
+		json_object_set_new(meta, "deletionTimestamp", json_string(now));
+		json_object_set_new(meta, "deletionGracePeriodSeconds", json_integer(0));
+		ks_update(st, r, copy);
+		json_array_foreach(keys, i, k) {
+			json_t *dep = json_object_get(st->objects, json_string_value(k));
+
+			if (dep && owned_by(dep, uid))
+				ks_delete(st, resource_of(json_string_value(k)), dep, "Background");
+		}
+	} else if (!strcmp(r->name, "pods") && json_object_get(json_object_get(copy, "spec"), "nodeName") &&
+		   !json_object_get(meta, "finalizers")) {
+		/* A running pod terminates first; the kubelet removes it. */
+		json_object_set_new(meta, "deletionTimestamp", json_string(now));
+		json_object_set_new(meta, "deletionGracePeriodSeconds", json_integer(0));
+		ks_update(st, r, copy);
+	} else if (json_array_size(json_object_get(meta, "finalizers"))) {
+		json_object_set_new(meta, "deletionTimestamp", json_string(now));
+		ks_update(st, r, copy);
+	} else {
+		json_decref(copy);
+		ks_remove(st, r, ks_ns(obj), ks_name(obj));
+	}
+	json_decref(keys);
+}
+
+void ks_collect_garbage(struct ks_state *st)
+{
+	json_t *uids = json_object(), *keys = all_keys(st);
+	const char *key;
+	json_t *obj, *k;
+	size_t i;
+
+	json_object_foreach(st->objects, key, obj) {
+		const char *uid = json_string_value(json_object_get(json_object_get(obj, "metadata"), "uid"));
+
+		if (uid)
+			json_object_set_new(uids, uid, json_true());
+	}
+	json_array_foreach(keys, i, k) {
+		json_t *refs, *ref;
+		size_t j;
+		bool any_owner = false;
+
+		obj = json_object_get(st->objects, json_string_value(k));
+		if (!obj)
+			continue;
+		refs = json_object_get(json_object_get(obj, "metadata"), "ownerReferences");
+		if (json_array_size(refs) == 0)
+			continue;
+		json_array_foreach(refs, j, ref)
+			any_owner = any_owner || json_object_get(uids, jstr(json_object_get(ref, "uid")));
+		if (!any_owner)
+			ks_delete(st, resource_of(json_string_value(k)), obj, "Background");
+	}
+	/* Foreground deletions finish once no dependent is left. */
+	json_array_foreach(keys, i, k) {
+		const struct ks_resource *r = resource_of(json_string_value(k));
+		const char *uid;
+		bool dependents = false;
+		const char *okey;
+		json_t *other, *copy, *fins, *kept, *f;
+		size_t j;
+
+		obj = json_object_get(st->objects, json_string_value(k));
+		if (!obj || !has_finalizer(obj, "foregroundDeletion"))
+			continue;
+		uid = json_string_value(json_object_get(json_object_get(obj, "metadata"), "uid"));
+		json_object_foreach(st->objects, okey, other)
+			dependents = dependents || owned_by(other, uid);
+		if (dependents)
+			continue;
+		copy = json_deep_copy(obj);
+		fins = json_object_get(json_object_get(copy, "metadata"), "finalizers");
+		kept = json_array();
+		json_array_foreach(fins, j, f)
+			if (strcmp(json_string_value(f), "foregroundDeletion"))
+				json_array_append(kept, f);
+		if (json_array_size(kept) == 0 &&
+		    !(r == &ks_resources[1] && json_object_get(json_object_get(copy, "spec"), "nodeName"))) {
+			json_decref(kept);
+			json_decref(copy);
+			ks_remove(st, r, ks_ns(obj), ks_name(obj));
+			continue;
+		}
+		json_object_set_new(json_object_get(copy, "metadata"), "finalizers", kept);
+		ks_update(st, r, copy);
+	}
+	json_decref(keys);
+	json_decref(uids);
+}
+
+void ks_record_event(struct ks_state *st, json_t *obj, const char *type,
+		     const char *reason, const char *message)
+{
+	const struct ks_resource *events = ks_resource_find("", "v1", "events");
+	const char *ns = ks_ns(obj) ? ks_ns(obj) : "default";
+	char name[300], now[32];
+	json_t *ev;
+
+	ks_now_rfc3339(now);
+	snprintf(name, sizeof(name), "%s.%llx", ks_name(obj),
+		 (unsigned long long)(ks_random(st) & 0xffffffffffULL));
+	ev = json_pack("{s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s?, s:s}, s:s, s:s, s:s,"
+		       " s:s, s:s, s:i, s:{s:s}}",
+		       "metadata", "name", name, "namespace", ns,
+		       "involvedObject", "kind", json_string_value(json_object_get(obj, "kind")),
+		       "apiVersion", json_string_value(json_object_get(obj, "apiVersion")),
+		       "name", ks_name(obj), "namespace", ks_ns(obj),
+		       "uid", json_string_value(json_object_get(json_object_get(obj, "metadata"), "uid")),
+		       "type", type, "reason", reason, "message", message,
+		       "firstTimestamp", now, "lastTimestamp", now, "count", 1,
+		       "source", "component", "kubesim");
+	if (ev)
+		ks_insert(st, events, ev);
+}

@@ -36,7 +36,8 @@ endif
 COMMON_SRC  := $(wildcard common/*.c)
 STORE_SRC   := $(wildcard store/*.c)
 GATEWAY_SRC := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
-LIB_SRC     := $(COMMON_SRC) $(STORE_SRC) $(GATEWAY_SRC)
+MODULE_SRC  := $(wildcard k8sclient/*.c router/*.c dispatch/*.c)
+LIB_SRC     := $(COMMON_SRC) $(STORE_SRC) $(MODULE_SRC) $(GATEWAY_SRC)
 TEST_SRC    := $(wildcard tests/*.c)
 MIGRATIONS  := $(sort $(wildcard store/schema/*.sql))
 
@@ -90,9 +91,8 @@ $(BUILD)/check_sparkgw: $(TEST_OBJ) $(LIB_OBJ)
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	@mkdir -p $(SPARKGW_DATA)
-	exec $(BUILD)/sparkgw --config contrib/demo.yaml \
-		--listen 127.0.0.1:$(SPARKGW_PORT) --data $(SPARKGW_DATA)
+	@BUILD=$(BUILD) SPARKGW_PORT=$(SPARKGW_PORT) SPARKGW_DATA=$(SPARKGW_DATA) \
+		exec sh contrib/run-demo.sh
 
 test: deps
 	@$(MAKE) --no-print-directory check

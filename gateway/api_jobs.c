@@ -18,24 +18,35 @@
 
 static json_t *job_json(const struct store_job *job)
 {
-	char created[GW_TIME_LEN], updated[GW_TIME_LEN], rv[24], self[64], events[72];
+	char created[GW_TIME_LEN], updated[GW_TIME_LEN], rv[24], self[64], events[72], logs[72];
 	json_t *labels = json_loads(job->labels_json, 0, NULL);
 	json_t *spec = json_loads(job->spec_json, 0, NULL);
+	json_t *out;
 
 	gw_time_format(job->created_ms, created);
 	gw_time_format(job->updated_ms, updated);
 	snprintf(rv, sizeof(rv), "%lld", (long long)job->rv);
 	snprintf(self, sizeof(self), "/api/v1/jobs/%s", job->id);
 	snprintf(events, sizeof(events), "/api/v1/jobs/%s/events", job->id);
-	return json_pack("{s:s, s:s, s:s, s:o, s:s, s:s?, s:s?, s:o, s:s, s:s, s:s, s:{s:s, s:s}}",
-			 "id", job->id, "name", job->name, "user", job->user,
-			 "labels", labels ? labels : json_object(),
-			 "state", store_state_name(job->state),
-			 "reason", job->reason, "message", job->message,
-			 "spec", spec ? spec : json_object(),
-			 "createdAt", created, "updatedAt", updated,
-			 "resourceVersion", rv,
-			 "links", "self", self, "events", events);
+	snprintf(logs, sizeof(logs), "/api/v1/jobs/%s/logs", job->id);
+	out = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s?, s:s?, s:o, s:s, s:s, s:s, s:{s:s, s:s, s:s}}",
+			"id", job->id, "name", job->name, "user", job->user,
+			"labels", labels ? labels : json_object(),
+			"state", store_state_name(job->state),
+			"reason", job->reason, "message", job->message,
+			"spec", spec ? spec : json_object(),
+			"createdAt", created, "updatedAt", updated,
+			"resourceVersion", rv,
+			"links", "self", self, "events", events, "logs", logs);
+	if (!out)
+		return NULL;
+	json_object_set_new(out, "placement", job->cluster
+			    ? json_pack("{s:s, s:s?}", "cluster", job->cluster, "namespace", job->namespace)
+			    : json_null());
+	json_object_set_new(out, "driver", job->driver_pod
+			    ? json_pack("{s:s, s:s?}", "podName", job->driver_pod, "sparkUI", job->spark_ui)
+			    : json_null());
+	return out;
 }
 
 /* A job id as the store makes them; anything else cannot exist. */
@@ -49,6 +60,11 @@ static bool job_id_valid(const char *id)
 		if (!isdigit((unsigned char)id[i]) && !islower((unsigned char)id[i]))
 			return false;
 	return true;
+}
+
+static enum MHD_Result reply_cluster_unavailable(struct request *rq, const char *detail)
+{
+	return http_reply_problem(rq, 502, "cluster-unavailable", detail, NULL);
 }
 
 static enum MHD_Result reply_no_job(struct request *rq, const char *id)
@@ -386,4 +402,44 @@ enum MHD_Result api_job_cancel(struct request *rq, const char *id)
 	rq->op.reason = "CancelledByUser";
 	rq->op.message = "cancelled through the API";
 	return http_run_async(rq, cancel_committed);
+}
+
+/* ---- driver log ---- */
+
+enum MHD_Result api_job_logs(struct request *rq, const char *id)
+{
+	const char *tail = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "tailLines");
+	struct store_job job;
+	char err[GW_ERRLEN], *text = NULL, *end;
+	long tail_lines = -1;
+	enum gw_err rc;
+	enum MHD_Result ret;
+
+	if (!job_id_valid(id))
+		return reply_no_job(rq, id);
+	if (tail) {
+		errno = 0;
+		tail_lines = strtol(tail, &end, 10);
+		if (!*tail || *end || errno || tail_lines < 0 || tail_lines > 1000000)
+			return http_reply_problem(rq, 400, "bad-query",
+						  "tailLines must be an integer from 0 to 1000000", NULL);
+	}
+	rc = store_job_get(rq->store, id, &job, err);
+	if (rc == GW_ENOTFOUND)
+		return reply_no_job(rq, id);
+	if (rc)
+		return http_reply_store_error(rq, rc, err);
+	rq->op.job = job; /* released with the request */
+	if (!rq->dispatch || !job.driver_pod)
+		return http_reply_problem(rq, 404, "no-driver", "the job has no driver on a cluster yet", NULL);
+	rc = dispatch_driver_log(rq->dispatch, &job, tail_lines, &text, err);
+	if (rc == GW_ENOTFOUND || rc == GW_EINVAL) {
+		/* The driver is gone, or not started: the cluster says which. */
+		return http_reply_problem(rq, rc == GW_ENOTFOUND ? 404 : 409, "no-driver-log", err, NULL);
+	}
+	if (rc)
+		return reply_cluster_unavailable(rq, err);
+	ret = http_reply_text(rq, 200, text);
+	free(text);
+	return ret;
 }

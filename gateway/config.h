@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "common/err.h"
+#include "router/router.h"
 
 struct gateway_config {
 	char *listen;  /* HOST:PORT, [IPv6]:PORT */
@@ -19,6 +20,14 @@ struct gateway_config {
 	unsigned http_connection_timeout_s;
 	unsigned http_max_body_bytes;
 	unsigned http_shutdown_grace_s;
+	unsigned dispatch_workers;
+	unsigned dispatch_lease_s;
+	unsigned dispatch_max_attempts;
+	unsigned dispatch_retry_base_ms;
+	unsigned dispatch_pending_timeout_s;
+	unsigned dispatch_image_pull_timeout_s;
+	struct router_cluster *clusters; /* the `clusters:` list */
+	size_t nclusters;
 };
 
 /* Fills cfg with every default. */

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "common/buf.h"
+#include "dispatch/dispatch.h"
 #include "gateway/config.h"
 #include "gateway/submission.h"
 #include "store/store.h"
@@ -20,6 +21,7 @@ struct gateway_server;
 struct request {
 	struct gateway_server *srv;
 	struct store *store;
+	struct dispatch *dispatch; /* NULL without clusters */
 	const struct gateway_config *cfg;
 	struct MHD_Connection *conn;
 	struct gw_buf body;
@@ -35,6 +37,8 @@ struct request {
 	char job_id[STORE_ID_LEN];
 };
 
+/* Queues text (copied) as text/plain. */
+enum MHD_Result http_reply_text(struct request *rq, unsigned status, const char *text);
 /* Queues body (stolen) as application/json; extra header pairs may follow,
  * NULL-terminated. */
 enum MHD_Result http_reply_json(struct request *rq, unsigned status,
@@ -58,5 +62,6 @@ enum MHD_Result api_job_get(struct request *rq, const char *id);
 enum MHD_Result api_job_list(struct request *rq, const char *id);
 enum MHD_Result api_job_cancel(struct request *rq, const char *id);
 enum MHD_Result api_job_events(struct request *rq, const char *id);
+enum MHD_Result api_job_logs(struct request *rq, const char *id);
 
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "dispatch/dispatch.h"
 #include "gateway/config.h"
 #include "gateway/server.h"
 #include "store/store.h"
@@ -75,6 +76,7 @@ int main(int argc, char **argv)
 	struct gateway_config cfg;
 	struct store *store = NULL;
 	struct gateway_server *server = NULL;
+	struct dispatch *dispatch = NULL;
 	struct store_options sopts;
 	char err[GW_ERRLEN], dbpath[PATH_MAX];
 	sigset_t stop_signals;
@@ -121,7 +123,22 @@ int main(int argc, char **argv)
 	sopts.batch_max = cfg.store_batch_max;
 	if (store_open(&sopts, &store, err))
 		goto startup_failed;
-	started = gateway_server_start(&cfg, store, listen_fd, &server, err);
+	if (cfg.nclusters) {
+		struct dispatch_options dopts = {
+			.clusters = cfg.clusters, .nclusters = cfg.nclusters,
+			.workers = cfg.dispatch_workers, .lease_s = cfg.dispatch_lease_s,
+			.max_attempts = cfg.dispatch_max_attempts,
+			.retry_base_ms = cfg.dispatch_retry_base_ms,
+			.pending_timeout_s = cfg.dispatch_pending_timeout_s,
+			.image_pull_timeout_s = cfg.dispatch_image_pull_timeout_s,
+		};
+
+		if (dispatch_start(store, &dopts, &dispatch, err))
+			goto startup_failed;
+	} else {
+		gw_log(GW_LOG_WARN, "no clusters configured: jobs are stored, not dispatched");
+	}
+	started = gateway_server_start(&cfg, store, dispatch, listen_fd, &server, err);
 	listen_fd = -1; /* the server's from here, even on failure */
 	if (started != GW_OK)
 		goto startup_failed;
@@ -131,6 +148,7 @@ int main(int argc, char **argv)
 		;
 	gw_log(GW_LOG_INFO, "received %s: shutting down", strsignal(sig));
 	gateway_server_stop(server);
+	dispatch_stop(dispatch);
 	store_close(store);
 	gateway_config_release(&cfg);
 	gw_log(GW_LOG_INFO, "stopped");
@@ -140,6 +158,7 @@ startup_failed:
 	fprintf(stderr, "sparkgw: %s\n", err);
 	if (listen_fd >= 0)
 		close(listen_fd);
+	dispatch_stop(dispatch);
 	store_close(store);
 	gateway_config_release(&cfg);
 	return EXIT_STARTUP;

@@ -31,6 +31,7 @@
 struct gateway_server {
 	struct MHD_Daemon *daemon;
 	struct store *store;
+	struct dispatch *dispatch;
 	const struct gateway_config *cfg;
 	int listen_fd;
 	atomic_int in_flight; /* requests between first callback and completion */
@@ -57,6 +58,7 @@ static const struct route routes[] = {
 	{"GET", "/api/v1/jobs/*", api_job_get},
 	{"DELETE", "/api/v1/jobs/*", api_job_cancel},
 	{"GET", "/api/v1/jobs/*/events", api_job_events},
+	{"GET", "/api/v1/jobs/*/logs", api_job_logs},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -115,6 +117,20 @@ enum MHD_Result http_reply_json(struct request *rq, unsigned status,
 	return ret;
 }
 
+enum MHD_Result http_reply_text(struct request *rq, unsigned status, const char *text)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+		strlen(text), (void *)(uintptr_t)text, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret;
+
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+	ret = MHD_queue_response(rq->conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 static const char *problem_title(unsigned status)
 {
 	switch (status) {
@@ -125,6 +141,7 @@ static const char *problem_title(unsigned status)
 	case 413: return "Content Too Large";
 	case 415: return "Unsupported Media Type";
 	case 422: return "Unprocessable Content";
+	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
 	default: return "Internal Server Error";
 	}
@@ -295,6 +312,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 			return MHD_NO;
 		rq->srv = srv;
 		rq->store = srv->store;
+		rq->dispatch = srv->dispatch;
 		rq->cfg = srv->cfg;
 		rq->conn = conn;
 		gw_buf_init(&rq->body, srv->cfg->http_max_body_bytes);
@@ -402,7 +420,8 @@ enum gw_err gateway_listen(const char *listen_addr, int *out, char *err)
 }
 
 enum gw_err gateway_server_start(const struct gateway_config *cfg,
-				 struct store *store, int listen_fd,
+				 struct store *store, struct dispatch *dispatch,
+				 int listen_fd,
 				 struct gateway_server **out, char *err)
 {
 	struct gateway_server *srv = calloc(1, sizeof(*srv));
@@ -413,6 +432,7 @@ enum gw_err gateway_server_start(const struct gateway_config *cfg,
 		return GW_ENOMEM;
 	}
 	srv->store = store;
+	srv->dispatch = dispatch;
 	srv->cfg = cfg;
 	srv->listen_fd = listen_fd;
 	atomic_init(&srv->in_flight, 0);

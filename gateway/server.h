@@ -4,6 +4,7 @@
 #define GW_SERVER_H
 
 #include "common/err.h"
+#include "dispatch/dispatch.h"
 #include "gateway/config.h"
 #include "store/store.h"
 
@@ -12,10 +13,11 @@ struct gateway_server;
 /* Binds HOST:PORT ([v6]:PORT) and listens, so that a busy port is reported
  * before anything else is touched. */
 enum gw_err gateway_listen(const char *addr, int *fd, char *err);
-/* Serves on listen_fd (owned from now on, even on failure); the store must
- * outlive the server. */
+/* Serves on listen_fd (owned from now on, even on failure); the store and
+ * dispatch (NULL when no cluster is configured) must outlive the server. */
 enum gw_err gateway_server_start(const struct gateway_config *cfg,
-				 struct store *store, int listen_fd,
+				 struct store *store, struct dispatch *dispatch,
+				 int listen_fd,
 				 struct gateway_server **out, char *err);
 /* Stops accepting, waits up to the configured grace for requests in flight
  * to finish, then closes every connection. NULL is a no-op. */

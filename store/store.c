@@ -34,7 +34,18 @@ struct store {
 
 	pthread_mutex_t pool_lock; /* guards free_readers */
 	struct store_conn *free_readers;
+
+	void (*commit_hook)(void *arg); /* set before writes begin */
+	void *commit_hook_arg;
 };
+
+void store_set_commit_hook(struct store *s, void (*fn)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&s->lock);
+	s->commit_hook = fn;
+	s->commit_hook_arg = arg;
+	pthread_mutex_unlock(&s->lock);
+}
 
 static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_JOB_BY_ID] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE id = ?1",
@@ -63,6 +74,14 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		"INSERT INTO idempotency_keys (user, key, body_sha256, job_seq,"
 		" created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[STMT_PING] = "SELECT count(*) FROM sqlite_schema",
+	/* Each field is kept when its parameter is NULL. */
+	[STMT_JOB_PLACE] =
+		"UPDATE jobs SET cluster = coalesce(?2, cluster),"
+		" namespace = coalesce(?3, namespace), driver_pod = coalesce(?4, driver_pod),"
+		" spark_ui = coalesce(?5, spark_ui), not_before_ms = ?6 WHERE seq = ?1",
+	[STMT_JOB_LEASE] =
+		"UPDATE jobs SET lease_owner = ?2, lease_until_ms = ?3,"
+		" attempts = attempts + ?4 WHERE seq = ?1",
 };
 
 enum gw_err store_sqlite_err(sqlite3 *db, int rc, char *err)
@@ -254,6 +273,8 @@ static void *writer_main(void *arg)
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		struct queue_node *batch, *last, *next;
+		void (*hook)(void *);
+		void *hook_arg;
 		size_t count = 1;
 
 		while (!s->head && !s->closing)
@@ -269,9 +290,13 @@ static void *writer_main(void *arg)
 		if (!s->head)
 			s->tail = NULL;
 		last->next = NULL;
+		hook = s->commit_hook;
+		hook_arg = s->commit_hook_arg;
 		pthread_mutex_unlock(&s->lock);
 
 		run_batch(s, batch);
+		if (hook)
+			hook(hook_arg);
 
 		pthread_mutex_lock(&s->lock);
 		for (struct queue_node *n = batch; n; n = next) {

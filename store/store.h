@@ -50,6 +50,15 @@ struct store_job {
 	int64_t created_ms;
 	int64_t updated_ms;
 	int64_t rv; /* changes on every write to the job; global, increasing */
+	/* Placement and driver, once dispatched; NULL before. */
+	char *cluster;
+	char *namespace;
+	char *driver_pod;
+	char *spark_ui;
+	char *lease_owner;      /* gateway process dispatching it */
+	int64_t lease_until_ms;
+	int attempts;           /* dispatch attempts so far */
+	int64_t not_before_ms;  /* QUEUED: not to be dispatched before */
 };
 
 struct store_event {
@@ -83,6 +92,9 @@ enum store_op_kind {
 	STORE_OP_SUBMIT,     /* new job in QUEUED */
 	STORE_OP_CANCEL,     /* QUEUED -> CANCELLED; running -> CANCELLING */
 	STORE_OP_TRANSITION, /* any legal state change */
+	/* Takes the dispatch lease: QUEUED -> DISPATCHING, or a DISPATCHING
+	 * job whose lease expired (its placement is kept). */
+	STORE_OP_CLAIM,
 };
 
 struct store_submission {
@@ -100,8 +112,13 @@ struct store_op {
 	struct store_submission submit; /* SUBMIT */
 	const char *job_id;              /* CANCEL, TRANSITION */
 	enum store_state to;             /* TRANSITION */
-	const char *reason;              /* CANCEL, TRANSITION */
+	const char *reason;              /* CANCEL, TRANSITION, CLAIM */
 	const char *message;             /* CANCEL, TRANSITION; may be NULL */
+	/* CLAIM, TRANSITION: fields to set when not NULL. */
+	const char *cluster, *namespace, *driver_pod, *spark_ui;
+	const char *lease_owner;         /* CLAIM */
+	int64_t lease_until_ms;          /* CLAIM */
+	int64_t not_before_ms;           /* TRANSITION to QUEUED: retry time */
 
 	/* Results, set before done() runs. */
 	enum gw_err rc;  /* ENOTFOUND, ECONFLICT (key reused with another
@@ -115,6 +132,10 @@ struct store_op {
 	void (*done)(struct store_op *op, void *arg);
 	void *arg;
 };
+
+/* Called on the writer thread after every commit that wrote something,
+ * so that waiting work (the dispatcher) wakes at once. */
+void store_set_commit_hook(struct store *s, void (*fn)(void *arg), void *arg);
 
 /* Queues op; GW_ECLOSED once store_close has begun. */
 enum gw_err store_enqueue(struct store *s, struct store_op *op);
@@ -142,6 +163,14 @@ enum gw_err store_job_list(struct store *s, const struct store_list_query *q,
 			   int64_t *next_seq, char *err);
 enum gw_err store_job_events(struct store *s, const char *id,
 			     struct store_event **items, size_t *n, char *err);
+/* Jobs ready for dispatch, oldest first: QUEUED and due at now_ms, and
+ * DISPATCHING with an expired lease. */
+enum gw_err store_jobs_to_dispatch(struct store *s, int64_t now_ms, size_t limit,
+				   struct store_job **items, size_t *n, char *err);
+/* Jobs in state on cluster (NULL: any), oldest first. */
+enum gw_err store_jobs_in_state(struct store *s, enum store_state state,
+				const char *cluster, size_t limit,
+				struct store_job **items, size_t *n, char *err);
 /* GW_OK when the database answers a query. */
 enum gw_err store_ping(struct store *s, char *err);
 

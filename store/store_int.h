@@ -19,6 +19,8 @@ enum store_stmt {
 	STMT_IDEM_GET,
 	STMT_IDEM_INSERT,
 	STMT_PING,
+	STMT_JOB_PLACE,
+	STMT_JOB_LEASE,
 	STMT_COUNT
 };
 
@@ -46,7 +48,9 @@ enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job);
 #define STORE_JOB_COLUMNS                                                      \
 	"jobs.seq, jobs.id, jobs.name, jobs.user, jobs.state, jobs.reason,"    \
 	" jobs.message, jobs.labels, jobs.spec, jobs.created_ms,"              \
-	" jobs.updated_ms, jobs.rv"
+	" jobs.updated_ms, jobs.rv, jobs.cluster, jobs.namespace,"            \
+	" jobs.driver_pod, jobs.spark_ui, jobs.lease_owner,"                  \
+	" jobs.lease_until_ms, jobs.attempts, jobs.not_before_ms"
 
 /* Checks a reader out of the pool (opening one if none is free). */
 struct store_conn *store_reader_get(struct store *s, char *err);

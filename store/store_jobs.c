@@ -69,6 +69,11 @@ void store_job_release(struct store_job *job)
 	free(job->message);
 	free(job->labels_json);
 	free(job->spec_json);
+	free(job->cluster);
+	free(job->namespace);
+	free(job->driver_pod);
+	free(job->spark_ui);
+	free(job->lease_owner);
 	memset(job, 0, sizeof(*job));
 }
 
@@ -121,6 +126,14 @@ enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job)
 	job->created_ms = sqlite3_column_int64(st, 9);
 	job->updated_ms = sqlite3_column_int64(st, 10);
 	job->rv = sqlite3_column_int64(st, 11);
+	job->cluster = column_text(st, 12, &oom);
+	job->namespace = column_text(st, 13, &oom);
+	job->driver_pod = column_text(st, 14, &oom);
+	job->spark_ui = column_text(st, 15, &oom);
+	job->lease_owner = column_text(st, 16, &oom);
+	job->lease_until_ms = sqlite3_column_int64(st, 17);
+	job->attempts = sqlite3_column_int(st, 18);
+	job->not_before_ms = sqlite3_column_int64(st, 19);
 	if (oom) {
 		store_job_release(job);
 		return GW_ENOMEM;
@@ -344,6 +357,45 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 	return load_job(c, STMT_JOB_BY_SEQ, NULL, job_seq, &op->job, op->err);
 }
 
+static void bind_or_null(sqlite3_stmt *st, int idx, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(st, idx, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, idx);
+}
+
+/* Sets the op's placement and driver fields that are given. */
+static enum gw_err write_placement(struct store_conn *c, int64_t seq,
+				   const struct store_op *op, char *err)
+{
+	sqlite3_stmt *st = store_conn_stmt(c, STMT_JOB_PLACE, err);
+
+	if (!st)
+		return GW_EIO;
+	sqlite3_bind_int64(st, 1, seq);
+	bind_or_null(st, 2, op->cluster);
+	bind_or_null(st, 3, op->namespace);
+	bind_or_null(st, 4, op->driver_pod);
+	bind_or_null(st, 5, op->spark_ui);
+	sqlite3_bind_int64(st, 6, op->not_before_ms);
+	return step_done(c, st, err);
+}
+
+static enum gw_err write_lease(struct store_conn *c, int64_t seq, const char *owner,
+			       int64_t until, int attempts_added, char *err)
+{
+	sqlite3_stmt *st = store_conn_stmt(c, STMT_JOB_LEASE, err);
+
+	if (!st)
+		return GW_EIO;
+	sqlite3_bind_int64(st, 1, seq);
+	bind_or_null(st, 2, owner);
+	sqlite3_bind_int64(st, 3, until);
+	sqlite3_bind_int(st, 4, attempts_added);
+	return step_done(c, st, err);
+}
+
 static enum gw_err transition(struct store_conn *c, struct store_op *op,
 			      enum store_state to)
 {
@@ -359,7 +411,35 @@ static enum gw_err transition(struct store_conn *c, struct store_op *op,
 	}
 	store_job_release(&op->job);
 	if ((rc = write_state(c, seq, (int)from, to, op->reason, op->message, now,
-			      op->err)))
+			      op->err)) ||
+	    (rc = write_placement(c, seq, op, op->err)))
+		return rc;
+	/* Leaving DISPATCHING ends the lease. */
+	if (from == STORE_DISPATCHING && (rc = write_lease(c, seq, NULL, 0, 0, op->err)))
+		return rc;
+	return load_job(c, STMT_JOB_BY_SEQ, NULL, seq, &op->job, op->err);
+}
+
+static enum gw_err apply_claim(struct store_conn *c, struct store_op *op)
+{
+	int64_t now = gw_now_ms(), seq;
+	enum gw_err rc = load_job(c, STMT_JOB_BY_ID, op->job_id, 0, &op->job, op->err);
+
+	if (rc)
+		return rc;
+	seq = op->job.seq;
+	if (op->job.state == STORE_QUEUED) {
+		if ((rc = transition(c, op, STORE_DISPATCHING)))
+			return rc;
+	} else if (op->job.state == STORE_DISPATCHING && op->job.lease_until_ms < now) {
+		/* A dead owner's job: same placement, a new lease, no event. */
+	} else {
+		gw_seterr(op->err, "job %s is %s%s", op->job.id, state_names[op->job.state],
+			  op->job.state == STORE_DISPATCHING ? " under another lease" : "");
+		return GW_ECONFLICT;
+	}
+	store_job_release(&op->job);
+	if ((rc = write_lease(c, seq, op->lease_owner, op->lease_until_ms, 1, op->err)))
 		return rc;
 	return load_job(c, STMT_JOB_BY_SEQ, NULL, seq, &op->job, op->err);
 }
@@ -401,6 +481,9 @@ void store_apply_op(struct store_conn *c, struct store_op *op)
 		op->rc = load_job(c, STMT_JOB_BY_ID, op->job_id, 0, &op->job, op->err);
 		if (op->rc == GW_OK)
 			op->rc = transition(c, op, op->to);
+		break;
+	case STORE_OP_CLAIM:
+		op->rc = apply_claim(c, op);
 		break;
 	}
 	/* A failed op keeps the job as it was for the caller's message. */
@@ -690,4 +773,85 @@ out:
 	*items = jobs;
 	*n = count;
 	return GW_OK;
+}
+
+/* Runs a query of whole job rows with the given text and integer
+ * parameters bound in order. */
+static enum gw_err query_jobs(struct store *s, const char *sql, const char *text1,
+			      const char *text2, int64_t int1, size_t limit,
+			      struct store_job **items, size_t *n, char *err)
+{
+	struct store_conn *c = store_reader_get(s, err);
+	struct store_job *jobs = NULL;
+	sqlite3_stmt *st = NULL;
+	size_t count = 0;
+	enum gw_err rc = GW_OK;
+	int src, idx = 1;
+
+	*items = NULL;
+	*n = 0;
+	if (!c)
+		return GW_EIO;
+	if ((src = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL)) != SQLITE_OK) {
+		rc = store_sqlite_err(c->db, src, err);
+		goto out;
+	}
+	if (text1)
+		sqlite3_bind_text(st, idx++, text1, -1, SQLITE_STATIC);
+	if (text2)
+		sqlite3_bind_text(st, idx++, text2, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, idx++, int1);
+	sqlite3_bind_int64(st, idx, (sqlite3_int64)limit);
+	jobs = calloc(limit ? limit : 1, sizeof(*jobs));
+	if (!jobs) {
+		rc = GW_ENOMEM;
+		goto out;
+	}
+	while (count < limit && (src = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((rc = store_row_to_job(st, &jobs[count])))
+			goto out;
+		count++;
+	}
+	if (count < limit && src != SQLITE_DONE)
+		rc = store_sqlite_err(c->db, src, err);
+out:
+	sqlite3_finalize(st);
+	store_reader_put(s, c);
+	if (rc) {
+		store_jobs_free(jobs, count);
+		return rc;
+	}
+	*items = jobs;
+	*n = count;
+	return GW_OK;
+}
+
+enum gw_err store_jobs_to_dispatch(struct store *s, int64_t now_ms, size_t limit,
+				   struct store_job **items, size_t *n, char *err)
+{
+	/* Two index ranges, each oldest first; expired leases come first as
+	 * they have waited longest. */
+	return query_jobs(s,
+			  "SELECT * FROM ("
+			  " SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE state = 'DISPATCHING'"
+			  "  AND lease_until_ms < ?1 ORDER BY seq LIMIT ?2)"
+			  " UNION ALL SELECT * FROM ("
+			  " SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE state = 'QUEUED'"
+			  "  AND not_before_ms <= ?1 ORDER BY seq LIMIT ?2)",
+			  NULL, NULL, now_ms, limit, items, n, err);
+}
+
+enum gw_err store_jobs_in_state(struct store *s, enum store_state state,
+				const char *cluster, size_t limit,
+				struct store_job **items, size_t *n, char *err)
+{
+	if (cluster)
+		return query_jobs(s,
+				  "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE state = ?1"
+				  " AND cluster = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
+				  state_names[state], cluster, 0, limit, items, n, err);
+	return query_jobs(s,
+			  "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE state = ?1"
+			  " AND seq > ?2 ORDER BY seq LIMIT ?3",
+			  state_names[state], NULL, 0, limit, items, n, err);
 }

@@ -368,6 +368,16 @@ static bool validate(json_t *schema, json_t *v, const char *path, char *why,
 			return schema_fail(why, len, path, "dangling $ref");
 		return validate(schema, v, path, why, len);
 	}
+	if ((kw = json_object_get(schema, "oneOf"))) {
+		int matched = 0;
+		char inner[512];
+
+		for (size_t i = 0; i < json_array_size(kw); i++)
+			matched += validate(json_array_get(kw, i), v, path, inner, sizeof(inner));
+		if (matched != 1)
+			return schema_fail(why, len, path, matched ? "matches more than one of oneOf"
+								   : "matches none of oneOf");
+	}
 	if ((kw = json_object_get(schema, "type"))) {
 		bool ok = false;
 

@@ -256,13 +256,14 @@ void ks_delete(struct ks_state *st, const struct ks_resource *r, json_t *obj,
 	       const char *propagation)
 {
 	json_t *meta = json_object_get(obj, "metadata"), *copy, *keys;
-	const char *uid = json_string_value(json_object_get(meta, "uid"));
-	char now[32];
+	char uid[64], now[32];
 	size_t i;
 	json_t *k;
 
 	if (json_object_get(meta, "deletionTimestamp"))
 		return; /* already being deleted */
+	/* A copy: updating the stored object below frees obj. */
+	snprintf(uid, sizeof(uid), "%s", jstr(json_object_get(meta, "uid")));
 	ks_now_rfc3339(now);
 	keys = all_keys(st);
 	if (propagation && !strcmp(propagation, "Orphan")) {
@@ -311,8 +312,8 @@ void ks_delete(struct ks_state *st, const struct ks_resource *r, json_t *obj,
 		json_object_set_new(meta, "deletionTimestamp", json_string(now));
 		ks_update(st, r, copy);
 	} else {
+		ks_remove(st, r, ks_ns(copy), ks_name(copy));
 		json_decref(copy);
-		ks_remove(st, r, ks_ns(obj), ks_name(obj));
 	}
 	json_decref(keys);
 }

@@ -1,0 +1,71 @@
+#!/bin/sh
+# `make run`: three simulated clusters (kubesim; sim-c runs the Spark
+# operator) and the gateway configured for them, in the foreground.
+# Ctrl-C stops everything. The clusters listen on SPARKGW_PORT+1..+3.
+set -eu
+
+BUILD=${BUILD:-build}
+PORT=${SPARKGW_PORT:-8080}
+DATA=${SPARKGW_DATA:-./var}
+mkdir -p "$DATA"
+DATA=$(cd "$DATA" && pwd)
+
+pids=""
+cleanup() {
+	# shellcheck disable=SC2086
+	[ -n "$pids" ] && kill $pids 2>/dev/null || true
+	wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+kubeconfig="$DATA/kubeconfig"
+{
+	echo "apiVersion: v1"
+	echo "kind: Config"
+	echo "current-context: sim-a"
+	echo "clusters:"
+	for i in 1 2 3; do
+		name=sim-$(echo abc | cut -c$i)
+		echo "- name: $name"
+		echo "  cluster:"
+		echo "    server: http://127.0.0.1:$((PORT + i))"
+	done
+	echo "contexts:"
+	for i in 1 2 3; do
+		name=sim-$(echo abc | cut -c$i)
+		echo "- name: $name"
+		echo "  context: {cluster: $name, user: demo, namespace: spark-jobs}"
+	done
+	echo "users:"
+	echo "- name: demo"
+	echo "  user: {}"
+} > "$kubeconfig"
+
+for i in 1 2 3; do
+	name=sim-$(echo abc | cut -c$i)
+	operator=""
+	[ "$name" = sim-c ] && operator=--operator
+	"$BUILD/kubesim" --listen "127.0.0.1:$((PORT + i))" --name "$name" \
+		--namespace spark-jobs $operator &
+	pids="$pids $!"
+done
+
+config="$DATA/sparkgw.yaml"
+{
+	cat contrib/demo.yaml
+	echo "clusters:"
+	for i in 1 2 3; do
+		name=sim-$(echo abc | cut -c$i)
+		mode=driver-pod
+		[ "$name" = sim-c ] && mode=spark-operator
+		echo "  - {name: $name, kubeconfig: $kubeconfig, context: $name, mode: $mode, namespace: spark-jobs}"
+	done
+} > "$config"
+
+echo "sparkgw: clusters sim-a, sim-b (driver pods) and sim-c (Spark operator);" \
+	"kubectl --kubeconfig $kubeconfig --context sim-a get pods -A" >&2
+"$BUILD/sparkgw" --config "$config" --listen "127.0.0.1:$PORT" --data "$DATA" &
+gateway=$!
+pids="$pids $gateway"
+wait "$gateway"

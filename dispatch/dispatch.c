@@ -1,0 +1,808 @@
+/* The dispatch loops.
+ *
+ * Exactly once: a job is claimed (QUEUED -> DISPATCHING, with placement
+ * and a lease) and committed before any object is created; objects are
+ * named after the job id, so a create retried after a crash or a lost
+ * answer meets 409 AlreadyExists and adopts what exists; only then does
+ * the job become SUBMITTED. A crash anywhere leaves a DISPATCHING job whose
+ * lease expires and whose dispatch is redone on the same cluster.
+ *
+ * State flows back through one watcher per cluster: list, then watch from
+ * the list's resourceVersion, resume after a dropped stream, re-list after
+ * 410 Expired. A missed event can only delay a state change: the re-list
+ * reconciles every job the cluster should know about. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "dispatch/dispatch.h"
+#include "dispatch/dispatch_int.h"
+#include "k8sclient/k8s.h"
+
+#define FEED_BATCH 256
+#define IDLE_POLL_MS 250
+#define CANCEL_RESEND_MS 5000
+#define WATCH_TIMEOUT_S 60
+
+struct dispatch;
+
+/* One cluster: its client, and what its watcher last saw of each live job
+ * (so that a state seen before the job was SUBMITTED is not lost). */
+struct cluster_rt {
+	struct dispatch *d;
+	const struct router_cluster *cfg;
+	struct k8s_client *client;
+	pthread_t watcher;
+	bool watcher_started;
+	pthread_mutex_t lock; /* guards seen */
+	json_t *seen;         /* job id -> last object */
+};
+
+struct dispatch {
+	struct store *store;
+	struct dispatch_options opts;
+	char owner[64];
+	struct cluster_rt *clusters;
+	atomic_bool stop;
+
+	pthread_mutex_t lock; /* guards everything below */
+	pthread_cond_t wake;  /* feeder: commits happened, or stop */
+	pthread_cond_t work;  /* workers: the queue has ids, or stop */
+	char (*queue)[STORE_ID_LEN];
+	size_t qhead, qlen, qcap;
+	json_t *inflight;     /* job ids queued or being dispatched */
+	json_t *cancel_sent;  /* job id -> time of the last DELETE */
+	bool poked;
+
+	pthread_t feeder;
+	bool feeder_started;
+	pthread_t *workers;
+	unsigned nworkers;
+};
+
+static const char *jstr(const json_t *v)
+{
+	const char *s = json_string_value(v);
+
+	return s ? s : "";
+}
+
+static struct cluster_rt *cluster_named(struct dispatch *d, const char *name)
+{
+	for (size_t i = 0; name && i < d->opts.nclusters; i++)
+		if (!strcmp(d->clusters[i].cfg->name, name))
+			return &d->clusters[i];
+	return NULL;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* A state change, setting the placement and driver fields given in
+ * fields (may be NULL); a job that moved on meanwhile (ESTATE) is not an
+ * error. */
+static enum gw_err move_job(struct dispatch *d, const char *id, enum store_state to,
+			    const char *reason, const char *message,
+			    const struct store_op *fields)
+{
+	struct store_op op = {.kind = STORE_OP_TRANSITION, .job_id = id, .to = to,
+			      .reason = reason, .message = message};
+	enum gw_err rc;
+
+	if (fields) {
+		op.driver_pod = fields->driver_pod;
+		op.spark_ui = fields->spark_ui;
+		op.not_before_ms = fields->not_before_ms;
+	}
+	rc = store_execute(d->store, &op);
+	if (rc && rc != GW_ESTATE)
+		gw_log(GW_LOG_WARN, "dispatch: job %s -> %s: %s", id, store_state_name(to), op.err);
+	else if (rc == GW_OK)
+		gw_log(GW_LOG_DEBUG, "dispatch: job %s -> %s (%s)", id, store_state_name(to), reason);
+	store_job_release(&op.job);
+	return rc;
+}
+
+static void object_path(const char *ns, const char *name, const char *kind,
+			char *out, size_t len)
+{
+	if (!strcmp(kind, "SparkApplication"))
+		snprintf(out, len, "/apis/sparkoperator.k8s.io/v1beta2/namespaces/%s/sparkapplications%s%s",
+			 ns, name ? "/" : "", name ? name : "");
+	else if (!strcmp(kind, "Pod"))
+		snprintf(out, len, "/api/v1/namespaces/%s/pods%s%s", ns, name ? "/" : "", name ? name : "");
+	else if (!strcmp(kind, "Service"))
+		snprintf(out, len, "/api/v1/namespaces/%s/services%s%s", ns, name ? "/" : "", name ? name : "");
+	else
+		snprintf(out, len, "/api/v1/namespaces/%s/configmaps%s%s", ns, name ? "/" : "", name ? name : "");
+}
+
+enum create_outcome { CREATED, RETRY, REJECTED };
+
+/* Creates obj, or adopts the one a previous attempt made (409 with our job
+ * label). *uid gets the object's uid. */
+static enum create_outcome create_or_adopt(struct cluster_rt *cl, json_t *obj,
+					   const char *job_id, char *uid, size_t uidlen,
+					   char *why)
+{
+	const char *kind = jstr(json_object_get(obj, "kind"));
+	const char *ns = jstr(json_object_get(json_object_get(obj, "metadata"), "namespace"));
+	const char *name = jstr(json_object_get(json_object_get(obj, "metadata"), "name"));
+	struct k8s_response r;
+	char path[512];
+	enum gw_err rc;
+	enum create_outcome out;
+
+	object_path(ns, NULL, kind, path, sizeof(path));
+	rc = k8s_request(cl->client, "POST", path, obj, &r, why);
+	if (rc)
+		return RETRY;
+	if (r.status == 409 && !strcmp(k8s_status_reason(&r), "AlreadyExists")) {
+		k8s_response_release(&r);
+		object_path(ns, name, kind, path, sizeof(path));
+		if (k8s_request(cl->client, "GET", path, NULL, &r, why))
+			return RETRY;
+		if (r.status == 200 &&
+		    strcmp(jstr(json_object_get(json_object_get(json_object_get(r.body, "metadata"), "labels"),
+						DISPATCH_JOB_LABEL)),
+			   job_id) && strcmp(kind, "Service") && strcmp(kind, "ConfigMap")) {
+			gw_seterr(why, "%s %s/%s exists and belongs to another job", kind, ns, name);
+			k8s_response_release(&r);
+			return REJECTED;
+		}
+		if (r.status == 200)
+			gw_log(GW_LOG_INFO, "dispatch: job %s: adopted existing %s %s/%s", job_id, kind, ns, name);
+	}
+	if (r.status == 200 || r.status == 201) {
+		snprintf(uid, uidlen, "%s", jstr(json_object_get(json_object_get(r.body, "metadata"), "uid")));
+		out = CREATED;
+	} else if (r.status == 429 || r.status >= 500 || r.status == 404 /* raced a delete */) {
+		out = RETRY;
+	} else {
+		out = REJECTED;
+	}
+	k8s_response_release(&r);
+	return out;
+}
+
+/* Deletes the job's driver (and with it, by ownership, the rest). Returns
+ * the HTTP status, or 0 if the cluster did not answer. */
+static long delete_driver(struct cluster_rt *cl, const struct store_job *job)
+{
+	struct dispatch_names names;
+	json_t *opts = json_pack("{s:s, s:s, s:s}", "kind", "DeleteOptions", "apiVersion", "v1",
+				 "propagationPolicy", "Foreground");
+	struct k8s_response r;
+	char path[512], err[GW_ERRLEN];
+	long status = 0;
+
+	dispatch_names(job->id, &names);
+	if (cl->cfg->mode == ROUTER_SPARK_OPERATOR)
+		object_path(job->namespace, names.app, "SparkApplication", path, sizeof(path));
+	else
+		object_path(job->namespace, names.driver_pod, "Pod", path, sizeof(path));
+	if (k8s_request(cl->client, "DELETE", path, opts, &r, err) == GW_OK)
+		status = r.status;
+	else
+		gw_log(GW_LOG_WARN, "dispatch: delete %s: %s", path, err);
+	k8s_response_release(&r);
+	json_decref(opts);
+	return status;
+}
+
+static void apply_seen(struct cluster_rt *cl, const char *job_id);
+
+static long retry_delay_ms(const struct dispatch *d, int attempts)
+{
+	long ms = (long)d->opts.retry_base_ms << (attempts < 10 ? attempts - 1 : 9);
+
+	return ms > 60000 ? 60000 : ms;
+}
+
+static void dispatch_one(struct dispatch *d, const char *job_id)
+{
+	struct store_op claim = {.kind = STORE_OP_CLAIM, .job_id = job_id, .reason = "Dispatching",
+				 .lease_owner = d->owner};
+	struct router_placement place;
+	struct cluster_rt *cl;
+	struct store_job job;
+	struct dispatch_names names;
+	char err[GW_ERRLEN] = "", uid[64] = "", ui[300], msg[GW_ERRLEN + 64];
+	json_t *objs = NULL;
+	enum create_outcome outcome = CREATED;
+	size_t i;
+	json_t *obj;
+
+	if (store_job_get(d->store, job_id, &job, err))
+		return;
+	/* A retried dispatch stays where it was placed: elsewhere it could
+	 * run twice. */
+	cl = job.cluster ? cluster_named(d, job.cluster) : NULL;
+	if (job.cluster && !cl) {
+		snprintf(msg, sizeof(msg), "cluster %s is no longer configured", job.cluster);
+		if (job.state == STORE_DISPATCHING)
+			move_job(d, job.id, STORE_FAILED, "ClusterUnknown", msg, NULL);
+		store_job_release(&job);
+		return;
+	}
+	if (!cl) {
+		router_place(d->opts.clusters, d->opts.nclusters, &job, &place);
+		cl = cluster_named(d, place.cluster->name);
+		claim.namespace = place.namespace;
+	} else {
+		claim.namespace = job.namespace;
+	}
+	claim.cluster = cl->cfg->name;
+	claim.lease_until_ms = gw_now_ms() + (int64_t)d->opts.lease_s * 1000;
+	if (store_execute(d->store, &claim) != GW_OK) {
+		store_job_release(&claim.job);
+		store_job_release(&job);
+		return; /* taken, cancelled or gone meanwhile */
+	}
+	store_job_release(&job);
+	job = claim.job;
+
+	objs = dispatch_manifests(&job, cl->cfg, job.namespace, err);
+	if (!objs)
+		outcome = REJECTED;
+	json_array_foreach(objs, i, obj) {
+		json_t *owner = json_array_get(json_object_get(json_object_get(obj, "metadata"), "ownerReferences"), 0);
+
+		if (owner)
+			json_object_set_new(owner, "uid", json_string(uid));
+		outcome = create_or_adopt(cl, obj, job.id, uid, sizeof(uid), err);
+		if (outcome != CREATED)
+			break;
+	}
+	json_decref(objs);
+
+	dispatch_names(job.id, &names);
+	if (outcome == CREATED) {
+		/* The operator names its driver as spark-submit would: app-driver. */
+		struct store_op sub = {.driver_pod = names.driver_pod, .spark_ui = ui};
+
+		snprintf(ui, sizeof(ui), cl->cfg->mode == ROUTER_SPARK_OPERATOR
+				 ? "http://%s-ui-svc.%s.svc:4040" : "http://%s.%s.svc:4040",
+			 cl->cfg->mode == ROUTER_SPARK_OPERATOR ? names.app : names.service, job.namespace);
+		snprintf(msg, sizeof(msg), "created on %s/%s", cl->cfg->name, job.namespace);
+		if (move_job(d, job.id, STORE_SUBMITTED,
+			     cl->cfg->mode == ROUTER_SPARK_OPERATOR ? "ApplicationCreated" : "DriverCreated",
+			     msg, &sub) == GW_ESTATE) {
+			/* Cancelled while we created it: take it down again. */
+			delete_driver(cl, &job);
+		} else {
+			apply_seen(cl, job.id);
+		}
+	} else if (outcome == REJECTED) {
+		snprintf(msg, sizeof(msg), "the cluster refused the job: %s", err);
+		move_job(d, job.id, STORE_FAILED, "DispatchRejected", msg, NULL);
+	} else if (job.attempts >= (int)d->opts.max_attempts) {
+		snprintf(msg, sizeof(msg), "gave up after %d attempts: %s", job.attempts, err);
+		move_job(d, job.id, STORE_FAILED, "DispatchFailed", msg, NULL);
+	} else {
+		struct store_op back = {.not_before_ms = gw_now_ms() + retry_delay_ms(d, job.attempts)};
+
+		snprintf(msg, sizeof(msg), "attempt %d failed: %s", job.attempts, err);
+		move_job(d, job.id, STORE_QUEUED, "DispatchRetry", msg, &back);
+	}
+	store_job_release(&job);
+}
+
+static void *worker_main(void *arg)
+{
+	struct dispatch *d = arg;
+
+	pthread_mutex_lock(&d->lock);
+	while (!atomic_load(&d->stop)) {
+		char id[STORE_ID_LEN];
+
+		if (d->qlen == 0) {
+			pthread_cond_wait(&d->work, &d->lock);
+			continue;
+		}
+		memcpy(id, d->queue[d->qhead], sizeof(id));
+		d->qhead = (d->qhead + 1) % d->qcap;
+		d->qlen--;
+		pthread_mutex_unlock(&d->lock);
+		dispatch_one(d, id);
+		pthread_mutex_lock(&d->lock);
+		json_object_del(d->inflight, id);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+static void cancel_jobs(struct dispatch *d)
+{
+	struct store_job *jobs;
+	size_t n;
+	char err[GW_ERRLEN];
+	int64_t now = gw_now_ms();
+
+	if (store_jobs_in_state(d->store, STORE_CANCELLING, NULL, FEED_BATCH, &jobs, &n, err))
+		return;
+	for (size_t i = 0; i < n && !atomic_load(&d->stop); i++) {
+		struct cluster_rt *cl = cluster_named(d, jobs[i].cluster);
+		json_t *sent;
+		long status;
+
+		pthread_mutex_lock(&d->lock);
+		sent = json_object_get(d->cancel_sent, jobs[i].id);
+		if (sent && now - json_integer_value(sent) < CANCEL_RESEND_MS) {
+			pthread_mutex_unlock(&d->lock);
+			continue;
+		}
+		json_object_set_new(d->cancel_sent, jobs[i].id, json_integer(now));
+		pthread_mutex_unlock(&d->lock);
+		if (!cl) {
+			move_job(d, jobs[i].id, STORE_CANCELLED, "Deleted", "its cluster is gone", NULL);
+			continue;
+		}
+		status = delete_driver(cl, &jobs[i]);
+		/* Gone already (or never made): the cancel is complete. Otherwise
+		 * the watcher sees the deletion through. */
+		if (status == 404)
+			move_job(d, jobs[i].id, STORE_CANCELLED, "Deleted", "the cluster confirmed the deletion", NULL);
+	}
+	store_jobs_free(jobs, n);
+}
+
+static void feed(struct dispatch *d)
+{
+	struct store_job *jobs;
+	size_t n;
+	char err[GW_ERRLEN];
+
+	if (store_jobs_to_dispatch(d->store, gw_now_ms(), FEED_BATCH, &jobs, &n, err)) {
+		gw_log(GW_LOG_WARN, "dispatch: reading the queue: %s", err);
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (json_object_get(d->inflight, jobs[i].id) || d->qlen == d->qcap)
+			continue;
+		json_object_set_new(d->inflight, jobs[i].id, json_true());
+		memcpy(d->queue[(d->qhead + d->qlen) % d->qcap], jobs[i].id, STORE_ID_LEN);
+		d->qlen++;
+	}
+	if (d->qlen)
+		pthread_cond_broadcast(&d->work);
+	pthread_mutex_unlock(&d->lock);
+	store_jobs_free(jobs, n);
+}
+
+static void *feeder_main(void *arg)
+{
+	struct dispatch *d = arg;
+
+	while (!atomic_load(&d->stop)) {
+		struct timespec until;
+		int64_t wake;
+
+		feed(d);
+		cancel_jobs(d);
+		wake = gw_now_ms() + IDLE_POLL_MS;
+		until.tv_sec = wake / 1000;
+		until.tv_nsec = (wake % 1000) * 1000000L;
+		pthread_mutex_lock(&d->lock);
+		while (!d->poked && !atomic_load(&d->stop) &&
+		       pthread_cond_timedwait(&d->wake, &d->lock, &until) == 0)
+			;
+		d->poked = false;
+		pthread_mutex_unlock(&d->lock);
+	}
+	return NULL;
+}
+
+/* Writer thread, after each commit: new work may be waiting. */
+static void on_commit(void *arg)
+{
+	struct dispatch *d = arg;
+
+	pthread_mutex_lock(&d->lock);
+	d->poked = true;
+	pthread_cond_signal(&d->wake);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* ---- watchers ---- */
+
+/* Where the object says the job is: the state it should move to, with
+ * reason and message, or -1 for no change (yet). */
+static int observed_state(struct cluster_rt *cl, const json_t *obj, char *reason,
+			  size_t rlen, char *message, size_t mlen)
+{
+	int64_t created = 0, now = gw_now_ms();
+
+	gw_time_parse(jstr(json_object_get(json_object_get(obj, "metadata"), "creationTimestamp")), &created);
+	if (cl->cfg->mode == ROUTER_SPARK_OPERATOR) {
+		const json_t *st = json_object_get(json_object_get(obj, "status"), "applicationState");
+		const char *s = jstr(json_object_get(st, "state"));
+
+		if (!strcmp(s, "RUNNING"))
+			return snprintf(reason, rlen, "DriverRunning"), STORE_RUNNING;
+		if (!strcmp(s, "COMPLETED"))
+			return snprintf(reason, rlen, "Completed"), STORE_SUCCEEDED;
+		if (!strcmp(s, "FAILED") || !strcmp(s, "SUBMISSION_FAILED")) {
+			snprintf(reason, rlen, "%s", !strcmp(s, "FAILED") ? "ApplicationFailed" : "SubmissionFailed");
+			snprintf(message, mlen, "%s", jstr(json_object_get(st, "errorMessage")));
+			return STORE_FAILED;
+		}
+		return -1;
+	} else {
+		const json_t *status = json_object_get(obj, "status");
+		const char *phase = jstr(json_object_get(status, "phase"));
+		const json_t *cs = json_array_get(json_object_get(status, "containerStatuses"), 0);
+		const json_t *term = json_object_get(json_object_get(cs, "state"), "terminated");
+		const json_t *waiting = json_object_get(json_object_get(cs, "state"), "waiting");
+		const json_t *conds = json_object_get(status, "conditions");
+		size_t i;
+		json_t *c;
+
+		if (!strcmp(phase, "Running"))
+			return snprintf(reason, rlen, "DriverRunning"), STORE_RUNNING;
+		if (!strcmp(phase, "Succeeded"))
+			return snprintf(reason, rlen, "Completed"), STORE_SUCCEEDED;
+		if (!strcmp(phase, "Failed")) {
+			const char *r = jstr(json_object_get(term, "reason"));
+
+			snprintf(reason, rlen, "%s", !strcmp(r, "OOMKilled") ? "OOMKilled" : "NonZeroExitCode");
+			snprintf(message, mlen, "the driver exited with code %lld%s%s",
+				 (long long)json_integer_value(json_object_get(term, "exitCode")),
+				 *r ? ": " : "", r);
+			return STORE_FAILED;
+		}
+		if (waiting) {
+			const char *r = jstr(json_object_get(waiting, "reason"));
+
+			if ((!strcmp(r, "ErrImagePull") || !strcmp(r, "ImagePullBackOff") ||
+			     !strcmp(r, "InvalidImageName")) &&
+			    now - created >= (int64_t)cl->d->opts.image_pull_timeout_s * 1000) {
+				snprintf(reason, rlen, "ErrImagePull");
+				snprintf(message, mlen, "%s", jstr(json_object_get(waiting, "message")));
+				return STORE_FAILED;
+			}
+		}
+		json_array_foreach(conds, i, c)
+			if (!strcmp(jstr(json_object_get(c, "type")), "PodScheduled") &&
+			    !strcmp(jstr(json_object_get(c, "reason")), "Unschedulable") &&
+			    now - created >= (int64_t)cl->d->opts.pending_timeout_s * 1000) {
+				snprintf(reason, rlen, "Unschedulable");
+				snprintf(message, mlen, "%s", jstr(json_object_get(c, "message")));
+				return STORE_FAILED;
+			}
+		return -1;
+	}
+}
+
+/* Applies what the cluster says of one object to its job. */
+static void apply_object(struct cluster_rt *cl, const char *type, json_t *obj)
+{
+	const char *id = jstr(json_object_get(json_object_get(json_object_get(obj, "metadata"), "labels"),
+					      DISPATCH_JOB_LABEL));
+	struct store_job job;
+	char err[GW_ERRLEN], reason[64] = "", message[GW_ERRLEN] = "";
+	bool deleted = !strcmp(type, "DELETED");
+	int to;
+
+	if (!*id || store_job_get(cl->d->store, id, &job, err))
+		return;
+	if (!job.cluster || strcmp(job.cluster, cl->cfg->name)) {
+		store_job_release(&job);
+		return;
+	}
+	pthread_mutex_lock(&cl->lock);
+	if (deleted || store_state_terminal(job.state))
+		json_object_del(cl->seen, id);
+	else
+		json_object_set(cl->seen, id, obj);
+	pthread_mutex_unlock(&cl->lock);
+
+	if (deleted) {
+		if (job.state == STORE_CANCELLING)
+			move_job(cl->d, id, STORE_CANCELLED, "Deleted", "the cluster confirmed the deletion", NULL);
+		else if (job.state == STORE_SUBMITTED || job.state == STORE_RUNNING)
+			move_job(cl->d, id, STORE_FAILED, "DriverDeleted", "the driver was deleted on the cluster", NULL);
+		store_job_release(&job);
+		return;
+	}
+	to = observed_state(cl, obj, reason, sizeof(reason), message, sizeof(message));
+	if (to >= 0 && (int)job.state != to && store_transition_allowed(job.state, (enum store_state)to)) {
+		bool timed_out = !strcmp(reason, "Unschedulable") || !strcmp(reason, "ErrImagePull");
+
+		move_job(cl->d, id, (enum store_state)to, reason, *message ? message : NULL, NULL);
+		if (timed_out) /* it would wait forever: free the namespace */
+			delete_driver(cl, &job);
+	}
+	store_job_release(&job);
+}
+
+/* After SUBMITTED: anything the watcher saw earlier now applies. */
+static void apply_seen(struct cluster_rt *cl, const char *job_id)
+{
+	json_t *obj;
+
+	pthread_mutex_lock(&cl->lock);
+	obj = json_incref(json_object_get(cl->seen, job_id));
+	pthread_mutex_unlock(&cl->lock);
+	if (obj)
+		apply_object(cl, "MODIFIED", obj);
+	json_decref(obj);
+}
+
+/* Pending objects are re-judged on a clock, as nothing may change on the
+ * cluster while a pod waits for capacity or an image. */
+static void recheck_pending(struct cluster_rt *cl)
+{
+	json_t *copy;
+	const char *id;
+	json_t *obj;
+
+	pthread_mutex_lock(&cl->lock);
+	copy = json_copy(cl->seen);
+	pthread_mutex_unlock(&cl->lock);
+	json_object_foreach(copy, id, obj)
+		apply_object(cl, "MODIFIED", obj);
+	json_decref(copy);
+}
+
+struct watch_ctx {
+	struct cluster_rt *cl;
+	char rv[32];
+	bool expired;
+	int64_t recheck_at_ms;
+};
+
+static bool on_watch_event(void *arg, const char *type, json_t *obj)
+{
+	struct watch_ctx *w = arg;
+	const char *rv = jstr(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+
+	if (!strcmp(type, "ERROR")) {
+		if (json_integer_value(json_object_get(obj, "code")) == 410)
+			w->expired = true;
+		gw_log(GW_LOG_INFO, "watch %s: %s", w->cl->cfg->name, jstr(json_object_get(obj, "message")));
+		return false;
+	}
+	if (*rv)
+		snprintf(w->rv, sizeof(w->rv), "%s", rv);
+	if (strcmp(type, "BOOKMARK"))
+		apply_object(w->cl, type, obj);
+	if (gw_now_ms() >= w->recheck_at_ms) {
+		recheck_pending(w->cl);
+		w->recheck_at_ms = gw_now_ms() + 1000;
+	}
+	return !atomic_load(&w->cl->d->stop);
+}
+
+static const char *watch_path(const struct cluster_rt *cl)
+{
+	return cl->cfg->mode == ROUTER_SPARK_OPERATOR
+		       ? "/apis/sparkoperator.k8s.io/v1beta2/sparkapplications?labelSelector=sparkgw%2Fjob-id"
+		       : "/api/v1/pods?labelSelector=sparkgw%2Fjob-id,spark-role%3Ddriver";
+}
+
+/* Jobs the cluster should have but does not list: their objects are gone. */
+static void reconcile_missing(struct cluster_rt *cl, json_t *items, int64_t listed_at)
+{
+	static const enum store_state live[] = {STORE_SUBMITTED, STORE_RUNNING, STORE_CANCELLING};
+	json_t *present = json_object();
+	size_t i;
+	json_t *it;
+
+	json_array_foreach(items, i, it)
+		json_object_set_new(present, jstr(json_object_get(json_object_get(json_object_get(it, "metadata"),
+										"labels"), DISPATCH_JOB_LABEL)),
+				    json_true());
+	for (size_t s = 0; s < sizeof(live) / sizeof(live[0]); s++) {
+		struct store_job *jobs;
+		size_t n;
+		char err[GW_ERRLEN];
+
+		if (store_jobs_in_state(cl->d->store, live[s], cl->cfg->name, 100000, &jobs, &n, err))
+			continue;
+		for (size_t j = 0; j < n; j++) {
+			/* Jobs changed after the list began may not be in it yet. */
+			if (json_object_get(present, jobs[j].id) || jobs[j].updated_ms >= listed_at)
+				continue;
+			if (live[s] == STORE_CANCELLING)
+				move_job(cl->d, jobs[j].id, STORE_CANCELLED, "Deleted", "the driver is gone", NULL);
+			else
+				move_job(cl->d, jobs[j].id, STORE_FAILED, "DriverLost",
+					 "the driver is no longer on the cluster", NULL);
+		}
+		store_jobs_free(jobs, n);
+	}
+	json_decref(present);
+}
+
+static void *watcher_main(void *arg)
+{
+	struct cluster_rt *cl = arg;
+	long backoff = 100;
+
+	while (!atomic_load(&cl->d->stop)) {
+		struct watch_ctx w = {.cl = cl};
+		struct k8s_response r;
+		char err[GW_ERRLEN];
+		int64_t listed_at = gw_now_ms();
+		size_t i;
+		json_t *it;
+
+		if (k8s_request(cl->client, "GET", watch_path(cl), NULL, &r, err) || r.status != 200) {
+			gw_log(GW_LOG_WARN, "watch %s: list failed: %s", cl->cfg->name, err);
+			k8s_response_release(&r);
+			sleep_ms(backoff);
+			backoff = backoff < 5000 ? backoff * 2 : 5000;
+			continue;
+		}
+		backoff = 100;
+		snprintf(w.rv, sizeof(w.rv), "%s",
+			 jstr(json_object_get(json_object_get(r.body, "metadata"), "resourceVersion")));
+		json_array_foreach(json_object_get(r.body, "items"), i, it)
+			apply_object(cl, "MODIFIED", it);
+		reconcile_missing(cl, json_object_get(r.body, "items"), listed_at);
+		k8s_response_release(&r);
+
+		while (!atomic_load(&cl->d->stop) && !w.expired) {
+			enum gw_err rc = k8s_watch(cl->client, watch_path(cl), w.rv, WATCH_TIMEOUT_S,
+						   on_watch_event, &w, &cl->d->stop, err);
+
+			recheck_pending(cl);
+			if (rc != GW_OK) {
+				gw_log(GW_LOG_INFO, "watch %s: %s; resuming from %s", cl->cfg->name, err, w.rv);
+				sleep_ms(backoff);
+				backoff = backoff < 5000 ? backoff * 2 : 5000;
+			} else {
+				backoff = 100;
+			}
+		}
+		/* 410 Expired: events were compacted away; the list catches up. */
+	}
+	return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+enum gw_err dispatch_driver_log(struct dispatch *d, const struct store_job *job,
+				long tail_lines, char **text, char *err)
+{
+	struct cluster_rt *cl = cluster_named(d, job->cluster);
+	struct k8s_response r;
+	char path[512];
+	enum gw_err rc;
+
+	*text = NULL;
+	if (!cl || !job->driver_pod || !job->namespace) {
+		gw_seterr(err, "job %s has no driver yet", job->id);
+		return GW_ENOTFOUND;
+	}
+	if (tail_lines >= 0)
+		snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s/log?tailLines=%ld",
+			 job->namespace, job->driver_pod, tail_lines);
+	else
+		snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s/log", job->namespace,
+			 job->driver_pod);
+	if ((rc = k8s_request(cl->client, "GET", path, NULL, &r, err)))
+		return rc;
+	if (r.status == 200) {
+		*text = r.text;
+		r.text = NULL;
+	} else {
+		gw_seterr(err, "%s", json_string_value(json_object_get(r.body, "message"))
+					     ? json_string_value(json_object_get(r.body, "message"))
+					     : "the cluster has no log for this driver");
+		rc = r.status == 404 ? GW_ENOTFOUND : GW_EINVAL;
+	}
+	k8s_response_release(&r);
+	return rc;
+}
+
+void dispatch_stop(struct dispatch *d)
+{
+	if (!d)
+		return;
+	store_set_commit_hook(d->store, NULL, NULL);
+	atomic_store(&d->stop, true);
+	pthread_mutex_lock(&d->lock);
+	pthread_cond_broadcast(&d->wake);
+	pthread_cond_broadcast(&d->work);
+	pthread_mutex_unlock(&d->lock);
+	if (d->feeder_started)
+		pthread_join(d->feeder, NULL);
+	for (unsigned i = 0; i < d->nworkers; i++)
+		pthread_join(d->workers[i], NULL);
+	for (size_t i = 0; d->clusters && i < d->opts.nclusters; i++) {
+		if (d->clusters[i].watcher_started)
+			pthread_join(d->clusters[i].watcher, NULL);
+		k8s_client_free(d->clusters[i].client);
+		json_decref(d->clusters[i].seen);
+		pthread_mutex_destroy(&d->clusters[i].lock);
+	}
+	free(d->clusters);
+	free(d->workers);
+	free(d->queue);
+	json_decref(d->inflight);
+	json_decref(d->cancel_sent);
+	pthread_cond_destroy(&d->work);
+	pthread_cond_destroy(&d->wake);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}
+
+enum gw_err dispatch_start(struct store *store, const struct dispatch_options *opts,
+			   struct dispatch **out, char *err)
+{
+	struct dispatch *d = calloc(1, sizeof(*d));
+	unsigned char rnd[6];
+
+	*out = NULL;
+	if (!d)
+		return GW_ENOMEM;
+	d->store = store;
+	d->opts = *opts;
+	atomic_init(&d->stop, false);
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->wake, NULL);
+	pthread_cond_init(&d->work, NULL);
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		memset(rnd, 0, sizeof(rnd));
+	snprintf(d->owner, sizeof(d->owner), "pid-%d-%02x%02x%02x%02x%02x%02x", (int)getpid(),
+		 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
+	d->qcap = FEED_BATCH * 4;
+	d->queue = calloc(d->qcap, sizeof(*d->queue));
+	d->inflight = json_object();
+	d->cancel_sent = json_object();
+	d->clusters = calloc(opts->nclusters ? opts->nclusters : 1, sizeof(*d->clusters));
+	d->workers = calloc(opts->workers, sizeof(*d->workers));
+	if (!d->queue || !d->inflight || !d->cancel_sent || !d->clusters || !d->workers) {
+		dispatch_stop(d);
+		return GW_ENOMEM;
+	}
+	for (size_t i = 0; i < opts->nclusters; i++) {
+		struct cluster_rt *cl = &d->clusters[i];
+		struct k8s_config kc;
+		char inner[GW_ERRLEN];
+		enum gw_err rc;
+
+		cl->d = d;
+		cl->cfg = &opts->clusters[i];
+		cl->seen = json_object();
+		pthread_mutex_init(&cl->lock, NULL);
+		rc = k8s_kubeconfig_load(cl->cfg->kubeconfig, cl->cfg->context, &kc, inner);
+		if (rc == GW_OK) {
+			rc = k8s_client_new(&kc, NULL, &cl->client, inner);
+			k8s_config_release(&kc);
+		}
+		if (rc) {
+			gw_seterr(err, "cluster %s: %s", cl->cfg->name, inner);
+			d->opts.nclusters = i + 1;
+			dispatch_stop(d);
+			return rc;
+		}
+	}
+	for (size_t i = 0; i < opts->nclusters; i++)
+		d->clusters[i].watcher_started =
+			pthread_create(&d->clusters[i].watcher, NULL, watcher_main, &d->clusters[i]) == 0;
+	for (unsigned i = 0; i < opts->workers; i++)
+		if (pthread_create(&d->workers[i], NULL, worker_main, d) == 0)
+			d->nworkers++;
+	if (opts->nclusters)
+		d->feeder_started = pthread_create(&d->feeder, NULL, feeder_main, d) == 0;
+	store_set_commit_hook(store, on_commit, d);
+	gw_log(GW_LOG_INFO, "dispatch: %zu cluster(s), %u workers, lease owner %s",
+	       opts->nclusters, d->nworkers, d->owner);
+	*out = d;
+	return GW_OK;
+}

@@ -1,0 +1,47 @@
+/* The control loops between the store and the clusters: the dispatcher
+ * (claims queued jobs under a lease, creates their Spark driver with a
+ * name derived from the job id, records SUBMITTED), the canceller, and one
+ * watcher per cluster that moves jobs through RUNNING to their end. */
+#ifndef GW_DISPATCH_H
+#define GW_DISPATCH_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/err.h"
+#include "router/router.h"
+#include "store/store.h"
+
+struct dispatch_options {
+	const struct router_cluster *clusters; /* borrowed, outlive dispatch */
+	size_t nclusters;
+	unsigned workers;
+	unsigned lease_s;
+	unsigned max_attempts;
+	unsigned retry_base_ms;
+	unsigned pending_timeout_s;
+	unsigned image_pull_timeout_s;
+};
+
+struct dispatch;
+
+/* Connects to every cluster (kubeconfig) and starts the loops. */
+enum gw_err dispatch_start(struct store *store, const struct dispatch_options *opts,
+			   struct dispatch **out, char *err);
+/* Stops the loops; jobs in flight keep their leases and are taken over
+ * after a restart. NULL is a no-op. */
+void dispatch_stop(struct dispatch *d);
+
+/* The objects a job's dispatch creates, in creation order: driver Pod,
+ * Service, ConfigMap (driver-pod mode) or one SparkApplication. New array,
+ * or NULL with the reason in err. */
+json_t *dispatch_manifests(const struct store_job *job,
+			   const struct router_cluster *cluster,
+			   const char *namespace, char *err);
+
+/* The driver's log: the last tail_lines lines (-1: all). *text is new. */
+enum gw_err dispatch_driver_log(struct dispatch *d, const struct store_job *job,
+				long tail_lines, char **text, char *err);
+
+#endif

@@ -1,0 +1,429 @@
+/* The REST client: a small pool of libcurl handles per cluster (each keeps
+ * its connections alive), retries with jittered backoff, and watch
+ * streams split into events line by line. */
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "common/buf.h"
+#include "k8sclient/k8s.h"
+
+#define POOL_MAX 8
+#define MAX_RESPONSE (256u << 20)
+#define MAX_EVENT (64u << 20)
+
+struct k8s_client {
+	struct k8s_config cfg;
+	struct k8s_client_options opts;
+	pthread_mutex_t lock; /* guards idle, nidle, rng */
+	CURL *idle[POOL_MAX];
+	int nidle;
+	uint64_t rng;
+};
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+enum gw_err k8s_client_new(const struct k8s_config *cfg,
+			   const struct k8s_client_options *opts,
+			   struct k8s_client **out, char *err)
+{
+	struct k8s_client *c = calloc(1, sizeof(*c));
+
+	*out = NULL;
+	if (!c)
+		return GW_ENOMEM;
+	c->cfg.server = dup_or_null(cfg->server);
+	c->cfg.ca_file = dup_or_null(cfg->ca_file);
+	c->cfg.ca_pem = dup_or_null(cfg->ca_pem);
+	c->cfg.insecure = cfg->insecure;
+	c->cfg.token = dup_or_null(cfg->token);
+	c->cfg.token_file = dup_or_null(cfg->token_file);
+	c->cfg.cert_file = dup_or_null(cfg->cert_file);
+	c->cfg.cert_pem = dup_or_null(cfg->cert_pem);
+	c->cfg.key_file = dup_or_null(cfg->key_file);
+	c->cfg.key_pem = dup_or_null(cfg->key_pem);
+	c->cfg.namespace = dup_or_null(cfg->namespace);
+	if (!c->cfg.server) {
+		k8s_config_release(&c->cfg);
+		free(c);
+		gw_seterr(err, "cluster has no server");
+		return GW_EINVAL;
+	}
+	c->opts.connect_timeout_ms = opts && opts->connect_timeout_ms ? opts->connect_timeout_ms : 2000;
+	c->opts.request_timeout_ms = opts && opts->request_timeout_ms ? opts->request_timeout_ms : 15000;
+	c->opts.max_retries = opts ? opts->max_retries : 4;
+	c->opts.backoff_base_ms = opts && opts->backoff_base_ms ? opts->backoff_base_ms : 100;
+	c->opts.backoff_max_ms = opts && opts->backoff_max_ms ? opts->backoff_max_ms : 4000;
+	if (getrandom(&c->rng, sizeof(c->rng), 0) != (ssize_t)sizeof(c->rng) || !c->rng)
+		c->rng = 0x9e3779b97f4a7c15ULL;
+	pthread_mutex_init(&c->lock, NULL);
+	*out = c;
+	return GW_OK;
+}
+
+void k8s_client_free(struct k8s_client *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < c->nidle; i++)
+		curl_easy_cleanup(c->idle[i]);
+	pthread_mutex_destroy(&c->lock);
+	k8s_config_release(&c->cfg);
+	free(c);
+}
+
+void k8s_response_release(struct k8s_response *r)
+{
+	json_decref(r->body);
+	free(r->text);
+	memset(r, 0, sizeof(*r));
+}
+
+const char *k8s_status_reason(const struct k8s_response *r)
+{
+	const char *kind = json_string_value(json_object_get(r->body, "kind"));
+	const char *reason = json_string_value(json_object_get(r->body, "reason"));
+
+	return kind && !strcmp(kind, "Status") && reason ? reason : "";
+}
+
+/* The bearer token, read from its file each time: tokens rotate. */
+static char *current_token(const struct k8s_client *c)
+{
+	FILE *f;
+	char buf[8192];
+	size_t n;
+
+	if (c->cfg.token)
+		return strdup(c->cfg.token);
+	if (!c->cfg.token_file || !(f = fopen(c->cfg.token_file, "r")))
+		return NULL;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return strdup(buf);
+}
+
+static void blob(CURL *h, CURLoption opt, const char *pem)
+{
+	struct curl_blob b = {.data = (void *)(uintptr_t)pem, .len = strlen(pem),
+			      .flags = CURL_BLOB_COPY};
+
+	curl_easy_setopt(h, opt, &b);
+}
+
+/* Options every request to this cluster shares: TLS and client identity. */
+static void apply_common(const struct k8s_client *c, CURL *h)
+{
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->opts.connect_timeout_ms);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+	if (c->cfg.insecure) {
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (c->cfg.ca_pem)
+		blob(h, CURLOPT_CAINFO_BLOB, c->cfg.ca_pem);
+	else if (c->cfg.ca_file)
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->cfg.ca_file);
+	if (c->cfg.cert_pem)
+		blob(h, CURLOPT_SSLCERT_BLOB, c->cfg.cert_pem);
+	else if (c->cfg.cert_file)
+		curl_easy_setopt(h, CURLOPT_SSLCERT, c->cfg.cert_file);
+	if (c->cfg.key_pem)
+		blob(h, CURLOPT_SSLKEY_BLOB, c->cfg.key_pem);
+	else if (c->cfg.key_file)
+		curl_easy_setopt(h, CURLOPT_SSLKEY, c->cfg.key_file);
+}
+
+static CURL *handle_get(struct k8s_client *c)
+{
+	CURL *h = NULL;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->nidle)
+		h = c->idle[--c->nidle];
+	pthread_mutex_unlock(&c->lock);
+	if (h)
+		curl_easy_reset(h); /* options go; live connections stay */
+	else
+		h = curl_easy_init();
+	if (h)
+		apply_common(c, h);
+	return h;
+}
+
+static void handle_put(struct k8s_client *c, CURL *h)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->nidle < POOL_MAX) {
+		c->idle[c->nidle++] = h;
+		h = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (h)
+		curl_easy_cleanup(h);
+}
+
+static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	return gw_buf_append(userdata, ptr, size * nmemb) == GW_OK ? size * nmemb : 0;
+}
+
+struct header_state {
+	long retry_after_s;
+};
+
+static size_t read_headers(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct header_state *hs = userdata;
+	size_t n = size * nmemb;
+
+	if (n > 12 && !strncasecmp(ptr, "Retry-After:", 12))
+		hs->retry_after_s = strtol(ptr + 12, NULL, 10);
+	return n;
+}
+
+static long backoff_ms(struct k8s_client *c, int attempt)
+{
+	long cap = c->opts.backoff_base_ms << (attempt < 16 ? attempt : 16);
+	uint64_t r;
+
+	if (cap > c->opts.backoff_max_ms || cap <= 0)
+		cap = c->opts.backoff_max_ms;
+	pthread_mutex_lock(&c->lock);
+	c->rng ^= c->rng << 13;
+	c->rng ^= c->rng >> 7;
+	c->rng ^= c->rng << 17;
+	r = c->rng;
+	pthread_mutex_unlock(&c->lock);
+	/* "Equal jitter": half fixed, half random, so retries spread out but
+	 * never hammer back at once. */
+	return cap / 2 + (long)(r % (uint64_t)(cap / 2 + 1));
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static struct curl_slist *request_headers(const struct k8s_client *c, const char *method,
+					  bool has_body)
+{
+	struct curl_slist *hl = curl_slist_append(NULL, "Accept: application/json");
+	char *token = current_token(c);
+
+	if (token) {
+		char *auth = NULL;
+
+		if (asprintf(&auth, "Authorization: Bearer %s", token) >= 0) {
+			hl = curl_slist_append(hl, auth);
+			free(auth);
+		}
+		free(token);
+	}
+	if (has_body)
+		hl = curl_slist_append(hl, !strcmp(method, "PATCH")
+					       ? "Content-Type: application/merge-patch+json"
+					       : "Content-Type: application/json");
+	return curl_slist_append(hl, "Expect:");
+}
+
+enum gw_err k8s_request(struct k8s_client *c, const char *method,
+			const char *path, const json_t *body,
+			struct k8s_response *resp, char *err)
+{
+	char *url = NULL, *payload = NULL;
+	struct curl_slist *hl;
+	enum gw_err rc = GW_EIO;
+
+	memset(resp, 0, sizeof(*resp));
+	if (asprintf(&url, "%s%s", c->cfg.server, path) < 0)
+		return GW_ENOMEM;
+	if (body && !(payload = json_dumps(body, JSON_COMPACT))) {
+		free(url);
+		return GW_ENOMEM;
+	}
+	hl = request_headers(c, method, payload != NULL);
+	for (int attempt = 0;; attempt++) {
+		CURL *h = handle_get(c);
+		struct gw_buf out;
+		struct header_state hs = {0};
+		CURLcode cc;
+		long status = 0;
+		bool retry;
+
+		if (!h) {
+			rc = GW_ENOMEM;
+			break;
+		}
+		gw_buf_init(&out, MAX_RESPONSE);
+		curl_easy_setopt(h, CURLOPT_URL, url);
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->opts.request_timeout_ms);
+		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+		curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
+		curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, read_headers);
+		curl_easy_setopt(h, CURLOPT_HEADERDATA, &hs);
+		if (payload) {
+			curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
+			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(payload));
+		}
+		cc = curl_easy_perform(h);
+		resp->attempts = attempt + 1;
+		if (cc == CURLE_OK)
+			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+		handle_put(c, h);
+		retry = cc != CURLE_OK || status == 429 || status >= 500;
+		if (!retry || attempt >= c->opts.max_retries) {
+			if (cc != CURLE_OK) {
+				gw_seterr(err, "%s %s: %s", method, path, curl_easy_strerror(cc));
+				gw_buf_release(&out);
+				rc = GW_EIO;
+				break;
+			}
+			resp->status = status;
+			resp->text = out.data ? out.data : strdup("");
+			resp->body = json_loads(resp->text, 0, NULL);
+			if (status >= 400)
+				gw_seterr(err, "%s %s: %ld %s", method, path, status,
+					  json_string_value(json_object_get(resp->body, "message"))
+						  ? json_string_value(json_object_get(resp->body, "message"))
+						  : "");
+			rc = GW_OK;
+			break;
+		}
+		gw_buf_release(&out);
+		sleep_ms(status == 429 && hs.retry_after_s > 0
+				 ? (hs.retry_after_s * 1000 < c->opts.backoff_max_ms * 4
+					    ? hs.retry_after_s * 1000 : c->opts.backoff_max_ms * 4)
+				 : backoff_ms(c, attempt));
+	}
+	curl_slist_free_all(hl);
+	free(url);
+	free(payload);
+	return rc;
+}
+
+/* ---- watch ---- */
+
+struct watch_state {
+	struct gw_buf line;
+	k8s_watch_fn fn;
+	void *arg;
+	const atomic_bool *stop;
+	bool stopped_by_fn;
+};
+
+static const char *watch_type(const json_t *ev)
+{
+	const char *t = json_string_value(json_object_get(ev, "type"));
+
+	return t ? t : "";
+}
+
+static size_t watch_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct watch_state *ws = userdata;
+	size_t n = size * nmemb;
+
+	for (size_t i = 0; i < n; i++) {
+		json_t *ev;
+
+		if (ptr[i] != '\n') {
+			if (gw_buf_append(&ws->line, ptr + i, 1) != GW_OK)
+				return 0; /* absurd event: drop the stream */
+			continue;
+		}
+		ev = ws->line.len ? json_loadb(ws->line.data, ws->line.len, 0, NULL) : NULL;
+		ws->line.len = 0;
+		if (!ev)
+			continue;
+		if (!ws->fn(ws->arg, watch_type(ev),
+			    json_object_get(ev, "object"))) {
+			json_decref(ev);
+			ws->stopped_by_fn = true;
+			return 0;
+		}
+		json_decref(ev);
+	}
+	return n;
+}
+
+static int watch_progress(void *userdata, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+	struct watch_state *ws = userdata;
+
+	(void)a;
+	(void)b;
+	(void)c;
+	(void)d;
+	return ws->stop && atomic_load(ws->stop) ? 1 : 0;
+}
+
+enum gw_err k8s_watch(struct k8s_client *c, const char *path,
+		      const char *resource_version, long timeout_s,
+		      k8s_watch_fn fn, void *arg, const atomic_bool *stop,
+		      char *err)
+{
+	struct watch_state ws = {.fn = fn, .arg = arg, .stop = stop};
+	CURL *h = curl_easy_init();
+	struct curl_slist *hl;
+	char *url = NULL;
+	long status = 0;
+	CURLcode cc;
+	enum gw_err rc;
+
+	if (!h)
+		return GW_ENOMEM;
+	if (asprintf(&url, "%s%s%cwatch=true&allowWatchBookmarks=true&timeoutSeconds=%ld%s%s",
+		     c->cfg.server, path, strchr(path, '?') ? '&' : '?', timeout_s,
+		     resource_version ? "&resourceVersion=" : "",
+		     resource_version ? resource_version : "") < 0) {
+		curl_easy_cleanup(h);
+		return GW_ENOMEM;
+	}
+	gw_buf_init(&ws.line, MAX_EVENT);
+	apply_common(c, h);
+	hl = request_headers(c, "GET", false);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+	/* The server ends the watch at timeoutSeconds; this is the backstop. */
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s + 30);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, watch_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &ws);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, watch_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &ws);
+	cc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	if (ws.stopped_by_fn || cc == CURLE_OK) {
+		rc = status >= 400 ? GW_EIO : GW_OK;
+		if (status >= 400)
+			gw_seterr(err, "watch %s: HTTP %ld", path, status);
+	} else if (cc == CURLE_ABORTED_BY_CALLBACK) {
+		rc = GW_OK;
+	} else {
+		gw_seterr(err, "watch %s: %s", path, curl_easy_strerror(cc));
+		rc = GW_EIO;
+	}
+	gw_buf_release(&ws.line);
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(h);
+	free(url);
+	return rc;
+}

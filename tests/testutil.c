@@ -142,6 +142,135 @@ int tu_gateway_start(struct tu_gateway *gw, const char *dir, ...)
 	return -1;
 }
 
+static const char *kubesim_bin(void)
+{
+	const char *bin = getenv("KUBESIM_BIN");
+
+	return bin ? bin : "build/kubesim";
+}
+
+int tu_kubesim_start(struct tu_kubesim *k, const char *dir, const char *name, ...)
+{
+	char listen[64], *argv[MAX_ARGS];
+	int argc = 0;
+	va_list ap;
+
+	k->port = tu_free_port();
+	snprintf(k->name, sizeof(k->name), "%s", name);
+	snprintf(k->base, sizeof(k->base), "http://127.0.0.1:%d", k->port);
+	snprintf(k->log, sizeof(k->log), "%s/kubesim-%s.log", dir, name);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", k->port);
+	argv[argc++] = (char *)(uintptr_t)kubesim_bin();
+	argv[argc++] = (char *)(uintptr_t)"--listen";
+	argv[argc++] = listen;
+	argv[argc++] = (char *)(uintptr_t)"--name";
+	argv[argc++] = (char *)(uintptr_t)name;
+	argv[argc++] = (char *)(uintptr_t)"--namespace";
+	argv[argc++] = (char *)(uintptr_t)"spark-jobs";
+	va_start(ap, name);
+	for (const char *a; argc < MAX_ARGS - 1 && (a = va_arg(ap, const char *));)
+		argv[argc++] = (char *)(uintptr_t)a;
+	va_end(ap);
+	argv[argc] = NULL;
+	k->pid = spawn(argv, k->log);
+	for (int i = 0; k->pid > 0 && i < 1000; i++) {
+		struct tu_response r;
+		char url[128];
+		int status;
+
+		if (waitpid(k->pid, &status, WNOHANG) == k->pid) {
+			k->pid = -1;
+			return -1;
+		}
+		snprintf(url, sizeof(url), "%s/healthz", k->base);
+		if (tu_http("GET", url, NULL, NULL, 0, &r) == 0 && r.status == 200) {
+			tu_response_release(&r);
+			return 0;
+		}
+		tu_response_release(&r);
+		usleep(10000);
+	}
+	return -1;
+}
+
+void tu_kubesim_stop(struct tu_kubesim *k)
+{
+	int status;
+
+	if (k->pid <= 0)
+		return;
+	kill(k->pid, SIGTERM);
+	waitpid(k->pid, &status, 0);
+	k->pid = -1;
+}
+
+void tu_write_cluster_config(const char *dir, const struct tu_kubesim *sims,
+			     const char *const *modes, int n, const char *extra,
+			     char *config_path, size_t len)
+{
+	char path[700];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/kubeconfig", dir);
+	f = fopen(path, "w");
+	fprintf(f, "apiVersion: v1\nkind: Config\ncurrent-context: %s\nclusters:\n", sims[0].name);
+	for (int i = 0; i < n; i++)
+		fprintf(f, "- name: %s\n  cluster:\n    server: %s\n", sims[i].name, sims[i].base);
+	fprintf(f, "contexts:\n");
+	for (int i = 0; i < n; i++)
+		fprintf(f, "- name: %s\n  context: {cluster: %s, user: test}\n", sims[i].name, sims[i].name);
+	fprintf(f, "users:\n- name: test\n  user: {}\n");
+	fclose(f);
+	snprintf(config_path, len, "%s/gateway.yaml", dir);
+	f = fopen(config_path, "w");
+	fprintf(f, "clusters:\n");
+	for (int i = 0; i < n; i++)
+		fprintf(f, "  - {name: %s, kubeconfig: %s, context: %s, mode: %s, namespace: spark-jobs}\n",
+			sims[i].name, path, sims[i].name, modes[i]);
+	if (extra)
+		fputs(extra, f);
+	fclose(f);
+}
+
+json_t *tu_get_json(const char *url)
+{
+	for (int i = 0; i < 20; i++) {
+		struct tu_response r;
+		json_t *out = NULL;
+
+		if (tu_http("GET", url, NULL, NULL, 0, &r) == 0 && r.status == 200)
+			out = json_incref(r.json);
+		tu_response_release(&r);
+		if (out)
+			return out;
+		usleep(50000);
+	}
+	return NULL;
+}
+
+json_t *tu_wait_job(const char *base, const char *id, const char *want, int timeout_ms)
+{
+	static const char *const terminal[] = {"SUCCEEDED", "FAILED", "CANCELLED", "REJECTED"};
+	char url[256];
+
+	snprintf(url, sizeof(url), "%s/api/v1/jobs/%s", base, id);
+	for (int waited = 0; waited <= timeout_ms; waited += 50) {
+		json_t *job = tu_get_json(url);
+		const char *state = json_string_value(json_object_get(job, "state"));
+		bool done = false;
+
+		if (state && want)
+			done = !strcmp(state, want);
+		for (size_t i = 0; state && !want && i < 4; i++)
+			done = done || !strcmp(state, terminal[i]);
+		if (done)
+			return job;
+		json_decref(job);
+		usleep(50000);
+	}
+	return NULL;
+}
+
 int tu_gateway_signal(struct tu_gateway *gw, int sig)
 {
 	int status;

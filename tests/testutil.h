@@ -15,6 +15,7 @@ Suite *submission_suite(void);
 Suite *store_suite(void);
 Suite *api_suite(void);
 Suite *process_suite(void);
+Suite *dispatch_suite(void);
 
 /* A new empty directory under $TMPDIR; caller frees the string. */
 char *tu_tmpdir(const char *tag);
@@ -39,6 +40,35 @@ int tu_gateway_signal(struct tu_gateway *gw, int sig);
 /* Runs the binary to completion with the given arguments (NULL-terminated),
  * capturing stderr into err; returns its exit status. */
 int tu_run_gateway(char *err, size_t errlen, ...);
+
+/* A kubesim cluster (KUBESIM_BIN) on a free port. */
+struct tu_kubesim {
+	pid_t pid;
+	int port;
+	char name[32];
+	char base[64];
+	char log[600];
+};
+
+/* Starts kubesim named name with its log in dir and extra arguments
+ * (NULL-terminated) after --listen/--name/--namespace spark-jobs. */
+int tu_kubesim_start(struct tu_kubesim *k, const char *dir, const char *name, ...);
+void tu_kubesim_stop(struct tu_kubesim *k);
+
+/* Writes dir/kubeconfig (a context per cluster) and dir/gateway.yaml that
+ * configures the gateway for them, plus extra YAML (may be NULL). modes[i]
+ * is "driver-pod" or "spark-operator". Returns the config's path (static
+ * storage in the caller's buffer). */
+void tu_write_cluster_config(const char *dir, const struct tu_kubesim *sims,
+			     const char *const *modes, int n, const char *extra,
+			     char *config_path, size_t len);
+
+/* GET url as JSON, retrying a few times on 5xx and 429 (for faulty
+ * kubesims); NULL if it never answered 200. */
+json_t *tu_get_json(const char *url);
+/* Polls the job until its state is want (or any terminal state when want
+ * is NULL) for at most timeout_ms; returns the job, or NULL. */
+json_t *tu_wait_job(const char *base, const char *id, const char *want, int timeout_ms);
 
 struct tu_response {
 	long status;

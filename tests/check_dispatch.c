@@ -1,0 +1,549 @@
+/* Dispatch end to end: the gateway against kubesim clusters, in both modes,
+ * with API-server faults, dropped and expired watches, and kill -9 in the
+ * middle of a dispatch; plus the generated manifests checked against the
+ * Kubernetes and SparkApplication schemas in ../shared/k8s. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/timeutil.h"
+#include "dispatch/dispatch.h"
+#include "tests/testutil.h"
+
+/* ---- manifests against the reference schemas ---- */
+
+static const char *shared_dir(void)
+{
+	const char *dir = getenv("SPARKGW_SHARED");
+
+	return dir ? dir : "../shared";
+}
+
+static int validate_with_node(const char *kind, json_t *obj, char *out, size_t outlen)
+{
+	char *dir = tu_tmpdir("manifest"), path[600], cmd[1600];
+	FILE *p;
+	size_t n;
+	int status;
+
+	snprintf(path, sizeof(path), "%s/obj.json", dir);
+	json_dump_file(obj, path, JSON_INDENT(1));
+	snprintf(cmd, sizeof(cmd), "node %s/k8s/validate.js --strict-fields %s %s 2>&1", shared_dir(),
+		 kind, path);
+	p = popen(cmd, "r");
+	n = p ? fread(out, 1, outlen - 1, p) : 0;
+	out[n] = '\0';
+	status = p ? pclose(p) : -1;
+	tu_rmtree(dir);
+	free(dir);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static struct store_job sample_job(void)
+{
+	struct store_job job = {0};
+
+	snprintf(job.id, sizeof(job.id), "j01m8cmnej017b7fxxvs6");
+	job.name = (char *)(uintptr_t)"spark-pi";
+	job.user = (char *)(uintptr_t)"alice";
+	job.labels_json = (char *)(uintptr_t)"{\"team\":\"search\",\"priority\":\"high\"}";
+	job.spec_json = (char *)(uintptr_t)
+		"{\"type\":\"Scala\",\"sparkVersion\":\"3.5.1\",\"mainClass\":\"org.apache.spark.examples.SparkPi\","
+		"\"mainApplicationFile\":\"local:///opt/spark/examples/jars/spark-examples.jar\",\"arguments\":[\"100\"],"
+		"\"sparkConf\":{\"spark.eventLog.enabled\":\"true\",\"spark.a=b\":\"x:y\"},"
+		"\"deps\":{\"jars\":[\"local:///x.jar\"]},"
+		"\"driver\":{\"cores\":2,\"coreLimit\":\"2500m\",\"memory\":\"2g\",\"gpu\":{\"name\":\"nvidia.com/gpu\",\"quantity\":1}},"
+		"\"executor\":{\"instances\":3,\"cores\":2,\"memory\":\"4g\",\"memoryOverhead\":\"1g\"}}";
+	return job;
+}
+
+START_TEST(test_manifests_match_schemas)
+{
+	static const char *const kinds[] = {"pod", "service", "configmap"};
+	struct router_cluster cl = {.name = (char *)(uintptr_t)"c", .mode = ROUTER_DRIVER_POD,
+				    .namespace = (char *)(uintptr_t)"spark-jobs",
+				    .image = (char *)(uintptr_t)"apache/spark:3.5.1",
+				    .service_account = (char *)(uintptr_t)"spark"};
+	struct store_job job = sample_job();
+	char err[GW_ERRLEN], out[4096];
+	json_t *objs = dispatch_manifests(&job, &cl, "spark-jobs", err), *pod, *cm;
+	const char *props;
+
+	ck_assert_msg(objs != NULL, "%s", err);
+	ck_assert_int_eq(json_array_size(objs), 3);
+	for (size_t i = 0; i < 3; i++)
+		ck_assert_msg(validate_with_node(kinds[i], json_array_get(objs, i), out, sizeof(out)) == 0,
+			      "%s: %s", kinds[i], out);
+	pod = json_array_get(objs, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(pod, "metadata"), "name")),
+			 "j01m8cmnej017b7fxxvs6-driver");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(pod, "metadata"), "labels"),
+							   "sparkgw/job-id")), job.id);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(pod, "metadata"), "labels"),
+							   "team")), "search");
+	/* 2g heap + max(10%, 384 MiB) overhead. */
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(
+				 json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"), 0),
+				 "resources"), "requests"), "memory")), "2432Mi");
+	cm = json_array_get(objs, 2);
+	props = json_string_value(json_object_get(json_object_get(cm, "data"), "spark.properties"));
+	ck_assert_ptr_nonnull(strstr(props, "spark.kubernetes.namespace=spark-jobs\n"));
+	ck_assert_ptr_nonnull(strstr(props, "spark.executor.instances=3\n"));
+	ck_assert_ptr_nonnull(strstr(props, "spark.eventLog.enabled=true\n"));
+	ck_assert_ptr_nonnull(strstr(props, "spark.a\\=b=x:y\n"));
+	json_decref(objs);
+
+	cl.mode = ROUTER_SPARK_OPERATOR;
+	objs = dispatch_manifests(&job, &cl, "spark-jobs", err);
+	ck_assert_int_eq(json_array_size(objs), 1);
+	ck_assert_msg(validate_with_node("sparkapp", json_array_get(objs, 0), out, sizeof(out)) == 0,
+		      "sparkapp: %s", out);
+	json_decref(objs);
+
+	/* A minimal job still yields valid objects (defaults fill the rest). */
+	job.spec_json = (char *)(uintptr_t)"{\"type\":\"Python\",\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"local:///a.py\"}";
+	objs = dispatch_manifests(&job, &cl, "spark-jobs", err);
+	ck_assert_msg(validate_with_node("sparkapp", json_array_get(objs, 0), out, sizeof(out)) == 0,
+		      "minimal sparkapp: %s", out);
+	json_decref(objs);
+	cl.mode = ROUTER_DRIVER_POD;
+	objs = dispatch_manifests(&job, &cl, "spark-jobs", err);
+	ck_assert_msg(validate_with_node("pod", json_array_get(objs, 0), out, sizeof(out)) == 0,
+		      "minimal pod: %s", out);
+	json_decref(objs);
+}
+END_TEST
+
+/* ---- end to end ---- */
+
+static char *dir;
+static struct tu_kubesim sim;
+static struct tu_gateway gw;
+static char config[700];
+
+static void start_all(const char *mode, const char *sim_args, const char *extra_yaml)
+{
+	dir = tu_tmpdir("dispatch");
+	ck_assert_ptr_nonnull(dir);
+	if (sim_args && *sim_args) {
+		/* Fault flags arrive as one space-separated string. */
+		char copy[256], *argv[12] = {0}, *save = NULL;
+		int n = 0;
+
+		snprintf(copy, sizeof(copy), "%s", sim_args);
+		for (char *t = strtok_r(copy, " ", &save); t && n < 11; t = strtok_r(NULL, " ", &save))
+			argv[n++] = t;
+		ck_assert_int_eq(tu_kubesim_start(&sim, dir, "sim", argv[0], argv[1], argv[2], argv[3],
+						  argv[4], argv[5], argv[6], argv[7], argv[8], argv[9],
+						  argv[10], NULL), 0);
+	} else {
+		ck_assert_int_eq(tu_kubesim_start(&sim, dir, "sim", NULL), 0);
+	}
+	tu_write_cluster_config(dir, &sim, &mode, 1, extra_yaml, config, sizeof(config));
+	ck_assert_msg(tu_gateway_start(&gw, dir, "--config", config, NULL) == 0, "gateway did not start");
+}
+
+static void stop_all(void)
+{
+	tu_gateway_signal(&gw, SIGTERM);
+	tu_kubesim_stop(&sim);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+#define QUICK "dispatch:\n  image_pull_timeout_seconds: 1\n  pending_timeout_seconds: 1\n  retry_base_ms: 50\n  max_attempts: 30\n"
+
+static void start_driver_pod(void)
+{
+	start_all("driver-pod", NULL, QUICK);
+}
+
+static void start_operator(void)
+{
+	start_all("spark-operator", "--operator", QUICK);
+}
+
+static void start_faulty(void)
+{
+	start_all("driver-pod",
+		  "--error-rate 0.2 --throttle-qps 200 --latency-ms 20 --drop-watch-after 1 --compact-every 2",
+		  QUICK);
+}
+
+/* Submits a Python job with extra Spark conf ("k":"v" pairs as JSON text). */
+static char *submit(const char *name, const char *conf, const char *driver)
+{
+	char body[2048], u[256];
+	struct tu_response r;
+	char *id;
+
+	snprintf(body, sizeof(body),
+		 "{\"name\":\"%s\",\"labels\":{\"team\":\"dispatch\"},\"spec\":{\"type\":\"Python\","
+		 "\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"local:///opt/pi.py\","
+		 "\"sparkConf\":{%s},\"driver\":%s,\"executor\":{\"instances\":1,\"cores\":1,\"memory\":\"1g\"}}}",
+		 name, conf, driver ? driver : "{\"cores\":1,\"memory\":\"1g\"}");
+	snprintf(u, sizeof(u), "%s/api/v1/jobs", gw.base);
+	ck_assert_int_eq(tu_post_json(u, body, NULL, &r), 0);
+	ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+	id = strdup(json_string_value(json_object_get(r.json, "id")));
+	tu_response_release(&r);
+	return id;
+}
+
+/* How many objects of resource (pods, sparkapplications) carry the job's
+ * label, with spark-role=driver for pods. */
+static int count_on_cluster(const char *resource, const char *id)
+{
+	char url[512];
+	json_t *list;
+	int n;
+
+	if (!strcmp(resource, "pods"))
+		snprintf(url, sizeof(url), "%s/api/v1/pods?labelSelector=sparkgw%%2Fjob-id%%3D%s,spark-role%%3Ddriver",
+			 sim.base, id);
+	else
+		snprintf(url, sizeof(url), "%s/apis/sparkoperator.k8s.io/v1beta2/sparkapplications?labelSelector=sparkgw%%2Fjob-id%%3D%s",
+			 sim.base, id);
+	list = tu_get_json(url);
+	ck_assert_ptr_nonnull(list);
+	n = (int)json_array_size(json_object_get(list, "items"));
+	json_decref(list);
+	return n;
+}
+
+static void assert_events(const char *id, const char *const *states)
+{
+	char url[256];
+	json_t *ev, *items;
+	size_t i = 0;
+
+	snprintf(url, sizeof(url), "%s/api/v1/jobs/%s/events", gw.base, id);
+	ev = tu_get_json(url);
+	items = json_object_get(ev, "items");
+	for (; states[i]; i++)
+		ck_assert_msg(i < json_array_size(items) &&
+				      !strcmp(json_string_value(json_object_get(json_array_get(items, i), "state")), states[i]),
+			      "event %zu of %s should be %s", i, id, states[i]);
+	ck_assert_int_eq(json_array_size(items), i);
+	json_decref(ev);
+}
+
+START_TEST(test_driver_pod_success)
+{
+	static const char *const path[] = {"QUEUED", "DISPATCHING", "SUBMITTED", "RUNNING", "SUCCEEDED", NULL};
+	char *id = submit("ok", "\"spark.kubesim.durationSeconds\":\"1\"", NULL);
+	json_t *job = tu_wait_job(gw.base, id, NULL, 20000);
+	struct tu_response r;
+	char u[300];
+
+	ck_assert_ptr_nonnull(job);
+	ck_assert_str_eq(json_string_value(json_object_get(job, "state")), "SUCCEEDED");
+	ck_assert_schema("Job", job);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "placement"), "cluster")), "sim");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "placement"), "namespace")), "spark-jobs");
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(json_object_get(job, "driver"), "podName")), id));
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(json_object_get(job, "driver"), "sparkUI")), ":4040"));
+	assert_events(id, path);
+	ck_assert_int_eq(count_on_cluster("pods", id), 1);
+
+	snprintf(u, sizeof(u), "%s/api/v1/jobs/%s/logs?tailLines=2", gw.base, id);
+	ck_assert_int_eq(tu_http("GET", u, NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "Successfully stopped SparkContext"));
+	ck_assert_ptr_null(strstr(r.body, "Running Spark version")); /* only the tail */
+	tu_response_release(&r);
+	json_decref(job);
+	free(id);
+}
+END_TEST
+
+static void expect_failure(const char *conf, const char *driver, const char *reason,
+			   const char *message_part)
+{
+	char *id = submit("fails", conf, driver);
+	json_t *job = tu_wait_job(gw.base, id, NULL, 20000);
+
+	ck_assert_ptr_nonnull(job);
+	ck_assert_str_eq(json_string_value(json_object_get(job, "state")), "FAILED");
+	ck_assert_str_eq(json_string_value(json_object_get(job, "reason")), reason);
+	if (message_part)
+		ck_assert_msg(strstr(json_string_value(json_object_get(job, "message")), message_part) != NULL,
+			      "message: %s", json_string_value(json_object_get(job, "message")));
+	json_decref(job);
+	free(id);
+}
+
+START_TEST(test_driver_pod_exit_code)
+{
+	expect_failure("\"spark.kubesim.durationSeconds\":\"1\",\"spark.kubesim.exitCode\":\"3\"", NULL,
+		       "NonZeroExitCode", "code 3");
+}
+END_TEST
+
+START_TEST(test_driver_pod_oom)
+{
+	expect_failure("\"spark.kubesim.durationSeconds\":\"1\",\"spark.kubesim.oom\":\"true\"", NULL,
+		       "OOMKilled", "137");
+}
+END_TEST
+
+START_TEST(test_driver_pod_image_pull_failure)
+{
+	char *id = submit("nopull", "\"spark.kubesim.imagePullFail\":\"true\"", NULL);
+	json_t *job = tu_wait_job(gw.base, id, NULL, 20000);
+
+	ck_assert_ptr_nonnull(job);
+	ck_assert_str_eq(json_string_value(json_object_get(job, "state")), "FAILED");
+	ck_assert_str_eq(json_string_value(json_object_get(job, "reason")), "ErrImagePull");
+	/* A driver that can never start is removed from the namespace. */
+	for (int i = 0; i < 100 && count_on_cluster("pods", id); i++)
+		usleep(50000);
+	ck_assert_int_eq(count_on_cluster("pods", id), 0);
+	json_decref(job);
+	free(id);
+}
+END_TEST
+
+START_TEST(test_driver_pod_unschedulable)
+{
+	expect_failure("\"spark.kubesim.durationSeconds\":\"1\"", "{\"cores\":64,\"memory\":\"1g\"}",
+		       "Unschedulable", "Insufficient cpu");
+}
+END_TEST
+
+static void cancel_running(const char *resource)
+{
+	char *id = submit("long", "\"spark.kubesim.durationSeconds\":\"60\"", NULL);
+	json_t *job = tu_wait_job(gw.base, id, "RUNNING", 20000);
+	struct tu_response r;
+	char u[256];
+
+	ck_assert_ptr_nonnull(job);
+	json_decref(job);
+	ck_assert_int_eq(count_on_cluster(resource, id), 1);
+	snprintf(u, sizeof(u), "%s/api/v1/jobs/%s", gw.base, id);
+	ck_assert_int_eq(tu_http("DELETE", u, NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 202);
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "state")), "CANCELLING");
+	tu_response_release(&r);
+	job = tu_wait_job(gw.base, id, "CANCELLED", 20000);
+	ck_assert_ptr_nonnull(job);
+	ck_assert_int_eq(count_on_cluster(resource, id), 0);
+	json_decref(job);
+	free(id);
+}
+
+START_TEST(test_driver_pod_cancel_while_running)
+{
+	cancel_running("pods");
+}
+END_TEST
+
+/* Runs kubectl against the simulated cluster; returns its output. */
+static char *kubectl(const char *args)
+{
+	char cmd[1024], *out = calloc(1, 65536);
+	FILE *p;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd), "kubectl --kubeconfig %s/kubeconfig --context sim %s 2>&1", dir, args);
+	p = popen(cmd, "r");
+	n = p ? fread(out, 1, 65535, p) : 0;
+	out[n] = '\0';
+	if (p)
+		pclose(p);
+	return out;
+}
+
+START_TEST(test_kubectl_against_kubesim)
+{
+	char *id = submit("kubectl", "\"spark.kubesim.durationSeconds\":\"1\"", NULL), args[256], *out;
+	json_t *job = tu_wait_job(gw.base, id, "SUCCEEDED", 20000);
+	const char *pod;
+
+	ck_assert_ptr_nonnull(job);
+	pod = json_string_value(json_object_get(json_object_get(job, "driver"), "podName"));
+	out = kubectl("get pods -A");
+	ck_assert_msg(strstr(out, pod) && strstr(out, "spark-jobs"), "get pods -A: %s", out);
+	free(out);
+	snprintf(args, sizeof(args), "get pod -n spark-jobs %s -o yaml", pod);
+	out = kubectl(args);
+	ck_assert_msg(strstr(out, "sparkgw/job-id: ") && strstr(out, "phase: Succeeded"), "-o yaml: %s", out);
+	free(out);
+	snprintf(args, sizeof(args), "logs -n spark-jobs %s", pod);
+	out = kubectl(args);
+	ck_assert_msg(strstr(out, "INFO SparkContext: Running Spark version"), "logs: %s", out);
+	free(out);
+	snprintf(args, sizeof(args), "delete pod -n spark-jobs %s", pod);
+	out = kubectl(args);
+	ck_assert_msg(strstr(out, "deleted"), "delete: %s", out);
+	free(out);
+	ck_assert_int_eq(count_on_cluster("pods", id), 0);
+	json_decref(job);
+	free(id);
+}
+END_TEST
+
+START_TEST(test_operator_success_and_failure)
+{
+	char *ok = submit("app-ok", "\"spark.kubesim.durationSeconds\":\"1\"", NULL);
+	char *bad = submit("app-bad", "\"spark.kubesim.durationSeconds\":\"1\",\"spark.kubesim.exitCode\":\"1\"", NULL);
+	json_t *a = tu_wait_job(gw.base, ok, NULL, 20000), *b = tu_wait_job(gw.base, bad, NULL, 20000);
+	char *out;
+
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_str_eq(json_string_value(json_object_get(a, "state")), "SUCCEEDED");
+	ck_assert_str_eq(json_string_value(json_object_get(b, "state")), "FAILED");
+	ck_assert_str_eq(json_string_value(json_object_get(b, "reason")), "ApplicationFailed");
+	ck_assert_int_eq(count_on_cluster("sparkapplications", ok), 1);
+	out = kubectl("get sparkapplications -A");
+	ck_assert_msg(strstr(out, ok) && strstr(out, bad), "get sparkapplications: %s", out);
+	free(out);
+	json_decref(a);
+	json_decref(b);
+	free(ok);
+	free(bad);
+}
+END_TEST
+
+START_TEST(test_operator_cancel)
+{
+	cancel_running("sparkapplications");
+}
+END_TEST
+
+#define FAULTY_JOBS 12
+
+START_TEST(test_faults_converge_exactly_once)
+{
+	char *ids[FAULTY_JOBS];
+
+	for (int i = 0; i < FAULTY_JOBS; i++)
+		ids[i] = submit("faulty", "\"spark.kubesim.durationSeconds\":\"1\"", NULL);
+	for (int i = 0; i < FAULTY_JOBS; i++) {
+		json_t *job = tu_wait_job(gw.base, ids[i], NULL, 60000);
+
+		ck_assert_msg(job != NULL, "job %d never finished", i);
+		ck_assert_msg(!strcmp(json_string_value(json_object_get(job, "state")), "SUCCEEDED"),
+			      "job %d: %s %s", i, json_string_value(json_object_get(job, "state")),
+			      json_string_value(json_object_get(job, "message")));
+		ck_assert_int_eq(count_on_cluster("pods", ids[i]), 1);
+		json_decref(job);
+		free(ids[i]);
+	}
+}
+END_TEST
+
+/* kill -9 while the create is on the wire: kubesim has made the pod but
+ * answers only a second later. The restarted gateway takes the job over
+ * once its lease expires, meets 409 AlreadyExists and adopts the pod. */
+START_TEST(test_kill_9_mid_dispatch)
+{
+	char *id, u[300];
+	json_t *job;
+	int seen = 0;
+
+	tu_gateway_signal(&gw, SIGTERM);
+	tu_kubesim_stop(&sim);
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "sim", "--latency-ms", "700", NULL), 0);
+	{
+		const char *mode = "driver-pod";
+
+		tu_write_cluster_config(dir, &sim, &mode, 1, "dispatch:\n  lease_seconds: 1\n", config, sizeof(config));
+	}
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", config, NULL), 0);
+	id = submit("crash", "\"spark.kubesim.durationSeconds\":\"2\"", NULL);
+	snprintf(u, sizeof(u), "%s/api/v1/namespaces/spark-jobs/pods/%s-driver", sim.base, id);
+	for (int i = 0; i < 200 && !seen; i++) {
+		struct tu_response r;
+
+		if (tu_http("GET", u, NULL, NULL, 0, &r) == 0 && r.status == 200)
+			seen = 1;
+		tu_response_release(&r);
+	}
+	ck_assert_msg(seen, "the driver pod never appeared");
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGKILL), 128 + SIGKILL);
+
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", config, NULL), 0);
+	job = tu_wait_job(gw.base, id, NULL, 30000);
+	ck_assert_ptr_nonnull(job);
+	ck_assert_str_eq(json_string_value(json_object_get(job, "state")), "SUCCEEDED");
+	ck_assert_int_eq(count_on_cluster("pods", id), 1);
+	json_decref(job);
+	free(id);
+}
+END_TEST
+
+/* Stopped while a job runs, the gateway catches up from a re-list. */
+START_TEST(test_restart_catches_up)
+{
+	char *id = submit("catchup", "\"spark.kubesim.durationSeconds\":\"1\"", NULL);
+	json_t *job = tu_wait_job(gw.base, id, "RUNNING", 20000);
+	char url[300];
+
+	ck_assert_ptr_nonnull(job);
+	json_decref(job);
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	/* The driver finishes while no gateway watches. */
+	snprintf(url, sizeof(url), "%s/api/v1/namespaces/spark-jobs/pods/%s-driver", sim.base, id);
+	for (int i = 0; i < 100; i++) {
+		json_t *pod = tu_get_json(url);
+		bool done = !strcmp(json_string_value(json_object_get(json_object_get(pod, "status"), "phase")) ?
+					    json_string_value(json_object_get(json_object_get(pod, "status"), "phase")) : "",
+				    "Succeeded");
+
+		json_decref(pod);
+		if (done)
+			break;
+		usleep(50000);
+	}
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", config, NULL), 0);
+	job = tu_wait_job(gw.base, id, "SUCCEEDED", 10000);
+	ck_assert_ptr_nonnull(job);
+	json_decref(job);
+	free(id);
+}
+END_TEST
+
+Suite *dispatch_suite(void)
+{
+	Suite *s = suite_create("dispatch");
+	TCase *manifests = tcase_create("manifests");
+	TCase *pods = tcase_create("driver-pod");
+	TCase *op = tcase_create("spark-operator");
+	TCase *faults = tcase_create("faults");
+
+	tcase_set_timeout(manifests, 30);
+	tcase_add_test(manifests, test_manifests_match_schemas);
+	suite_add_tcase(s, manifests);
+
+	tcase_add_unchecked_fixture(pods, start_driver_pod, stop_all);
+	tcase_set_timeout(pods, 60);
+	tcase_add_test(pods, test_driver_pod_success);
+	tcase_add_test(pods, test_driver_pod_exit_code);
+	tcase_add_test(pods, test_driver_pod_oom);
+	tcase_add_test(pods, test_driver_pod_image_pull_failure);
+	tcase_add_test(pods, test_driver_pod_unschedulable);
+	tcase_add_test(pods, test_driver_pod_cancel_while_running);
+	tcase_add_test(pods, test_kubectl_against_kubesim);
+	suite_add_tcase(s, pods);
+
+	tcase_add_unchecked_fixture(op, start_operator, stop_all);
+	tcase_set_timeout(op, 60);
+	tcase_add_test(op, test_operator_success_and_failure);
+	tcase_add_test(op, test_operator_cancel);
+	suite_add_tcase(s, op);
+
+	/* These tests restart processes, so each starts its own. */
+	tcase_add_checked_fixture(faults, start_faulty, stop_all);
+	tcase_set_timeout(faults, 120);
+	tcase_add_test(faults, test_faults_converge_exactly_once);
+	tcase_add_test(faults, test_restart_catches_up);
+	tcase_add_test(faults, test_kill_9_mid_dispatch);
+	suite_add_tcase(s, faults);
+	return s;
+}

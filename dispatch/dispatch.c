@@ -675,26 +675,32 @@ static void *watcher_main(void *arg)
 
 /* ---- lifecycle ---- */
 
+static enum gw_err log_path(struct dispatch *d, const struct store_job *job, long tail_lines,
+			    bool follow, struct cluster_rt **cl, char *path, size_t len, char *err)
+{
+	*cl = cluster_named(d, job->cluster);
+	if (!*cl || !job->driver_pod || !job->namespace) {
+		gw_seterr(err, "job %s has no driver yet", job->id);
+		return GW_ENOTFOUND;
+	}
+	snprintf(path, len, "/api/v1/namespaces/%s/pods/%s/log?follow=%s", job->namespace,
+		 job->driver_pod, follow ? "true" : "false");
+	if (tail_lines >= 0)
+		snprintf(path + strlen(path), len - strlen(path), "&tailLines=%ld", tail_lines);
+	return GW_OK;
+}
+
 enum gw_err dispatch_driver_log(struct dispatch *d, const struct store_job *job,
 				long tail_lines, char **text, char *err)
 {
-	struct cluster_rt *cl = cluster_named(d, job->cluster);
+	struct cluster_rt *cl;
 	struct k8s_response r;
 	char path[512];
 	enum gw_err rc;
 
 	*text = NULL;
-	if (!cl || !job->driver_pod || !job->namespace) {
-		gw_seterr(err, "job %s has no driver yet", job->id);
-		return GW_ENOTFOUND;
-	}
-	if (tail_lines >= 0)
-		snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s/log?tailLines=%ld",
-			 job->namespace, job->driver_pod, tail_lines);
-	else
-		snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s/log", job->namespace,
-			 job->driver_pod);
-	if ((rc = k8s_request(cl->client, "GET", path, NULL, &r, err)))
+	if ((rc = log_path(d, job, tail_lines, false, &cl, path, sizeof(path), err)) ||
+	    (rc = k8s_request(cl->client, "GET", path, NULL, &r, err)))
 		return rc;
 	if (r.status == 200) {
 		*text = r.text;
@@ -706,6 +712,48 @@ enum gw_err dispatch_driver_log(struct dispatch *d, const struct store_job *job,
 		rc = r.status == 404 ? GW_ENOTFOUND : GW_EINVAL;
 	}
 	k8s_response_release(&r);
+	return rc;
+}
+
+struct follow_ctx {
+	bool (*fn)(void *arg, const char *data, size_t len);
+	void *arg;
+	bool got_data;
+};
+
+static bool follow_relay(void *arg, const char *data, size_t len)
+{
+	struct follow_ctx *fc = arg;
+
+	fc->got_data = true;
+	return fc->fn(fc->arg, data, len);
+}
+
+enum gw_err dispatch_driver_log_follow(struct dispatch *d, const struct store_job *job,
+				       long tail_lines,
+				       bool (*fn)(void *arg, const char *data, size_t len),
+				       void *arg, const atomic_bool *stop, char *err)
+{
+	struct follow_ctx fc = {.fn = fn, .arg = arg};
+	struct cluster_rt *cl;
+	char path[512];
+	long status = 0;
+	enum gw_err rc;
+
+	if ((rc = log_path(d, job, tail_lines, true, &cl, path, sizeof(path), err)))
+		return rc;
+	/* A stream that fails before it begins is retried, as a request would be. */
+	for (int attempt = 0; attempt < 5 && !atomic_load(stop); attempt++) {
+		/* A day at most: a driver that runs longer is followed again. */
+		rc = k8s_stream(cl->client, path, 86400, follow_relay, &fc, stop, &status, err);
+		if (fc.got_data || (rc == GW_OK && status < 500 && status != 429))
+			break;
+		sleep_ms(100L << attempt);
+	}
+	if (rc == GW_OK && status != 200) {
+		gw_seterr(err, "the cluster answered %ld", status);
+		rc = GW_EINVAL;
+	}
 	return rc;
 }
 

@@ -6,6 +6,7 @@
 #define GW_DISPATCH_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -43,5 +44,12 @@ json_t *dispatch_manifests(const struct store_job *job,
 /* The driver's log: the last tail_lines lines (-1: all). *text is new. */
 enum gw_err dispatch_driver_log(struct dispatch *d, const struct store_job *job,
 				long tail_lines, char **text, char *err);
+
+/* Follows the driver's log: streams it to fn (false stops) until the
+ * driver ends or *stop is set. */
+enum gw_err dispatch_driver_log_follow(struct dispatch *d, const struct store_job *job,
+				       long tail_lines,
+				       bool (*fn)(void *arg, const char *data, size_t len),
+				       void *arg, const atomic_bool *stop, char *err);
 
 #endif

@@ -50,7 +50,7 @@ static json_t *job_json(const struct store_job *job)
 }
 
 /* A job id as the store makes them; anything else cannot exist. */
-static bool job_id_valid(const char *id)
+bool gateway_job_id_valid(const char *id)
 {
 	size_t n = strlen(id);
 
@@ -62,12 +62,7 @@ static bool job_id_valid(const char *id)
 	return true;
 }
 
-static enum MHD_Result reply_cluster_unavailable(struct request *rq, const char *detail)
-{
-	return http_reply_problem(rq, 502, "cluster-unavailable", detail, NULL);
-}
-
-static enum MHD_Result reply_no_job(struct request *rq, const char *id)
+enum MHD_Result gateway_reply_no_job(struct request *rq, const char *id)
 {
 	char detail[160];
 
@@ -171,11 +166,11 @@ enum MHD_Result api_job_get(struct request *rq, const char *id)
 	char err[GW_ERRLEN];
 	enum gw_err rc;
 
-	if (!job_id_valid(id))
-		return reply_no_job(rq, id);
+	if (!gateway_job_id_valid(id))
+		return gateway_reply_no_job(rq, id);
 	rc = store_job_get(rq->store, id, &job, err);
 	if (rc == GW_ENOTFOUND)
-		return reply_no_job(rq, id);
+		return gateway_reply_no_job(rq, id);
 	if (rc)
 		return http_reply_store_error(rq, rc, err);
 	rq->op.job = job; /* released with the request */
@@ -190,11 +185,11 @@ enum MHD_Result api_job_events(struct request *rq, const char *id)
 	enum gw_err rc;
 	json_t *items;
 
-	if (!job_id_valid(id))
-		return reply_no_job(rq, id);
+	if (!gateway_job_id_valid(id))
+		return gateway_reply_no_job(rq, id);
 	rc = store_job_events(rq->store, id, &events, &n, err);
 	if (rc == GW_ENOTFOUND)
-		return reply_no_job(rq, id);
+		return gateway_reply_no_job(rq, id);
 	if (rc)
 		return http_reply_store_error(rq, rc, err);
 	items = json_array();
@@ -384,7 +379,7 @@ static enum MHD_Result cancel_committed(struct request *rq)
 	struct store_op *op = &rq->op;
 
 	if (op->rc == GW_ENOTFOUND)
-		return reply_no_job(rq, rq->job_id);
+		return gateway_reply_no_job(rq, rq->job_id);
 	if (op->rc)
 		return http_reply_store_error(rq, op->rc, op->err);
 	/* 202 while the cluster has yet to confirm; 200 once it is final. */
@@ -394,8 +389,8 @@ static enum MHD_Result cancel_committed(struct request *rq)
 
 enum MHD_Result api_job_cancel(struct request *rq, const char *id)
 {
-	if (!job_id_valid(id))
-		return reply_no_job(rq, id);
+	if (!gateway_job_id_valid(id))
+		return gateway_reply_no_job(rq, id);
 	snprintf(rq->job_id, sizeof(rq->job_id), "%s", id);
 	rq->op.kind = STORE_OP_CANCEL;
 	rq->op.job_id = rq->job_id;
@@ -404,42 +399,3 @@ enum MHD_Result api_job_cancel(struct request *rq, const char *id)
 	return http_run_async(rq, cancel_committed);
 }
 
-/* ---- driver log ---- */
-
-enum MHD_Result api_job_logs(struct request *rq, const char *id)
-{
-	const char *tail = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "tailLines");
-	struct store_job job;
-	char err[GW_ERRLEN], *text = NULL, *end;
-	long tail_lines = -1;
-	enum gw_err rc;
-	enum MHD_Result ret;
-
-	if (!job_id_valid(id))
-		return reply_no_job(rq, id);
-	if (tail) {
-		errno = 0;
-		tail_lines = strtol(tail, &end, 10);
-		if (!*tail || *end || errno || tail_lines < 0 || tail_lines > 1000000)
-			return http_reply_problem(rq, 400, "bad-query",
-						  "tailLines must be an integer from 0 to 1000000", NULL);
-	}
-	rc = store_job_get(rq->store, id, &job, err);
-	if (rc == GW_ENOTFOUND)
-		return reply_no_job(rq, id);
-	if (rc)
-		return http_reply_store_error(rq, rc, err);
-	rq->op.job = job; /* released with the request */
-	if (!rq->dispatch || !job.driver_pod)
-		return http_reply_problem(rq, 404, "no-driver", "the job has no driver on a cluster yet", NULL);
-	rc = dispatch_driver_log(rq->dispatch, &job, tail_lines, &text, err);
-	if (rc == GW_ENOTFOUND || rc == GW_EINVAL) {
-		/* The driver is gone, or not started: the cluster says which. */
-		return http_reply_problem(rq, rc == GW_ENOTFOUND ? 404 : 409, "no-driver-log", err, NULL);
-	}
-	if (rc)
-		return reply_cluster_unavailable(rq, err);
-	ret = http_reply_text(rq, 200, text);
-	free(text);
-	return ret;
-}

@@ -35,6 +35,7 @@ static const struct config_key keys[] = {
 	{"http.connection_timeout_seconds", KEY_UINT, CFG(http_connection_timeout_s), "30", 1, 3600},
 	{"http.max_body_bytes", KEY_UINT, CFG(http_max_body_bytes), "1048576", 1024, 67108864},
 	{"http.shutdown_grace_seconds", KEY_UINT, CFG(http_shutdown_grace_s), "10", 0, 600},
+	{"http.max_log_followers", KEY_UINT, CFG(http_max_log_followers), "256", 0, 100000},
 	{"dispatch.workers", KEY_UINT, CFG(dispatch_workers), "8", 1, 256},
 	/* A dead gateway's DISPATCHING jobs are taken over after this. */
 	{"dispatch.lease_seconds", KEY_UINT, CFG(dispatch_lease_s), "15", 1, 3600},

@@ -20,6 +20,7 @@ struct gateway_config {
 	unsigned http_connection_timeout_s;
 	unsigned http_max_body_bytes;
 	unsigned http_shutdown_grace_s;
+	unsigned http_max_log_followers;
 	unsigned dispatch_workers;
 	unsigned dispatch_lease_s;
 	unsigned dispatch_max_attempts;

@@ -22,6 +22,7 @@ struct request {
 	struct gateway_server *srv;
 	struct store *store;
 	struct dispatch *dispatch; /* NULL without clusters */
+	struct gateway_followers *followers;
 	const struct gateway_config *cfg;
 	struct MHD_Connection *conn;
 	struct gw_buf body;
@@ -55,6 +56,17 @@ enum MHD_Result http_reply_store_error(struct request *rq, enum gw_err rc,
  * committed. */
 enum MHD_Result http_run_async(struct request *rq,
 			       enum MHD_Result (*resume)(struct request *rq));
+
+/* A job id as the store makes them; anything else cannot exist. */
+bool gateway_job_id_valid(const char *id);
+enum MHD_Result gateway_reply_no_job(struct request *rq, const char *id);
+
+/* Log followers of a server (api_logs.c). */
+struct gateway_followers;
+struct gateway_followers *gateway_followers_new(void);
+/* Asks every follower to end; their streams close within a second. */
+void gateway_followers_stop(struct gateway_followers *f);
+void gateway_followers_free(struct gateway_followers *f);
 
 /* Handlers; id is the path segment for routes with one. */
 enum MHD_Result api_job_submit(struct request *rq, const char *id);

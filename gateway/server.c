@@ -32,6 +32,7 @@ struct gateway_server {
 	struct MHD_Daemon *daemon;
 	struct store *store;
 	struct dispatch *dispatch;
+	struct gateway_followers *followers;
 	const struct gateway_config *cfg;
 	int listen_fd;
 	atomic_int in_flight; /* requests between first callback and completion */
@@ -313,6 +314,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		rq->srv = srv;
 		rq->store = srv->store;
 		rq->dispatch = srv->dispatch;
+		rq->followers = srv->followers;
 		rq->cfg = srv->cfg;
 		rq->conn = conn;
 		gw_buf_init(&rq->body, srv->cfg->http_max_body_bytes);
@@ -433,6 +435,7 @@ enum gw_err gateway_server_start(const struct gateway_config *cfg,
 	}
 	srv->store = store;
 	srv->dispatch = dispatch;
+	srv->followers = gateway_followers_new();
 	srv->cfg = cfg;
 	srv->listen_fd = listen_fd;
 	atomic_init(&srv->in_flight, 0);
@@ -445,9 +448,13 @@ enum gw_err gateway_server_start(const struct gateway_config *cfg,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_connection_timeout_s,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 		MHD_OPTION_END);
-	if (!srv->daemon) {
+	if (!srv->daemon || !srv->followers) {
 		gw_seterr(err, "listen %s: cannot start the HTTP server", cfg->listen);
-		close(srv->listen_fd);
+		if (srv->daemon)
+			MHD_stop_daemon(srv->daemon);
+		else
+			close(srv->listen_fd);
+		gateway_followers_free(srv->followers);
 		free(srv);
 		return GW_EIO;
 	}
@@ -466,11 +473,14 @@ void gateway_server_stop(struct gateway_server *srv)
 	fd = MHD_quiesce_daemon(srv->daemon);
 	if (fd >= 0)
 		close(fd);
+	/* Log streams would otherwise run until their drivers end. */
+	gateway_followers_stop(srv->followers);
 	while (atomic_load(&srv->in_flight) > 0 &&
 	       waited_ms < srv->cfg->http_shutdown_grace_s * 1000) {
 		nanosleep(&tick, NULL);
 		waited_ms += 10;
 	}
 	MHD_stop_daemon(srv->daemon);
+	gateway_followers_free(srv->followers);
 	free(srv);
 }

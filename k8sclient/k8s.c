@@ -319,14 +319,83 @@ enum gw_err k8s_request(struct k8s_client *c, const char *method,
 	return rc;
 }
 
+/* ---- streams ---- */
+
+struct stream_state {
+	k8s_data_fn fn;
+	void *arg;
+	const atomic_bool *stop;
+	bool stopped_by_fn;
+};
+
+static size_t stream_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct stream_state *ss = userdata;
+
+	if (!ss->fn(ss->arg, ptr, size * nmemb)) {
+		ss->stopped_by_fn = true;
+		return 0;
+	}
+	return size * nmemb;
+}
+
+static int stream_progress(void *userdata, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+	struct stream_state *ss = userdata;
+
+	(void)a;
+	(void)b;
+	(void)c;
+	(void)d;
+	return ss->stop && atomic_load(ss->stop) ? 1 : 0;
+}
+
+enum gw_err k8s_stream(struct k8s_client *c, const char *path, long timeout_s,
+		       k8s_data_fn fn, void *arg, const atomic_bool *stop,
+		       long *status, char *err)
+{
+	struct stream_state ss = {.fn = fn, .arg = arg, .stop = stop};
+	CURL *h = curl_easy_init();
+	struct curl_slist *hl;
+	char *url = NULL;
+	CURLcode cc;
+	enum gw_err rc = GW_OK;
+
+	*status = 0;
+	if (!h)
+		return GW_ENOMEM;
+	if (asprintf(&url, "%s%s", c->cfg.server, path) < 0) {
+		curl_easy_cleanup(h);
+		return GW_ENOMEM;
+	}
+	apply_common(c, h);
+	hl = request_headers(c, "GET", false);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, stream_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &ss);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, stream_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &ss);
+	cc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+	if (cc != CURLE_OK && !ss.stopped_by_fn && cc != CURLE_ABORTED_BY_CALLBACK) {
+		gw_seterr(err, "GET %s: %s", path, curl_easy_strerror(cc));
+		rc = GW_EIO;
+	}
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(h);
+	free(url);
+	return rc;
+}
+
 /* ---- watch ---- */
 
 struct watch_state {
 	struct gw_buf line;
 	k8s_watch_fn fn;
 	void *arg;
-	const atomic_bool *stop;
-	bool stopped_by_fn;
 };
 
 static const char *watch_type(const json_t *ev)
@@ -336,43 +405,30 @@ static const char *watch_type(const json_t *ev)
 	return t ? t : "";
 }
 
-static size_t watch_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+/* Splits the stream into lines, one event each. */
+static bool watch_data(void *arg, const char *data, size_t n)
 {
-	struct watch_state *ws = userdata;
-	size_t n = size * nmemb;
+	struct watch_state *ws = arg;
 
 	for (size_t i = 0; i < n; i++) {
 		json_t *ev;
+		bool go_on;
 
-		if (ptr[i] != '\n') {
-			if (gw_buf_append(&ws->line, ptr + i, 1) != GW_OK)
-				return 0; /* absurd event: drop the stream */
+		if (data[i] != '\n') {
+			if (gw_buf_append(&ws->line, data + i, 1) != GW_OK)
+				return false; /* absurd event: drop the stream */
 			continue;
 		}
 		ev = ws->line.len ? json_loadb(ws->line.data, ws->line.len, 0, NULL) : NULL;
 		ws->line.len = 0;
 		if (!ev)
 			continue;
-		if (!ws->fn(ws->arg, watch_type(ev),
-			    json_object_get(ev, "object"))) {
-			json_decref(ev);
-			ws->stopped_by_fn = true;
-			return 0;
-		}
+		go_on = ws->fn(ws->arg, watch_type(ev), json_object_get(ev, "object"));
 		json_decref(ev);
+		if (!go_on)
+			return false;
 	}
-	return n;
-}
-
-static int watch_progress(void *userdata, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
-{
-	struct watch_state *ws = userdata;
-
-	(void)a;
-	(void)b;
-	(void)c;
-	(void)d;
-	return ws->stop && atomic_load(ws->stop) ? 1 : 0;
+	return true;
 }
 
 enum gw_err k8s_watch(struct k8s_client *c, const char *path,
@@ -380,50 +436,24 @@ enum gw_err k8s_watch(struct k8s_client *c, const char *path,
 		      k8s_watch_fn fn, void *arg, const atomic_bool *stop,
 		      char *err)
 {
-	struct watch_state ws = {.fn = fn, .arg = arg, .stop = stop};
-	CURL *h = curl_easy_init();
-	struct curl_slist *hl;
-	char *url = NULL;
-	long status = 0;
-	CURLcode cc;
+	struct watch_state ws = {.fn = fn, .arg = arg};
+	char *full = NULL;
+	long status;
 	enum gw_err rc;
 
-	if (!h)
-		return GW_ENOMEM;
-	if (asprintf(&url, "%s%s%cwatch=true&allowWatchBookmarks=true&timeoutSeconds=%ld%s%s",
-		     c->cfg.server, path, strchr(path, '?') ? '&' : '?', timeout_s,
+	if (asprintf(&full, "%s%cwatch=true&allowWatchBookmarks=true&timeoutSeconds=%ld%s%s",
+		     path, strchr(path, '?') ? '&' : '?', timeout_s,
 		     resource_version ? "&resourceVersion=" : "",
-		     resource_version ? resource_version : "") < 0) {
-		curl_easy_cleanup(h);
+		     resource_version ? resource_version : "") < 0)
 		return GW_ENOMEM;
-	}
 	gw_buf_init(&ws.line, MAX_EVENT);
-	apply_common(c, h);
-	hl = request_headers(c, "GET", false);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-	/* The server ends the watch at timeoutSeconds; this is the backstop. */
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s + 30);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, watch_data);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &ws);
-	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, watch_progress);
-	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &ws);
-	cc = curl_easy_perform(h);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	if (ws.stopped_by_fn || cc == CURLE_OK) {
-		rc = status >= 400 ? GW_EIO : GW_OK;
-		if (status >= 400)
-			gw_seterr(err, "watch %s: HTTP %ld", path, status);
-	} else if (cc == CURLE_ABORTED_BY_CALLBACK) {
-		rc = GW_OK;
-	} else {
-		gw_seterr(err, "watch %s: %s", path, curl_easy_strerror(cc));
+	/* The server ends the watch at timeoutSeconds; the rest is a backstop. */
+	rc = k8s_stream(c, full, timeout_s + 30, watch_data, &ws, stop, &status, err);
+	if (rc == GW_OK && status >= 400) {
+		gw_seterr(err, "watch %s: HTTP %ld", path, status);
 		rc = GW_EIO;
 	}
 	gw_buf_release(&ws.line);
-	curl_slist_free_all(hl);
-	curl_easy_cleanup(h);
-	free(url);
+	free(full);
 	return rc;
 }

@@ -68,6 +68,17 @@ enum gw_err k8s_request(struct k8s_client *c, const char *method,
  * or "" . */
 const char *k8s_status_reason(const struct k8s_response *r);
 
+/* Called with each piece of a streamed body; return false to stop. */
+typedef bool (*k8s_data_fn)(void *arg, const char *data, size_t len);
+
+/* GETs path and streams the body to fn until it ends, fn returns false, or
+ * *stop becomes true (checked at least once a second). *status gets the
+ * HTTP status; an error answer's body is streamed too. GW_EIO when the
+ * connection broke. */
+enum gw_err k8s_stream(struct k8s_client *c, const char *path, long timeout_s,
+		       k8s_data_fn fn, void *arg, const atomic_bool *stop,
+		       long *status, char *err);
+
 /* Called per watch event; return false to stop watching. */
 typedef bool (*k8s_watch_fn)(void *arg, const char *type, json_t *object);
 

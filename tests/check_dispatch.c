@@ -2,6 +2,7 @@
  * with API-server faults, dropped and expired watches, and kill -9 in the
  * middle of a dispatch; plus the generated manifests checked against the
  * Kubernetes and SparkApplication schemas in ../shared/k8s. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -342,6 +343,67 @@ START_TEST(test_driver_pod_cancel_while_running)
 }
 END_TEST
 
+START_TEST(test_logs_follow_until_the_driver_ends)
+{
+	char *id = submit("follow", "\"spark.kubesim.durationSeconds\":\"2\"", NULL), u[300];
+	json_t *job = tu_wait_job(gw.base, id, "RUNNING", 20000);
+	struct tu_response r;
+	int64_t t0;
+
+	ck_assert_ptr_nonnull(job);
+	json_decref(job);
+	snprintf(u, sizeof(u), "%s/api/v1/jobs/%s/logs?follow=true", gw.base, id);
+	t0 = gw_now_ms();
+	ck_assert_int_eq(tu_http("GET", u, NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	/* The stream lasted as long as the driver, and holds its whole log. */
+	ck_assert_int_ge(gw_now_ms() - t0, 1000);
+	ck_assert_ptr_nonnull(strstr(r.body, "Running Spark version"));
+	ck_assert_ptr_nonnull(strstr(r.body, "Successfully stopped SparkContext"));
+	tu_response_release(&r);
+
+	snprintf(u, sizeof(u), "%s/api/v1/jobs/%s/logs?follow=maybe", gw.base, id);
+	ck_assert_int_eq(tu_http("GET", u, NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 400);
+	tu_response_release(&r);
+	free(id);
+}
+END_TEST
+
+static void *follow_forever(void *arg)
+{
+	struct tu_response *r = arg;
+	char *id = (char *)r->body, u[300];
+
+	snprintf(u, sizeof(u), "%s/api/v1/jobs/%s/logs?follow=true", gw.base, id);
+	free(id);
+	tu_http("GET", u, NULL, NULL, 0, r);
+	return NULL;
+}
+
+/* A log stream open at shutdown ends; it does not hold the gateway up. */
+START_TEST(test_shutdown_with_a_follower)
+{
+	char *id = submit("endless", "\"spark.kubesim.durationSeconds\":\"120\"", NULL);
+	json_t *job = tu_wait_job(gw.base, id, "RUNNING", 20000);
+	struct tu_response r = {.body = id};
+	pthread_t th;
+	int64_t t0;
+
+	ck_assert_ptr_nonnull(job);
+	json_decref(job);
+	pthread_create(&th, NULL, follow_forever, &r);
+	usleep(300000);
+	t0 = gw_now_ms();
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	ck_assert_int_lt(gw_now_ms() - t0, 5000);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "Running Spark version"));
+	tu_response_release(&r);
+}
+END_TEST
+
 /* Runs kubectl against the simulated cluster; returns its output. */
 static char *kubectl(const char *args)
 {
@@ -516,6 +578,7 @@ Suite *dispatch_suite(void)
 	TCase *pods = tcase_create("driver-pod");
 	TCase *op = tcase_create("spark-operator");
 	TCase *faults = tcase_create("faults");
+	TCase *restarts = tcase_create("restarts");
 
 	tcase_set_timeout(manifests, 30);
 	tcase_add_test(manifests, test_manifests_match_schemas);
@@ -529,6 +592,7 @@ Suite *dispatch_suite(void)
 	tcase_add_test(pods, test_driver_pod_image_pull_failure);
 	tcase_add_test(pods, test_driver_pod_unschedulable);
 	tcase_add_test(pods, test_driver_pod_cancel_while_running);
+	tcase_add_test(pods, test_logs_follow_until_the_driver_ends);
 	tcase_add_test(pods, test_kubectl_against_kubesim);
 	suite_add_tcase(s, pods);
 
@@ -545,5 +609,10 @@ Suite *dispatch_suite(void)
 	tcase_add_test(faults, test_restart_catches_up);
 	tcase_add_test(faults, test_kill_9_mid_dispatch);
 	suite_add_tcase(s, faults);
+
+	tcase_add_checked_fixture(restarts, start_driver_pod, stop_all);
+	tcase_set_timeout(restarts, 60);
+	tcase_add_test(restarts, test_shutdown_with_a_follower);
+	suite_add_tcase(s, restarts);
 	return s;
 }

@@ -684,10 +684,12 @@ static const char *tail_lines(const char *text, long n)
 
 	if (n < 0)
 		return text;
+	if (n == 0)
+		return p;
 	if (p > text && p[-1] == '\n')
 		p--;
 	while (p > text) {
-		if (p[-1] == '\n' && --n < 0)
+		if (p[-1] == '\n' && --n == 0)
 			return p;
 		p--;
 	}

@@ -17,6 +17,7 @@
 #define POOL_MAX 8
 #define MAX_RESPONSE (256u << 20)
 #define MAX_EVENT (64u << 20)
+#define MAX_RETRY_AFTER_S 60L
 
 struct k8s_client {
 	struct k8s_config cfg;
@@ -308,9 +309,9 @@ enum gw_err k8s_request(struct k8s_client *c, const char *method,
 			break;
 		}
 		gw_buf_release(&out);
+		/* The server's Retry-After wins over our backoff (within reason). */
 		sleep_ms(status == 429 && hs.retry_after_s > 0
-				 ? (hs.retry_after_s * 1000 < c->opts.backoff_max_ms * 4
-					    ? hs.retry_after_s * 1000 : c->opts.backoff_max_ms * 4)
+				 ? (hs.retry_after_s < MAX_RETRY_AFTER_S ? hs.retry_after_s : MAX_RETRY_AFTER_S) * 1000
 				 : backoff_ms(c, attempt));
 	}
 	curl_slist_free_all(hl);

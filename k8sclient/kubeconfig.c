@@ -104,14 +104,15 @@ enum gw_err k8s_kubeconfig_load(const char *path, const char *context,
 {
 	json_t *doc = NULL, *ctx, *cluster, *user;
 	const char *cluster_name, *user_name;
-	char dir[PATH_MAX];
+	char copy[PATH_MAX], dir[PATH_MAX];
 	enum gw_err rc;
 
 	memset(out, 0, sizeof(*out));
 	if ((rc = gw_yaml_load_file(path, &doc, NULL, err)))
 		return rc;
-	snprintf(dir, sizeof(dir), "%s", path);
-	snprintf(dir, sizeof(dir), "%s", dirname(dir));
+	/* dirname() may write into its argument: give it a copy. */
+	snprintf(copy, sizeof(copy), "%s", path);
+	snprintf(dir, sizeof(dir), "%s", dirname(copy));
 	if (!context)
 		context = json_string_value(json_object_get(doc, "current-context"));
 	if (!context) {

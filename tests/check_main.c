@@ -16,6 +16,7 @@ int main(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	srunner_add_suite(sr, submission_suite());
 	srunner_add_suite(sr, store_suite());
+	srunner_add_suite(sr, k8s_suite());
 	srunner_add_suite(sr, api_suite());
 	srunner_add_suite(sr, process_suite());
 	srunner_add_suite(sr, dispatch_suite());

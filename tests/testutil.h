@@ -16,6 +16,7 @@ Suite *store_suite(void);
 Suite *api_suite(void);
 Suite *process_suite(void);
 Suite *dispatch_suite(void);
+Suite *k8s_suite(void);
 
 /* A new empty directory under $TMPDIR; caller frees the string. */
 char *tu_tmpdir(const char *tag);

@@ -1,0 +1,364 @@
+/* k8sclient: kubeconfig and in-cluster configuration, the retry policy,
+ * watches, TLS and bearer tokens, against kubesim. */
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/timeutil.h"
+#include "k8sclient/k8s.h"
+#include "tests/testutil.h"
+
+static char *dir;
+
+static void setup(void)
+{
+	dir = tu_tmpdir("k8s");
+	ck_assert_ptr_nonnull(dir);
+}
+
+static void teardown(void)
+{
+	tu_rmtree(dir);
+	free(dir);
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static char *base64(const char *text)
+{
+	size_t n = strlen(text);
+	char *out = malloc(4 * ((n + 2) / 3) + 1);
+
+	EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)text, (int)n);
+	return out;
+}
+
+START_TEST(test_kubeconfig_fields)
+{
+	char path[700], text[2048];
+	char *ca = base64("-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n");
+	struct k8s_config cfg;
+	char err[GW_ERRLEN];
+
+	snprintf(path, sizeof(path), "%s/config", dir);
+	snprintf(text, sizeof(text),
+		 "apiVersion: v1\nkind: Config\ncurrent-context: b\n"
+		 "clusters:\n"
+		 "- name: one\n  cluster:\n    server: https://10.0.0.1:6443\n    certificate-authority-data: %s\n"
+		 "- name: two\n  cluster:\n    server: https://two:443\n    certificate-authority: certs/ca.crt\n"
+		 "    insecure-skip-tls-verify: true\n"
+		 "contexts:\n"
+		 "- name: a\n  context: {cluster: one, user: alice, namespace: spark}\n"
+		 "- name: b\n  context: {cluster: two, user: bob}\n"
+		 "users:\n"
+		 "- name: alice\n  user:\n    token: abc\n    client-certificate-data: %s\n    client-key-data: %s\n"
+		 "- name: bob\n  user:\n    tokenFile: /var/run/token\n    client-certificate: bob.crt\n    client-key: /abs/bob.key\n",
+		 ca, ca, ca);
+	write_text(path, text);
+
+	ck_assert_int_eq(k8s_kubeconfig_load(path, "a", &cfg, err), GW_OK);
+	ck_assert_str_eq(cfg.server, "https://10.0.0.1:6443");
+	ck_assert_str_eq(cfg.ca_pem, "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n");
+	ck_assert_str_eq(cfg.cert_pem, cfg.ca_pem);
+	ck_assert_str_eq(cfg.token, "abc");
+	ck_assert_str_eq(cfg.namespace, "spark");
+	ck_assert(!cfg.insecure);
+	k8s_config_release(&cfg);
+
+	/* No context named: current-context; relative files beside the kubeconfig. */
+	ck_assert_int_eq(k8s_kubeconfig_load(path, NULL, &cfg, err), GW_OK);
+	ck_assert_str_eq(cfg.server, "https://two:443");
+	ck_assert(cfg.insecure);
+	snprintf(text, sizeof(text), "%s/certs/ca.crt", dir);
+	ck_assert_str_eq(cfg.ca_file, text);
+	snprintf(text, sizeof(text), "%s/bob.crt", dir);
+	ck_assert_str_eq(cfg.cert_file, text);
+	ck_assert_str_eq(cfg.key_file, "/abs/bob.key");
+	ck_assert_str_eq(cfg.token_file, "/var/run/token");
+	ck_assert_ptr_null(cfg.token);
+	k8s_config_release(&cfg);
+
+	ck_assert_int_eq(k8s_kubeconfig_load(path, "nope", &cfg, err), GW_EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "context \"nope\" not found"));
+	free(ca);
+}
+END_TEST
+
+START_TEST(test_kubeconfig_errors)
+{
+	char path[700], err[GW_ERRLEN];
+	struct k8s_config cfg;
+
+	snprintf(path, sizeof(path), "%s/config", dir);
+	write_text(path, "contexts:\n- name: a\n  context: {cluster: x, user: u}\nclusters: []\n");
+	ck_assert_int_eq(k8s_kubeconfig_load(path, "a", &cfg, err), GW_EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "cluster \"x\""));
+	write_text(path, "current-context: a\ncontexts:\n- name: a\n  context: {cluster: x, user: u}\n"
+			 "clusters:\n- name: x\n  cluster: {server: 'https://x', certificate-authority-data: '!!notbase64'}\n");
+	ck_assert_int_eq(k8s_kubeconfig_load(path, NULL, &cfg, err), GW_EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "not valid base64"));
+	write_text(path, "kind: Config\n");
+	ck_assert_int_eq(k8s_kubeconfig_load(path, NULL, &cfg, err), GW_EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "no current-context"));
+	ck_assert_int_eq(k8s_kubeconfig_load("/nonexistent/kubeconfig", NULL, &cfg, err), GW_EIO);
+}
+END_TEST
+
+START_TEST(test_incluster_config)
+{
+	struct k8s_config cfg;
+	char err[GW_ERRLEN];
+
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	ck_assert_int_eq(k8s_incluster_config(&cfg, err), GW_EINVAL);
+	setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+	setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+	ck_assert_int_eq(k8s_incluster_config(&cfg, err), GW_OK);
+	ck_assert_str_eq(cfg.server, "https://10.96.0.1:443");
+	ck_assert_str_eq(cfg.token_file, "/var/run/secrets/kubernetes.io/serviceaccount/token");
+	ck_assert_str_eq(cfg.ca_file, "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt");
+	k8s_config_release(&cfg);
+	setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
+	ck_assert_int_eq(k8s_incluster_config(&cfg, err), GW_OK);
+	ck_assert_str_eq(cfg.server, "https://[fd00::1]:443");
+	k8s_config_release(&cfg);
+}
+END_TEST
+
+static struct k8s_client *client_for(const struct tu_kubesim *sim, int retries)
+{
+	struct k8s_config cfg = {.server = (char *)(uintptr_t)sim->base};
+	struct k8s_client_options o = {.max_retries = retries, .backoff_base_ms = 1, .backoff_max_ms = 20};
+	struct k8s_client *c;
+	char err[GW_ERRLEN];
+
+	ck_assert_int_eq(k8s_client_new(&cfg, &o, &c, err), GW_OK);
+	return c;
+}
+
+START_TEST(test_retries_5xx_then_gives_up)
+{
+	struct tu_kubesim sim;
+	struct k8s_client *c;
+	struct k8s_response r;
+	char err[GW_ERRLEN];
+
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "broken", "--error-rate", "1", NULL), 0);
+	c = client_for(&sim, 3);
+	ck_assert_int_eq(k8s_request(c, "GET", "/api/v1/namespaces", NULL, &r, err), GW_OK);
+	ck_assert_int_eq(r.status, 500);
+	ck_assert_int_eq(r.attempts, 4);
+	ck_assert_str_eq(k8s_status_reason(&r), "InternalError");
+	k8s_response_release(&r);
+	k8s_client_free(c);
+	tu_kubesim_stop(&sim);
+}
+END_TEST
+
+START_TEST(test_no_retry_on_4xx)
+{
+	struct tu_kubesim sim;
+	struct k8s_client *c;
+	struct k8s_response r;
+	json_t *ns = json_pack("{s:{s:s}}", "metadata", "name", "team-a");
+	char err[GW_ERRLEN];
+
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "plain", NULL), 0);
+	c = client_for(&sim, 3);
+	ck_assert_int_eq(k8s_request(c, "GET", "/api/v1/namespaces/default/pods/nope", NULL, &r, err), GW_OK);
+	ck_assert_int_eq(r.status, 404);
+	ck_assert_int_eq(r.attempts, 1);
+	ck_assert_str_eq(k8s_status_reason(&r), "NotFound");
+	k8s_response_release(&r);
+	ck_assert_int_eq(k8s_request(c, "POST", "/api/v1/namespaces", ns, &r, err), GW_OK);
+	ck_assert_int_eq(r.status, 201);
+	k8s_response_release(&r);
+	ck_assert_int_eq(k8s_request(c, "POST", "/api/v1/namespaces", ns, &r, err), GW_OK);
+	ck_assert_int_eq(r.status, 409);
+	ck_assert_int_eq(r.attempts, 1);
+	ck_assert_str_eq(k8s_status_reason(&r), "AlreadyExists");
+	k8s_response_release(&r);
+	json_decref(ns);
+	k8s_client_free(c);
+	tu_kubesim_stop(&sim);
+}
+END_TEST
+
+START_TEST(test_429_honours_retry_after)
+{
+	struct tu_kubesim sim;
+	struct k8s_client *c;
+	struct k8s_response r;
+	char err[GW_ERRLEN];
+	int64_t t0;
+	int throttled = 0;
+
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "slow", "--throttle-qps", "1", NULL), 0);
+	c = client_for(&sim, 3);
+	/* The bucket holds one token: the second request waits for Retry-After. */
+	for (int i = 0; i < 3; i++) {
+		t0 = gw_now_ms();
+		ck_assert_int_eq(k8s_request(c, "GET", "/api/v1/namespaces", NULL, &r, err), GW_OK);
+		ck_assert_int_eq(r.status, 200);
+		if (r.attempts > 1) {
+			throttled++;
+			ck_assert_int_ge(gw_now_ms() - t0, 900);
+		}
+		k8s_response_release(&r);
+	}
+	ck_assert_int_ge(throttled, 1);
+	k8s_client_free(c);
+	tu_kubesim_stop(&sim);
+}
+END_TEST
+
+struct seen {
+	int added;
+	bool expired;
+};
+
+static bool count_events(void *arg, const char *type, json_t *obj)
+{
+	struct seen *s = arg;
+
+	if (!strcmp(type, "ADDED"))
+		s->added++;
+	if (!strcmp(type, "ERROR") && json_integer_value(json_object_get(obj, "code")) == 410)
+		s->expired = true;
+	return !s->expired && s->added < 1;
+}
+
+START_TEST(test_watch_events_and_expiry)
+{
+	struct tu_kubesim sim;
+	struct k8s_client *c;
+	struct k8s_response r;
+	json_t *ns = json_pack("{s:{s:s}}", "metadata", "name", "watched");
+	atomic_bool stop = false;
+	struct seen s = {0};
+	char err[GW_ERRLEN], rv[32];
+
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "watch", "--compact-every", "1", NULL), 0);
+	c = client_for(&sim, 2);
+	ck_assert_int_eq(k8s_request(c, "GET", "/api/v1/namespaces", NULL, &r, err), GW_OK);
+	snprintf(rv, sizeof(rv), "%s", json_string_value(json_object_get(json_object_get(r.body, "metadata"), "resourceVersion")));
+	k8s_response_release(&r);
+	ck_assert_int_eq(k8s_request(c, "POST", "/api/v1/namespaces", ns, &r, err), GW_OK);
+	k8s_response_release(&r);
+	/* From the list's version: the namespace made since is ADDED. */
+	ck_assert_int_eq(k8s_watch(c, "/api/v1/namespaces", rv, 5, count_events, &s, &stop, err), GW_OK);
+	ck_assert_int_eq(s.added, 1);
+	/* After a compaction the old version is gone: 410 in an ERROR event. */
+	sleep(2);
+	s.added = 0;
+	ck_assert_int_eq(k8s_watch(c, "/api/v1/namespaces", rv, 5, count_events, &s, &stop, err), GW_OK);
+	ck_assert(s.expired);
+	json_decref(ns);
+	k8s_client_free(c);
+	tu_kubesim_stop(&sim);
+}
+END_TEST
+
+static char *read_all(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = calloc(1, 16384);
+
+	if (f) {
+		size_t n = fread(buf, 1, 16383, f);
+
+		buf[n] = '\0';
+		fclose(f);
+	}
+	return buf;
+}
+
+START_TEST(test_tls_and_token_from_kubeconfig)
+{
+	char cmd[2048], cert[700], key[700], path[700], text[16384];
+	char *pem, *ca;
+	struct tu_kubesim sim;
+	struct k8s_config cfg;
+	struct k8s_client *c;
+	struct k8s_response r;
+	char err[GW_ERRLEN];
+
+	snprintf(cert, sizeof(cert), "%s/tls.crt", dir);
+	snprintf(key, sizeof(key), "%s/tls.key", dir);
+	snprintf(cmd, sizeof(cmd),
+		 "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 1 "
+		 "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1", key, cert);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "tls", "--tls-cert", cert, "--tls-key", key,
+					  "--token", "s3cret", NULL), -1); /* /healthz over http fails */
+	/* tu_kubesim_start probes plain HTTP; give the TLS server a moment. */
+	usleep(300000);
+	pem = read_all(cert);
+	ca = base64(pem);
+	snprintf(path, sizeof(path), "%s/kubeconfig", dir);
+	snprintf(text, sizeof(text),
+		 "current-context: t\ncontexts:\n- name: t\n  context: {cluster: t, user: u}\n"
+		 "- name: wrong\n  context: {cluster: t, user: w}\n- name: noca\n  context: {cluster: n, user: u}\n"
+		 "clusters:\n- name: t\n  cluster:\n    server: https://127.0.0.1:%d\n    certificate-authority-data: %s\n"
+		 "- name: n\n  cluster:\n    server: https://127.0.0.1:%d\n"
+		 "users:\n- name: u\n  user: {token: s3cret}\n- name: w\n  user: {token: guess}\n",
+		 sim.port, ca, sim.port);
+	write_text(path, text);
+
+	ck_assert_int_eq(k8s_kubeconfig_load(path, NULL, &cfg, err), GW_OK);
+	ck_assert_int_eq(k8s_client_new(&cfg, NULL, &c, err), GW_OK);
+	k8s_config_release(&cfg);
+	ck_assert_int_eq(k8s_request(c, "GET", "/api/v1/namespaces", NULL, &r, err), GW_OK);
+	ck_assert_int_eq(r.status, 200);
+	k8s_response_release(&r);
+	k8s_client_free(c);
+
+	ck_assert_int_eq(k8s_kubeconfig_load(path, "wrong", &cfg, err), GW_OK);
+	ck_assert_int_eq(k8s_client_new(&cfg, NULL, &c, err), GW_OK);
+	k8s_config_release(&cfg);
+	ck_assert_int_eq(k8s_request(c, "GET", "/api/v1/namespaces", NULL, &r, err), GW_OK);
+	ck_assert_int_eq(r.status, 401);
+	k8s_response_release(&r);
+	k8s_client_free(c);
+
+	/* Verification is on by default: an unknown CA does not pass. */
+	ck_assert_int_eq(k8s_kubeconfig_load(path, "noca", &cfg, err), GW_OK);
+	ck_assert_int_eq(k8s_client_new(&cfg, &(struct k8s_client_options){.max_retries = 0}, &c, err), GW_OK);
+	k8s_config_release(&cfg);
+	ck_assert_int_eq(k8s_request(c, "GET", "/api/v1/namespaces", NULL, &r, err), GW_EIO);
+	ck_assert_msg(strstr(err, "SSL") || strstr(err, "certificate"), "%s", err);
+	k8s_client_free(c);
+	free(pem);
+	free(ca);
+	tu_kubesim_stop(&sim);
+}
+END_TEST
+
+Suite *k8s_suite(void)
+{
+	Suite *s = suite_create("k8sclient");
+	TCase *tc = tcase_create("client");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_kubeconfig_fields);
+	tcase_add_test(tc, test_kubeconfig_errors);
+	tcase_add_test(tc, test_incluster_config);
+	tcase_add_test(tc, test_retries_5xx_then_gives_up);
+	tcase_add_test(tc, test_no_retry_on_4xx);
+	tcase_add_test(tc, test_429_honours_retry_after);
+	tcase_add_test(tc, test_watch_events_and_expiry);
+	tcase_add_test(tc, test_tls_and_token_from_kubeconfig);
+	suite_add_tcase(s, tc);
+	return s;
+}

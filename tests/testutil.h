@@ -17,6 +17,7 @@ Suite *api_suite(void);
 Suite *process_suite(void);
 Suite *dispatch_suite(void);
 Suite *k8s_suite(void);
+Suite *kubesim_suite(void);
 
 /* A new empty directory under $TMPDIR; caller frees the string. */
 char *tu_tmpdir(const char *tag);

@@ -160,21 +160,30 @@ enum MHD_Result api_job_submit(struct request *rq, const char *id)
 
 /* ---- read ---- */
 
-enum MHD_Result api_job_get(struct request *rq, const char *id)
+bool gateway_load_job(struct request *rq, const char *id, enum MHD_Result *reply)
 {
-	struct store_job job;
 	char err[GW_ERRLEN];
 	enum gw_err rc;
 
-	if (!gateway_job_id_valid(id))
-		return gateway_reply_no_job(rq, id);
-	rc = store_job_get(rq->store, id, &job, err);
+	if (!gateway_job_id_valid(id)) {
+		*reply = gateway_reply_no_job(rq, id);
+		return false;
+	}
+	rc = store_job_get(rq->store, id, &rq->op.job, err);
 	if (rc == GW_ENOTFOUND)
-		return gateway_reply_no_job(rq, id);
-	if (rc)
-		return http_reply_store_error(rq, rc, err);
-	rq->op.job = job; /* released with the request */
-	return http_reply_json(rq, 200, job_json(&job), NULL);
+		*reply = gateway_reply_no_job(rq, id);
+	else if (rc)
+		*reply = http_reply_store_error(rq, rc, err);
+	return rc == GW_OK;
+}
+
+enum MHD_Result api_job_get(struct request *rq, const char *id)
+{
+	enum MHD_Result reply;
+
+	if (!gateway_load_job(rq, id, &reply))
+		return reply;
+	return http_reply_json(rq, 200, job_json(&rq->op.job), NULL);
 }
 
 enum MHD_Result api_job_events(struct request *rq, const char *id)

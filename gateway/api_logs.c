@@ -212,14 +212,11 @@ enum MHD_Result api_job_logs(struct request *rq, const char *id)
 {
 	const char *tail = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "tailLines");
 	const char *follow = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "follow");
-	struct store_job job;
 	char err[GW_ERRLEN], *text = NULL, *end;
 	long tail_lines = -1;
 	enum gw_err rc;
 	enum MHD_Result ret;
 
-	if (!gateway_job_id_valid(id))
-		return gateway_reply_no_job(rq, id);
 	if (tail) {
 		errno = 0;
 		tail_lines = strtol(tail, &end, 10);
@@ -229,17 +226,13 @@ enum MHD_Result api_job_logs(struct request *rq, const char *id)
 	}
 	if (follow && strcmp(follow, "true") && strcmp(follow, "false"))
 		return http_reply_problem(rq, 400, "bad-query", "follow must be true or false", NULL);
-	rc = store_job_get(rq->store, id, &job, err);
-	if (rc == GW_ENOTFOUND)
-		return gateway_reply_no_job(rq, id);
-	if (rc)
-		return http_reply_store_error(rq, rc, err);
-	rq->op.job = job; /* released with the request */
-	if (!rq->dispatch || !job.driver_pod)
+	if (!gateway_load_job(rq, id, &ret))
+		return ret;
+	if (!rq->dispatch || !rq->op.job.driver_pod)
 		return http_reply_problem(rq, 404, "no-driver", "the job has no driver on a cluster yet", NULL);
 	/* Asked first without following, so that a missing or unstarted driver
 	 * gets a problem answer rather than an empty 200 stream. */
-	rc = dispatch_driver_log(rq->dispatch, &job, follow && !strcmp(follow, "true") ? 0 : tail_lines,
+	rc = dispatch_driver_log(rq->dispatch, &rq->op.job, follow && !strcmp(follow, "true") ? 0 : tail_lines,
 				 &text, err);
 	if (rc == GW_ENOTFOUND || rc == GW_EINVAL)
 		return http_reply_problem(rq, rc == GW_ENOTFOUND ? 404 : 409, "no-driver-log", err, NULL);

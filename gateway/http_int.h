@@ -60,6 +60,9 @@ enum MHD_Result http_run_async(struct request *rq,
 /* A job id as the store makes them; anything else cannot exist. */
 bool gateway_job_id_valid(const char *id);
 enum MHD_Result gateway_reply_no_job(struct request *rq, const char *id);
+/* Reads job id into rq->op.job (released with the request); false when it
+ * answered instead (404 or a store error) with *reply. */
+bool gateway_load_job(struct request *rq, const char *id, enum MHD_Result *reply);
 
 /* Log followers of a server (api_logs.c). */
 struct gateway_followers;

@@ -369,6 +369,24 @@ enum gw_err store_execute(struct store *s, struct store_op *op)
 	return op->rc;
 }
 
+/* Frees s and its connections; the writer thread is gone or never was. */
+static void destroy(struct store *s)
+{
+	while (s->free_readers) {
+		struct store_conn *c = s->free_readers;
+
+		s->free_readers = c->next_free;
+		conn_close(c);
+	}
+	conn_close(s->writer);
+	free(s->path);
+	pthread_cond_destroy(&s->done_cond);
+	pthread_cond_destroy(&s->wake);
+	pthread_mutex_destroy(&s->pool_lock);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
 enum gw_err store_open(const struct store_options *opts, struct store **out,
 		       char *err)
 {
@@ -398,14 +416,7 @@ enum gw_err store_open(const struct store_options *opts, struct store **out,
 	*out = s;
 	return GW_OK;
 fail:
-	conn_close(s->writer);
-	s->writer = NULL;
-	free(s->path);
-	pthread_cond_destroy(&s->done_cond);
-	pthread_cond_destroy(&s->wake);
-	pthread_mutex_destroy(&s->pool_lock);
-	pthread_mutex_destroy(&s->lock);
-	free(s);
+	destroy(s);
 	return rc;
 }
 
@@ -418,19 +429,7 @@ void store_close(struct store *s)
 	pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->lock);
 	pthread_join(s->writer_thread, NULL);
-	while (s->free_readers) {
-		struct store_conn *c = s->free_readers;
-
-		s->free_readers = c->next_free;
-		conn_close(c);
-	}
-	conn_close(s->writer);
-	free(s->path);
-	pthread_cond_destroy(&s->done_cond);
-	pthread_cond_destroy(&s->wake);
-	pthread_mutex_destroy(&s->pool_lock);
-	pthread_mutex_destroy(&s->lock);
-	free(s);
+	destroy(s);
 }
 
 enum gw_err store_ping(struct store *s, char *err)

@@ -713,17 +713,52 @@ static void bind_list_sql(sqlite3_stmt *st, const struct store_list_query *q,
 	sqlite3_bind_int64(st, idx, (sqlite3_int64)q->limit + 1);
 }
 
+/* Steps st for up to limit rows of the job column list; *more tells
+ * whether a further row exists (read but not kept). */
+static enum gw_err collect_jobs(struct store_conn *c, sqlite3_stmt *st, size_t limit,
+				struct store_job **items, size_t *n, bool *more,
+				char *err)
+{
+	struct store_job *jobs = calloc(limit ? limit : 1, sizeof(*jobs));
+	size_t count = 0;
+	enum gw_err rc = GW_OK;
+	int src;
+
+	*items = NULL;
+	*n = 0;
+	*more = false;
+	if (!jobs)
+		return GW_ENOMEM;
+	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == limit) {
+			*more = true;
+			break;
+		}
+		if ((rc = store_row_to_job(st, &jobs[count])))
+			break;
+		count++;
+	}
+	if (rc == GW_OK && src != SQLITE_ROW && src != SQLITE_DONE)
+		rc = store_sqlite_err(c->db, src, err);
+	if (rc) {
+		store_jobs_free(jobs, count);
+		return rc;
+	}
+	*items = jobs;
+	*n = count;
+	return GW_OK;
+}
+
 enum gw_err store_job_list(struct store *s, const struct store_list_query *q,
 			   struct store_job **items, size_t *n,
 			   int64_t *next_seq, char *err)
 {
 	const struct gw_sel_req *drive = driving_requirement(q->selector);
 	char sql[8192];
-	size_t count = 0;
 	struct store_conn *c = NULL;
-	struct store_job *jobs = NULL;
 	sqlite3_stmt *st = NULL;
 	enum gw_err rc = GW_OK;
+	bool more = false;
 	int src;
 
 	*items = NULL;
@@ -746,33 +781,12 @@ enum gw_err store_job_list(struct store *s, const struct store_list_query *q,
 		goto out;
 	}
 	bind_list_sql(st, q, drive);
-	jobs = calloc(q->limit + 1, sizeof(*jobs));
-	if (!jobs) {
-		rc = GW_ENOMEM;
-		goto out;
-	}
-	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == q->limit) {
-			*next_seq = jobs[count - 1].seq;
-			break;
-		}
-		if ((rc = store_row_to_job(st, &jobs[count])))
-			goto out;
-		count++;
-	}
-	if (src != SQLITE_ROW && src != SQLITE_DONE)
-		rc = store_sqlite_err(c->db, src, err);
+	if ((rc = collect_jobs(c, st, q->limit, items, n, &more, err)) == GW_OK && more)
+		*next_seq = (*items)[*n - 1].seq;
 out:
 	sqlite3_finalize(st);
 	store_reader_put(s, c);
-	if (rc) {
-		store_jobs_free(jobs, count);
-		*next_seq = 0;
-		return rc;
-	}
-	*items = jobs;
-	*n = count;
-	return GW_OK;
+	return rc;
 }
 
 /* Runs a query of whole job rows with the given text and integer
@@ -782,10 +796,9 @@ static enum gw_err query_jobs(struct store *s, const char *sql, const char *text
 			      struct store_job **items, size_t *n, char *err)
 {
 	struct store_conn *c = store_reader_get(s, err);
-	struct store_job *jobs = NULL;
 	sqlite3_stmt *st = NULL;
-	size_t count = 0;
-	enum gw_err rc = GW_OK;
+	enum gw_err rc;
+	bool more;
 	int src, idx = 1;
 
 	*items = NULL;
@@ -794,36 +807,18 @@ static enum gw_err query_jobs(struct store *s, const char *sql, const char *text
 		return GW_EIO;
 	if ((src = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL)) != SQLITE_OK) {
 		rc = store_sqlite_err(c->db, src, err);
-		goto out;
+	} else {
+		if (text1)
+			sqlite3_bind_text(st, idx++, text1, -1, SQLITE_STATIC);
+		if (text2)
+			sqlite3_bind_text(st, idx++, text2, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, idx++, int1);
+		sqlite3_bind_int64(st, idx, (sqlite3_int64)limit);
+		rc = collect_jobs(c, st, limit, items, n, &more, err);
 	}
-	if (text1)
-		sqlite3_bind_text(st, idx++, text1, -1, SQLITE_STATIC);
-	if (text2)
-		sqlite3_bind_text(st, idx++, text2, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, idx++, int1);
-	sqlite3_bind_int64(st, idx, (sqlite3_int64)limit);
-	jobs = calloc(limit ? limit : 1, sizeof(*jobs));
-	if (!jobs) {
-		rc = GW_ENOMEM;
-		goto out;
-	}
-	while (count < limit && (src = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((rc = store_row_to_job(st, &jobs[count])))
-			goto out;
-		count++;
-	}
-	if (count < limit && src != SQLITE_DONE)
-		rc = store_sqlite_err(c->db, src, err);
-out:
 	sqlite3_finalize(st);
 	store_reader_put(s, c);
-	if (rc) {
-		store_jobs_free(jobs, count);
-		return rc;
-	}
-	*items = jobs;
-	*n = count;
-	return GW_OK;
+	return rc;
 }
 
 enum gw_err store_jobs_to_dispatch(struct store *s, int64_t now_ms, size_t limit,

@@ -16,31 +16,14 @@
 
 /* ---- manifests against the reference schemas ---- */
 
-static const char *shared_dir(void)
-{
-	const char *dir = getenv("SPARKGW_SHARED");
-
-	return dir ? dir : "../shared";
-}
-
 static int validate_with_node(const char *kind, json_t *obj, char *out, size_t outlen)
 {
-	char *dir = tu_tmpdir("manifest"), path[600], cmd[1600];
-	FILE *p;
-	size_t n;
-	int status;
+	char *tmp = tu_tmpdir("manifest");
+	int rc = tu_validate_k8s(kind, obj, tmp, out, outlen);
 
-	snprintf(path, sizeof(path), "%s/obj.json", dir);
-	json_dump_file(obj, path, JSON_INDENT(1));
-	snprintf(cmd, sizeof(cmd), "node %s/k8s/validate.js --strict-fields %s %s 2>&1", shared_dir(),
-		 kind, path);
-	p = popen(cmd, "r");
-	n = p ? fread(out, 1, outlen - 1, p) : 0;
-	out[n] = '\0';
-	status = p ? pclose(p) : -1;
-	tu_rmtree(dir);
-	free(dir);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	tu_rmtree(tmp);
+	free(tmp);
+	return rc;
 }
 
 static struct store_job sample_job(void)

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/testutil.h"
@@ -284,20 +283,7 @@ END_TEST
 
 static int validate(const char *kind, json_t *obj, char *out, size_t outlen)
 {
-	const char *shared = getenv("SPARKGW_SHARED") ? getenv("SPARKGW_SHARED") : "../shared";
-	char path[600], cmd[1400];
-	FILE *p;
-	size_t n;
-	int status;
-
-	snprintf(path, sizeof(path), "%s/served.json", dir);
-	json_dump_file(obj, path, 0);
-	snprintf(cmd, sizeof(cmd), "node %s/k8s/validate.js --strict-fields %s %s 2>&1", shared, kind, path);
-	p = popen(cmd, "r");
-	n = p ? fread(out, 1, outlen - 1, p) : 0;
-	out[n] = '\0';
-	status = p ? pclose(p) : -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return tu_validate_k8s(kind, obj, dir, out, outlen);
 }
 
 START_TEST(test_served_objects_match_schemas)

@@ -94,6 +94,30 @@ static pid_t spawn(char *const argv[], const char *log_path)
 	return pid;
 }
 
+/* Waits (10 s at most) until the process answers base/healthz; -1 and
+ * *pid -1 if it exited first. */
+static int wait_healthy(pid_t *pid, const char *base)
+{
+	for (int i = 0; *pid > 0 && i < 1000; i++) {
+		struct tu_response r;
+		char url[128];
+		int status;
+
+		if (waitpid(*pid, &status, WNOHANG) == *pid) {
+			*pid = -1;
+			return -1;
+		}
+		snprintf(url, sizeof(url), "%s/healthz", base);
+		if (tu_http("GET", url, NULL, NULL, 0, &r) == 0 && r.status == 200) {
+			tu_response_release(&r);
+			return 0;
+		}
+		tu_response_release(&r);
+		usleep(10000);
+	}
+	return -1;
+}
+
 int tu_gateway_start(struct tu_gateway *gw, const char *dir, ...)
 {
 	char listen[64];
@@ -118,26 +142,8 @@ int tu_gateway_start(struct tu_gateway *gw, const char *dir, ...)
 	argv[argc] = NULL;
 
 	gw->pid = spawn(argv, gw->log);
-	if (gw->pid < 0)
-		return -1;
-	/* Bounded wait for readiness: 10 s at most. */
-	for (int i = 0; i < 1000; i++) {
-		struct tu_response r;
-		char url[128];
-		int status;
-
-		if (waitpid(gw->pid, &status, WNOHANG) == gw->pid) {
-			gw->pid = -1;
-			return -1;
-		}
-		snprintf(url, sizeof(url), "%s/healthz", gw->base);
-		if (tu_http("GET", url, NULL, NULL, 0, &r) == 0 && r.status == 200) {
-			tu_response_release(&r);
-			return 0;
-		}
-		tu_response_release(&r);
-		usleep(10000);
-	}
+	if (wait_healthy(&gw->pid, gw->base) == 0)
+		return 0;
 	tu_gateway_signal(gw, SIGKILL);
 	return -1;
 }
@@ -173,24 +179,7 @@ int tu_kubesim_start(struct tu_kubesim *k, const char *dir, const char *name, ..
 	va_end(ap);
 	argv[argc] = NULL;
 	k->pid = spawn(argv, k->log);
-	for (int i = 0; k->pid > 0 && i < 1000; i++) {
-		struct tu_response r;
-		char url[128];
-		int status;
-
-		if (waitpid(k->pid, &status, WNOHANG) == k->pid) {
-			k->pid = -1;
-			return -1;
-		}
-		snprintf(url, sizeof(url), "%s/healthz", k->base);
-		if (tu_http("GET", url, NULL, NULL, 0, &r) == 0 && r.status == 200) {
-			tu_response_release(&r);
-			return 0;
-		}
-		tu_response_release(&r);
-		usleep(10000);
-	}
-	return -1;
+	return wait_healthy(&k->pid, k->base);
 }
 
 void tu_kubesim_stop(struct tu_kubesim *k)
@@ -627,4 +616,25 @@ void tu_schema_unload(void)
 {
 	json_decref(openapi_doc);
 	openapi_doc = NULL;
+}
+
+int tu_validate_k8s(const char *kind, json_t *obj, const char *tmpdir, char *out, size_t outlen)
+{
+	const char *shared = getenv("SPARKGW_SHARED") ? getenv("SPARKGW_SHARED") : "../shared";
+	char path[600], cmd[1600];
+	FILE *p;
+	size_t n;
+	int status;
+
+	snprintf(path, sizeof(path), "%s/object-to-validate.json", tmpdir);
+	if (json_dump_file(obj, path, JSON_INDENT(1)))
+		return -1;
+	snprintf(cmd, sizeof(cmd), "node %s/k8s/validate.js --strict-fields %s %s 2>&1", shared,
+		 kind, path);
+	p = popen(cmd, "r");
+	n = p ? fread(out, 1, outlen - 1, p) : 0;
+	out[n] = '\0';
+	status = p ? pclose(p) : -1;
+	unlink(path);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

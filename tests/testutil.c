@@ -626,6 +626,12 @@ int tu_validate_k8s(const char *kind, json_t *obj, const char *tmpdir, char *out
 	size_t n;
 	int status;
 
+	snprintf(path, sizeof(path), "%s/k8s/validate.js", shared);
+	if (access(path, R_OK) != 0) {
+		snprintf(out, outlen, "%s is missing: the reference schemas live in shared/ beside "
+			 "the repository (set SPARKGW_SHARED to point elsewhere)", path);
+		return -1;
+	}
 	snprintf(path, sizeof(path), "%s/object-to-validate.json", tmpdir);
 	if (json_dump_file(obj, path, JSON_INDENT(1)))
 		return -1;

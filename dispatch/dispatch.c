@@ -21,15 +21,18 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/quantity.h"
 #include "common/timeutil.h"
 #include "dispatch/dispatch.h"
 #include "dispatch/dispatch_int.h"
 #include "k8sclient/k8s.h"
+#include "pool/pool.h"
 
 #define FEED_BATCH 256
 #define IDLE_POLL_MS 250
 #define CANCEL_RESEND_MS 5000
 #define WATCH_TIMEOUT_S 60
+#define WAIT_RETRY_MS 1000
 
 struct dispatch;
 
@@ -37,10 +40,12 @@ struct dispatch;
  * (so that a state seen before the job was SUBMITTED is not lost). */
 struct cluster_rt {
 	struct dispatch *d;
-	const struct router_cluster *cfg;
+	char *name;
+	enum router_mode mode;
 	struct k8s_client *client;
-	pthread_t watcher;
-	bool watcher_started;
+	struct k8s_client *probe_client; /* no retries: a probe tells what it sees */
+	pthread_t watchers[2];           /* pods; SparkApplications in operator mode */
+	int nwatchers;
 	pthread_mutex_t lock; /* guards seen */
 	json_t *seen;         /* job id -> last object */
 };
@@ -59,10 +64,12 @@ struct dispatch {
 	size_t qhead, qlen, qcap;
 	json_t *inflight;     /* job ids queued or being dispatched */
 	json_t *cancel_sent;  /* job id -> time of the last DELETE */
+	json_t *waiting;      /* job id -> time before which it is not retried */
+	size_t nclusters;
 	bool poked;
 
-	pthread_t feeder;
-	bool feeder_started;
+	pthread_t feeder, prober;
+	bool feeder_started, prober_started;
 	pthread_t *workers;
 	unsigned nworkers;
 };
@@ -76,8 +83,8 @@ static const char *jstr(const json_t *v)
 
 static struct cluster_rt *cluster_named(struct dispatch *d, const char *name)
 {
-	for (size_t i = 0; name && i < d->opts.nclusters; i++)
-		if (!strcmp(d->clusters[i].cfg->name, name))
+	for (size_t i = 0; name && i < d->nclusters; i++)
+		if (!strcmp(d->clusters[i].name, name))
 			return &d->clusters[i];
 	return NULL;
 }
@@ -146,6 +153,8 @@ static enum create_outcome create_or_adopt(struct cluster_rt *cl, json_t *obj,
 
 	object_path(ns, NULL, kind, path, sizeof(path));
 	rc = k8s_request(cl->client, "POST", path, obj, &r, why);
+	/* Real calls count towards the cluster's health too. */
+	pool_report(cl->d->opts.pool, cl->name, rc == GW_OK && r.status < 500, why);
 	if (rc)
 		return RETRY;
 	if (r.status == 409 && !strcmp(k8s_status_reason(&r), "AlreadyExists")) {
@@ -188,7 +197,7 @@ static long delete_driver(struct cluster_rt *cl, const struct store_job *job)
 	long status = 0;
 
 	dispatch_names(job->id, &names);
-	if (cl->cfg->mode == ROUTER_SPARK_OPERATOR)
+	if (cl->mode == ROUTER_SPARK_OPERATOR)
 		object_path(job->namespace, names.app, "SparkApplication", path, sizeof(path));
 	else
 		object_path(job->namespace, names.driver_pod, "Pod", path, sizeof(path));
@@ -210,50 +219,87 @@ static long retry_delay_ms(const struct dispatch *d, int attempts)
 	return ms > 60000 ? 60000 : ms;
 }
 
+/* Places the job with the policy in force and the clusters' live state. */
+static enum router_result place(struct dispatch *d, struct router *r, const struct store_job *job,
+				struct router_decision *dec, char *why, size_t len)
+{
+	struct router_live live = pool_live(d->opts.pool);
+	struct router_pin pin = {.cluster = job->cluster, .namespace = job->namespace};
+	json_t *labels = json_loads(job->labels_json, 0, NULL);
+	json_t *spec = json_loads(job->spec_json, 0, NULL), *errors = NULL;
+	char detail[GW_ERRLEN];
+	enum router_result res;
+
+	res = router_place(r, &live, job->cluster ? &pin : NULL, labels, spec, job->id, dec,
+			   &errors, detail);
+	if (res == ROUTER_INVALID) {
+		char *text = json_dumps(errors, JSON_COMPACT);
+
+		snprintf(why, len, "%s: %s", detail, text ? text : "");
+		free(text);
+	} else if (res == ROUTER_WAIT) {
+		snprintf(why, len, "%s", detail);
+	}
+	json_decref(errors);
+	json_decref(labels);
+	json_decref(spec);
+	return res;
+}
+
 static void dispatch_one(struct dispatch *d, const char *job_id)
 {
 	struct store_op claim = {.kind = STORE_OP_CLAIM, .job_id = job_id, .reason = "Dispatching",
 				 .lease_owner = d->owner};
-	struct router_placement place;
+	struct router *r = router_holder_get(d->opts.policy);
+	struct router_decision dec = {0};
 	struct cluster_rt *cl;
-	struct store_job job;
+	struct store_job job = {0};
 	struct dispatch_names names;
-	char err[GW_ERRLEN] = "", uid[64] = "", ui[300], msg[GW_ERRLEN + 64];
-	json_t *objs = NULL;
+	char err[GW_ERRLEN] = "", uid[64] = "", ui[300], msg[GW_ERRLEN + 64], why[GW_ERRLEN * 2];
+	char *placement = NULL;
+	json_t *objs = NULL, *pj;
 	enum create_outcome outcome = CREATED;
 	size_t i;
 	json_t *obj;
 
 	if (store_job_get(d->store, job_id, &job, err))
-		return;
-	/* A retried dispatch stays where it was placed: elsewhere it could
-	 * run twice. */
-	cl = job.cluster ? cluster_named(d, job.cluster) : NULL;
-	if (job.cluster && !cl) {
-		snprintf(msg, sizeof(msg), "cluster %s is no longer configured", job.cluster);
-		if (job.state == STORE_DISPATCHING)
-			move_job(d, job.id, STORE_FAILED, "ClusterUnknown", msg, NULL);
-		store_job_release(&job);
-		return;
+		goto out;
+	/* A retried dispatch stays where it was placed (the pin): elsewhere it
+	 * could run twice. */
+	switch (place(d, r, &job, &dec, why, sizeof(why))) {
+	case ROUTER_OK:
+		break;
+	case ROUTER_INVALID:
+		move_job(d, job.id, STORE_FAILED, "Unplaceable", why, NULL);
+		goto out;
+	case ROUTER_WAIT:
+		pthread_mutex_lock(&d->lock);
+		json_object_set_new(d->waiting, job.id, json_integer(gw_now_ms() + WAIT_RETRY_MS));
+		pthread_mutex_unlock(&d->lock);
+		gw_log(GW_LOG_DEBUG, "dispatch: job %s waits: %s", job.id, why);
+		goto out;
 	}
+	cl = cluster_named(d, dec.cluster->name);
 	if (!cl) {
-		router_place(d->opts.clusters, d->opts.nclusters, &job, &place);
-		cl = cluster_named(d, place.cluster->name);
-		claim.namespace = place.namespace;
-	} else {
-		claim.namespace = job.namespace;
+		snprintf(msg, sizeof(msg), "cluster %s has no connection", dec.cluster->name);
+		move_job(d, job.id, STORE_FAILED, "ClusterUnknown", msg, NULL);
+		goto out;
 	}
-	claim.cluster = cl->cfg->name;
+	pj = dispatch_placement_json(&job, &dec);
+	placement = json_dumps(pj, JSON_COMPACT);
+	json_decref(pj);
+	claim.cluster = dec.cluster->name;
+	claim.namespace = dec.ns->name;
+	claim.placement_json = placement;
 	claim.lease_until_ms = gw_now_ms() + (int64_t)d->opts.lease_s * 1000;
 	if (store_execute(d->store, &claim) != GW_OK) {
 		store_job_release(&claim.job);
-		store_job_release(&job);
-		return; /* taken, cancelled or gone meanwhile */
+		goto out; /* taken, cancelled or gone meanwhile */
 	}
 	store_job_release(&job);
 	job = claim.job;
 
-	objs = dispatch_manifests(&job, cl->cfg, job.namespace, err);
+	objs = dispatch_manifests(&job, &dec, err);
 	if (!objs)
 		outcome = REJECTED;
 	json_array_foreach(objs, i, obj) {
@@ -272,12 +318,12 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 		/* The operator names its driver as spark-submit would: app-driver. */
 		struct store_op sub = {.driver_pod = names.driver_pod, .spark_ui = ui};
 
-		snprintf(ui, sizeof(ui), cl->cfg->mode == ROUTER_SPARK_OPERATOR
+		snprintf(ui, sizeof(ui), cl->mode == ROUTER_SPARK_OPERATOR
 				 ? "http://%s-ui-svc.%s.svc:4040" : "http://%s.%s.svc:4040",
-			 cl->cfg->mode == ROUTER_SPARK_OPERATOR ? names.app : names.service, job.namespace);
-		snprintf(msg, sizeof(msg), "created on %s/%s", cl->cfg->name, job.namespace);
+			 cl->mode == ROUTER_SPARK_OPERATOR ? names.app : names.service, job.namespace);
+		snprintf(msg, sizeof(msg), "created on %s/%s", cl->name, job.namespace);
 		if (move_job(d, job.id, STORE_SUBMITTED,
-			     cl->cfg->mode == ROUTER_SPARK_OPERATOR ? "ApplicationCreated" : "DriverCreated",
+			     cl->mode == ROUTER_SPARK_OPERATOR ? "ApplicationCreated" : "DriverCreated",
 			     msg, &sub) == GW_ESTATE) {
 			/* Cancelled while we created it: take it down again. */
 			delete_driver(cl, &job);
@@ -296,7 +342,11 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 		snprintf(msg, sizeof(msg), "attempt %d failed: %s", job.attempts, err);
 		move_job(d, job.id, STORE_QUEUED, "DispatchRetry", msg, &back);
 	}
+out:
+	free(placement);
+	router_decision_release(&dec);
 	store_job_release(&job);
+	router_unref(r);
 }
 
 static void *worker_main(void *arg)
@@ -369,8 +419,20 @@ static void feed(struct dispatch *d)
 		return;
 	}
 	pthread_mutex_lock(&d->lock);
+	{
+		/* Jobs with no room now wait a moment; forget the expired marks. */
+		int64_t now = gw_now_ms();
+		const char *id;
+		json_t *until;
+		void *iter;
+
+		json_object_foreach_safe(d->waiting, iter, id, until)
+			if (json_integer_value(until) <= now)
+				json_object_del(d->waiting, id);
+	}
 	for (size_t i = 0; i < n; i++) {
-		if (json_object_get(d->inflight, jobs[i].id) || d->qlen == d->qcap)
+		if (json_object_get(d->inflight, jobs[i].id) || json_object_get(d->waiting, jobs[i].id) ||
+		    d->qlen == d->qcap)
 			continue;
 		json_object_set_new(d->inflight, jobs[i].id, json_true());
 		memcpy(d->queue[(d->qhead + d->qlen) % d->qcap], jobs[i].id, STORE_ID_LEN);
@@ -426,7 +488,7 @@ static int observed_state(struct cluster_rt *cl, const json_t *obj, char *reason
 	int64_t created = 0, now = gw_now_ms();
 
 	gw_time_parse(jstr(json_object_get(json_object_get(obj, "metadata"), "creationTimestamp")), &created);
-	if (cl->cfg->mode == ROUTER_SPARK_OPERATOR) {
+	if (cl->mode == ROUTER_SPARK_OPERATOR) {
 		const json_t *st = json_object_get(json_object_get(obj, "status"), "applicationState");
 		const char *s = jstr(json_object_get(st, "state"));
 
@@ -498,7 +560,7 @@ static void apply_object(struct cluster_rt *cl, const char *type, json_t *obj)
 
 	if (!*id || store_job_get(cl->d->store, id, &job, err))
 		return;
-	if (!job.cluster || strcmp(job.cluster, cl->cfg->name)) {
+	if (!job.cluster || strcmp(job.cluster, cl->name)) {
 		store_job_release(&job);
 		return;
 	}
@@ -557,7 +619,69 @@ static void recheck_pending(struct cluster_rt *cl)
 	json_decref(copy);
 }
 
+static const char *watch_path(bool apps)
+{
+	/* Every pod of a job (drivers and executors) for the namespaces' usage;
+	 * the drivers, or the SparkApplications, for the jobs' state. */
+	return apps ? "/apis/sparkoperator.k8s.io/v1beta2/sparkapplications?labelSelector=sparkgw%2Fjob-id"
+		    : "/api/v1/pods?labelSelector=sparkgw%2Fjob-id";
+}
+
+static bool is_driver(const json_t *pod)
+{
+	const char *role = json_string_value(json_object_get(
+		json_object_get(json_object_get(pod, "metadata"), "labels"), "spark-role"));
+
+	return role && !strcmp(role, "driver");
+}
+
+/* A pod's requests, counted while it holds them (Pending or Running). */
+static void account_pod(struct cluster_rt *cl, const char *type, const json_t *pod)
+{
+	const json_t *meta = json_object_get(pod, "metadata");
+	const char *phase = jstr(json_object_get(json_object_get(pod, "status"), "phase"));
+	bool active = strcmp(type, "DELETED") && (!strcmp(phase, "Pending") || !strcmp(phase, "Running"));
+	json_t *containers = json_object_get(json_object_get(pod, "spec"), "containers");
+	double cores = 0, v;
+	int64_t memory = 0;
+	int gpus = 0;
+	size_t i;
+	json_t *c;
+
+	json_array_foreach(containers, i, c) {
+		json_t *res = json_object_get(c, "resources");
+		const char *key;
+		json_t *q;
+
+		if (gw_quantity_parse(jstr(json_object_get(json_object_get(res, "requests"), "cpu")), &v) == 0)
+			cores += v;
+		if (gw_quantity_parse(jstr(json_object_get(json_object_get(res, "requests"), "memory")), &v) == 0)
+			memory += (int64_t)v;
+		json_object_foreach(json_object_get(res, "limits"), key, q)
+			if (strstr(key, "gpu"))
+				gpus += atoi(jstr(q));
+	}
+	pool_pod(cl->d->opts.pool, cl->name, jstr(json_object_get(meta, "uid")),
+		 jstr(json_object_get(meta, "namespace")), active, cores, memory, gpus);
+}
+
+struct watcher {
+	struct cluster_rt *cl;
+	bool apps; /* SparkApplications, else pods */
+};
+
+static void observe(struct watcher *wt, const char *type, json_t *obj)
+{
+	if (!wt->apps) {
+		account_pod(wt->cl, type, obj);
+		if (wt->cl->mode == ROUTER_SPARK_OPERATOR || !is_driver(obj))
+			return;
+	}
+	apply_object(wt->cl, type, obj);
+}
+
 struct watch_ctx {
+	struct watcher *wt;
 	struct cluster_rt *cl;
 	char rv[32];
 	bool expired;
@@ -572,25 +696,18 @@ static bool on_watch_event(void *arg, const char *type, json_t *obj)
 	if (!strcmp(type, "ERROR")) {
 		if (json_integer_value(json_object_get(obj, "code")) == 410)
 			w->expired = true;
-		gw_log(GW_LOG_INFO, "watch %s: %s", w->cl->cfg->name, jstr(json_object_get(obj, "message")));
+		gw_log(GW_LOG_INFO, "watch %s: %s", w->cl->name, jstr(json_object_get(obj, "message")));
 		return false;
 	}
 	if (*rv)
 		snprintf(w->rv, sizeof(w->rv), "%s", rv);
 	if (strcmp(type, "BOOKMARK"))
-		apply_object(w->cl, type, obj);
-	if (gw_now_ms() >= w->recheck_at_ms) {
+		observe(w->wt, type, obj);
+	if (gw_now_ms() >= w->recheck_at_ms && (w->wt->apps || w->cl->mode == ROUTER_DRIVER_POD)) {
 		recheck_pending(w->cl);
 		w->recheck_at_ms = gw_now_ms() + 1000;
 	}
 	return !atomic_load(&w->cl->d->stop);
-}
-
-static const char *watch_path(const struct cluster_rt *cl)
-{
-	return cl->cfg->mode == ROUTER_SPARK_OPERATOR
-		       ? "/apis/sparkoperator.k8s.io/v1beta2/sparkapplications?labelSelector=sparkgw%2Fjob-id"
-		       : "/api/v1/pods?labelSelector=sparkgw%2Fjob-id,spark-role%3Ddriver";
 }
 
 /* Jobs the cluster should have but does not list: their objects are gone. */
@@ -602,15 +719,16 @@ static void reconcile_missing(struct cluster_rt *cl, json_t *items, int64_t list
 	json_t *it;
 
 	json_array_foreach(items, i, it)
-		json_object_set_new(present, jstr(json_object_get(json_object_get(json_object_get(it, "metadata"),
-										"labels"), DISPATCH_JOB_LABEL)),
-				    json_true());
+		if (cl->mode == ROUTER_SPARK_OPERATOR || is_driver(it))
+			json_object_set_new(present, jstr(json_object_get(json_object_get(json_object_get(it, "metadata"),
+									"labels"), DISPATCH_JOB_LABEL)),
+					    json_true());
 	for (size_t s = 0; s < sizeof(live) / sizeof(live[0]); s++) {
 		struct store_job *jobs;
 		size_t n;
 		char err[GW_ERRLEN];
 
-		if (store_jobs_in_state(cl->d->store, live[s], cl->cfg->name, 100000, &jobs, &n, err))
+		if (store_jobs_in_state(cl->d->store, live[s], cl->name, 100000, &jobs, &n, err))
 			continue;
 		for (size_t j = 0; j < n; j++) {
 			/* Jobs changed after the list began may not be in it yet. */
@@ -629,19 +747,22 @@ static void reconcile_missing(struct cluster_rt *cl, json_t *items, int64_t list
 
 static void *watcher_main(void *arg)
 {
-	struct cluster_rt *cl = arg;
+	struct watcher *wt = arg;
+	struct cluster_rt *cl = wt->cl;
+	/* In operator mode the pods are watched for usage only. */
+	bool carries_state = wt->apps || cl->mode == ROUTER_DRIVER_POD;
 	long backoff = 100;
 
 	while (!atomic_load(&cl->d->stop)) {
-		struct watch_ctx w = {.cl = cl};
+		struct watch_ctx w = {.wt = wt, .cl = cl};
 		struct k8s_response r;
 		char err[GW_ERRLEN];
 		int64_t listed_at = gw_now_ms();
 		size_t i;
 		json_t *it;
 
-		if (k8s_request(cl->client, "GET", watch_path(cl), NULL, &r, err) || r.status != 200) {
-			gw_log(GW_LOG_WARN, "watch %s: list failed: %s", cl->cfg->name, err);
+		if (k8s_request(cl->client, "GET", watch_path(wt->apps), NULL, &r, err) || r.status != 200) {
+			gw_log(GW_LOG_WARN, "watch %s: list failed: %s", cl->name, err);
 			k8s_response_release(&r);
 			sleep_ms(backoff);
 			backoff = backoff < 5000 ? backoff * 2 : 5000;
@@ -650,18 +771,22 @@ static void *watcher_main(void *arg)
 		backoff = 100;
 		snprintf(w.rv, sizeof(w.rv), "%s",
 			 jstr(json_object_get(json_object_get(r.body, "metadata"), "resourceVersion")));
+		if (!wt->apps)
+			pool_forget_pods(cl->d->opts.pool, cl->name);
 		json_array_foreach(json_object_get(r.body, "items"), i, it)
-			apply_object(cl, "MODIFIED", it);
-		reconcile_missing(cl, json_object_get(r.body, "items"), listed_at);
+			observe(wt, "MODIFIED", it);
+		if (carries_state)
+			reconcile_missing(cl, json_object_get(r.body, "items"), listed_at);
 		k8s_response_release(&r);
 
 		while (!atomic_load(&cl->d->stop) && !w.expired) {
-			enum gw_err rc = k8s_watch(cl->client, watch_path(cl), w.rv, WATCH_TIMEOUT_S,
+			enum gw_err rc = k8s_watch(cl->client, watch_path(wt->apps), w.rv, WATCH_TIMEOUT_S,
 						   on_watch_event, &w, &cl->d->stop, err);
 
-			recheck_pending(cl);
+			if (carries_state)
+				recheck_pending(cl);
 			if (rc != GW_OK) {
-				gw_log(GW_LOG_INFO, "watch %s: %s; resuming from %s", cl->cfg->name, err, w.rv);
+				gw_log(GW_LOG_INFO, "watch %s: %s; resuming from %s", cl->name, err, w.rv);
 				sleep_ms(backoff);
 				backoff = backoff < 5000 ? backoff * 2 : 5000;
 			} else {
@@ -669,6 +794,30 @@ static void *watcher_main(void *arg)
 			}
 		}
 		/* 410 Expired: events were compacted away; the list catches up. */
+	}
+	free(wt);
+	return NULL;
+}
+
+/* Health: each cluster's /readyz on an interval. */
+static void *prober_main(void *arg)
+{
+	struct dispatch *d = arg;
+
+	while (!atomic_load(&d->stop)) {
+		for (size_t i = 0; i < d->nclusters && !atomic_load(&d->stop); i++) {
+			struct k8s_response r;
+			char err[GW_ERRLEN] = "";
+			bool ok = k8s_request(d->clusters[i].probe_client, "GET", "/readyz", NULL, &r, err) == GW_OK &&
+				  r.status == 200;
+
+			if (!ok && !*err)
+				snprintf(err, sizeof(err), "/readyz answered %ld", r.status);
+			pool_report(d->opts.pool, d->clusters[i].name, ok, err);
+			k8s_response_release(&r);
+		}
+		for (unsigned t = 0; t < d->opts.probe_s * 10 && !atomic_load(&d->stop); t++)
+			sleep_ms(100);
 	}
 	return NULL;
 }
@@ -769,13 +918,17 @@ void dispatch_stop(struct dispatch *d)
 	pthread_mutex_unlock(&d->lock);
 	if (d->feeder_started)
 		pthread_join(d->feeder, NULL);
+	if (d->prober_started)
+		pthread_join(d->prober, NULL);
 	for (unsigned i = 0; i < d->nworkers; i++)
 		pthread_join(d->workers[i], NULL);
-	for (size_t i = 0; d->clusters && i < d->opts.nclusters; i++) {
-		if (d->clusters[i].watcher_started)
-			pthread_join(d->clusters[i].watcher, NULL);
+	for (size_t i = 0; d->clusters && i < d->nclusters; i++) {
+		for (int w = 0; w < d->clusters[i].nwatchers; w++)
+			pthread_join(d->clusters[i].watchers[w], NULL);
 		k8s_client_free(d->clusters[i].client);
+		k8s_client_free(d->clusters[i].probe_client);
 		json_decref(d->clusters[i].seen);
+		free(d->clusters[i].name);
 		pthread_mutex_destroy(&d->clusters[i].lock);
 	}
 	free(d->clusters);
@@ -783,21 +936,41 @@ void dispatch_stop(struct dispatch *d)
 	free(d->queue);
 	json_decref(d->inflight);
 	json_decref(d->cancel_sent);
+	json_decref(d->waiting);
 	pthread_cond_destroy(&d->work);
 	pthread_cond_destroy(&d->wake);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
 }
 
+static bool start_watcher(struct cluster_rt *cl, bool apps)
+{
+	struct watcher *wt = calloc(1, sizeof(*wt));
+
+	if (!wt)
+		return false;
+	wt->cl = cl;
+	wt->apps = apps;
+	if (pthread_create(&cl->watchers[cl->nwatchers], NULL, watcher_main, wt)) {
+		free(wt);
+		return false;
+	}
+	cl->nwatchers++;
+	return true;
+}
+
 enum gw_err dispatch_start(struct store *store, const struct dispatch_options *opts,
 			   struct dispatch **out, char *err)
 {
 	struct dispatch *d = calloc(1, sizeof(*d));
+	struct router *r = router_holder_get(opts->policy);
 	unsigned char rnd[6];
 
 	*out = NULL;
-	if (!d)
+	if (!d) {
+		router_unref(r);
 		return GW_ENOMEM;
+	}
 	d->store = store;
 	d->opts = *opts;
 	atomic_init(&d->stop, false);
@@ -812,45 +985,60 @@ enum gw_err dispatch_start(struct store *store, const struct dispatch_options *o
 	d->queue = calloc(d->qcap, sizeof(*d->queue));
 	d->inflight = json_object();
 	d->cancel_sent = json_object();
-	d->clusters = calloc(opts->nclusters ? opts->nclusters : 1, sizeof(*d->clusters));
+	d->waiting = json_object();
+	d->clusters = calloc(r->nclusters ? r->nclusters : 1, sizeof(*d->clusters));
 	d->workers = calloc(opts->workers, sizeof(*d->workers));
-	if (!d->queue || !d->inflight || !d->cancel_sent || !d->clusters || !d->workers) {
+	if (!d->queue || !d->inflight || !d->cancel_sent || !d->waiting || !d->clusters || !d->workers) {
+		router_unref(r);
 		dispatch_stop(d);
 		return GW_ENOMEM;
 	}
-	for (size_t i = 0; i < opts->nclusters; i++) {
+	/* Connections are made once; a reload may change the policy around
+	 * them, not the clusters themselves. */
+	for (size_t i = 0; i < r->nclusters; i++) {
 		struct cluster_rt *cl = &d->clusters[i];
+		const struct router_cluster *cfg = &r->clusters[i];
+		struct k8s_client_options probe_opts = {.max_retries = 0, .request_timeout_ms = 3000};
 		struct k8s_config kc;
 		char inner[GW_ERRLEN];
 		enum gw_err rc;
 
+		d->nclusters = i + 1;
 		cl->d = d;
-		cl->cfg = &opts->clusters[i];
+		cl->name = strdup(cfg->name);
+		cl->mode = cfg->mode;
 		cl->seen = json_object();
 		pthread_mutex_init(&cl->lock, NULL);
-		rc = k8s_kubeconfig_load(cl->cfg->kubeconfig, cl->cfg->context, &kc, inner);
+		rc = k8s_kubeconfig_load(cfg->kubeconfig, cfg->context, &kc, inner);
 		if (rc == GW_OK) {
 			rc = k8s_client_new(&kc, NULL, &cl->client, inner);
+			if (rc == GW_OK)
+				rc = k8s_client_new(&kc, &probe_opts, &cl->probe_client, inner);
 			k8s_config_release(&kc);
 		}
 		if (rc) {
-			gw_seterr(err, "cluster %s: %s", cl->cfg->name, inner);
-			d->opts.nclusters = i + 1;
+			gw_seterr(err, "cluster %s: %s", cfg->name, inner);
+			router_unref(r);
 			dispatch_stop(d);
 			return rc;
 		}
 	}
-	for (size_t i = 0; i < opts->nclusters; i++)
-		d->clusters[i].watcher_started =
-			pthread_create(&d->clusters[i].watcher, NULL, watcher_main, &d->clusters[i]) == 0;
+	router_unref(r);
+	for (size_t i = 0; i < d->nclusters; i++) {
+		start_watcher(&d->clusters[i], false);
+		if (d->clusters[i].mode == ROUTER_SPARK_OPERATOR)
+			start_watcher(&d->clusters[i], true);
+	}
 	for (unsigned i = 0; i < opts->workers; i++)
 		if (pthread_create(&d->workers[i], NULL, worker_main, d) == 0)
 			d->nworkers++;
-	if (opts->nclusters)
+	if (d->nclusters) {
 		d->feeder_started = pthread_create(&d->feeder, NULL, feeder_main, d) == 0;
+		d->prober_started = pthread_create(&d->prober, NULL, prober_main, d) == 0;
+	}
 	store_set_commit_hook(store, on_commit, d);
 	gw_log(GW_LOG_INFO, "dispatch: %zu cluster(s), %u workers, lease owner %s",
-	       opts->nclusters, d->nworkers, d->owner);
+	       d->nclusters, d->nworkers, d->owner);
 	*out = d;
 	return GW_OK;
 }

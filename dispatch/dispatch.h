@@ -14,10 +14,13 @@
 #include "router/router.h"
 #include "store/store.h"
 
+struct pool;
+
 struct dispatch_options {
-	const struct router_cluster *clusters; /* borrowed, outlive dispatch */
-	size_t nclusters;
+	struct router_holder *policy; /* borrowed; outlives dispatch */
+	struct pool *pool;            /* borrowed; outlives dispatch */
 	unsigned workers;
+	unsigned probe_s;             /* /readyz probe interval */
 	unsigned lease_s;
 	unsigned max_attempts;
 	unsigned retry_base_ms;
@@ -34,12 +37,17 @@ enum gw_err dispatch_start(struct store *store, const struct dispatch_options *o
  * after a restart. NULL is a no-op. */
 void dispatch_stop(struct dispatch *d);
 
+/* The final Spark conf of a placed job: the decision's layers with what
+ * the gateway itself decides on top; key -> {value, source}. */
+json_t *dispatch_final_conf(const struct store_job *job, const struct router_decision *d);
+/* The placement as kept with the job and shown by the API: pool, group,
+ * cluster, namespace, node role, reasons and the final conf. */
+json_t *dispatch_placement_json(const struct store_job *job, const struct router_decision *d);
 /* The objects a job's dispatch creates, in creation order: driver Pod,
  * Service, ConfigMap (driver-pod mode) or one SparkApplication. New array,
  * or NULL with the reason in err. */
-json_t *dispatch_manifests(const struct store_job *job,
-			   const struct router_cluster *cluster,
-			   const char *namespace, char *err);
+json_t *dispatch_manifests(const struct store_job *job, const struct router_decision *d,
+			   char *err);
 
 /* The driver's log: the last tail_lines lines (-1: all). *text is new. */
 enum gw_err dispatch_driver_log(struct dispatch *d, const struct store_job *job,

@@ -1,8 +1,9 @@
-/* The Kubernetes objects for a job, named after its id so that a retried
- * dispatch meets the objects it made before (409 AlreadyExists) instead of
- * making new ones. Driver-pod mode follows what spark-submit --deploy-mode
- * cluster creates: the driver Pod, a headless Service for its ports and a
- * ConfigMap with spark.properties, the latter two owned by the Pod. */
+/* The Kubernetes objects for a placed job, named after its id so that a
+ * retried dispatch meets the objects it made before (409 AlreadyExists)
+ * instead of making new ones. Driver-pod mode follows what spark-submit
+ * --deploy-mode cluster creates: the driver Pod, a headless Service for its
+ * ports and a ConfigMap with spark.properties and the executor pod template
+ * (node role, priority class), the latter two owned by the Pod. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@
 #include "dispatch/dispatch_int.h"
 
 #define MIN_OVERHEAD (384LL << 20)
+#define CONF_DIR "/opt/spark/conf"
+#define EXECUTOR_TEMPLATE "executor-pod-template.yaml"
 
 static const char *jstr_or(const json_t *v, const char *def)
 {
@@ -34,6 +37,78 @@ void dispatch_names(const char *job_id, struct dispatch_names *n)
 	snprintf(n->app, sizeof(n->app), "%s", job_id);
 }
 
+/* The image: the job's, the pool's for its Spark version ("3.5.1" looks up
+ * "3.5.1", then "3.5"), or the cluster's. */
+static const char *image_for(const json_t *spec, const struct router_decision *d)
+{
+	const char *version = jstr_or(json_object_get(spec, "sparkVersion"), "");
+	const char *img = json_string_value(json_object_get(spec, "image"));
+	char prefix[32];
+	const char *dot;
+
+	if (img)
+		return img;
+	if ((img = json_string_value(json_object_get(d->pool->images, version))))
+		return img;
+	dot = strchr(version, '.');
+	dot = dot ? strchr(dot + 1, '.') : NULL;
+	if (dot) {
+		snprintf(prefix, sizeof(prefix), "%.*s", (int)(dot - version), version);
+		if ((img = json_string_value(json_object_get(d->pool->images, prefix))))
+			return img;
+	}
+	return d->cluster->image;
+}
+
+static const char *service_account(const struct router_decision *d)
+{
+	return d->ns->service_account ? d->ns->service_account : d->cluster->service_account;
+}
+
+json_t *dispatch_final_conf(const struct store_job *job, const struct router_decision *d)
+{
+	json_t *spec = json_loads(job->spec_json, 0, NULL);
+	json_t *conf = json_deep_copy(d->conf);
+	struct dispatch_names names;
+	char host[300];
+
+	dispatch_names(job->id, &names);
+	snprintf(host, sizeof(host), "%s.%s.svc", names.service, d->ns->name);
+	/* What the gateway decides; no layer may change it. */
+	const char *fixed[][2] = {
+		{"spark.app.name", job->name},
+		{"spark.app.id", job->id},
+		{"spark.master", "k8s://https://kubernetes.default.svc"},
+		{"spark.submit.deployMode", "cluster"},
+		{"spark.kubernetes.namespace", d->ns->name},
+		{"spark.kubernetes.driver.pod.name", names.driver_pod},
+		{"spark.kubernetes.executor.podNamePrefix", job->id},
+		{"spark.kubernetes.container.image", image_for(spec, d)},
+		{"spark.kubernetes.authenticate.driver.serviceAccountName", service_account(d)},
+		{"spark.driver.host", host},
+		{"spark.driver.port", "7078"},
+		{"spark.driver.blockManager.port", "7079"},
+		{"spark.kubernetes.executor.label." DISPATCH_JOB_LABEL, job->id},
+		{d->cluster->mode == ROUTER_DRIVER_POD ? "spark.kubernetes.executor.podTemplateFile" : NULL,
+		 CONF_DIR "/" EXECUTOR_TEMPLATE},
+	};
+
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (fixed[i][0])
+			json_object_set_new(conf, fixed[i][0], json_pack("{s:s, s:s}", "value", fixed[i][1],
+									 "source", "gateway"));
+	json_decref(spec);
+	return conf;
+}
+
+json_t *dispatch_placement_json(const struct store_job *job, const struct router_decision *d)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:o}", "pool", d->pool->name,
+			 "namespaceGroup", d->group->name, "cluster", d->cluster->name,
+			 "namespace", d->ns->name, "nodeRole", d->role->name, "reasons", d->reasons,
+			 "conf", dispatch_final_conf(job, d));
+}
+
 /* Memory a pod requests: the JVM heap plus overhead, as Spark computes it
  * (memoryOverhead, or max(10%, 384 MiB)), in MiB. */
 static long long pod_memory_mib(const json_t *pod_spec)
@@ -47,47 +122,6 @@ static long long pod_memory_mib(const json_t *pod_spec)
 	return (long long)((heap + overhead) >> 20);
 }
 
-/* The Spark properties for driver-pod mode: defaults, then the user's
- * sparkConf, then what the gateway must decide (placement, names). */
-static json_t *spark_properties(const struct store_job *job, const json_t *spec,
-				const struct router_cluster *cluster, const char *ns,
-				const struct dispatch_names *names)
-{
-	const json_t *driver = json_object_get(spec, "driver"), *exec = json_object_get(spec, "executor");
-	json_t *conf = json_object(), *user = json_object_get(spec, "sparkConf");
-	char buf[512];
-	const char *key;
-	json_t *v;
-
-	json_object_set_new(conf, "spark.app.name", json_string(job->name));
-	snprintf(buf, sizeof(buf), "%lld", jint_or(json_object_get(driver, "cores"), 1));
-	json_object_set_new(conf, "spark.driver.cores", json_string(buf));
-	json_object_set_new(conf, "spark.driver.memory", json_string(jstr_or(json_object_get(driver, "memory"), "1g")));
-	snprintf(buf, sizeof(buf), "%lld", jint_or(json_object_get(exec, "instances"), 2));
-	json_object_set_new(conf, "spark.executor.instances", json_string(buf));
-	snprintf(buf, sizeof(buf), "%lld", jint_or(json_object_get(exec, "cores"), 1));
-	json_object_set_new(conf, "spark.executor.cores", json_string(buf));
-	json_object_set_new(conf, "spark.executor.memory", json_string(jstr_or(json_object_get(exec, "memory"), "1g")));
-	json_object_foreach(user, key, v)
-		json_object_set(conf, key, v);
-	json_object_set_new(conf, "spark.master", json_string("k8s://https://kubernetes.default.svc"));
-	json_object_set_new(conf, "spark.submit.deployMode", json_string("cluster"));
-	json_object_set_new(conf, "spark.kubernetes.namespace", json_string(ns));
-	json_object_set_new(conf, "spark.kubernetes.driver.pod.name", json_string(names->driver_pod));
-	json_object_set_new(conf, "spark.kubernetes.executor.podNamePrefix", json_string(job->id));
-	json_object_set_new(conf, "spark.kubernetes.container.image",
-			    json_string(jstr_or(json_object_get(spec, "image"), cluster->image)));
-	json_object_set_new(conf, "spark.kubernetes.authenticate.driver.serviceAccountName",
-			    json_string(cluster->service_account));
-	snprintf(buf, sizeof(buf), "%s.%s.svc", names->service, ns);
-	json_object_set_new(conf, "spark.driver.host", json_string(buf));
-	json_object_set_new(conf, "spark.driver.port", json_string("7078"));
-	json_object_set_new(conf, "spark.driver.blockManager.port", json_string("7079"));
-	json_object_set_new(conf, "spark.app.id", json_string(job->id));
-	json_object_set_new(conf, "spark.kubernetes.executor.label." DISPATCH_JOB_LABEL, json_string(job->id));
-	return conf;
-}
-
 /* key=value lines, escaped as java.util.Properties reads them. */
 static char *properties_text(json_t *conf)
 {
@@ -97,7 +131,7 @@ static char *properties_text(json_t *conf)
 
 	gw_buf_init(&b, 4u << 20);
 	json_object_foreach(conf, key, v) {
-		const char *parts[2] = {key, json_string_value(v)};
+		const char *parts[2] = {key, json_string_value(json_object_get(v, "value"))};
 
 		for (int p = 0; p < 2; p++) {
 			for (const char *c = parts[p] ? parts[p] : ""; *c; c++) {
@@ -117,6 +151,17 @@ fail:
 	return NULL;
 }
 
+static json_t *conf_values(json_t *conf)
+{
+	json_t *out = json_object();
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(conf, key, v)
+		json_object_set(out, key, json_object_get(v, "value"));
+	return out;
+}
+
 static json_t *job_labels(const struct store_job *job)
 {
 	json_t *labels = json_loads(job->labels_json, 0, NULL);
@@ -127,6 +172,14 @@ static json_t *job_labels(const struct store_job *job)
 	}
 	json_object_set_new(labels, DISPATCH_JOB_LABEL, json_string(job->id));
 	return labels;
+}
+
+static json_t *annotations(const struct store_job *job, const struct router_decision *d)
+{
+	json_t *a = json_deep_copy(d->cluster->annotations);
+
+	json_object_set_new(a, "sparkgw/job-name", json_string(job->name));
+	return a;
 }
 
 static json_t *resources(const json_t *pod_spec)
@@ -155,8 +208,7 @@ static json_t *resources(const json_t *pod_spec)
 }
 
 static json_t *driver_pod(const struct store_job *job, const json_t *spec,
-			  const struct router_cluster *cluster, const char *ns,
-			  const struct dispatch_names *names)
+			  const struct router_decision *d, const struct dispatch_names *names)
 {
 	const json_t *driver = json_object_get(spec, "driver");
 	json_t *labels = job_labels(job), *args, *pod;
@@ -166,7 +218,7 @@ static json_t *driver_pod(const struct store_job *job, const json_t *spec,
 	json_object_set_new(labels, "spark-role", json_string("driver"));
 	json_object_set_new(labels, "spark-app-selector", json_string(job->id));
 	json_object_set_new(labels, "spark-app-name", json_string(job->name));
-	args = json_pack("[s, s, s]", "driver", "--properties-file", "/opt/spark/conf/spark.properties");
+	args = json_pack("[s, s, s]", "driver", "--properties-file", CONF_DIR "/spark.properties");
 	if (json_is_string(json_object_get(spec, "mainClass"))) {
 		json_array_append_new(args, json_string("--class"));
 		json_array_append(args, json_object_get(spec, "mainClass"));
@@ -175,29 +227,31 @@ static json_t *driver_pod(const struct store_job *job, const json_t *spec,
 	json_array_foreach(json_object_get(spec, "arguments"), i, a)
 		json_array_append(args, a);
 	pod = json_pack(
-		"{s:s, s:s, s:{s:s, s:s, s:o, s:{s:s}},"
-		" s:{s:s, s:s, s:[{s:s, s:s, s:s, s:o,"
+		"{s:s, s:s, s:{s:s, s:s, s:o, s:o},"
+		" s:{s:s, s:s, s:s, s:O, s:O, s:[{s:s, s:s, s:s, s:o,"
 		"   s:[{s:s, s:i, s:s}, {s:s, s:i, s:s}, {s:s, s:i, s:s}],"
 		"   s:[{s:s, s:{s:{s:s, s:s}}}, {s:s, s:s}],"
 		"   s:o, s:[{s:s, s:s}]}],"
-		"  s:[{s:s, s:{s:s, s:[{s:s, s:s}]}}]}}",
+		"  s:[{s:s, s:{s:s, s:[{s:s, s:s}, {s:s, s:s}]}}]}}",
 		"apiVersion", "v1", "kind", "Pod",
-		"metadata", "name", names->driver_pod, "namespace", ns, "labels", labels,
-		"annotations", "sparkgw/job-name", job->name,
-		"spec", "restartPolicy", "Never", "serviceAccountName", cluster->service_account,
-		"containers", "name", "spark-kubernetes-driver",
-		"image", jstr_or(json_object_get(spec, "image"), cluster->image),
+		"metadata", "name", names->driver_pod, "namespace", d->ns->name, "labels", labels,
+		"annotations", annotations(job, d),
+		"spec", "restartPolicy", "Never", "serviceAccountName", service_account(d),
+		"priorityClassName", d->pool->driver_priority_class,
+		"nodeSelector", d->role->node_selector, "tolerations", d->role->tolerations,
+		"containers", "name", "spark-kubernetes-driver", "image", image_for(spec, d),
 		"imagePullPolicy", jstr_or(json_object_get(spec, "imagePullPolicy"), "IfNotPresent"),
 		"args", args,
 		"ports", "name", "driver-rpc-port", "containerPort", 7078, "protocol", "TCP",
 		"name", "blockmanager", "containerPort", 7079, "protocol", "TCP",
 		"name", "spark-ui", "containerPort", 4040, "protocol", "TCP",
 		"env", "name", "SPARK_DRIVER_BIND_ADDRESS", "valueFrom", "fieldRef", "apiVersion", "v1",
-		"fieldPath", "status.podIP", "name", "SPARK_CONF_DIR", "value", "/opt/spark/conf",
+		"fieldPath", "status.podIP", "name", "SPARK_CONF_DIR", "value", CONF_DIR,
 		"resources", resources(driver),
-		"volumeMounts", "name", "spark-conf-volume-driver", "mountPath", "/opt/spark/conf",
+		"volumeMounts", "name", "spark-conf-volume-driver", "mountPath", CONF_DIR,
 		"volumes", "name", "spark-conf-volume-driver", "configMap", "name", names->config_map,
-		"items", "key", "spark.properties", "path", "spark.properties");
+		"items", "key", "spark.properties", "path", "spark.properties",
+		"key", EXECUTOR_TEMPLATE, "path", EXECUTOR_TEMPLATE);
 	return pod;
 }
 
@@ -208,14 +262,14 @@ static json_t *owned_by_driver(const struct dispatch_names *names)
 			 "name", names->driver_pod, "uid", "", "controller", 1);
 }
 
-static json_t *driver_service(const struct store_job *job, const char *ns,
+static json_t *driver_service(const struct store_job *job, const struct router_decision *d,
 			      const struct dispatch_names *names)
 {
 	return json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}, s:o},"
 			 " s:{s:s, s:{s:s, s:s}, s:[{s:s, s:i, s:i, s:s}, {s:s, s:i, s:i, s:s},"
 			 " {s:s, s:i, s:i, s:s}]}}",
 			 "apiVersion", "v1", "kind", "Service",
-			 "metadata", "name", names->service, "namespace", ns,
+			 "metadata", "name", names->service, "namespace", d->ns->name,
 			 "labels", DISPATCH_JOB_LABEL, job->id, "ownerReferences", owned_by_driver(names),
 			 "spec", "clusterIP", "None", "selector", "spark-app-selector", job->id,
 			 "spark-role", "driver",
@@ -224,34 +278,66 @@ static json_t *driver_service(const struct store_job *job, const char *ns,
 			 "name", "spark-ui", "port", 4040, "targetPort", 4040, "protocol", "TCP");
 }
 
-static json_t *driver_config_map(const struct store_job *job, const json_t *spec,
-				 const struct router_cluster *cluster, const char *ns,
+/* Spark reads executor scheduling from a pod template file: the node role
+ * and the lower priority class, so that executors are preempted first. */
+static char *executor_template(const struct store_job *job, const struct router_decision *d)
+{
+	json_t *tpl = json_pack("{s:s, s:s, s:{s:o}, s:{s:s, s:O, s:O}}", "apiVersion", "v1",
+				"kind", "Pod", "metadata", "annotations", annotations(job, d),
+				"spec", "priorityClassName", d->pool->executor_priority_class,
+				"nodeSelector", d->role->node_selector, "tolerations", d->role->tolerations);
+	char *text = json_dumps(tpl, JSON_INDENT(2) | JSON_SORT_KEYS); /* JSON is YAML */
+
+	json_decref(tpl);
+	return text;
+}
+
+static json_t *driver_config_map(const struct store_job *job, const struct router_decision *d,
 				 const struct dispatch_names *names)
 {
-	json_t *conf = spark_properties(job, spec, cluster, ns, names);
-	char *text = properties_text(conf);
+	json_t *conf = dispatch_final_conf(job, d);
+	char *props = properties_text(conf), *tpl = executor_template(job, d);
 	json_t *cm = NULL;
 
 	json_decref(conf);
-	if (text)
-		cm = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}, s:o}, s:{s:s}}",
+	if (props && tpl)
+		cm = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}, s:o}, s:{s:s, s:s}}",
 			       "apiVersion", "v1", "kind", "ConfigMap",
-			       "metadata", "name", names->config_map, "namespace", ns,
+			       "metadata", "name", names->config_map, "namespace", d->ns->name,
 			       "labels", DISPATCH_JOB_LABEL, job->id, "ownerReferences", owned_by_driver(names),
-			       "data", "spark.properties", text);
-	free(text);
+			       "data", "spark.properties", props, EXECUTOR_TEMPLATE, tpl);
+	free(props);
+	free(tpl);
 	return cm;
 }
 
-static json_t *spark_application(const struct store_job *job, json_t *spec,
-				 const struct router_cluster *cluster, const char *ns,
-				 const struct dispatch_names *names)
+static void schedule_pod(json_t *pod, const struct store_job *job, const struct router_decision *d,
+			 const char *priority)
 {
-	json_t *app_spec = json_deep_copy(spec), *driver, *exec, *labels;
+	json_t *labels = json_object_get(pod, "labels");
+	json_t *ann = annotations(job, d);
 
-	if (!json_object_get(app_spec, "image"))
-		json_object_set_new(app_spec, "image", json_string(cluster->image));
+	if (!labels)
+		json_object_set_new(pod, "labels", labels = json_object());
+	json_object_set_new(labels, DISPATCH_JOB_LABEL, json_string(job->id));
+	json_object_update(ann, json_object_get(pod, "annotations"));
+	json_object_set_new(pod, "annotations", ann);
+	json_object_set_new(pod, "priorityClassName", json_string(priority));
+	if (json_object_size(d->role->node_selector))
+		json_object_set(pod, "nodeSelector", d->role->node_selector);
+	if (json_array_size(d->role->tolerations))
+		json_object_set(pod, "tolerations", d->role->tolerations);
+}
+
+static json_t *spark_application(const struct store_job *job, json_t *spec,
+				 const struct router_decision *d, const struct dispatch_names *names)
+{
+	json_t *app_spec = json_deep_copy(spec), *driver, *exec, *conf = dispatch_final_conf(job, d);
+
+	json_object_set_new(app_spec, "image", json_string(image_for(spec, d)));
 	json_object_set_new(app_spec, "mode", json_string("cluster"));
+	json_object_set_new(app_spec, "sparkConf", conf_values(conf));
+	json_decref(conf);
 	if (!json_object_get(app_spec, "restartPolicy"))
 		json_object_set_new(app_spec, "restartPolicy", json_pack("{s:s}", "type", "Never"));
 	driver = json_object_get(app_spec, "driver");
@@ -261,24 +347,17 @@ static json_t *spark_application(const struct store_job *job, json_t *spec,
 	if (!exec)
 		json_object_set_new(app_spec, "executor",
 				    exec = json_pack("{s:i, s:i, s:s}", "instances", 2, "cores", 1, "memory", "1g"));
-	json_object_set_new(driver, "serviceAccount", json_string(cluster->service_account));
-	labels = json_object_get(driver, "labels");
-	if (!labels)
-		json_object_set_new(driver, "labels", labels = json_object());
-	json_object_set_new(labels, DISPATCH_JOB_LABEL, json_string(job->id));
-	labels = json_object_get(exec, "labels");
-	if (!labels)
-		json_object_set_new(exec, "labels", labels = json_object());
-	json_object_set_new(labels, DISPATCH_JOB_LABEL, json_string(job->id));
-	return json_pack("{s:s, s:s, s:{s:s, s:s, s:o, s:{s:s}}, s:o}",
+	json_object_set_new(driver, "serviceAccount", json_string(service_account(d)));
+	schedule_pod(driver, job, d, d->pool->driver_priority_class);
+	schedule_pod(exec, job, d, d->pool->executor_priority_class);
+	return json_pack("{s:s, s:s, s:{s:s, s:s, s:o, s:o}, s:o}",
 			 "apiVersion", "sparkoperator.k8s.io/v1beta2", "kind", "SparkApplication",
-			 "metadata", "name", names->app, "namespace", ns, "labels", job_labels(job),
-			 "annotations", "sparkgw/job-name", job->name, "spec", app_spec);
+			 "metadata", "name", names->app, "namespace", d->ns->name, "labels", job_labels(job),
+			 "annotations", annotations(job, d), "spec", app_spec);
 }
 
-json_t *dispatch_manifests(const struct store_job *job,
-			   const struct router_cluster *cluster,
-			   const char *namespace, char *err)
+json_t *dispatch_manifests(const struct store_job *job, const struct router_decision *d,
+			   char *err)
 {
 	struct dispatch_names names;
 	json_t *spec = json_loads(job->spec_json, 0, NULL), *out = NULL;
@@ -288,12 +367,11 @@ json_t *dispatch_manifests(const struct store_job *job,
 		goto done;
 	}
 	dispatch_names(job->id, &names);
-	if (cluster->mode == ROUTER_SPARK_OPERATOR)
-		out = json_pack("[o]", spark_application(job, spec, cluster, namespace, &names));
+	if (d->cluster->mode == ROUTER_SPARK_OPERATOR)
+		out = json_pack("[o]", spark_application(job, spec, d, &names));
 	else
-		out = json_pack("[o, o, o]", driver_pod(job, spec, cluster, namespace, &names),
-				driver_service(job, namespace, &names),
-				driver_config_map(job, spec, cluster, namespace, &names));
+		out = json_pack("[o, o, o]", driver_pod(job, spec, d, &names),
+				driver_service(job, d, &names), driver_config_map(job, d, &names));
 	if (!out)
 		gw_seterr(err, "cannot build the manifests of job %s", job->id);
 done:

@@ -11,6 +11,8 @@
 #include "common/labels.h"
 #include "common/timeutil.h"
 #include "gateway/http_int.h"
+#include "pool/pool.h"
+#include "router/router.h"
 
 #define LIST_DEFAULT_LIMIT 50
 #define LIST_MAX_LIMIT 1000
@@ -40,9 +42,19 @@ static json_t *job_json(const struct store_job *job)
 			"links", "self", self, "events", events, "logs", logs);
 	if (!out)
 		return NULL;
-	json_object_set_new(out, "placement", job->cluster
-			    ? json_pack("{s:s, s:s?}", "cluster", job->cluster, "namespace", job->namespace)
-			    : json_null());
+	if (job->cluster) {
+		json_t *stored = job->placement_json ? json_loads(job->placement_json, 0, NULL) : NULL;
+		json_t *p = json_pack("{s:s, s:s?}", "cluster", job->cluster, "namespace", job->namespace);
+		static const char *const keep[] = {"pool", "namespaceGroup", "nodeRole", "reasons"};
+
+		for (size_t i = 0; stored && i < sizeof(keep) / sizeof(keep[0]); i++)
+			if (json_object_get(stored, keep[i]))
+				json_object_set(p, keep[i], json_object_get(stored, keep[i]));
+		json_decref(stored);
+		json_object_set_new(out, "placement", p);
+	} else {
+		json_object_set_new(out, "placement", json_null());
+	}
 	json_object_set_new(out, "driver", job->driver_pod
 			    ? json_pack("{s:s, s:s?}", "podName", job->driver_pod, "sparkUI", job->spark_ui)
 			    : json_null());
@@ -110,6 +122,62 @@ static enum MHD_Result submit_committed(struct request *rq)
 			       MHD_HTTP_HEADER_LOCATION, location, NULL);
 }
 
+/* Places the submission: without live state (is it placeable at all?) or,
+ * for a dry run, as a dispatch would now, answering with the explanation.
+ * False when it answered. */
+static bool check_placement(struct request *rq, bool dry_run, enum MHD_Result *reply)
+{
+	struct router *r = router_holder_get(rq->services->policy);
+	struct router_live live = pool_live(rq->services->pool);
+	struct router_decision dec;
+	json_t *labels = json_loads(rq->sub.labels_json, 0, NULL);
+	json_t *spec = json_loads(rq->sub.spec_json, 0, NULL), *errors = NULL;
+	char detail[GW_ERRLEN];
+	enum router_result res;
+	bool go_on = false;
+
+	if (r->nclusters == 0) { /* store-only: nothing to place on */
+		router_unref(r);
+		json_decref(labels);
+		json_decref(spec);
+		if (dry_run)
+			*reply = http_reply_json(rq, 200, json_pack("{s:b, s:s, s:s}", "dryRun", 1, "placeable",
+								    "later", "reason", "no clusters are configured"), NULL);
+		return !dry_run;
+	}
+	res = router_place(r, dry_run ? &live : NULL, NULL, labels, spec, "dry-run", &dec, &errors, detail);
+	if (res == ROUTER_INVALID) {
+		*reply = http_reply_problem(rq, 422, "unplaceable", detail, errors);
+		errors = NULL;
+	} else if (!dry_run) {
+		go_on = true;
+	} else if (res == ROUTER_WAIT) {
+		*reply = http_reply_json(rq, 200, json_pack("{s:b, s:s, s:s}", "dryRun", 1, "placeable",
+							    "later", "reason", detail), NULL);
+	} else {
+		/* A stand-in job: what dispatch would build for this submission. */
+		struct store_job job = {.name = rq->sub.name, .user = rq->sub.user,
+					.labels_json = rq->sub.labels_json, .spec_json = rq->sub.spec_json};
+		char err[GW_ERRLEN];
+		json_t *manifests;
+
+		snprintf(job.id, sizeof(job.id), "j00000000000dryrun000");
+		manifests = dispatch_manifests(&job, &dec, err);
+		*reply = http_reply_json(rq, 200, json_pack("{s:b, s:s, s:o, s:o}", "dryRun", 1,
+							    "placeable", "now", "placement",
+							    dispatch_placement_json(&job, &dec),
+							    "manifests", manifests ? manifests : json_array()),
+					 NULL);
+	}
+	if (res == ROUTER_OK)
+		router_decision_release(&dec);
+	json_decref(errors);
+	json_decref(labels);
+	json_decref(spec);
+	router_unref(r);
+	return go_on;
+}
+
 enum MHD_Result api_job_submit(struct request *rq, const char *id)
 {
 	const char *ct = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
@@ -142,6 +210,14 @@ enum MHD_Result api_job_submit(struct request *rq, const char *id)
 		return http_reply_problem(rq, 422, "validation-failed", detail, errors);
 	case BODY_NOMEM:
 		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+	}
+	{
+		/* Whatever the policy can never place is refused now, not later. */
+		const char *dry = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "dryRun");
+		enum MHD_Result reply;
+
+		if (!check_placement(rq, dry && !strcmp(dry, "true"), &reply))
+			return reply;
 	}
 	if (key && !(rq->idempotency_key = strdup(key)))
 		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
@@ -184,6 +260,21 @@ enum MHD_Result api_job_get(struct request *rq, const char *id)
 	if (!gateway_load_job(rq, id, &reply))
 		return reply;
 	return http_reply_json(rq, 200, job_json(&rq->op.job), NULL);
+}
+
+enum MHD_Result api_job_conf(struct request *rq, const char *id)
+{
+	enum MHD_Result reply;
+	json_t *stored, *conf;
+
+	if (!gateway_load_job(rq, id, &reply))
+		return reply;
+	stored = rq->op.job.placement_json ? json_loads(rq->op.job.placement_json, 0, NULL) : NULL;
+	conf = json_incref(json_object_get(stored, "conf"));
+	json_decref(stored);
+	if (!conf)
+		return http_reply_problem(rq, 404, "not-placed", "the job has not been placed yet", NULL);
+	return http_reply_json(rq, 200, json_pack("{s:o}", "conf", conf), NULL);
 }
 
 enum MHD_Result api_job_events(struct request *rq, const char *id)

@@ -37,6 +37,7 @@ static const struct config_key keys[] = {
 	{"http.shutdown_grace_seconds", KEY_UINT, CFG(http_shutdown_grace_s), "10", 0, 600},
 	{"http.max_log_followers", KEY_UINT, CFG(http_max_log_followers), "256", 0, 100000},
 	{"dispatch.workers", KEY_UINT, CFG(dispatch_workers), "8", 1, 256},
+	{"dispatch.probe_seconds", KEY_UINT, CFG(dispatch_probe_s), "5", 1, 3600},
 	/* A dead gateway's DISPATCHING jobs are taken over after this. */
 	{"dispatch.lease_seconds", KEY_UINT, CFG(dispatch_lease_s), "15", 1, 3600},
 	{"dispatch.max_attempts", KEY_UINT, CFG(dispatch_max_attempts), "5", 1, 100},
@@ -112,14 +113,17 @@ static enum gw_err set_value(struct gateway_config *cfg, const struct config_key
 
 enum gw_err gateway_config_defaults(struct gateway_config *cfg)
 {
-	memset(cfg, 0, sizeof(*cfg));
-	for (size_t i = 0; i < NKEYS; i++) {
-		enum gw_err rc = set_value(cfg, &keys[i], keys[i].def, NULL);
+	json_t *empty = json_object();
+	enum gw_err rc;
 
-		if (rc)
-			return rc;
-	}
-	return GW_OK;
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < NKEYS; i++)
+		if ((rc = set_value(cfg, &keys[i], keys[i].def, NULL)))
+			goto out;
+	rc = router_load(empty, NULL, "(defaults)", &cfg->router, NULL);
+out:
+	json_decref(empty);
+	return rc;
 }
 
 enum gw_err gateway_config_set(struct gateway_config *cfg, const char *key,
@@ -136,11 +140,8 @@ enum gw_err gateway_config_set(struct gateway_config *cfg, const char *key,
 
 void gateway_config_release(struct gateway_config *cfg)
 {
-	for (size_t i = 0; i < cfg->nclusters; i++)
-		router_cluster_release(&cfg->clusters[i]);
-	free(cfg->clusters);
-	cfg->clusters = NULL;
-	cfg->nclusters = 0;
+	router_unref(cfg->router);
+	cfg->router = NULL;
 	for (size_t i = 0; i < NKEYS; i++)
 		if (keys[i].type == KEY_STRING) {
 			char **field = (char **)((char *)cfg + keys[i].offset);
@@ -150,99 +151,11 @@ void gateway_config_release(struct gateway_config *cfg)
 		}
 }
 
-static void config_error(char *err, const char *path, const json_t *marks,
-			 const char *key, const char *what)
+/* Top-level keys that make the routing policy (router_load reads them). */
+static bool is_policy_key(const char *key)
 {
-	const json_t *mark = json_object_get(marks, key);
-
-	gw_seterr(err, "%s: line %d, column %d: %s", path,
-		  (int)json_integer_value(json_array_get(mark, 0)),
-		  (int)json_integer_value(json_array_get(mark, 1)), what);
-}
-
-/* One entry of `clusters:`. */
-static enum gw_err parse_cluster(json_t *item, size_t index, struct router_cluster *out,
-				 const json_t *marks, const char *path, char *err)
-{
-	static const char *const fields[] = {"name", "kubeconfig", "context", "mode",
-					     "namespace", "image", "serviceAccount", NULL};
-	char key[64], what[GW_ERRLEN];
-	const char *name, *field, *mode;
-	json_t *v;
-
-	snprintf(key, sizeof(key), "clusters[%zu]", index);
-	if (!json_is_object(item)) {
-		config_error(err, path, marks, key, "a cluster must be a mapping");
-		return GW_EINVAL;
-	}
-	json_object_foreach(item, field, v) {
-		size_t i;
-		char fkey[128];
-
-		for (i = 0; fields[i] && strcmp(fields[i], field); i++)
-			;
-		snprintf(fkey, sizeof(fkey), "%s.%s", key, field);
-		if (!fields[i] || !json_is_string(v)) {
-			snprintf(what, sizeof(what), fields[i] ? "%s must be a string" : "unknown key '%s'",
-				 fkey);
-			config_error(err, path, marks, fkey, what);
-			return GW_EINVAL;
-		}
-	}
-	name = json_string_value(json_object_get(item, "name"));
-	if (!name || !json_string_value(json_object_get(item, "kubeconfig"))) {
-		config_error(err, path, marks, key, "a cluster needs a name and a kubeconfig");
-		return GW_EINVAL;
-	}
-	mode = json_string_value(json_object_get(item, "mode"));
-	if (mode && strcmp(mode, "driver-pod") && strcmp(mode, "spark-operator")) {
-		snprintf(what, sizeof(what), "%s.mode must be driver-pod or spark-operator", key);
-		snprintf(key + strlen(key), sizeof(key) - strlen(key), ".mode");
-		config_error(err, path, marks, key, what);
-		return GW_EINVAL;
-	}
-#define FIELD_OR(f, def) strdup(json_string_value(json_object_get(item, f)) ? json_string_value(json_object_get(item, f)) : (def))
-	out->name = strdup(name);
-	out->kubeconfig = FIELD_OR("kubeconfig", "");
-	out->context = json_string_value(json_object_get(item, "context"))
-			       ? strdup(json_string_value(json_object_get(item, "context"))) : NULL;
-	out->mode = mode && !strcmp(mode, "spark-operator") ? ROUTER_SPARK_OPERATOR : ROUTER_DRIVER_POD;
-	out->namespace = FIELD_OR("namespace", "default");
-	out->image = FIELD_OR("image", "apache/spark:3.5.1");
-	out->service_account = FIELD_OR("serviceAccount", "spark");
-#undef FIELD_OR
-	return GW_OK;
-}
-
-static enum gw_err parse_clusters(struct gateway_config *cfg, json_t *list,
-				  const json_t *marks, const char *path, char *err)
-{
-	size_t n = json_array_size(list);
-
-	if (!json_is_array(list)) {
-		config_error(err, path, marks, "clusters", "clusters must be a list");
-		return GW_EINVAL;
-	}
-	cfg->clusters = calloc(n ? n : 1, sizeof(*cfg->clusters));
-	if (!cfg->clusters)
-		return GW_ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		enum gw_err rc = parse_cluster(json_array_get(list, i), i, &cfg->clusters[i],
-					       marks, path, err);
-
-		cfg->nclusters = i + 1;
-		if (rc)
-			return rc;
-		for (size_t j = 0; j < i; j++)
-			if (!strcmp(cfg->clusters[j].name, cfg->clusters[i].name)) {
-				char key[64];
-
-				snprintf(key, sizeof(key), "clusters[%zu]", i);
-				config_error(err, path, marks, key, "cluster names must be unique");
-				return GW_EINVAL;
-			}
-	}
-	return GW_OK;
+	return !strcmp(key, "clusters") || !strcmp(key, "pools") ||
+	       !strcmp(key, "namespaceGroups") || !strcmp(key, "routing");
 }
 
 /* Walks the tree; every leaf must be a known key of a scalar type. */
@@ -260,11 +173,8 @@ static enum gw_err apply_tree(struct gateway_config *cfg, json_t *node,
 
 		snprintf(key, sizeof(key), "%s%s%s", prefix, *prefix ? "." : "", name);
 		mark = json_object_get(marks, key);
-		if (!strcmp(key, "clusters")) {
-			if ((rc = parse_clusters(cfg, value, marks, path, err)))
-				return rc;
-			continue;
-		}
+		if (!*prefix && is_policy_key(key))
+			continue; /* the router's */
 		if (json_is_object(value)) {
 			if ((rc = apply_tree(cfg, value, key, marks, path, err)))
 				return rc;
@@ -310,8 +220,13 @@ enum gw_err gateway_config_load(struct gateway_config *cfg, const char *path,
 	if (!json_is_object(doc)) {
 		gw_seterr(err, "%s: line 1, column 1: the configuration must be a mapping", path);
 		rc = GW_EINVAL;
-	} else {
-		rc = apply_tree(cfg, doc, "", marks, path, err);
+	} else if ((rc = apply_tree(cfg, doc, "", marks, path, err)) == GW_OK) {
+		struct router *r;
+
+		if ((rc = router_load(doc, marks, path, &r, err)) == GW_OK) {
+			router_unref(cfg->router);
+			cfg->router = r;
+		}
 	}
 	json_decref(doc);
 	json_decref(marks);

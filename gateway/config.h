@@ -22,13 +22,13 @@ struct gateway_config {
 	unsigned http_shutdown_grace_s;
 	unsigned http_max_log_followers;
 	unsigned dispatch_workers;
+	unsigned dispatch_probe_s;
 	unsigned dispatch_lease_s;
 	unsigned dispatch_max_attempts;
 	unsigned dispatch_retry_base_ms;
 	unsigned dispatch_pending_timeout_s;
 	unsigned dispatch_image_pull_timeout_s;
-	struct router_cluster *clusters; /* the `clusters:` list */
-	size_t nclusters;
+	struct router *router; /* clusters, pools, namespace groups, rules */
 };
 
 /* Fills cfg with every default. */

@@ -10,6 +10,7 @@
 #include "common/buf.h"
 #include "dispatch/dispatch.h"
 #include "gateway/config.h"
+#include "gateway/server.h"
 #include "gateway/submission.h"
 #include "store/store.h"
 
@@ -20,6 +21,7 @@ struct gateway_server;
  * thread touches op (then resumes the connection). */
 struct request {
 	struct gateway_server *srv;
+	const struct gateway_services *services;
 	struct store *store;
 	struct dispatch *dispatch; /* NULL without clusters */
 	struct gateway_followers *followers;
@@ -78,5 +80,13 @@ enum MHD_Result api_job_list(struct request *rq, const char *id);
 enum MHD_Result api_job_cancel(struct request *rq, const char *id);
 enum MHD_Result api_job_events(struct request *rq, const char *id);
 enum MHD_Result api_job_logs(struct request *rq, const char *id);
+enum MHD_Result api_job_conf(struct request *rq, const char *id);
+enum MHD_Result api_pools(struct request *rq, const char *id);
+enum MHD_Result api_cluster_get(struct request *rq, const char *id);
+enum MHD_Result api_cluster_patch(struct request *rq, const char *id);
+enum MHD_Result api_cluster_cordon(struct request *rq, const char *id);
+enum MHD_Result api_cluster_drain(struct request *rq, const char *id);
+enum MHD_Result api_cluster_uncordon(struct request *rq, const char *id);
+enum MHD_Result api_reload(struct request *rq, const char *id);
 
 #endif

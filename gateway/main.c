@@ -14,11 +14,94 @@
 
 #include "common/log.h"
 #include "dispatch/dispatch.h"
+#include "pool/pool.h"
+#include "router/router.h"
 #include "gateway/config.h"
 #include "gateway/server.h"
 #include "store/store.h"
 
 #define EXIT_STARTUP 2
+
+/* What a reload needs: the file and the flags that override it. */
+struct reload_ctx {
+	const char *config_path;
+	const char *listen, *data;
+	struct router_holder *policy;
+	pthread_mutex_t lock; /* one reload at a time */
+};
+
+/* The clusters' connections are made at start: a reload may change the
+ * policy around them, not which clusters there are or how to reach them. */
+static bool same_clusters(const struct router *a, const struct router *b, char *err)
+{
+	if (a->nclusters != b->nclusters) {
+		gw_seterr(err, "a reload cannot add or remove clusters (%zu configured, %zu in the file)",
+			  a->nclusters, b->nclusters);
+		return false;
+	}
+	for (size_t i = 0; i < a->nclusters; i++) {
+		const struct router_cluster *x = &a->clusters[i], *y = &b->clusters[i];
+
+		if (strcmp(x->name, y->name) || strcmp(x->kubeconfig, y->kubeconfig) ||
+		    (x->context == NULL) != (y->context == NULL) ||
+		    (x->context && strcmp(x->context, y->context)) || x->mode != y->mode) {
+			gw_seterr(err, "a reload cannot change cluster %s's connection or mode", x->name);
+			return false;
+		}
+	}
+	return true;
+}
+
+static enum gw_err reload_policy(void *arg, char *err)
+{
+	struct reload_ctx *rc = arg;
+	struct gateway_config cfg;
+	struct router *current;
+	enum gw_err e = GW_OK;
+
+	if (!rc->config_path) {
+		gw_seterr(err, "the gateway was started without --config: there is nothing to reload");
+		return GW_EINVAL;
+	}
+	pthread_mutex_lock(&rc->lock);
+	if ((e = gateway_config_defaults(&cfg)) == GW_OK)
+		e = gateway_config_load(&cfg, rc->config_path, err);
+	current = router_holder_get(rc->policy);
+	if (e == GW_OK && !same_clusters(current, cfg.router, err))
+		e = GW_EINVAL;
+	if (e == GW_OK) {
+		router_holder_swap(rc->policy, router_ref(cfg.router));
+		gw_log(GW_LOG_INFO, "policy reloaded from %s", rc->config_path);
+	} else {
+		gw_log(GW_LOG_WARN, "policy reload refused, the old one stays: %s", err);
+	}
+	router_unref(current);
+	gateway_config_release(&cfg);
+	pthread_mutex_unlock(&rc->lock);
+	return e;
+}
+
+/* Rotation and weights that operators set, as kept in the store. */
+static void restore_cluster_settings(struct store *store, struct pool *pool)
+{
+	json_t *settings = NULL;
+	const char *name;
+	json_t *v;
+	char err[GW_ERRLEN];
+
+	if (store_cluster_settings(store, &settings, err) != GW_OK) {
+		gw_log(GW_LOG_WARN, "cluster settings: %s", err);
+		json_decref(settings);
+		return;
+	}
+	json_object_foreach(settings, name, v) {
+		int rot = pool_rotation_parse(json_string_value(json_object_get(v, "rotation")));
+
+		pool_set_rotation(pool, name, rot < 0 ? POOL_ACTIVE : (enum pool_rotation)rot);
+		pool_set_weight(pool, name, (unsigned)json_integer_value(json_object_get(v, "weight")));
+	}
+	json_decref(settings);
+}
 
 static void usage(FILE *out)
 {
@@ -77,6 +160,10 @@ int main(int argc, char **argv)
 	struct store *store = NULL;
 	struct gateway_server *server = NULL;
 	struct dispatch *dispatch = NULL;
+	struct router_holder *policy = NULL;
+	struct pool *pool = NULL;
+	struct reload_ctx reload = {0};
+	struct gateway_services services;
 	struct store_options sopts;
 	char err[GW_ERRLEN], dbpath[PATH_MAX];
 	sigset_t stop_signals;
@@ -111,6 +198,7 @@ int main(int argc, char **argv)
 	sigemptyset(&stop_signals);
 	sigaddset(&stop_signals, SIGINT);
 	sigaddset(&stop_signals, SIGTERM);
+	sigaddset(&stop_signals, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -123,10 +211,18 @@ int main(int argc, char **argv)
 	sopts.batch_max = cfg.store_batch_max;
 	if (store_open(&sopts, &store, err))
 		goto startup_failed;
-	if (cfg.nclusters) {
+	policy = router_holder_new(router_ref(cfg.router));
+	pool = pool_new(NULL);
+	if (!policy || !pool) {
+		gw_seterr(err, "out of memory");
+		goto startup_failed;
+	}
+	restore_cluster_settings(store, pool);
+	if (cfg.router->nclusters) {
 		struct dispatch_options dopts = {
-			.clusters = cfg.clusters, .nclusters = cfg.nclusters,
-			.workers = cfg.dispatch_workers, .lease_s = cfg.dispatch_lease_s,
+			.policy = policy, .pool = pool,
+			.workers = cfg.dispatch_workers, .probe_s = cfg.dispatch_probe_s,
+			.lease_s = cfg.dispatch_lease_s,
 			.max_attempts = cfg.dispatch_max_attempts,
 			.retry_base_ms = cfg.dispatch_retry_base_ms,
 			.pending_timeout_s = cfg.dispatch_pending_timeout_s,
@@ -138,17 +234,30 @@ int main(int argc, char **argv)
 	} else {
 		gw_log(GW_LOG_WARN, "no clusters configured: jobs are stored, not dispatched");
 	}
-	started = gateway_server_start(&cfg, store, dispatch, listen_fd, &server, err);
+	reload = (struct reload_ctx){.config_path = config_path, .listen = listen, .data = data,
+				     .policy = policy};
+	pthread_mutex_init(&reload.lock, NULL);
+	services = (struct gateway_services){.store = store, .dispatch = dispatch, .policy = policy,
+					     .pool = pool, .reload = reload_policy, .reload_arg = &reload};
+	started = gateway_server_start(&cfg, &services, listen_fd, &server, err);
 	listen_fd = -1; /* the server's from here, even on failure */
 	if (started != GW_OK)
 		goto startup_failed;
 	gw_log(GW_LOG_INFO, "sparkgw listening on %s, data in %s", cfg.listen, cfg.data_dir);
 
-	while (sigwait(&stop_signals, &sig) != 0)
-		;
+	for (;;) {
+		if (sigwait(&stop_signals, &sig) != 0)
+			continue;
+		if (sig != SIGHUP)
+			break;
+		reload_policy(&reload, err);
+	}
 	gw_log(GW_LOG_INFO, "received %s: shutting down", strsignal(sig));
 	gateway_server_stop(server);
 	dispatch_stop(dispatch);
+	pool_free(pool);
+	router_holder_free(policy);
+	pthread_mutex_destroy(&reload.lock);
 	store_close(store);
 	gateway_config_release(&cfg);
 	gw_log(GW_LOG_INFO, "stopped");
@@ -159,6 +268,8 @@ startup_failed:
 	if (listen_fd >= 0)
 		close(listen_fd);
 	dispatch_stop(dispatch);
+	pool_free(pool);
+	router_holder_free(policy);
 	store_close(store);
 	gateway_config_release(&cfg);
 	return EXIT_STARTUP;

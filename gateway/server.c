@@ -30,8 +30,7 @@
 
 struct gateway_server {
 	struct MHD_Daemon *daemon;
-	struct store *store;
-	struct dispatch *dispatch;
+	struct gateway_services services;
 	struct gateway_followers *followers;
 	const struct gateway_config *cfg;
 	int listen_fd;
@@ -60,6 +59,14 @@ static const struct route routes[] = {
 	{"DELETE", "/api/v1/jobs/*", api_job_cancel},
 	{"GET", "/api/v1/jobs/*/events", api_job_events},
 	{"GET", "/api/v1/jobs/*/logs", api_job_logs},
+	{"GET", "/api/v1/jobs/*/conf", api_job_conf},
+	{"GET", "/api/v1/pools", api_pools},
+	{"GET", "/api/v1/clusters/*", api_cluster_get},
+	{"PATCH", "/api/v1/clusters/*", api_cluster_patch},
+	{"POST", "/api/v1/clusters/*/cordon", api_cluster_cordon},
+	{"POST", "/api/v1/clusters/*/drain", api_cluster_drain},
+	{"POST", "/api/v1/clusters/*/uncordon", api_cluster_uncordon},
+	{"POST", "/api/v1/admin/reload", api_reload},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -312,8 +319,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		if (!rq)
 			return MHD_NO;
 		rq->srv = srv;
-		rq->store = srv->store;
-		rq->dispatch = srv->dispatch;
+		rq->services = &srv->services;
+		rq->store = srv->services.store;
+		rq->dispatch = srv->services.dispatch;
 		rq->followers = srv->followers;
 		rq->cfg = srv->cfg;
 		rq->conn = conn;
@@ -422,7 +430,7 @@ enum gw_err gateway_listen(const char *listen_addr, int *out, char *err)
 }
 
 enum gw_err gateway_server_start(const struct gateway_config *cfg,
-				 struct store *store, struct dispatch *dispatch,
+				 const struct gateway_services *services,
 				 int listen_fd,
 				 struct gateway_server **out, char *err)
 {
@@ -433,8 +441,7 @@ enum gw_err gateway_server_start(const struct gateway_config *cfg,
 		close(listen_fd);
 		return GW_ENOMEM;
 	}
-	srv->store = store;
-	srv->dispatch = dispatch;
+	srv->services = *services;
 	srv->followers = gateway_followers_new();
 	srv->cfg = cfg;
 	srv->listen_fd = listen_fd;

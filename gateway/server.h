@@ -13,10 +13,24 @@ struct gateway_server;
 /* Binds HOST:PORT ([v6]:PORT) and listens, so that a busy port is reported
  * before anything else is touched. */
 enum gw_err gateway_listen(const char *addr, int *fd, char *err);
-/* Serves on listen_fd (owned from now on, even on failure); the store and
- * dispatch (NULL when no cluster is configured) must outlive the server. */
+struct pool;
+struct router_holder;
+
+/* What the handlers work with; all must outlive the server. */
+struct gateway_services {
+	struct store *store;
+	struct dispatch *dispatch;    /* NULL when no cluster is configured */
+	struct router_holder *policy;
+	struct pool *pool;
+	/* Re-reads the configuration and puts its policy in force; GW_EINVAL
+	 * with file, line and reason (the old policy stays) on a bad one. */
+	enum gw_err (*reload)(void *arg, char *err);
+	void *reload_arg;
+};
+
+/* Serves on listen_fd (owned from now on, even on failure). */
 enum gw_err gateway_server_start(const struct gateway_config *cfg,
-				 struct store *store, struct dispatch *dispatch,
+				 const struct gateway_services *services,
 				 int listen_fd,
 				 struct gateway_server **out, char *err);
 /* Stops accepting, waits up to the configured grace for requests in flight

@@ -1,36 +1,188 @@
-/* Placement: which cluster and namespace a job goes to. Until policy-based
- * routing exists this spreads jobs over the configured clusters by a hash
- * of the job id, which keeps a job's placement stable across retries. */
+/* Routing: resource labels and policy to placement — cluster pool, cluster,
+ * namespace group, namespace and node role — and the final Spark conf,
+ * composed by layers with the layer each value came from.
+ *
+ * A policy (struct router) is immutable once loaded, so a reload builds a
+ * new one and swaps it; live facts (health, rotation, weights, namespace
+ * usage) come in through struct router_live at placement time. */
 #ifndef GW_ROUTER_H
 #define GW_ROUTER_H
 
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/err.h"
-#include "store/store.h"
+#include "common/labels.h"
 
 enum router_mode { ROUTER_DRIVER_POD, ROUTER_SPARK_OPERATOR };
 
-/* A cluster as configured. */
-struct router_cluster {
+/* Where pods of a kind may run, and how big one may be. */
+struct router_node_role {
 	char *name;
-	char *kubeconfig;      /* path; NULL with in_cluster */
-	char *context;         /* NULL: the kubeconfig's current-context */
-	enum router_mode mode;
-	char *namespace;       /* where jobs go */
-	char *image;           /* Spark image when the job names none */
-	char *service_account; /* the driver's service account */
+	double max_cores;
+	int64_t max_memory; /* bytes, heap + overhead */
+	int max_gpus;
+	json_t *node_selector; /* object of strings, may be empty */
+	json_t *tolerations;   /* array of core/v1 Tolerations */
 };
 
-void router_cluster_release(struct router_cluster *c);
+struct router_cluster {
+	char *name;
+	char *kubeconfig;
+	char *context;          /* NULL: the kubeconfig's current-context */
+	enum router_mode mode;
+	char *image;            /* Spark image when neither job nor pool names one */
+	char *service_account;  /* default driver service account */
+	json_t *defaults;       /* sparkConf below the user's */
+	json_t *overrides;      /* sparkConf above the user's */
+	json_t *annotations;    /* added to drivers and executors */
+	struct router_node_role *roles;
+	size_t nroles;
+};
 
-struct router_placement {
+struct router_namespace {
+	char *name;
+	unsigned max_pods;      /* active pods; default 3000 */
+	double quota_cores;     /* 0: no quota */
+	int64_t quota_memory;
+	int quota_gpus;
+	char *service_account;  /* NULL: the cluster's */
+	json_t *overrides;      /* sparkConf, the top layer */
+};
+
+struct router_group {
+	char *name;
+	struct gw_selector *selector; /* which jobs it serves */
+	char *selector_text;
+	struct router_namespace *namespaces;
+	size_t nnamespaces;
+};
+
+struct router_member {
+	size_t cluster; /* index into the router's clusters */
+	unsigned weight;
+};
+
+struct router_pool {
+	char *name;
+	struct router_member *members;
+	size_t nmembers;
+	json_t *defaults;       /* sparkConf, the bottom layer */
+	json_t *images;         /* sparkVersion prefix ("3.5") -> image */
+	char *default_role;     /* node role for CPU jobs; NULL: the first without GPUs */
+	char *driver_priority_class;
+	char *executor_priority_class;
+};
+
+struct router_rule {
+	char *text;
+	struct gw_selector *selector;
+	size_t pool;
+	long group; /* -1: chosen by the groups' own selectors */
+};
+
+struct router {
+	atomic_int refs; /* router_unref frees at zero */
+	struct router_cluster *clusters;
+	size_t nclusters;
+	struct router_pool *pools;
+	size_t npools;
+	struct router_group *groups;
+	size_t ngroups;
+	struct router_rule *rules;
+	size_t nrules;
+	long default_pool; /* -1: none */
+};
+
+/* Builds a policy from the config document (keys clusters, pools,
+ * namespaceGroups, routing). Without pools or groups the policy is the
+ * simple one: one pool of all clusters, one group of each cluster's
+ * `namespace`. Errors name file, line and column. */
+enum gw_err router_load(json_t *doc, const json_t *marks, const char *path,
+			struct router **out, char *err);
+/* A policy is shared by reference: whoever holds one may use it until
+ * router_unref. router_load's result holds one reference. */
+struct router *router_ref(struct router *r);
+void router_unref(struct router *r);
+
+/* The policy in force; a reload swaps it atomically. */
+struct router_holder;
+struct router_holder *router_holder_new(struct router *r /* reference taken over */);
+void router_holder_free(struct router_holder *h);
+/* A reference to the current policy: router_unref it after use. */
+struct router *router_holder_get(struct router_holder *h);
+/* Puts r (reference taken over) in force; requests already placing keep
+ * the old one until they finish. */
+void router_holder_swap(struct router_holder *h, struct router *r);
+
+const struct router_cluster *router_cluster_named(const struct router *r, const char *name);
+
+/* Live facts, from pool/. */
+struct router_usage {
+	unsigned pods;
+	double cores;
+	int64_t memory;
+	int gpus;
+};
+
+struct router_live {
+	/* False when the cluster must get no new jobs (unhealthy, cordoned,
+	 * draining), with the reason in why. */
+	bool (*usable)(void *arg, const char *cluster, char *why, size_t len);
+	/* The weight in force (an operator may have changed it). */
+	unsigned (*weight)(void *arg, const char *cluster, unsigned configured);
+	void (*usage)(void *arg, const char *cluster, const char *ns, struct router_usage *out);
+	void *arg;
+};
+
+/* What a job asks for, from its spec. */
+struct router_demand {
+	unsigned pods;
+	double cores;
+	int64_t memory;
+	int gpus;
+};
+
+struct router_decision {
+	const struct router_pool *pool;
+	const struct router_group *group;
 	const struct router_cluster *cluster;
+	const struct router_namespace *ns;
+	const struct router_node_role *role;
+	struct router_demand demand;
+	json_t *reasons; /* array of strings, the steps taken */
+	json_t *conf;    /* key -> {"value", "source"} */
+};
+
+void router_decision_release(struct router_decision *d);
+
+enum router_result {
+	ROUTER_OK,
+	ROUTER_INVALID, /* the job can never be placed: *errors says why (422) */
+	ROUTER_WAIT,    /* no capacity or cluster now: try again later */
+};
+
+/* A placement decided before (a dispatch retried after a crash): the job
+ * must go to the same cluster and namespace, or it could run twice. */
+struct router_pin {
+	const char *cluster;
 	const char *namespace;
 };
 
-/* Chooses the placement of job among n clusters (n >= 1). */
-void router_place(const struct router_cluster *clusters, size_t n,
-		  const struct store_job *job, struct router_placement *out);
+/* Places a job; pin may be NULL. live may be NULL (every cluster usable, namespaces empty):
+ * that is the check done at submission. job_key spreads jobs over weighted
+ * clusters. On ROUTER_INVALID, *errors is a new array of {field, message};
+ * on ROUTER_WAIT, detail says why. */
+enum router_result router_place(const struct router *r, const struct router_live *live,
+				const struct router_pin *pin,
+				const json_t *labels, const json_t *spec, const char *job_key,
+				struct router_decision *out, json_t **errors, char *detail);
+
+/* Spark conf keys a user may not set, because they would let a job leave
+ * its namespace or its identity; NULL if key is allowed. */
+const char *router_protected_key(const char *key);
 
 #endif

@@ -79,6 +79,11 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		"UPDATE jobs SET cluster = coalesce(?2, cluster),"
 		" namespace = coalesce(?3, namespace), driver_pod = coalesce(?4, driver_pod),"
 		" spark_ui = coalesce(?5, spark_ui), not_before_ms = ?6 WHERE seq = ?1",
+	[STMT_JOB_SET_PLACEMENT] = "UPDATE jobs SET placement = ?2 WHERE seq = ?1",
+	[STMT_CLUSTER_SETTINGS_PUT] =
+		"INSERT INTO cluster_settings (name, rotation, weight) VALUES (?1, ?2, ?3)"
+		" ON CONFLICT (name) DO UPDATE SET rotation = excluded.rotation,"
+		" weight = excluded.weight",
 	[STMT_JOB_LEASE] =
 		"UPDATE jobs SET lease_owner = ?2, lease_until_ms = ?3,"
 		" attempts = attempts + ?4 WHERE seq = ?1",

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "common/err.h"
 #include "common/labels.h"
 
@@ -59,6 +61,7 @@ struct store_job {
 	int64_t lease_until_ms;
 	int attempts;           /* dispatch attempts so far */
 	int64_t not_before_ms;  /* QUEUED: not to be dispatched before */
+	char *placement_json;   /* how it was placed, once claimed */
 };
 
 struct store_event {
@@ -95,6 +98,8 @@ enum store_op_kind {
 	/* Takes the dispatch lease: QUEUED -> DISPATCHING, or a DISPATCHING
 	 * job whose lease expired (its placement is kept). */
 	STORE_OP_CLAIM,
+	/* Sets a cluster's rotation and weight (cluster_settings). */
+	STORE_OP_CLUSTER_SETTINGS,
 };
 
 struct store_submission {
@@ -116,7 +121,10 @@ struct store_op {
 	const char *message;             /* CANCEL, TRANSITION; may be NULL */
 	/* CLAIM, TRANSITION: fields to set when not NULL. */
 	const char *cluster, *namespace, *driver_pod, *spark_ui;
+	const char *placement_json;      /* CLAIM: the explanation to keep */
 	const char *lease_owner;         /* CLAIM */
+	const char *rotation;            /* CLUSTER_SETTINGS, with cluster */
+	int weight;                      /* CLUSTER_SETTINGS */
 	int64_t lease_until_ms;          /* CLAIM */
 	int64_t not_before_ms;           /* TRANSITION to QUEUED: retry time */
 
@@ -171,6 +179,10 @@ enum gw_err store_jobs_to_dispatch(struct store *s, int64_t now_ms, size_t limit
 enum gw_err store_jobs_in_state(struct store *s, enum store_state state,
 				const char *cluster, size_t limit,
 				struct store_job **items, size_t *n, char *err);
+/* Every cluster's settings: {name: {"rotation": …, "weight": n}}. */
+enum gw_err store_cluster_settings(struct store *s, json_t **out, char *err);
+/* Jobs on cluster in DISPATCHING, SUBMITTED, RUNNING or CANCELLING. */
+enum gw_err store_count_active(struct store *s, const char *cluster, long *count, char *err);
 /* GW_OK when the database answers a query. */
 enum gw_err store_ping(struct store *s, char *err);
 

@@ -21,6 +21,8 @@ enum store_stmt {
 	STMT_PING,
 	STMT_JOB_PLACE,
 	STMT_JOB_LEASE,
+	STMT_JOB_SET_PLACEMENT,
+	STMT_CLUSTER_SETTINGS_PUT,
 	STMT_COUNT
 };
 
@@ -50,7 +52,7 @@ enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job);
 	" jobs.message, jobs.labels, jobs.spec, jobs.created_ms,"              \
 	" jobs.updated_ms, jobs.rv, jobs.cluster, jobs.namespace,"            \
 	" jobs.driver_pod, jobs.spark_ui, jobs.lease_owner,"                  \
-	" jobs.lease_until_ms, jobs.attempts, jobs.not_before_ms"
+	" jobs.lease_until_ms, jobs.attempts, jobs.not_before_ms, jobs.placement"
 
 /* Checks a reader out of the pool (opening one if none is free). */
 struct store_conn *store_reader_get(struct store *s, char *err);

@@ -74,6 +74,7 @@ void store_job_release(struct store_job *job)
 	free(job->driver_pod);
 	free(job->spark_ui);
 	free(job->lease_owner);
+	free(job->placement_json);
 	memset(job, 0, sizeof(*job));
 }
 
@@ -134,6 +135,7 @@ enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job)
 	job->lease_until_ms = sqlite3_column_int64(st, 17);
 	job->attempts = sqlite3_column_int(st, 18);
 	job->not_before_ms = sqlite3_column_int64(st, 19);
+	job->placement_json = column_text(st, 20, &oom);
 	if (oom) {
 		store_job_release(job);
 		return GW_ENOMEM;
@@ -441,7 +443,29 @@ static enum gw_err apply_claim(struct store_conn *c, struct store_op *op)
 	store_job_release(&op->job);
 	if ((rc = write_lease(c, seq, op->lease_owner, op->lease_until_ms, 1, op->err)))
 		return rc;
+	if (op->placement_json) {
+		sqlite3_stmt *st = store_conn_stmt(c, STMT_JOB_SET_PLACEMENT, op->err);
+
+		if (!st)
+			return GW_EIO;
+		sqlite3_bind_int64(st, 1, seq);
+		sqlite3_bind_text(st, 2, op->placement_json, -1, SQLITE_STATIC);
+		if ((rc = step_done(c, st, op->err)))
+			return rc;
+	}
 	return load_job(c, STMT_JOB_BY_SEQ, NULL, seq, &op->job, op->err);
+}
+
+static enum gw_err apply_cluster_settings(struct store_conn *c, struct store_op *op)
+{
+	sqlite3_stmt *st = store_conn_stmt(c, STMT_CLUSTER_SETTINGS_PUT, op->err);
+
+	if (!st)
+		return GW_EIO;
+	sqlite3_bind_text(st, 1, op->cluster, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, op->rotation, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, op->weight);
+	return step_done(c, st, op->err);
 }
 
 static enum gw_err apply_cancel(struct store_conn *c, struct store_op *op)
@@ -484,6 +508,9 @@ void store_apply_op(struct store_conn *c, struct store_op *op)
 		break;
 	case STORE_OP_CLAIM:
 		op->rc = apply_claim(c, op);
+		break;
+	case STORE_OP_CLUSTER_SETTINGS:
+		op->rc = apply_cluster_settings(c, op);
 		break;
 	}
 	/* A failed op keeps the job as it was for the caller's message. */
@@ -849,4 +876,52 @@ enum gw_err store_jobs_in_state(struct store *s, enum store_state state,
 			  "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE state = ?1"
 			  " AND seq > ?2 ORDER BY seq LIMIT ?3",
 			  state_names[state], NULL, 0, limit, items, n, err);
+}
+
+enum gw_err store_cluster_settings(struct store *s, json_t **out, char *err)
+{
+	struct store_conn *c = store_reader_get(s, err);
+	sqlite3_stmt *st = NULL;
+	enum gw_err rc = GW_OK;
+	int src;
+
+	*out = json_object();
+	if (!c)
+		return GW_EIO;
+	src = sqlite3_prepare_v2(c->db, "SELECT name, rotation, weight FROM cluster_settings", -1, &st, NULL);
+	while (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
+		json_object_set_new(*out, (const char *)sqlite3_column_text(st, 0),
+				    json_pack("{s:s, s:i}", "rotation", (const char *)sqlite3_column_text(st, 1),
+					      "weight", sqlite3_column_int(st, 2)));
+	if (src != SQLITE_DONE)
+		rc = store_sqlite_err(c->db, src, err);
+	sqlite3_finalize(st);
+	store_reader_put(s, c);
+	return rc;
+}
+
+enum gw_err store_count_active(struct store *s, const char *cluster, long *count, char *err)
+{
+	struct store_conn *c = store_reader_get(s, err);
+	sqlite3_stmt *st = NULL;
+	enum gw_err rc = GW_OK;
+	int src;
+
+	*count = 0;
+	if (!c)
+		return GW_EIO;
+	src = sqlite3_prepare_v2(c->db,
+				 "SELECT count(*) FROM jobs WHERE cluster = ?1 AND state IN"
+				 " ('DISPATCHING', 'SUBMITTED', 'RUNNING', 'CANCELLING')", -1, &st, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, cluster, -1, SQLITE_STATIC);
+		src = sqlite3_step(st);
+		if (src == SQLITE_ROW)
+			*count = sqlite3_column_int64(st, 0);
+	}
+	if (src != SQLITE_ROW)
+		rc = store_sqlite_err(c->db, src, err);
+	sqlite3_finalize(st);
+	store_reader_put(s, c);
+	return rc;
 }

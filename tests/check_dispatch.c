@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/timeutil.h"
+#include "common/yamljson.h"
 #include "dispatch/dispatch.h"
 #include "tests/testutil.h"
 
@@ -44,33 +45,78 @@ static struct store_job sample_job(void)
 	return job;
 }
 
+/* A policy from YAML text (as in the gateway's config file). */
+static struct router *policy(const char *yaml)
+{
+	json_t *doc, *marks;
+	struct router *r;
+	char err[GW_ERRLEN];
+
+	ck_assert_int_eq(gw_yaml_load_string(yaml, strlen(yaml), &doc, &marks, err), GW_OK);
+	ck_assert_msg(router_load(doc, marks, "test.yaml", &r, err) == GW_OK, "%s", err);
+	json_decref(doc);
+	json_decref(marks);
+	return r;
+}
+
+static json_t *manifests_for(struct router *r, struct store_job *job, struct router_decision *dec)
+{
+	json_t *labels = json_loads(job->labels_json, 0, NULL), *spec = json_loads(job->spec_json, 0, NULL);
+	json_t *errors = NULL, *out;
+	char err[GW_ERRLEN];
+
+	ck_assert_msg(router_place(r, NULL, NULL, labels, spec, job->id, dec, &errors, err) == ROUTER_OK,
+		      "%s", err);
+	out = dispatch_manifests(job, dec, err);
+	ck_assert_msg(out != NULL, "%s", err);
+	json_decref(labels);
+	json_decref(spec);
+	return out;
+}
+
+#define GPU_POLICY                                                                             \
+	"clusters:\n"                                                                          \
+	"  - name: c\n    kubeconfig: /dev/null\n    mode: %s\n"                              \
+	"    nodeRoles:\n"                                                                     \
+	"      - {name: cpu, maxPod: {cores: 16, memory: 64Gi}, nodeSelector: {role: cpu}}\n"   \
+	"      - name: gpu\n        maxPod: {cores: 32, memory: 256Gi, gpus: 8}\n"             \
+	"        nodeSelector: {role: gpu}\n"                                                  \
+	"        tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]\n" \
+	"namespaceGroups:\n  - {name: all, namespaces: [{name: spark-jobs, serviceAccount: spark-sa}]}\n"
+
 START_TEST(test_manifests_match_schemas)
 {
 	static const char *const kinds[] = {"pod", "service", "configmap"};
-	struct router_cluster cl = {.name = (char *)(uintptr_t)"c", .mode = ROUTER_DRIVER_POD,
-				    .namespace = (char *)(uintptr_t)"spark-jobs",
-				    .image = (char *)(uintptr_t)"apache/spark:3.5.1",
-				    .service_account = (char *)(uintptr_t)"spark"};
+	char yaml[2048], err[4096];
+	struct router *r;
+	struct router_decision dec;
 	struct store_job job = sample_job();
-	char err[GW_ERRLEN], out[4096];
-	json_t *objs = dispatch_manifests(&job, &cl, "spark-jobs", err), *pod, *cm;
+	json_t *objs, *pod, *cm, *spec;
 	const char *props;
 
-	ck_assert_msg(objs != NULL, "%s", err);
+	snprintf(yaml, sizeof(yaml), GPU_POLICY, "driver-pod");
+	r = policy(yaml);
+	objs = manifests_for(r, &job, &dec);
 	ck_assert_int_eq(json_array_size(objs), 3);
 	for (size_t i = 0; i < 3; i++)
-		ck_assert_msg(validate_with_node(kinds[i], json_array_get(objs, i), out, sizeof(out)) == 0,
-			      "%s: %s", kinds[i], out);
+		ck_assert_msg(validate_with_node(kinds[i], json_array_get(objs, i), err, sizeof(err)) == 0,
+			      "%s: %s", kinds[i], err);
 	pod = json_array_get(objs, 0);
+	spec = json_object_get(pod, "spec");
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(pod, "metadata"), "name")),
 			 "j01m8cmnej017b7fxxvs6-driver");
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(pod, "metadata"), "labels"),
 							   "sparkgw/job-id")), job.id);
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(pod, "metadata"), "labels"),
 							   "team")), "search");
+	/* The sample asks for a GPU: the GPU role's selector and toleration. */
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(spec, "nodeSelector"), "role")), "gpu");
+	ck_assert_int_eq(json_array_size(json_object_get(spec, "tolerations")), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(spec, "priorityClassName")), "sparkgw-driver");
+	ck_assert_str_eq(json_string_value(json_object_get(spec, "serviceAccountName")), "spark-sa");
 	/* 2g heap + max(10%, 384 MiB) overhead. */
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(
-				 json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"), 0),
+				 json_array_get(json_object_get(spec, "containers"), 0),
 				 "resources"), "requests"), "memory")), "2432Mi");
 	cm = json_array_get(objs, 2);
 	props = json_string_value(json_object_get(json_object_get(cm, "data"), "spark.properties"));
@@ -78,26 +124,46 @@ START_TEST(test_manifests_match_schemas)
 	ck_assert_ptr_nonnull(strstr(props, "spark.executor.instances=3\n"));
 	ck_assert_ptr_nonnull(strstr(props, "spark.eventLog.enabled=true\n"));
 	ck_assert_ptr_nonnull(strstr(props, "spark.a\\=b=x:y\n"));
+	/* Executors get the lower priority class through Spark's pod template. */
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(json_object_get(cm, "data"),
+								       "executor-pod-template.yaml")),
+				     "\"priorityClassName\": \"sparkgw-executor\""));
 	json_decref(objs);
+	router_decision_release(&dec);
+	router_unref(r);
 
-	cl.mode = ROUTER_SPARK_OPERATOR;
-	objs = dispatch_manifests(&job, &cl, "spark-jobs", err);
+	snprintf(yaml, sizeof(yaml), GPU_POLICY, "spark-operator");
+	r = policy(yaml);
+	objs = manifests_for(r, &job, &dec);
 	ck_assert_int_eq(json_array_size(objs), 1);
-	ck_assert_msg(validate_with_node("sparkapp", json_array_get(objs, 0), out, sizeof(out)) == 0,
-		      "sparkapp: %s", out);
+	ck_assert_msg(validate_with_node("sparkapp", json_array_get(objs, 0), err, sizeof(err)) == 0,
+		      "sparkapp: %s", err);
+	spec = json_object_get(json_array_get(objs, 0), "spec");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(spec, "executor"), "priorityClassName")),
+			 "sparkgw-executor");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(spec, "sparkConf"), "spark.kubernetes.namespace")),
+			 "spark-jobs");
 	json_decref(objs);
+	router_decision_release(&dec);
 
 	/* A minimal job still yields valid objects (defaults fill the rest). */
 	job.spec_json = (char *)(uintptr_t)"{\"type\":\"Python\",\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"local:///a.py\"}";
-	objs = dispatch_manifests(&job, &cl, "spark-jobs", err);
-	ck_assert_msg(validate_with_node("sparkapp", json_array_get(objs, 0), out, sizeof(out)) == 0,
-		      "minimal sparkapp: %s", out);
+	objs = manifests_for(r, &job, &dec);
+	ck_assert_msg(validate_with_node("sparkapp", json_array_get(objs, 0), err, sizeof(err)) == 0,
+		      "minimal sparkapp: %s", err);
 	json_decref(objs);
-	cl.mode = ROUTER_DRIVER_POD;
-	objs = dispatch_manifests(&job, &cl, "spark-jobs", err);
-	ck_assert_msg(validate_with_node("pod", json_array_get(objs, 0), out, sizeof(out)) == 0,
-		      "minimal pod: %s", out);
+	router_decision_release(&dec);
+	router_unref(r);
+	snprintf(yaml, sizeof(yaml), GPU_POLICY, "driver-pod");
+	r = policy(yaml);
+	objs = manifests_for(r, &job, &dec);
+	ck_assert_msg(validate_with_node("pod", json_array_get(objs, 0), err, sizeof(err)) == 0,
+		      "minimal pod: %s", err);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(json_array_get(objs, 0), "spec"),
+									   "nodeSelector"), "role")), "cpu");
 	json_decref(objs);
+	router_decision_release(&dec);
+	router_unref(r);
 }
 END_TEST
 

@@ -1,0 +1,218 @@
+/* Fleet administration: pools and clusters with health, rotation, weights
+ * and load; cordon, drain, uncordon and weight changes (kept in the store,
+ * so they survive restarts); policy reload. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/http_int.h"
+#include "pool/pool.h"
+#include "router/router.h"
+
+static json_t *cluster_json(struct request *rq, const struct router *r, const struct router_cluster *c,
+			    json_t *live)
+{
+	json_t *state = json_object_get(live, c->name), *nss = json_object();
+	json_t *usage = json_object_get(state, "namespaces");
+	unsigned configured = 0;
+	long active = 0;
+	char err[GW_ERRLEN];
+	struct router_live lv = pool_live(rq->services->pool);
+
+	for (size_t p = 0; p < r->npools; p++)
+		for (size_t m = 0; m < r->pools[p].nmembers; m++)
+			if (&r->clusters[r->pools[p].members[m].cluster] == c && !configured)
+				configured = r->pools[p].members[m].weight;
+	for (size_t g = 0; g < r->ngroups; g++)
+		for (size_t n = 0; n < r->groups[g].nnamespaces; n++) {
+			const struct router_namespace *ns = &r->groups[g].namespaces[n];
+			json_t *u = json_object_get(usage, ns->name);
+
+			json_object_set_new(nss, ns->name, json_pack("{s:s, s:i, s:O, s:O, s:O}",
+				"group", r->groups[g].name, "maxPods", (int)ns->max_pods,
+				"pods", u ? json_object_get(u, "pods") : json_integer(0),
+				"cores", u ? json_object_get(u, "cores") : json_integer(0),
+				"memoryBytes", u ? json_object_get(u, "memoryBytes") : json_integer(0)));
+		}
+	store_count_active(rq->store, c->name, &active, err);
+	return json_pack("{s:s, s:s, s:s, s:b, s:O, s:i, s:i, s:I, s:b, s:o}",
+			 "name", c->name, "mode", c->mode == ROUTER_SPARK_OPERATOR ? "spark-operator" : "driver-pod",
+			 "rotation", pool_rotation_name(pool_rotation_of(rq->services->pool, c->name)),
+			 "healthy", pool_healthy(rq->services->pool, c->name),
+			 "lastError", json_object_get(state, "lastError") ? json_object_get(state, "lastError") : json_null(),
+			 "weight", (int)configured, "weightInForce", (int)lv.weight(lv.arg, c->name, configured),
+			 "activeJobs", (json_int_t)active,
+			 /* A draining cluster is drained once nothing of ours runs there. */
+			 "drained", pool_rotation_of(rq->services->pool, c->name) == POOL_DRAINING && active == 0,
+			 "namespaces", nss);
+}
+
+enum MHD_Result api_pools(struct request *rq, const char *id)
+{
+	struct router *r = router_holder_get(rq->services->policy);
+	json_t *live = pool_snapshot(rq->services->pool), *pools = json_array(), *groups = json_array();
+	json_t *rules = json_array(), *body;
+
+	(void)id;
+	for (size_t p = 0; p < r->npools; p++) {
+		json_t *members = json_array();
+
+		for (size_t m = 0; m < r->pools[p].nmembers; m++)
+			json_array_append_new(members, cluster_json(rq, r, &r->clusters[r->pools[p].members[m].cluster], live));
+		json_array_append_new(pools, json_pack("{s:s, s:O, s:o}", "name", r->pools[p].name,
+						       "defaults", r->pools[p].defaults, "clusters", members));
+	}
+	for (size_t g = 0; g < r->ngroups; g++) {
+		json_t *nss = json_array();
+
+		for (size_t n = 0; n < r->groups[g].nnamespaces; n++)
+			json_array_append_new(nss, json_string(r->groups[g].namespaces[n].name));
+		json_array_append_new(groups, json_pack("{s:s, s:s, s:o}", "name", r->groups[g].name,
+							"selector", r->groups[g].selector_text, "namespaces", nss));
+	}
+	for (size_t i = 0; i < r->nrules; i++)
+		json_array_append_new(rules, json_pack("{s:s, s:s}", "selector", r->rules[i].text, "pool",
+						       r->pools[r->rules[i].pool].name));
+	json_decref(live);
+	body = json_pack("{s:o, s:o, s:o, s:s?}", "items", pools, "namespaceGroups", groups,
+			 "rules", rules, "defaultPool",
+			 r->default_pool >= 0 ? r->pools[r->default_pool].name : NULL);
+	router_unref(r);
+	return http_reply_json(rq, 200, body, NULL);
+}
+
+/* Looks the cluster up in the policy in force; NULL after answering 404. */
+static const struct router_cluster *find_cluster(struct request *rq, struct router *r, const char *name,
+						 enum MHD_Result *reply)
+{
+	const struct router_cluster *c = router_cluster_named(r, name);
+	char detail[160];
+
+	if (!c) {
+		snprintf(detail, sizeof(detail), "no cluster named %.64s", name);
+		*reply = http_reply_problem(rq, 404, "not-found", detail, NULL);
+	}
+	return c;
+}
+
+enum MHD_Result api_cluster_get(struct request *rq, const char *id)
+{
+	struct router *r = router_holder_get(rq->services->policy);
+	const struct router_cluster *c;
+	enum MHD_Result reply;
+	json_t *live;
+
+	if ((c = find_cluster(rq, r, id, &reply))) {
+		live = pool_snapshot(rq->services->pool);
+		reply = http_reply_json(rq, 200, cluster_json(rq, r, c, live), NULL);
+		json_decref(live);
+	}
+	router_unref(r);
+	return reply;
+}
+
+/* After the settings are committed: apply them, then answer. */
+static enum MHD_Result settings_committed(struct request *rq)
+{
+	struct router *r;
+	const struct router_cluster *c;
+	enum MHD_Result reply;
+	json_t *live;
+
+	if (rq->op.rc)
+		return http_reply_store_error(rq, rq->op.rc, rq->op.err);
+	pool_set_rotation(rq->services->pool, rq->job_id,
+			  (enum pool_rotation)pool_rotation_parse(rq->op.rotation));
+	pool_set_weight(rq->services->pool, rq->job_id, (unsigned)rq->op.weight);
+	r = router_holder_get(rq->services->policy);
+	if ((c = find_cluster(rq, r, rq->job_id, &reply))) {
+		live = pool_snapshot(rq->services->pool);
+		reply = http_reply_json(rq, 200, cluster_json(rq, r, c, live), NULL);
+		json_decref(live);
+	}
+	router_unref(r);
+	return reply;
+}
+
+static enum MHD_Result save_settings(struct request *rq, const char *name, enum pool_rotation rot,
+				     int weight)
+{
+	struct router *r = router_holder_get(rq->services->policy);
+	enum MHD_Result reply;
+	bool known = find_cluster(rq, r, name, &reply) != NULL;
+
+	router_unref(r);
+	if (!known)
+		return reply;
+	/* The cluster name lives in the request until the commit answers. */
+	snprintf(rq->job_id, sizeof(rq->job_id), "%s", name);
+	if (strcmp(rq->job_id, name))
+		return http_reply_problem(rq, 400, "bad-request", "cluster name too long", NULL);
+	rq->op.kind = STORE_OP_CLUSTER_SETTINGS;
+	rq->op.cluster = rq->job_id;
+	rq->op.rotation = pool_rotation_name(rot);
+	rq->op.weight = weight;
+	return http_run_async(rq, settings_committed);
+}
+
+static int current_weight(struct request *rq, const char *name)
+{
+	json_t *live = pool_snapshot(rq->services->pool);
+	int w = (int)json_integer_value(json_object_get(json_object_get(live, name), "weightOverride"));
+
+	json_decref(live);
+	return w;
+}
+
+enum MHD_Result api_cluster_cordon(struct request *rq, const char *id)
+{
+	return save_settings(rq, id, POOL_CORDONED, current_weight(rq, id));
+}
+
+enum MHD_Result api_cluster_drain(struct request *rq, const char *id)
+{
+	return save_settings(rq, id, POOL_DRAINING, current_weight(rq, id));
+}
+
+enum MHD_Result api_cluster_uncordon(struct request *rq, const char *id)
+{
+	return save_settings(rq, id, POOL_ACTIVE, current_weight(rq, id));
+}
+
+enum MHD_Result api_cluster_patch(struct request *rq, const char *id)
+{
+	char detail[GW_ERRLEN];
+	json_t *body = gateway_json_parse(rq->body.data ? rq->body.data : "", rq->body.len, detail);
+	json_t *w = json_object_get(body, "weight");
+	const char *key;
+	json_t *v;
+	int weight;
+
+	if (!body)
+		return http_reply_problem(rq, 400, "malformed-body", detail, NULL);
+	json_object_foreach(body, key, v)
+		if (strcmp(key, "weight")) {
+			json_decref(body);
+			return http_reply_problem(rq, 422, "validation-failed", "only weight can be changed",
+						  json_pack("[{s:s, s:s}]", "field", key, "message", "unknown field"));
+		}
+	if (!json_is_integer(w) || json_integer_value(w) < 0 || json_integer_value(w) > 1000000) {
+		json_decref(body);
+		return http_reply_problem(rq, 422, "validation-failed", "weight must be an integer from 0 to 1000000",
+					  json_pack("[{s:s, s:s}]", "field", "weight", "message",
+						    "must be an integer from 0 (the configured weight) to 1000000"));
+	}
+	weight = (int)json_integer_value(w);
+	json_decref(body);
+	return save_settings(rq, id, pool_rotation_of(rq->services->pool, id), weight);
+}
+
+enum MHD_Result api_reload(struct request *rq, const char *id)
+{
+	char err[GW_ERRLEN];
+
+	(void)id;
+	if (rq->services->reload(rq->services->reload_arg, err) != GW_OK)
+		return http_reply_problem(rq, 422, "invalid-policy", err, NULL);
+	return http_reply_json(rq, 200, json_pack("{s:s}", "status", "reloaded"), NULL);
+}

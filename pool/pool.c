@@ -1,0 +1,247 @@
+/* Cluster state, guarded by one mutex; small maps in jansson objects. */
+#include "pool/pool.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct pool {
+	pthread_mutex_t lock; /* guards clusters */
+	json_t *clusters;     /* name -> state object (below) */
+	struct pool_options opts;
+};
+
+/* A cluster's state object:
+ * {rotation, weight, healthy, good, bad, lastError,
+ *  pods: {uid: [ns, cores, memory, gpus]}, usage: {ns: [pods, cores, memory, gpus]}} */
+static json_t *cluster_state(struct pool *p, const char *name)
+{
+	json_t *c = json_object_get(p->clusters, name);
+
+	if (!c) {
+		c = json_pack("{s:i, s:i, s:b, s:i, s:i, s:n, s:{}, s:{}}", "rotation", POOL_ACTIVE,
+			      "weight", 0, "healthy", 1, "good", 0, "bad", 0, "lastError", "pods",
+			      "usage");
+		json_object_set_new(p->clusters, name, c);
+	}
+	return c;
+}
+
+struct pool *pool_new(const struct pool_options *opts)
+{
+	struct pool *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	pthread_mutex_init(&p->lock, NULL);
+	p->clusters = json_object();
+	p->opts.unhealthy_after = opts && opts->unhealthy_after ? opts->unhealthy_after : 3;
+	p->opts.healthy_after = opts && opts->healthy_after ? opts->healthy_after : 2;
+	return p;
+}
+
+void pool_free(struct pool *p)
+{
+	if (!p)
+		return;
+	json_decref(p->clusters);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+static const char *const rotation_names[] = {"active", "cordoned", "draining"};
+
+const char *pool_rotation_name(enum pool_rotation r)
+{
+	return (unsigned)r < 3 ? rotation_names[r] : "unknown";
+}
+
+int pool_rotation_parse(const char *name)
+{
+	for (int i = 0; i < 3; i++)
+		if (!strcmp(name, rotation_names[i]))
+			return i;
+	return -1;
+}
+
+void pool_set_rotation(struct pool *p, const char *cluster, enum pool_rotation r)
+{
+	pthread_mutex_lock(&p->lock);
+	json_object_set_new(cluster_state(p, cluster), "rotation", json_integer(r));
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pool_set_weight(struct pool *p, const char *cluster, unsigned weight)
+{
+	pthread_mutex_lock(&p->lock);
+	json_object_set_new(cluster_state(p, cluster), "weight", json_integer(weight));
+	pthread_mutex_unlock(&p->lock);
+}
+
+enum pool_rotation pool_rotation_of(struct pool *p, const char *cluster)
+{
+	enum pool_rotation r;
+
+	pthread_mutex_lock(&p->lock);
+	r = (enum pool_rotation)json_integer_value(json_object_get(cluster_state(p, cluster), "rotation"));
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+void pool_report(struct pool *p, const char *cluster, bool ok, const char *detail)
+{
+	json_t *c;
+	json_int_t good, bad;
+
+	pthread_mutex_lock(&p->lock);
+	c = cluster_state(p, cluster);
+	good = ok ? json_integer_value(json_object_get(c, "good")) + 1 : 0;
+	bad = ok ? 0 : json_integer_value(json_object_get(c, "bad")) + 1;
+	json_object_set_new(c, "good", json_integer(good));
+	json_object_set_new(c, "bad", json_integer(bad));
+	if (!ok)
+		json_object_set_new(c, "lastError", json_string(detail ? detail : "failed"));
+	/* Out after a run of failures; back only after a run of successes. */
+	if (bad >= p->opts.unhealthy_after)
+		json_object_set_new(c, "healthy", json_false());
+	else if (good >= p->opts.healthy_after)
+		json_object_set_new(c, "healthy", json_true());
+	pthread_mutex_unlock(&p->lock);
+}
+
+bool pool_healthy(struct pool *p, const char *cluster)
+{
+	bool h;
+
+	pthread_mutex_lock(&p->lock);
+	h = json_is_true(json_object_get(cluster_state(p, cluster), "healthy"));
+	pthread_mutex_unlock(&p->lock);
+	return h;
+}
+
+static void add_usage(json_t *usage, const char *ns, int sign, double cores, int64_t memory, int gpus)
+{
+	json_t *u = json_object_get(usage, ns);
+
+	if (!u) {
+		u = json_pack("[i, f, I, i]", 0, 0.0, (json_int_t)0, 0);
+		json_object_set_new(usage, ns, u);
+	}
+	json_array_set_new(u, 0, json_integer(json_integer_value(json_array_get(u, 0)) + sign));
+	json_array_set_new(u, 1, json_real(json_real_value(json_array_get(u, 1)) + sign * cores));
+	json_array_set_new(u, 2, json_integer(json_integer_value(json_array_get(u, 2)) + sign * memory));
+	json_array_set_new(u, 3, json_integer(json_integer_value(json_array_get(u, 3)) + sign * gpus));
+}
+
+void pool_pod(struct pool *p, const char *cluster, const char *uid, const char *ns,
+	      bool active, double cores, int64_t memory, int gpus)
+{
+	json_t *c, *pods, *old;
+
+	pthread_mutex_lock(&p->lock);
+	c = cluster_state(p, cluster);
+	pods = json_object_get(c, "pods");
+	old = json_object_get(pods, uid);
+	if (old) { /* take the old view out first: requests do not change, but be exact */
+		add_usage(json_object_get(c, "usage"), json_string_value(json_array_get(old, 0)), -1,
+			  json_real_value(json_array_get(old, 1)), json_integer_value(json_array_get(old, 2)),
+			  (int)json_integer_value(json_array_get(old, 3)));
+		json_object_del(pods, uid);
+	}
+	if (active) {
+		json_object_set_new(pods, uid, json_pack("[s, f, I, i]", ns, cores, (json_int_t)memory, gpus));
+		add_usage(json_object_get(c, "usage"), ns, 1, cores, memory, gpus);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pool_forget_pods(struct pool *p, const char *cluster)
+{
+	json_t *c;
+
+	pthread_mutex_lock(&p->lock);
+	c = cluster_state(p, cluster);
+	json_object_set_new(c, "pods", json_object());
+	json_object_set_new(c, "usage", json_object());
+	pthread_mutex_unlock(&p->lock);
+}
+
+json_t *pool_snapshot(struct pool *p)
+{
+	json_t *out = json_object();
+	const char *name, *ns;
+	json_t *c, *u;
+
+	pthread_mutex_lock(&p->lock);
+	json_object_foreach(p->clusters, name, c) {
+		json_t *nss = json_object();
+
+		json_object_foreach(json_object_get(c, "usage"), ns, u)
+			json_object_set_new(nss, ns, json_pack("{s:O, s:O, s:O, s:O}", "pods",
+							       json_array_get(u, 0), "cores", json_array_get(u, 1),
+							       "memoryBytes", json_array_get(u, 2), "gpus",
+							       json_array_get(u, 3)));
+		json_object_set_new(out, name, json_pack("{s:s, s:O, s:O, s:O, s:o}", "rotation",
+			pool_rotation_name((enum pool_rotation)json_integer_value(json_object_get(c, "rotation"))),
+			"weightOverride", json_object_get(c, "weight"), "healthy", json_object_get(c, "healthy"),
+			"lastError", json_object_get(c, "lastError"), "namespaces", nss));
+	}
+	pthread_mutex_unlock(&p->lock);
+	return out;
+}
+
+/* ---- the router's view ---- */
+
+static bool live_usable(void *arg, const char *cluster, char *why, size_t len)
+{
+	struct pool *p = arg;
+	json_t *c;
+	enum pool_rotation r;
+	bool healthy;
+
+	pthread_mutex_lock(&p->lock);
+	c = cluster_state(p, cluster);
+	r = (enum pool_rotation)json_integer_value(json_object_get(c, "rotation"));
+	healthy = json_is_true(json_object_get(c, "healthy"));
+	if (!healthy)
+		snprintf(why, len, "unhealthy (%s)", json_string_value(json_object_get(c, "lastError"))
+							     ? json_string_value(json_object_get(c, "lastError")) : "");
+	pthread_mutex_unlock(&p->lock);
+	if (r != POOL_ACTIVE) {
+		snprintf(why, len, "%s", pool_rotation_name(r));
+		return false;
+	}
+	return healthy;
+}
+
+static unsigned live_weight(void *arg, const char *cluster, unsigned configured)
+{
+	struct pool *p = arg;
+	json_int_t w;
+
+	pthread_mutex_lock(&p->lock);
+	w = json_integer_value(json_object_get(cluster_state(p, cluster), "weight"));
+	pthread_mutex_unlock(&p->lock);
+	return w > 0 ? (unsigned)w : configured;
+}
+
+static void live_usage(void *arg, const char *cluster, const char *ns, struct router_usage *out)
+{
+	struct pool *p = arg;
+	json_t *u;
+
+	pthread_mutex_lock(&p->lock);
+	u = json_object_get(json_object_get(cluster_state(p, cluster), "usage"), ns);
+	out->pods = (unsigned)json_integer_value(json_array_get(u, 0));
+	out->cores = json_real_value(json_array_get(u, 1));
+	out->memory = json_integer_value(json_array_get(u, 2));
+	out->gpus = (int)json_integer_value(json_array_get(u, 3));
+	pthread_mutex_unlock(&p->lock);
+}
+
+struct router_live pool_live(struct pool *p)
+{
+	return (struct router_live){.usable = live_usable, .weight = live_weight,
+				    .usage = live_usage, .arg = p};
+}

@@ -1,0 +1,51 @@
+/* Live state of the clusters: rotation (active, cordoned, draining), the
+ * weight an operator set, health from /readyz probes and the outcome of
+ * real calls, and what runs in each namespace as the watchers see it. The
+ * router consults it through pool_live(). Thread-safe. */
+#ifndef GW_POOL_H
+#define GW_POOL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "router/router.h"
+
+enum pool_rotation { POOL_ACTIVE, POOL_CORDONED, POOL_DRAINING };
+
+struct pool;
+
+struct pool_options {
+	unsigned unhealthy_after;  /* failed probes in a row; default 3 */
+	unsigned healthy_after;    /* good probes in a row to return; default 2 */
+};
+
+struct pool *pool_new(const struct pool_options *opts);
+void pool_free(struct pool *p);
+
+/* The adapter the router places with. */
+struct router_live pool_live(struct pool *p);
+
+/* Rotation and weight, as the admin API sets them (0: the configured one). */
+void pool_set_rotation(struct pool *p, const char *cluster, enum pool_rotation r);
+void pool_set_weight(struct pool *p, const char *cluster, unsigned weight);
+enum pool_rotation pool_rotation_of(struct pool *p, const char *cluster);
+const char *pool_rotation_name(enum pool_rotation r);
+/* -1 when name is not a rotation state. */
+int pool_rotation_parse(const char *name);
+
+/* A /readyz probe or a real call: ok or not. */
+void pool_report(struct pool *p, const char *cluster, bool ok, const char *detail);
+bool pool_healthy(struct pool *p, const char *cluster);
+
+/* What the watchers see: a pod (by uid) that is active in a namespace, with
+ * its requests; active=false when it ended or went away. */
+void pool_pod(struct pool *p, const char *cluster, const char *uid, const char *ns,
+	      bool active, double cores, int64_t memory, int gpus);
+/* Forgets a cluster's pods before a re-list adds them again. */
+void pool_forget_pods(struct pool *p, const char *cluster);
+
+/* {cluster: {rotation, weight, healthy, lastError, namespaces: {ns: {pods,
+ * cores, memoryBytes, gpus}}}} for the admin API. */
+json_t *pool_snapshot(struct pool *p);
+
+#endif

@@ -1,0 +1,488 @@
+/* Placement: labels -> rule -> pool -> namespace group; then, with live
+ * state, a weighted choice among usable clusters that have room, the
+ * namespace with the most headroom, and the node role. Then the Spark conf
+ * by layers: pool defaults < cluster defaults < user < cluster overrides <
+ * namespace overrides. */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/quantity.h"
+#include "router/router.h"
+
+#define MIN_OVERHEAD (384LL << 20)
+
+static const char *const protected_prefixes[] = {
+	"spark.master",
+	"spark.submit.deployMode",
+	"spark.kubernetes.namespace",
+	"spark.kubernetes.context",
+	"spark.kubernetes.authenticate.",
+	"spark.kubernetes.driver.pod.name",
+	"spark.kubernetes.executor.podNamePrefix",
+	"spark.kubernetes.driver.podTemplateFile",
+	"spark.kubernetes.executor.podTemplateFile",
+	"spark.kubernetes.driver.podTemplateContainerName",
+	"spark.kubernetes.executor.podTemplateContainerName",
+	"spark.kubernetes.driver.volumes.hostPath.",
+	"spark.kubernetes.executor.volumes.hostPath.",
+	"spark.kubernetes.driver.label.sparkgw/",
+	"spark.kubernetes.executor.label.sparkgw/",
+	"spark.kubernetes.node.selector.",
+	"spark.kubernetes.driver.node.selector.",
+	"spark.kubernetes.executor.node.selector.",
+	"spark.kubernetes.driver.scheduler.name",
+	"spark.kubernetes.executor.scheduler.name",
+	"spark.kubernetes.scheduler.name",
+	"spark.app.id",
+	NULL,
+};
+
+const char *router_protected_key(const char *key)
+{
+	for (const char *const *p = protected_prefixes; *p; p++) {
+		size_t n = strlen(*p);
+
+		if (!strncmp(key, *p, n) && ((*p)[n - 1] == '.' || (*p)[n - 1] == '/' || key[n] == '\0'))
+			return *p;
+	}
+	return NULL;
+}
+
+void router_decision_release(struct router_decision *d)
+{
+	json_decref(d->reasons);
+	json_decref(d->conf);
+	memset(d, 0, sizeof(*d));
+}
+
+static void reason(json_t *reasons, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void reason(json_t *reasons, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	json_array_append_new(reasons, json_string(text));
+}
+
+static void add_error(json_t *errors, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void add_error(json_t *errors, const char *field, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	json_array_append_new(errors, json_pack("{s:s, s:s}", "field", field, "message", text));
+}
+
+static long long jint(const json_t *v, long long def)
+{
+	return json_is_integer(v) ? (long long)json_integer_value(v) : def;
+}
+
+struct pod_size {
+	double cores;
+	int64_t memory;
+	int gpus;
+};
+
+/* A driver or executor pod as Kubernetes will see it: heap plus overhead. */
+static struct pod_size pod_size(const json_t *pod)
+{
+	struct pod_size s = {.cores = (double)jint(json_object_get(pod, "cores"), 1)};
+	int64_t heap = 1LL << 30, overhead = 0;
+	const char *mem = json_string_value(json_object_get(pod, "memory"));
+	const char *extra = json_string_value(json_object_get(pod, "memoryOverhead"));
+
+	if (mem)
+		gw_spark_memory_parse(mem, &heap);
+	if (!extra || gw_spark_memory_parse(extra, &overhead))
+		overhead = heap / 10 > MIN_OVERHEAD ? heap / 10 : MIN_OVERHEAD;
+	s.memory = heap + overhead;
+	s.gpus = (int)jint(json_object_get(json_object_get(pod, "gpu"), "quantity"), 0);
+	return s;
+}
+
+static unsigned executor_count(const json_t *spec)
+{
+	const json_t *da = json_object_get(spec, "dynamicAllocation");
+	long long n = jint(json_object_get(json_object_get(spec, "executor"), "instances"), 2);
+
+	if (json_is_true(json_object_get(da, "enabled"))) {
+		long long lo = jint(json_object_get(da, "minExecutors"), 0);
+		long long init = jint(json_object_get(da, "initialExecutors"), lo);
+
+		n = init > lo ? init : lo;
+	}
+	return (unsigned)n;
+}
+
+static bool wants_gpu(const json_t *labels, const json_t *spec)
+{
+	const char *acc = json_string_value(json_object_get(labels, "accelerator"));
+
+	return (acc && !strcmp(acc, "gpu")) ||
+	       json_object_get(json_object_get(spec, "driver"), "gpu") ||
+	       json_object_get(json_object_get(spec, "executor"), "gpu");
+}
+
+static bool fits(const struct router_node_role *role, struct pod_size s)
+{
+	return s.cores <= role->max_cores + 1e-9 && s.memory <= role->max_memory &&
+	       s.gpus <= role->max_gpus;
+}
+
+/* The node role of c for this job: GPU jobs on GPU roles only, others
+ * never there; the pool's preferred role first. NULL if none fits. */
+static const struct router_node_role *pick_role(const struct router_cluster *c,
+						const struct router_pool *pool, bool gpu,
+						struct pod_size driver, struct pod_size exec)
+{
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < c->nroles; i++) {
+			const struct router_node_role *r = &c->roles[i];
+
+			if ((r->max_gpus > 0) != gpu)
+				continue;
+			if (pass == 0 && (gpu || !pool->default_role || strcmp(pool->default_role, r->name)))
+				continue;
+			if (fits(r, driver) && fits(r, exec))
+				return r;
+		}
+	return NULL;
+}
+
+static void explain_limits(const struct router *r, const struct router_pool *pool, bool gpu,
+			   struct pod_size driver, struct pod_size exec, json_t *errors)
+{
+	const struct router_node_role *best = NULL;
+
+	for (size_t m = 0; m < pool->nmembers; m++) {
+		const struct router_cluster *c = &r->clusters[pool->members[m].cluster];
+
+		for (size_t i = 0; i < c->nroles; i++)
+			if ((c->roles[i].max_gpus > 0) == gpu &&
+			    (!best || c->roles[i].max_cores > best->max_cores ||
+			     c->roles[i].max_memory > best->max_memory))
+				best = &c->roles[i];
+	}
+	if (!best) {
+		add_error(errors, gpu ? "labels[accelerator]" : "spec",
+			  "pool %s has no node role for %s jobs", pool->name, gpu ? "GPU" : "CPU");
+		return;
+	}
+	for (int which = 0; which < 2; which++) {
+		struct pod_size s = which ? exec : driver;
+		const char *field = which ? "spec.executor" : "spec.driver";
+
+		if (s.cores > best->max_cores + 1e-9)
+			add_error(errors, field, "asks %.0f cores; node role %s allows at most %.0f",
+				  s.cores, best->name, best->max_cores);
+		if (s.memory > best->max_memory)
+			add_error(errors, field, "asks %lld MiB with overhead; node role %s allows at most %lld MiB",
+				  (long long)(s.memory >> 20), best->name, (long long)(best->max_memory >> 20));
+		if (s.gpus > best->max_gpus)
+			add_error(errors, field, "asks %d GPUs; node role %s allows at most %d",
+				  s.gpus, best->name, best->max_gpus);
+	}
+}
+
+static const char *label_text(const json_t *labels, char *out, size_t len)
+{
+	const char *key;
+	json_t *v;
+	size_t n = 0;
+
+	out[0] = '\0';
+	json_object_foreach((json_t *)(uintptr_t)labels, key, v)
+		n += (size_t)snprintf(out + n, n < len ? len - n : 0, "%s%s=%s", n ? "," : "", key,
+				      json_string_value(v));
+	return *out ? out : "(none)";
+}
+
+/* Headroom left in ns after the job, as the smallest remaining fraction
+ * over the limits that are set; negative if it does not fit. */
+static double headroom(const struct router_namespace *ns, const struct router_usage *u,
+		       const struct router_demand *d)
+{
+	double h = 1.0 - (double)(u->pods + d->pods) / (double)(ns->max_pods ? ns->max_pods : 1);
+
+	if (ns->quota_cores > 0) {
+		double c = 1.0 - (u->cores + d->cores) / ns->quota_cores;
+
+		h = c < h ? c : h;
+	}
+	if (ns->quota_memory > 0) {
+		double m = 1.0 - (double)(u->memory + d->memory) / (double)ns->quota_memory;
+
+		h = m < h ? m : h;
+	}
+	if (ns->quota_gpus > 0) {
+		double g = 1.0 - (double)(u->gpus + d->gpus) / ns->quota_gpus;
+
+		h = g < h ? g : h;
+	} else if (d->gpus > 0 && ns->quota_gpus == 0) {
+		/* No GPU quota means no limit set, not a ban. */
+	}
+	return h;
+}
+
+static void layer(json_t *conf, const json_t *values, const char *source)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)(uintptr_t)values, key, v)
+		json_object_set_new(conf, key, json_pack("{s:O, s:s}", "value", v, "source", source));
+}
+
+/* The user's layer: sparkConf, then the spec's resource fields, which
+ * name the same properties (the Spark operator lets the fields win too). */
+static json_t *user_layer(const json_t *spec)
+{
+	static const struct {
+		const char *pod, *field, *key;
+	} fields[] = {
+		{"driver", "cores", "spark.driver.cores"},
+		{"driver", "memory", "spark.driver.memory"},
+		{"driver", "memoryOverhead", "spark.driver.memoryOverhead"},
+		{"executor", "instances", "spark.executor.instances"},
+		{"executor", "cores", "spark.executor.cores"},
+		{"executor", "memory", "spark.executor.memory"},
+		{"executor", "memoryOverhead", "spark.executor.memoryOverhead"},
+	};
+	json_t *user = json_deep_copy(json_object_get(spec, "sparkConf"));
+
+	if (!user)
+		user = json_object();
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const json_t *v = json_object_get(json_object_get(spec, fields[i].pod), fields[i].field);
+		char text[32];
+
+		if (json_is_integer(v)) {
+			snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+			json_object_set_new(user, fields[i].key, json_string(text));
+		} else if (json_is_string(v)) {
+			json_object_set(user, fields[i].key, (json_t *)(uintptr_t)v);
+		}
+	}
+	return user;
+}
+
+static json_t *compose(const struct router_pool *pool, const struct router_cluster *c,
+		       const struct router_namespace *ns, const json_t *spec)
+{
+	json_t *conf = json_object(), *user = user_layer(spec);
+	char src[160];
+
+	snprintf(src, sizeof(src), "pool:%s", pool->name);
+	layer(conf, pool->defaults, src);
+	if (c) {
+		snprintf(src, sizeof(src), "cluster:%s", c->name);
+		layer(conf, c->defaults, src);
+	}
+	layer(conf, user, "user");
+	json_decref(user);
+	if (c) {
+		snprintf(src, sizeof(src), "cluster-override:%s", c->name);
+		layer(conf, c->overrides, src);
+	}
+	if (ns) {
+		snprintf(src, sizeof(src), "namespace-override:%s", ns->name);
+		layer(conf, ns->overrides, src);
+	}
+	return conf;
+}
+
+static uint64_t hash_key(const char *key)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (const char *p = key; p && *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return h;
+}
+
+enum router_result router_place(const struct router *r, const struct router_live *live,
+				const struct router_pin *pin,
+				const json_t *labels, const json_t *spec, const char *job_key,
+				struct router_decision *out, json_t **errors, char *detail)
+{
+	const json_t *user = json_object_get(spec, "sparkConf");
+	struct pod_size driver = pod_size(json_object_get(spec, "driver"));
+	struct pod_size exec = pod_size(json_object_get(spec, "executor"));
+	unsigned nexec = executor_count(spec);
+	bool gpu = wants_gpu(labels, spec);
+	const struct router_rule *rule = NULL;
+	const struct router_pool *pool;
+	const struct router_group *group = NULL;
+	struct {
+		size_t member;
+		const struct router_node_role *role;
+		const struct router_namespace *ns;
+		double room;
+		unsigned weight;
+	} cand[64];
+	size_t ncand = 0;
+	unsigned total = 0;
+	const char *key;
+	json_t *v;
+	char text[512], skipped[1024] = "";
+
+	memset(out, 0, sizeof(*out));
+	*errors = json_array();
+	out->reasons = json_array();
+	json_object_foreach((json_t *)(uintptr_t)user, key, v) {
+		const char *which = router_protected_key(key);
+		char field[300];
+
+		snprintf(field, sizeof(field), "spec.sparkConf[%s]", key);
+		if (which)
+			add_error(*errors, field, "may not be set by a job (the gateway decides %s)", which);
+	}
+	for (size_t i = 0; i < r->nrules && !rule; i++)
+		if (gw_selector_matches(r->rules[i].selector, labels))
+			rule = &r->rules[i];
+	if (rule) {
+		pool = &r->pools[rule->pool];
+		reason(out->reasons, "labels match rule %zu (%s): pool %s", (size_t)(rule - r->rules) + 1,
+		       rule->text, pool->name);
+	} else if (r->default_pool >= 0) {
+		pool = &r->pools[r->default_pool];
+		reason(out->reasons, "no rule matches: default pool %s", pool->name);
+	} else {
+		add_error(*errors, "labels", "no routing rule matches labels %s and there is no default pool",
+			  label_text(labels, text, sizeof(text)));
+		goto invalid;
+	}
+	if (rule && rule->group >= 0)
+		group = &r->groups[rule->group];
+	for (size_t i = 0; i < r->ngroups && !group; i++)
+		if (gw_selector_matches(r->groups[i].selector, labels))
+			group = &r->groups[i];
+	if (!group) {
+		add_error(*errors, "labels", "no namespace group serves labels %s",
+			  label_text(labels, text, sizeof(text)));
+		goto invalid;
+	}
+	reason(out->reasons, "namespace group %s%s%s", group->name,
+	       rule && rule->group >= 0 ? " (named by the rule)" : *group->selector_text ? " serves " : "",
+	       rule && rule->group >= 0 ? "" : group->selector_text);
+	out->pool = pool;
+	out->group = group;
+	out->demand = (struct router_demand){
+		.pods = 1 + nexec,
+		.cores = driver.cores + nexec * exec.cores,
+		.memory = driver.memory + (int64_t)nexec * exec.memory,
+		.gpus = driver.gpus + (int)nexec * exec.gpus,
+	};
+	{
+		bool any_role = false;
+
+		for (size_t m = 0; m < pool->nmembers && !any_role; m++)
+			any_role = pick_role(&r->clusters[pool->members[m].cluster], pool, gpu, driver, exec) != NULL;
+		if (!any_role) {
+			explain_limits(r, pool, gpu, driver, exec, *errors);
+			goto invalid;
+		}
+	}
+	if (json_array_size(*errors))
+		goto invalid;
+
+	for (size_t m = 0; m < pool->nmembers && ncand < 64; m++) {
+		const struct router_cluster *c = &r->clusters[pool->members[m].cluster];
+		const struct router_node_role *role = pick_role(c, pool, gpu, driver, exec);
+		const struct router_namespace *best = NULL;
+		double best_room = -1;
+		char why[256] = "";
+
+		if (pin && strcmp(pin->cluster, c->name)) {
+			continue; /* not where the job was placed before */
+		} else if (!role) {
+			snprintf(why, sizeof(why), "no node role fits");
+		} else if (pin) {
+			/* Placed before: it goes back there, whatever the state now. */
+			for (size_t n = 0; n < group->nnamespaces && !best; n++)
+				if (!strcmp(group->namespaces[n].name, pin->namespace))
+					best = &group->namespaces[n];
+			best_room = 0;
+			if (!best)
+				snprintf(why, sizeof(why), "namespace %s is no longer in group %s",
+					 pin->namespace, group->name);
+		} else if (live && !live->usable(live->arg, c->name, why, sizeof(why))) {
+			/* why says it */
+		} else {
+			for (size_t n = 0; n < group->nnamespaces; n++) {
+				struct router_usage u = {0};
+				double room;
+
+				if (live)
+					live->usage(live->arg, c->name, group->namespaces[n].name, &u);
+				room = headroom(&group->namespaces[n], &u, &out->demand);
+				if (room >= 0 && room > best_room) {
+					best_room = room;
+					best = &group->namespaces[n];
+				}
+			}
+			if (!best)
+				snprintf(why, sizeof(why), "no namespace of group %s has room", group->name);
+		}
+		if (!best) {
+			reason(out->reasons, "cluster %s skipped: %s", c->name, why);
+			snprintf(skipped + strlen(skipped), sizeof(skipped) - strlen(skipped), "%s%s: %s",
+				 *skipped ? "; " : "", c->name, why);
+			continue;
+		}
+		cand[ncand].member = m;
+		cand[ncand].role = role;
+		cand[ncand].ns = best;
+		cand[ncand].room = best_room;
+		cand[ncand].weight = live ? live->weight(live->arg, c->name, pool->members[m].weight)
+					  : pool->members[m].weight;
+		total += cand[ncand].weight;
+		ncand++;
+	}
+	if (ncand == 0 || total == 0) {
+		gw_seterr(detail, "no cluster of pool %s can take the job now (%s)", pool->name,
+			  *skipped ? skipped : "every weight is 0");
+		json_decref(*errors);
+		*errors = NULL;
+		return ROUTER_WAIT;
+	}
+	{
+		uint64_t pick = hash_key(job_key) % total;
+		size_t i = 0;
+
+		while (pick >= cand[i].weight) {
+			pick -= cand[i].weight;
+			i++;
+		}
+		out->cluster = &r->clusters[pool->members[cand[i].member].cluster];
+		out->ns = cand[i].ns;
+		out->role = cand[i].role;
+		reason(out->reasons, "cluster %s: weight %u of %u among %zu usable", out->cluster->name,
+		       cand[i].weight, total, ncand);
+		reason(out->reasons, "namespace %s: most room (%.0f%% left after this job)", out->ns->name,
+		       cand[i].room * 100);
+		reason(out->reasons, "node role %s%s", out->role->name, gpu ? " (GPU)" : "");
+	}
+	out->conf = compose(pool, out->cluster, out->ns, spec);
+	json_decref(*errors);
+	*errors = NULL;
+	return ROUTER_OK;
+invalid:
+	gw_seterr(detail, "the job cannot be placed: %zu problem%s", json_array_size(*errors),
+		  json_array_size(*errors) == 1 ? "" : "s");
+	router_decision_release(out);
+	return ROUTER_INVALID;
+}

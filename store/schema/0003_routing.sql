@@ -1,0 +1,9 @@
+-- Routing: the placement explanation of each dispatched job (pool, group,
+-- node role, reasons, final Spark conf with the layer of each value), and
+-- what operators set on clusters (rotation, weight), kept across restarts.
+ALTER TABLE jobs ADD COLUMN placement TEXT;
+CREATE TABLE cluster_settings (
+	name     TEXT PRIMARY KEY,
+	rotation TEXT    NOT NULL DEFAULT 'active',
+	weight   INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;

@@ -15,6 +15,7 @@ int main(void)
 	gw_log_set_level(GW_LOG_WARN); /* the store's own start-up notes */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	srunner_add_suite(sr, submission_suite());
+	srunner_add_suite(sr, router_suite());
 	srunner_add_suite(sr, store_suite());
 	srunner_add_suite(sr, k8s_suite());
 	srunner_add_suite(sr, kubesim_suite());

@@ -18,6 +18,7 @@ Suite *process_suite(void);
 Suite *dispatch_suite(void);
 Suite *k8s_suite(void);
 Suite *kubesim_suite(void);
+Suite *router_suite(void);
 
 /* A new empty directory under $TMPDIR; caller frees the string. */
 char *tu_tmpdir(const char *tag);

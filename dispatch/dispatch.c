@@ -33,6 +33,7 @@
 #define CANCEL_RESEND_MS 5000
 #define WATCH_TIMEOUT_S 60
 #define WAIT_RETRY_MS 1000
+#define RESERVATION_MS 30000
 
 struct dispatch;
 
@@ -298,6 +299,7 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 	}
 	store_job_release(&job);
 	job = claim.job;
+	pool_reserve(d->opts.pool, cl->name, job.id, dec.ns->name, &dec.demand, RESERVATION_MS);
 
 	objs = dispatch_manifests(&job, &dec, err);
 	if (!objs)
@@ -662,6 +664,7 @@ static void account_pod(struct cluster_rt *cl, const char *type, const json_t *p
 				gpus += atoi(jstr(q));
 	}
 	pool_pod(cl->d->opts.pool, cl->name, jstr(json_object_get(meta, "uid")),
+		 json_string_value(json_object_get(json_object_get(meta, "labels"), DISPATCH_JOB_LABEL)),
 		 jstr(json_object_get(meta, "namespace")), active, cores, memory, gpus);
 }
 

@@ -1,6 +1,8 @@
 /* Cluster state, guarded by one mutex; small maps in jansson objects. */
 #include "pool/pool.h"
 
+#include "common/timeutil.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,15 +16,16 @@ struct pool {
 
 /* A cluster's state object:
  * {rotation, weight, healthy, good, bad, lastError,
- *  pods: {uid: [ns, cores, memory, gpus]}, usage: {ns: [pods, cores, memory, gpus]}} */
+ *  pods: {uid: [ns, cores, memory, gpus]}, usage: {ns: [pods, cores, memory, gpus]},
+ *  reserved: {job id: [ns, pods, cores, memory, gpus, until_ms]}} */
 static json_t *cluster_state(struct pool *p, const char *name)
 {
 	json_t *c = json_object_get(p->clusters, name);
 
 	if (!c) {
-		c = json_pack("{s:i, s:i, s:b, s:i, s:i, s:n, s:{}, s:{}}", "rotation", POOL_ACTIVE,
+		c = json_pack("{s:i, s:i, s:b, s:i, s:i, s:n, s:{}, s:{}, s:{}}", "rotation", POOL_ACTIVE,
 			      "weight", 0, "healthy", 1, "good", 0, "bad", 0, "lastError", "pods",
-			      "usage");
+			      "usage", "reserved");
 		json_object_set_new(p->clusters, name, c);
 	}
 	return c;
@@ -134,13 +137,16 @@ static void add_usage(json_t *usage, const char *ns, int sign, double cores, int
 	json_array_set_new(u, 3, json_integer(json_integer_value(json_array_get(u, 3)) + sign * gpus));
 }
 
-void pool_pod(struct pool *p, const char *cluster, const char *uid, const char *ns,
-	      bool active, double cores, int64_t memory, int gpus)
+void pool_pod(struct pool *p, const char *cluster, const char *uid, const char *job_id,
+	      const char *ns, bool active, double cores, int64_t memory, int gpus)
 {
 	json_t *c, *pods, *old;
 
 	pthread_mutex_lock(&p->lock);
 	c = cluster_state(p, cluster);
+	/* The job's real pods count from now on, not its reservation. */
+	if (job_id)
+		json_object_del(json_object_get(c, "reserved"), job_id);
 	pods = json_object_get(c, "pods");
 	old = json_object_get(pods, uid);
 	if (old) { /* take the old view out first: requests do not change, but be exact */
@@ -153,6 +159,16 @@ void pool_pod(struct pool *p, const char *cluster, const char *uid, const char *
 		json_object_set_new(pods, uid, json_pack("[s, f, I, i]", ns, cores, (json_int_t)memory, gpus));
 		add_usage(json_object_get(c, "usage"), ns, 1, cores, memory, gpus);
 	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pool_reserve(struct pool *p, const char *cluster, const char *job_id, const char *ns,
+		  const struct router_demand *d, int64_t ttl_ms)
+{
+	pthread_mutex_lock(&p->lock);
+	json_object_set_new(json_object_get(cluster_state(p, cluster), "reserved"), job_id,
+			    json_pack("[s, i, f, I, i, I]", ns, (int)d->pods, d->cores, (json_int_t)d->memory,
+				      d->gpus, (json_int_t)(gw_now_ms() + ttl_ms)));
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -229,14 +245,30 @@ static unsigned live_weight(void *arg, const char *cluster, unsigned configured)
 static void live_usage(void *arg, const char *cluster, const char *ns, struct router_usage *out)
 {
 	struct pool *p = arg;
-	json_t *u;
+	int64_t now = gw_now_ms();
+	json_t *c, *u, *res;
+	const char *job;
+	void *iter;
 
 	pthread_mutex_lock(&p->lock);
-	u = json_object_get(json_object_get(cluster_state(p, cluster), "usage"), ns);
+	c = cluster_state(p, cluster);
+	u = json_object_get(json_object_get(c, "usage"), ns);
 	out->pods = (unsigned)json_integer_value(json_array_get(u, 0));
 	out->cores = json_real_value(json_array_get(u, 1));
 	out->memory = json_integer_value(json_array_get(u, 2));
 	out->gpus = (int)json_integer_value(json_array_get(u, 3));
+	json_object_foreach_safe(json_object_get(c, "reserved"), iter, job, res) {
+		if (json_integer_value(json_array_get(res, 5)) < now) {
+			json_object_del(json_object_get(c, "reserved"), job);
+			continue;
+		}
+		if (strcmp(json_string_value(json_array_get(res, 0)), ns))
+			continue;
+		out->pods += (unsigned)json_integer_value(json_array_get(res, 1));
+		out->cores += json_real_value(json_array_get(res, 2));
+		out->memory += json_integer_value(json_array_get(res, 3));
+		out->gpus += (int)json_integer_value(json_array_get(res, 4));
+	}
 	pthread_mutex_unlock(&p->lock);
 }
 

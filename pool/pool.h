@@ -37,10 +37,15 @@ int pool_rotation_parse(const char *name);
 void pool_report(struct pool *p, const char *cluster, bool ok, const char *detail);
 bool pool_healthy(struct pool *p, const char *cluster);
 
-/* What the watchers see: a pod (by uid) that is active in a namespace, with
- * its requests; active=false when it ended or went away. */
-void pool_pod(struct pool *p, const char *cluster, const char *uid, const char *ns,
-	      bool active, double cores, int64_t memory, int gpus);
+/* What the watchers see: a pod (by uid) of job job_id that is active in a
+ * namespace, with its requests; active=false when it ended or went away. */
+void pool_pod(struct pool *p, const char *cluster, const char *uid, const char *job_id,
+	      const char *ns, bool active, double cores, int64_t memory, int gpus);
+/* Counts a dispatched job's demand in its namespace until the watcher sees
+ * its pods (or ttl_ms passes), so that a burst cannot overfill a namespace
+ * in the moment before the cluster reports the pods. */
+void pool_reserve(struct pool *p, const char *cluster, const char *job_id, const char *ns,
+		  const struct router_demand *demand, int64_t ttl_ms);
 /* Forgets a cluster's pods before a re-list adds them again. */
 void pool_forget_pods(struct pool *p, const char *cluster);
 

@@ -889,10 +889,12 @@ enum gw_err store_cluster_settings(struct store *s, json_t **out, char *err)
 	if (!c)
 		return GW_EIO;
 	src = sqlite3_prepare_v2(c->db, "SELECT name, rotation, weight FROM cluster_settings", -1, &st, NULL);
-	while (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
-		json_object_set_new(*out, (const char *)sqlite3_column_text(st, 0),
-				    json_pack("{s:s, s:i}", "rotation", (const char *)sqlite3_column_text(st, 1),
-					      "weight", sqlite3_column_int(st, 2)));
+	if (src == SQLITE_OK)
+		while ((src = sqlite3_step(st)) == SQLITE_ROW)
+			json_object_set_new(*out, (const char *)sqlite3_column_text(st, 0),
+					    json_pack("{s:s, s:i}", "rotation",
+						      (const char *)sqlite3_column_text(st, 1),
+						      "weight", sqlite3_column_int(st, 2)));
 	if (src != SQLITE_DONE)
 		rc = store_sqlite_err(c->db, src, err);
 	sqlite3_finalize(st);

@@ -148,7 +148,7 @@ static struct k8s_client *client_for(const struct tu_kubesim *sim, int retries)
 
 START_TEST(test_retries_5xx_then_gives_up)
 {
-	struct tu_kubesim sim;
+	struct tu_kubesim sim = {0};
 	struct k8s_client *c;
 	struct k8s_response r;
 	char err[GW_ERRLEN];
@@ -167,7 +167,7 @@ END_TEST
 
 START_TEST(test_no_retry_on_4xx)
 {
-	struct tu_kubesim sim;
+	struct tu_kubesim sim = {0};
 	struct k8s_client *c;
 	struct k8s_response r;
 	json_t *ns = json_pack("{s:{s:s}}", "metadata", "name", "team-a");
@@ -196,7 +196,7 @@ END_TEST
 
 START_TEST(test_429_honours_retry_after)
 {
-	struct tu_kubesim sim;
+	struct tu_kubesim sim = {0};
 	struct k8s_client *c;
 	struct k8s_response r;
 	char err[GW_ERRLEN];
@@ -240,7 +240,7 @@ static bool count_events(void *arg, const char *type, json_t *obj)
 
 START_TEST(test_watch_events_and_expiry)
 {
-	struct tu_kubesim sim;
+	struct tu_kubesim sim = {0};
 	struct k8s_client *c;
 	struct k8s_response r;
 	json_t *ns = json_pack("{s:{s:s}}", "metadata", "name", "watched");
@@ -287,7 +287,7 @@ START_TEST(test_tls_and_token_from_kubeconfig)
 {
 	char cmd[2048], cert[700], key[700], path[700], text[16384];
 	char *pem, *ca;
-	struct tu_kubesim sim;
+	struct tu_kubesim sim = {0};
 	struct k8s_config cfg;
 	struct k8s_client *c;
 	struct k8s_response r;

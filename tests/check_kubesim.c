@@ -316,7 +316,7 @@ END_TEST
 
 START_TEST(test_throttle_and_token)
 {
-	struct tu_kubesim other;
+	struct tu_kubesim other = {0};
 	struct tu_response r;
 	char url[200];
 	int throttled = 0;

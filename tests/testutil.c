@@ -161,7 +161,8 @@ int tu_kubesim_start(struct tu_kubesim *k, const char *dir, const char *name, ..
 	int argc = 0;
 	va_list ap;
 
-	k->port = tu_free_port();
+	if (!k->keep_port || k->port <= 0)
+		k->port = tu_free_port();
 	snprintf(k->name, sizeof(k->name), "%s", name);
 	snprintf(k->base, sizeof(k->base), "http://127.0.0.1:%d", k->port);
 	snprintf(k->log, sizeof(k->log), "%s/kubesim-%s.log", dir, name);

@@ -19,6 +19,7 @@ Suite *dispatch_suite(void);
 Suite *k8s_suite(void);
 Suite *kubesim_suite(void);
 Suite *router_suite(void);
+Suite *routing_suite(void);
 
 /* A new empty directory under $TMPDIR; caller frees the string. */
 char *tu_tmpdir(const char *tag);
@@ -48,6 +49,7 @@ int tu_run_gateway(char *err, size_t errlen, ...);
 struct tu_kubesim {
 	pid_t pid;
 	int port;
+	bool keep_port; /* restart on the same port (a cluster coming back) */
 	char name[32];
 	char base[64];
 	char log[600];

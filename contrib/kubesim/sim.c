@@ -11,6 +11,7 @@
  *   spark.kubesim.imagePullFail=true  the image never pulls: ErrImagePull
  *   spark.executor.instances, spark.executor.cores, spark.executor.memory */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,18 @@ json_t *ks_spark_conf(struct ks_state *st, const json_t *pod)
 		}
 		if (json_is_string(json_object_get(exec, "memory")))
 			json_object_set(conf, "spark.executor.memory", json_object_get(exec, "memory"));
+		{
+			/* The operator passes executor labels on as Spark conf. */
+			const char *k;
+			json_t *lv;
+
+			json_object_foreach(json_object_get(exec, "labels"), k, lv) {
+				char key[300];
+
+				snprintf(key, sizeof(key), "spark.kubernetes.executor.label.%s", k);
+				json_object_set(conf, key, lv);
+			}
+		}
 		return conf;
 	}
 	json_array_foreach(volumes, i, v) {
@@ -330,6 +343,43 @@ static void start_pod(struct ks_state *st, json_t *pod, const json_t *conf)
 	ks_update(st, ks_resource_find("", "v1", "pods"), pod);
 }
 
+/* What Spark takes from its conf for executors: labels
+ * (spark.kubernetes.executor.label.*) and the pod template file, which
+ * spark-submit ships in the driver's ConfigMap. */
+static void apply_executor_conf(struct ks_state *st, const json_t *driver, const json_t *conf, json_t *pod)
+{
+	static const char label_prefix[] = "spark.kubernetes.executor.label.";
+	const char *tpl_path = conf_get(conf, "spark.kubernetes.executor.podTemplateFile", NULL);
+	json_t *labels = json_object_get(json_object_get(pod, "metadata"), "labels");
+	const char *key;
+	json_t *v, *volumes = json_object_get(json_object_get(driver, "spec"), "volumes");
+	size_t i;
+
+	json_object_foreach((json_t *)(uintptr_t)conf, key, v)
+		if (!strncmp(key, label_prefix, sizeof(label_prefix) - 1))
+			json_object_set(labels, key + sizeof(label_prefix) - 1, v);
+	if (!tpl_path)
+		return;
+	json_array_foreach(volumes, i, v) {
+		const char *base = strrchr(tpl_path, '/') ? strrchr(tpl_path, '/') + 1 : tpl_path;
+		json_t *cm = json_object_get(v, "configMap") ? ks_get(st, ks_resource_find("", "v1", "configmaps"),
+			ks_ns(driver), jstr(json_object_get(json_object_get(v, "configMap"), "name"))) : NULL;
+		const char *text = json_string_value(json_object_get(json_object_get(cm, "data"), base));
+		json_t *tpl = text ? json_loads(text, 0, NULL) : NULL, *tspec = json_object_get(tpl, "spec");
+		static const char *const fields[] = {"priorityClassName", "nodeSelector", "tolerations"};
+
+		for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
+			if (json_object_get(tspec, fields[f]))
+				json_object_set(json_object_get(pod, "spec"), fields[f], json_object_get(tspec, fields[f]));
+		if (json_object_get(json_object_get(tpl, "metadata"), "annotations"))
+			json_object_set(json_object_get(pod, "metadata"), "annotations",
+					json_object_get(json_object_get(tpl, "metadata"), "annotations"));
+		json_decref(tpl);
+		if (text)
+			break;
+	}
+}
+
 static void create_executors(struct ks_state *st, json_t *driver, const json_t *conf)
 {
 	const struct ks_resource *pods = ks_resource_find("", "v1", "pods");
@@ -367,6 +417,7 @@ static void create_executors(struct ks_state *st, json_t *driver, const json_t *
 				"image", jstr(json_object_get(json_array_get(json_object_get(json_object_get(driver, "spec"), "containers"), 0), "image")),
 				"resources", "requests", "cpu", cores, "memory", memq,
 				"status", "phase", "Pending");
+		apply_executor_conf(st, driver, conf, pod);
 		ks_insert(st, pods, pod);
 	}
 }

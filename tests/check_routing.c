@@ -1,0 +1,451 @@
+/* Routing end to end: the gateway with two kubesim clusters and a policy.
+ * Weights over many jobs, cordon and uncordon (kept across restarts),
+ * health, a full namespace sending jobs to the next, GPU jobs on GPU
+ * roles, dry runs, and reloads under load. */
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/testutil.h"
+
+static char *dir;
+static struct tu_kubesim sims[2];
+static struct tu_gateway gw;
+static char config[700];
+
+#define POLICY                                                                                     \
+	"pools:\n"                                                                                 \
+	"  - name: batch\n    clusters: [{name: a, weight: %d}, {name: b, weight: 1}]\n"            \
+	"    defaults: {spark.eventLog.enabled: 'true'}\n"                                          \
+	"namespaceGroups:\n"                                                                      \
+	"  - name: small\n    selector: team=small\n"                                              \
+	"    namespaces: [{name: ns-one, maxPods: 2}, {name: ns-two, maxPods: 2}]\n"                \
+	"  - name: all\n    namespaces: [spark-jobs]\n"                                             \
+	"dispatch: {probe_seconds: 1, image_pull_timeout_seconds: 5}\n"
+
+static void write_config(int weight_a)
+{
+	static const char *const modes[] = {"driver-pod", "driver-pod"};
+	char extra[1024];
+
+	snprintf(extra, sizeof(extra), POLICY, weight_a);
+	tu_write_cluster_config(dir, sims, modes, 2, extra, config, sizeof(config));
+}
+
+static void setup(void)
+{
+	memset(sims, 0, sizeof(sims));
+	dir = tu_tmpdir("routing");
+	ck_assert_ptr_nonnull(dir);
+	ck_assert_int_eq(tu_kubesim_start(&sims[0], dir, "a", "--namespace", "ns-one", "--namespace",
+					  "ns-two", NULL), 0);
+	ck_assert_int_eq(tu_kubesim_start(&sims[1], dir, "b", "--namespace", "ns-one", "--namespace",
+					  "ns-two", NULL), 0);
+	write_config(3);
+	ck_assert_msg(tu_gateway_start(&gw, dir, "--config", config, NULL) == 0, "gateway did not start");
+}
+
+static void teardown(void)
+{
+	tu_gateway_signal(&gw, SIGTERM);
+	tu_kubesim_stop(&sims[0]);
+	tu_kubesim_stop(&sims[1]);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+static char *submit_as(const char *team, const char *extra_labels, int seconds, int instances)
+{
+	char body[1024], u[256];
+	struct tu_response r;
+	char *id;
+
+	snprintf(body, sizeof(body),
+		 "{\"name\":\"routed\",\"labels\":{\"team\":\"%s\"%s},\"spec\":{\"type\":\"Python\","
+		 "\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"local:///a.py\","
+		 "\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"%d\"},"
+		 "\"executor\":{\"instances\":%d,\"cores\":1,\"memory\":\"1g\"}}}",
+		 team, extra_labels ? extra_labels : "", seconds, instances);
+	snprintf(u, sizeof(u), "%s/api/v1/jobs", gw.base);
+	ck_assert_int_eq(tu_post_json(u, body, NULL, &r), 0);
+	ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+	id = strdup(json_string_value(json_object_get(r.json, "id")));
+	tu_response_release(&r);
+	return id;
+}
+
+/* The job once placed (whatever state it has reached by then). */
+static json_t *placed(const char *id)
+{
+	char url[256];
+
+	snprintf(url, sizeof(url), "%s/api/v1/jobs/%s", gw.base, id);
+	for (int i = 0; i < 400; i++) {
+		json_t *job = tu_get_json(url);
+
+		if (json_is_object(json_object_get(job, "placement")))
+			return job;
+		json_decref(job);
+		usleep(25000);
+	}
+	ck_abort_msg("job %s was never placed", id);
+	return NULL;
+}
+
+static const char *cluster_of(json_t *job)
+{
+	return json_string_value(json_object_get(json_object_get(job, "placement"), "cluster"));
+}
+
+static struct tu_response post(const char *path, const char *body)
+{
+	static const char *const json[] = {"Content-Type: application/json", NULL};
+	struct tu_response r;
+	char url[300];
+
+	snprintf(url, sizeof(url), "%s%s", gw.base, path);
+	ck_assert_int_eq(tu_http(body && *body == '{' && strstr(path, "clusters/") && !strstr(path, "/cordon") &&
+				 !strstr(path, "/uncordon") && !strstr(path, "/drain") ? "PATCH" : "POST",
+				 url, json, body, body ? strlen(body) : 0, &r), 0);
+	return r;
+}
+
+START_TEST(test_weights_over_many_jobs)
+{
+	int on_a = 0, n = 60;
+
+	for (int i = 0; i < n; i++) {
+		char *id = submit_as("t", NULL, 1, 1);
+		json_t *job = placed(id);
+
+		on_a += !strcmp(cluster_of(job), "a");
+		ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "placement"), "pool")), "batch");
+		json_decref(job);
+		free(id);
+	}
+	/* 3:1 of 60 is 45; a binomial's sd is 3.4: 12 is over 3.5 sd. */
+	ck_assert_msg(abs(on_a - 45) <= 12, "a got %d of %d", on_a, n);
+}
+END_TEST
+
+START_TEST(test_cordon_drain_uncordon)
+{
+	struct tu_response r;
+	char *running = NULL;
+	json_t *job, *cl;
+	char url[256];
+
+	/* A job already running on b finishes although b is cordoned. */
+	for (int i = 0; i < 40 && !running; i++) {
+		char *id = submit_as("t", NULL, 2, 1);
+
+		job = placed(id);
+		if (!strcmp(cluster_of(job), "b"))
+			running = id;
+		else
+			free(id);
+		json_decref(job);
+	}
+	ck_assert_ptr_nonnull(running);
+	r = post("/api/v1/clusters/b/cordon", NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "rotation")), "cordoned");
+	tu_response_release(&r);
+	for (int i = 0; i < 12; i++) {
+		char *id = submit_as("t", NULL, 1, 1);
+
+		job = placed(id);
+		ck_assert_str_eq(cluster_of(job), "a");
+		json_decref(job);
+		free(id);
+	}
+	job = tu_wait_job(gw.base, running, NULL, 20000);
+	ck_assert_str_eq(json_string_value(json_object_get(job, "state")), "SUCCEEDED");
+	json_decref(job);
+	free(running);
+
+	/* Kept across a restart. */
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", config, NULL), 0);
+	snprintf(url, sizeof(url), "%s/api/v1/clusters/b", gw.base);
+	cl = tu_get_json(url);
+	ck_assert_str_eq(json_string_value(json_object_get(cl, "rotation")), "cordoned");
+	json_decref(cl);
+
+	r = post("/api/v1/clusters/a/drain", NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "rotation")), "draining");
+	tu_response_release(&r);
+	/* Nothing usable: a job waits in the queue rather than fail. */
+	{
+		char *id = submit_as("t", NULL, 1, 1);
+
+		usleep(1500000);
+		job = tu_wait_job(gw.base, id, "QUEUED", 1000);
+		ck_assert_ptr_nonnull(job);
+		json_decref(job);
+		r = post("/api/v1/clusters/b/uncordon", NULL);
+		ck_assert_str_eq(json_string_value(json_object_get(r.json, "rotation")), "active");
+		tu_response_release(&r);
+		job = placed(id);
+		ck_assert_str_eq(cluster_of(job), "b");
+		json_decref(job);
+		free(id);
+	}
+	/* a has drained once its jobs are done. */
+	for (int i = 0; i < 100; i++) {
+		snprintf(url, sizeof(url), "%s/api/v1/clusters/a", gw.base);
+		cl = tu_get_json(url);
+		if (json_is_true(json_object_get(cl, "drained"))) {
+			json_decref(cl);
+			break;
+		}
+		ck_assert_msg(i < 99, "a never drained");
+		json_decref(cl);
+		usleep(200000);
+	}
+	r = post("/api/v1/clusters/a", "{\"weight\":0,\"colour\":1}");
+	ck_assert_int_eq(r.status, 422);
+	tu_response_release(&r);
+	r = post("/api/v1/clusters/nope/cordon", NULL);
+	ck_assert_int_eq(r.status, 404);
+	tu_response_release(&r);
+}
+END_TEST
+
+START_TEST(test_unhealthy_cluster_leaves_and_returns)
+{
+	char url[256];
+	json_t *cl = NULL;
+
+	tu_kubesim_stop(&sims[1]);
+	snprintf(url, sizeof(url), "%s/api/v1/clusters/b", gw.base);
+	for (int i = 0; i < 100; i++) {
+		json_decref(cl);
+		cl = tu_get_json(url);
+		if (json_is_false(json_object_get(cl, "healthy")))
+			break;
+		usleep(100000);
+	}
+	ck_assert(json_is_false(json_object_get(cl, "healthy")));
+	json_decref(cl);
+	cl = NULL;
+	for (int i = 0; i < 10; i++) {
+		char *id = submit_as("t", NULL, 1, 1);
+		json_t *job = placed(id);
+
+		ck_assert_str_eq(cluster_of(job), "a");
+		json_decref(job);
+		free(id);
+	}
+	sims[1].keep_port = true;
+	ck_assert_int_eq(tu_kubesim_start(&sims[1], dir, "b", "--namespace", "ns-one", "--namespace", "ns-two", NULL), 0);
+	for (int i = 0; i < 100; i++) {
+		json_decref(cl);
+		cl = tu_get_json(url);
+		if (json_is_true(json_object_get(cl, "healthy")))
+			break;
+		usleep(100000);
+	}
+	ck_assert(json_is_true(json_object_get(cl, "healthy")));
+	json_decref(cl);
+}
+END_TEST
+
+START_TEST(test_full_namespace_sends_jobs_to_the_next)
+{
+	/* ns-one and ns-two hold 2 pods each on both clusters; a job is a
+	 * driver and one executor, so four jobs fill every slot, each in its
+	 * own, and the fifth waits for room. */
+	char *ids[5], seen[4][64];
+	json_t *job;
+
+	for (int i = 0; i < 4; i++) {
+		ids[i] = submit_as("small", NULL, 3, 1);
+		job = placed(ids[i]);
+		snprintf(seen[i], sizeof(seen[i]), "%s/%s", cluster_of(job),
+			 json_string_value(json_object_get(json_object_get(job, "placement"), "namespace")));
+		for (int j = 0; j < i; j++)
+			ck_assert_str_ne(seen[i], seen[j]);
+		json_decref(job);
+	}
+	ids[4] = submit_as("small", NULL, 1, 1);
+	usleep(1000000);
+	job = tu_wait_job(gw.base, ids[4], "QUEUED", 200);
+	ck_assert_msg(job != NULL, "the fifth job should wait for room");
+	json_decref(job);
+	job = tu_wait_job(gw.base, ids[4], "SUCCEEDED", 20000);
+	ck_assert_ptr_nonnull(job);
+	json_decref(job);
+	for (int i = 0; i < 5; i++)
+		free(ids[i]);
+}
+END_TEST
+
+START_TEST(test_dry_run_explains_and_stores_nothing)
+{
+	char u[256], body[1024];
+	struct tu_response r, before, after;
+	json_t *conf;
+
+	snprintf(u, sizeof(u), "%s/api/v1/jobs?limit=1000", gw.base);
+	ck_assert_int_eq(tu_http("GET", u, NULL, NULL, 0, &before), 0);
+	snprintf(body, sizeof(body),
+		 "{\"name\":\"dry\",\"labels\":{\"team\":\"t\"},\"spec\":{\"type\":\"Python\",\"sparkVersion\":\"3.5.1\","
+		 "\"mainApplicationFile\":\"local:///a.py\",\"sparkConf\":{\"spark.sql.shuffle.partitions\":\"8\"}}}");
+	snprintf(u, sizeof(u), "%s/api/v1/jobs?dryRun=true", gw.base);
+	ck_assert_int_eq(tu_post_json(u, body, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "placeable")), "now");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "placement"), "pool")), "batch");
+	ck_assert_int_ge(json_array_size(json_object_get(json_object_get(r.json, "placement"), "reasons")), 4);
+	conf = json_object_get(json_object_get(r.json, "placement"), "conf");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(conf, "spark.eventLog.enabled"), "source")),
+			 "pool:batch");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(conf, "spark.sql.shuffle.partitions"), "source")),
+			 "user");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(conf, "spark.kubernetes.namespace"), "source")),
+			 "gateway");
+	ck_assert_int_eq(json_array_size(json_object_get(r.json, "manifests")), 3);
+	tu_response_release(&r);
+	snprintf(u, sizeof(u), "%s/api/v1/jobs?limit=1000", gw.base);
+	ck_assert_int_eq(tu_http("GET", u, NULL, NULL, 0, &after), 0);
+	ck_assert_int_eq(json_array_size(json_object_get(after.json, "items")),
+			 json_array_size(json_object_get(before.json, "items")));
+	tu_response_release(&before);
+	tu_response_release(&after);
+
+	/* Unplaceable submissions are refused at once, naming the problem. */
+	snprintf(body, sizeof(body),
+		 "{\"name\":\"bad\",\"spec\":{\"type\":\"Python\",\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"a.py\","
+		 "\"sparkConf\":{\"spark.kubernetes.namespace\":\"kube-system\"}}}");
+	snprintf(u, sizeof(u), "%s/api/v1/jobs", gw.base);
+	ck_assert_int_eq(tu_post_json(u, body, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 422);
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "type")), "urn:sparkgw:problem:unplaceable");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "errors"), 0), "field")),
+			 "spec.sparkConf[spark.kubernetes.namespace]");
+	tu_response_release(&r);
+}
+END_TEST
+
+START_TEST(test_stored_job_shows_placement_and_conf)
+{
+	char *id = submit_as("t", NULL, 1, 1), u[256];
+	json_t *job = placed(id), *conf;
+
+	ck_assert_schema("Job", job);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "placement"), "namespaceGroup")), "all");
+	ck_assert_int_ge(json_array_size(json_object_get(json_object_get(job, "placement"), "reasons")), 4);
+	snprintf(u, sizeof(u), "%s/api/v1/jobs/%s/conf", gw.base, id);
+	conf = tu_get_json(u);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(conf, "conf"),
+									   "spark.kubernetes.driver.pod.name"), "value")),
+			 json_string_value(json_object_get(json_object_get(job, "driver"), "podName")));
+	json_decref(conf);
+	json_decref(job);
+	free(id);
+}
+END_TEST
+
+struct loader_arg {
+	int ok, n;
+};
+
+static void *submit_many(void *arg)
+{
+	struct loader_arg *a = arg;
+	char body[512], u[256];
+
+	snprintf(u, sizeof(u), "%s/api/v1/jobs", gw.base);
+	snprintf(body, sizeof(body),
+		 "{\"name\":\"load\",\"labels\":{\"team\":\"load\"},\"spec\":{\"type\":\"Python\",\"sparkVersion\":\"3.5.1\","
+		 "\"mainApplicationFile\":\"a.py\",\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"1\"},"
+		 "\"executor\":{\"instances\":1}}}");
+	for (int i = 0; i < a->n; i++) {
+		struct tu_response r;
+
+		if (tu_post_json(u, body, NULL, &r) == 0 && r.status == 201)
+			a->ok++;
+		tu_response_release(&r);
+	}
+	return NULL;
+}
+
+START_TEST(test_reload_under_load_drops_nothing)
+{
+	struct loader_arg arg = {.n = 80};
+	pthread_t th;
+	struct tu_response r;
+	char u[256];
+	json_t *list;
+	FILE *f;
+
+	pthread_create(&th, NULL, submit_many, &arg);
+	for (int i = 0; i < 6; i++) {
+		write_config(i % 2 ? 1 : 5);
+		r = post("/api/v1/admin/reload", NULL);
+		ck_assert_int_eq(r.status, 200);
+		tu_response_release(&r);
+		usleep(50000);
+	}
+	/* An invalid policy is refused with file, line and reason; the old
+	 * one stays in force. */
+	f = fopen(config, "a");
+	fputs("routing:\n  defaultPool: nowhere\n", f);
+	fclose(f);
+	r = post("/api/v1/admin/reload", NULL);
+	ck_assert_int_eq(r.status, 422);
+	ck_assert_msg(strstr(json_string_value(json_object_get(r.json, "detail")), "gateway.yaml: line") &&
+		      strstr(json_string_value(json_object_get(r.json, "detail")), "no pool named 'nowhere'"),
+		      "%s", r.body);
+	tu_response_release(&r);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(arg.ok, arg.n);
+	snprintf(u, sizeof(u), "%s/api/v1/jobs?labelSelector=team%%3Dload&limit=1000", gw.base);
+	for (int i = 0; i < 200; i++) {
+		size_t done = 0, n;
+		size_t k;
+		json_t *j;
+
+		list = tu_get_json(u);
+		n = json_array_size(json_object_get(list, "items"));
+		json_array_foreach(json_object_get(list, "items"), k, j)
+			done += strcmp(json_string_value(json_object_get(j, "state")), "QUEUED") != 0;
+		json_decref(list);
+		ck_assert_int_eq(n, arg.n);
+		if (done == n)
+			break;
+		ck_assert_msg(i < 199, "only %zu of %zu dispatched", done, n);
+		usleep(100000);
+	}
+	/* SIGHUP reloads too, and an invalid file leaves the gateway serving. */
+	kill(gw.pid, SIGHUP);
+	usleep(200000);
+	snprintf(u, sizeof(u), "%s/readyz", gw.base);
+	list = tu_get_json(u);
+	ck_assert_ptr_nonnull(list);
+	json_decref(list);
+}
+END_TEST
+
+Suite *routing_suite(void)
+{
+	Suite *s = suite_create("routing");
+	TCase *tc = tcase_create("e2e");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, test_weights_over_many_jobs);
+	tcase_add_test(tc, test_cordon_drain_uncordon);
+	tcase_add_test(tc, test_unhealthy_cluster_leaves_and_returns);
+	tcase_add_test(tc, test_full_namespace_sends_jobs_to_the_next);
+	tcase_add_test(tc, test_dry_run_explains_and_stores_nothing);
+	tcase_add_test(tc, test_stored_job_shows_placement_and_conf);
+	tcase_add_test(tc, test_reload_under_load_drops_nothing);
+	suite_add_tcase(s, tc);
+	return s;
+}

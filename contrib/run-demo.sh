@@ -12,8 +12,10 @@ DATA=$(cd "$DATA" && pwd)
 
 pids=""
 cleanup() {
-	# shellcheck disable=SC2086
-	[ -n "$pids" ] && kill $pids 2>/dev/null || true
+	if [ -n "$pids" ]; then
+		# shellcheck disable=SC2086
+		kill $pids 2>/dev/null || true
+	fi
 	wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -47,20 +49,15 @@ for i in 1 2 3; do
 	operator=""
 	[ "$name" = sim-c ] && operator=--operator
 	"$BUILD/kubesim" --listen "127.0.0.1:$((PORT + i))" --name "$name" \
-		--namespace spark-jobs $operator &
+		--namespace spark-jobs --namespace spark-search-1 --namespace spark-search-2 \
+		$operator &
 	pids="$pids $!"
 done
 
 config="$DATA/sparkgw.yaml"
 {
 	cat contrib/demo.yaml
-	echo "clusters:"
-	for i in 1 2 3; do
-		name=sim-$(echo abc | cut -c$i)
-		mode=driver-pod
-		[ "$name" = sim-c ] && mode=spark-operator
-		echo "  - {name: $name, kubeconfig: $kubeconfig, context: $name, mode: $mode, namespace: spark-jobs}"
-	done
+	sed "s|@KUBECONFIG@|$kubeconfig|g" contrib/demo-policy.yaml
 } > "$config"
 
 echo "sparkgw: clusters sim-a, sim-b (driver pods) and sim-c (Spark operator);" \

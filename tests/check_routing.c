@@ -153,6 +153,7 @@ START_TEST(test_cordon_drain_uncordon)
 	ck_assert_ptr_nonnull(running);
 	r = post("/api/v1/clusters/b/cordon", NULL);
 	ck_assert_int_eq(r.status, 200);
+	ck_assert_schema("Cluster", r.json);
 	ck_assert_str_eq(json_string_value(json_object_get(r.json, "rotation")), "cordoned");
 	tu_response_release(&r);
 	for (int i = 0; i < 12; i++) {
@@ -299,6 +300,7 @@ START_TEST(test_dry_run_explains_and_stores_nothing)
 	snprintf(u, sizeof(u), "%s/api/v1/jobs?dryRun=true", gw.base);
 	ck_assert_int_eq(tu_post_json(u, body, NULL, &r), 0);
 	ck_assert_int_eq(r.status, 200);
+	ck_assert_schema("DryRun", r.json);
 	ck_assert_str_eq(json_string_value(json_object_get(r.json, "placeable")), "now");
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "placement"), "pool")), "batch");
 	ck_assert_int_ge(json_array_size(json_object_get(json_object_get(r.json, "placement"), "reasons")), 4);
@@ -342,6 +344,14 @@ START_TEST(test_stored_job_shows_placement_and_conf)
 	ck_assert_int_ge(json_array_size(json_object_get(json_object_get(job, "placement"), "reasons")), 4);
 	snprintf(u, sizeof(u), "%s/api/v1/jobs/%s/conf", gw.base, id);
 	conf = tu_get_json(u);
+	ck_assert_schema("ComposedConf", json_object_get(conf, "conf"));
+	snprintf(u, sizeof(u), "%s/api/v1/pools", gw.base);
+	{
+		json_t *pools = tu_get_json(u);
+
+		ck_assert_schema("PoolList", pools);
+		json_decref(pools);
+	}
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(conf, "conf"),
 									   "spark.kubernetes.driver.pod.name"), "value")),
 			 json_string_value(json_object_get(json_object_get(job, "driver"), "podName")));

@@ -252,6 +252,7 @@ static json_t *driver_pod(const struct store_job *job, const json_t *spec,
 		"volumes", "name", "spark-conf-volume-driver", "configMap", "name", names->config_map,
 		"items", "key", "spark.properties", "path", "spark.properties",
 		"key", EXECUTOR_TEMPLATE, "path", EXECUTOR_TEMPLATE);
+	json_array_extend(json_object_get(json_object_get(pod, "spec"), "containers"), d->cluster->sidecars);
 	return pod;
 }
 
@@ -282,11 +283,16 @@ static json_t *driver_service(const struct store_job *job, const struct router_d
  * and the lower priority class, so that executors are preempted first. */
 static char *executor_template(const struct store_job *job, const struct router_decision *d)
 {
-	json_t *tpl = json_pack("{s:s, s:s, s:{s:o}, s:{s:s, s:O, s:O}}", "apiVersion", "v1",
+	/* The first container is Spark's; sidecars follow it. */
+	json_t *tpl = json_pack("{s:s, s:s, s:{s:o}, s:{s:s, s:O, s:O, s:[{s:s}]}}", "apiVersion", "v1",
 				"kind", "Pod", "metadata", "annotations", annotations(job, d),
 				"spec", "priorityClassName", d->pool->executor_priority_class,
-				"nodeSelector", d->role->node_selector, "tolerations", d->role->tolerations);
-	char *text = json_dumps(tpl, JSON_INDENT(2) | JSON_SORT_KEYS); /* JSON is YAML */
+				"nodeSelector", d->role->node_selector, "tolerations", d->role->tolerations,
+				"containers", "name", "spark-kubernetes-executor");
+	char *text;
+
+	json_array_extend(json_object_get(json_object_get(tpl, "spec"), "containers"), d->cluster->sidecars);
+	text = json_dumps(tpl, JSON_INDENT(2) | JSON_SORT_KEYS); /* JSON is YAML */
 
 	json_decref(tpl);
 	return text;
@@ -327,6 +333,8 @@ static void schedule_pod(json_t *pod, const struct store_job *job, const struct 
 		json_object_set(pod, "nodeSelector", d->role->node_selector);
 	if (json_array_size(d->role->tolerations))
 		json_object_set(pod, "tolerations", d->role->tolerations);
+	if (json_array_size(d->cluster->sidecars))
+		json_object_set_new(pod, "sidecars", json_deep_copy(d->cluster->sidecars));
 }
 
 static json_t *spark_application(const struct store_job *job, json_t *spec,

@@ -253,6 +253,7 @@ static void cluster_release(struct router_cluster *c)
 	json_decref(c->defaults);
 	json_decref(c->overrides);
 	json_decref(c->annotations);
+	json_decref(c->sidecars);
 	for (size_t i = 0; i < c->nroles; i++)
 		role_release(&c->roles[i]);
 	free(c->roles);
@@ -263,7 +264,7 @@ static enum gw_err parse_cluster(struct loader *ld, json_t *v, const char *at,
 {
 	static const char *const keys[] = {"name", "kubeconfig", "context", "mode", "namespace",
 					   "image", "serviceAccount", "defaults", "overrides",
-					   "annotations", "nodeRoles", NULL};
+					   "annotations", "nodeRoles", "sidecars", NULL};
 	json_t *roles = json_object_get(v, "nodeRoles");
 	char *mode = NULL, sub[256], why[GW_ERRLEN];
 	enum gw_err rc;
@@ -290,6 +291,25 @@ static enum gw_err parse_cluster(struct loader *ld, json_t *v, const char *at,
 		goto out;
 	}
 	c->mode = strcmp(mode, "spark-operator") ? ROUTER_DRIVER_POD : ROUTER_SPARK_OPERATOR;
+	c->sidecars = json_deep_copy(json_object_get(v, "sidecars"));
+	if (!c->sidecars)
+		c->sidecars = json_array();
+	snprintf(sub, sizeof(sub), "%s.sidecars", at);
+	if (!json_is_array(c->sidecars)) {
+		rc = fail(ld, sub, "%s must be a list of containers", sub);
+		goto out;
+	}
+	for (size_t i = 0; i < json_array_size(c->sidecars); i++) {
+		json_t *ctr = json_array_get(c->sidecars, i);
+
+		if (!json_is_string(json_object_get(ctr, "name")) || !json_is_string(json_object_get(ctr, "image"))) {
+			char cat[300];
+
+			snprintf(cat, sizeof(cat), "%s[%zu]", sub, i);
+			rc = fail(ld, cat, "%s needs a name and an image", cat);
+			goto out;
+		}
+	}
 	snprintf(sub, sizeof(sub), "%s.nodeRoles", at);
 	if (roles && !json_is_array(roles)) {
 		rc = fail(ld, sub, "%s must be a list", sub);

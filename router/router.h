@@ -39,6 +39,7 @@ struct router_cluster {
 	json_t *defaults;       /* sparkConf below the user's */
 	json_t *overrides;      /* sparkConf above the user's */
 	json_t *annotations;    /* added to drivers and executors */
+	json_t *sidecars;       /* core/v1 Containers added to drivers and executors */
 	struct router_node_role *roles;
 	size_t nroles;
 };

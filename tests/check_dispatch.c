@@ -77,6 +77,7 @@ static json_t *manifests_for(struct router *r, struct store_job *job, struct rou
 #define GPU_POLICY                                                                             \
 	"clusters:\n"                                                                          \
 	"  - name: c\n    kubeconfig: /dev/null\n    mode: %s\n"                              \
+	"    sidecars: [{name: log-shipper, image: fluent/fluent-bit:3.0}]\n"                   \
 	"    nodeRoles:\n"                                                                     \
 	"      - {name: cpu, maxPod: {cores: 16, memory: 64Gi}, nodeSelector: {role: cpu}}\n"   \
 	"      - name: gpu\n        maxPod: {cores: 32, memory: 256Gi, gpus: 8}\n"             \
@@ -114,6 +115,10 @@ START_TEST(test_manifests_match_schemas)
 	ck_assert_int_eq(json_array_size(json_object_get(spec, "tolerations")), 1);
 	ck_assert_str_eq(json_string_value(json_object_get(spec, "priorityClassName")), "sparkgw-driver");
 	ck_assert_str_eq(json_string_value(json_object_get(spec, "serviceAccountName")), "spark-sa");
+	/* The cluster's sidecar rides along with the driver and the executors. */
+	ck_assert_int_eq(json_array_size(json_object_get(spec, "containers")), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(spec, "containers"), 1), "name")),
+			 "log-shipper");
 	/* 2g heap + max(10%, 384 MiB) overhead. */
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(
 				 json_array_get(json_object_get(spec, "containers"), 0),
@@ -128,6 +133,9 @@ START_TEST(test_manifests_match_schemas)
 	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(json_object_get(cm, "data"),
 								       "executor-pod-template.yaml")),
 				     "\"priorityClassName\": \"sparkgw-executor\""));
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(json_object_get(cm, "data"),
+								       "executor-pod-template.yaml")),
+				     "\"image\": \"fluent/fluent-bit:3.0\""));
 	json_decref(objs);
 	router_decision_release(&dec);
 	router_unref(r);
@@ -141,6 +149,7 @@ START_TEST(test_manifests_match_schemas)
 	spec = json_object_get(json_array_get(objs, 0), "spec");
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(spec, "executor"), "priorityClassName")),
 			 "sparkgw-executor");
+	ck_assert_int_eq(json_array_size(json_object_get(json_object_get(spec, "driver"), "sidecars")), 1);
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(spec, "sparkConf"), "spark.kubernetes.namespace")),
 			 "spark-jobs");
 	json_decref(objs);

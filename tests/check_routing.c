@@ -286,6 +286,49 @@ START_TEST(test_full_namespace_sends_jobs_to_the_next)
 }
 END_TEST
 
+/* GPU jobs land on GPU node roles only, and CPU jobs never do: the driver
+ * pods on the cluster carry the role's node selector. */
+START_TEST(test_gpu_jobs_on_gpu_roles)
+{
+	char path[700];
+	FILE *f;
+
+	tu_gateway_signal(&gw, SIGTERM);
+	snprintf(path, sizeof(path), "%s/kubeconfig", dir);
+	f = fopen(config, "w");
+	fprintf(f, "clusters:\n"
+		   "  - {name: a, kubeconfig: %s, context: a, namespace: spark-jobs}\n"
+		   "  - name: b\n    kubeconfig: %s\n    context: b\n    namespace: spark-jobs\n"
+		   "    nodeRoles:\n"
+		   "      - {name: cpu, nodeSelector: {accel: none}}\n"
+		   "      - {name: gpu, maxPod: {gpus: 4}, nodeSelector: {accel: gpu}}\n", path, path);
+	fclose(f);
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", config, NULL), 0);
+	for (int i = 0; i < 6; i++) {
+		bool gpu = i % 2 == 0;
+		char *id = submit_as("t", gpu ? ",\"accelerator\":\"gpu\"" : NULL, 1, 1), url[300];
+		json_t *job = placed(id), *pod;
+		const char *cluster = cluster_of(job);
+
+		ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "placement"), "nodeRole")),
+				 gpu ? "gpu" : !strcmp(cluster, "b") ? "cpu" : "default");
+		if (gpu)
+			ck_assert_str_eq(cluster, "b");
+		snprintf(url, sizeof(url), "%s/api/v1/namespaces/spark-jobs/pods/%s-driver",
+			 sims[!strcmp(cluster, "b")].base, id);
+		pod = tu_get_json(url);
+		ck_assert_ptr_nonnull(pod);
+		if (!strcmp(cluster, "b"))
+			ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(pod, "spec"),
+											   "nodeSelector"), "accel")),
+					 gpu ? "gpu" : "none");
+		json_decref(pod);
+		json_decref(job);
+		free(id);
+	}
+}
+END_TEST
+
 START_TEST(test_dry_run_explains_and_stores_nothing)
 {
 	char u[256], body[1024];
@@ -453,6 +496,7 @@ Suite *routing_suite(void)
 	tcase_add_test(tc, test_cordon_drain_uncordon);
 	tcase_add_test(tc, test_unhealthy_cluster_leaves_and_returns);
 	tcase_add_test(tc, test_full_namespace_sends_jobs_to_the_next);
+	tcase_add_test(tc, test_gpu_jobs_on_gpu_roles);
 	tcase_add_test(tc, test_dry_run_explains_and_stores_nothing);
 	tcase_add_test(tc, test_stored_job_shows_placement_and_conf);
 	tcase_add_test(tc, test_reload_under_load_drops_nothing);

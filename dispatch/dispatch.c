@@ -34,6 +34,7 @@
 #define WATCH_TIMEOUT_S 60
 #define WAIT_RETRY_MS 1000
 #define RESERVATION_MS 30000
+#define MAX_CLUSTERS 256
 
 struct dispatch;
 
@@ -47,6 +48,8 @@ struct cluster_rt {
 	struct k8s_client *probe_client; /* no retries: a probe tells what it sees */
 	pthread_t watchers[2];           /* pods; SparkApplications in operator mode */
 	int nwatchers;
+	atomic_bool stop;                /* the dispatch stops, or the cluster left */
+	atomic_bool removed;
 	pthread_mutex_t lock; /* guards seen */
 	json_t *seen;         /* job id -> last object */
 };
@@ -66,7 +69,10 @@ struct dispatch {
 	json_t *inflight;     /* job ids queued or being dispatched */
 	json_t *cancel_sent;  /* job id -> time of the last DELETE */
 	json_t *waiting;      /* job id -> time before which it is not retried */
-	size_t nclusters;
+	/* Slots below nclusters are set up before the count grows, and never
+	 * freed before dispatch_stop: readers need no lock. */
+	atomic_size_t nclusters;
+	pthread_mutex_t clusters_lock; /* serializes adding and removing */
 	bool poked;
 
 	pthread_t feeder, prober;
@@ -84,8 +90,10 @@ static const char *jstr(const json_t *v)
 
 static struct cluster_rt *cluster_named(struct dispatch *d, const char *name)
 {
-	for (size_t i = 0; name && i < d->nclusters; i++)
-		if (!strcmp(d->clusters[i].name, name))
+	size_t n = atomic_load(&d->nclusters);
+
+	for (size_t i = 0; name && i < n; i++)
+		if (!atomic_load(&d->clusters[i].removed) && !strcmp(d->clusters[i].name, name))
 			return &d->clusters[i];
 	return NULL;
 }
@@ -231,6 +239,13 @@ static enum router_result place(struct dispatch *d, struct router *r, const stru
 	char detail[GW_ERRLEN];
 	enum router_result res;
 
+	if (r->nclusters == 0) {
+		/* Store-only until a cluster is added. */
+		snprintf(why, len, "no clusters are configured");
+		json_decref(labels);
+		json_decref(spec);
+		return ROUTER_WAIT;
+	}
 	res = router_place(r, &live, job->cluster ? &pin : NULL, labels, spec, job->id, dec,
 			   &errors, detail);
 	if (res == ROUTER_INVALID) {
@@ -710,7 +725,7 @@ static bool on_watch_event(void *arg, const char *type, json_t *obj)
 		recheck_pending(w->cl);
 		w->recheck_at_ms = gw_now_ms() + 1000;
 	}
-	return !atomic_load(&w->cl->d->stop);
+	return !atomic_load(&w->cl->stop);
 }
 
 /* Jobs the cluster should have but does not list: their objects are gone. */
@@ -756,7 +771,7 @@ static void *watcher_main(void *arg)
 	bool carries_state = wt->apps || cl->mode == ROUTER_DRIVER_POD;
 	long backoff = 100;
 
-	while (!atomic_load(&cl->d->stop)) {
+	while (!atomic_load(&cl->stop)) {
 		struct watch_ctx w = {.wt = wt, .cl = cl};
 		struct k8s_response r;
 		char err[GW_ERRLEN];
@@ -782,9 +797,9 @@ static void *watcher_main(void *arg)
 			reconcile_missing(cl, json_object_get(r.body, "items"), listed_at);
 		k8s_response_release(&r);
 
-		while (!atomic_load(&cl->d->stop) && !w.expired) {
+		while (!atomic_load(&cl->stop) && !w.expired) {
 			enum gw_err rc = k8s_watch(cl->client, watch_path(wt->apps), w.rv, WATCH_TIMEOUT_S,
-						   on_watch_event, &w, &cl->d->stop, err);
+						   on_watch_event, &w, &cl->stop, err);
 
 			if (carries_state)
 				recheck_pending(cl);
@@ -808,11 +823,15 @@ static void *prober_main(void *arg)
 	struct dispatch *d = arg;
 
 	while (!atomic_load(&d->stop)) {
-		for (size_t i = 0; i < d->nclusters && !atomic_load(&d->stop); i++) {
+		for (size_t i = 0; i < atomic_load(&d->nclusters) && !atomic_load(&d->stop); i++) {
 			struct k8s_response r;
 			char err[GW_ERRLEN] = "";
-			bool ok = k8s_request(d->clusters[i].probe_client, "GET", "/readyz", NULL, &r, err) == GW_OK &&
-				  r.status == 200;
+			bool ok;
+
+			if (atomic_load(&d->clusters[i].removed))
+				continue;
+			ok = k8s_request(d->clusters[i].probe_client, "GET", "/readyz", NULL, &r, err) == GW_OK &&
+			     r.status == 200;
 
 			if (!ok && !*err)
 				snprintf(err, sizeof(err), "/readyz answered %ld", r.status);
@@ -915,6 +934,8 @@ void dispatch_stop(struct dispatch *d)
 		return;
 	store_set_commit_hook(d->store, NULL, NULL);
 	atomic_store(&d->stop, true);
+	for (size_t i = 0; d->clusters && i < atomic_load(&d->nclusters); i++)
+		atomic_store(&d->clusters[i].stop, true);
 	pthread_mutex_lock(&d->lock);
 	pthread_cond_broadcast(&d->wake);
 	pthread_cond_broadcast(&d->work);
@@ -925,7 +946,7 @@ void dispatch_stop(struct dispatch *d)
 		pthread_join(d->prober, NULL);
 	for (unsigned i = 0; i < d->nworkers; i++)
 		pthread_join(d->workers[i], NULL);
-	for (size_t i = 0; d->clusters && i < d->nclusters; i++) {
+	for (size_t i = 0; d->clusters && i < atomic_load(&d->nclusters); i++) {
 		for (int w = 0; w < d->clusters[i].nwatchers; w++)
 			pthread_join(d->clusters[i].watchers[w], NULL);
 		k8s_client_free(d->clusters[i].client);
@@ -942,6 +963,7 @@ void dispatch_stop(struct dispatch *d)
 	json_decref(d->waiting);
 	pthread_cond_destroy(&d->work);
 	pthread_cond_destroy(&d->wake);
+	pthread_mutex_destroy(&d->clusters_lock);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
 }
@@ -962,12 +984,91 @@ static bool start_watcher(struct cluster_rt *cl, bool apps)
 	return true;
 }
 
+/* Connects to a cluster and starts its watchers; the slot is published
+ * (nclusters grows) only once it is ready. Caller holds clusters_lock. */
+static enum gw_err add_cluster(struct dispatch *d, const struct router_cluster *cfg, char *err)
+{
+	size_t n = atomic_load(&d->nclusters);
+	struct cluster_rt *cl = &d->clusters[n];
+	struct k8s_client_options probe_opts = {.max_retries = 0, .request_timeout_ms = 3000};
+	struct k8s_config kc;
+	char inner[GW_ERRLEN];
+	enum gw_err rc;
+
+	if (n == MAX_CLUSTERS) {
+		gw_seterr(err, "at most %d clusters", MAX_CLUSTERS);
+		return GW_EINVAL;
+	}
+	memset(cl, 0, sizeof(*cl));
+	cl->d = d;
+	cl->name = strdup(cfg->name);
+	cl->mode = cfg->mode;
+	cl->seen = json_object();
+	atomic_init(&cl->stop, false);
+	atomic_init(&cl->removed, false);
+	pthread_mutex_init(&cl->lock, NULL);
+	rc = k8s_kubeconfig_load(cfg->kubeconfig, cfg->context, &kc, inner);
+	if (rc == GW_OK) {
+		rc = k8s_client_new(&kc, NULL, &cl->client, inner);
+		if (rc == GW_OK)
+			rc = k8s_client_new(&kc, &probe_opts, &cl->probe_client, inner);
+		k8s_config_release(&kc);
+	}
+	if (rc) {
+		gw_seterr(err, "cluster %s: %s", cfg->name, inner);
+		k8s_client_free(cl->client);
+		json_decref(cl->seen);
+		free(cl->name);
+		pthread_mutex_destroy(&cl->lock);
+		return rc;
+	}
+	start_watcher(cl, false);
+	if (cl->mode == ROUTER_SPARK_OPERATOR)
+		start_watcher(cl, true);
+	atomic_store(&d->nclusters, n + 1);
+	return GW_OK;
+}
+
+enum gw_err dispatch_add_cluster(struct dispatch *d, const struct router_cluster *cfg, char *err)
+{
+	enum gw_err rc;
+
+	pthread_mutex_lock(&d->clusters_lock);
+	if (cluster_named(d, cfg->name)) {
+		gw_seterr(err, "cluster %s exists", cfg->name);
+		rc = GW_ECONFLICT;
+	} else {
+		rc = add_cluster(d, cfg, err);
+	}
+	pthread_mutex_unlock(&d->clusters_lock);
+	if (rc == GW_OK)
+		gw_log(GW_LOG_INFO, "dispatch: cluster %s added", cfg->name);
+	return rc;
+}
+
+void dispatch_remove_cluster(struct dispatch *d, const char *name)
+{
+	struct cluster_rt *cl;
+
+	pthread_mutex_lock(&d->clusters_lock);
+	cl = cluster_named(d, name);
+	if (cl) {
+		/* Its slot stays (a worker may hold it) until dispatch_stop. */
+		atomic_store(&cl->removed, true);
+		atomic_store(&cl->stop, true);
+	}
+	pthread_mutex_unlock(&d->clusters_lock);
+	if (cl)
+		gw_log(GW_LOG_INFO, "dispatch: cluster %s removed", name);
+}
+
 enum gw_err dispatch_start(struct store *store, const struct dispatch_options *opts,
 			   struct dispatch **out, char *err)
 {
 	struct dispatch *d = calloc(1, sizeof(*d));
 	struct router *r = router_holder_get(opts->policy);
 	unsigned char rnd[6];
+	enum gw_err rc = GW_OK;
 
 	*out = NULL;
 	if (!d) {
@@ -977,7 +1078,9 @@ enum gw_err dispatch_start(struct store *store, const struct dispatch_options *o
 	d->store = store;
 	d->opts = *opts;
 	atomic_init(&d->stop, false);
+	atomic_init(&d->nclusters, 0);
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_mutex_init(&d->clusters_lock, NULL);
 	pthread_cond_init(&d->wake, NULL);
 	pthread_cond_init(&d->work, NULL);
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
@@ -989,59 +1092,27 @@ enum gw_err dispatch_start(struct store *store, const struct dispatch_options *o
 	d->inflight = json_object();
 	d->cancel_sent = json_object();
 	d->waiting = json_object();
-	d->clusters = calloc(r->nclusters ? r->nclusters : 1, sizeof(*d->clusters));
+	d->clusters = calloc(MAX_CLUSTERS, sizeof(*d->clusters));
 	d->workers = calloc(opts->workers, sizeof(*d->workers));
-	if (!d->queue || !d->inflight || !d->cancel_sent || !d->waiting || !d->clusters || !d->workers) {
-		router_unref(r);
-		dispatch_stop(d);
-		return GW_ENOMEM;
-	}
-	/* Connections are made once; a reload may change the policy around
-	 * them, not the clusters themselves. */
-	for (size_t i = 0; i < r->nclusters; i++) {
-		struct cluster_rt *cl = &d->clusters[i];
-		const struct router_cluster *cfg = &r->clusters[i];
-		struct k8s_client_options probe_opts = {.max_retries = 0, .request_timeout_ms = 3000};
-		struct k8s_config kc;
-		char inner[GW_ERRLEN];
-		enum gw_err rc;
-
-		d->nclusters = i + 1;
-		cl->d = d;
-		cl->name = strdup(cfg->name);
-		cl->mode = cfg->mode;
-		cl->seen = json_object();
-		pthread_mutex_init(&cl->lock, NULL);
-		rc = k8s_kubeconfig_load(cfg->kubeconfig, cfg->context, &kc, inner);
-		if (rc == GW_OK) {
-			rc = k8s_client_new(&kc, NULL, &cl->client, inner);
-			if (rc == GW_OK)
-				rc = k8s_client_new(&kc, &probe_opts, &cl->probe_client, inner);
-			k8s_config_release(&kc);
-		}
-		if (rc) {
-			gw_seterr(err, "cluster %s: %s", cfg->name, inner);
-			router_unref(r);
-			dispatch_stop(d);
-			return rc;
-		}
-	}
+	if (!d->queue || !d->inflight || !d->cancel_sent || !d->waiting || !d->clusters || !d->workers)
+		rc = GW_ENOMEM;
+	pthread_mutex_lock(&d->clusters_lock);
+	for (size_t i = 0; rc == GW_OK && i < r->nclusters; i++)
+		rc = add_cluster(d, &r->clusters[i], err);
+	pthread_mutex_unlock(&d->clusters_lock);
 	router_unref(r);
-	for (size_t i = 0; i < d->nclusters; i++) {
-		start_watcher(&d->clusters[i], false);
-		if (d->clusters[i].mode == ROUTER_SPARK_OPERATOR)
-			start_watcher(&d->clusters[i], true);
+	if (rc) {
+		dispatch_stop(d);
+		return rc;
 	}
 	for (unsigned i = 0; i < opts->workers; i++)
 		if (pthread_create(&d->workers[i], NULL, worker_main, d) == 0)
 			d->nworkers++;
-	if (d->nclusters) {
-		d->feeder_started = pthread_create(&d->feeder, NULL, feeder_main, d) == 0;
-		d->prober_started = pthread_create(&d->prober, NULL, prober_main, d) == 0;
-	}
+	d->feeder_started = pthread_create(&d->feeder, NULL, feeder_main, d) == 0;
+	d->prober_started = pthread_create(&d->prober, NULL, prober_main, d) == 0;
 	store_set_commit_hook(store, on_commit, d);
 	gw_log(GW_LOG_INFO, "dispatch: %zu cluster(s), %u workers, lease owner %s",
-	       d->nclusters, d->nworkers, d->owner);
+	       atomic_load(&d->nclusters), d->nworkers, d->owner);
 	*out = d;
 	return GW_OK;
 }

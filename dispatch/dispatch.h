@@ -37,6 +37,12 @@ enum gw_err dispatch_start(struct store *store, const struct dispatch_options *o
  * after a restart. NULL is a no-op. */
 void dispatch_stop(struct dispatch *d);
 
+/* Connects to a cluster added at runtime. GW_ECONFLICT if one of that
+ * name is there. */
+enum gw_err dispatch_add_cluster(struct dispatch *d, const struct router_cluster *cfg, char *err);
+/* Stops watching a cluster; the policy no longer names it. */
+void dispatch_remove_cluster(struct dispatch *d, const char *name);
+
 /* The final Spark conf of a placed job: the decision's layers with what
  * the gateway itself decides on top; key -> {value, source}. */
 json_t *dispatch_final_conf(const struct store_job *job, const struct router_decision *d);

@@ -216,3 +216,64 @@ enum MHD_Result api_reload(struct request *rq, const char *id)
 		return http_reply_problem(rq, 422, "invalid-policy", err, NULL);
 	return http_reply_json(rq, 200, json_pack("{s:s}", "status", "reloaded"), NULL);
 }
+
+static enum MHD_Result reply_change_error(struct request *rq, enum gw_err rc, const char *err)
+{
+	switch (rc) {
+	case GW_ENOTFOUND:
+		return http_reply_problem(rq, 404, "not-found", err, NULL);
+	case GW_ECONFLICT:
+		return http_reply_problem(rq, 409, "conflict", err, NULL);
+	case GW_EINVAL:
+		return http_reply_problem(rq, 422, "invalid-policy", err, NULL);
+	default:
+		return http_reply_store_error(rq, rc, err);
+	}
+}
+
+/* POST /api/v1/clusters: a cluster entry as in the policy file, plus the
+ * pool it joins and its weight there. */
+enum MHD_Result api_cluster_add(struct request *rq, const char *id)
+{
+	char detail[GW_ERRLEN], err[GW_ERRLEN];
+	json_t *body = gateway_json_parse(rq->body.data ? rq->body.data : "", rq->body.len, detail);
+	struct router *r;
+	const struct router_cluster *c;
+	enum MHD_Result reply;
+	enum gw_err rc;
+
+	(void)id;
+	if (!body)
+		return http_reply_problem(rq, 400, "malformed-body", detail, NULL);
+	rc = rq->services->change_clusters(rq->services->reload_arg, NULL, body, err);
+	if (rc) {
+		json_decref(body);
+		return reply_change_error(rq, rc, err);
+	}
+	r = router_holder_get(rq->services->policy);
+	c = router_cluster_named(r, json_string_value(json_object_get(body, "name")));
+	json_decref(body);
+	if (c) {
+		json_t *live = pool_snapshot(rq->services->pool);
+		char location[300];
+
+		snprintf(location, sizeof(location), "/api/v1/clusters/%s", c->name);
+		reply = http_reply_json(rq, 201, cluster_json(rq, r, c, live), MHD_HTTP_HEADER_LOCATION,
+					location, NULL);
+		json_decref(live);
+	} else {
+		reply = http_reply_problem(rq, 500, "internal", "the cluster was added but is not in force", NULL);
+	}
+	router_unref(r);
+	return reply;
+}
+
+enum MHD_Result api_cluster_remove(struct request *rq, const char *id)
+{
+	char err[GW_ERRLEN];
+	enum gw_err rc = rq->services->change_clusters(rq->services->reload_arg, id, NULL, err);
+
+	if (rc)
+		return reply_change_error(rq, rc, err);
+	return http_reply_json(rq, 200, json_pack("{s:s, s:s}", "status", "removed", "name", id), NULL);
+}

@@ -142,6 +142,11 @@ void gateway_config_release(struct gateway_config *cfg)
 {
 	router_unref(cfg->router);
 	cfg->router = NULL;
+	json_decref(cfg->policy_doc);
+	json_decref(cfg->policy_marks);
+	free(cfg->path);
+	cfg->policy_doc = cfg->policy_marks = NULL;
+	cfg->path = NULL;
 	for (size_t i = 0; i < NKEYS; i++)
 		if (keys[i].type == KEY_STRING) {
 			char **field = (char **)((char *)cfg + keys[i].offset);
@@ -226,6 +231,12 @@ enum gw_err gateway_config_load(struct gateway_config *cfg, const char *path,
 		if ((rc = router_load(doc, marks, path, &r, err)) == GW_OK) {
 			router_unref(cfg->router);
 			cfg->router = r;
+			json_decref(cfg->policy_doc);
+			json_decref(cfg->policy_marks);
+			free(cfg->path);
+			cfg->policy_doc = json_incref(doc);
+			cfg->policy_marks = json_incref(marks);
+			cfg->path = strdup(path);
 		}
 	}
 	json_decref(doc);
@@ -268,4 +279,85 @@ enum gw_err gateway_parse_listen(const char *listen, char *host, size_t hostlen,
 bad:
 	gw_seterr(err, "listen address '%s' is not HOST:PORT", listen);
 	return GW_EINVAL;
+}
+
+/* The index of the entry named name in a list of clusters or of pool
+ * members (a name, or an object with a name), or -1. */
+static long member_index(json_t *members, const char *name)
+{
+	size_t i;
+	json_t *m;
+
+	json_array_foreach(members, i, m) {
+		const char *n = json_is_string(m) ? json_string_value(m)
+						  : json_string_value(json_object_get(m, "name"));
+
+		if (n && !strcmp(n, name))
+			return (long)i;
+	}
+	return -1;
+}
+
+enum gw_err gateway_config_policy_with(const struct gateway_config *cfg, const json_t *overlay,
+				       struct router **out, char *err)
+{
+	json_t *doc = cfg->policy_doc ? json_deep_copy(cfg->policy_doc) : json_object();
+	json_t *clusters = json_object_get(doc, "clusters"), *pools = json_object_get(doc, "pools");
+	enum gw_err rc;
+	size_t i, p;
+	json_t *v, *pool;
+
+	*out = NULL;
+	if (!clusters)
+		json_object_set_new(doc, "clusters", clusters = json_array());
+	json_array_foreach(json_object_get(overlay, "removed"), i, v) {
+		const char *name = json_string_value(v);
+		long at = member_index(clusters, name ? name : "");
+
+		if (at >= 0)
+			json_array_remove(clusters, (size_t)at);
+		json_array_foreach(pools, p, pool)
+			if ((at = member_index(json_object_get(pool, "clusters"), name ? name : "")) >= 0)
+				json_array_remove(json_object_get(pool, "clusters"), (size_t)at);
+	}
+	json_array_foreach(json_object_get(overlay, "added"), i, v) {
+		json_t *c = json_deep_copy(v);
+		const char *pool_name = json_string_value(json_object_get(v, "pool"));
+		json_t *weight = json_object_get(v, "weight");
+		bool joined = false;
+
+		json_object_del(c, "pool");
+		json_object_del(c, "weight");
+		json_array_append_new(clusters, c);
+		json_array_foreach(pools, p, pool)
+			if (pool_name && !strcmp(json_string_value(json_object_get(pool, "name")), pool_name)) {
+				json_array_append_new(json_object_get(pool, "clusters"),
+						      json_pack("{s:O, s:I}", "name", json_object_get(v, "name"),
+								"weight", json_is_integer(weight) ? json_integer_value(weight) : 1));
+				joined = true;
+			}
+		/* Without pools in the file every cluster is in the one implicit pool. */
+		if (pools && !joined) {
+			gw_seterr(err, "cluster %s: no pool named '%s' to join",
+				  json_string_value(json_object_get(v, "name")), pool_name ? pool_name : "");
+			json_decref(doc);
+			return GW_EINVAL;
+		}
+	}
+	rc = router_load(doc, cfg->policy_marks, cfg->path ? cfg->path : "(policy)", out, err);
+	json_decref(doc);
+	return rc;
+}
+
+enum gw_err gateway_config_apply_overlay(struct gateway_config *cfg, const json_t *overlay,
+					 char *err)
+{
+	struct router *r;
+	enum gw_err rc = gateway_config_policy_with(cfg, overlay, &r, err);
+
+	if (rc == GW_OK) {
+		router_unref(cfg->router);
+		cfg->router = r;
+	}
+	return rc;
 }

@@ -29,6 +29,9 @@ struct gateway_config {
 	unsigned dispatch_pending_timeout_s;
 	unsigned dispatch_image_pull_timeout_s;
 	struct router *router; /* clusters, pools, namespace groups, rules */
+	json_t *policy_doc;    /* the file's policy keys, to rebuild it with */
+	json_t *policy_marks;  /* their line and column */
+	char *path;            /* the file, NULL without one */
 };
 
 /* Fills cfg with every default. */
@@ -36,6 +39,14 @@ enum gw_err gateway_config_defaults(struct gateway_config *cfg);
 /* Applies a YAML file over cfg; errors name file, line and column. */
 enum gw_err gateway_config_load(struct gateway_config *cfg, const char *path,
 				char *err);
+/* The file's policy with overlay applied ({"added": [cluster, with "pool"
+ * and "weight"], "removed": [name]}), as a new router in *out. */
+enum gw_err gateway_config_policy_with(const struct gateway_config *cfg, const json_t *overlay,
+				       struct router **out, char *err);
+/* The same, put in cfg->router (unchanged on error). */
+enum gw_err gateway_config_apply_overlay(struct gateway_config *cfg, const json_t *overlay,
+					 char *err);
+
 /* Sets one key by its dotted name from text, as a flag would. */
 enum gw_err gateway_config_set(struct gateway_config *cfg, const char *key,
 			       const char *value, char *err);

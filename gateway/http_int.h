@@ -88,5 +88,7 @@ enum MHD_Result api_cluster_cordon(struct request *rq, const char *id);
 enum MHD_Result api_cluster_drain(struct request *rq, const char *id);
 enum MHD_Result api_cluster_uncordon(struct request *rq, const char *id);
 enum MHD_Result api_reload(struct request *rq, const char *id);
+enum MHD_Result api_cluster_add(struct request *rq, const char *id);
+enum MHD_Result api_cluster_remove(struct request *rq, const char *id);
 
 #endif

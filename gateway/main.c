@@ -25,18 +25,22 @@
 /* What a reload needs: the file and the flags that override it. */
 struct reload_ctx {
 	const char *config_path;
-	const char *listen, *data;
 	struct router_holder *policy;
-	pthread_mutex_t lock; /* one reload at a time */
+	struct store *store;
+	struct dispatch *dispatch;
+	pthread_mutex_t lock;   /* one change at a time; guards the rest */
+	json_t *overlay;        /* clusters added and removed at runtime */
+	struct gateway_config file; /* the file as last loaded */
 };
 
-/* The clusters' connections are made at start: a reload may change the
- * policy around them, not which clusters there are or how to reach them. */
+/* The clusters' connections are made once: a reload may change the policy
+ * around them, not which clusters there are or how to reach them (the
+ * cluster API adds and removes clusters). */
 static bool same_clusters(const struct router *a, const struct router *b, char *err)
 {
 	if (a->nclusters != b->nclusters) {
-		gw_seterr(err, "a reload cannot add or remove clusters (%zu configured, %zu in the file)",
-			  a->nclusters, b->nclusters);
+		gw_seterr(err, "a reload cannot add or remove clusters (%zu in force, %zu in the file); "
+			  "use POST or DELETE /api/v1/clusters", a->nclusters, b->nclusters);
 		return false;
 	}
 	for (size_t i = 0; i < a->nclusters; i++) {
@@ -64,19 +68,103 @@ static enum gw_err reload_policy(void *arg, char *err)
 		return GW_EINVAL;
 	}
 	pthread_mutex_lock(&rc->lock);
-	if ((e = gateway_config_defaults(&cfg)) == GW_OK)
-		e = gateway_config_load(&cfg, rc->config_path, err);
+	if ((e = gateway_config_defaults(&cfg)) == GW_OK &&
+	    (e = gateway_config_load(&cfg, rc->config_path, err)) == GW_OK)
+		e = gateway_config_apply_overlay(&cfg, rc->overlay, err);
 	current = router_holder_get(rc->policy);
 	if (e == GW_OK && !same_clusters(current, cfg.router, err))
 		e = GW_EINVAL;
 	if (e == GW_OK) {
 		router_holder_swap(rc->policy, router_ref(cfg.router));
+		gateway_config_release(&rc->file);
+		rc->file = cfg;
 		gw_log(GW_LOG_INFO, "policy reloaded from %s", rc->config_path);
 	} else {
+		gateway_config_release(&cfg);
 		gw_log(GW_LOG_WARN, "policy reload refused, the old one stays: %s", err);
 	}
 	router_unref(current);
-	gateway_config_release(&cfg);
+	pthread_mutex_unlock(&rc->lock);
+	return e;
+}
+
+/* Adds or removes a cluster: the policy with the change must load, the
+ * change is committed before it takes effect, then dispatch follows. */
+static enum gw_err change_clusters(void *arg, const char *remove, json_t *add, char *err)
+{
+	struct reload_ctx *rc = arg;
+	const char *name = remove ? remove : json_string_value(json_object_get(add, "name"));
+	json_t *next = NULL, *added, *removed, *list;
+	struct router *next_router = NULL;
+	struct store_op op = {.kind = STORE_OP_POLICY_OVERLAY};
+	char *text = NULL;
+	enum gw_err e = GW_OK;
+	long active = 0;
+	size_t i;
+	json_t *v;
+
+	if (!name) {
+		gw_seterr(err, "a cluster needs a name");
+		return GW_EINVAL;
+	}
+	pthread_mutex_lock(&rc->lock);
+	if (remove && !router_cluster_named(rc->file.router, name)) {
+		gw_seterr(err, "no cluster named %s", name);
+		e = GW_ENOTFOUND;
+	} else if (!remove && router_cluster_named(rc->file.router, name)) {
+		gw_seterr(err, "cluster %s exists", name);
+		e = GW_ECONFLICT;
+	} else if (remove && store_count_active(rc->store, name, &active, err) == GW_OK && active) {
+		gw_seterr(err, "cluster %s still has %ld active job(s): drain it first", name, active);
+		e = GW_ECONFLICT;
+	}
+	if (e)
+		goto out;
+	/* The overlay with the change: a cluster is in "added" or in
+	 * "removed", never both. */
+	next = json_deep_copy(rc->overlay);
+	if (!(added = json_object_get(next, "added")))
+		json_object_set_new(next, "added", added = json_array());
+	if (!(removed = json_object_get(next, "removed")))
+		json_object_set_new(next, "removed", removed = json_array());
+	list = remove ? added : removed;
+	json_array_foreach(list, i, v) {
+		const char *n = json_is_string(v) ? json_string_value(v)
+						  : json_string_value(json_object_get(v, "name"));
+
+		if (n && !strcmp(n, name)) {
+			json_array_remove(list, i);
+			break;
+		}
+	}
+	if (remove)
+		json_array_append_new(removed, json_string(name));
+	else
+		json_array_append(added, add);
+	if ((e = gateway_config_policy_with(&rc->file, next, &next_router, err)))
+		goto out;
+	text = json_dumps(next, JSON_COMPACT);
+	op.document = text;
+	if ((e = store_execute(rc->store, &op)) != GW_OK) {
+		gw_seterr(err, "%s", op.err);
+		goto out;
+	}
+	/* Committed: in force from now on. */
+	if (!remove && dispatch_add_cluster(rc->dispatch, router_cluster_named(next_router, name), err))
+		gw_log(GW_LOG_WARN, "cluster %s is in the policy but not connected: %s", name, err);
+	if (remove)
+		dispatch_remove_cluster(rc->dispatch, name);
+	router_holder_swap(rc->policy, router_ref(next_router));
+	router_unref(rc->file.router);
+	rc->file.router = next_router;
+	next_router = NULL;
+	json_decref(rc->overlay);
+	rc->overlay = json_incref(next);
+	gw_log(GW_LOG_INFO, "cluster %s %s", name, remove ? "removed" : "added");
+out:
+	router_unref(next_router);
+	free(text);
+	json_decref(next);
 	pthread_mutex_unlock(&rc->lock);
 	return e;
 }
@@ -211,6 +299,14 @@ int main(int argc, char **argv)
 	sopts.batch_max = cfg.store_batch_max;
 	if (store_open(&sopts, &store, err))
 		goto startup_failed;
+	reload.overlay = NULL;
+	if (store_policy_overlay(store, &reload.overlay, err) != GW_OK ||
+	    gateway_config_apply_overlay(&cfg, reload.overlay, err) != GW_OK) {
+		/* The file changed under clusters added at runtime: the file wins. */
+		gw_log(GW_LOG_WARN, "clusters added or removed at runtime are not applied: %s", err);
+		json_decref(reload.overlay);
+		reload.overlay = json_object();
+	}
 	policy = router_holder_new(router_ref(cfg.router));
 	pool = pool_new(NULL);
 	if (!policy || !pool) {
@@ -218,7 +314,7 @@ int main(int argc, char **argv)
 		goto startup_failed;
 	}
 	restore_cluster_settings(store, pool);
-	if (cfg.router->nclusters) {
+	{
 		struct dispatch_options dopts = {
 			.policy = policy, .pool = pool,
 			.workers = cfg.dispatch_workers, .probe_s = cfg.dispatch_probe_s,
@@ -229,16 +325,26 @@ int main(int argc, char **argv)
 			.image_pull_timeout_s = cfg.dispatch_image_pull_timeout_s,
 		};
 
+		if (!cfg.router->nclusters)
+			gw_log(GW_LOG_WARN, "no clusters configured: jobs are stored, not dispatched");
 		if (dispatch_start(store, &dopts, &dispatch, err))
 			goto startup_failed;
-	} else {
-		gw_log(GW_LOG_WARN, "no clusters configured: jobs are stored, not dispatched");
 	}
-	reload = (struct reload_ctx){.config_path = config_path, .listen = listen, .data = data,
-				     .policy = policy};
+	reload.config_path = config_path;
+	reload.policy = policy;
+	reload.store = store;
+	reload.dispatch = dispatch;
+	/* The file as loaded, to rebuild the policy from when clusters change. */
+	gateway_config_defaults(&reload.file);
+	router_unref(reload.file.router);
+	reload.file.router = router_ref(cfg.router);
+	reload.file.policy_doc = cfg.policy_doc ? json_incref(cfg.policy_doc) : NULL;
+	reload.file.policy_marks = cfg.policy_marks ? json_incref(cfg.policy_marks) : NULL;
+	reload.file.path = cfg.path ? strdup(cfg.path) : NULL;
 	pthread_mutex_init(&reload.lock, NULL);
 	services = (struct gateway_services){.store = store, .dispatch = dispatch, .policy = policy,
-					     .pool = pool, .reload = reload_policy, .reload_arg = &reload};
+					     .pool = pool, .reload = reload_policy,
+					     .change_clusters = change_clusters, .reload_arg = &reload};
 	started = gateway_server_start(&cfg, &services, listen_fd, &server, err);
 	listen_fd = -1; /* the server's from here, even on failure */
 	if (started != GW_OK)
@@ -258,6 +364,8 @@ int main(int argc, char **argv)
 	pool_free(pool);
 	router_holder_free(policy);
 	pthread_mutex_destroy(&reload.lock);
+	gateway_config_release(&reload.file);
+	json_decref(reload.overlay);
 	store_close(store);
 	gateway_config_release(&cfg);
 	gw_log(GW_LOG_INFO, "stopped");
@@ -270,6 +378,7 @@ startup_failed:
 	dispatch_stop(dispatch);
 	pool_free(pool);
 	router_holder_free(policy);
+	json_decref(reload.overlay);
 	store_close(store);
 	gateway_config_release(&cfg);
 	return EXIT_STARTUP;

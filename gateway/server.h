@@ -3,6 +3,8 @@
 #ifndef GW_SERVER_H
 #define GW_SERVER_H
 
+#include <jansson.h>
+
 #include "common/err.h"
 #include "dispatch/dispatch.h"
 #include "gateway/config.h"
@@ -25,6 +27,10 @@ struct gateway_services {
 	/* Re-reads the configuration and puts its policy in force; GW_EINVAL
 	 * with file, line and reason (the old policy stays) on a bad one. */
 	enum gw_err (*reload)(void *arg, char *err);
+	/* Adds a cluster (add: its policy entry with "pool" and "weight") or
+	 * removes one (remove: its name), kept across restarts: GW_EINVAL,
+	 * GW_ENOTFOUND, GW_ECONFLICT (exists, or still has jobs). */
+	enum gw_err (*change_clusters)(void *arg, const char *remove, json_t *add, char *err);
 	void *reload_arg;
 };
 

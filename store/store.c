@@ -84,6 +84,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		"INSERT INTO cluster_settings (name, rotation, weight) VALUES (?1, ?2, ?3)"
 		" ON CONFLICT (name) DO UPDATE SET rotation = excluded.rotation,"
 		" weight = excluded.weight",
+	[STMT_OVERLAY_PUT] =
+		"INSERT INTO policy_overlay (id, doc) VALUES (1, ?1)"
+		" ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
 	[STMT_JOB_LEASE] =
 		"UPDATE jobs SET lease_owner = ?2, lease_until_ms = ?3,"
 		" attempts = attempts + ?4 WHERE seq = ?1",

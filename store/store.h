@@ -100,6 +100,8 @@ enum store_op_kind {
 	STORE_OP_CLAIM,
 	/* Sets a cluster's rotation and weight (cluster_settings). */
 	STORE_OP_CLUSTER_SETTINGS,
+	/* Replaces the policy overlay (clusters added and removed at runtime). */
+	STORE_OP_POLICY_OVERLAY,
 };
 
 struct store_submission {
@@ -124,6 +126,7 @@ struct store_op {
 	const char *placement_json;      /* CLAIM: the explanation to keep */
 	const char *lease_owner;         /* CLAIM */
 	const char *rotation;            /* CLUSTER_SETTINGS, with cluster */
+	const char *document;            /* POLICY_OVERLAY: JSON text */
 	int weight;                      /* CLUSTER_SETTINGS */
 	int64_t lease_until_ms;          /* CLAIM */
 	int64_t not_before_ms;           /* TRANSITION to QUEUED: retry time */
@@ -181,6 +184,8 @@ enum gw_err store_jobs_in_state(struct store *s, enum store_state state,
 				struct store_job **items, size_t *n, char *err);
 /* Every cluster's settings: {name: {"rotation": …, "weight": n}}. */
 enum gw_err store_cluster_settings(struct store *s, json_t **out, char *err);
+/* The policy overlay, or an empty object. */
+enum gw_err store_policy_overlay(struct store *s, json_t **out, char *err);
 /* Jobs on cluster in DISPATCHING, SUBMITTED, RUNNING or CANCELLING. */
 enum gw_err store_count_active(struct store *s, const char *cluster, long *count, char *err);
 /* GW_OK when the database answers a query. */

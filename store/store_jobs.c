@@ -512,6 +512,17 @@ void store_apply_op(struct store_conn *c, struct store_op *op)
 	case STORE_OP_CLUSTER_SETTINGS:
 		op->rc = apply_cluster_settings(c, op);
 		break;
+	case STORE_OP_POLICY_OVERLAY: {
+		sqlite3_stmt *st = store_conn_stmt(c, STMT_OVERLAY_PUT, op->err);
+
+		if (!st) {
+			op->rc = GW_EIO;
+			break;
+		}
+		sqlite3_bind_text(st, 1, op->document, -1, SQLITE_STATIC);
+		op->rc = step_done(c, st, op->err);
+		break;
+	}
 	}
 	/* A failed op keeps the job as it was for the caller's message. */
 	if (op->rc && op->rc != GW_ECONFLICT && op->rc != GW_ESTATE)
@@ -925,5 +936,27 @@ enum gw_err store_count_active(struct store *s, const char *cluster, long *count
 		rc = store_sqlite_err(c->db, src, err);
 	sqlite3_finalize(st);
 	store_reader_put(s, c);
+	return rc;
+}
+
+enum gw_err store_policy_overlay(struct store *s, json_t **out, char *err)
+{
+	struct store_conn *c = store_reader_get(s, err);
+	sqlite3_stmt *st = NULL;
+	enum gw_err rc = GW_OK;
+	int src;
+
+	*out = NULL;
+	if (!c)
+		return GW_EIO;
+	src = sqlite3_prepare_v2(c->db, "SELECT doc FROM policy_overlay WHERE id = 1", -1, &st, NULL);
+	if (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
+		*out = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+	if (src != SQLITE_ROW && src != SQLITE_DONE)
+		rc = store_sqlite_err(c->db, src, err);
+	sqlite3_finalize(st);
+	store_reader_put(s, c);
+	if (!*out)
+		*out = json_object();
 	return rc;
 }

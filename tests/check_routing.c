@@ -485,6 +485,99 @@ START_TEST(test_reload_under_load_drops_nothing)
 }
 END_TEST
 
+static struct tu_response del(const char *path)
+{
+	struct tu_response r;
+	char url[300];
+
+	snprintf(url, sizeof(url), "%s%s", gw.base, path);
+	ck_assert_int_eq(tu_http("DELETE", url, NULL, NULL, 0, &r), 0);
+	return r;
+}
+
+START_TEST(test_add_and_remove_cluster_at_runtime)
+{
+	struct tu_kubesim c = {0};
+	char kubeconfig[700], body[1500], url[300];
+	struct tu_response r;
+	json_t *cl;
+	char *busy = NULL;
+	FILE *f;
+	int on_c = 0;
+
+	ck_assert_int_eq(tu_kubesim_start(&c, dir, "c", NULL), 0);
+	snprintf(kubeconfig, sizeof(kubeconfig), "%s/kubeconfig-c", dir);
+	f = fopen(kubeconfig, "w");
+	fprintf(f, "current-context: c\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n"
+		   "clusters: [{name: c, cluster: {server: '%s'}}]\nusers: [{name: u, user: {}}]\n", c.base);
+	fclose(f);
+
+	snprintf(body, sizeof(body), "{\"name\":\"c\",\"kubeconfig\":\"%s\",\"namespace\":\"spark-jobs\","
+		 "\"pool\":\"nope\"}", kubeconfig);
+	r = post("/api/v1/clusters", body);
+	ck_assert_int_eq(r.status, 422);
+	tu_response_release(&r);
+	snprintf(body, sizeof(body), "{\"name\":\"c\",\"kubeconfig\":\"%s\",\"namespace\":\"spark-jobs\","
+		 "\"pool\":\"batch\",\"weight\":1000}", kubeconfig);
+	r = post("/api/v1/clusters", body);
+	ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+	ck_assert_schema("Cluster", r.json);
+	tu_response_release(&r);
+	r = post("/api/v1/clusters", body);
+	ck_assert_int_eq(r.status, 409);
+	tu_response_release(&r);
+
+	/* Kept across a restart, and it takes most jobs (1000 of 1004). */
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", config, NULL), 0);
+	for (int i = 0; i < 6; i++) {
+		char *id = submit_as("t", NULL, i == 0 ? 4 : 1, 1);
+		json_t *job = placed(id);
+
+		if (!strcmp(cluster_of(job), "c")) {
+			on_c++;
+			if (!busy)
+				busy = strdup(id);
+		}
+		json_decref(job);
+		free(id);
+	}
+	ck_assert_int_ge(on_c, 5);
+	ck_assert_ptr_nonnull(busy);
+	/* Not while it still runs jobs. */
+	r = del("/api/v1/clusters/c");
+	ck_assert_int_eq(r.status, 409);
+	tu_response_release(&r);
+	cl = tu_wait_job(gw.base, busy, NULL, 20000);
+	json_decref(cl);
+	for (int i = 0; i < 100; i++) {
+		r = del("/api/v1/clusters/c");
+		if (r.status == 200)
+			break;
+		tu_response_release(&r);
+		usleep(100000);
+	}
+	ck_assert_int_eq(r.status, 200);
+	tu_response_release(&r);
+	free(busy);
+	snprintf(url, sizeof(url), "%s/api/v1/clusters/c", gw.base);
+	ck_assert_int_eq(tu_http("GET", url, NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 404);
+	tu_response_release(&r);
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", config, NULL), 0);
+	for (int i = 0; i < 5; i++) {
+		char *id = submit_as("t", NULL, 1, 1);
+		json_t *job = placed(id);
+
+		ck_assert_str_ne(cluster_of(job), "c");
+		json_decref(job);
+		free(id);
+	}
+	tu_kubesim_stop(&c);
+}
+END_TEST
+
 Suite *routing_suite(void)
 {
 	Suite *s = suite_create("routing");
@@ -500,6 +593,7 @@ Suite *routing_suite(void)
 	tcase_add_test(tc, test_dry_run_explains_and_stores_nothing);
 	tcase_add_test(tc, test_stored_job_shows_placement_and_conf);
 	tcase_add_test(tc, test_reload_under_load_drops_nothing);
+	tcase_add_test(tc, test_add_and_remove_cluster_at_runtime);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -7,3 +7,9 @@ CREATE TABLE cluster_settings (
 	rotation TEXT    NOT NULL DEFAULT 'active',
 	weight   INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
+-- Clusters added and removed through the API, applied over the file's
+-- policy: {"added": [cluster...], "removed": [name...]}.
+CREATE TABLE policy_overlay (
+	id  INTEGER PRIMARY KEY CHECK (id = 1),
+	doc TEXT NOT NULL
+);

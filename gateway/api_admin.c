@@ -9,6 +9,14 @@
 #include "pool/pool.h"
 #include "router/router.h"
 
+/* A new reference to u[key], or to 0 when there is none. */
+static json_t *count_of(json_t *u, const char *key)
+{
+	json_t *v = json_object_get(u, key);
+
+	return v ? json_incref(v) : json_integer(0);
+}
+
 static json_t *cluster_json(struct request *rq, const struct router *r, const struct router_cluster *c,
 			    json_t *live)
 {
@@ -28,11 +36,10 @@ static json_t *cluster_json(struct request *rq, const struct router *r, const st
 			const struct router_namespace *ns = &r->groups[g].namespaces[n];
 			json_t *u = json_object_get(usage, ns->name);
 
-			json_object_set_new(nss, ns->name, json_pack("{s:s, s:i, s:O, s:O, s:O}",
+			json_object_set_new(nss, ns->name, json_pack("{s:s, s:i, s:o, s:o, s:o}",
 				"group", r->groups[g].name, "maxPods", (int)ns->max_pods,
-				"pods", u ? json_object_get(u, "pods") : json_integer(0),
-				"cores", u ? json_object_get(u, "cores") : json_integer(0),
-				"memoryBytes", u ? json_object_get(u, "memoryBytes") : json_integer(0)));
+				"pods", count_of(u, "pods"), "cores", count_of(u, "cores"),
+				"memoryBytes", count_of(u, "memoryBytes")));
 		}
 	store_count_active(rq->store, c->name, &active, err);
 	return json_pack("{s:s, s:s, s:s, s:b, s:O, s:i, s:i, s:I, s:b, s:o}",
@@ -192,9 +199,12 @@ enum MHD_Result api_cluster_patch(struct request *rq, const char *id)
 		return http_reply_problem(rq, 400, "malformed-body", detail, NULL);
 	json_object_foreach(body, key, v)
 		if (strcmp(key, "weight")) {
+			/* key lives in body: the problem is built before body goes. */
+			json_t *errors = json_pack("[{s:s, s:s}]", "field", key, "message", "unknown field");
+
 			json_decref(body);
 			return http_reply_problem(rq, 422, "validation-failed", "only weight can be changed",
-						  json_pack("[{s:s, s:s}]", "field", key, "message", "unknown field"));
+						  errors);
 		}
 	if (!json_is_integer(w) || json_integer_value(w) < 0 || json_integer_value(w) > 1000000) {
 		json_decref(body);

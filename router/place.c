@@ -457,6 +457,7 @@ enum router_result router_place(const struct router *r, const struct router_live
 			  *skipped ? skipped : "every weight is 0");
 		json_decref(*errors);
 		*errors = NULL;
+		router_decision_release(out);
 		return ROUTER_WAIT;
 	}
 	{

@@ -523,6 +523,7 @@ rule_done:
 static enum gw_err implicit_parts(struct router *r, char **namespaces)
 {
 	if (r->npools == 0 && r->nclusters) {
+		free(r->pools);
 		r->pools = calloc(1, sizeof(*r->pools));
 		r->npools = 1;
 		r->pools->name = strdup("default");
@@ -536,6 +537,7 @@ static enum gw_err implicit_parts(struct router *r, char **namespaces)
 		r->pools->executor_priority_class = strdup("sparkgw-executor");
 	}
 	if (r->ngroups == 0 && r->nclusters) {
+		free(r->groups);
 		r->groups = calloc(1, sizeof(*r->groups));
 		r->ngroups = 1;
 		r->groups->name = strdup("default");

@@ -106,9 +106,9 @@ test-asan: deps
 
 # libFuzzer targets, each run for FUZZ_SECONDS from its seed corpus; new
 # inputs go to build-fuzz/corpus, crashes to build-fuzz/.
-FUZZ_TARGETS := submission selector quantity yaml
+FUZZ_TARGETS := submission selector quantity yaml policy
 FUZZ_SECONDS ?= 30
-FUZZ_SRC     := $(COMMON_SRC) gateway/submission.c
+FUZZ_SRC     := $(COMMON_SRC) gateway/submission.c $(wildcard router/*.c)
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
 	@mkdir -p build-fuzz

@@ -12,6 +12,8 @@
 #define DEFAULT_MAX_PODS 3000
 #define UNLIMITED_CORES 1e9
 #define UNLIMITED_MEMORY INT64_MAX
+#define MAX_GPUS 1e6
+#define MAX_PODS 1e8
 
 struct loader {
 	const json_t *marks;
@@ -129,7 +131,7 @@ static bool parse_memory(json_t *v, int64_t *bytes)
 }
 
 static enum gw_err get_number(struct loader *ld, json_t *obj, const char *at, const char *key,
-			      double def, double *out)
+			      double def, double max, double *out)
 {
 	json_t *v = json_object_get(obj, key);
 	char sub[256];
@@ -139,10 +141,11 @@ static enum gw_err get_number(struct loader *ld, json_t *obj, const char *at, co
 		*out = def;
 		return GW_OK;
 	}
-	if (json_is_string(v) && gw_quantity_parse(json_string_value(v), out) == 0 && *out >= 0)
+	if (json_is_string(v) && gw_quantity_parse(json_string_value(v), out) == 0 && *out >= 0 &&
+	    *out <= max)
 		return GW_OK;
-	if (!json_is_number(v) || json_number_value(v) < 0)
-		return fail(ld, sub, "%s must be a non-negative number", sub);
+	if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > max)
+		return fail(ld, sub, "%s must be a number from 0 to %g", sub, max);
 	*out = json_number_value(v);
 	return GW_OK;
 }
@@ -182,9 +185,9 @@ static enum gw_err parse_role(struct loader *ld, json_t *v, const char *at,
 	snprintf(sub, sizeof(sub), "%s.maxPod", at);
 	if (max && (rc = only_keys(ld, max, sub, pod_keys)))
 		return rc;
-	if ((rc = get_number(ld, max, sub, "cores", UNLIMITED_CORES, &role->max_cores)) ||
+	if ((rc = get_number(ld, max, sub, "cores", UNLIMITED_CORES, UNLIMITED_CORES, &role->max_cores)) ||
 	    (rc = get_memory(ld, max, sub, "memory", UNLIMITED_MEMORY, &role->max_memory)) ||
-	    (rc = get_number(ld, max, sub, "gpus", 0, &gpus)))
+	    (rc = get_number(ld, max, sub, "gpus", 0, MAX_GPUS, &gpus)))
 		return rc;
 	role->max_gpus = (int)gpus;
 	role->node_selector = json_deep_copy(json_object_get(v, "nodeSelector"));
@@ -227,11 +230,11 @@ static enum gw_err parse_namespace(struct loader *ld, json_t *v, const char *at,
 		snprintf(sub, sizeof(sub), "%s.quota", at);
 		if ((rc = only_keys(ld, v, at, keys)) ||
 		    (rc = get_string(ld, v, at, "name", true, NULL, &ns->name)) ||
-		    (rc = get_number(ld, v, at, "maxPods", DEFAULT_MAX_PODS, &max_pods)) ||
+		    (rc = get_number(ld, v, at, "maxPods", DEFAULT_MAX_PODS, MAX_PODS, &max_pods)) ||
 		    (quota && (rc = only_keys(ld, quota, sub, quota_keys))) ||
-		    (rc = get_number(ld, quota, sub, "cores", 0, &ns->quota_cores)) ||
+		    (rc = get_number(ld, quota, sub, "cores", 0, UNLIMITED_CORES, &ns->quota_cores)) ||
 		    (rc = get_memory(ld, quota, sub, "memory", 0, &ns->quota_memory)) ||
-		    (rc = get_number(ld, quota, sub, "gpus", 0, &gpus)) ||
+		    (rc = get_number(ld, quota, sub, "gpus", 0, MAX_GPUS, &gpus)) ||
 		    (rc = get_string(ld, v, at, "serviceAccount", false, NULL, &ns->service_account)) ||
 		    (rc = get_conf(ld, v, at, "overrides", &ns->overrides)))
 			return rc;

@@ -373,6 +373,11 @@ START_TEST(test_policy_errors_name_line_and_column)
 		{"clusters: [{name: a, kubeconfig: /k}]\nnamespaceGroups: [{name: g, namespaces: [Bad_NS]}]\n",
 		 "is not a DNS-1123 label"},
 		{"clusters: [{name: a, kubeconfig: /k}]\nrouting: {defaultPool: none}\n", "no pool named 'none'"},
+		/* Found by fuzz_policy: a count too large for its type. */
+		{"clusters:\n  - name: a\n    kubeconfig: /k\n    nodeRoles: [{name: g, maxPod: {gpus: 1e300}}]\n",
+		 "gpus must be a number from 0 to"},
+		{"clusters: [{name: a, kubeconfig: /k}]\nnamespaceGroups: [{name: g, namespaces: [{name: n, maxPods: 1e20}]}]\n",
+		 "maxPods must be a number from 0 to"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

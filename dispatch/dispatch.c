@@ -50,6 +50,13 @@ struct cluster_rt {
 	int nwatchers;
 	atomic_bool stop;                /* the dispatch stops, or the cluster left */
 	atomic_bool removed;
+	/* The API server's budget: a token bucket of cluster_qps and at most
+	 * cluster_concurrency dispatches at once. */
+	pthread_mutex_t rate_lock;       /* guards tokens, tokens_at_ms, inflight */
+	pthread_cond_t rate_free;
+	double tokens;
+	int64_t tokens_at_ms;
+	unsigned inflight;
 	pthread_mutex_t lock; /* guards seen */
 	json_t *seen;         /* job id -> last object */
 };
@@ -68,7 +75,7 @@ struct dispatch {
 	size_t qhead, qlen, qcap;
 	json_t *inflight;     /* job ids queued or being dispatched */
 	json_t *cancel_sent;  /* job id -> time of the last DELETE */
-	json_t *waiting;      /* job id -> time before which it is not retried */
+	json_t *waiting;      /* job id -> [time before which it is not retried, why] */
 	/* Slots below nclusters are set up before the count grows, and never
 	 * freed before dispatch_stop: readers need no lock. */
 	atomic_size_t nclusters;
@@ -144,6 +151,49 @@ static void object_path(const char *ns, const char *name, const char *kind,
 		snprintf(out, len, "/api/v1/namespaces/%s/configmaps%s%s", ns, name ? "/" : "", name ? name : "");
 }
 
+/* Waits for a token of the cluster's request budget. */
+static void take_token(struct cluster_rt *cl)
+{
+	double qps = cl->d->opts.cluster_qps;
+
+	pthread_mutex_lock(&cl->rate_lock);
+	for (;;) {
+		int64_t now = gw_now_ms();
+		long wait_ms;
+
+		cl->tokens += (double)(now - cl->tokens_at_ms) / 1000.0 * qps;
+		if (cl->tokens > qps)
+			cl->tokens = qps; /* a second's worth of burst */
+		cl->tokens_at_ms = now;
+		if (cl->tokens >= 1.0) {
+			cl->tokens -= 1.0;
+			break;
+		}
+		wait_ms = (long)((1.0 - cl->tokens) / qps * 1000.0) + 1;
+		pthread_mutex_unlock(&cl->rate_lock);
+		sleep_ms(wait_ms);
+		pthread_mutex_lock(&cl->rate_lock);
+	}
+	pthread_mutex_unlock(&cl->rate_lock);
+}
+
+static void enter_cluster(struct cluster_rt *cl)
+{
+	pthread_mutex_lock(&cl->rate_lock);
+	while (cl->inflight >= cl->d->opts.cluster_concurrency)
+		pthread_cond_wait(&cl->rate_free, &cl->rate_lock);
+	cl->inflight++;
+	pthread_mutex_unlock(&cl->rate_lock);
+}
+
+static void leave_cluster(struct cluster_rt *cl)
+{
+	pthread_mutex_lock(&cl->rate_lock);
+	cl->inflight--;
+	pthread_cond_signal(&cl->rate_free);
+	pthread_mutex_unlock(&cl->rate_lock);
+}
+
 enum create_outcome { CREATED, RETRY, REJECTED };
 
 /* Creates obj, or adopts the one a previous attempt made (409 with our job
@@ -161,6 +211,7 @@ static enum create_outcome create_or_adopt(struct cluster_rt *cl, json_t *obj,
 	enum create_outcome out;
 
 	object_path(ns, NULL, kind, path, sizeof(path));
+	take_token(cl);
 	rc = k8s_request(cl->client, "POST", path, obj, &r, why);
 	/* Real calls count towards the cluster's health too. */
 	pool_report(cl->d->opts.pool, cl->name, rc == GW_OK && r.status < 500, why);
@@ -169,6 +220,7 @@ static enum create_outcome create_or_adopt(struct cluster_rt *cl, json_t *obj,
 	if (r.status == 409 && !strcmp(k8s_status_reason(&r), "AlreadyExists")) {
 		k8s_response_release(&r);
 		object_path(ns, name, kind, path, sizeof(path));
+		take_token(cl);
 		if (k8s_request(cl->client, "GET", path, NULL, &r, why))
 			return RETRY;
 		if (r.status == 200 &&
@@ -210,6 +262,7 @@ static long delete_driver(struct cluster_rt *cl, const struct store_job *job)
 		object_path(job->namespace, names.app, "SparkApplication", path, sizeof(path));
 	else
 		object_path(job->namespace, names.driver_pod, "Pod", path, sizeof(path));
+	take_token(cl);
 	if (k8s_request(cl->client, "DELETE", path, opts, &r, err) == GW_OK)
 		status = r.status;
 	else
@@ -290,7 +343,8 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 		goto out;
 	case ROUTER_WAIT:
 		pthread_mutex_lock(&d->lock);
-		json_object_set_new(d->waiting, job.id, json_integer(gw_now_ms() + WAIT_RETRY_MS));
+		json_object_set_new(d->waiting, job.id,
+				    json_pack("[I, s]", (json_int_t)(gw_now_ms() + WAIT_RETRY_MS), why));
 		pthread_mutex_unlock(&d->lock);
 		gw_log(GW_LOG_DEBUG, "dispatch: job %s waits: %s", job.id, why);
 		goto out;
@@ -319,6 +373,7 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 	objs = dispatch_manifests(&job, &dec, err);
 	if (!objs)
 		outcome = REJECTED;
+	enter_cluster(cl);
 	json_array_foreach(objs, i, obj) {
 		json_t *owner = json_array_get(json_object_get(json_object_get(obj, "metadata"), "ownerReferences"), 0);
 
@@ -328,6 +383,7 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 		if (outcome != CREATED)
 			break;
 	}
+	leave_cluster(cl);
 	json_decref(objs);
 
 	dispatch_names(job.id, &names);
@@ -431,20 +487,22 @@ static void feed(struct dispatch *d)
 	size_t n;
 	char err[GW_ERRLEN];
 
-	if (store_jobs_to_dispatch(d->store, gw_now_ms(), FEED_BATCH, &jobs, &n, err)) {
+	if (store_jobs_to_dispatch(d->store, gw_now_ms(), (int64_t)d->opts.aging_s * 1000, FEED_BATCH,
+				   &jobs, &n, err)) {
 		gw_log(GW_LOG_WARN, "dispatch: reading the queue: %s", err);
 		return;
 	}
 	pthread_mutex_lock(&d->lock);
 	{
-		/* Jobs with no room now wait a moment; forget the expired marks. */
+		/* Jobs with no room now wait a moment; forget the expired marks. The
+		 * reason stays until then, for the queue's explanation. */
 		int64_t now = gw_now_ms();
 		const char *id;
 		json_t *until;
 		void *iter;
 
 		json_object_foreach_safe(d->waiting, iter, id, until)
-			if (json_integer_value(until) <= now)
+			if (json_integer_value(json_array_get(until, 0)) <= now)
 				json_object_del(d->waiting, id);
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -954,6 +1012,8 @@ void dispatch_stop(struct dispatch *d)
 		json_decref(d->clusters[i].seen);
 		free(d->clusters[i].name);
 		pthread_mutex_destroy(&d->clusters[i].lock);
+		pthread_mutex_destroy(&d->clusters[i].rate_lock);
+		pthread_cond_destroy(&d->clusters[i].rate_free);
 	}
 	free(d->clusters);
 	free(d->workers);
@@ -1007,6 +1067,10 @@ static enum gw_err add_cluster(struct dispatch *d, const struct router_cluster *
 	atomic_init(&cl->stop, false);
 	atomic_init(&cl->removed, false);
 	pthread_mutex_init(&cl->lock, NULL);
+	pthread_mutex_init(&cl->rate_lock, NULL);
+	pthread_cond_init(&cl->rate_free, NULL);
+	cl->tokens = d->opts.cluster_qps;
+	cl->tokens_at_ms = gw_now_ms();
 	rc = k8s_kubeconfig_load(cfg->kubeconfig, cfg->context, &kc, inner);
 	if (rc == GW_OK) {
 		rc = k8s_client_new(&kc, NULL, &cl->client, inner);
@@ -1020,6 +1084,8 @@ static enum gw_err add_cluster(struct dispatch *d, const struct router_cluster *
 		json_decref(cl->seen);
 		free(cl->name);
 		pthread_mutex_destroy(&cl->lock);
+		pthread_mutex_destroy(&cl->rate_lock);
+		pthread_cond_destroy(&cl->rate_free);
 		return rc;
 	}
 	start_watcher(cl, false);
@@ -1044,6 +1110,20 @@ enum gw_err dispatch_add_cluster(struct dispatch *d, const struct router_cluster
 	if (rc == GW_OK)
 		gw_log(GW_LOG_INFO, "dispatch: cluster %s added", cfg->name);
 	return rc;
+}
+
+bool dispatch_wait_reason(struct dispatch *d, const char *job_id, char *out, size_t len)
+{
+	json_t *w;
+	bool known;
+
+	pthread_mutex_lock(&d->lock);
+	w = json_object_get(d->waiting, job_id);
+	known = w != NULL;
+	if (known)
+		snprintf(out, len, "%s", json_string_value(json_array_get(w, 1)));
+	pthread_mutex_unlock(&d->lock);
+	return known;
 }
 
 void dispatch_remove_cluster(struct dispatch *d, const char *name)
@@ -1077,6 +1157,10 @@ enum gw_err dispatch_start(struct store *store, const struct dispatch_options *o
 	}
 	d->store = store;
 	d->opts = *opts;
+	if (!d->opts.cluster_qps)
+		d->opts.cluster_qps = 100;
+	if (!d->opts.cluster_concurrency)
+		d->opts.cluster_concurrency = 16;
 	atomic_init(&d->stop, false);
 	atomic_init(&d->nclusters, 0);
 	pthread_mutex_init(&d->lock, NULL);

@@ -26,6 +26,9 @@ struct dispatch_options {
 	unsigned retry_base_ms;
 	unsigned pending_timeout_s;
 	unsigned image_pull_timeout_s;
+	unsigned aging_s;             /* a queued job rises a rank per this wait */
+	unsigned cluster_qps;         /* API requests a second, per cluster */
+	unsigned cluster_concurrency; /* dispatches at once, per cluster */
 };
 
 struct dispatch;
@@ -40,6 +43,10 @@ void dispatch_stop(struct dispatch *d);
 /* Connects to a cluster added at runtime. GW_ECONFLICT if one of that
  * name is there. */
 enum gw_err dispatch_add_cluster(struct dispatch *d, const struct router_cluster *cfg, char *err);
+/* Why a queued job waits, when dispatch knows (no cluster has room, …):
+ * false when it does not. */
+bool dispatch_wait_reason(struct dispatch *d, const char *job_id, char *out, size_t len);
+
 /* Stops watching a cluster; the policy no longer names it. */
 void dispatch_remove_cluster(struct dispatch *d, const char *name);
 

@@ -115,6 +115,8 @@ static enum MHD_Result submit_committed(struct request *rq)
 
 	if (op->rc == GW_ECONFLICT)
 		return http_reply_problem(rq, 409, "idempotency-key-reused", op->err, NULL);
+	if (op->rc == GW_EBUSY)
+		return http_reply_problem_retry(rq, 429, "queue-full", op->err, "10");
 	if (op->rc)
 		return http_reply_store_error(rq, op->rc, op->err);
 	snprintf(location, sizeof(location), "/api/v1/jobs/%s", op->job.id);
@@ -228,6 +230,9 @@ enum MHD_Result api_job_submit(struct request *rq, const char *id)
 	sub->labels_json = rq->sub.labels_json;
 	sub->spec_json = rq->sub.spec_json;
 	sub->idempotency_key = rq->idempotency_key;
+	sub->priority = rq->sub.priority;
+	sub->team = rq->sub.team;
+	sub->max_queued = rq->cfg->scheduler_max_queued_per_team;
 	/* A retry is "the same request" when its body is byte-identical. */
 	SHA256((const unsigned char *)(rq->body.data ? rq->body.data : ""),
 	       rq->body.len, sub->body_sha256);
@@ -256,10 +261,17 @@ bool gateway_load_job(struct request *rq, const char *id, enum MHD_Result *reply
 enum MHD_Result api_job_get(struct request *rq, const char *id)
 {
 	enum MHD_Result reply;
+	json_t *job;
+	char why[GW_ERRLEN];
 
 	if (!gateway_load_job(rq, id, &reply))
 		return reply;
-	return http_reply_json(rq, 200, job_json(&rq->op.job), NULL);
+	job = job_json(&rq->op.job);
+	/* A queued job says why it waits, as the queue does. */
+	if (rq->op.job.state == STORE_QUEUED && rq->dispatch &&
+	    dispatch_wait_reason(rq->dispatch, rq->op.job.id, why, sizeof(why)))
+		json_object_set_new(job, "waitReason", json_string(why));
+	return http_reply_json(rq, 200, job, NULL);
 }
 
 enum MHD_Result api_job_conf(struct request *rq, const char *id)

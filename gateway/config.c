@@ -44,6 +44,13 @@ static const struct config_key keys[] = {
 	{"dispatch.retry_base_ms", KEY_UINT, CFG(dispatch_retry_base_ms), "500", 1, 600000},
 	{"dispatch.pending_timeout_seconds", KEY_UINT, CFG(dispatch_pending_timeout_s), "600", 1, 86400},
 	{"dispatch.image_pull_timeout_seconds", KEY_UINT, CFG(dispatch_image_pull_timeout_s), "120", 1, 86400},
+	/* A queued job rises one priority rank per this much waiting. */
+	{"scheduler.aging_seconds", KEY_UINT, CFG(scheduler_aging_s), "300", 1, 86400},
+	{"scheduler.max_queued_per_team", KEY_UINT, CFG(scheduler_max_queued_per_team), "0", 0, 100000000},
+	/* What one API server gets from dispatch: requests a second, and
+	 * dispatches at once. */
+	{"scheduler.cluster_qps", KEY_UINT, CFG(scheduler_cluster_qps), "100", 1, 100000},
+	{"scheduler.cluster_concurrency", KEY_UINT, CFG(scheduler_cluster_concurrency), "16", 1, 1024},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -28,6 +28,10 @@ struct gateway_config {
 	unsigned dispatch_retry_base_ms;
 	unsigned dispatch_pending_timeout_s;
 	unsigned dispatch_image_pull_timeout_s;
+	unsigned scheduler_aging_s;
+	unsigned scheduler_max_queued_per_team;
+	unsigned scheduler_cluster_qps;
+	unsigned scheduler_cluster_concurrency;
 	struct router *router; /* clusters, pools, namespace groups, rules */
 	json_t *policy_doc;    /* the file's policy keys, to rebuild it with */
 	json_t *policy_marks;  /* their line and column */

@@ -51,6 +51,9 @@ enum MHD_Result http_reply_json(struct request *rq, unsigned status,
 enum MHD_Result http_reply_problem(struct request *rq, unsigned status,
 				   const char *slug, const char *detail,
 				   json_t *errors);
+/* A problem with a Retry-After header, for 429 and 503. */
+enum MHD_Result http_reply_problem_retry(struct request *rq, unsigned status, const char *slug,
+					 const char *detail, const char *retry_after_s);
 /* Maps a store error to 404/409/503/500. */
 enum MHD_Result http_reply_store_error(struct request *rq, enum gw_err rc,
 				       const char *detail);
@@ -90,5 +93,6 @@ enum MHD_Result api_cluster_uncordon(struct request *rq, const char *id);
 enum MHD_Result api_reload(struct request *rq, const char *id);
 enum MHD_Result api_cluster_add(struct request *rq, const char *id);
 enum MHD_Result api_cluster_remove(struct request *rq, const char *id);
+enum MHD_Result api_queue(struct request *rq, const char *id);
 
 #endif

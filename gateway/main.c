@@ -323,6 +323,9 @@ int main(int argc, char **argv)
 			.retry_base_ms = cfg.dispatch_retry_base_ms,
 			.pending_timeout_s = cfg.dispatch_pending_timeout_s,
 			.image_pull_timeout_s = cfg.dispatch_image_pull_timeout_s,
+			.aging_s = cfg.scheduler_aging_s,
+			.cluster_qps = cfg.scheduler_cluster_qps,
+			.cluster_concurrency = cfg.scheduler_cluster_concurrency,
 		};
 
 		if (!cfg.router->nclusters)

@@ -61,6 +61,7 @@ static const struct route routes[] = {
 	{"GET", "/api/v1/jobs/*/logs", api_job_logs},
 	{"GET", "/api/v1/jobs/*/conf", api_job_conf},
 	{"GET", "/api/v1/pools", api_pools},
+	{"GET", "/api/v1/queue", api_queue},
 	{"POST", "/api/v1/clusters", api_cluster_add},
 	{"GET", "/api/v1/clusters/*", api_cluster_get},
 	{"DELETE", "/api/v1/clusters/*", api_cluster_remove},
@@ -151,6 +152,7 @@ static const char *problem_title(unsigned status)
 	case 413: return "Content Too Large";
 	case 415: return "Unsupported Media Type";
 	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
 	default: return "Internal Server Error";
@@ -184,6 +186,13 @@ enum MHD_Result http_reply_problem(struct request *rq, unsigned status,
 				   json_t *errors)
 {
 	return reply_problem_with(rq, status, slug, detail, errors, NULL, NULL);
+}
+
+enum MHD_Result http_reply_problem_retry(struct request *rq, unsigned status, const char *slug,
+					 const char *detail, const char *retry_after_s)
+{
+	return reply_problem_with(rq, status, slug, detail, NULL, MHD_HTTP_HEADER_RETRY_AFTER,
+				  retry_after_s);
 }
 
 enum MHD_Result http_reply_store_error(struct request *rq, enum gw_err rc,

@@ -291,6 +291,17 @@ static void check_object(struct checker *ck, json_t *obj,
 		}
 }
 
+static const char *const priorities[] = {"critical", "high", "normal", "low", NULL};
+
+/* The rank of a priority label; -1 if it is not one. */
+static int priority_rank(const char *value)
+{
+	for (int i = 0; priorities[i]; i++)
+		if (!strcmp(priorities[i], value))
+			return i;
+	return -1;
+}
+
 /* Rules that span fields. */
 static void check_spec_rules(struct checker *ck, const json_t *spec)
 {
@@ -373,6 +384,7 @@ void gateway_submission_release(struct gateway_submission *sub)
 	free(sub->user);
 	free(sub->labels_json);
 	free(sub->spec_json);
+	free(sub->team);
 	memset(sub, 0, sizeof(*sub));
 }
 
@@ -399,6 +411,9 @@ enum gateway_body_status gateway_submission_parse(const char *body, size_t len,
 		add_error(&ck, "name", "%s", why);
 	if (json_is_object(json_object_get(doc, "spec")))
 		check_spec_rules(&ck, json_object_get(doc, "spec"));
+	if (json_is_string(json_object_get(json_object_get(doc, "labels"), "priority")) &&
+	    priority_rank(json_string_value(json_object_get(json_object_get(doc, "labels"), "priority"))) < 0)
+		add_error(&ck, "labels[priority]", "must be one of critical, high, normal, low");
 	if (ck.oom)
 		goto nomem;
 	if (json_array_size(ck.errors)) {
@@ -419,6 +434,11 @@ enum gateway_body_status gateway_submission_parse(const char *body, size_t len,
 				   ? json_string_value(json_object_get(doc, "user"))
 				   : "anonymous");
 	out->labels_json = json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS);
+	out->priority = json_is_string(json_object_get(labels, "priority"))
+				? priority_rank(json_string_value(json_object_get(labels, "priority")))
+				: 2;
+	if (json_is_string(json_object_get(labels, "team")))
+		out->team = strdup(json_string_value(json_object_get(labels, "team")));
 	out->spec_json = json_dumps(json_object_get(doc, "spec"), JSON_COMPACT);
 	json_decref(empty);
 	json_decref(doc);

@@ -21,6 +21,8 @@ struct gateway_submission {
 	char *user; /* "anonymous" when the body names none */
 	char *labels_json;
 	char *spec_json;
+	int priority;    /* rank of the priority label: 0 critical .. 3 low */
+	char *team;      /* the team label, or NULL */
 };
 
 #define GATEWAY_MAX_DEPTH 32

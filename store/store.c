@@ -56,7 +56,10 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		" WHERE j.id = ?1 ORDER BY e.seq",
 	[STMT_JOB_INSERT] =
 		"INSERT INTO jobs (id, name, user, state, labels, spec, created_ms,"
-		" updated_ms, rv) VALUES (?1, ?2, ?3, 'QUEUED', ?4, ?5, ?6, ?6, 0)",
+		" updated_ms, rv, priority) VALUES (?1, ?2, ?3, 'QUEUED', ?4, ?5, ?6, ?6, 0, ?7)",
+	[STMT_TEAM_QUEUED] =
+		"SELECT count(*) FROM job_labels WHERE key = 'team' AND value = ?1"
+		" AND state = 'QUEUED'",
 	[STMT_LABEL_INSERT] =
 		"INSERT INTO job_labels (job_seq, key, value, state)"
 		" VALUES (?1, ?2, ?3, 'QUEUED')",

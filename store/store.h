@@ -62,6 +62,7 @@ struct store_job {
 	int attempts;           /* dispatch attempts so far */
 	int64_t not_before_ms;  /* QUEUED: not to be dispatched before */
 	char *placement_json;   /* how it was placed, once claimed */
+	int priority;           /* rank: 0 critical .. 3 low */
 };
 
 struct store_event {
@@ -111,6 +112,9 @@ struct store_submission {
 	const char *spec_json;
 	const char *idempotency_key; /* NULL for none */
 	unsigned char body_sha256[32];
+	int priority;                /* rank: 0 critical .. 3 low */
+	const char *team;            /* the team label, may be NULL */
+	unsigned max_queued;         /* per team; 0: no limit */
 };
 
 /* One write. The caller owns it and its inputs until done() runs. */
@@ -133,7 +137,8 @@ struct store_op {
 
 	/* Results, set before done() runs. */
 	enum gw_err rc;  /* ENOTFOUND, ECONFLICT (key reused with another
-			    body; finished job cancelled), ESTATE, EFULL, EIO */
+			    body; finished job cancelled), ESTATE, EFULL, EIO,
+			    EBUSY (SUBMIT: the team's queue is full) */
 	bool unchanged;  /* SUBMIT: replay of an idempotency key;
 			    CANCEL: already cancelling or cancelled */
 	struct store_job job; /* the job after the write (caller releases) */
@@ -174,10 +179,11 @@ enum gw_err store_job_list(struct store *s, const struct store_list_query *q,
 			   int64_t *next_seq, char *err);
 enum gw_err store_job_events(struct store *s, const char *id,
 			     struct store_event **items, size_t *n, char *err);
-/* Jobs ready for dispatch, oldest first: QUEUED and due at now_ms, and
- * DISPATCHING with an expired lease. */
-enum gw_err store_jobs_to_dispatch(struct store *s, int64_t now_ms, size_t limit,
-				   struct store_job **items, size_t *n, char *err);
+/* Jobs ready for dispatch, in dispatch order: DISPATCHING with an expired
+ * lease first, then QUEUED and due at now_ms by priority, a job rising one
+ * rank per aging_ms it has waited, then oldest first. */
+enum gw_err store_jobs_to_dispatch(struct store *s, int64_t now_ms, int64_t aging_ms,
+				   size_t limit, struct store_job **items, size_t *n, char *err);
 /* Jobs in state on cluster (NULL: any), oldest first. */
 enum gw_err store_jobs_in_state(struct store *s, enum store_state state,
 				const char *cluster, size_t limit,

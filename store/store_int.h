@@ -24,6 +24,7 @@ enum store_stmt {
 	STMT_JOB_SET_PLACEMENT,
 	STMT_CLUSTER_SETTINGS_PUT,
 	STMT_OVERLAY_PUT,
+	STMT_TEAM_QUEUED,
 	STMT_COUNT
 };
 
@@ -53,7 +54,8 @@ enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job);
 	" jobs.message, jobs.labels, jobs.spec, jobs.created_ms,"              \
 	" jobs.updated_ms, jobs.rv, jobs.cluster, jobs.namespace,"            \
 	" jobs.driver_pod, jobs.spark_ui, jobs.lease_owner,"                  \
-	" jobs.lease_until_ms, jobs.attempts, jobs.not_before_ms, jobs.placement"
+	" jobs.lease_until_ms, jobs.attempts, jobs.not_before_ms, jobs.placement,"  \
+	" jobs.priority"
 
 /* Checks a reader out of the pool (opening one if none is free). */
 struct store_conn *store_reader_get(struct store *s, char *err);

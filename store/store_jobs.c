@@ -136,6 +136,7 @@ enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job)
 	job->attempts = sqlite3_column_int(st, 18);
 	job->not_before_ms = sqlite3_column_int64(st, 19);
 	job->placement_json = column_text(st, 20, &oom);
+	job->priority = sqlite3_column_int(st, 21);
 	if (oom) {
 		store_job_release(job);
 		return GW_ENOMEM;
@@ -326,6 +327,22 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 		}
 	}
 
+	if (sub->max_queued && sub->team) {
+		/* Checked in the same transaction as the insert: never over. */
+		long long queued = 0;
+
+		st = store_conn_stmt(c, STMT_TEAM_QUEUED, op->err);
+		if (!st)
+			return GW_EIO;
+		sqlite3_bind_text(st, 1, sub->team, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			queued = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if (queued >= (long long)sub->max_queued) {
+			gw_seterr(op->err, "team %s has %lld jobs queued, the most it may", sub->team, queued);
+			return GW_EBUSY;
+		}
+	}
 	new_job_id(now, id);
 	st = store_conn_stmt(c, STMT_JOB_INSERT, op->err);
 	if (!st)
@@ -336,6 +353,7 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 	sqlite3_bind_text(st, 4, sub->labels_json, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, sub->spec_json, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, now);
+	sqlite3_bind_int(st, 7, sub->priority);
 	if ((rc = step_done(c, st, op->err)))
 		return rc;
 	job_seq = sqlite3_last_insert_rowid(c->db);
@@ -859,19 +877,23 @@ static enum gw_err query_jobs(struct store *s, const char *sql, const char *text
 	return rc;
 }
 
-enum gw_err store_jobs_to_dispatch(struct store *s, int64_t now_ms, size_t limit,
-				   struct store_job **items, size_t *n, char *err)
+enum gw_err store_jobs_to_dispatch(struct store *s, int64_t now_ms, int64_t aging_ms,
+				   size_t limit, struct store_job **items, size_t *n, char *err)
 {
-	/* Two index ranges, each oldest first; expired leases come first as
-	 * they have waited longest. */
-	return query_jobs(s,
-			  "SELECT * FROM ("
-			  " SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE state = 'DISPATCHING'"
-			  "  AND lease_until_ms < ?1 ORDER BY seq LIMIT ?2)"
-			  " UNION ALL SELECT * FROM ("
-			  " SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE state = 'QUEUED'"
-			  "  AND not_before_ms <= ?1 ORDER BY seq LIMIT ?2)",
-			  NULL, NULL, now_ms, limit, items, n, err);
+	char sql[1024];
+
+	/* The queue is read by effective rank; aging is integer division of
+	 * the wait by aging_ms (the text is built, the values are numbers). */
+	snprintf(sql, sizeof(sql),
+		 "SELECT * FROM ("
+		 " SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE state = 'DISPATCHING'"
+		 "  AND lease_until_ms < ?1 ORDER BY seq LIMIT ?2)"
+		 " UNION ALL SELECT * FROM ("
+		 " SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE state = 'QUEUED'"
+		 "  AND not_before_ms <= ?1"
+		 "  ORDER BY priority - (?1 - created_ms) / %lld, seq LIMIT ?2)",
+		 (long long)(aging_ms > 0 ? aging_ms : INT64_MAX));
+	return query_jobs(s, sql, NULL, NULL, now_ms, limit, items, n, err);
 }
 
 enum gw_err store_jobs_in_state(struct store *s, enum store_state state,

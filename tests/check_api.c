@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/testutil.h"
 
@@ -99,6 +100,15 @@ START_TEST(test_submit_read_events)
 	g = get(path);
 	ck_assert_int_eq(g.status, 200);
 	ck_assert_schema("Job", g.json);
+	/* Without clusters the job waits, and says so once the dispatcher
+	 * has looked at it. */
+	for (int i = 0; i < 100 && !json_object_get(g.json, "waitReason"); i++) {
+		tu_response_release(&g);
+		usleep(20000);
+		g = get(path);
+	}
+	ck_assert_str_eq(json_string_value(json_object_get(g.json, "waitReason")), "no clusters are configured");
+	json_object_del(g.json, "waitReason");
 	ck_assert(json_equal(r.json, g.json));
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(g.json, "labels"), "team")), "search");
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(g.json, "spec"), "mainClass")),

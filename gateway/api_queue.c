@@ -76,7 +76,7 @@ enum MHD_Result api_queue(struct request *rq, const char *id)
 			snprintf(why, sizeof(why), position == 1 ? "Next" : "Priority: %zu job(s) ahead",
 				 position - 1);
 		gw_time_format(jobs[i].created_ms, since);
-		json_array_append_new(items, json_pack("{s:i, s:s, s:s, s:s?, s:s?, s:s, s:s, s:s}",
+		json_array_append_new(items, json_pack("{s:i, s:s, s:s, s:s*, s:s*, s:s, s:s, s:s}",
 			"position", (int)position, "id", jobs[i].id, "name", jobs[i].name, "team", jteam,
 			"pool", jpool, "priority", priority_names[jobs[i].priority & 3], "waitingSince", since,
 			"reason", why));

@@ -20,6 +20,7 @@ Suite *k8s_suite(void);
 Suite *kubesim_suite(void);
 Suite *router_suite(void);
 Suite *routing_suite(void);
+Suite *scheduler_suite(void);
 
 /* A new empty directory under $TMPDIR; caller frees the string. */
 char *tu_tmpdir(const char *tag);

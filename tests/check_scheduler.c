@@ -1,0 +1,266 @@
+/* Scheduler: dispatch order (priority with aging), the per-team queued
+ * limit, queue visibility, the per-cluster request budget, and leases
+ * shared by two gateway processes on one database. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/timeutil.h"
+#include "store/store.h"
+#include "tests/testutil.h"
+
+static char *dir;
+
+static void setup(void)
+{
+	dir = tu_tmpdir("sched");
+	ck_assert_ptr_nonnull(dir);
+}
+
+static void teardown(void)
+{
+	tu_rmtree(dir);
+	free(dir);
+}
+
+static void store_submit(struct store *st, const char *name, int priority, char *id_out)
+{
+	struct store_op op = {.kind = STORE_OP_SUBMIT};
+
+	op.submit.name = name;
+	op.submit.user = "u";
+	op.submit.labels_json = "{}";
+	op.submit.spec_json = "{}";
+	op.submit.priority = priority;
+	ck_assert_int_eq(store_execute(st, &op), GW_OK);
+	if (id_out)
+		snprintf(id_out, STORE_ID_LEN, "%s", op.job.id);
+	store_job_release(&op.job);
+}
+
+static void order(struct store *st, int64_t aging_ms, char *out, size_t len)
+{
+	struct store_job *jobs;
+	size_t n;
+	char err[GW_ERRLEN];
+
+	ck_assert_int_eq(store_jobs_to_dispatch(st, gw_now_ms(), aging_ms, 10, &jobs, &n, err), GW_OK);
+	out[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? "," : "", jobs[i].name);
+	store_jobs_free(jobs, n);
+}
+
+START_TEST(test_priority_then_age_with_aging)
+{
+	struct store_options o = {.synchronous_full = false};
+	struct store *st;
+	char path[700], err[GW_ERRLEN], names[256];
+
+	snprintf(path, sizeof(path), "%s/q.db", dir);
+	o.path = path;
+	ck_assert_int_eq(store_open(&o, &st, err), GW_OK);
+	store_submit(st, "low", 3, NULL);
+	usleep(200000);
+	store_submit(st, "normal", 2, NULL);
+	store_submit(st, "critical", 0, NULL);
+	store_submit(st, "high", 1, NULL);
+	store_submit(st, "critical-2", 0, NULL);
+	/* Without aging to speak of: by priority, then oldest first. */
+	order(st, 3600 * 1000, names, sizeof(names));
+	ck_assert_str_eq(names, "critical,critical-2,high,normal,low");
+	/* A rank per 20 ms: the low job, waiting 200 ms longer, comes first. */
+	order(st, 20, names, sizeof(names));
+	ck_assert_str_eq(names, "low,critical,critical-2,high,normal");
+	store_close(st);
+}
+END_TEST
+
+static const char job_fmt[] =
+	"{\"name\":\"q\",\"labels\":{\"team\":\"%s\",\"priority\":\"%s\"},\"spec\":{\"type\":\"Python\","
+	"\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"a.py\"%s}}";
+
+static struct tu_response submit(struct tu_gateway *gw, const char *team, const char *priority,
+				  const char *key)
+{
+	char body[512], u[256];
+	struct tu_response r;
+
+	snprintf(body, sizeof(body), job_fmt, team, priority, "");
+	snprintf(u, sizeof(u), "%s/api/v1/jobs", gw->base);
+	ck_assert_int_eq(tu_post_json(u, body, key, &r), 0);
+	return r;
+}
+
+START_TEST(test_team_queue_limit_and_visibility)
+{
+	struct tu_gateway gw;
+	struct tu_response r;
+	char cfg[700], u[300];
+	json_t *q, *items;
+	FILE *f;
+
+	snprintf(cfg, sizeof(cfg), "%s/gw.yaml", dir);
+	f = fopen(cfg, "w");
+	fputs("scheduler: {max_queued_per_team: 3}\n", f);
+	fclose(f);
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", cfg, NULL), 0);
+	r = submit(&gw, "x", "low", "first");
+	ck_assert_int_eq(r.status, 201);
+	tu_response_release(&r);
+	r = submit(&gw, "x", "normal", NULL);
+	tu_response_release(&r);
+	r = submit(&gw, "x", "critical", NULL);
+	ck_assert_int_eq(r.status, 201);
+	tu_response_release(&r);
+	/* The fourth of team x is refused, and nothing is stored. */
+	r = submit(&gw, "x", "high", NULL);
+	ck_assert_int_eq(r.status, 429);
+	ck_assert_str_eq(r.retry_after, "10");
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "type")), "urn:sparkgw:problem:queue-full");
+	ck_assert_schema("Problem", r.json);
+	tu_response_release(&r);
+	/* A retry of an accepted submission still gets its job. */
+	r = submit(&gw, "x", "low", "first");
+	ck_assert_int_eq(r.status, 200);
+	tu_response_release(&r);
+	r = submit(&gw, "y", "low", NULL);
+	ck_assert_int_eq(r.status, 201);
+	tu_response_release(&r);
+	r = submit(&gw, "x", "nope", NULL);
+	ck_assert_int_eq(r.status, 422);
+	tu_response_release(&r);
+
+	snprintf(u, sizeof(u), "%s/api/v1/queue", gw.base);
+	q = tu_get_json(u);
+	ck_assert_schema("Queue", q);
+	items = json_object_get(q, "items");
+	ck_assert_int_eq(json_array_size(items), 4);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(items, 0), "priority")), "critical");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(items, 0), "position")), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(items, 3), "priority")), "low");
+	json_decref(q);
+	snprintf(u, sizeof(u), "%s/api/v1/queue?team=y", gw.base);
+	q = tu_get_json(u);
+	ck_assert_int_eq(json_array_size(json_object_get(q, "items")), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(q, "items"), 0), "team")), "y");
+	json_decref(q);
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+}
+END_TEST
+
+static int64_t event_ms(const char *base, const char *id, const char *state)
+{
+	char u[300];
+	json_t *ev = NULL;
+	int64_t at = 0;
+	size_t i;
+	json_t *e;
+
+	snprintf(u, sizeof(u), "%s/api/v1/jobs/%s/events", base, id);
+	ev = tu_get_json(u);
+	json_array_foreach(json_object_get(ev, "items"), i, e)
+		if (!strcmp(json_string_value(json_object_get(e, "state")), state))
+			gw_time_parse(json_string_value(json_object_get(e, "time")), &at);
+	json_decref(ev);
+	return at;
+}
+
+/* 20 jobs at once are 60 creates: at 20 requests a second with a second's
+ * burst, the last is made no sooner than 2 s after the first. */
+START_TEST(test_cluster_request_rate_holds_under_a_burst)
+{
+	struct tu_kubesim sim = {0};
+	struct tu_gateway gw;
+	static const char *const mode = "driver-pod";
+	char cfg[700], *ids[20];
+	int64_t first = INT64_MAX, last = 0;
+
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "rl", NULL), 0);
+	tu_write_cluster_config(dir, &sim, &mode, 1, "scheduler: {cluster_qps: 20}\n", cfg, sizeof(cfg));
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", cfg, NULL), 0);
+	for (int i = 0; i < 20; i++) {
+		struct tu_response r = submit(&gw, "burst", "normal", NULL);
+
+		ck_assert_int_eq(r.status, 201);
+		ids[i] = strdup(json_string_value(json_object_get(r.json, "id")));
+		tu_response_release(&r);
+	}
+	for (int i = 0; i < 20; i++) {
+		json_t *job = tu_wait_job(gw.base, ids[i], NULL, 30000);
+		int64_t at;
+
+		ck_assert_ptr_nonnull(job);
+		json_decref(job);
+		at = event_ms(gw.base, ids[i], "SUBMITTED");
+		ck_assert_int_gt(at, 0);
+		first = at < first ? at : first;
+		last = at > last ? at : last;
+		free(ids[i]);
+	}
+	ck_assert_msg(last - first >= 1800, "60 creates took %lld ms", (long long)(last - first));
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	tu_kubesim_stop(&sim);
+}
+END_TEST
+
+/* Two gateways on one database and one cluster: every job dispatched once. */
+START_TEST(test_two_processes_share_the_queue)
+{
+	struct tu_kubesim sim = {0};
+	struct tu_gateway a, b;
+	static const char *const mode = "driver-pod";
+	char cfg[700], *ids[60], url[400];
+	json_t *list;
+
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "shared", NULL), 0);
+	tu_write_cluster_config(dir, &sim, &mode, 1, NULL, cfg, sizeof(cfg));
+	ck_assert_int_eq(tu_gateway_start(&a, dir, "--config", cfg, NULL), 0);
+	ck_assert_int_eq(tu_gateway_start(&b, dir, "--config", cfg, NULL), 0);
+	for (int i = 0; i < 60; i++) {
+		char body[512], u[256];
+		struct tu_response r;
+
+		snprintf(body, sizeof(body), job_fmt, "shared", "normal",
+			 ",\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"1\"}");
+		snprintf(u, sizeof(u), "%s/api/v1/jobs", (i % 2 ? &a : &b)->base);
+		ck_assert_int_eq(tu_post_json(u, body, NULL, &r), 0);
+		ck_assert_int_eq(r.status, 201);
+		ids[i] = strdup(json_string_value(json_object_get(r.json, "id")));
+		tu_response_release(&r);
+	}
+	for (int i = 0; i < 60; i++) {
+		json_t *job = tu_wait_job(a.base, ids[i], NULL, 60000);
+
+		ck_assert_ptr_nonnull(job);
+		ck_assert_str_eq(json_string_value(json_object_get(job, "state")), "SUCCEEDED");
+		json_decref(job);
+		free(ids[i]);
+	}
+	/* One driver pod per job, none twice. */
+	snprintf(url, sizeof(url), "%s/api/v1/pods?labelSelector=spark-role%%3Ddriver", sim.base);
+	list = tu_get_json(url);
+	ck_assert_int_eq(json_array_size(json_object_get(list, "items")), 60);
+	json_decref(list);
+	ck_assert_int_eq(tu_gateway_signal(&a, SIGTERM), 0);
+	ck_assert_int_eq(tu_gateway_signal(&b, SIGTERM), 0);
+	tu_kubesim_stop(&sim);
+}
+END_TEST
+
+Suite *scheduler_suite(void)
+{
+	Suite *s = suite_create("scheduler");
+	TCase *tc = tcase_create("queue");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, test_priority_then_age_with_aging);
+	tcase_add_test(tc, test_team_queue_limit_and_visibility);
+	tcase_add_test(tc, test_cluster_request_rate_holds_under_a_burst);
+	tcase_add_test(tc, test_two_processes_share_the_queue);
+	suite_add_tcase(s, tc);
+	return s;
+}

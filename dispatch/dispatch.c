@@ -326,8 +326,9 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 	struct dispatch_names names;
 	char err[GW_ERRLEN] = "", uid[64] = "", ui[300], msg[GW_ERRLEN + 64], why[GW_ERRLEN * 2];
 	char *placement = NULL;
-	json_t *objs = NULL, *pj;
+	json_t *objs = NULL, *pj, *labels = NULL;
 	enum create_outcome outcome = CREATED;
+	enum gw_err rc;
 	size_t i;
 	json_t *obj;
 
@@ -362,9 +363,18 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 	claim.namespace = dec.ns->name;
 	claim.placement_json = placement;
 	claim.lease_until_ms = gw_now_ms() + (int64_t)d->opts.lease_s * 1000;
-	if (store_execute(d->store, &claim) != GW_OK) {
+	labels = json_loads(job.labels_json, 0, NULL);
+	claim.team = json_string_value(json_object_get(labels, "team"));
+	claim.max_running = d->opts.max_running_per_team;
+	if ((rc = store_execute(d->store, &claim)) != GW_OK) {
+		if (rc == GW_EBUSY) { /* the team is at its limit: wait, saying so */
+			pthread_mutex_lock(&d->lock);
+			json_object_set_new(d->waiting, job.id,
+					    json_pack("[I, s]", (json_int_t)(gw_now_ms() + WAIT_RETRY_MS), claim.err));
+			pthread_mutex_unlock(&d->lock);
+		}
 		store_job_release(&claim.job);
-		goto out; /* taken, cancelled or gone meanwhile */
+		goto out; /* taken, cancelled, gone, or over the team's limit */
 	}
 	store_job_release(&job);
 	job = claim.job;
@@ -416,6 +426,7 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 		move_job(d, job.id, STORE_QUEUED, "DispatchRetry", msg, &back);
 	}
 out:
+	json_decref(labels);
 	free(placement);
 	router_decision_release(&dec);
 	store_job_release(&job);

@@ -29,6 +29,7 @@ struct dispatch_options {
 	unsigned aging_s;             /* a queued job rises a rank per this wait */
 	unsigned cluster_qps;         /* API requests a second, per cluster */
 	unsigned cluster_concurrency; /* dispatches at once, per cluster */
+	unsigned max_running_per_team; /* active jobs of one team; 0: no limit */
 };
 
 struct dispatch;

@@ -47,6 +47,7 @@ static const struct config_key keys[] = {
 	/* A queued job rises one priority rank per this much waiting. */
 	{"scheduler.aging_seconds", KEY_UINT, CFG(scheduler_aging_s), "300", 1, 86400},
 	{"scheduler.max_queued_per_team", KEY_UINT, CFG(scheduler_max_queued_per_team), "0", 0, 100000000},
+	{"scheduler.max_running_per_team", KEY_UINT, CFG(scheduler_max_running_per_team), "0", 0, 100000000},
 	/* What one API server gets from dispatch: requests a second, and
 	 * dispatches at once. */
 	{"scheduler.cluster_qps", KEY_UINT, CFG(scheduler_cluster_qps), "100", 1, 100000},

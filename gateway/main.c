@@ -326,6 +326,7 @@ int main(int argc, char **argv)
 			.aging_s = cfg.scheduler_aging_s,
 			.cluster_qps = cfg.scheduler_cluster_qps,
 			.cluster_concurrency = cfg.scheduler_cluster_concurrency,
+			.max_running_per_team = cfg.scheduler_max_running_per_team,
 		};
 
 		if (!cfg.router->nclusters)

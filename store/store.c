@@ -57,6 +57,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_JOB_INSERT] =
 		"INSERT INTO jobs (id, name, user, state, labels, spec, created_ms,"
 		" updated_ms, rv, priority) VALUES (?1, ?2, ?3, 'QUEUED', ?4, ?5, ?6, ?6, 0, ?7)",
+	[STMT_TEAM_ACTIVE] =
+		"SELECT count(*) FROM job_labels WHERE key = 'team' AND value = ?1"
+		" AND state IN ('DISPATCHING', 'SUBMITTED', 'RUNNING', 'CANCELLING')",
 	[STMT_TEAM_QUEUED] =
 		"SELECT count(*) FROM job_labels WHERE key = 'team' AND value = ?1"
 		" AND state = 'QUEUED'",

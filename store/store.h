@@ -129,6 +129,9 @@ struct store_op {
 	const char *cluster, *namespace, *driver_pod, *spark_ui;
 	const char *placement_json;      /* CLAIM: the explanation to keep */
 	const char *lease_owner;         /* CLAIM */
+	const char *team;                /* CLAIM: with max_running */
+	unsigned max_running;            /* CLAIM: the team's active jobs at most
+					    (0: no limit); EBUSY when reached */
 	const char *rotation;            /* CLUSTER_SETTINGS, with cluster */
 	const char *document;            /* POLICY_OVERLAY: JSON text */
 	int weight;                      /* CLUSTER_SETTINGS */

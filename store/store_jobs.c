@@ -448,6 +448,24 @@ static enum gw_err apply_claim(struct store_conn *c, struct store_op *op)
 	if (rc)
 		return rc;
 	seq = op->job.seq;
+	if (op->job.state == STORE_QUEUED && op->max_running && op->team) {
+		/* In the claim's transaction, so that workers racing for the
+		 * same team cannot both take the last place. */
+		sqlite3_stmt *st = store_conn_stmt(c, STMT_TEAM_ACTIVE, op->err);
+		long long active = 0;
+
+		if (!st)
+			return GW_EIO;
+		sqlite3_bind_text(st, 1, op->team, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			active = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if (active >= (long long)op->max_running) {
+			gw_seterr(op->err, "QuotaExceeded: team %s has %lld of %u jobs running", op->team,
+				  active, op->max_running);
+			return GW_EBUSY;
+		}
+	}
 	if (op->job.state == STORE_QUEUED) {
 		if ((rc = transition(c, op, STORE_DISPATCHING)))
 			return rc;

@@ -380,8 +380,9 @@ END_TEST
 START_TEST(test_stored_job_shows_placement_and_conf)
 {
 	char *id = submit_as("t", NULL, 1, 1), u[256];
-	json_t *job = placed(id), *conf;
+	json_t *job = tu_wait_job(gw.base, id, NULL, 20000), *conf;
 
+	ck_assert_ptr_nonnull(job);
 	ck_assert_schema("Job", job);
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "placement"), "namespaceGroup")), "all");
 	ck_assert_int_ge(json_array_size(json_object_get(json_object_get(job, "placement"), "reasons")), 4);

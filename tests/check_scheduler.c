@@ -250,6 +250,65 @@ START_TEST(test_two_processes_share_the_queue)
 }
 END_TEST
 
+/* With two running jobs allowed per team, a third waits and says why. */
+START_TEST(test_team_running_limit)
+{
+	struct tu_kubesim sim = {0};
+	struct tu_gateway gw;
+	static const char *const mode = "driver-pod";
+	char cfg[700], *ids[5], u[300];
+	bool saw_quota = false;
+
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "quota", NULL), 0);
+	tu_write_cluster_config(dir, &sim, &mode, 1, "scheduler: {max_running_per_team: 2}\n", cfg, sizeof(cfg));
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", cfg, NULL), 0);
+	for (int i = 0; i < 5; i++) {
+		char body[512];
+		struct tu_response r;
+
+		snprintf(body, sizeof(body), job_fmt, "capped", "normal",
+			 ",\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"1\"}");
+		snprintf(u, sizeof(u), "%s/api/v1/jobs", gw.base);
+		ck_assert_int_eq(tu_post_json(u, body, NULL, &r), 0);
+		ids[i] = strdup(json_string_value(json_object_get(r.json, "id")));
+		tu_response_release(&r);
+	}
+	/* Sample while they run: never more than two active at once. */
+	for (int t = 0; t < 60; t++) {
+		int active = 0, done = 0;
+
+		for (int i = 0; i < 5; i++) {
+			json_t *job;
+			const char *st;
+
+			snprintf(u, sizeof(u), "%s/api/v1/jobs/%s", gw.base, ids[i]);
+			job = tu_get_json(u);
+			st = json_string_value(json_object_get(job, "state"));
+			active += !strcmp(st, "DISPATCHING") || !strcmp(st, "SUBMITTED") || !strcmp(st, "RUNNING");
+			done += !strcmp(st, "SUCCEEDED");
+			if (json_object_get(job, "waitReason") &&
+			    strstr(json_string_value(json_object_get(job, "waitReason")), "QuotaExceeded: team capped"))
+				saw_quota = true;
+			json_decref(job);
+		}
+		ck_assert_int_le(active, 2);
+		if (done == 5)
+			break;
+		usleep(100000);
+	}
+	ck_assert(saw_quota);
+	for (int i = 0; i < 5; i++) {
+		json_t *job = tu_wait_job(gw.base, ids[i], "SUCCEEDED", 20000);
+
+		ck_assert_ptr_nonnull(job);
+		json_decref(job);
+		free(ids[i]);
+	}
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	tu_kubesim_stop(&sim);
+}
+END_TEST
+
 Suite *scheduler_suite(void)
 {
 	Suite *s = suite_create("scheduler");
@@ -261,6 +320,7 @@ Suite *scheduler_suite(void)
 	tcase_add_test(tc, test_team_queue_limit_and_visibility);
 	tcase_add_test(tc, test_cluster_request_rate_holds_under_a_burst);
 	tcase_add_test(tc, test_two_processes_share_the_queue);
+	tcase_add_test(tc, test_team_running_limit);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -275,6 +275,24 @@ static enum gw_err insert_labels(struct store_conn *c, int64_t job_seq,
 	return rc;
 }
 
+/* A team's jobs in the states the statement counts (queued or active). */
+static enum gw_err count_team(struct store_conn *c, enum store_stmt which, const char *team,
+			      long long *count, char *err)
+{
+	sqlite3_stmt *st = store_conn_stmt(c, which, err);
+	int src;
+
+	*count = 0;
+	if (!st)
+		return GW_EIO;
+	sqlite3_bind_text(st, 1, team, -1, SQLITE_STATIC);
+	src = sqlite3_step(st);
+	if (src == SQLITE_ROW)
+		*count = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return src == SQLITE_ROW ? GW_OK : store_sqlite_err(c->db, src, err);
+}
+
 /* Looks up an idempotency key: GW_OK with *job_seq 0 when unused. */
 static enum gw_err find_idempotent(struct store_conn *c,
 				   const struct store_submission *sub,
@@ -329,15 +347,10 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 
 	if (sub->max_queued && sub->team) {
 		/* Checked in the same transaction as the insert: never over. */
-		long long queued = 0;
+		long long queued;
 
-		st = store_conn_stmt(c, STMT_TEAM_QUEUED, op->err);
-		if (!st)
-			return GW_EIO;
-		sqlite3_bind_text(st, 1, sub->team, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			queued = sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
+		if ((rc = count_team(c, STMT_TEAM_QUEUED, sub->team, &queued, op->err)))
+			return rc;
 		if (queued >= (long long)sub->max_queued) {
 			gw_seterr(op->err, "team %s has %lld jobs queued, the most it may", sub->team, queued);
 			return GW_EBUSY;
@@ -451,15 +464,10 @@ static enum gw_err apply_claim(struct store_conn *c, struct store_op *op)
 	if (op->job.state == STORE_QUEUED && op->max_running && op->team) {
 		/* In the claim's transaction, so that workers racing for the
 		 * same team cannot both take the last place. */
-		sqlite3_stmt *st = store_conn_stmt(c, STMT_TEAM_ACTIVE, op->err);
-		long long active = 0;
+		long long active;
 
-		if (!st)
-			return GW_EIO;
-		sqlite3_bind_text(st, 1, op->team, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			active = sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
+		if ((rc = count_team(c, STMT_TEAM_ACTIVE, op->team, &active, op->err)))
+			return rc;
 		if (active >= (long long)op->max_running) {
 			gw_seterr(op->err, "QuotaExceeded: team %s has %lld of %u jobs running", op->team,
 				  active, op->max_running);

@@ -191,6 +191,24 @@ enum MHD_Result api_job_submit(struct request *rq, const char *id)
 	struct store_submission *sub = &rq->op.submit;
 
 	(void)id;
+	{
+		/* Shed early when the store or the dispatcher falls behind,
+		 * rather than make every caller wait. */
+		long queued;
+		double commit_ms;
+
+		store_load(rq->store, &queued, &commit_ms);
+		if (rq->cfg->scheduler_max_queue_depth && queued >= (long)rq->cfg->scheduler_max_queue_depth) {
+			snprintf(detail, sizeof(detail), "%ld jobs are queued, the most the gateway takes; retry later",
+				 queued);
+			return http_reply_problem_retry(rq, 429, "overloaded", detail, "5");
+		}
+		if (rq->cfg->scheduler_max_commit_ms && commit_ms > rq->cfg->scheduler_max_commit_ms) {
+			snprintf(detail, sizeof(detail), "the store commits in %.0f ms on average; retry later",
+				 commit_ms);
+			return http_reply_problem_retry(rq, 429, "overloaded", detail, "5");
+		}
+	}
 	if (!content_type_is_json(ct)) {
 		snprintf(detail, sizeof(detail),
 			 "the body must be application/json, not %.100s", ct ? ct : "(none)");

@@ -2,7 +2,9 @@
 #include "store/store_int.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -37,7 +39,16 @@ struct store {
 
 	void (*commit_hook)(void *arg); /* set before writes begin */
 	void *commit_hook_arg;
+
+	atomic_long queued;          /* jobs in QUEUED */
+	_Atomic double commit_ms;    /* moving average of a batch's commit */
 };
+
+void store_load(struct store *s, long *queued, double *commit_ms)
+{
+	*queued = atomic_load(&s->queued);
+	*commit_ms = atomic_load(&s->commit_ms);
+}
 
 void store_set_commit_hook(struct store *s, void (*fn)(void *arg), void *arg)
 {
@@ -258,18 +269,30 @@ static void run_batch(struct store *s, struct queue_node *batch)
 	sqlite3 *db = s->writer->db;
 	enum gw_err rc;
 	char err[GW_ERRLEN];
+	struct timespec t0, t1;
+	long delta = 0;
+	double ms;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((rc = exec_sql(db, "BEGIN IMMEDIATE", err)))
 		goto fail;
 	for (struct queue_node *n = batch; n; n = n->next) {
 		exec_sql(db, "SAVEPOINT op", NULL);
+		n->op->queued_delta = 0;
 		store_apply_op(s->writer, n->op);
 		if (n->op->rc)
 			exec_sql(db, "ROLLBACK TO op", NULL);
+		else
+			delta += n->op->queued_delta;
 		exec_sql(db, "RELEASE op", NULL);
 	}
-	if ((rc = exec_sql(db, "COMMIT", err)) == GW_OK)
+	if ((rc = exec_sql(db, "COMMIT", err)) == GW_OK) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+		atomic_store(&s->commit_ms, 0.8 * atomic_load(&s->commit_ms) + 0.2 * ms);
+		atomic_fetch_add(&s->queued, delta);
 		return;
+	}
 	exec_sql(db, "ROLLBACK", NULL);
 fail:
 	gw_log(GW_LOG_ERROR, "store: commit failed: %s", err);
@@ -422,6 +445,16 @@ enum gw_err store_open(const struct store_options *opts, struct store **out,
 	if ((rc = conn_open(s, false, &s->writer, err)) ||
 	    (rc = migrate(s->writer->db, err)))
 		goto fail;
+	{
+		sqlite3_stmt *st = NULL;
+
+		atomic_init(&s->commit_ms, 0.0);
+		atomic_init(&s->queued, 0);
+		if (sqlite3_prepare_v2(s->writer->db, "SELECT count(*) FROM jobs WHERE state = 'QUEUED'",
+				       -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+			atomic_store(&s->queued, (long)sqlite3_column_int64(st, 0));
+		sqlite3_finalize(st);
+	}
 	if (pthread_create(&s->writer_thread, NULL, writer_main, s)) {
 		gw_seterr(err, "cannot start the store writer thread");
 		rc = GW_ENOMEM;

@@ -147,6 +147,8 @@ struct store_op {
 	struct store_job job; /* the job after the write (caller releases) */
 	char err[GW_ERRLEN];
 
+	int queued_delta; /* set by the store: this op's change to the queue depth */
+
 	/* Called once, on the writer thread, after the commit. Keep it short. */
 	void (*done)(struct store_op *op, void *arg);
 	void *arg;
@@ -197,6 +199,11 @@ enum gw_err store_cluster_settings(struct store *s, json_t **out, char *err);
 enum gw_err store_policy_overlay(struct store *s, json_t **out, char *err);
 /* Jobs on cluster in DISPATCHING, SUBMITTED, RUNNING or CANCELLING. */
 enum gw_err store_count_active(struct store *s, const char *cluster, long *count, char *err);
+/* How loaded the store is: jobs in QUEUED (as this process has seen
+ * them: counted at open, then kept by its own commits) and the recent
+ * average commit time. */
+void store_load(struct store *s, long *queued, double *commit_ms);
+
 /* GW_OK when the database answers a query. */
 enum gw_err store_ping(struct store *s, char *err);
 

@@ -375,6 +375,7 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 	    (rc = write_state(c, job_seq, -1, STORE_QUEUED, "Submitted", NULL, now,
 			      op->err)))
 		return rc;
+	op->queued_delta = 1;
 	if (sub->idempotency_key) {
 		st = store_conn_stmt(c, STMT_IDEM_INSERT, op->err);
 		if (!st)
@@ -447,6 +448,7 @@ static enum gw_err transition(struct store_conn *c, struct store_op *op,
 			      op->err)) ||
 	    (rc = write_placement(c, seq, op, op->err)))
 		return rc;
+	op->queued_delta += (to == STORE_QUEUED) - (from == STORE_QUEUED);
 	/* Leaving DISPATCHING ends the lease. */
 	if (from == STORE_DISPATCHING && (rc = write_lease(c, seq, NULL, 0, 0, op->err)))
 		return rc;

@@ -309,6 +309,52 @@ START_TEST(test_team_running_limit)
 }
 END_TEST
 
+/* Past max_queue_depth new submissions are shed at once; the depth is
+ * counted again after a restart and falls when jobs leave the queue. */
+START_TEST(test_admission_sheds_when_the_queue_is_deep)
+{
+	struct tu_gateway gw;
+	struct tu_response r;
+	char cfg[700], u[300], first[32] = "";
+	FILE *f;
+
+	snprintf(cfg, sizeof(cfg), "%s/gw.yaml", dir);
+	f = fopen(cfg, "w");
+	fputs("scheduler: {max_queue_depth: 4}\n", f);
+	fclose(f);
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", cfg, NULL), 0);
+	for (int i = 0; i < 4; i++) {
+		r = submit(&gw, "t", "normal", NULL);
+		ck_assert_int_eq(r.status, 201);
+		if (!*first)
+			snprintf(first, sizeof(first), "%s", json_string_value(json_object_get(r.json, "id")));
+		tu_response_release(&r);
+	}
+	r = submit(&gw, "t", "normal", NULL);
+	ck_assert_int_eq(r.status, 429);
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "type")), "urn:sparkgw:problem:overloaded");
+	ck_assert_str_eq(r.retry_after, "5");
+	tu_response_release(&r);
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", cfg, NULL), 0);
+	r = submit(&gw, "t", "normal", NULL);
+	ck_assert_int_eq(r.status, 429);
+	tu_response_release(&r);
+	/* A queued job cancelled leaves the queue: room for one more. */
+	snprintf(u, sizeof(u), "%s/api/v1/jobs/%s", gw.base, first);
+	ck_assert_int_eq(tu_http("DELETE", u, NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	tu_response_release(&r);
+	r = submit(&gw, "t", "normal", NULL);
+	ck_assert_int_eq(r.status, 201);
+	tu_response_release(&r);
+	r = submit(&gw, "t", "normal", NULL);
+	ck_assert_int_eq(r.status, 429);
+	tu_response_release(&r);
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+}
+END_TEST
+
 Suite *scheduler_suite(void)
 {
 	Suite *s = suite_create("scheduler");
@@ -321,6 +367,7 @@ Suite *scheduler_suite(void)
 	tcase_add_test(tc, test_cluster_request_rate_holds_under_a_burst);
 	tcase_add_test(tc, test_two_processes_share_the_queue);
 	tcase_add_test(tc, test_team_running_limit);
+	tcase_add_test(tc, test_admission_sheds_when_the_queue_is_deep);
 	suite_add_tcase(s, tc);
 	return s;
 }

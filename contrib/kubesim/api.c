@@ -390,6 +390,80 @@ static int hex_decode(const char *in, char *out, size_t outlen)
 	return 0;
 }
 
+/* "5s", "3m", "2h", "4d", as kubectl prints ages. */
+static void age_text(const json_t *obj, char *out, size_t len)
+{
+	int64_t created = 0, secs;
+
+	gw_time_parse(jstr(json_object_get(json_object_get(obj, "metadata"), "creationTimestamp")), &created);
+	secs = (gw_now_ms() - created) / 1000;
+	if (secs < 0)
+		secs = 0;
+	if (secs < 120)
+		snprintf(out, len, "%llds", (long long)secs);
+	else if (secs < 7200)
+		snprintf(out, len, "%lldm", (long long)secs / 60);
+	else if (secs < 172800)
+		snprintf(out, len, "%lldh", (long long)secs / 3600);
+	else
+		snprintf(out, len, "%lldd", (long long)secs / 86400);
+}
+
+/* What kubectl shows in STATUS: a waiting or terminated container's reason,
+ * Terminating, or the phase. */
+static const char *pod_status(const json_t *pod)
+{
+	const json_t *status = json_object_get(pod, "status");
+	const json_t *cs = json_array_get(json_object_get(status, "containerStatuses"), 0);
+	const char *r;
+
+	if (json_object_get(json_object_get(pod, "metadata"), "deletionTimestamp"))
+		return "Terminating";
+	if ((r = json_string_value(json_object_get(json_object_get(json_object_get(cs, "state"), "waiting"), "reason"))))
+		return r;
+	if ((r = json_string_value(json_object_get(json_object_get(json_object_get(cs, "state"), "terminated"), "reason"))))
+		return r;
+	return json_string_value(json_object_get(status, "phase")) ? json_string_value(json_object_get(status, "phase"))
+								    : "Unknown";
+}
+
+/* The server-side printing kubectl asks for (Accept: …;as=Table): pods get
+ * kubectl's usual columns. */
+static json_t *pod_table(json_t *items, const char *rv)
+{
+	json_t *rows = json_array();
+	size_t i;
+	json_t *pod;
+
+	json_array_foreach(items, i, pod) {
+		json_t *containers = json_object_get(json_object_get(pod, "spec"), "containers");
+		json_t *statuses = json_object_get(json_object_get(pod, "status"), "containerStatuses");
+		size_t ready = 0, j;
+		json_t *cs;
+		char readiness[32], age[16];
+
+		json_array_foreach(statuses, j, cs)
+			ready += json_is_true(json_object_get(cs, "ready"));
+		snprintf(readiness, sizeof(readiness), "%zu/%zu", ready, json_array_size(containers));
+		age_text(pod, age, sizeof(age));
+		json_array_append_new(rows, json_pack("{s:[s, s, s, i, s], s:{s:s, s:s, s:O}}",
+			"cells", jstr(json_object_get(json_object_get(pod, "metadata"), "name")), readiness,
+			pod_status(pod), 0, age,
+			"object", "kind", "PartialObjectMetadata", "apiVersion", "meta.k8s.io/v1",
+			"metadata", json_object_get(pod, "metadata")));
+	}
+	return json_pack("{s:s, s:s, s:{s:s}, s:[{s:s, s:s, s:s, s:s, s:i}, {s:s, s:s, s:s, s:s, s:i},"
+			 " {s:s, s:s, s:s, s:s, s:i}, {s:s, s:s, s:s, s:s, s:i}, {s:s, s:s, s:s, s:s, s:i}], s:o}",
+			 "kind", "Table", "apiVersion", "meta.k8s.io/v1", "metadata", "resourceVersion", rv,
+			 "columnDefinitions",
+			 "name", "Name", "type", "string", "format", "name", "description", "Name of the pod", "priority", 0,
+			 "name", "Ready", "type", "string", "format", "", "description", "Ready containers", "priority", 0,
+			 "name", "Status", "type", "string", "format", "", "description", "Status of the pod", "priority", 0,
+			 "name", "Restarts", "type", "integer", "format", "", "description", "Container restarts", "priority", 0,
+			 "name", "Age", "type", "string", "format", "", "description", "Time since creation", "priority", 0,
+			 "rows", rows);
+}
+
 static enum MHD_Result do_list(struct ks_state *st, struct MHD_Connection *c, const struct target *t)
 {
 	const char *limit_s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
@@ -436,6 +510,16 @@ static enum MHD_Result do_list(struct ks_state *st, struct MHD_Connection *c, co
 	pthread_mutex_unlock(&st->lock);
 	free(keys);
 	gw_selector_free(sel.labels);
+	{
+		const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+
+		if (accept && strstr(accept, "as=Table") && !strcmp(t->res->name, "pods")) {
+			json_t *table = pod_table(json_object_get(list, "items"), rv);
+
+			json_decref(list);
+			return send_json(c, 200, table);
+		}
+	}
 	return send_json(c, 200, list);
 }
 

@@ -488,6 +488,9 @@ START_TEST(test_kubectl_against_kubesim)
 	pod = json_string_value(json_object_get(json_object_get(job, "driver"), "podName"));
 	out = kubectl("get pods -A");
 	ck_assert_msg(strstr(out, pod) && strstr(out, "spark-jobs"), "get pods -A: %s", out);
+	/* The server prints the table, as an API server does: the driver ended. */
+	ck_assert_msg(strstr(out, "READY") && strstr(out, "STATUS") && strstr(out, "Completed"),
+		      "get pods -A: %s", out);
 	free(out);
 	snprintf(args, sizeof(args), "get pod -n spark-jobs %s -o yaml", pod);
 	out = kubectl(args);

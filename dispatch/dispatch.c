@@ -35,6 +35,8 @@
 #define WAIT_RETRY_MS 1000
 #define RESERVATION_MS 30000
 #define MAX_CLUSTERS 256
+#define DEADLINE_REASON "DeadlineExceeded"
+#define DEADLINE_CHECK_MS 1000
 
 struct dispatch;
 
@@ -457,6 +459,39 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* The reason a cancelled job ends with: the one it was cancelled for. */
+static const char *cancel_reason(const struct store_job *job)
+{
+	return job->reason && !strcmp(job->reason, DEADLINE_REASON) ? DEADLINE_REASON : "Deleted";
+}
+
+/* Jobs running longer than they may (label max-run-seconds, else the
+ * configured default) are cancelled with reason DeadlineExceeded. A RUNNING
+ * job is not written again until it ends, so updated_ms is its start. */
+static void enforce_deadlines(struct dispatch *d)
+{
+	struct store_job *jobs;
+	size_t n;
+	char err[GW_ERRLEN];
+	int64_t now = gw_now_ms();
+
+	if (store_jobs_in_state(d->store, STORE_RUNNING, NULL, 100000, &jobs, &n, err))
+		return;
+	for (size_t i = 0; i < n && !atomic_load(&d->stop); i++) {
+		json_t *labels = json_loads(jobs[i].labels_json, 0, NULL);
+		const char *label = json_string_value(json_object_get(labels, "max-run-seconds"));
+		long limit = label ? strtol(label, NULL, 10) : (long)d->opts.max_run_s;
+		char msg[128];
+
+		json_decref(labels);
+		if (limit <= 0 || now - jobs[i].updated_ms < (int64_t)limit * 1000)
+			continue;
+		snprintf(msg, sizeof(msg), "ran longer than its %ld s", limit);
+		move_job(d, jobs[i].id, STORE_CANCELLING, DEADLINE_REASON, msg, NULL);
+	}
+	store_jobs_free(jobs, n);
+}
+
 static void cancel_jobs(struct dispatch *d)
 {
 	struct store_job *jobs;
@@ -480,14 +515,15 @@ static void cancel_jobs(struct dispatch *d)
 		json_object_set_new(d->cancel_sent, jobs[i].id, json_integer(now));
 		pthread_mutex_unlock(&d->lock);
 		if (!cl) {
-			move_job(d, jobs[i].id, STORE_CANCELLED, "Deleted", "its cluster is gone", NULL);
+			move_job(d, jobs[i].id, STORE_CANCELLED, cancel_reason(&jobs[i]), "its cluster is gone", NULL);
 			continue;
 		}
 		status = delete_driver(cl, &jobs[i]);
 		/* Gone already (or never made): the cancel is complete. Otherwise
 		 * the watcher sees the deletion through. */
 		if (status == 404)
-			move_job(d, jobs[i].id, STORE_CANCELLED, "Deleted", "the cluster confirmed the deletion", NULL);
+			move_job(d, jobs[i].id, STORE_CANCELLED, cancel_reason(&jobs[i]),
+				 "the cluster confirmed the deletion", NULL);
 	}
 	store_jobs_free(jobs, n);
 }
@@ -533,12 +569,17 @@ static void feed(struct dispatch *d)
 static void *feeder_main(void *arg)
 {
 	struct dispatch *d = arg;
+	int64_t deadlines_at = 0;
 
 	while (!atomic_load(&d->stop)) {
 		struct timespec until;
 		int64_t wake;
 
 		feed(d);
+		if (gw_now_ms() >= deadlines_at) {
+			enforce_deadlines(d);
+			deadlines_at = gw_now_ms() + DEADLINE_CHECK_MS;
+		}
 		cancel_jobs(d);
 		wake = gw_now_ms() + IDLE_POLL_MS;
 		until.tv_sec = wake / 1000;
@@ -659,7 +700,8 @@ static void apply_object(struct cluster_rt *cl, const char *type, json_t *obj)
 
 	if (deleted) {
 		if (job.state == STORE_CANCELLING)
-			move_job(cl->d, id, STORE_CANCELLED, "Deleted", "the cluster confirmed the deletion", NULL);
+			move_job(cl->d, id, STORE_CANCELLED, cancel_reason(&job), "the cluster confirmed the deletion",
+				 NULL);
 		else if (job.state == STORE_SUBMITTED || job.state == STORE_RUNNING)
 			move_job(cl->d, id, STORE_FAILED, "DriverDeleted", "the driver was deleted on the cluster", NULL);
 		store_job_release(&job);
@@ -822,7 +864,8 @@ static void reconcile_missing(struct cluster_rt *cl, json_t *items, int64_t list
 			if (json_object_get(present, jobs[j].id) || jobs[j].updated_ms >= listed_at)
 				continue;
 			if (live[s] == STORE_CANCELLING)
-				move_job(cl->d, jobs[j].id, STORE_CANCELLED, "Deleted", "the driver is gone", NULL);
+				move_job(cl->d, jobs[j].id, STORE_CANCELLED, cancel_reason(&jobs[j]), "the driver is gone",
+					 NULL);
 			else
 				move_job(cl->d, jobs[j].id, STORE_FAILED, "DriverLost",
 					 "the driver is no longer on the cluster", NULL);

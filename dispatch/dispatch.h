@@ -30,6 +30,7 @@ struct dispatch_options {
 	unsigned cluster_qps;         /* API requests a second, per cluster */
 	unsigned cluster_concurrency; /* dispatches at once, per cluster */
 	unsigned max_running_per_team; /* active jobs of one team; 0: no limit */
+	unsigned max_run_s;           /* run time before DeadlineExceeded; 0: none */
 };
 
 struct dispatch;

@@ -48,6 +48,9 @@ static const struct config_key keys[] = {
 	{"scheduler.aging_seconds", KEY_UINT, CFG(scheduler_aging_s), "300", 1, 86400},
 	{"scheduler.max_queued_per_team", KEY_UINT, CFG(scheduler_max_queued_per_team), "0", 0, 100000000},
 	{"scheduler.max_running_per_team", KEY_UINT, CFG(scheduler_max_running_per_team), "0", 0, 100000000},
+	/* Jobs running longer are cancelled (DeadlineExceeded); a job's label
+	 * max-run-seconds says otherwise for it. */
+	{"scheduler.max_run_seconds", KEY_UINT, CFG(scheduler_max_run_s), "0", 0, 31536000},
 	/* Admission: past these, new submissions are shed with 429 at once. */
 	{"scheduler.max_queue_depth", KEY_UINT, CFG(scheduler_max_queue_depth), "0", 0, 1000000000},
 	{"scheduler.max_commit_ms", KEY_UINT, CFG(scheduler_max_commit_ms), "0", 0, 600000},

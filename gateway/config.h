@@ -34,6 +34,7 @@ struct gateway_config {
 	unsigned scheduler_cluster_concurrency;
 	unsigned scheduler_max_running_per_team;
 	unsigned scheduler_max_queue_depth;
+	unsigned scheduler_max_run_s;
 	unsigned scheduler_max_commit_ms;
 	struct router *router; /* clusters, pools, namespace groups, rules */
 	json_t *policy_doc;    /* the file's policy keys, to rebuild it with */

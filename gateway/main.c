@@ -327,6 +327,7 @@ int main(int argc, char **argv)
 			.cluster_qps = cfg.scheduler_cluster_qps,
 			.cluster_concurrency = cfg.scheduler_cluster_concurrency,
 			.max_running_per_team = cfg.scheduler_max_running_per_team,
+			.max_run_s = cfg.scheduler_max_run_s,
 		};
 
 		if (!cfg.router->nclusters)

@@ -355,6 +355,40 @@ START_TEST(test_admission_sheds_when_the_queue_is_deep)
 }
 END_TEST
 
+START_TEST(test_max_run_time)
+{
+	struct tu_kubesim sim = {0};
+	struct tu_gateway gw;
+	static const char *const mode = "driver-pod";
+	char cfg[700], u[400], body[512], id[32];
+	struct tu_response r;
+	json_t *job, *pods;
+
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "deadline", NULL), 0);
+	tu_write_cluster_config(dir, &sim, &mode, 1, NULL, cfg, sizeof(cfg));
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", cfg, NULL), 0);
+	snprintf(body, sizeof(body),
+		 "{\"name\":\"slow\",\"labels\":{\"team\":\"t\",\"max-run-seconds\":\"1\"},"
+		 "\"spec\":{\"type\":\"Python\",\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"a.py\","
+		 "\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"30\"}}}");
+	snprintf(u, sizeof(u), "%s/api/v1/jobs", gw.base);
+	ck_assert_int_eq(tu_post_json(u, body, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 201);
+	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(r.json, "id")));
+	tu_response_release(&r);
+	job = tu_wait_job(gw.base, id, "CANCELLED", 15000);
+	ck_assert_ptr_nonnull(job);
+	ck_assert_str_eq(json_string_value(json_object_get(job, "reason")), "DeadlineExceeded");
+	json_decref(job);
+	snprintf(u, sizeof(u), "%s/api/v1/pods?labelSelector=sparkgw%%2Fjob-id%%3D%s", sim.base, id);
+	pods = tu_get_json(u);
+	ck_assert_int_eq(json_array_size(json_object_get(pods, "items")), 0);
+	json_decref(pods);
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	tu_kubesim_stop(&sim);
+}
+END_TEST
+
 Suite *scheduler_suite(void)
 {
 	Suite *s = suite_create("scheduler");
@@ -368,6 +402,7 @@ Suite *scheduler_suite(void)
 	tcase_add_test(tc, test_two_processes_share_the_queue);
 	tcase_add_test(tc, test_team_running_limit);
 	tcase_add_test(tc, test_admission_sheds_when_the_queue_is_deep);
+	tcase_add_test(tc, test_max_run_time);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -235,21 +235,14 @@ static void start_faulty(void)
 /* Submits a Python job with extra Spark conf ("k":"v" pairs as JSON text). */
 static char *submit(const char *name, const char *conf, const char *driver)
 {
-	char body[2048], u[256];
-	struct tu_response r;
-	char *id;
+	char body[2048];
 
 	snprintf(body, sizeof(body),
 		 "{\"name\":\"%s\",\"labels\":{\"team\":\"dispatch\"},\"spec\":{\"type\":\"Python\","
 		 "\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"local:///opt/pi.py\","
 		 "\"sparkConf\":{%s},\"driver\":%s,\"executor\":{\"instances\":1,\"cores\":1,\"memory\":\"1g\"}}}",
 		 name, conf, driver ? driver : "{\"cores\":1,\"memory\":\"1g\"}");
-	snprintf(u, sizeof(u), "%s/api/v1/jobs", gw.base);
-	ck_assert_int_eq(tu_post_json(u, body, NULL, &r), 0);
-	ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
-	id = strdup(json_string_value(json_object_get(r.json, "id")));
-	tu_response_release(&r);
-	return id;
+	return tu_submit(gw.base, body);
 }
 
 /* How many objects of resource (pods, sparkapplications) carry the job's

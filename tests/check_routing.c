@@ -60,9 +60,7 @@ static void teardown(void)
 
 static char *submit_as(const char *team, const char *extra_labels, int seconds, int instances)
 {
-	char body[1024], u[256];
-	struct tu_response r;
-	char *id;
+	char body[1024];
 
 	snprintf(body, sizeof(body),
 		 "{\"name\":\"routed\",\"labels\":{\"team\":\"%s\"%s},\"spec\":{\"type\":\"Python\","
@@ -70,12 +68,7 @@ static char *submit_as(const char *team, const char *extra_labels, int seconds, 
 		 "\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"%d\"},"
 		 "\"executor\":{\"instances\":%d,\"cores\":1,\"memory\":\"1g\"}}}",
 		 team, extra_labels ? extra_labels : "", seconds, instances);
-	snprintf(u, sizeof(u), "%s/api/v1/jobs", gw.base);
-	ck_assert_int_eq(tu_post_json(u, body, NULL, &r), 0);
-	ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
-	id = strdup(json_string_value(json_object_get(r.json, "id")));
-	tu_response_release(&r);
-	return id;
+	return tu_submit(gw.base, body);
 }
 
 /* The job once placed (whatever state it has reached by then). */

@@ -220,16 +220,11 @@ START_TEST(test_two_processes_share_the_queue)
 	ck_assert_int_eq(tu_gateway_start(&a, dir, "--config", cfg, NULL), 0);
 	ck_assert_int_eq(tu_gateway_start(&b, dir, "--config", cfg, NULL), 0);
 	for (int i = 0; i < 60; i++) {
-		char body[512], u[256];
-		struct tu_response r;
+		char body[512];
 
 		snprintf(body, sizeof(body), job_fmt, "shared", "normal",
 			 ",\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"1\"}");
-		snprintf(u, sizeof(u), "%s/api/v1/jobs", (i % 2 ? &a : &b)->base);
-		ck_assert_int_eq(tu_post_json(u, body, NULL, &r), 0);
-		ck_assert_int_eq(r.status, 201);
-		ids[i] = strdup(json_string_value(json_object_get(r.json, "id")));
-		tu_response_release(&r);
+		ids[i] = tu_submit((i % 2 ? &a : &b)->base, body);
 	}
 	for (int i = 0; i < 60; i++) {
 		json_t *job = tu_wait_job(a.base, ids[i], NULL, 60000);
@@ -264,14 +259,10 @@ START_TEST(test_team_running_limit)
 	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", cfg, NULL), 0);
 	for (int i = 0; i < 5; i++) {
 		char body[512];
-		struct tu_response r;
 
 		snprintf(body, sizeof(body), job_fmt, "capped", "normal",
 			 ",\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"1\"}");
-		snprintf(u, sizeof(u), "%s/api/v1/jobs", gw.base);
-		ck_assert_int_eq(tu_post_json(u, body, NULL, &r), 0);
-		ids[i] = strdup(json_string_value(json_object_get(r.json, "id")));
-		tu_response_release(&r);
+		ids[i] = tu_submit(gw.base, body);
 	}
 	/* Sample while they run: never more than two active at once. */
 	for (int t = 0; t < 60; t++) {
@@ -360,8 +351,7 @@ START_TEST(test_max_run_time)
 	struct tu_kubesim sim = {0};
 	struct tu_gateway gw;
 	static const char *const mode = "driver-pod";
-	char cfg[700], u[400], body[512], id[32];
-	struct tu_response r;
+	char cfg[700], u[400], body[512], *id;
 	json_t *job, *pods;
 
 	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "deadline", NULL), 0);
@@ -371,11 +361,7 @@ START_TEST(test_max_run_time)
 		 "{\"name\":\"slow\",\"labels\":{\"team\":\"t\",\"max-run-seconds\":\"1\"},"
 		 "\"spec\":{\"type\":\"Python\",\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"a.py\","
 		 "\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"30\"}}}");
-	snprintf(u, sizeof(u), "%s/api/v1/jobs", gw.base);
-	ck_assert_int_eq(tu_post_json(u, body, NULL, &r), 0);
-	ck_assert_int_eq(r.status, 201);
-	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(r.json, "id")));
-	tu_response_release(&r);
+	id = tu_submit(gw.base, body);
 	job = tu_wait_job(gw.base, id, "CANCELLED", 15000);
 	ck_assert_ptr_nonnull(job);
 	ck_assert_str_eq(json_string_value(json_object_get(job, "reason")), "DeadlineExceeded");
@@ -384,6 +370,7 @@ START_TEST(test_max_run_time)
 	pods = tu_get_json(u);
 	ck_assert_int_eq(json_array_size(json_object_get(pods, "items")), 0);
 	json_decref(pods);
+	free(id);
 	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
 	tu_kubesim_stop(&sim);
 }

@@ -430,6 +430,20 @@ int tu_post_json(const char *url, const char *body, const char *idem_key,
 	return tu_http("POST", url, headers, body, strlen(body), out);
 }
 
+char *tu_submit(const char *base, const char *body)
+{
+	struct tu_response r;
+	char url[256];
+	char *id;
+
+	snprintf(url, sizeof(url), "%s/api/v1/jobs", base);
+	ck_assert_int_eq(tu_post_json(url, body, NULL, &r), 0);
+	ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+	id = strdup(json_string_value(json_object_get(r.json, "id")));
+	tu_response_release(&r);
+	return id;
+}
+
 char *tu_job_body(const char *name, const char *team)
 {
 	json_t *doc = json_pack(

@@ -91,6 +91,9 @@ struct tu_response {
 int tu_http(const char *method, const char *url, const char *const *headers,
 	    const char *body, size_t len, struct tu_response *out);
 void tu_response_release(struct tu_response *r);
+/* POSTs a submission to base's /api/v1/jobs, asserts 201 and returns the
+ * new job's id (caller frees). */
+char *tu_submit(const char *base, const char *body);
 /* POST application/json, with an optional Idempotency-Key. */
 int tu_post_json(const char *url, const char *body, const char *idem_key,
 		 struct tu_response *out);

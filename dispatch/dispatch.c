@@ -29,14 +29,20 @@
 #include "pool/pool.h"
 
 #define FEED_BATCH 256
+#define FEED_PER_TEAM 64
 #define IDLE_POLL_MS 250
+#define HOUSEKEEPING_MS 1000
+#define CLEAN_BATCH 50
+#define PRUNE_BATCH 200
+#define PRUNE_IDLE_MS 60000
+#define DEFAULT_RESTART_RETRIES 3
+#define DEFAULT_RESTART_INTERVAL_S 5
 #define CANCEL_RESEND_MS 5000
 #define WATCH_TIMEOUT_S 60
 #define WAIT_RETRY_MS 1000
 #define RESERVATION_MS 30000
 #define MAX_CLUSTERS 256
 #define DEADLINE_REASON "DeadlineExceeded"
-#define DEADLINE_CHECK_MS 1000
 
 struct dispatch;
 
@@ -78,14 +84,15 @@ struct dispatch {
 	json_t *inflight;     /* job ids queued or being dispatched */
 	json_t *cancel_sent;  /* job id -> time of the last DELETE */
 	json_t *waiting;      /* job id -> [time before which it is not retried, why] */
+	json_t *quota;        /* job id -> the limit it waits for, as of the last feed */
 	/* Slots below nclusters are set up before the count grows, and never
 	 * freed before dispatch_stop: readers need no lock. */
 	atomic_size_t nclusters;
 	pthread_mutex_t clusters_lock; /* serializes adding and removing */
 	bool poked;
 
-	pthread_t feeder, prober;
-	bool feeder_started, prober_started;
+	pthread_t feeder, prober, housekeeper;
+	bool feeder_started, prober_started, housekeeper_started;
 	pthread_t *workers;
 	unsigned nworkers;
 };
@@ -129,6 +136,7 @@ static enum gw_err move_job(struct dispatch *d, const char *id, enum store_state
 		op.driver_pod = fields->driver_pod;
 		op.spark_ui = fields->spark_ui;
 		op.not_before_ms = fields->not_before_ms;
+		op.new_run = fields->new_run;
 	}
 	rc = store_execute(d->store, &op);
 	if (rc && rc != GW_ESTATE)
@@ -177,6 +185,19 @@ static void take_token(struct cluster_rt *cl)
 		pthread_mutex_lock(&cl->rate_lock);
 	}
 	pthread_mutex_unlock(&cl->rate_lock);
+}
+
+/* Whether a dispatch to the cluster would wait for its budget now. */
+static bool cluster_limited(struct cluster_rt *cl)
+{
+	double tokens;
+	bool full;
+
+	pthread_mutex_lock(&cl->rate_lock);
+	tokens = cl->tokens + (double)(gw_now_ms() - cl->tokens_at_ms) / 1000.0 * cl->d->opts.cluster_qps;
+	full = cl->inflight >= cl->d->opts.cluster_concurrency;
+	pthread_mutex_unlock(&cl->rate_lock);
+	return full || tokens < 1.0;
 }
 
 static void enter_cluster(struct cluster_rt *cl)
@@ -259,7 +280,7 @@ static long delete_driver(struct cluster_rt *cl, const struct store_job *job)
 	char path[512], err[GW_ERRLEN];
 	long status = 0;
 
-	dispatch_names(job->id, &names);
+	dispatch_names(job, &names);
 	if (cl->mode == ROUTER_SPARK_OPERATOR)
 		object_path(job->namespace, names.app, "SparkApplication", path, sizeof(path));
 	else
@@ -276,11 +297,72 @@ static long delete_driver(struct cluster_rt *cl, const struct store_job *job)
 
 static void apply_seen(struct cluster_rt *cl, const char *job_id);
 
-static long retry_delay_ms(const struct dispatch *d, int attempts)
+static long retry_delay_ms(long base_ms, int attempts)
 {
-	long ms = (long)d->opts.retry_base_ms << (attempts < 10 ? attempts - 1 : 9);
+	long ms = base_ms << (attempts < 10 ? attempts - 1 : 9);
 
 	return ms > 60000 ? 60000 : ms;
+}
+
+/* The job's restartPolicy, with the gateway's defaults. */
+struct restart_policy {
+	bool on_failure;
+	int retries;          /* runs after the first, on failure */
+	int interval_s;
+	int submit_attempts;  /* dispatch attempts */
+	long submit_base_ms;  /* first dispatch retry delay */
+};
+
+static struct restart_policy restart_policy(const struct dispatch *d, const struct store_job *job)
+{
+	json_t *spec = json_loads(job->spec_json, 0, NULL);
+	const json_t *rp = json_object_get(spec, "restartPolicy");
+	const json_t *v;
+	struct restart_policy p = {
+		.on_failure = !strcmp(jstr(json_object_get(rp, "type")), "OnFailure"),
+		.retries = DEFAULT_RESTART_RETRIES, .interval_s = DEFAULT_RESTART_INTERVAL_S,
+		.submit_attempts = (int)d->opts.max_attempts, .submit_base_ms = (long)d->opts.retry_base_ms};
+
+	if (json_is_integer(v = json_object_get(rp, "onFailureRetries")))
+		p.retries = (int)json_integer_value(v);
+	if (json_is_integer(v = json_object_get(rp, "onFailureRetryInterval")))
+		p.interval_s = (int)json_integer_value(v);
+	if (json_is_integer(v = json_object_get(rp, "onSubmissionFailureRetries")))
+		p.submit_attempts = (int)json_integer_value(v) + 1;
+	if (json_is_integer(v = json_object_get(rp, "onSubmissionFailureRetryInterval")))
+		p.submit_base_ms = (long)json_integer_value(v) * 1000;
+	json_decref(spec);
+	return p;
+}
+
+/* What the worker dispatching a job is at, for the queue's explanation. */
+static void note_phase(struct dispatch *d, const char *job_id, const char *what)
+{
+	pthread_mutex_lock(&d->lock);
+	if (json_object_get(d->inflight, job_id))
+		json_object_set_new(d->inflight, job_id, json_string(what));
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Keeps the lease while a dispatch takes long (slow or throttling API
+ * server): renewed once half of it has passed. False when it was lost:
+ * another process owns the job now. */
+static bool keep_lease(struct dispatch *d, struct store_job *job)
+{
+	struct store_op renew = {.kind = STORE_OP_RENEW, .job_id = job->id, .lease_owner = d->owner};
+	int64_t now = gw_now_ms();
+	bool kept;
+
+	if (job->lease_until_ms - now > (int64_t)d->opts.lease_s * 500)
+		return true;
+	renew.lease_until_ms = now + (int64_t)d->opts.lease_s * 1000;
+	kept = store_execute(d->store, &renew) == GW_OK;
+	if (kept)
+		job->lease_until_ms = renew.lease_until_ms;
+	else
+		gw_log(GW_LOG_WARN, "dispatch: job %s: %s", job->id, renew.err);
+	store_job_release(&renew.job);
+	return kept;
 }
 
 /* Places the job with the policy in force and the clusters' live state. */
@@ -328,8 +410,9 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 	struct dispatch_names names;
 	char err[GW_ERRLEN] = "", uid[64] = "", ui[300], msg[GW_ERRLEN + 64], why[GW_ERRLEN * 2];
 	char *placement = NULL;
-	json_t *objs = NULL, *pj, *labels = NULL;
+	json_t *objs = NULL, *pj;
 	enum create_outcome outcome = CREATED;
+	struct restart_policy policy;
 	enum gw_err rc;
 	size_t i;
 	json_t *obj;
@@ -365,30 +448,42 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 	claim.namespace = dec.ns->name;
 	claim.placement_json = placement;
 	claim.lease_until_ms = gw_now_ms() + (int64_t)d->opts.lease_s * 1000;
-	labels = json_loads(job.labels_json, 0, NULL);
-	claim.team = json_string_value(json_object_get(labels, "team"));
-	claim.max_running = d->opts.max_running_per_team;
+	claim.pool = dec.pool->name;
+	claim.demand = dispatch_demand(&dec.demand);
+	dispatch_team_limits(r, job.team, d->opts.max_running_per_team, 0, &claim.team_limits, NULL);
+	dispatch_pool_limits(r, dec.pool->name, &claim.pool_limits);
 	if ((rc = store_execute(d->store, &claim)) != GW_OK) {
-		if (rc == GW_EBUSY) { /* the team is at its limit: wait, saying so */
+		if (rc == GW_EBUSY) { /* at a limit (another process took the room): wait, saying so */
 			pthread_mutex_lock(&d->lock);
 			json_object_set_new(d->waiting, job.id,
 					    json_pack("[I, s]", (json_int_t)(gw_now_ms() + WAIT_RETRY_MS), claim.err));
 			pthread_mutex_unlock(&d->lock);
 		}
 		store_job_release(&claim.job);
-		goto out; /* taken, cancelled, gone, or over the team's limit */
+		goto out; /* taken, cancelled, gone, or over a limit */
 	}
 	store_job_release(&job);
 	job = claim.job;
+	policy = restart_policy(d, &job);
 	pool_reserve(d->opts.pool, cl->name, job.id, dec.ns->name, &dec.demand, RESERVATION_MS);
 
 	objs = dispatch_manifests(&job, &dec, err);
 	if (!objs)
 		outcome = REJECTED;
+	if (cluster_limited(cl))
+		snprintf(msg, sizeof(msg), "ClusterRateLimited: cluster %s takes %u requests/s and %u dispatches at once",
+			 cl->name, d->opts.cluster_qps, d->opts.cluster_concurrency);
+	else
+		snprintf(msg, sizeof(msg), "Dispatching: creating the driver on %s/%s", cl->name, job.namespace);
+	note_phase(d, job.id, msg);
 	enter_cluster(cl);
 	json_array_foreach(objs, i, obj) {
 		json_t *owner = json_array_get(json_object_get(json_object_get(obj, "metadata"), "ownerReferences"), 0);
 
+		if (!keep_lease(d, &job)) {
+			leave_cluster(cl);
+			goto out; /* its new owner finishes the dispatch */
+		}
 		if (owner)
 			json_object_set_new(owner, "uid", json_string(uid));
 		outcome = create_or_adopt(cl, obj, job.id, uid, sizeof(uid), err);
@@ -396,9 +491,8 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 			break;
 	}
 	leave_cluster(cl);
-	json_decref(objs);
 
-	dispatch_names(job.id, &names);
+	dispatch_names(&job, &names);
 	if (outcome == CREATED) {
 		/* The operator names its driver as spark-submit would: app-driver. */
 		struct store_op sub = {.driver_pod = names.driver_pod, .spark_ui = ui};
@@ -416,19 +510,20 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 			apply_seen(cl, job.id);
 		}
 	} else if (outcome == REJECTED) {
-		snprintf(msg, sizeof(msg), "the cluster refused the job: %s", err);
+		snprintf(msg, sizeof(msg), "the cluster refused the job: %.*s", GW_ERRLEN, err);
 		move_job(d, job.id, STORE_FAILED, "DispatchRejected", msg, NULL);
-	} else if (job.attempts >= (int)d->opts.max_attempts) {
+	} else if (job.attempts >= policy.submit_attempts) {
 		snprintf(msg, sizeof(msg), "gave up after %d attempts: %s", job.attempts, err);
 		move_job(d, job.id, STORE_FAILED, "DispatchFailed", msg, NULL);
 	} else {
-		struct store_op back = {.not_before_ms = gw_now_ms() + retry_delay_ms(d, job.attempts)};
+		struct store_op back = {.not_before_ms = gw_now_ms() + retry_delay_ms(policy.submit_base_ms,
+										      job.attempts)};
 
 		snprintf(msg, sizeof(msg), "attempt %d failed: %s", job.attempts, err);
 		move_job(d, job.id, STORE_QUEUED, "DispatchRetry", msg, &back);
 	}
 out:
-	json_decref(labels);
+	json_decref(objs);
 	free(placement);
 	router_decision_release(&dec);
 	store_job_release(&job);
@@ -465,22 +560,28 @@ static const char *cancel_reason(const struct store_job *job)
 	return job->reason && !strcmp(job->reason, DEADLINE_REASON) ? DEADLINE_REASON : "Deleted";
 }
 
-/* Jobs running longer than they may (label max-run-seconds, else the
- * configured default) are cancelled with reason DeadlineExceeded. A RUNNING
- * job is not written again until it ends, so updated_ms is its start. */
+/* Jobs running longer than they may (label max-run-seconds, else their
+ * pool's maxRunSeconds, else the configured default) are cancelled with
+ * reason DeadlineExceeded. A RUNNING job is not written again until it
+ * ends, so updated_ms is its start. */
 static void enforce_deadlines(struct dispatch *d)
 {
+	struct router *r = router_holder_get(d->opts.policy);
 	struct store_job *jobs;
 	size_t n;
 	char err[GW_ERRLEN];
 	int64_t now = gw_now_ms();
 
-	if (store_jobs_in_state(d->store, STORE_RUNNING, NULL, 100000, &jobs, &n, err))
+	if (store_jobs_in_state(d->store, STORE_RUNNING, NULL, 100000, &jobs, &n, err)) {
+		router_unref(r);
 		return;
+	}
 	for (size_t i = 0; i < n && !atomic_load(&d->stop); i++) {
 		json_t *labels = json_loads(jobs[i].labels_json, 0, NULL);
 		const char *label = json_string_value(json_object_get(labels, "max-run-seconds"));
-		long limit = label ? strtol(label, NULL, 10) : (long)d->opts.max_run_s;
+		const struct router_pool *pool = router_pool_named(r, jobs[i].pool);
+		long limit = label ? strtol(label, NULL, 10)
+			     : pool && pool->max_run_s ? (long)pool->max_run_s : (long)d->opts.max_run_s;
 		char msg[128];
 
 		json_decref(labels);
@@ -490,6 +591,75 @@ static void enforce_deadlines(struct dispatch *d)
 		move_job(d, jobs[i].id, STORE_CANCELLING, DEADLINE_REASON, msg, NULL);
 	}
 	store_jobs_free(jobs, n);
+	router_unref(r);
+}
+
+/* Deletes finished jobs' cluster objects once their time to live is over
+ * (spec timeToLiveSeconds, else the configured default). */
+static void clean_up(struct dispatch *d)
+{
+	struct store_job *jobs;
+	size_t n;
+	char err[GW_ERRLEN];
+
+	if (store_jobs_to_clean(d->store, gw_now_ms(), (int)d->opts.cleanup_after_s, CLEAN_BATCH, &jobs,
+				&n, err))
+		return;
+	for (size_t i = 0; i < n && !atomic_load(&d->stop); i++) {
+		struct cluster_rt *cl = cluster_named(d, jobs[i].cluster);
+		struct store_op done = {.kind = STORE_OP_CLEANED, .job_id = jobs[i].id};
+		long status = cl ? delete_driver(cl, &jobs[i]) : 404; /* a cluster gone took them along */
+
+		if (status != 200 && status != 202 && status != 404)
+			continue; /* tried again on the next round */
+		if (store_execute(d->store, &done))
+			gw_log(GW_LOG_WARN, "dispatch: job %s: %s", jobs[i].id, done.err);
+		else
+			gw_log(GW_LOG_DEBUG, "dispatch: job %s: cluster objects deleted", jobs[i].id);
+		store_job_release(&done.job);
+	}
+	store_jobs_free(jobs, n);
+}
+
+/* Deletes one batch of finished jobs older than the retention; true when
+ * there may be more. Small batches keep each commit short, so requests
+ * queued behind one hardly notice. */
+static bool prune(struct dispatch *d)
+{
+	struct store_op op = {.kind = STORE_OP_PRUNE, .limit = PRUNE_BATCH,
+			      .before_ms = gw_now_ms() - (int64_t)d->opts.retention_s * 1000};
+
+	if (store_execute(d->store, &op)) {
+		gw_log(GW_LOG_WARN, "dispatch: pruning: %s", op.err);
+		return false;
+	}
+	if (op.pruned)
+		gw_log(GW_LOG_INFO, "dispatch: pruned %u finished jobs past retention", op.pruned);
+	return op.pruned == PRUNE_BATCH;
+}
+
+static void *housekeeper_main(void *arg)
+{
+	struct dispatch *d = arg;
+	int64_t prune_at = 0;
+
+	while (!atomic_load(&d->stop)) {
+		long pause = HOUSEKEEPING_MS;
+
+		enforce_deadlines(d);
+		clean_up(d);
+		if (d->opts.retention_s && gw_now_ms() >= prune_at) {
+			int64_t idle = (int64_t)d->opts.retention_s * 250; /* a quarter of it */
+
+			if (prune(d))
+				pause = 50; /* a backlog: the next batch soon, not at once */
+			else
+				prune_at = gw_now_ms() + (idle < PRUNE_IDLE_MS ? idle : PRUNE_IDLE_MS);
+		}
+		for (long t = 0; t < pause && !atomic_load(&d->stop); t += 50)
+			sleep_ms(50);
+	}
+	return NULL;
 }
 
 static void cancel_jobs(struct dispatch *d)
@@ -528,58 +698,83 @@ static void cancel_jobs(struct dispatch *d)
 	store_jobs_free(jobs, n);
 }
 
-static void feed(struct dispatch *d)
+bool dispatch_in_flight(void *arg, const char *job_id)
 {
-	struct store_job *jobs;
-	size_t n;
+	struct dispatch *d = arg;
+
+	/* Called with d->lock held (by feed). */
+	return json_object_get(d->inflight, job_id) != NULL;
+}
+
+/* Reads the queue, orders it by fair share within limits, and hands the
+ * ready jobs to the workers. Returns how long it took. */
+static int64_t feed(struct dispatch *d)
+{
+	struct router *r = router_holder_get(d->opts.policy);
+	struct dispatch_defaults defaults = {.max_running_per_team = d->opts.max_running_per_team};
+	struct store_queue q;
+	struct dispatch_pick *picks = NULL;
+	json_t *quota = json_object();
 	char err[GW_ERRLEN];
+	int64_t started = gw_now_ms(), now;
+	const char *id;
+	json_t *until;
+	void *iter;
 
-	if (store_jobs_to_dispatch(d->store, gw_now_ms(), (int64_t)d->opts.aging_s * 1000, FEED_BATCH,
-				   &jobs, &n, err)) {
+	if (store_queue_read(d->store, started, (int64_t)d->opts.aging_s * 1000, FEED_PER_TEAM, &q, err)) {
 		gw_log(GW_LOG_WARN, "dispatch: reading the queue: %s", err);
-		return;
+		goto out;
 	}
+	picks = calloc(q.njobs + 1, sizeof(*picks));
 	pthread_mutex_lock(&d->lock);
-	{
-		/* Jobs with no room now wait a moment; forget the expired marks. The
-		 * reason stays until then, for the queue's explanation. */
-		int64_t now = gw_now_ms();
-		const char *id;
-		json_t *until;
-		void *iter;
-
-		json_object_foreach_safe(d->waiting, iter, id, until)
-			if (json_integer_value(json_array_get(until, 0)) <= now)
-				json_object_del(d->waiting, id);
+	if (!picks || dispatch_order(r, &defaults, &q, dispatch_in_flight, d, picks)) {
+		pthread_mutex_unlock(&d->lock);
+		gw_log(GW_LOG_WARN, "dispatch: ordering the queue: out of memory");
+		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (json_object_get(d->inflight, jobs[i].id) || json_object_get(d->waiting, jobs[i].id) ||
+	/* Jobs with no room now wait a moment; forget the expired marks. The
+	 * reason stays until then, for the queue's explanation. */
+	now = gw_now_ms();
+	json_object_foreach_safe(d->waiting, iter, id, until)
+		if (json_integer_value(json_array_get(until, 0)) <= now)
+			json_object_del(d->waiting, id);
+	for (size_t i = 0; i < q.njobs; i++) {
+		const char *job = q.jobs[picks[i].job].id;
+
+		if (!picks[i].ready) {
+			json_object_set_new(quota, job, json_string(picks[i].why));
+			continue;
+		}
+		if (json_object_get(d->inflight, job) || json_object_get(d->waiting, job) ||
 		    d->qlen == d->qcap)
 			continue;
-		json_object_set_new(d->inflight, jobs[i].id, json_true());
-		memcpy(d->queue[(d->qhead + d->qlen) % d->qcap], jobs[i].id, STORE_ID_LEN);
+		json_object_set_new(d->inflight, job, json_string("Dispatching"));
+		memcpy(d->queue[(d->qhead + d->qlen) % d->qcap], job, STORE_ID_LEN);
 		d->qlen++;
 	}
+	json_decref(d->quota);
+	d->quota = quota;
+	quota = NULL;
 	if (d->qlen)
 		pthread_cond_broadcast(&d->work);
 	pthread_mutex_unlock(&d->lock);
-	store_jobs_free(jobs, n);
+out:
+	json_decref(quota);
+	free(picks);
+	store_queue_release(&q);
+	router_unref(r);
+	return gw_now_ms() - started;
 }
 
 static void *feeder_main(void *arg)
 {
 	struct dispatch *d = arg;
-	int64_t deadlines_at = 0;
 
 	while (!atomic_load(&d->stop)) {
 		struct timespec until;
-		int64_t wake;
+		int64_t took, wake;
 
-		feed(d);
-		if (gw_now_ms() >= deadlines_at) {
-			enforce_deadlines(d);
-			deadlines_at = gw_now_ms() + DEADLINE_CHECK_MS;
-		}
+		took = feed(d);
 		cancel_jobs(d);
 		wake = gw_now_ms() + IDLE_POLL_MS;
 		until.tv_sec = wake / 1000;
@@ -590,6 +785,11 @@ static void *feeder_main(void *arg)
 			;
 		d->poked = false;
 		pthread_mutex_unlock(&d->lock);
+		/* A deep queue makes a feed cost milliseconds: commits coming in
+		 * meanwhile are taken together, keeping the feeder under a fifth
+		 * of a core. */
+		if (took > 0)
+			sleep_ms((long)(4 * took));
 	}
 	return NULL;
 }
@@ -675,6 +875,40 @@ static int observed_state(struct cluster_rt *cl, const json_t *obj, char *reason
 	}
 }
 
+/* The run an object belongs to (label absent: the first). */
+static int object_run(const json_t *obj)
+{
+	const char *run = json_string_value(json_object_get(
+		json_object_get(json_object_get(obj, "metadata"), "labels"), DISPATCH_RUN_LABEL));
+
+	return run ? atoi(run) : 1;
+}
+
+/* The job's run failed: under restartPolicy OnFailure with runs left it
+ * goes back to the queue for a new run (placed afresh, after the
+ * interval), and the failed run's objects are deleted (true); else it
+ * FAILED. */
+static bool run_failed(struct cluster_rt *cl, const struct store_job *job, const char *reason,
+		       const char *message)
+{
+	struct restart_policy p = restart_policy(cl->d, job);
+	struct store_op again = {.new_run = true};
+	char msg[GW_ERRLEN + 128];
+
+	if (!p.on_failure || job->run > p.retries) {
+		move_job(cl->d, job->id, STORE_FAILED, reason, message, NULL);
+		return false;
+	}
+	snprintf(msg, sizeof(msg), "run %d failed (%s%s%.*s); run %d of %d starts in %d s", job->run, reason,
+		 message ? ": " : "", GW_ERRLEN, message ? message : "", job->run + 1, p.retries + 1,
+		 p.interval_s);
+	again.not_before_ms = gw_now_ms() + (int64_t)p.interval_s * 1000;
+	if (move_job(cl->d, job->id, STORE_QUEUED, "Restarting", msg, &again) != GW_OK)
+		return false;
+	delete_driver(cl, job);
+	return true;
+}
+
 /* Applies what the cluster says of one object to its job. */
 static void apply_object(struct cluster_rt *cl, const char *type, json_t *obj)
 {
@@ -687,7 +921,8 @@ static void apply_object(struct cluster_rt *cl, const char *type, json_t *obj)
 
 	if (!*id || store_job_get(cl->d->store, id, &job, err))
 		return;
-	if (!job.cluster || strcmp(job.cluster, cl->name)) {
+	/* Objects elsewhere, or of an earlier run, say nothing of this one. */
+	if (!job.cluster || strcmp(job.cluster, cl->name) || object_run(obj) != job.run) {
 		store_job_release(&job);
 		return;
 	}
@@ -703,7 +938,7 @@ static void apply_object(struct cluster_rt *cl, const char *type, json_t *obj)
 			move_job(cl->d, id, STORE_CANCELLED, cancel_reason(&job), "the cluster confirmed the deletion",
 				 NULL);
 		else if (job.state == STORE_SUBMITTED || job.state == STORE_RUNNING)
-			move_job(cl->d, id, STORE_FAILED, "DriverDeleted", "the driver was deleted on the cluster", NULL);
+			run_failed(cl, &job, "DriverDeleted", "the driver was deleted on the cluster");
 		store_job_release(&job);
 		return;
 	}
@@ -711,7 +946,12 @@ static void apply_object(struct cluster_rt *cl, const char *type, json_t *obj)
 	if (to >= 0 && (int)job.state != to && store_transition_allowed(job.state, (enum store_state)to)) {
 		bool timed_out = !strcmp(reason, "Unschedulable") || !strcmp(reason, "ErrImagePull");
 
-		move_job(cl->d, id, (enum store_state)to, reason, *message ? message : NULL, NULL);
+		if (to == STORE_FAILED && job.state != STORE_CANCELLING) {
+			if (run_failed(cl, &job, reason, *message ? message : NULL))
+				timed_out = false; /* its objects are deleted already */
+		} else {
+			move_job(cl->d, id, (enum store_state)to, reason, *message ? message : NULL, NULL);
+		}
 		if (timed_out) /* it would wait forever: free the namespace */
 			delete_driver(cl, &job);
 	}
@@ -848,10 +1088,14 @@ static void reconcile_missing(struct cluster_rt *cl, json_t *items, int64_t list
 	json_t *it;
 
 	json_array_foreach(items, i, it)
-		if (cl->mode == ROUTER_SPARK_OPERATOR || is_driver(it))
-			json_object_set_new(present, jstr(json_object_get(json_object_get(json_object_get(it, "metadata"),
-									"labels"), DISPATCH_JOB_LABEL)),
-					    json_true());
+		if (cl->mode == ROUTER_SPARK_OPERATOR || is_driver(it)) {
+			char key[STORE_ID_LEN + 16];
+
+			snprintf(key, sizeof(key), "%s#%d",
+				 jstr(json_object_get(json_object_get(json_object_get(it, "metadata"), "labels"),
+						      DISPATCH_JOB_LABEL)), object_run(it));
+			json_object_set_new(present, key, json_true());
+		}
 	for (size_t s = 0; s < sizeof(live) / sizeof(live[0]); s++) {
 		struct store_job *jobs;
 		size_t n;
@@ -860,15 +1104,17 @@ static void reconcile_missing(struct cluster_rt *cl, json_t *items, int64_t list
 		if (store_jobs_in_state(cl->d->store, live[s], cl->name, 100000, &jobs, &n, err))
 			continue;
 		for (size_t j = 0; j < n; j++) {
+			char key[STORE_ID_LEN + 16];
+
 			/* Jobs changed after the list began may not be in it yet. */
-			if (json_object_get(present, jobs[j].id) || jobs[j].updated_ms >= listed_at)
+			snprintf(key, sizeof(key), "%s#%d", jobs[j].id, jobs[j].run);
+			if (json_object_get(present, key) || jobs[j].updated_ms >= listed_at)
 				continue;
 			if (live[s] == STORE_CANCELLING)
 				move_job(cl->d, jobs[j].id, STORE_CANCELLED, cancel_reason(&jobs[j]), "the driver is gone",
 					 NULL);
 			else
-				move_job(cl->d, jobs[j].id, STORE_FAILED, "DriverLost",
-					 "the driver is no longer on the cluster", NULL);
+				run_failed(cl, &jobs[j], "DriverLost", "the driver is no longer on the cluster");
 		}
 		store_jobs_free(jobs, n);
 	}
@@ -1056,6 +1302,8 @@ void dispatch_stop(struct dispatch *d)
 		pthread_join(d->feeder, NULL);
 	if (d->prober_started)
 		pthread_join(d->prober, NULL);
+	if (d->housekeeper_started)
+		pthread_join(d->housekeeper, NULL);
 	for (unsigned i = 0; i < d->nworkers; i++)
 		pthread_join(d->workers[i], NULL);
 	for (size_t i = 0; d->clusters && i < atomic_load(&d->nclusters); i++) {
@@ -1075,6 +1323,7 @@ void dispatch_stop(struct dispatch *d)
 	json_decref(d->inflight);
 	json_decref(d->cancel_sent);
 	json_decref(d->waiting);
+	json_decref(d->quota);
 	pthread_cond_destroy(&d->work);
 	pthread_cond_destroy(&d->wake);
 	pthread_mutex_destroy(&d->clusters_lock);
@@ -1172,10 +1421,15 @@ bool dispatch_wait_reason(struct dispatch *d, const char *job_id, char *out, siz
 	bool known;
 
 	pthread_mutex_lock(&d->lock);
-	w = json_object_get(d->waiting, job_id);
-	known = w != NULL;
+	/* What stops it now, else where its dispatch is, else the limit the
+	 * last ordering found it behind. */
+	if ((w = json_object_get(d->waiting, job_id)))
+		w = json_array_get(w, 1);
+	else if (!(w = json_object_get(d->inflight, job_id)))
+		w = json_object_get(d->quota, job_id);
+	known = json_is_string(w);
 	if (known)
-		snprintf(out, len, "%s", json_string_value(json_array_get(w, 1)));
+		snprintf(out, len, "%s", json_string_value(w));
 	pthread_mutex_unlock(&d->lock);
 	return known;
 }
@@ -1230,9 +1484,10 @@ enum gw_err dispatch_start(struct store *store, const struct dispatch_options *o
 	d->inflight = json_object();
 	d->cancel_sent = json_object();
 	d->waiting = json_object();
+	d->quota = json_object();
 	d->clusters = calloc(MAX_CLUSTERS, sizeof(*d->clusters));
 	d->workers = calloc(opts->workers, sizeof(*d->workers));
-	if (!d->queue || !d->inflight || !d->cancel_sent || !d->waiting || !d->clusters || !d->workers)
+	if (!d->queue || !d->inflight || !d->cancel_sent || !d->waiting || !d->quota || !d->clusters || !d->workers)
 		rc = GW_ENOMEM;
 	pthread_mutex_lock(&d->clusters_lock);
 	for (size_t i = 0; rc == GW_OK && i < r->nclusters; i++)
@@ -1248,6 +1503,7 @@ enum gw_err dispatch_start(struct store *store, const struct dispatch_options *o
 			d->nworkers++;
 	d->feeder_started = pthread_create(&d->feeder, NULL, feeder_main, d) == 0;
 	d->prober_started = pthread_create(&d->prober, NULL, prober_main, d) == 0;
+	d->housekeeper_started = pthread_create(&d->housekeeper, NULL, housekeeper_main, d) == 0;
 	store_set_commit_hook(store, on_commit, d);
 	gw_log(GW_LOG_INFO, "dispatch: %zu cluster(s), %u workers, lease owner %s",
 	       atomic_load(&d->nclusters), d->nworkers, d->owner);

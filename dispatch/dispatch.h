@@ -31,6 +31,8 @@ struct dispatch_options {
 	unsigned cluster_concurrency; /* dispatches at once, per cluster */
 	unsigned max_running_per_team; /* active jobs of one team; 0: no limit */
 	unsigned max_run_s;           /* run time before DeadlineExceeded; 0: none */
+	unsigned cleanup_after_s;     /* finished jobs' cluster objects are kept this long */
+	unsigned retention_s;         /* finished jobs are kept this long; 0: for ever */
 };
 
 struct dispatch;
@@ -51,6 +53,38 @@ bool dispatch_wait_reason(struct dispatch *d, const char *job_id, char *out, siz
 
 /* Stops watching a cluster; the policy no longer names it. */
 void dispatch_remove_cluster(struct dispatch *d, const char *name);
+
+/* ---- scheduling (sched.c) ---- */
+
+/* A team's limits in force: the policy's team entry, else the configured
+ * defaults; *share (may be NULL) its fair-share weight. */
+void dispatch_team_limits(const struct router *r, const char *team, unsigned default_running,
+			  unsigned default_queued, struct store_limits *out, double *share);
+void dispatch_pool_limits(const struct router *r, const char *pool, struct store_limits *out);
+/* A placement's demand in the store's units. */
+struct store_demand dispatch_demand(const struct router_demand *d);
+
+struct dispatch_defaults {
+	unsigned max_running_per_team;
+};
+
+/* One queued job in dispatch order: ready to go now, or waiting for the
+ * quota named in why. */
+struct dispatch_pick {
+	size_t job; /* index into the queue's jobs */
+	bool ready;
+	char why[GW_ERRLEN];
+};
+
+/* Orders the queue (sorting q->jobs by rank on the way) into picks, one
+ * per job: ready jobs in dispatch order, then waiting ones. on_its_way
+ * (may be NULL) says which jobs are being dispatched already: their demand
+ * counts, and no limit holds them back. */
+enum gw_err dispatch_order(const struct router *r, const struct dispatch_defaults *defaults,
+			   struct store_queue *q, bool (*on_its_way)(void *arg, const char *id),
+			   void *arg, struct dispatch_pick *picks);
+/* Whether the job is claimed or about to be, by this process. */
+bool dispatch_in_flight(void *d /* struct dispatch */, const char *job_id);
 
 /* The final Spark conf of a placed job: the decision's layers with what
  * the gateway itself decides on top; key -> {value, source}. */

@@ -29,12 +29,18 @@ static long long jint_or(const json_t *v, long long def)
 	return json_is_integer(v) ? (long long)json_integer_value(v) : def;
 }
 
-void dispatch_names(const char *job_id, struct dispatch_names *n)
+void dispatch_names(const struct store_job *job, struct dispatch_names *n)
 {
-	snprintf(n->driver_pod, sizeof(n->driver_pod), "%s-driver", job_id);
-	snprintf(n->service, sizeof(n->service), "%s-driver-svc", job_id);
-	snprintf(n->config_map, sizeof(n->config_map), "%s-driver-conf", job_id);
-	snprintf(n->app, sizeof(n->app), "%s", job_id);
+	int run = job->run > 1 ? job->run : 1;
+
+	if (run > 1)
+		snprintf(n->app, sizeof(n->app), "%s-r%d", job->id, run);
+	else
+		snprintf(n->app, sizeof(n->app), "%s", job->id);
+	snprintf(n->driver_pod, sizeof(n->driver_pod), "%s-driver", n->app);
+	snprintf(n->service, sizeof(n->service), "%s-driver-svc", n->app);
+	snprintf(n->config_map, sizeof(n->config_map), "%s-driver-conf", n->app);
+	snprintf(n->run, sizeof(n->run), "%d", run);
 }
 
 /* The image: the job's, the pool's for its Spark version ("3.5.1" looks up
@@ -72,7 +78,7 @@ json_t *dispatch_final_conf(const struct store_job *job, const struct router_dec
 	struct dispatch_names names;
 	char host[300];
 
-	dispatch_names(job->id, &names);
+	dispatch_names(job, &names);
 	snprintf(host, sizeof(host), "%s.%s.svc", names.service, d->ns->name);
 	/* What the gateway decides; no layer may change it. */
 	const char *fixed[][2] = {
@@ -82,13 +88,14 @@ json_t *dispatch_final_conf(const struct store_job *job, const struct router_dec
 		{"spark.submit.deployMode", "cluster"},
 		{"spark.kubernetes.namespace", d->ns->name},
 		{"spark.kubernetes.driver.pod.name", names.driver_pod},
-		{"spark.kubernetes.executor.podNamePrefix", job->id},
+		{"spark.kubernetes.executor.podNamePrefix", names.app},
 		{"spark.kubernetes.container.image", image_for(spec, d)},
 		{"spark.kubernetes.authenticate.driver.serviceAccountName", service_account(d)},
 		{"spark.driver.host", host},
 		{"spark.driver.port", "7078"},
 		{"spark.driver.blockManager.port", "7079"},
 		{"spark.kubernetes.executor.label." DISPATCH_JOB_LABEL, job->id},
+		{"spark.kubernetes.executor.label." DISPATCH_RUN_LABEL, names.run},
 		{d->cluster->mode == ROUTER_DRIVER_POD ? "spark.kubernetes.executor.podTemplateFile" : NULL,
 		 CONF_DIR "/" EXECUTOR_TEMPLATE},
 	};
@@ -162,6 +169,14 @@ static json_t *conf_values(json_t *conf)
 	return out;
 }
 
+static void set_run_label(json_t *labels, const struct store_job *job)
+{
+	char run[16];
+
+	snprintf(run, sizeof(run), "%d", job->run > 1 ? job->run : 1);
+	json_object_set_new(labels, DISPATCH_RUN_LABEL, json_string(run));
+}
+
 static json_t *job_labels(const struct store_job *job)
 {
 	json_t *labels = json_loads(job->labels_json, 0, NULL);
@@ -171,6 +186,7 @@ static json_t *job_labels(const struct store_job *job)
 		labels = json_object();
 	}
 	json_object_set_new(labels, DISPATCH_JOB_LABEL, json_string(job->id));
+	set_run_label(labels, job);
 	return labels;
 }
 
@@ -326,6 +342,7 @@ static void schedule_pod(json_t *pod, const struct store_job *job, const struct 
 	if (!labels)
 		json_object_set_new(pod, "labels", labels = json_object());
 	json_object_set_new(labels, DISPATCH_JOB_LABEL, json_string(job->id));
+	set_run_label(labels, job);
 	json_object_update(ann, json_object_get(pod, "annotations"));
 	json_object_set_new(pod, "annotations", ann);
 	json_object_set_new(pod, "priorityClassName", json_string(priority));
@@ -346,8 +363,11 @@ static json_t *spark_application(const struct store_job *job, json_t *spec,
 	json_object_set_new(app_spec, "mode", json_string("cluster"));
 	json_object_set_new(app_spec, "sparkConf", conf_values(conf));
 	json_decref(conf);
-	if (!json_object_get(app_spec, "restartPolicy"))
-		json_object_set_new(app_spec, "restartPolicy", json_pack("{s:s}", "type", "Never"));
+	/* The gateway runs restarts and cleanup itself, the same in both
+	 * modes, so that every run shows in the job's events and goes
+	 * through the scheduler again. */
+	json_object_set_new(app_spec, "restartPolicy", json_pack("{s:s}", "type", "Never"));
+	json_object_del(app_spec, "timeToLiveSeconds");
 	driver = json_object_get(app_spec, "driver");
 	if (!driver)
 		json_object_set_new(app_spec, "driver", driver = json_pack("{s:i, s:s}", "cores", 1, "memory", "1g"));
@@ -374,7 +394,7 @@ json_t *dispatch_manifests(const struct store_job *job, const struct router_deci
 		gw_seterr(err, "job %s has no readable spec", job->id);
 		goto done;
 	}
-	dispatch_names(job->id, &names);
+	dispatch_names(job, &names);
 	if (d->cluster->mode == ROUTER_SPARK_OPERATOR)
 		out = json_pack("[o]", spark_application(job, spec, d, &names));
 	else

@@ -55,6 +55,7 @@ static json_t *job_json(const struct store_job *job)
 	} else {
 		json_object_set_new(out, "placement", json_null());
 	}
+	json_object_set_new(out, "run", json_integer(job->run > 1 ? job->run : 1));
 	json_object_set_new(out, "driver", job->driver_pod
 			    ? json_pack("{s:s, s:s?}", "podName", job->driver_pod, "sparkUI", job->spark_ui)
 			    : json_null());
@@ -124,6 +125,57 @@ static enum MHD_Result submit_committed(struct request *rq)
 			       MHD_HTTP_HEADER_LOCATION, location, NULL);
 }
 
+/* The submission's priority rank, or a 422 naming the priorities there are. */
+static bool resolve_priority(struct request *rq, const struct router *r, const json_t *labels,
+			     enum MHD_Result *reply)
+{
+	const char *value = json_string_value(json_object_get(labels, "priority"));
+	int rank = router_priority_rank(r, value);
+	char names[GW_ERRLEN] = "", msg[GW_ERRLEN + 32];
+
+	if (rank >= 0) {
+		rq->op.submit.priority = rank;
+		return true;
+	}
+	for (size_t i = 0; i < r->npriorities; i++)
+		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", i ? ", " : "",
+			 r->priorities[i]);
+	snprintf(msg, sizeof(msg), "must be one of %s", names);
+	*reply = http_reply_problem(rq, 422, "validation-failed", "the submission has 1 invalid field",
+				    json_pack("[{s:s, s:s}]", "field", "labels[priority]", "message", msg));
+	return false;
+}
+
+/* What the scheduler needs of a placeable submission: its pool, demand,
+ * time to live and the limits it is queued under. False, with a 422, for
+ * a job bigger than its team or pool may ever run. */
+static bool schedule_fields(struct request *rq, const struct router *r, const struct router_decision *dec,
+			    const json_t *spec, enum MHD_Result *reply)
+{
+	struct store_submission *sub = &rq->op.submit;
+	static const struct store_demand none;
+	const json_t *ttl = json_object_get(spec, "timeToLiveSeconds");
+	struct store_limits team, pool;
+	char why[GW_ERRLEN], detail[GW_ERRLEN + 64];
+
+	snprintf(rq->pool_name, sizeof(rq->pool_name), "%s", dec->pool->name);
+	sub->pool = rq->pool_name;
+	sub->demand = dispatch_demand(&dec->demand);
+	sub->ttl_s = json_is_integer(ttl) ? (int)json_integer_value(ttl) : -1;
+	dispatch_pool_limits(r, dec->pool->name, &sub->pool_limits);
+	team = sub->team_limits;
+	pool = sub->pool_limits;
+	team.running = pool.running = 0; /* what it asks for, against an empty team and pool */
+	if ((rq->sub.team && store_limits_exceeded(&team, "team", rq->sub.team, 0, &none, &sub->demand,
+						   why, sizeof(why))) ||
+	    store_limits_exceeded(&pool, "pool", dec->pool->name, 0, &none, &sub->demand, why, sizeof(why))) {
+		snprintf(detail, sizeof(detail), "the job could never run: %s", why);
+		*reply = http_reply_problem(rq, 422, "unplaceable", detail, NULL);
+		return false;
+	}
+	return true;
+}
+
 /* Places the submission: without live state (is it placeable at all?) or,
  * for a dry run, as a dispatch would now, answering with the explanation.
  * False when it answered. */
@@ -135,22 +187,27 @@ static bool check_placement(struct request *rq, bool dry_run, enum MHD_Result *r
 	json_t *labels = json_loads(rq->sub.labels_json, 0, NULL);
 	json_t *spec = json_loads(rq->sub.spec_json, 0, NULL), *errors = NULL;
 	char detail[GW_ERRLEN];
-	enum router_result res;
+	enum router_result res = ROUTER_INVALID;
 	bool go_on = false;
 
+	rq->op.submit.ttl_s = -1;
+	dispatch_team_limits(r, rq->sub.team, rq->cfg->scheduler_max_running_per_team,
+			     rq->cfg->scheduler_max_queued_per_team, &rq->op.submit.team_limits, NULL);
+	if (!resolve_priority(rq, r, labels, reply))
+		goto done;
 	if (r->nclusters == 0) { /* store-only: nothing to place on */
-		router_unref(r);
-		json_decref(labels);
-		json_decref(spec);
 		if (dry_run)
 			*reply = http_reply_json(rq, 200, json_pack("{s:b, s:s, s:s}", "dryRun", 1, "placeable",
 								    "later", "reason", "no clusters are configured"), NULL);
-		return !dry_run;
+		go_on = !dry_run;
+		goto done;
 	}
 	res = router_place(r, dry_run ? &live : NULL, NULL, labels, spec, "dry-run", &dec, &errors, detail);
 	if (res == ROUTER_INVALID) {
 		*reply = http_reply_problem(rq, 422, "unplaceable", detail, errors);
 		errors = NULL;
+	} else if (res == ROUTER_OK && !schedule_fields(rq, r, &dec, spec, reply)) {
+		/* answered */
 	} else if (!dry_run) {
 		go_on = true;
 	} else if (res == ROUTER_WAIT) {
@@ -158,7 +215,7 @@ static bool check_placement(struct request *rq, bool dry_run, enum MHD_Result *r
 							    "later", "reason", detail), NULL);
 	} else {
 		/* A stand-in job: what dispatch would build for this submission. */
-		struct store_job job = {.name = rq->sub.name, .user = rq->sub.user,
+		struct store_job job = {.name = rq->sub.name, .user = rq->sub.user, .run = 1,
 					.labels_json = rq->sub.labels_json, .spec_json = rq->sub.spec_json};
 		char err[GW_ERRLEN];
 		json_t *manifests;
@@ -173,6 +230,7 @@ static bool check_placement(struct request *rq, bool dry_run, enum MHD_Result *r
 	}
 	if (res == ROUTER_OK)
 		router_decision_release(&dec);
+done:
 	json_decref(errors);
 	json_decref(labels);
 	json_decref(spec);
@@ -248,9 +306,7 @@ enum MHD_Result api_job_submit(struct request *rq, const char *id)
 	sub->labels_json = rq->sub.labels_json;
 	sub->spec_json = rq->sub.spec_json;
 	sub->idempotency_key = rq->idempotency_key;
-	sub->priority = rq->sub.priority;
 	sub->team = rq->sub.team;
-	sub->max_queued = rq->cfg->scheduler_max_queued_per_team;
 	/* A retry is "the same request" when its body is byte-identical. */
 	SHA256((const unsigned char *)(rq->body.data ? rq->body.data : ""),
 	       rq->body.len, sub->body_sha256);

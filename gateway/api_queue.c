@@ -9,35 +9,16 @@
 #include "gateway/http_int.h"
 #include "router/router.h"
 
-static const char *const priority_names[] = {"critical", "high", "normal", "low"};
-
-/* The pool the policy sends the job to, without live state; NULL if none. */
-static const char *pool_of(const struct router *r, const struct store_job *job)
-{
-	json_t *labels = json_loads(job->labels_json, 0, NULL), *spec = json_loads(job->spec_json, 0, NULL);
-	json_t *errors = NULL;
-	struct router_decision d;
-	char detail[GW_ERRLEN];
-	const char *pool = NULL;
-
-	if (router_place(r, NULL, NULL, labels, spec, job->id, &d, &errors, detail) == ROUTER_OK) {
-		pool = d.pool->name; /* lives as long as r */
-		router_decision_release(&d);
-	}
-	json_decref(errors);
-	json_decref(labels);
-	json_decref(spec);
-	return pool;
-}
-
 enum MHD_Result api_queue(struct request *rq, const char *id)
 {
 	const char *team = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "team");
 	const char *pool = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "pool");
 	const char *limit_s = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "limit");
+	struct dispatch_defaults defaults = {.max_running_per_team = rq->cfg->scheduler_max_running_per_team};
+	struct dispatch_pick *picks = NULL;
+	struct store_queue q;
 	struct router *r;
-	struct store_job *jobs;
-	size_t n, limit = 100, position = 0;
+	size_t limit = 100;
 	char err[GW_ERRLEN];
 	json_t *items;
 	enum gw_err rc;
@@ -53,36 +34,42 @@ enum MHD_Result api_queue(struct request *rq, const char *id)
 			return http_reply_problem(rq, 400, "bad-query", "limit must be an integer from 1 to 10000", NULL);
 		limit = (size_t)v;
 	}
-	rc = store_jobs_to_dispatch(rq->store, gw_now_ms(), (int64_t)rq->cfg->scheduler_aging_s * 1000,
-				    limit, &jobs, &n, err);
+	/* Each team's first `limit` jobs are enough to order the first
+	 * `limit` of the whole queue. */
+	rc = store_queue_read(rq->store, gw_now_ms(), (int64_t)rq->cfg->scheduler_aging_s * 1000, limit, &q, err);
 	if (rc)
 		return http_reply_store_error(rq, rc, err);
 	r = router_holder_get(rq->services->policy);
+	picks = calloc(q.njobs + 1, sizeof(*picks));
+	if (!picks || dispatch_order(r, &defaults, &q, NULL, NULL, picks)) {
+		free(picks);
+		store_queue_release(&q);
+		router_unref(r);
+		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+	}
 	items = json_array();
-	for (size_t i = 0; i < n; i++) {
-		json_t *labels = json_loads(jobs[i].labels_json, 0, NULL);
-		const char *jteam = json_string_value(json_object_get(labels, "team"));
-		const char *jpool = pool_of(r, &jobs[i]);
+	for (size_t i = 0, ready = 0; i < q.njobs && i < limit; i++) {
+		const struct store_queued *job = &q.jobs[picks[i].job];
 		char since[GW_TIME_LEN], why[GW_ERRLEN];
 
-		position++;
-		if ((team && (!jteam || strcmp(team, jteam))) || (pool && (!jpool || strcmp(pool, jpool)))) {
-			json_decref(labels);
+		ready += picks[i].ready;
+		if ((team && strcmp(team, job->team)) || (pool && strcmp(pool, job->pool)))
 			continue;
-		}
-		if (jobs[i].state == STORE_DISPATCHING)
+		if (job->state == STORE_DISPATCHING)
 			snprintf(why, sizeof(why), "Dispatching: its earlier dispatcher stopped; taken over now");
-		else if (!rq->dispatch || !dispatch_wait_reason(rq->dispatch, jobs[i].id, why, sizeof(why)))
-			snprintf(why, sizeof(why), position == 1 ? "Next" : "Priority: %zu job(s) ahead",
-				 position - 1);
-		gw_time_format(jobs[i].created_ms, since);
+		else if (!picks[i].ready)
+			snprintf(why, sizeof(why), "%s", picks[i].why);
+		else if (!rq->dispatch || !dispatch_wait_reason(rq->dispatch, job->id, why, sizeof(why)))
+			snprintf(why, sizeof(why), ready == 1 ? "Next" : "Priority: %zu job(s) ahead", ready - 1);
+		gw_time_format(job->created_ms, since);
 		json_array_append_new(items, json_pack("{s:i, s:s, s:s, s:s*, s:s*, s:s, s:s, s:s}",
-			"position", (int)position, "id", jobs[i].id, "name", jobs[i].name, "team", jteam,
-			"pool", jpool, "priority", priority_names[jobs[i].priority & 3], "waitingSince", since,
-			"reason", why));
-		json_decref(labels);
+			"position", (int)i + 1, "id", job->id, "name", job->name,
+			"team", *job->team ? job->team : NULL, "pool", *job->pool ? job->pool : NULL,
+			"priority", (size_t)job->priority < r->npriorities ? r->priorities[job->priority] : "unknown",
+			"waitingSince", since, "reason", why));
 	}
-	store_jobs_free(jobs, n);
+	free(picks);
+	store_queue_release(&q);
 	router_unref(r);
 	return http_reply_json(rq, 200, json_pack("{s:o}", "items", items), NULL);
 }

@@ -30,6 +30,8 @@ static const struct config_key keys[] = {
 	/* FULL: an acknowledged job survives power loss, not just a crash. */
 	{"store.synchronous", KEY_SYNC, CFG(store_sync_full), "full", 0, 0},
 	{"store.batch_max", KEY_UINT, CFG(store_batch_max), "128", 1, 4096},
+	/* Finished jobs are pruned this long after they ended; 0 keeps them. */
+	{"store.retention_seconds", KEY_UINT, CFG(store_retention_s), "2592000", 0, 315360000},
 	{"http.threads", KEY_UINT, CFG(http_threads), "2", 1, 64},
 	{"http.max_connections", KEY_UINT, CFG(http_max_connections), "1024", 4, 100000},
 	{"http.connection_timeout_seconds", KEY_UINT, CFG(http_connection_timeout_s), "30", 1, 3600},
@@ -51,6 +53,10 @@ static const struct config_key keys[] = {
 	/* Jobs running longer are cancelled (DeadlineExceeded); a job's label
 	 * max-run-seconds says otherwise for it. */
 	{"scheduler.max_run_seconds", KEY_UINT, CFG(scheduler_max_run_s), "0", 0, 31536000},
+	/* A finished job's driver, service and config map (or its
+	 * SparkApplication) are deleted this long after it ended, unless its
+	 * spec's timeToLiveSeconds says otherwise. */
+	{"scheduler.cleanup_after_seconds", KEY_UINT, CFG(scheduler_cleanup_after_s), "3600", 0, 31536000},
 	/* Admission: past these, new submissions are shed with 429 at once. */
 	{"scheduler.max_queue_depth", KEY_UINT, CFG(scheduler_max_queue_depth), "0", 0, 1000000000},
 	{"scheduler.max_commit_ms", KEY_UINT, CFG(scheduler_max_commit_ms), "0", 0, 600000},
@@ -174,7 +180,8 @@ void gateway_config_release(struct gateway_config *cfg)
 static bool is_policy_key(const char *key)
 {
 	return !strcmp(key, "clusters") || !strcmp(key, "pools") ||
-	       !strcmp(key, "namespaceGroups") || !strcmp(key, "routing");
+	       !strcmp(key, "namespaceGroups") || !strcmp(key, "routing") ||
+	       !strcmp(key, "teams") || !strcmp(key, "priorities");
 }
 
 /* Walks the tree; every leaf must be a known key of a scalar type. */

@@ -15,6 +15,7 @@ struct gateway_config {
 	int log_level; /* enum gw_log_level */
 	bool store_sync_full;
 	unsigned store_batch_max;
+	unsigned store_retention_s;
 	unsigned http_threads;
 	unsigned http_max_connections;
 	unsigned http_connection_timeout_s;
@@ -36,6 +37,7 @@ struct gateway_config {
 	unsigned scheduler_max_queue_depth;
 	unsigned scheduler_max_run_s;
 	unsigned scheduler_max_commit_ms;
+	unsigned scheduler_cleanup_after_s;
 	struct router *router; /* clusters, pools, namespace groups, rules */
 	json_t *policy_doc;    /* the file's policy keys, to rebuild it with */
 	json_t *policy_marks;  /* their line and column */

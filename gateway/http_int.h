@@ -38,6 +38,7 @@ struct request {
 	struct gateway_submission sub;
 	char *idempotency_key;
 	char job_id[STORE_ID_LEN];
+	char pool_name[128]; /* a submission's pool, for the store */
 };
 
 /* Queues text (copied) as text/plain. */

@@ -328,6 +328,8 @@ int main(int argc, char **argv)
 			.cluster_concurrency = cfg.scheduler_cluster_concurrency,
 			.max_running_per_team = cfg.scheduler_max_running_per_team,
 			.max_run_s = cfg.scheduler_max_run_s,
+			.cleanup_after_s = cfg.scheduler_cleanup_after_s,
+			.retention_s = cfg.store_retention_s,
 		};
 
 		if (!cfg.router->nclusters)

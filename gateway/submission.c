@@ -45,7 +45,8 @@ static const char *const app_types[] = {"Java", "Scala", "Python", "R", NULL};
 static const char *const modes[] = {"cluster", NULL};
 static const char *const pull_policies[] = {"Always", "IfNotPresent", "Never", NULL};
 static const char *const python_versions[] = {"2", "3", NULL};
-static const char *const restart_types[] = {"Never", "Always", "OnFailure", NULL};
+/* Always (restart after success too) makes no sense for a batch job. */
+static const char *const restart_types[] = {"Never", "OnFailure", NULL};
 
 static const struct field gpu_fields[] = {
 	STR("name", true),
@@ -291,17 +292,6 @@ static void check_object(struct checker *ck, json_t *obj,
 		}
 }
 
-static const char *const priorities[] = {"critical", "high", "normal", "low", NULL};
-
-/* The rank of a priority label; -1 if it is not one. */
-static int priority_rank(const char *value)
-{
-	for (int i = 0; priorities[i]; i++)
-		if (!strcmp(priorities[i], value))
-			return i;
-	return -1;
-}
-
 /* Rules that span fields. */
 static void check_spec_rules(struct checker *ck, const json_t *spec)
 {
@@ -411,9 +401,6 @@ enum gateway_body_status gateway_submission_parse(const char *body, size_t len,
 		add_error(&ck, "name", "%s", why);
 	if (json_is_object(json_object_get(doc, "spec")))
 		check_spec_rules(&ck, json_object_get(doc, "spec"));
-	if (json_is_string(json_object_get(json_object_get(doc, "labels"), "priority")) &&
-	    priority_rank(json_string_value(json_object_get(json_object_get(doc, "labels"), "priority"))) < 0)
-		add_error(&ck, "labels[priority]", "must be one of critical, high, normal, low");
 	if (ck.oom)
 		goto nomem;
 	if (json_array_size(ck.errors)) {
@@ -434,9 +421,6 @@ enum gateway_body_status gateway_submission_parse(const char *body, size_t len,
 				   ? json_string_value(json_object_get(doc, "user"))
 				   : "anonymous");
 	out->labels_json = json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS);
-	out->priority = json_is_string(json_object_get(labels, "priority"))
-				? priority_rank(json_string_value(json_object_get(labels, "priority")))
-				: 2;
 	if (json_is_string(json_object_get(labels, "team")))
 		out->team = strdup(json_string_value(json_object_get(labels, "team")));
 	out->spec_json = json_dumps(json_object_get(doc, "spec"), JSON_COMPACT);

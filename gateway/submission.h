@@ -21,7 +21,6 @@ struct gateway_submission {
 	char *user; /* "anonymous" when the body names none */
 	char *labels_json;
 	char *spec_json;
-	int priority;    /* rank of the priority label: 0 critical .. 3 low */
 	char *team;      /* the team label, or NULL */
 };
 

@@ -163,6 +163,111 @@ static enum gw_err get_memory(struct loader *ld, json_t *obj, const char *at, co
 	return GW_OK;
 }
 
+/* limits: {maxRunning, maxQueued, maxCores, maxMemory, maxGpus}, each
+ * absent or 0 for no bound. */
+static enum gw_err parse_limits(struct loader *ld, json_t *v, const char *at,
+				struct router_limits *l, bool *has_running, bool *has_queued)
+{
+	static const char *const keys[] = {"maxRunning", "maxQueued", "maxCores", "maxMemory",
+					   "maxGpus", NULL};
+	double running, queued, gpus;
+	enum gw_err rc;
+
+	if ((rc = only_keys(ld, v, at, keys)) ||
+	    (rc = get_number(ld, v, at, "maxRunning", 0, MAX_PODS, &running)) ||
+	    (rc = get_number(ld, v, at, "maxQueued", 0, MAX_PODS, &queued)) ||
+	    (rc = get_number(ld, v, at, "maxCores", 0, UNLIMITED_CORES, &l->cores)) ||
+	    (rc = get_memory(ld, v, at, "maxMemory", 0, &l->memory)) ||
+	    (rc = get_number(ld, v, at, "maxGpus", 0, MAX_GPUS, &gpus)))
+		return rc;
+	l->running = (unsigned)running;
+	l->queued = (unsigned)queued;
+	l->gpus = (int)gpus;
+	if (has_running)
+		*has_running = json_object_get(v, "maxRunning") != NULL;
+	if (has_queued)
+		*has_queued = json_object_get(v, "maxQueued") != NULL;
+	return GW_OK;
+}
+
+/* teams: {name: {share, maxRunning, maxQueued, maxCores, maxMemory, maxGpus}} */
+static enum gw_err parse_teams(struct loader *ld, struct router *r, json_t *v)
+{
+	const char *name;
+	json_t *t;
+	char why[GW_ERRLEN];
+	enum gw_err rc;
+
+	if (!json_is_object(v))
+		return fail(ld, "teams", "teams must be a mapping of team names");
+	r->teams = calloc(json_object_size(v) + 1, sizeof(*r->teams));
+	if (!r->teams)
+		return GW_ENOMEM;
+	json_object_foreach(v, name, t) {
+		struct router_team *team = &r->teams[r->nteams++];
+		json_t *limits;
+		char at[256];
+
+		snprintf(at, sizeof(at), "teams.%s", name);
+		team->name = strdup(name);
+		if (!gw_label_value_valid(name, why) || !*name)
+			return fail(ld, at, "team names are label values: %s", *name ? why : "empty");
+		if (!json_is_object(t))
+			return fail(ld, at, "%s must be a mapping", at);
+		if ((rc = get_number(ld, t, at, "share", 1, 1e6, &team->share)))
+			return rc;
+		if (team->share <= 0)
+			return fail(ld, at, "%s.share must be more than 0", at);
+		/* The limit keys sit beside share. */
+		limits = json_deep_copy(t);
+		json_object_del(limits, "share");
+		rc = parse_limits(ld, limits, at, &team->limits, &team->has_running, &team->has_queued);
+		json_decref(limits);
+		if (rc)
+			return rc;
+	}
+	return GW_OK;
+}
+
+/* priorities: {levels: [first .. last], default: name} */
+static enum gw_err parse_priorities(struct loader *ld, struct router *r, json_t *v)
+{
+	static const char *const keys[] = {"levels", "default", NULL};
+	json_t *levels = json_object_get(v, "levels");
+	char *def = NULL, why[GW_ERRLEN];
+	enum gw_err rc;
+
+	if ((rc = only_keys(ld, v, "priorities", keys)) ||
+	    (rc = get_string(ld, v, "priorities", "default", false, "normal", &def)))
+		return rc;
+	for (size_t i = 0; i < r->npriorities; i++)
+		free(r->priorities[i]);
+	r->npriorities = 0;
+	if (!json_is_array(levels) || json_array_size(levels) == 0 ||
+	    json_array_size(levels) > ROUTER_MAX_PRIORITIES) {
+		free(def);
+		return fail(ld, levels ? "priorities.levels" : "priorities",
+			    "priorities.levels must be a list of 1 to %d names", ROUTER_MAX_PRIORITIES);
+	}
+	for (size_t i = 0; i < json_array_size(levels); i++) {
+		const char *name = json_string_value(json_array_get(levels, i));
+		char at[64];
+
+		snprintf(at, sizeof(at), "priorities.levels[%zu]", i);
+		if (!name || !*name || !gw_label_value_valid(name, why) || router_priority_rank(r, name) >= 0) {
+			free(def);
+			return fail(ld, at, "priority names are distinct label values");
+		}
+		r->priorities[r->npriorities++] = strdup(name);
+	}
+	r->default_priority = router_priority_rank(r, def);
+	if (r->default_priority < 0)
+		rc = fail(ld, json_object_get(v, "default") ? "priorities.default" : "priorities",
+			  "priorities.default must be one of the levels ('%s' is not)", def);
+	free(def);
+	return rc;
+}
+
 static void role_release(struct router_node_role *r)
 {
 	free(r->name);
@@ -374,7 +479,38 @@ static void router_free(struct router *r)
 		gw_selector_free(r->rules[i].selector);
 	}
 	free(r->rules);
+	for (size_t i = 0; i < r->nteams; i++)
+		free(r->teams[i].name);
+	free(r->teams);
+	for (size_t i = 0; i < r->npriorities; i++)
+		free(r->priorities[i]);
 	free(r);
+}
+
+const struct router_pool *router_pool_named(const struct router *r, const char *name)
+{
+	for (size_t i = 0; name && i < r->npools; i++)
+		if (!strcmp(r->pools[i].name, name))
+			return &r->pools[i];
+	return NULL;
+}
+
+const struct router_team *router_team_named(const struct router *r, const char *name)
+{
+	for (size_t i = 0; name && i < r->nteams; i++)
+		if (!strcmp(r->teams[i].name, name))
+			return &r->teams[i];
+	return NULL;
+}
+
+int router_priority_rank(const struct router *r, const char *value)
+{
+	if (!value)
+		return r->default_priority;
+	for (size_t i = 0; i < r->npriorities; i++)
+		if (!strcmp(r->priorities[i], value))
+			return (int)i;
+	return -1;
 }
 
 const struct router_cluster *router_cluster_named(const struct router *r, const char *name)
@@ -405,9 +541,11 @@ static enum gw_err parse_pool(struct loader *ld, struct router *r, json_t *v, co
 			      struct router_pool *p)
 {
 	static const char *const keys[] = {"name", "clusters", "defaults", "images", "nodeRole",
-					   "priorityClasses", NULL};
+					   "priorityClasses", "limits", "maxRunSeconds", NULL};
 	json_t *members = json_object_get(v, "clusters"), *pc = json_object_get(v, "priorityClasses");
+	json_t *limits = json_object_get(v, "limits");
 	char sub[256];
+	double max_run;
 	enum gw_err rc;
 
 	if ((rc = only_keys(ld, v, at, keys)) ||
@@ -416,7 +554,12 @@ static enum gw_err parse_pool(struct loader *ld, struct router *r, json_t *v, co
 	    (rc = get_conf(ld, v, at, "images", &p->images)) ||
 	    (rc = get_string(ld, v, at, "nodeRole", false, NULL, &p->default_role)) ||
 	    (rc = get_string(ld, pc, at, "driver", false, "sparkgw-driver", &p->driver_priority_class)) ||
-	    (rc = get_string(ld, pc, at, "executor", false, "sparkgw-executor", &p->executor_priority_class)))
+	    (rc = get_string(ld, pc, at, "executor", false, "sparkgw-executor", &p->executor_priority_class)) ||
+	    (rc = get_number(ld, v, at, "maxRunSeconds", 0, 31536000, &max_run)))
+		return rc;
+	p->max_run_s = (unsigned)max_run;
+	snprintf(sub, sizeof(sub), "%s.limits", at);
+	if (limits && (rc = parse_limits(ld, limits, sub, &p->limits, NULL, NULL)))
 		return rc;
 	snprintf(sub, sizeof(sub), "%s.clusters", at);
 	if (!json_is_array(members) || json_array_size(members) == 0)
@@ -571,6 +714,8 @@ enum gw_err router_load(json_t *doc, const json_t *marks, const char *path,
 	struct router *r = calloc(1, sizeof(*r));
 	json_t *clusters = json_object_get(doc, "clusters"), *pools = json_object_get(doc, "pools");
 	json_t *groups = json_object_get(doc, "namespaceGroups"), *routing = json_object_get(doc, "routing");
+	json_t *teams = json_object_get(doc, "teams"), *priorities = json_object_get(doc, "priorities");
+	static const char *const levels[] = {"critical", "high", "normal", "low"};
 	char **namespaces = NULL;
 	enum gw_err rc = GW_OK;
 
@@ -579,6 +724,12 @@ enum gw_err router_load(json_t *doc, const json_t *marks, const char *path,
 		return GW_ENOMEM;
 	atomic_init(&r->refs, 1);
 	r->default_pool = -1;
+	for (size_t i = 0; i < 4; i++)
+		r->priorities[r->npriorities++] = strdup(levels[i]);
+	r->default_priority = 2;
+	if ((teams && (rc = parse_teams(&ld, r, teams))) ||
+	    (priorities && (rc = parse_priorities(&ld, r, priorities))))
+		goto out;
 	if ((clusters && !json_is_array(clusters)) || (pools && !json_is_array(pools)) ||
 	    (groups && !json_is_array(groups))) {
 		rc = fail(&ld, clusters && !json_is_array(clusters) ? "clusters"

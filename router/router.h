@@ -67,8 +67,19 @@ struct router_member {
 	unsigned weight;
 };
 
+/* Bounds on a team's or a pool's jobs at once; 0 is no bound. */
+struct router_limits {
+	unsigned running;
+	unsigned queued;
+	double cores;
+	int64_t memory; /* bytes */
+	int gpus;
+};
+
 struct router_pool {
 	char *name;
+	struct router_limits limits;
+	unsigned max_run_s;     /* jobs' longest run; 0: the configured default */
 	struct router_member *members;
 	size_t nmembers;
 	json_t *defaults;       /* sparkConf, the bottom layer */
@@ -85,8 +96,27 @@ struct router_rule {
 	long group; /* -1: chosen by the groups' own selectors */
 };
 
+/* A team: its weight in fair share and its limits over all pools. Limits
+ * it does not set (has_running, has_queued false) are the configured
+ * defaults. */
+struct router_team {
+	char *name;
+	double share;
+	struct router_limits limits;
+	bool has_running, has_queued;
+};
+
+#define ROUTER_MAX_PRIORITIES 16
+
 struct router {
 	atomic_int refs; /* router_unref frees at zero */
+	struct router_team *teams;
+	size_t nteams;
+	/* Priority label values, dispatched first to last; the index is the
+	 * rank kept with each job. */
+	char *priorities[ROUTER_MAX_PRIORITIES];
+	size_t npriorities;
+	int default_priority;
 	struct router_cluster *clusters;
 	size_t nclusters;
 	struct router_pool *pools;
@@ -120,6 +150,12 @@ struct router *router_holder_get(struct router_holder *h);
 void router_holder_swap(struct router_holder *h, struct router *r);
 
 const struct router_cluster *router_cluster_named(const struct router *r, const char *name);
+const struct router_pool *router_pool_named(const struct router *r, const char *name);
+/* The team's entry; NULL when the policy names none (share 1, defaults). */
+const struct router_team *router_team_named(const struct router *r, const char *name);
+/* The rank of a priority label value (NULL: the default); -1 if the policy
+ * has no such priority. */
+int router_priority_rank(const struct router *r, const char *value);
 
 /* Live facts, from pool/. */
 struct router_usage {

@@ -67,13 +67,34 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		" WHERE j.id = ?1 ORDER BY e.seq",
 	[STMT_JOB_INSERT] =
 		"INSERT INTO jobs (id, name, user, state, labels, spec, created_ms,"
-		" updated_ms, rv, priority) VALUES (?1, ?2, ?3, 'QUEUED', ?4, ?5, ?6, ?6, 0, ?7)",
+		" updated_ms, rv, priority, team, pool, cores_milli, memory_mib, gpus, ttl_s)"
+		" VALUES (?1, ?2, ?3, 'QUEUED', ?4, ?5, ?6, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+	/* What a team or pool uses: count and sums over its active jobs. */
 	[STMT_TEAM_ACTIVE] =
-		"SELECT count(*) FROM job_labels WHERE key = 'team' AND value = ?1"
-		" AND state IN ('DISPATCHING', 'SUBMITTED', 'RUNNING', 'CANCELLING')",
-	[STMT_TEAM_QUEUED] =
-		"SELECT count(*) FROM job_labels WHERE key = 'team' AND value = ?1"
-		" AND state = 'QUEUED'",
+		"SELECT count(*), total(cores_milli), total(memory_mib), total(gpus) FROM jobs"
+		" WHERE team = ?1 AND state IN " STORE_ACTIVE_STATES,
+	[STMT_TEAM_QUEUED] = "SELECT count(*) FROM jobs WHERE team = ?1 AND state = 'QUEUED'",
+	[STMT_POOL_ACTIVE] =
+		"SELECT count(*), total(cores_milli), total(memory_mib), total(gpus) FROM jobs"
+		" WHERE pool = ?1 AND state IN " STORE_ACTIVE_STATES,
+	[STMT_POOL_QUEUED] = "SELECT count(*) FROM jobs WHERE pool = ?1 AND state = 'QUEUED'",
+	[STMT_JOB_SET_DEMAND] =
+		"UPDATE jobs SET pool = ?2, cores_milli = ?3, memory_mib = ?4, gpus = ?5 WHERE seq = ?1",
+	[STMT_JOB_NEW_RUN] =
+		"UPDATE jobs SET run = run + 1, attempts = 0, cluster = NULL, namespace = NULL,"
+		" driver_pod = NULL, spark_ui = NULL, placement = NULL, not_before_ms = ?2"
+		" WHERE seq = ?1",
+	[STMT_JOB_RENEW] =
+		"UPDATE jobs SET lease_until_ms = ?3 WHERE id = ?1 AND lease_owner = ?2"
+		" AND state = 'DISPATCHING'",
+	[STMT_JOB_CLEANED] = "UPDATE jobs SET cleaned_ms = ?2 WHERE id = ?1",
+	/* Oldest first, through the partial index of finished jobs; the
+	 * foreign keys take labels, events and idempotency keys along. */
+	[STMT_JOBS_PRUNE] =
+		"DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs"
+		" WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'REJECTED')"
+		" AND updated_ms < ?1 AND (cleaned_ms > 0 OR cluster IS NULL)"
+		" ORDER BY updated_ms LIMIT ?2)",
 	[STMT_LABEL_INSERT] =
 		"INSERT INTO job_labels (job_seq, key, value, state)"
 		" VALUES (?1, ?2, ?3, 'QUEUED')",

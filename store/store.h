@@ -62,7 +62,26 @@ struct store_job {
 	int attempts;           /* dispatch attempts so far */
 	int64_t not_before_ms;  /* QUEUED: not to be dispatched before */
 	char *placement_json;   /* how it was placed, once claimed */
-	int priority;           /* rank: 0 critical .. 3 low */
+	int priority;           /* rank: 0 is dispatched first */
+	char *team;             /* "" for none */
+	char *pool;             /* "" before a placement check */
+	struct store_demand {
+		int64_t cores_milli;
+		int64_t memory_mib;
+		int64_t gpus;
+	} demand;               /* driver and executors together */
+	int run;                /* 1, then one more per restart after a failure */
+	int ttl_s;              /* objects kept after the end; -1: the default */
+	int64_t cleaned_ms;     /* when its cluster objects went; 0: not yet */
+};
+
+/* Bounds on a team's or a pool's jobs; 0 is no bound. */
+struct store_limits {
+	unsigned running;  /* active jobs (DISPATCHING to CANCELLING) */
+	unsigned queued;
+	int64_t cores_milli;
+	int64_t memory_mib;
+	int64_t gpus;
 };
 
 struct store_event {
@@ -90,6 +109,14 @@ enum gw_err store_open(const struct store_options *opts, struct store **out,
 /* Completes every queued write, then closes. NULL is a no-op. */
 void store_close(struct store *s);
 
+/* True when a job asking for `demand` would cross one of the limits of
+ * the team or pool `name` (kind: "team" or "pool"), which now has `running`
+ * active jobs using `used`; why then says which, as
+ * "QuotaExceeded: team ads at 400/400 cores". */
+bool store_limits_exceeded(const struct store_limits *lim, const char *kind, const char *name,
+			   unsigned running, const struct store_demand *used,
+			   const struct store_demand *demand, char *why, size_t len);
+
 /* ---- writes ---- */
 
 enum store_op_kind {
@@ -103,6 +130,15 @@ enum store_op_kind {
 	STORE_OP_CLUSTER_SETTINGS,
 	/* Replaces the policy overlay (clusters added and removed at runtime). */
 	STORE_OP_POLICY_OVERLAY,
+	/* Extends the lease of a DISPATCHING job this owner holds (ECONFLICT
+	 * when it lost it). */
+	STORE_OP_RENEW,
+	/* Records that a finished job's cluster objects are deleted. */
+	STORE_OP_CLEANED,
+	/* Deletes up to `limit` finished jobs last written before
+	 * `before_ms` whose cluster objects are gone, with their labels,
+	 * events and idempotency keys. */
+	STORE_OP_PRUNE,
 };
 
 struct store_submission {
@@ -112,9 +148,13 @@ struct store_submission {
 	const char *spec_json;
 	const char *idempotency_key; /* NULL for none */
 	unsigned char body_sha256[32];
-	int priority;                /* rank: 0 critical .. 3 low */
+	int priority;                /* rank: 0 is dispatched first */
 	const char *team;            /* the team label, may be NULL */
-	unsigned max_queued;         /* per team; 0: no limit */
+	const char *pool;            /* where the policy sends it, may be NULL */
+	struct store_demand demand;
+	int ttl_s;                   /* -1: the default */
+	/* Only `queued` is looked at: a full queue is EBUSY. */
+	struct store_limits team_limits, pool_limits;
 };
 
 /* One write. The caller owns it and its inputs until done() runs. */
@@ -128,15 +168,24 @@ struct store_op {
 	/* CLAIM, TRANSITION: fields to set when not NULL. */
 	const char *cluster, *namespace, *driver_pod, *spark_ui;
 	const char *placement_json;      /* CLAIM: the explanation to keep */
-	const char *lease_owner;         /* CLAIM */
-	const char *team;                /* CLAIM: with max_running */
-	unsigned max_running;            /* CLAIM: the team's active jobs at most
-					    (0: no limit); EBUSY when reached */
+	const char *lease_owner;         /* CLAIM, RENEW */
+	/* CLAIM: the pool placed in and the demand placed with replace the
+	 * submission's; with them the job must fit in its team's and pool's
+	 * limits, or the claim is EBUSY with the limit reached in err. */
+	const char *pool;
+	struct store_demand demand;
+	struct store_limits team_limits, pool_limits;
+	/* TRANSITION to QUEUED from SUBMITTED or RUNNING: a new run, placed
+	 * afresh (placement, driver and dispatch attempts cleared). */
+	bool new_run;
 	const char *rotation;            /* CLUSTER_SETTINGS, with cluster */
 	const char *document;            /* POLICY_OVERLAY: JSON text */
 	int weight;                      /* CLUSTER_SETTINGS */
-	int64_t lease_until_ms;          /* CLAIM */
+	int64_t lease_until_ms;          /* CLAIM, RENEW */
 	int64_t not_before_ms;           /* TRANSITION to QUEUED: retry time */
+	int64_t before_ms;               /* PRUNE */
+	unsigned limit;                  /* PRUNE */
+	unsigned pruned;                 /* PRUNE: jobs deleted */
 
 	/* Results, set before done() runs. */
 	enum gw_err rc;  /* ENOTFOUND, ECONFLICT (key reused with another
@@ -184,11 +233,40 @@ enum gw_err store_job_list(struct store *s, const struct store_list_query *q,
 			   int64_t *next_seq, char *err);
 enum gw_err store_job_events(struct store *s, const char *id,
 			     struct store_event **items, size_t *n, char *err);
-/* Jobs ready for dispatch, in dispatch order: DISPATCHING with an expired
- * lease first, then QUEUED and due at now_ms by priority, a job rising one
- * rank per aging_ms it has waited, then oldest first. */
-enum gw_err store_jobs_to_dispatch(struct store *s, int64_t now_ms, int64_t aging_ms,
-				   size_t limit, struct store_job **items, size_t *n, char *err);
+/* What the scheduler decides from, read at one instant: jobs whose
+ * dispatch lease expired, each team's first `per_team` due QUEUED jobs (by
+ * rank with aging, then arrival), and what every pool's teams use now. */
+struct store_queued {
+	int64_t seq;
+	char id[STORE_ID_LEN];
+	enum store_state state; /* QUEUED, or DISPATCHING with an expired lease */
+	char *name, *team, *pool;
+	int priority;           /* as submitted */
+	int rank;               /* the priority with aging applied */
+	int64_t created_ms;
+	struct store_demand demand;
+};
+
+struct store_usage {
+	char *pool, *team;
+	unsigned running;       /* active jobs */
+	struct store_demand used;
+};
+
+struct store_queue {
+	struct store_queued *jobs;
+	size_t njobs;
+	struct store_usage *usage;
+	size_t nusage;
+};
+
+enum gw_err store_queue_read(struct store *s, int64_t now_ms, int64_t aging_ms, size_t per_team,
+			     struct store_queue *out, char *err);
+void store_queue_release(struct store_queue *q);
+/* Finished jobs whose cluster objects are due for deletion at now_ms (their
+ * ttl_s, else default_ttl_s, after they ended), oldest first. */
+enum gw_err store_jobs_to_clean(struct store *s, int64_t now_ms, int default_ttl_s, size_t limit,
+				struct store_job **items, size_t *n, char *err);
 /* Jobs in state on cluster (NULL: any), oldest first. */
 enum gw_err store_jobs_in_state(struct store *s, enum store_state state,
 				const char *cluster, size_t limit,

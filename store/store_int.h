@@ -26,6 +26,13 @@ enum store_stmt {
 	STMT_OVERLAY_PUT,
 	STMT_TEAM_QUEUED,
 	STMT_TEAM_ACTIVE,
+	STMT_POOL_QUEUED,
+	STMT_POOL_ACTIVE,
+	STMT_JOB_SET_DEMAND,
+	STMT_JOB_NEW_RUN,
+	STMT_JOB_RENEW,
+	STMT_JOB_CLEANED,
+	STMT_JOBS_PRUNE,
 	STMT_COUNT
 };
 
@@ -56,7 +63,11 @@ enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job);
 	" jobs.updated_ms, jobs.rv, jobs.cluster, jobs.namespace,"            \
 	" jobs.driver_pod, jobs.spark_ui, jobs.lease_owner,"                  \
 	" jobs.lease_until_ms, jobs.attempts, jobs.not_before_ms, jobs.placement,"  \
-	" jobs.priority"
+	" jobs.priority, jobs.team, jobs.pool, jobs.cores_milli, jobs.memory_mib,"   \
+	" jobs.gpus, jobs.run, jobs.ttl_s, jobs.cleaned_ms"
+
+/* The states in which a job holds resources on a cluster. */
+#define STORE_ACTIVE_STATES "('DISPATCHING', 'SUBMITTED', 'RUNNING', 'CANCELLING')"
 
 /* Checks a reader out of the pool (opening one if none is free). */
 struct store_conn *store_reader_get(struct store *s, char *err);

@@ -28,10 +28,12 @@ static const unsigned allowed[STORE_NSTATES] = {
 	[STORE_DISPATCHING] = BIT(STORE_SUBMITTED) | BIT(STORE_QUEUED) |
 			      BIT(STORE_FAILED) | BIT(STORE_REJECTED) |
 			      BIT(STORE_CANCELLING),
+	/* Back to QUEUED for a new run after a failed one (restartPolicy
+	 * OnFailure); only as an op with new_run. */
 	[STORE_SUBMITTED] = BIT(STORE_RUNNING) | BIT(STORE_SUCCEEDED) |
-			    BIT(STORE_FAILED) | BIT(STORE_CANCELLING),
+			    BIT(STORE_FAILED) | BIT(STORE_CANCELLING) | BIT(STORE_QUEUED),
 	[STORE_RUNNING] = BIT(STORE_SUCCEEDED) | BIT(STORE_FAILED) |
-			  BIT(STORE_CANCELLING),
+			  BIT(STORE_CANCELLING) | BIT(STORE_QUEUED),
 	/* A job may finish on its own before the cluster confirms a cancel. */
 	[STORE_CANCELLING] = BIT(STORE_CANCELLED) | BIT(STORE_SUCCEEDED) |
 			     BIT(STORE_FAILED),
@@ -75,6 +77,8 @@ void store_job_release(struct store_job *job)
 	free(job->spark_ui);
 	free(job->lease_owner);
 	free(job->placement_json);
+	free(job->team);
+	free(job->pool);
 	memset(job, 0, sizeof(*job));
 }
 
@@ -137,6 +141,14 @@ enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job)
 	job->not_before_ms = sqlite3_column_int64(st, 19);
 	job->placement_json = column_text(st, 20, &oom);
 	job->priority = sqlite3_column_int(st, 21);
+	job->team = column_text(st, 22, &oom);
+	job->pool = column_text(st, 23, &oom);
+	job->demand.cores_milli = sqlite3_column_int64(st, 24);
+	job->demand.memory_mib = sqlite3_column_int64(st, 25);
+	job->demand.gpus = sqlite3_column_int64(st, 26);
+	job->run = sqlite3_column_int(st, 27);
+	job->ttl_s = sqlite3_column_int(st, 28);
+	job->cleaned_ms = sqlite3_column_int64(st, 29);
 	if (oom) {
 		store_job_release(job);
 		return GW_ENOMEM;
@@ -275,22 +287,97 @@ static enum gw_err insert_labels(struct store_conn *c, int64_t job_seq,
 	return rc;
 }
 
-/* A team's jobs in the states the statement counts (queued or active). */
-static enum gw_err count_team(struct store_conn *c, enum store_stmt which, const char *team,
-			      long long *count, char *err)
+/* Jobs of one team or pool (the statement's ?1) in the states it counts,
+ * and, for the active ones, what they ask for together. */
+static enum gw_err usage_of(struct store_conn *c, enum store_stmt which, const char *name,
+			    unsigned *count, struct store_demand *used, char *err)
 {
 	sqlite3_stmt *st = store_conn_stmt(c, which, err);
 	int src;
 
 	*count = 0;
+	if (used)
+		memset(used, 0, sizeof(*used));
 	if (!st)
 		return GW_EIO;
-	sqlite3_bind_text(st, 1, team, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	src = sqlite3_step(st);
-	if (src == SQLITE_ROW)
-		*count = sqlite3_column_int64(st, 0);
+	if (src == SQLITE_ROW) {
+		*count = (unsigned)sqlite3_column_int64(st, 0);
+		if (used) {
+			used->cores_milli = (int64_t)sqlite3_column_double(st, 1);
+			used->memory_mib = (int64_t)sqlite3_column_double(st, 2);
+			used->gpus = (int64_t)sqlite3_column_double(st, 3);
+		}
+	}
 	sqlite3_reset(st);
 	return src == SQLITE_ROW ? GW_OK : store_sqlite_err(c->db, src, err);
+}
+
+bool store_limits_exceeded(const struct store_limits *lim, const char *kind, const char *name,
+			   unsigned running, const struct store_demand *used,
+			   const struct store_demand *demand, char *why, size_t len)
+{
+	if (lim->running && running + 1 > lim->running) {
+		snprintf(why, len, "QuotaExceeded: %s %s at %u/%u running jobs", kind, name, running,
+			 lim->running);
+		return true;
+	}
+	if (lim->cores_milli && used->cores_milli + demand->cores_milli > lim->cores_milli) {
+		snprintf(why, len, "QuotaExceeded: %s %s at %g/%g cores, the job asks for %g", kind, name,
+			 (double)used->cores_milli / 1000, (double)lim->cores_milli / 1000,
+			 (double)demand->cores_milli / 1000);
+		return true;
+	}
+	if (lim->memory_mib && used->memory_mib + demand->memory_mib > lim->memory_mib) {
+		snprintf(why, len, "QuotaExceeded: %s %s at %g/%g GiB of memory, the job asks for %g", kind,
+			 name, (double)used->memory_mib / 1024, (double)lim->memory_mib / 1024,
+			 (double)demand->memory_mib / 1024);
+		return true;
+	}
+	if (lim->gpus && used->gpus + demand->gpus > lim->gpus) {
+		snprintf(why, len, "QuotaExceeded: %s %s at %lld/%lld GPUs, the job asks for %lld", kind, name,
+			 (long long)used->gpus, (long long)lim->gpus, (long long)demand->gpus);
+		return true;
+	}
+	return false;
+}
+
+/* EBUSY when the job does not fit in what the team or pool has left. */
+static enum gw_err check_room(struct store_conn *c, enum store_stmt which, const char *kind,
+			      const char *name, const struct store_limits *lim,
+			      const struct store_demand *demand, char *err)
+{
+	struct store_demand used;
+	unsigned running;
+	char why[GW_ERRLEN];
+	enum gw_err rc;
+
+	if (!name || !*name || (!lim->running && !lim->cores_milli && !lim->memory_mib && !lim->gpus))
+		return GW_OK;
+	if ((rc = usage_of(c, which, name, &running, &used, err)))
+		return rc;
+	if (!store_limits_exceeded(lim, kind, name, running, &used, demand, why, sizeof(why)))
+		return GW_OK;
+	gw_seterr(err, "%s", why);
+	return GW_EBUSY;
+}
+
+/* EBUSY when the team's or pool's queue is full. */
+static enum gw_err check_queue_room(struct store_conn *c, enum store_stmt which, const char *kind,
+				    const char *name, unsigned max_queued, char *err)
+{
+	unsigned queued;
+	enum gw_err rc;
+
+	if (!name || !*name || !max_queued)
+		return GW_OK;
+	if ((rc = usage_of(c, which, name, &queued, NULL, err)))
+		return rc;
+	if (queued < max_queued)
+		return GW_OK;
+	gw_seterr(err, "QueueFull: %s %s has %u jobs queued, the most it may", kind, name, queued);
+	return GW_EBUSY;
 }
 
 /* Looks up an idempotency key: GW_OK with *job_seq 0 when unused. */
@@ -345,17 +432,12 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 		}
 	}
 
-	if (sub->max_queued && sub->team) {
-		/* Checked in the same transaction as the insert: never over. */
-		long long queued;
-
-		if ((rc = count_team(c, STMT_TEAM_QUEUED, sub->team, &queued, op->err)))
-			return rc;
-		if (queued >= (long long)sub->max_queued) {
-			gw_seterr(op->err, "team %s has %lld jobs queued, the most it may", sub->team, queued);
-			return GW_EBUSY;
-		}
-	}
+	/* Checked in the same transaction as the insert: never over. */
+	if ((rc = check_queue_room(c, STMT_TEAM_QUEUED, "team", sub->team, sub->team_limits.queued,
+				   op->err)) ||
+	    (rc = check_queue_room(c, STMT_POOL_QUEUED, "pool", sub->pool, sub->pool_limits.queued,
+				   op->err)))
+		return rc;
 	new_job_id(now, id);
 	st = store_conn_stmt(c, STMT_JOB_INSERT, op->err);
 	if (!st)
@@ -367,6 +449,12 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 	sqlite3_bind_text(st, 5, sub->spec_json, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, now);
 	sqlite3_bind_int(st, 7, sub->priority);
+	sqlite3_bind_text(st, 8, sub->team ? sub->team : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, sub->pool ? sub->pool : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 10, sub->demand.cores_milli);
+	sqlite3_bind_int64(st, 11, sub->demand.memory_mib);
+	sqlite3_bind_int64(st, 12, sub->demand.gpus);
+	sqlite3_bind_int(st, 13, sub->ttl_s);
 	if ((rc = step_done(c, st, op->err)))
 		return rc;
 	job_seq = sqlite3_last_insert_rowid(c->db);
@@ -438,15 +526,29 @@ static enum gw_err transition(struct store_conn *c, struct store_op *op,
 	enum store_state from = op->job.state;
 	enum gw_err rc;
 
-	if (!store_transition_allowed(from, to)) {
-		gw_seterr(op->err, "job %s is %s and cannot become %s", op->job.id,
-			  state_names[from], state_names[to]);
+	bool rerun = to == STORE_QUEUED && (from == STORE_SUBMITTED || from == STORE_RUNNING);
+
+	if (!store_transition_allowed(from, to) || rerun != op->new_run) {
+		gw_seterr(op->err, "job %s is %s and cannot become %s%s", op->job.id,
+			  state_names[from], state_names[to], op->new_run ? " for a new run" : "");
 		return GW_ESTATE;
 	}
 	store_job_release(&op->job);
 	if ((rc = write_state(c, seq, (int)from, to, op->reason, op->message, now,
-			      op->err)) ||
-	    (rc = write_placement(c, seq, op, op->err)))
+			      op->err)))
+		return rc;
+	if (op->new_run) {
+		sqlite3_stmt *st = store_conn_stmt(c, STMT_JOB_NEW_RUN, op->err);
+
+		if (!st)
+			return GW_EIO;
+		sqlite3_bind_int64(st, 1, seq);
+		sqlite3_bind_int64(st, 2, op->not_before_ms);
+		rc = step_done(c, st, op->err);
+	} else {
+		rc = write_placement(c, seq, op, op->err);
+	}
+	if (rc)
 		return rc;
 	op->queued_delta += (to == STORE_QUEUED) - (from == STORE_QUEUED);
 	/* Leaving DISPATCHING ends the lease. */
@@ -463,17 +565,27 @@ static enum gw_err apply_claim(struct store_conn *c, struct store_op *op)
 	if (rc)
 		return rc;
 	seq = op->job.seq;
-	if (op->job.state == STORE_QUEUED && op->max_running && op->team) {
-		/* In the claim's transaction, so that workers racing for the
-		 * same team cannot both take the last place. */
-		long long active;
-
-		if ((rc = count_team(c, STMT_TEAM_ACTIVE, op->team, &active, op->err)))
+	if (op->job.state == STORE_QUEUED) {
+		/* In the claim's transaction, so that workers (of this process or
+		 * another) racing for the same team or pool cannot both take the
+		 * last place. The job is QUEUED, so not counted yet. */
+		if ((rc = check_room(c, STMT_TEAM_ACTIVE, "team", op->job.team, &op->team_limits,
+				     &op->demand, op->err)) ||
+		    (rc = check_room(c, STMT_POOL_ACTIVE, "pool", op->pool, &op->pool_limits,
+				     &op->demand, op->err)))
 			return rc;
-		if (active >= (long long)op->max_running) {
-			gw_seterr(op->err, "QuotaExceeded: team %s has %lld of %u jobs running", op->team,
-				  active, op->max_running);
-			return GW_EBUSY;
+		if (op->pool) {
+			sqlite3_stmt *st = store_conn_stmt(c, STMT_JOB_SET_DEMAND, op->err);
+
+			if (!st)
+				return GW_EIO;
+			sqlite3_bind_int64(st, 1, seq);
+			sqlite3_bind_text(st, 2, op->pool, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 3, op->demand.cores_milli);
+			sqlite3_bind_int64(st, 4, op->demand.memory_mib);
+			sqlite3_bind_int64(st, 5, op->demand.gpus);
+			if ((rc = step_done(c, st, op->err)))
+				return rc;
 		}
 	}
 	if (op->job.state == STORE_QUEUED) {
@@ -538,6 +650,49 @@ static enum gw_err apply_cancel(struct store_conn *c, struct store_op *op)
 	}
 }
 
+/* One UPDATE by job id; ENOTFOUND (or ECONFLICT for a lease) when it
+ * matched no row. */
+static enum gw_err update_job(struct store_conn *c, struct store_op *op, enum store_stmt which)
+{
+	sqlite3_stmt *st = store_conn_stmt(c, which, op->err);
+	enum gw_err rc;
+
+	if (!st)
+		return GW_EIO;
+	sqlite3_bind_text(st, 1, op->job_id, -1, SQLITE_STATIC);
+	if (which == STMT_JOB_RENEW) {
+		sqlite3_bind_text(st, 2, op->lease_owner, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, op->lease_until_ms);
+	} else {
+		sqlite3_bind_int64(st, 2, gw_now_ms());
+	}
+	if ((rc = step_done(c, st, op->err)))
+		return rc;
+	if (sqlite3_changes(c->db) == 1)
+		return GW_OK;
+	if (which == STMT_JOB_RENEW) {
+		gw_seterr(op->err, "job %s is no longer dispatched under this lease", op->job_id);
+		return GW_ECONFLICT;
+	}
+	gw_seterr(op->err, "job %s not found", op->job_id);
+	return GW_ENOTFOUND;
+}
+
+static enum gw_err apply_prune(struct store_conn *c, struct store_op *op)
+{
+	sqlite3_stmt *st = store_conn_stmt(c, STMT_JOBS_PRUNE, op->err);
+	enum gw_err rc;
+
+	if (!st)
+		return GW_EIO;
+	sqlite3_bind_int64(st, 1, op->before_ms);
+	sqlite3_bind_int(st, 2, (int)op->limit);
+	if ((rc = step_done(c, st, op->err)))
+		return rc;
+	op->pruned = (unsigned)sqlite3_changes(c->db);
+	return GW_OK;
+}
+
 void store_apply_op(struct store_conn *c, struct store_op *op)
 {
 	switch (op->kind) {
@@ -557,6 +712,15 @@ void store_apply_op(struct store_conn *c, struct store_op *op)
 		break;
 	case STORE_OP_CLUSTER_SETTINGS:
 		op->rc = apply_cluster_settings(c, op);
+		break;
+	case STORE_OP_RENEW:
+		op->rc = update_job(c, op, STMT_JOB_RENEW);
+		break;
+	case STORE_OP_CLEANED:
+		op->rc = update_job(c, op, STMT_JOB_CLEANED);
+		break;
+	case STORE_OP_PRUNE:
+		op->rc = apply_prune(c, op);
 		break;
 	case STORE_OP_POLICY_OVERLAY: {
 		sqlite3_stmt *st = store_conn_stmt(c, STMT_OVERLAY_PUT, op->err);
@@ -905,22 +1069,158 @@ static enum gw_err query_jobs(struct store *s, const char *sql, const char *text
 	return rc;
 }
 
-enum gw_err store_jobs_to_dispatch(struct store *s, int64_t now_ms, int64_t aging_ms,
-				   size_t limit, struct store_job **items, size_t *n, char *err)
+/* Appends the rows of st to the queue's jobs. */
+static enum gw_err read_queued(struct store_conn *c, sqlite3_stmt *st, struct store_queue *q,
+			       char *err)
+{
+	size_t cap = q->njobs;
+	int src;
+
+	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_queued *e;
+		const unsigned char *id = sqlite3_column_text(st, 1);
+
+		if (q->njobs == cap) {
+			struct store_queued *more = realloc(q->jobs, (cap = cap ? cap * 2 : 64) * sizeof(*more));
+
+			if (!more)
+				return GW_ENOMEM;
+			q->jobs = more;
+		}
+		e = &q->jobs[q->njobs];
+		memset(e, 0, sizeof(*e));
+		e->seq = sqlite3_column_int64(st, 0);
+		snprintf(e->id, sizeof(e->id), "%s", id ? (const char *)id : "");
+		e->state = (enum store_state)store_state_parse((const char *)sqlite3_column_text(st, 2));
+		e->team = strdup((const char *)sqlite3_column_text(st, 3));
+		e->pool = strdup((const char *)sqlite3_column_text(st, 4));
+		e->rank = sqlite3_column_int(st, 5);
+		e->created_ms = sqlite3_column_int64(st, 6);
+		e->demand.cores_milli = sqlite3_column_int64(st, 7);
+		e->demand.memory_mib = sqlite3_column_int64(st, 8);
+		e->demand.gpus = sqlite3_column_int64(st, 9);
+		e->priority = sqlite3_column_int(st, 10);
+		e->name = strdup((const char *)sqlite3_column_text(st, 11));
+		q->njobs++;
+		if (!e->team || !e->pool || !e->name)
+			return GW_ENOMEM;
+	}
+	return src == SQLITE_DONE ? GW_OK : store_sqlite_err(c->db, src, err);
+}
+
+static enum gw_err read_usage(struct store_conn *c, sqlite3_stmt *st, struct store_queue *q,
+			      char *err)
+{
+	int src;
+
+	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_usage *more = realloc(q->usage, (q->nusage + 1) * sizeof(*more)), *u;
+
+		if (!more)
+			return GW_ENOMEM;
+		q->usage = more;
+		u = &q->usage[q->nusage++];
+		u->pool = strdup((const char *)sqlite3_column_text(st, 0));
+		u->team = strdup((const char *)sqlite3_column_text(st, 1));
+		u->running = (unsigned)sqlite3_column_int64(st, 2);
+		u->used.cores_milli = sqlite3_column_int64(st, 3);
+		u->used.memory_mib = sqlite3_column_int64(st, 4);
+		u->used.gpus = sqlite3_column_int64(st, 5);
+		if (!u->pool || !u->team)
+			return GW_ENOMEM;
+	}
+	return src == SQLITE_DONE ? GW_OK : store_sqlite_err(c->db, src, err);
+}
+
+enum gw_err store_queue_read(struct store *s, int64_t now_ms, int64_t aging_ms, size_t per_team,
+			     struct store_queue *q, char *err)
+{
+	struct store_conn *c = store_reader_get(s, err);
+	long long aging = aging_ms > 0 ? aging_ms : INT64_MAX;
+	char sql[1024];
+	sqlite3_stmt *st = NULL;
+	enum gw_err rc = GW_OK;
+	int src;
+
+	memset(q, 0, sizeof(*q));
+	if (!c)
+		return GW_EIO;
+	/* One read transaction: the queue and the usage agree, so a job claimed
+	 * meanwhile is counted once, in one or the other. */
+	if ((src = sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL)) != SQLITE_OK) {
+		rc = store_sqlite_err(c->db, src, err);
+		goto out;
+	}
+	/* Aging is integer division of the wait by aging_ms (the text is
+	 * built, the values are numbers). Each team's head comes from the
+	 * queue index alone; whole rows are not read. */
+	snprintf(sql, sizeof(sql),
+		 "SELECT seq, id, state, team, pool, priority, created_ms, cores_milli, memory_mib, gpus,"
+		 " priority, name FROM jobs WHERE state = 'DISPATCHING' AND lease_until_ms < ?1"
+		 " UNION ALL SELECT * FROM ("
+		 " SELECT j.seq, j.id, j.state, j.team, j.pool, q.rank, j.created_ms, j.cores_milli,"
+		 "  j.memory_mib, j.gpus, j.priority, j.name FROM ("
+		 "  SELECT seq, rank, row_number() OVER (PARTITION BY team ORDER BY rank, seq) AS n FROM ("
+		 "   SELECT seq, team, priority - (?1 - created_ms) / %lld AS rank FROM jobs"
+		 "   WHERE state = 'QUEUED' AND not_before_ms <= ?1)) AS q"
+		 " JOIN jobs j ON j.seq = q.seq WHERE q.n <= ?2 ORDER BY q.rank, j.seq)",
+		 aging);
+	if ((src = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL)) != SQLITE_OK) {
+		rc = store_sqlite_err(c->db, src, err);
+		goto done;
+	}
+	sqlite3_bind_int64(st, 1, now_ms);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)per_team);
+	if ((rc = read_queued(c, st, q, err)))
+		goto done;
+	sqlite3_finalize(st);
+	src = sqlite3_prepare_v2(c->db,
+				 "SELECT pool, team, count(*), total(cores_milli), total(memory_mib), total(gpus)"
+				 " FROM jobs WHERE state IN " STORE_ACTIVE_STATES " GROUP BY pool, team",
+				 -1, &st, NULL);
+	if (src != SQLITE_OK)
+		rc = store_sqlite_err(c->db, src, err);
+	else
+		rc = read_usage(c, st, q, err);
+done:
+	sqlite3_finalize(st);
+	st = NULL;
+	sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+out:
+	store_reader_put(s, c);
+	if (rc)
+		store_queue_release(q);
+	return rc;
+}
+
+void store_queue_release(struct store_queue *q)
+{
+	for (size_t i = 0; i < q->njobs; i++) {
+		free(q->jobs[i].name);
+		free(q->jobs[i].team);
+		free(q->jobs[i].pool);
+	}
+	for (size_t i = 0; i < q->nusage; i++) {
+		free(q->usage[i].pool);
+		free(q->usage[i].team);
+	}
+	free(q->jobs);
+	free(q->usage);
+	memset(q, 0, sizeof(*q));
+}
+
+enum gw_err store_jobs_to_clean(struct store *s, int64_t now_ms, int default_ttl_s, size_t limit,
+				struct store_job **items, size_t *n, char *err)
 {
 	char sql[1024];
 
-	/* The queue is read by effective rank; aging is integer division of
-	 * the wait by aging_ms (the text is built, the values are numbers). */
+	/* The partial index holds only finished jobs not yet cleaned. */
 	snprintf(sql, sizeof(sql),
-		 "SELECT * FROM ("
-		 " SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE state = 'DISPATCHING'"
-		 "  AND lease_until_ms < ?1 ORDER BY seq LIMIT ?2)"
-		 " UNION ALL SELECT * FROM ("
-		 " SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE state = 'QUEUED'"
-		 "  AND not_before_ms <= ?1"
-		 "  ORDER BY priority - (?1 - created_ms) / %lld, seq LIMIT ?2)",
-		 (long long)(aging_ms > 0 ? aging_ms : INT64_MAX));
+		 "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE cleaned_ms = 0 AND cluster IS NOT NULL"
+		 " AND state IN ('SUCCEEDED', 'FAILED', 'CANCELLED')"
+		 " AND updated_ms + 1000 * (CASE WHEN ttl_s >= 0 THEN ttl_s ELSE %d END) <= ?1"
+		 " ORDER BY updated_ms LIMIT ?2",
+		 default_ttl_s);
 	return query_jobs(s, sql, NULL, NULL, now_ms, limit, items, n, err);
 }
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/timeutil.h"
+#include "dispatch/dispatch.h"
 #include "store/store.h"
 #include "tests/testutil.h"
 
@@ -40,17 +41,26 @@ static void store_submit(struct store *st, const char *name, int priority, char 
 	store_job_release(&op.job);
 }
 
+/* The queue's names in dispatch order. */
 static void order(struct store *st, int64_t aging_ms, char *out, size_t len)
 {
-	struct store_job *jobs;
-	size_t n;
+	struct dispatch_defaults defaults = {0};
+	struct dispatch_pick picks[16];
+	struct store_queue q;
+	struct router *r;
+	json_t *empty = json_object();
 	char err[GW_ERRLEN];
 
-	ck_assert_int_eq(store_jobs_to_dispatch(st, gw_now_ms(), aging_ms, 10, &jobs, &n, err), GW_OK);
+	ck_assert_int_eq(router_load(empty, NULL, "none", &r, err), GW_OK);
+	ck_assert_int_eq(store_queue_read(st, gw_now_ms(), aging_ms, 10, &q, err), GW_OK);
+	ck_assert_uint_le(q.njobs, 16);
+	ck_assert_int_eq(dispatch_order(r, &defaults, &q, NULL, NULL, picks), GW_OK);
 	out[0] = '\0';
-	for (size_t i = 0; i < n; i++)
-		snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? "," : "", jobs[i].name);
-	store_jobs_free(jobs, n);
+	for (size_t i = 0; i < q.njobs; i++)
+		snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? "," : "", q.jobs[picks[i].job].name);
+	store_queue_release(&q);
+	router_unref(r);
+	json_decref(empty);
 }
 
 START_TEST(test_priority_then_age_with_aging)

@@ -21,6 +21,8 @@ Suite *kubesim_suite(void);
 Suite *router_suite(void);
 Suite *routing_suite(void);
 Suite *scheduler_suite(void);
+Suite *fairshare_suite(void);
+Suite *lifecycle_suite(void);
 
 /* A new empty directory under $TMPDIR; caller frees the string. */
 char *tu_tmpdir(const char *tag);

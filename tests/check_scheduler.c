@@ -216,39 +216,59 @@ START_TEST(test_cluster_request_rate_holds_under_a_burst)
 }
 END_TEST
 
-/* Two gateways on one database and one cluster: every job dispatched once. */
+/* Two gateways on one database and one cluster, 1,000 jobs submitted to
+ * both in turn: every job dispatched, none twice. */
 START_TEST(test_two_processes_share_the_queue)
 {
+	enum { JOBS = 1000 };
 	struct tu_kubesim sim = {0};
 	struct tu_gateway a, b;
 	static const char *const mode = "driver-pod";
-	char cfg[700], *ids[60], url[400];
+	char cfg[700], **ids = calloc(JOBS, sizeof(*ids)), url[400];
 	json_t *list;
+	size_t i;
+	json_t *pod;
 
 	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "shared", NULL), 0);
-	tu_write_cluster_config(dir, &sim, &mode, 1, NULL, cfg, sizeof(cfg));
+	tu_write_cluster_config(dir, &sim, &mode, 1, "scheduler: {cluster_qps: 2000}\n", cfg, sizeof(cfg));
 	ck_assert_int_eq(tu_gateway_start(&a, dir, "--config", cfg, NULL), 0);
 	ck_assert_int_eq(tu_gateway_start(&b, dir, "--config", cfg, NULL), 0);
-	for (int i = 0; i < 60; i++) {
+	for (int j = 0; j < JOBS; j++) {
 		char body[512];
 
 		snprintf(body, sizeof(body), job_fmt, "shared", "normal",
-			 ",\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"1\"}");
-		ids[i] = tu_submit((i % 2 ? &a : &b)->base, body);
+			 ",\"executor\":{\"instances\":1},\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"0.1\"}");
+		ids[j] = tu_submit((j % 2 ? &a : &b)->base, body);
 	}
-	for (int i = 0; i < 60; i++) {
-		json_t *job = tu_wait_job(a.base, ids[i], NULL, 60000);
+	for (int j = 0; j < JOBS; j++) {
+		json_t *job = tu_wait_job(j % 3 ? a.base : b.base, ids[j], NULL, 120000);
 
 		ck_assert_ptr_nonnull(job);
 		ck_assert_str_eq(json_string_value(json_object_get(job, "state")), "SUCCEEDED");
 		json_decref(job);
-		free(ids[i]);
 	}
 	/* One driver pod per job, none twice. */
 	snprintf(url, sizeof(url), "%s/api/v1/pods?labelSelector=spark-role%%3Ddriver", sim.base);
 	list = tu_get_json(url);
-	ck_assert_int_eq(json_array_size(json_object_get(list, "items")), 60);
+	ck_assert_int_eq(json_array_size(json_object_get(list, "items")), JOBS);
+	{
+		json_t *seen = json_object();
+
+		json_array_foreach(json_object_get(list, "items"), i, pod) {
+			const char *job = json_string_value(json_object_get(
+				json_object_get(json_object_get(pod, "metadata"), "labels"), "sparkgw/job-id"));
+
+			ck_assert_ptr_null(json_object_get(seen, job));
+			json_object_set_new(seen, job, json_true());
+		}
+		for (int j = 0; j < JOBS; j++)
+			ck_assert_ptr_nonnull(json_object_get(seen, ids[j]));
+		json_decref(seen);
+	}
 	json_decref(list);
+	for (int j = 0; j < JOBS; j++)
+		free(ids[j]);
+	free(ids);
 	ck_assert_int_eq(tu_gateway_signal(&a, SIGTERM), 0);
 	ck_assert_int_eq(tu_gateway_signal(&b, SIGTERM), 0);
 	tu_kubesim_stop(&sim);

@@ -698,11 +698,11 @@ static void cancel_jobs(struct dispatch *d)
 	store_jobs_free(jobs, n);
 }
 
-bool dispatch_in_flight(void *arg, const char *job_id)
+/* Whether this process is dispatching the job already; d->lock is held. */
+static bool in_flight(void *arg, const char *job_id)
 {
 	struct dispatch *d = arg;
 
-	/* Called with d->lock held (by feed). */
 	return json_object_get(d->inflight, job_id) != NULL;
 }
 
@@ -721,13 +721,16 @@ static int64_t feed(struct dispatch *d)
 	json_t *until;
 	void *iter;
 
+	memset(&q, 0, sizeof(q));
+	if (r->nclusters == 0) /* store-only until a cluster is added */
+		goto out;
 	if (store_queue_read(d->store, started, (int64_t)d->opts.aging_s * 1000, FEED_PER_TEAM, &q, err)) {
 		gw_log(GW_LOG_WARN, "dispatch: reading the queue: %s", err);
 		goto out;
 	}
 	picks = calloc(q.njobs + 1, sizeof(*picks));
 	pthread_mutex_lock(&d->lock);
-	if (!picks || dispatch_order(r, &defaults, &q, dispatch_in_flight, d, picks)) {
+	if (!picks || dispatch_order(r, &defaults, &q, in_flight, d, picks)) {
 		pthread_mutex_unlock(&d->lock);
 		gw_log(GW_LOG_WARN, "dispatch: ordering the queue: out of memory");
 		goto out;

@@ -83,8 +83,6 @@ struct dispatch_pick {
 enum gw_err dispatch_order(const struct router *r, const struct dispatch_defaults *defaults,
 			   struct store_queue *q, bool (*on_its_way)(void *arg, const char *id),
 			   void *arg, struct dispatch_pick *picks);
-/* Whether the job is claimed or about to be, by this process. */
-bool dispatch_in_flight(void *d /* struct dispatch */, const char *job_id);
 
 /* The final Spark conf of a placed job: the decision's layers with what
  * the gateway itself decides on top; key -> {value, source}. */

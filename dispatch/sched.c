@@ -19,6 +19,8 @@
 #include "dispatch/dispatch.h"
 #include "dispatch/dispatch_int.h"
 
+_Static_assert(ROUTER_MAX_PRIORITIES <= STORE_PRIORITY_LEVELS, "the store keeps every priority level");
+
 void dispatch_team_limits(const struct router *r, const char *team, unsigned default_running,
 			  unsigned default_queued, struct store_limits *out, double *share)
 {
@@ -157,7 +159,8 @@ enum gw_err dispatch_order(const struct router *r, const struct dispatch_default
 
 	if (!groups || !teams || !pools || !slots || !job_group || !picked)
 		goto out;
-	qsort(q->jobs, n, sizeof(*q->jobs), by_rank);
+	if (n)
+		qsort(q->jobs, n, sizeof(*q->jobs), by_rank);
 
 	/* What every team and pool uses now, then the queue's groups, each
 	 * with its jobs as a run of slots in rank order. */

@@ -37,6 +37,8 @@ bool store_state_terminal(enum store_state st);
 bool store_transition_allowed(enum store_state from, enum store_state to);
 
 #define STORE_ID_LEN 24
+/* Priority ranks are 0 (first) to STORE_PRIORITY_LEVELS - 1. */
+#define STORE_PRIORITY_LEVELS 16
 
 /* A job as stored. Strings are owned by the struct: store_job_release(). */
 struct store_job {
@@ -234,8 +236,9 @@ enum gw_err store_job_list(struct store *s, const struct store_list_query *q,
 enum gw_err store_job_events(struct store *s, const char *id,
 			     struct store_event **items, size_t *n, char *err);
 /* What the scheduler decides from, read at one instant: jobs whose
- * dispatch lease expired, each team's first `per_team` due QUEUED jobs (by
- * rank with aging, then arrival), and what every pool's teams use now. */
+ * dispatch lease expired, the first `per_team` due QUEUED jobs of each team
+ * at each priority (oldest first: enough for the team's first `per_team` by
+ * rank with aging), and what every pool's teams use now. */
 struct store_queued {
 	int64_t seq;
 	char id[STORE_ID_LEN];

@@ -1137,7 +1137,7 @@ enum gw_err store_queue_read(struct store *s, int64_t now_ms, int64_t aging_ms, 
 {
 	struct store_conn *c = store_reader_get(s, err);
 	long long aging = aging_ms > 0 ? aging_ms : INT64_MAX;
-	char sql[1024];
+	char sql[2048];
 	sqlite3_stmt *st = NULL;
 	enum gw_err rc = GW_OK;
 	int src;
@@ -1151,20 +1151,25 @@ enum gw_err store_queue_read(struct store *s, int64_t now_ms, int64_t aging_ms, 
 		rc = store_sqlite_err(c->db, src, err);
 		goto out;
 	}
-	/* Aging is integer division of the wait by aging_ms (the text is
-	 * built, the values are numbers). Each team's head comes from the
-	 * queue index alone; whole rows are not read. */
+	/* The first per_team jobs of each team and priority level, by index
+	 * seeks alone: teams are found by skipping from one to the next
+	 * (min(team) > the last), so a deep queue costs no more than a short
+	 * one. Aging is integer division of the wait by aging_ms (the text is
+	 * built, the values are numbers); the caller orders by it. */
 	snprintf(sql, sizeof(sql),
-		 "SELECT seq, id, state, team, pool, priority, created_ms, cores_milli, memory_mib, gpus,"
+		 "WITH RECURSIVE"
+		 " t(team) AS (SELECT min(team) FROM jobs WHERE state = 'QUEUED'"
+		 "  UNION ALL SELECT (SELECT min(team) FROM jobs WHERE state = 'QUEUED' AND team > t.team)"
+		 "  FROM t WHERE t.team IS NOT NULL),"
+		 " p(level) AS (SELECT 0 UNION ALL SELECT level + 1 FROM p WHERE level < %d)"
+		 " SELECT seq, id, state, team, pool, priority, created_ms, cores_milli, memory_mib, gpus,"
 		 " priority, name FROM jobs WHERE state = 'DISPATCHING' AND lease_until_ms < ?1"
-		 " UNION ALL SELECT * FROM ("
-		 " SELECT j.seq, j.id, j.state, j.team, j.pool, q.rank, j.created_ms, j.cores_milli,"
-		 "  j.memory_mib, j.gpus, j.priority, j.name FROM ("
-		 "  SELECT seq, rank, row_number() OVER (PARTITION BY team ORDER BY rank, seq) AS n FROM ("
-		 "   SELECT seq, team, priority - (?1 - created_ms) / %lld AS rank FROM jobs"
-		 "   WHERE state = 'QUEUED' AND not_before_ms <= ?1)) AS q"
-		 " JOIN jobs j ON j.seq = q.seq WHERE q.n <= ?2 ORDER BY q.rank, j.seq)",
-		 aging);
+		 " UNION ALL"
+		 " SELECT j.seq, j.id, j.state, j.team, j.pool, j.priority - (?1 - j.created_ms) / %lld,"
+		 " j.created_ms, j.cores_milli, j.memory_mib, j.gpus, j.priority, j.name"
+		 " FROM t, p JOIN jobs j ON j.seq IN (SELECT seq FROM jobs WHERE state = 'QUEUED'"
+		 "  AND team = t.team AND priority = p.level AND not_before_ms <= ?1 ORDER BY seq LIMIT ?2)",
+		 STORE_PRIORITY_LEVELS - 1, aging);
 	if ((src = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL)) != SQLITE_OK) {
 		rc = store_sqlite_err(c->db, src, err);
 		goto done;

@@ -1434,6 +1434,13 @@ bool dispatch_wait_reason(struct dispatch *d, const char *job_id, char *out, siz
 	if (known)
 		snprintf(out, len, "%s", json_string_value(w));
 	pthread_mutex_unlock(&d->lock);
+	if (!known) {
+		struct router *r = router_holder_get(d->opts.policy);
+
+		if ((known = r->nclusters == 0))
+			snprintf(out, len, "NoCapacity: no clusters are configured");
+		router_unref(r);
+	}
 	return known;
 }
 

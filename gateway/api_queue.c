@@ -59,8 +59,6 @@ enum MHD_Result api_queue(struct request *rq, const char *id)
 			snprintf(why, sizeof(why), "Dispatching: its earlier dispatcher stopped; taken over now");
 		else if (!picks[i].ready)
 			snprintf(why, sizeof(why), "%s", picks[i].why);
-		else if (r->nclusters == 0)
-			snprintf(why, sizeof(why), "NoCapacity: no clusters are configured");
 		else if (!rq->dispatch || !dispatch_wait_reason(rq->dispatch, job->id, why, sizeof(why)))
 			snprintf(why, sizeof(why), ready == 1 ? "Next" : "Priority: %zu job(s) ahead", ready - 1);
 		gw_time_format(job->created_ms, since);

@@ -107,7 +107,7 @@ START_TEST(test_submit_read_events)
 		usleep(20000);
 		g = get(path);
 	}
-	ck_assert_str_eq(json_string_value(json_object_get(g.json, "waitReason")), "no clusters are configured");
+	ck_assert_str_eq(json_string_value(json_object_get(g.json, "waitReason")), "NoCapacity: no clusters are configured");
 	json_object_del(g.json, "waitReason");
 	ck_assert(json_equal(r.json, g.json));
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(g.json, "labels"), "team")), "search");

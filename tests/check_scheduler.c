@@ -2,6 +2,7 @@
  * limit, queue visibility, the per-cluster request budget, and leases
  * shared by two gateway processes on one database. */
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,6 +276,52 @@ START_TEST(test_two_processes_share_the_queue)
 }
 END_TEST
 
+/* An API server slower than the lease: the dispatching process renews its
+ * lease, so the other never takes a live dispatch over (each job claimed
+ * once: one attempt). */
+START_TEST(test_lease_renewed_while_the_api_server_is_slow)
+{
+	struct tu_kubesim sim = {0};
+	struct tu_gateway a, b;
+	static const char *const mode = "driver-pod";
+	char cfg[700], *ids[6], db[700];
+	sqlite3 *conn;
+	sqlite3_stmt *st;
+
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "slow", "--latency-ms", "600", NULL), 0);
+	tu_write_cluster_config(dir, &sim, &mode, 1, "dispatch: {lease_seconds: 1}\n", cfg, sizeof(cfg));
+	ck_assert_int_eq(tu_gateway_start(&a, dir, "--config", cfg, NULL), 0);
+	ck_assert_int_eq(tu_gateway_start(&b, dir, "--config", cfg, NULL), 0);
+	for (int i = 0; i < 6; i++) {
+		char body[512];
+
+		snprintf(body, sizeof(body), job_fmt, "slow", "normal",
+			 ",\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"0.1\"}");
+		ids[i] = tu_submit((i % 2 ? &a : &b)->base, body);
+	}
+	for (int i = 0; i < 6; i++) {
+		json_t *job = tu_wait_job(a.base, ids[i], NULL, 30000);
+
+		ck_assert_ptr_nonnull(job);
+		ck_assert_str_eq(json_string_value(json_object_get(job, "state")), "SUCCEEDED");
+		json_decref(job);
+		free(ids[i]);
+	}
+	snprintf(db, sizeof(db), "%s/sparkgw.db", a.data);
+	ck_assert_int_eq(sqlite3_open_v2(db, &conn, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(conn, "SELECT count(*), max(attempts) FROM jobs", -1, &st, NULL),
+			 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_int_eq(sqlite3_column_int(st, 0), 6);
+	ck_assert_int_eq(sqlite3_column_int(st, 1), 1);
+	sqlite3_finalize(st);
+	sqlite3_close(conn);
+	ck_assert_int_eq(tu_gateway_signal(&a, SIGTERM), 0);
+	ck_assert_int_eq(tu_gateway_signal(&b, SIGTERM), 0);
+	tu_kubesim_stop(&sim);
+}
+END_TEST
+
 /* With two running jobs allowed per team, a third waits and says why. */
 START_TEST(test_team_running_limit)
 {
@@ -417,6 +464,7 @@ Suite *scheduler_suite(void)
 	tcase_add_test(tc, test_team_queue_limit_and_visibility);
 	tcase_add_test(tc, test_cluster_request_rate_holds_under_a_burst);
 	tcase_add_test(tc, test_two_processes_share_the_queue);
+	tcase_add_test(tc, test_lease_renewed_while_the_api_server_is_slow);
 	tcase_add_test(tc, test_team_running_limit);
 	tcase_add_test(tc, test_admission_sheds_when_the_queue_is_deep);
 	tcase_add_test(tc, test_max_run_time);

@@ -10,7 +10,8 @@ server has answered the create). Prints p50, p90, p99 and max in ms.
 import json
 import sys
 import time
-import urllib.request
+
+from gwclient import call as gw_call, ms
 
 BASE = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8080"
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 200
@@ -21,26 +22,14 @@ BODY = json.dumps({
              "sparkConf": {"spark.kubesim.durationSeconds": "1"}},
 }).encode()
 
-
-def call(method, path, body=None):
-    req = urllib.request.Request(BASE + path, data=body, method=method,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as resp:
-        return json.load(resp)
-
-
-def ms(stamp):
-    return time.mktime(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) * 1000 + int(stamp[20:23])
-
-
 ids = []
 for _ in range(N):
-    ids.append(call("POST", "/api/v1/jobs", BODY)["id"])
-    time.sleep(0.01)  # one at a time: the idle latency, not a burst
+    ids.append(gw_call(BASE, "POST", "/api/v1/jobs", BODY)["id"])
+    time.sleep(0.05)  # one at a time, under the clusters' request budget: the idle latency
 time.sleep(2)
 lat = []
 for job_id in ids:
-    events = call("GET", f"/api/v1/jobs/{job_id}/events")["items"]
+    events = gw_call(BASE, "GET", f"/api/v1/jobs/{job_id}/events")["items"]
     at = {e["state"]: ms(e["time"]) for e in events}
     if "QUEUED" in at and "SUBMITTED" in at:
         lat.append(at["SUBMITTED"] - at["QUEUED"])

@@ -14,7 +14,8 @@ import json
 import sys
 import threading
 import time
-import urllib.request
+
+from gwclient import call as gw_call, ms
 
 BASE = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8080"
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
@@ -27,24 +28,12 @@ BODY = json.dumps({
              "sparkConf": {"spark.kubesim.durationSeconds": "1"}},
 }).encode()
 
-
-def call(method, path, body=None):
-    req = urllib.request.Request(BASE + path, data=body, method=method,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as resp:
-        return json.load(resp)
-
-
-def ms(stamp):
-    return time.mktime(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) * 1000 + int(stamp[20:23])
-
-
 ids, lock = [], threading.Lock()
 
 
 def client(count):
     for _ in range(count):
-        job_id = call("POST", "/api/v1/jobs", BODY)["id"]
+        job_id = gw_call(BASE, "POST", "/api/v1/jobs", BODY)["id"]
         with lock:
             ids.append(job_id)
 
@@ -58,14 +47,14 @@ for t in threads:
     t.join()
 submit_s = time.time() - start
 for _ in range(600):
-    waiting = sum(len(call("GET", f"/api/v1/jobs?state={s}&limit=1000")["items"])
+    waiting = sum(len(gw_call(BASE, "GET", f"/api/v1/jobs?state={s}&limit=1000")["items"])
                   for s in ("QUEUED", "DISPATCHING"))
     if not waiting:
         break
     time.sleep(0.5)
 queued, submitted = [], []
 for job_id in ids:
-    at = {e["state"]: ms(e["time"]) for e in call("GET", f"/api/v1/jobs/{job_id}/events")["items"]}
+    at = {e["state"]: ms(e["time"]) for e in gw_call(BASE, "GET", f"/api/v1/jobs/{job_id}/events")["items"]}
     if "SUBMITTED" in at:
         queued.append(at["QUEUED"])
         submitted.append(at["SUBMITTED"])

@@ -121,6 +121,8 @@ static enum MHD_Result submit_committed(struct request *rq)
 	if (op->rc)
 		return http_reply_store_error(rq, op->rc, op->err);
 	snprintf(location, sizeof(location), "/api/v1/jobs/%s", op->job.id);
+	snprintf(rq->audit_target, sizeof(rq->audit_target), "job %s", op->job.id);
+	snprintf(rq->audit_team, sizeof(rq->audit_team), "%s", op->job.team ? op->job.team : "");
 	return http_reply_json(rq, op->unchanged ? 200 : 201, job_json(&op->job),
 			       MHD_HTTP_HEADER_LOCATION, location, NULL);
 }
@@ -238,8 +240,52 @@ done:
 	return go_on;
 }
 
+/* With tokens, the job's user is the token's owner and its team one of
+ * the token's: the one named in the labels, or the token's only team. */
+static bool apply_identity(struct request *rq, enum MHD_Result *reply)
+{
+	struct gateway_submission *sub = &rq->sub;
+	json_t *labels;
+	char detail[GW_ERRLEN];
+	char *text;
+
+	if (!rq->services->auth)
+		return true;
+	free(sub->user);
+	sub->user = strdup(rq->who.owner);
+	if (sub->team) {
+		if (auth_sees_team(&rq->who, sub->team))
+			return true;
+		snprintf(detail, sizeof(detail), "token %s may not submit for team %s", rq->who.token_id, sub->team);
+		rq->denied = true;
+		*reply = http_reply_problem(rq, 403, "forbidden", detail, NULL);
+		return false;
+	}
+	if (json_array_size(rq->who.teams) != 1) {
+		if (rq->who.role >= AUTH_OPERATOR)
+			return true;
+		*reply = http_reply_problem(rq, 422, "validation-failed", "the submission has 1 invalid field",
+					    json_pack("[{s:s, s:s}]", "field", "labels[team]", "message",
+						      "is required: this token submits for several teams"));
+		return false;
+	}
+	labels = json_loads(sub->labels_json, 0, NULL);
+	json_object_set(labels, "team", json_array_get(rq->who.teams, 0));
+	text = json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(labels);
+	free(sub->labels_json);
+	sub->labels_json = text;
+	sub->team = strdup(json_string_value(json_array_get(rq->who.teams, 0)));
+	if (!sub->user || !sub->labels_json || !sub->team) {
+		*reply = http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+		return false;
+	}
+	return true;
+}
+
 enum MHD_Result api_job_submit(struct request *rq, const char *id)
 {
+	enum MHD_Result reply;
 	const char *ct = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
 						     MHD_HTTP_HEADER_CONTENT_TYPE);
 	const char *key = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
@@ -289,10 +335,11 @@ enum MHD_Result api_job_submit(struct request *rq, const char *id)
 	case BODY_NOMEM:
 		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
 	}
+	if (!apply_identity(rq, &reply))
+		return reply;
 	{
 		/* Whatever the policy can never place is refused now, not later. */
 		const char *dry = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "dryRun");
-		enum MHD_Result reply;
 
 		if (!check_placement(rq, dry && !strcmp(dry, "true"), &reply))
 			return reply;
@@ -325,10 +372,21 @@ bool gateway_load_job(struct request *rq, const char *id, enum MHD_Result *reply
 		return false;
 	}
 	rc = store_job_get(rq->store, id, &rq->op.job, err);
+	if (rc == GW_OK && !gateway_sees_team(rq, rq->op.job.team)) {
+		/* Another team's job: as if there were none, so its existence
+		 * does not leak. */
+		store_job_release(&rq->op.job);
+		rq->denied = true;
+		rc = GW_ENOTFOUND;
+	}
 	if (rc == GW_ENOTFOUND)
 		*reply = gateway_reply_no_job(rq, id);
 	else if (rc)
 		*reply = http_reply_store_error(rq, rc, err);
+	if (rc == GW_OK) {
+		snprintf(rq->audit_target, sizeof(rq->audit_target), "job %s", id);
+		snprintf(rq->audit_team, sizeof(rq->audit_team), "%s", rq->op.job.team ? rq->op.job.team : "");
+	}
 	return rc == GW_OK;
 }
 
@@ -365,14 +423,15 @@ enum MHD_Result api_job_conf(struct request *rq, const char *id)
 
 enum MHD_Result api_job_events(struct request *rq, const char *id)
 {
+	enum MHD_Result reply;
 	struct store_event *events;
 	size_t n;
 	char err[GW_ERRLEN];
 	enum gw_err rc;
 	json_t *items;
 
-	if (!gateway_job_id_valid(id))
-		return gateway_reply_no_job(rq, id);
+	if (!gateway_load_job(rq, id, &reply))
+		return reply;
 	rc = store_job_events(rq->store, id, &events, &n, err);
 	if (rc == GW_ENOTFOUND)
 		return gateway_reply_no_job(rq, id);
@@ -406,6 +465,7 @@ enum MHD_Result api_job_events(struct request *rq, const char *id)
 struct list_args {
 	struct store_list_query q;
 	struct gw_selector *selector;
+	const char *selector_text;
 	json_t *errors;
 };
 
@@ -480,6 +540,7 @@ static enum MHD_Result collect_list_arg(void *cls, enum MHD_ValueKind kind,
 		if (gw_selector_parse(value, &a->selector, why) != GW_OK)
 			list_error(a, key, why);
 		a->q.selector = a->selector;
+		a->selector_text = value;
 	} else if (strcmp(key, "user") == 0) {
 		a->q.user = value;
 	} else if (strcmp(key, "createdAfter") == 0 || strcmp(key, "createdBefore") == 0) {
@@ -533,6 +594,29 @@ enum MHD_Result api_job_list(struct request *rq, const char *id)
 					  a.errors);
 	}
 	json_decref(a.errors);
+	if (rq->services->auth && rq->who.role < AUTH_OPERATOR) {
+		/* Only the token's teams: one more requirement on the selector
+		 * (team names are label values, so the text parses). */
+		char text[2048];
+		size_t i;
+		json_t *t;
+
+		if (json_array_size(rq->who.teams) == 0) {
+			gw_selector_free(a.selector);
+			return http_reply_json(rq, 200, json_pack("{s:[]}", "items"), NULL);
+		}
+		snprintf(text, sizeof(text), "%s%steam in (", a.selector_text ? a.selector_text : "",
+			 a.selector_text && *a.selector_text ? "," : "");
+		json_array_foreach(rq->who.teams, i, t)
+			snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s%s", i ? "," : "",
+				 json_string_value(t));
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), ")");
+		gw_selector_free(a.selector);
+		a.selector = NULL;
+		if (gw_selector_parse(text, &a.selector, err) != GW_OK)
+			return http_reply_problem(rq, 400, "bad-query", err, NULL);
+		a.q.selector = a.selector;
+	}
 	rc = store_job_list(rq->store, &a.q, &jobs, &n, &next, err);
 	gw_selector_free(a.selector);
 	if (rc == GW_EINVAL)
@@ -575,8 +659,11 @@ static enum MHD_Result cancel_committed(struct request *rq)
 
 enum MHD_Result api_job_cancel(struct request *rq, const char *id)
 {
-	if (!gateway_job_id_valid(id))
-		return gateway_reply_no_job(rq, id);
+	enum MHD_Result reply;
+
+	if (!gateway_load_job(rq, id, &reply))
+		return reply;
+	store_job_release(&rq->op.job); /* the cancel reads it again, in its transaction */
 	snprintf(rq->job_id, sizeof(rq->job_id), "%s", id);
 	rq->op.kind = STORE_OP_CANCEL;
 	rq->op.job_id = rq->job_id;

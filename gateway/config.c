@@ -11,7 +11,9 @@
 #include "common/log.h"
 #include "common/yamljson.h"
 
-enum key_type { KEY_STRING, KEY_UINT, KEY_LOG_LEVEL, KEY_SYNC };
+/* KEY_PATH: a string that may be left unset (NULL by default). KEY_AUTH:
+ * token or none. */
+enum key_type { KEY_STRING, KEY_PATH, KEY_UINT, KEY_LOG_LEVEL, KEY_SYNC, KEY_AUTH };
 
 struct config_key {
 	const char *name;
@@ -38,6 +40,19 @@ static const struct config_key keys[] = {
 	{"http.max_body_bytes", KEY_UINT, CFG(http_max_body_bytes), "1048576", 1024, 67108864},
 	{"http.shutdown_grace_seconds", KEY_UINT, CFG(http_shutdown_grace_s), "10", 0, 600},
 	{"http.max_log_followers", KEY_UINT, CFG(http_max_log_followers), "256", 0, 100000},
+	/* One client cannot hold every connection. */
+	{"http.max_connections_per_ip", KEY_UINT, CFG(http_max_connections_per_ip), "256", 0, 100000},
+	/* TLS for the listener (TLS 1.2 and 1.3); with a client CA, clients
+	 * must present a certificate it signed. */
+	{"http.tls_cert", KEY_PATH, CFG(http_tls_cert), NULL, 0, 0},
+	{"http.tls_key", KEY_PATH, CFG(http_tls_key), NULL, 0, 0},
+	{"http.tls_client_ca", KEY_PATH, CFG(http_tls_client_ca), NULL, 0, 0},
+	/* token: every API call needs a Bearer token; none: nobody is asked
+	 * (a local demo), said at start and in /api/v1/version. */
+	{"auth.mode", KEY_AUTH, CFG(auth_none), "token", 0, 0},
+	/* Requests a second per token, and the burst allowed. */
+	{"auth.rate_per_second", KEY_UINT, CFG(auth_rate), "50", 0, 1000000},
+	{"auth.burst", KEY_UINT, CFG(auth_burst), "100", 1, 1000000},
 	{"dispatch.workers", KEY_UINT, CFG(dispatch_workers), "8", 1, 256},
 	{"dispatch.probe_seconds", KEY_UINT, CFG(dispatch_probe_s), "5", 1, 3600},
 	/* A dead gateway's DISPATCHING jobs are taken over after this. */
@@ -82,6 +97,10 @@ static enum gw_err set_value(struct gateway_config *cfg, const struct config_key
 	void *field = (char *)cfg + k->offset;
 
 	switch (k->type) {
+	case KEY_PATH:
+		if (!text)
+			return GW_OK; /* unset by default */
+		/* fall through */
 	case KEY_STRING: {
 		char *copy = strdup(text);
 
@@ -127,6 +146,13 @@ static enum gw_err set_value(struct gateway_config *cfg, const struct config_key
 		}
 		*(bool *)field = strcmp(text, "full") == 0;
 		return GW_OK;
+	case KEY_AUTH:
+		if (strcmp(text, "token") && strcmp(text, "none")) {
+			gw_seterr(err, "%s must be token or none", k->name);
+			return GW_EINVAL;
+		}
+		*(bool *)field = strcmp(text, "none") == 0;
+		return GW_OK;
 	}
 	return GW_EINVAL;
 }
@@ -168,7 +194,7 @@ void gateway_config_release(struct gateway_config *cfg)
 	cfg->policy_doc = cfg->policy_marks = NULL;
 	cfg->path = NULL;
 	for (size_t i = 0; i < NKEYS; i++)
-		if (keys[i].type == KEY_STRING) {
+		if (keys[i].type == KEY_STRING || keys[i].type == KEY_PATH) {
 			char **field = (char **)((char *)cfg + keys[i].offset);
 
 			free(*field);

@@ -9,6 +9,7 @@
 
 #include "common/buf.h"
 #include "dispatch/dispatch.h"
+#include "gateway/auth.h"
 #include "gateway/config.h"
 #include "gateway/server.h"
 #include "gateway/submission.h"
@@ -39,7 +40,26 @@ struct request {
 	char *idempotency_key;
 	char job_id[STORE_ID_LEN];
 	char pool_name[128]; /* a submission's pool, for the store */
+
+	/* Who asks (with auth.mode none: an admin of every team), and what
+	 * the audit trail keeps of the call. */
+	struct auth_principal who;
+	unsigned status;       /* of the response queued */
+	bool denied;           /* refused for who asks: 401, 403, 429, another team's 404 */
+	char method[8];
+	char path[256];
+	char audit_team[64];   /* the team the call acted for, when known */
+	char audit_target[128]; /* what it acted on, when not the path's id */
 };
+
+/* Whether the caller may see a job of that team (absent team: only
+ * operators and admins). */
+bool gateway_sees_team(const struct request *rq, const char *team);
+/* Checks the caller for a route: false when it answered (401, 403, 429). */
+bool gateway_authorize(struct request *rq, enum auth_role min_role, enum MHD_Result *reply);
+/* Writes the call to the audit trail if it changed something or was
+ * denied. */
+void gateway_audit(struct request *rq);
 
 /* Queues text (copied) as text/plain. */
 enum MHD_Result http_reply_text(struct request *rq, unsigned status, const char *text);
@@ -95,5 +115,9 @@ enum MHD_Result api_reload(struct request *rq, const char *id);
 enum MHD_Result api_cluster_add(struct request *rq, const char *id);
 enum MHD_Result api_cluster_remove(struct request *rq, const char *id);
 enum MHD_Result api_queue(struct request *rq, const char *id);
+enum MHD_Result api_token_create(struct request *rq, const char *id);
+enum MHD_Result api_token_list(struct request *rq, const char *id);
+enum MHD_Result api_token_revoke(struct request *rq, const char *id);
+enum MHD_Result api_audit(struct request *rq, const char *id);
 
 #endif

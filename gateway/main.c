@@ -16,6 +16,7 @@
 #include "dispatch/dispatch.h"
 #include "pool/pool.h"
 #include "router/router.h"
+#include "gateway/cli.h"
 #include "gateway/config.h"
 #include "gateway/server.h"
 #include "store/store.h"
@@ -194,10 +195,31 @@ static void restore_cluster_settings(struct store *store, struct pool *pool)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: sparkgw [--config FILE] [--listen HOST:PORT] [--data DIR]\n"
+		"usage: sparkgw [--config FILE] [--listen HOST:PORT] [--data DIR] [--set KEY=VALUE]...\n"
+		"       sparkgw token create|list|revoke ... (sparkgw token --help)\n"
 		"  --config FILE       YAML configuration (every key has a default)\n"
 		"  --listen HOST:PORT  address to serve on (default 127.0.0.1:8080)\n"
-		"  --data DIR          directory for the database (default ./var)\n");
+		"  --data DIR          directory for the database (default ./var)\n"
+		"  --set KEY=VALUE     one configuration key, over the file (auth.mode=none)\n");
+}
+
+/* --set KEY=VALUE, in order, over the file. */
+static enum gw_err apply_sets(struct gateway_config *cfg, const char *const *sets, size_t n, char *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(sets[i], '=');
+		char key[128];
+		enum gw_err rc;
+
+		if (!eq || eq == sets[i] || (size_t)(eq - sets[i]) >= sizeof(key)) {
+			gw_seterr(err, "--set takes KEY=VALUE, not '%s'", sets[i]);
+			return GW_EINVAL;
+		}
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - sets[i]), sets[i]);
+		if ((rc = gateway_config_set(cfg, key, eq + 1, err)))
+			return rc;
+	}
+	return GW_OK;
 }
 
 /* mkdir -p, then proves the directory is writable by creating a file. */
@@ -240,16 +262,19 @@ int main(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'},
 		{"listen", required_argument, NULL, 'l'},
 		{"data", required_argument, NULL, 'd'},
+		{"set", required_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *config_path = NULL, *listen = NULL, *data = NULL;
+	const char *config_path = NULL, *listen = NULL, *data = NULL, *sets[64];
+	size_t nsets = 0;
 	struct gateway_config cfg;
 	struct store *store = NULL;
 	struct gateway_server *server = NULL;
 	struct dispatch *dispatch = NULL;
 	struct router_holder *policy = NULL;
 	struct pool *pool = NULL;
+	struct auth *auth = NULL;
 	struct reload_ctx reload = {0};
 	struct gateway_services services;
 	struct store_options sopts;
@@ -258,11 +283,20 @@ int main(int argc, char **argv)
 	int opt, sig = 0, listen_fd = -1;
 	enum gw_err started;
 
-	while ((opt = getopt_long(argc, argv, "c:l:d:h", options, NULL)) != -1) {
+	if (argc > 1 && !strcmp(argv[1], "token"))
+		return gateway_token_main(argc - 1, argv + 1);
+	while ((opt = getopt_long(argc, argv, "c:l:d:s:h", options, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config_path = optarg; break;
 		case 'l': listen = optarg; break;
 		case 'd': data = optarg; break;
+		case 's':
+			if (nsets == sizeof(sets) / sizeof(sets[0])) {
+				fprintf(stderr, "sparkgw: too many --set\n");
+				return EXIT_STARTUP;
+			}
+			sets[nsets++] = optarg;
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_STARTUP;
 		}
@@ -275,7 +309,7 @@ int main(int argc, char **argv)
 	if (gateway_config_defaults(&cfg) ||
 	    (config_path && gateway_config_load(&cfg, config_path, err)) ||
 	    (listen && gateway_config_set(&cfg, "listen", listen, err)) ||
-	    (data && gateway_config_set(&cfg, "data", data, err))) {
+	    (data && gateway_config_set(&cfg, "data", data, err)) || apply_sets(&cfg, sets, nsets, err)) {
 		fprintf(stderr, "sparkgw: config: %s\n", err);
 		gateway_config_release(&cfg);
 		return EXIT_STARTUP;
@@ -349,8 +383,14 @@ int main(int argc, char **argv)
 	reload.file.policy_marks = cfg.policy_marks ? json_incref(cfg.policy_marks) : NULL;
 	reload.file.path = cfg.path ? strdup(cfg.path) : NULL;
 	pthread_mutex_init(&reload.lock, NULL);
+	if (cfg.auth_none) {
+		gw_log(GW_LOG_WARN, "auth.mode is none: anyone who reaches %s may do anything", cfg.listen);
+	} else if (!(auth = auth_new(store, cfg.auth_rate, cfg.auth_burst))) {
+		gw_seterr(err, "out of memory");
+		goto startup_failed;
+	}
 	services = (struct gateway_services){.store = store, .dispatch = dispatch, .policy = policy,
-					     .pool = pool, .reload = reload_policy,
+					     .pool = pool, .auth = auth, .reload = reload_policy,
 					     .change_clusters = change_clusters, .reload_arg = &reload};
 	started = gateway_server_start(&cfg, &services, listen_fd, &server, err);
 	listen_fd = -1; /* the server's from here, even on failure */
@@ -368,6 +408,7 @@ int main(int argc, char **argv)
 	gw_log(GW_LOG_INFO, "received %s: shutting down", strsignal(sig));
 	gateway_server_stop(server);
 	dispatch_stop(dispatch);
+	auth_free(auth);
 	pool_free(pool);
 	router_holder_free(policy);
 	pthread_mutex_destroy(&reload.lock);
@@ -383,6 +424,7 @@ startup_failed:
 	if (listen_fd >= 0)
 		close(listen_fd);
 	dispatch_stop(dispatch);
+	auth_free(auth);
 	pool_free(pool);
 	router_holder_free(policy);
 	json_decref(reload.overlay);

@@ -43,33 +43,40 @@ struct route {
 	const char *method;
 	const char *path; /* '*' stands for one path segment */
 	handler_fn fn;
+	int min_role;     /* an enum auth_role, or OPEN: no token needed */
 };
+
+#define OPEN (-1)
 
 static enum MHD_Result handle_healthz(struct request *rq, const char *id);
 static enum MHD_Result handle_readyz(struct request *rq, const char *id);
 static enum MHD_Result handle_version(struct request *rq, const char *id);
 
 static const struct route routes[] = {
-	{"GET", "/healthz", handle_healthz},
-	{"GET", "/readyz", handle_readyz},
-	{"GET", "/api/v1/version", handle_version},
-	{"POST", "/api/v1/jobs", api_job_submit},
-	{"GET", "/api/v1/jobs", api_job_list},
-	{"GET", "/api/v1/jobs/*", api_job_get},
-	{"DELETE", "/api/v1/jobs/*", api_job_cancel},
-	{"GET", "/api/v1/jobs/*/events", api_job_events},
-	{"GET", "/api/v1/jobs/*/logs", api_job_logs},
-	{"GET", "/api/v1/jobs/*/conf", api_job_conf},
-	{"GET", "/api/v1/pools", api_pools},
-	{"GET", "/api/v1/queue", api_queue},
-	{"POST", "/api/v1/clusters", api_cluster_add},
-	{"GET", "/api/v1/clusters/*", api_cluster_get},
-	{"DELETE", "/api/v1/clusters/*", api_cluster_remove},
-	{"PATCH", "/api/v1/clusters/*", api_cluster_patch},
-	{"POST", "/api/v1/clusters/*/cordon", api_cluster_cordon},
-	{"POST", "/api/v1/clusters/*/drain", api_cluster_drain},
-	{"POST", "/api/v1/clusters/*/uncordon", api_cluster_uncordon},
-	{"POST", "/api/v1/admin/reload", api_reload},
+	{"GET", "/healthz", handle_healthz, OPEN},
+	{"GET", "/readyz", handle_readyz, OPEN},
+	{"GET", "/api/v1/version", handle_version, OPEN},
+	{"POST", "/api/v1/jobs", api_job_submit, AUTH_SUBMITTER},
+	{"GET", "/api/v1/jobs", api_job_list, AUTH_VIEWER},
+	{"GET", "/api/v1/jobs/*", api_job_get, AUTH_VIEWER},
+	{"DELETE", "/api/v1/jobs/*", api_job_cancel, AUTH_SUBMITTER},
+	{"GET", "/api/v1/jobs/*/events", api_job_events, AUTH_VIEWER},
+	{"GET", "/api/v1/jobs/*/logs", api_job_logs, AUTH_VIEWER},
+	{"GET", "/api/v1/jobs/*/conf", api_job_conf, AUTH_VIEWER},
+	{"GET", "/api/v1/pools", api_pools, AUTH_VIEWER},
+	{"GET", "/api/v1/queue", api_queue, AUTH_OPERATOR},
+	{"POST", "/api/v1/clusters", api_cluster_add, AUTH_ADMIN},
+	{"GET", "/api/v1/clusters/*", api_cluster_get, AUTH_VIEWER},
+	{"DELETE", "/api/v1/clusters/*", api_cluster_remove, AUTH_ADMIN},
+	{"PATCH", "/api/v1/clusters/*", api_cluster_patch, AUTH_OPERATOR},
+	{"POST", "/api/v1/clusters/*/cordon", api_cluster_cordon, AUTH_OPERATOR},
+	{"POST", "/api/v1/clusters/*/drain", api_cluster_drain, AUTH_OPERATOR},
+	{"POST", "/api/v1/clusters/*/uncordon", api_cluster_uncordon, AUTH_OPERATOR},
+	{"POST", "/api/v1/admin/reload", api_reload, AUTH_ADMIN},
+	{"POST", "/api/v1/tokens", api_token_create, AUTH_ADMIN},
+	{"GET", "/api/v1/tokens", api_token_list, AUTH_ADMIN},
+	{"DELETE", "/api/v1/tokens/*", api_token_revoke, AUTH_ADMIN},
+	{"GET", "/api/v1/audit", api_audit, AUTH_ADMIN},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -123,6 +130,7 @@ enum MHD_Result http_reply_json(struct request *rq, unsigned status,
 	if (!MHD_get_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 					"application/json");
+	rq->status = status;
 	ret = MHD_queue_response(rq->conn, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -137,6 +145,7 @@ enum MHD_Result http_reply_text(struct request *rq, unsigned status, const char 
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+	rq->status = status;
 	ret = MHD_queue_response(rq->conn, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -146,6 +155,8 @@ static const char *problem_title(unsigned status)
 {
 	switch (status) {
 	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 409: return "Conflict";
@@ -265,10 +276,11 @@ static enum MHD_Result handle_version(struct request *rq, const char *id)
 {
 	(void)id;
 	return http_reply_json(rq, 200,
-			       json_pack("{s:s, s:s, s:s, s:{s:s, s:s}}", "version",
+			       json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:s}", "version",
 					 GW_VERSION, "gitCommit", GW_GIT_COMMIT,
 					 "apiVersion", "v1", "store", "driver",
-					 "sqlite", "version", sqlite3_libversion()),
+					 "sqlite", "version", sqlite3_libversion(),
+					 "auth", rq->cfg->auth_none ? "none" : "token"),
 			       NULL);
 }
 
@@ -282,8 +294,14 @@ static enum MHD_Result dispatch(struct request *rq, const char *url,
 	for (size_t i = 0; i < NROUTES; i++) {
 		if (!path_matches(routes[i].path, url, id, sizeof(id)))
 			continue;
-		if (strcmp(routes[i].method, m) == 0)
+		if (strcmp(routes[i].method, m) == 0) {
+			enum MHD_Result reply;
+
+			if (routes[i].min_role != OPEN &&
+			    !gateway_authorize(rq, (enum auth_role)routes[i].min_role, &reply))
+				return reply;
 			return routes[i].fn(rq, id);
+		}
 		path_known = true;
 		snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s",
 			 *allow ? ", " : "", routes[i].method);
@@ -336,6 +354,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		rq->followers = srv->followers;
 		rq->cfg = srv->cfg;
 		rq->conn = conn;
+		snprintf(rq->method, sizeof(rq->method), "%s", method);
+		snprintf(rq->path, sizeof(rq->path), "%s", url);
 		gw_buf_init(&rq->body, srv->cfg->http_max_body_bytes);
 		*con_cls = rq;
 		atomic_fetch_add(&srv->in_flight, 1);
@@ -397,6 +417,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 	(void)toe;
 	if (!rq)
 		return;
+	gateway_audit(rq);
+	auth_principal_release(&rq->who);
 	gw_buf_release(&rq->body);
 	gateway_submission_release(&rq->sub);
 	store_job_release(&rq->op.job);

@@ -7,6 +7,7 @@
 
 #include "common/err.h"
 #include "dispatch/dispatch.h"
+#include "gateway/auth.h"
 #include "gateway/config.h"
 #include "store/store.h"
 
@@ -24,6 +25,7 @@ struct gateway_services {
 	struct dispatch *dispatch;    /* NULL when no cluster is configured */
 	struct router_holder *policy;
 	struct pool *pool;
+	struct auth *auth;            /* NULL with auth.mode none */
 	/* Re-reads the configuration and puts its policy in force; GW_EINVAL
 	 * with file, line and reason (the old policy stays) on a bad one. */
 	enum gw_err (*reload)(void *arg, char *err);

@@ -141,6 +141,30 @@ enum store_op_kind {
 	 * `before_ms` whose cluster objects are gone, with their labels,
 	 * events and idempotency keys. */
 	STORE_OP_PRUNE,
+	/* Tokens and the audit trail (store_auth.c). */
+	STORE_OP_TOKEN_CREATE, /* ECONFLICT if the id exists */
+	STORE_OP_TOKEN_REVOKE, /* ENOTFOUND; unchanged if revoked already */
+	STORE_OP_AUDIT,
+};
+
+/* An API token as stored; the secret is not, only its SHA-256. */
+struct store_token {
+	char id[32];
+	unsigned char secret_sha256[32];
+	char *owner;
+	char *teams_json; /* JSON array of team names */
+	char *role;
+	int64_t created_ms, expires_ms, revoked_ms; /* 0: not set */
+};
+
+void store_token_release(struct store_token *t);
+
+/* One line of the audit trail. */
+struct store_audit {
+	int64_t seq;
+	int64_t time_ms;
+	const char *token_id, *team, *action, *target, *outcome, *remote; /* may be NULL */
+	int status;
 };
 
 struct store_submission {
@@ -188,6 +212,8 @@ struct store_op {
 	int64_t before_ms;               /* PRUNE */
 	unsigned limit;                  /* PRUNE */
 	unsigned pruned;                 /* PRUNE: jobs deleted */
+	struct store_token token;        /* TOKEN_CREATE (strings borrowed), TOKEN_REVOKE (id) */
+	struct store_audit audit;        /* AUDIT (strings borrowed) */
 
 	/* Results, set before done() runs. */
 	enum gw_err rc;  /* ENOTFOUND, ECONFLICT (key reused with another
@@ -284,6 +310,23 @@ enum gw_err store_count_active(struct store *s, const char *cluster, long *count
  * them: counted at open, then kept by its own commits) and the recent
  * average commit time. */
 void store_load(struct store *s, long *queued, double *commit_ms);
+
+/* The token of that id: ENOTFOUND if none. */
+enum gw_err store_token_get(struct store *s, const char *id, struct store_token *out, char *err);
+/* Every token, newest first; *out a JSON array of {id, owner, teams, role,
+ * createdMs, expiresMs, revokedMs}. */
+enum gw_err store_token_list(struct store *s, json_t **out, char *err);
+
+struct store_audit_query {
+	const char *token_id, *team, *action, *outcome; /* NULL: any */
+	int64_t since_ms, before_seq;                   /* 0: any */
+	size_t limit;
+};
+
+/* Audit lines, newest first, as a JSON array; *next_seq the cursor for the
+ * next page (0 at the end). */
+enum gw_err store_audit_list(struct store *s, const struct store_audit_query *q, json_t **out,
+			     int64_t *next_seq, char *err);
 
 /* GW_OK when the database answers a query. */
 enum gw_err store_ping(struct store *s, char *err);

@@ -53,6 +53,11 @@ enum gw_err store_sqlite_err(sqlite3 *db, int rc, char *err);
 
 /* Runs one write inside the writer's open transaction. */
 void store_apply_op(struct store_conn *c, struct store_op *op);
+/* The token and audit writes (store_auth.c). */
+enum gw_err store_apply_auth_op(struct store_conn *c, struct store_op *op);
+/* SQLite step to GW_OK at SQLITE_DONE. */
+enum gw_err store_step_done(struct store_conn *c, sqlite3_stmt *st, char *err);
+
 /* Reads a row of the job column list (see STORE_JOB_COLUMNS). */
 enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job);
 

@@ -176,7 +176,7 @@ static void new_job_id(int64_t now_ms, char out[STORE_ID_LEN])
 	out[21] = '\0';
 }
 
-static enum gw_err step_done(struct store_conn *c, sqlite3_stmt *st, char *err)
+enum gw_err store_step_done(struct store_conn *c, sqlite3_stmt *st, char *err)
 {
 	int rc = sqlite3_step(st);
 
@@ -184,6 +184,7 @@ static enum gw_err step_done(struct store_conn *c, sqlite3_stmt *st, char *err)
 		return store_sqlite_err(c->db, rc, err);
 	return GW_OK;
 }
+
 
 static enum gw_err load_job(struct store_conn *c, enum store_stmt which,
 			    const char *id, int64_t seq, struct store_job *job,
@@ -232,7 +233,7 @@ static enum gw_err write_state(struct store_conn *c, int64_t job_seq,
 	sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
 	if (message)
 		sqlite3_bind_text(st, 6, message, -1, SQLITE_STATIC);
-	if ((rc = step_done(c, st, err)))
+	if ((rc = store_step_done(c, st, err)))
 		return rc;
 	rv = sqlite3_last_insert_rowid(c->db);
 
@@ -246,7 +247,7 @@ static enum gw_err write_state(struct store_conn *c, int64_t job_seq,
 		sqlite3_bind_text(st, 4, message, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, now);
 	sqlite3_bind_int64(st, 6, rv);
-	if ((rc = step_done(c, st, err)) || previous < 0)
+	if ((rc = store_step_done(c, st, err)) || previous < 0)
 		return rc; /* a new job's labels were inserted in its first state */
 
 	st = store_conn_stmt(c, STMT_LABELS_UPDATE, err);
@@ -254,7 +255,7 @@ static enum gw_err write_state(struct store_conn *c, int64_t job_seq,
 		return GW_EIO;
 	sqlite3_bind_int64(st, 1, job_seq);
 	sqlite3_bind_text(st, 2, state_names[to], -1, SQLITE_STATIC);
-	return step_done(c, st, err);
+	return store_step_done(c, st, err);
 }
 
 static enum gw_err insert_labels(struct store_conn *c, int64_t job_seq,
@@ -280,7 +281,7 @@ static enum gw_err insert_labels(struct store_conn *c, int64_t job_seq,
 		sqlite3_bind_int64(st, 1, job_seq);
 		sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, json_string_value(value), -1, SQLITE_STATIC);
-		if ((rc = step_done(c, st, err)))
+		if ((rc = store_step_done(c, st, err)))
 			break;
 	}
 	json_decref(labels);
@@ -455,7 +456,7 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 	sqlite3_bind_int64(st, 11, sub->demand.memory_mib);
 	sqlite3_bind_int64(st, 12, sub->demand.gpus);
 	sqlite3_bind_int(st, 13, sub->ttl_s);
-	if ((rc = step_done(c, st, op->err)))
+	if ((rc = store_step_done(c, st, op->err)))
 		return rc;
 	job_seq = sqlite3_last_insert_rowid(c->db);
 
@@ -473,7 +474,7 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 		sqlite3_bind_blob(st, 3, sub->body_sha256, 32, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, job_seq);
 		sqlite3_bind_int64(st, 5, now);
-		if ((rc = step_done(c, st, op->err)))
+		if ((rc = store_step_done(c, st, op->err)))
 			return rc;
 	}
 	return load_job(c, STMT_JOB_BY_SEQ, NULL, job_seq, &op->job, op->err);
@@ -501,7 +502,7 @@ static enum gw_err write_placement(struct store_conn *c, int64_t seq,
 	bind_or_null(st, 4, op->driver_pod);
 	bind_or_null(st, 5, op->spark_ui);
 	sqlite3_bind_int64(st, 6, op->not_before_ms);
-	return step_done(c, st, err);
+	return store_step_done(c, st, err);
 }
 
 static enum gw_err write_lease(struct store_conn *c, int64_t seq, const char *owner,
@@ -515,7 +516,7 @@ static enum gw_err write_lease(struct store_conn *c, int64_t seq, const char *ow
 	bind_or_null(st, 2, owner);
 	sqlite3_bind_int64(st, 3, until);
 	sqlite3_bind_int(st, 4, attempts_added);
-	return step_done(c, st, err);
+	return store_step_done(c, st, err);
 }
 
 static enum gw_err transition(struct store_conn *c, struct store_op *op,
@@ -544,7 +545,7 @@ static enum gw_err transition(struct store_conn *c, struct store_op *op,
 			return GW_EIO;
 		sqlite3_bind_int64(st, 1, seq);
 		sqlite3_bind_int64(st, 2, op->not_before_ms);
-		rc = step_done(c, st, op->err);
+		rc = store_step_done(c, st, op->err);
 	} else {
 		rc = write_placement(c, seq, op, op->err);
 	}
@@ -584,7 +585,7 @@ static enum gw_err apply_claim(struct store_conn *c, struct store_op *op)
 			sqlite3_bind_int64(st, 3, op->demand.cores_milli);
 			sqlite3_bind_int64(st, 4, op->demand.memory_mib);
 			sqlite3_bind_int64(st, 5, op->demand.gpus);
-			if ((rc = step_done(c, st, op->err)))
+			if ((rc = store_step_done(c, st, op->err)))
 				return rc;
 		}
 	}
@@ -608,7 +609,7 @@ static enum gw_err apply_claim(struct store_conn *c, struct store_op *op)
 			return GW_EIO;
 		sqlite3_bind_int64(st, 1, seq);
 		sqlite3_bind_text(st, 2, op->placement_json, -1, SQLITE_STATIC);
-		if ((rc = step_done(c, st, op->err)))
+		if ((rc = store_step_done(c, st, op->err)))
 			return rc;
 	}
 	return load_job(c, STMT_JOB_BY_SEQ, NULL, seq, &op->job, op->err);
@@ -623,7 +624,7 @@ static enum gw_err apply_cluster_settings(struct store_conn *c, struct store_op 
 	sqlite3_bind_text(st, 1, op->cluster, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, op->rotation, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 3, op->weight);
-	return step_done(c, st, op->err);
+	return store_step_done(c, st, op->err);
 }
 
 static enum gw_err apply_cancel(struct store_conn *c, struct store_op *op)
@@ -666,7 +667,7 @@ static enum gw_err update_job(struct store_conn *c, struct store_op *op, enum st
 	} else {
 		sqlite3_bind_int64(st, 2, gw_now_ms());
 	}
-	if ((rc = step_done(c, st, op->err)))
+	if ((rc = store_step_done(c, st, op->err)))
 		return rc;
 	if (sqlite3_changes(c->db) == 1)
 		return GW_OK;
@@ -687,7 +688,7 @@ static enum gw_err apply_prune(struct store_conn *c, struct store_op *op)
 		return GW_EIO;
 	sqlite3_bind_int64(st, 1, op->before_ms);
 	sqlite3_bind_int(st, 2, (int)op->limit);
-	if ((rc = step_done(c, st, op->err)))
+	if ((rc = store_step_done(c, st, op->err)))
 		return rc;
 	op->pruned = (unsigned)sqlite3_changes(c->db);
 	return GW_OK;
@@ -722,6 +723,11 @@ void store_apply_op(struct store_conn *c, struct store_op *op)
 	case STORE_OP_PRUNE:
 		op->rc = apply_prune(c, op);
 		break;
+	case STORE_OP_TOKEN_CREATE:
+	case STORE_OP_TOKEN_REVOKE:
+	case STORE_OP_AUDIT:
+		op->rc = store_apply_auth_op(c, op);
+		break;
 	case STORE_OP_POLICY_OVERLAY: {
 		sqlite3_stmt *st = store_conn_stmt(c, STMT_OVERLAY_PUT, op->err);
 
@@ -730,7 +736,7 @@ void store_apply_op(struct store_conn *c, struct store_op *op)
 			break;
 		}
 		sqlite3_bind_text(st, 1, op->document, -1, SQLITE_STATIC);
-		op->rc = step_done(c, st, op->err);
+		op->rc = store_step_done(c, st, op->err);
 		break;
 	}
 	}

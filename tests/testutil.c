@@ -25,7 +25,7 @@
 
 #define MAX_ARGS 32
 
-static const char *gateway_bin(void)
+const char *tu_gateway_bin(void)
 {
 	const char *bin = getenv("SPARKGW_BIN");
 
@@ -130,11 +130,15 @@ int tu_gateway_start(struct tu_gateway *gw, const char *dir, ...)
 	snprintf(gw->log, sizeof(gw->log), "%s/gateway.log", dir);
 	snprintf(gw->base, sizeof(gw->base), "http://127.0.0.1:%d", gw->port);
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", gw->port);
-	argv[argc++] = (char *)(uintptr_t)gateway_bin();
+	argv[argc++] = (char *)(uintptr_t)tu_gateway_bin();
 	argv[argc++] = (char *)(uintptr_t)"--listen";
 	argv[argc++] = listen;
 	argv[argc++] = (char *)(uintptr_t)"--data";
 	argv[argc++] = gw->data;
+	/* Suites about other things run without tokens; the auth suite turns
+	 * them on with a later --set auth.mode=token. */
+	argv[argc++] = (char *)(uintptr_t)"--set";
+	argv[argc++] = (char *)(uintptr_t)"auth.mode=none";
 	va_start(ap, dir);
 	for (const char *a; argc < MAX_ARGS - 1 && (a = va_arg(ap, const char *));)
 		argv[argc++] = (char *)(uintptr_t)a;
@@ -293,7 +297,7 @@ int tu_run_gateway(char *err, size_t errlen, ...)
 	fd = mkstemp(log_path);
 	if (fd < 0)
 		return -1;
-	argv[argc++] = (char *)(uintptr_t)gateway_bin();
+	argv[argc++] = (char *)(uintptr_t)tu_gateway_bin();
 	va_start(ap, errlen);
 	for (const char *a; argc < MAX_ARGS - 1 && (a = va_arg(ap, const char *));)
 		argv[argc++] = (char *)(uintptr_t)a;
@@ -364,6 +368,7 @@ static size_t write_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 	copy_header(ptr, n, "Location", r->location, sizeof(r->location));
 	copy_header(ptr, n, "Retry-After", r->retry_after, sizeof(r->retry_after));
 	copy_header(ptr, n, "Allow", r->allow, sizeof(r->allow));
+	copy_header(ptr, n, "WWW-Authenticate", r->www_authenticate, sizeof(r->www_authenticate));
 	return n;
 }
 

@@ -23,6 +23,7 @@ Suite *routing_suite(void);
 Suite *scheduler_suite(void);
 Suite *fairshare_suite(void);
 Suite *lifecycle_suite(void);
+Suite *auth_suite(void);
 
 /* A new empty directory under $TMPDIR; caller frees the string. */
 char *tu_tmpdir(const char *tag);
@@ -42,6 +43,8 @@ struct tu_gateway {
  * optional extra arguments (NULL-terminated), waiting until it answers
  * /healthz. Returns 0, or -1 if it exited or never answered. */
 int tu_gateway_start(struct tu_gateway *gw, const char *dir, ...);
+/* The gateway binary (SPARKGW_BIN, else build/sparkgw). */
+const char *tu_gateway_bin(void);
 /* Sends sig and reaps the process; returns its exit status or -1. */
 int tu_gateway_signal(struct tu_gateway *gw, int sig);
 /* Runs the binary to completion with the given arguments (NULL-terminated),
@@ -86,6 +89,7 @@ struct tu_response {
 	char location[256];
 	char retry_after[32];
 	char allow[128];
+	char www_authenticate[128];
 	long connects; /* new connections this request opened */
 };
 

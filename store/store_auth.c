@@ -1,0 +1,219 @@
+/* API tokens and the audit trail. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/timeutil.h"
+#include "store/store_int.h"
+
+void store_token_release(struct store_token *t)
+{
+	free(t->owner);
+	free(t->teams_json);
+	free(t->role);
+	memset(t, 0, sizeof(*t));
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int idx, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(st, idx, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, idx);
+}
+
+/* Prepares one of the statements below. */
+static enum gw_err prepare(struct store_conn *c, struct store_op *op, const char *sql, sqlite3_stmt **out)
+{
+	int src = sqlite3_prepare_v2(c->db, sql, -1, out, NULL);
+
+	if (src != SQLITE_OK)
+		return store_sqlite_err(c->db, src, op->err);
+	return GW_OK;
+}
+
+enum gw_err store_apply_auth_op(struct store_conn *c, struct store_op *op)
+{
+	const struct store_token *t = &op->token;
+	const struct store_audit *a = &op->audit;
+	sqlite3_stmt *st = NULL;
+	enum gw_err rc;
+
+	switch (op->kind) {
+	case STORE_OP_TOKEN_CREATE:
+		if ((rc = prepare(c, op, "INSERT INTO tokens (id, secret_sha256, owner, teams, role, created_ms,"
+				     " expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", &st)))
+			return rc;
+		sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 2, t->secret_sha256, 32, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, t->owner, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, t->teams_json, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, t->role, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, t->created_ms);
+		sqlite3_bind_int64(st, 7, t->expires_ms);
+		rc = store_step_done(c, st, op->err);
+		if (rc == GW_ECONFLICT)
+			gw_seterr(op->err, "a token with id %s exists", t->id);
+		break;
+	case STORE_OP_TOKEN_REVOKE:
+		if ((rc = prepare(c, op, "UPDATE tokens SET revoked_ms = CASE WHEN revoked_ms = 0 THEN ?2"
+				     " ELSE revoked_ms END WHERE id = ?1", &st)))
+			return rc;
+		sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, gw_now_ms());
+		rc = store_step_done(c, st, op->err);
+		if (rc == GW_OK && sqlite3_changes(c->db) == 0) {
+			gw_seterr(op->err, "no token %s", t->id);
+			rc = GW_ENOTFOUND;
+		}
+		break;
+	default:
+		if ((rc = prepare(c, op, "INSERT INTO audit (time_ms, token_id, team, action, target, outcome,"
+				     " status, remote) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", &st)))
+			return rc;
+		sqlite3_bind_int64(st, 1, a->time_ms ? a->time_ms : gw_now_ms());
+		bind_text_or_null(st, 2, a->token_id);
+		bind_text_or_null(st, 3, a->team);
+		sqlite3_bind_text(st, 4, a->action ? a->action : "", -1, SQLITE_STATIC);
+		bind_text_or_null(st, 5, a->target);
+		sqlite3_bind_text(st, 6, a->outcome ? a->outcome : "", -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 7, a->status);
+		bind_text_or_null(st, 8, a->remote);
+		rc = store_step_done(c, st, op->err);
+		break;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static char *text_copy(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	return strdup(t ? (const char *)t : "");
+}
+
+enum gw_err store_token_get(struct store *s, const char *id, struct store_token *out, char *err)
+{
+	struct store_conn *c = store_reader_get(s, err);
+	sqlite3_stmt *st = NULL;
+	enum gw_err rc = GW_OK;
+	int src;
+
+	memset(out, 0, sizeof(*out));
+	if (!c)
+		return GW_EIO;
+	src = sqlite3_prepare_v2(c->db, "SELECT id, secret_sha256, owner, teams, role, created_ms, expires_ms,"
+				 " revoked_ms FROM tokens WHERE id = ?1", -1, &st, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		src = sqlite3_step(st);
+	}
+	if (src == SQLITE_ROW && sqlite3_column_bytes(st, 1) == 32) {
+		snprintf(out->id, sizeof(out->id), "%s", (const char *)sqlite3_column_text(st, 0));
+		memcpy(out->secret_sha256, sqlite3_column_blob(st, 1), 32);
+		out->owner = text_copy(st, 2);
+		out->teams_json = text_copy(st, 3);
+		out->role = text_copy(st, 4);
+		out->created_ms = sqlite3_column_int64(st, 5);
+		out->expires_ms = sqlite3_column_int64(st, 6);
+		out->revoked_ms = sqlite3_column_int64(st, 7);
+		if (!out->owner || !out->teams_json || !out->role) {
+			store_token_release(out);
+			rc = GW_ENOMEM;
+		}
+	} else if (src == SQLITE_DONE || src == SQLITE_ROW) {
+		gw_seterr(err, "no token %s", id);
+		rc = GW_ENOTFOUND;
+	} else {
+		rc = store_sqlite_err(c->db, src, err);
+	}
+	sqlite3_finalize(st);
+	store_reader_put(s, c);
+	return rc;
+}
+
+enum gw_err store_token_list(struct store *s, json_t **out, char *err)
+{
+	struct store_conn *c = store_reader_get(s, err);
+	sqlite3_stmt *st = NULL;
+	enum gw_err rc = GW_OK;
+	int src;
+
+	*out = json_array();
+	if (!c)
+		return GW_EIO;
+	src = sqlite3_prepare_v2(c->db, "SELECT id, owner, teams, role, created_ms, expires_ms, revoked_ms"
+				 " FROM tokens ORDER BY created_ms DESC, id", -1, &st, NULL);
+	while ((src == SQLITE_OK || src == SQLITE_ROW) && (src = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *teams = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
+
+		json_array_append_new(*out, json_pack("{s:s, s:s, s:o, s:s, s:I, s:I, s:I}",
+			"id", (const char *)sqlite3_column_text(st, 0),
+			"owner", (const char *)sqlite3_column_text(st, 1),
+			"teams", teams ? teams : json_array(),
+			"role", (const char *)sqlite3_column_text(st, 3),
+			"createdMs", (json_int_t)sqlite3_column_int64(st, 4),
+			"expiresMs", (json_int_t)sqlite3_column_int64(st, 5),
+			"revokedMs", (json_int_t)sqlite3_column_int64(st, 6)));
+	}
+	if (src != SQLITE_DONE)
+		rc = store_sqlite_err(c->db, src, err);
+	sqlite3_finalize(st);
+	store_reader_put(s, c);
+	return rc;
+}
+
+enum gw_err store_audit_list(struct store *s, const struct store_audit_query *q, json_t **out,
+			     int64_t *next_seq, char *err)
+{
+	struct store_conn *c = store_reader_get(s, err);
+	sqlite3_stmt *st = NULL;
+	enum gw_err rc = GW_OK;
+	size_t n = 0;
+	int src;
+
+	*out = json_array();
+	*next_seq = 0;
+	if (!c)
+		return GW_EIO;
+	/* Each filter is off when its parameter is NULL (or 0). */
+	src = sqlite3_prepare_v2(c->db,
+				 "SELECT seq, time_ms, token_id, team, action, target, outcome, status, remote"
+				 " FROM audit WHERE (?1 IS NULL OR token_id = ?1) AND (?2 IS NULL OR team = ?2)"
+				 " AND (?3 IS NULL OR action = ?3) AND (?4 IS NULL OR outcome = ?4)"
+				 " AND time_ms >= ?5 AND (?6 = 0 OR seq < ?6) ORDER BY seq DESC LIMIT ?7",
+				 -1, &st, NULL);
+	if (src == SQLITE_OK) {
+		bind_text_or_null(st, 1, q->token_id);
+		bind_text_or_null(st, 2, q->team);
+		bind_text_or_null(st, 3, q->action);
+		bind_text_or_null(st, 4, q->outcome);
+		sqlite3_bind_int64(st, 5, q->since_ms);
+		sqlite3_bind_int64(st, 6, q->before_seq);
+		sqlite3_bind_int64(st, 7, (sqlite3_int64)q->limit + 1);
+	}
+	while ((src == SQLITE_OK || src == SQLITE_ROW) && (src = sqlite3_step(st)) == SQLITE_ROW) {
+		char at[GW_TIME_LEN];
+
+		if (++n > q->limit) {
+			*next_seq = sqlite3_column_int64(st, 0) + 1;
+			continue;
+		}
+		gw_time_format(sqlite3_column_int64(st, 1), at);
+		json_array_append_new(*out, json_pack("{s:I, s:s, s:s*, s:s*, s:s, s:s*, s:s, s:i, s:s*}",
+			"seq", (json_int_t)sqlite3_column_int64(st, 0), "time", at,
+			"tokenId", (const char *)sqlite3_column_text(st, 2),
+			"team", (const char *)sqlite3_column_text(st, 3),
+			"action", (const char *)sqlite3_column_text(st, 4),
+			"target", (const char *)sqlite3_column_text(st, 5),
+			"outcome", (const char *)sqlite3_column_text(st, 6),
+			"status", sqlite3_column_int(st, 7),
+			"remote", (const char *)sqlite3_column_text(st, 8)));
+	}
+	if (src != SQLITE_DONE)
+		rc = store_sqlite_err(c->db, src, err);
+	sqlite3_finalize(st);
+	store_reader_put(s, c);
+	return rc;
+}

@@ -1,0 +1,355 @@
+/* Security: tokens (made by the command line and the API), roles, team
+ * scope, revocation and expiry, rate limits, the audit trail, secrets kept
+ * out of logs and the database. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/testutil.h"
+
+static char *dir;
+static struct tu_gateway gw;
+
+static void setup(void)
+{
+	dir = tu_tmpdir("auth");
+	ck_assert_ptr_nonnull(dir);
+}
+
+static void teardown(void)
+{
+	tu_gateway_signal(&gw, SIGTERM);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+/* Runs `sparkgw token ARGS --data dir`; returns its last line (new) and
+ * its exit status in *status. */
+static char *token_cli(const char *args, int *status)
+{
+	char cmd[1200], line[512], last[512] = "";
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "%s token %s --data %s 2>&1", tu_gateway_bin(), args, dir);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	while (fgets(line, sizeof(line), p))
+		snprintf(last, sizeof(last), "%s", line);
+	*status = WEXITSTATUS(pclose(p));
+	last[strcspn(last, "\n")] = '\0';
+	return strdup(last);
+}
+
+static char *new_token(const char *args)
+{
+	int status;
+	char *t = token_cli(args, &status);
+
+	ck_assert_msg(status == 0, "token %s: %s", args, t);
+	ck_assert_msg(!strncmp(t, "sgw_", 4) && strlen(t) == 60, "not a token: %s", t);
+	return t;
+}
+
+/* A request with the token (NULL: none). */
+static struct tu_response call(const char *method, const char *path, const char *token, const char *body)
+{
+	char url[400], auth[200];
+	const char *headers[3] = {"Content-Type: application/json", NULL, NULL};
+	struct tu_response r;
+
+	snprintf(url, sizeof(url), "%s%s", gw.base, path);
+	if (token) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+		headers[1] = auth;
+	}
+	ck_assert_int_eq(tu_http(method, url, headers, body, body ? strlen(body) : 0, &r), 0);
+	return r;
+}
+
+static long status_of(const char *method, const char *path, const char *token, const char *body)
+{
+	struct tu_response r = call(method, path, token, body);
+	long status = r.status;
+
+	tu_response_release(&r);
+	return status;
+}
+
+static const char job[] =
+	"{\"name\":\"a\",%s\"spec\":{\"type\":\"Python\",\"sparkVersion\":\"3.5.1\","
+	"\"mainApplicationFile\":\"a.py\"}}";
+
+static char *submit_as(const char *token, const char *labels, long want)
+{
+	char body[512];
+	struct tu_response r;
+	char *id = NULL;
+
+	snprintf(body, sizeof(body), job, labels);
+	r = call("POST", "/api/v1/jobs", token, body);
+	ck_assert_msg(r.status == want, "submit %s: %ld %s", labels, r.status, r.body);
+	if (r.status == 201)
+		id = strdup(json_string_value(json_object_get(r.json, "id")));
+	tu_response_release(&r);
+	return id;
+}
+
+static bool file_contains(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+	bool found = false;
+
+	if (!f)
+		return false;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n)
+		found = memmem(buf, (size_t)n, needle, strlen(needle)) != NULL;
+	free(buf);
+	fclose(f);
+	return found;
+}
+
+START_TEST(test_roles_and_team_scope)
+{
+	char *admin = new_token("create --role admin --owner root");
+	char *ads = new_token("create --team ads --role submitter --owner alice");
+	char *search = new_token("create --team search --role submitter --owner bob");
+	char *viewer = new_token("create --team ads --role viewer --owner carol");
+	char *op = new_token("create --role operator --owner dave");
+	char *ads_job, *search_job, path[128];
+	struct tu_response r;
+	json_t *items;
+
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--set", "auth.mode=token", NULL), 0);
+	r = call("GET", "/api/v1/version", NULL, NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "auth")), "token");
+	tu_response_release(&r);
+
+	/* No token, a malformed one, an unknown one: 401 with a challenge. */
+	r = call("GET", "/api/v1/jobs", NULL, NULL);
+	ck_assert_int_eq(r.status, 401);
+	ck_assert_str_eq(r.www_authenticate, "Bearer realm=\"sparkgw\"");
+	ck_assert_str_eq(r.content_type, "application/problem+json");
+	ck_assert_schema("Problem", r.json);
+	tu_response_release(&r);
+	ck_assert_int_eq(status_of("GET", "/api/v1/jobs", "nope", NULL), 401);
+	{
+		char forged[80];
+
+		snprintf(forged, sizeof(forged), "%.17sAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", ads);
+		ck_assert_int_eq(status_of("GET", "/api/v1/jobs", forged, NULL), 401);
+	}
+
+	/* The team and user come from the token. */
+	ads_job = submit_as(ads, "", 201);
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s", ads_job);
+	r = call("GET", path, viewer, NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "labels"), "team")), "ads");
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "user")), "alice");
+	tu_response_release(&r);
+	ck_assert_ptr_null(submit_as(ads, "\"labels\":{\"team\":\"search\"},", 403));
+	ck_assert_ptr_null(submit_as(viewer, "", 403));
+	search_job = submit_as(search, "\"labels\":{\"team\":\"search\"},", 201);
+
+	/* Another team's job does not exist, to read, list or cancel. */
+	ck_assert_int_eq(status_of("GET", path, search, NULL), 404);
+	ck_assert_int_eq(status_of("DELETE", path, search, NULL), 404);
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s/events", ads_job);
+	ck_assert_int_eq(status_of("GET", path, search, NULL), 404);
+	ck_assert_int_eq(status_of("GET", path, viewer, NULL), 200);
+	r = call("GET", "/api/v1/jobs", search, NULL);
+	items = json_object_get(r.json, "items");
+	ck_assert_int_eq(json_array_size(items), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(items, 0), "id")), search_job);
+	tu_response_release(&r);
+	r = call("GET", "/api/v1/jobs?labelSelector=team%3Dsearch", ads, NULL);
+	ck_assert_int_eq(json_array_size(json_object_get(r.json, "items")), 0);
+	tu_response_release(&r);
+	r = call("GET", "/api/v1/jobs", op, NULL);
+	ck_assert_int_eq(json_array_size(json_object_get(r.json, "items")), 2);
+	tu_response_release(&r);
+
+	/* Roles: the queue is for operators, tokens and audit for admins. */
+	ck_assert_int_eq(status_of("GET", "/api/v1/queue", viewer, NULL), 403);
+	ck_assert_int_eq(status_of("GET", "/api/v1/queue", op, NULL), 200);
+	ck_assert_int_eq(status_of("GET", "/api/v1/tokens", op, NULL), 403);
+	ck_assert_int_eq(status_of("GET", "/api/v1/audit", op, NULL), 403);
+	ck_assert_int_eq(status_of("POST", "/api/v1/admin/reload", op, NULL), 403);
+	/* Past the role check; without a configuration file there is nothing to reload. */
+	ck_assert_int_eq(status_of("POST", "/api/v1/admin/reload", admin, NULL), 422);
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s", search_job);
+	ck_assert_int_eq(status_of("DELETE", path, op, NULL), 200);
+	ck_assert_int_eq(status_of("GET", "/healthz", NULL, NULL), 200);
+
+	/* The audit trail: the denied calls and the changes, with who and where. */
+	r = call("GET", "/api/v1/audit?outcome=denied&limit=100", admin, NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_schema("AuditList", r.json);
+	{
+		bool saw_401 = false, saw_403 = false, saw_404 = false;
+		size_t i;
+		json_t *e;
+
+		json_array_foreach(json_object_get(r.json, "items"), i, e) {
+			long st = (long)json_integer_value(json_object_get(e, "status"));
+
+			ck_assert_str_eq(json_string_value(json_object_get(e, "remote")), "127.0.0.1");
+			saw_401 |= st == 401;
+			saw_403 |= st == 403 && json_object_get(e, "tokenId");
+			saw_404 |= st == 404;
+		}
+		ck_assert(saw_401 && saw_403 && saw_404);
+	}
+	tu_response_release(&r);
+	r = call("GET", "/api/v1/audit?action=POST%20%2Fapi%2Fv1%2Fjobs&outcome=ok", admin, NULL);
+	items = json_object_get(r.json, "items");
+	ck_assert_int_eq(json_array_size(items), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(items, 1), "team")), "ads");
+	{
+		char target[64];
+
+		snprintf(target, sizeof(target), "job %s", ads_job);
+		ck_assert_str_eq(json_string_value(json_object_get(json_array_get(items, 1), "target")), target);
+	}
+	tu_response_release(&r);
+
+	/* Secrets stay out of the log and the database. */
+	ck_assert(!file_contains(gw.log, ads + 17));
+	{
+		char db[700];
+
+		snprintf(db, sizeof(db), "%s/sparkgw.db", dir);
+		ck_assert(!file_contains(db, ads + 17));
+		ck_assert(file_contains(db, "alice"));
+	}
+	free(admin);
+	free(ads);
+	free(search);
+	free(viewer);
+	free(op);
+	free(ads_job);
+	free(search_job);
+}
+END_TEST
+
+START_TEST(test_tokens_through_the_api_revoked_and_expired)
+{
+	char *admin = new_token("create --role admin --owner root");
+	char *brief = new_token("create --team ads --role viewer --expires 1s");
+	char *cli_revoked = new_token("create --team ads --role viewer");
+	char *token, id[32], path[128], line[128];
+	struct tu_response r;
+	int status;
+
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--set", "auth.mode=token", NULL), 0);
+	r = call("POST", "/api/v1/tokens", admin,
+		 "{\"owner\":\"erin\",\"teams\":[\"ads\"],\"role\":\"viewer\",\"expires\":\"30d\"}");
+	ck_assert_int_eq(r.status, 201);
+	ck_assert_schema("TokenCreated", r.json);
+	token = strdup(json_string_value(json_object_get(r.json, "token")));
+	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(r.json, "id")));
+	tu_response_release(&r);
+	ck_assert_int_eq(status_of("GET", "/api/v1/jobs", token, NULL), 200);
+	ck_assert_int_eq(status_of("POST", "/api/v1/tokens", admin, "{\"owner\":\"x\",\"teams\":[\"A B\"],"
+								 "\"role\":\"viewer\"}"), 422);
+	ck_assert_int_eq(status_of("POST", "/api/v1/tokens", admin, "{\"owner\":\"x\",\"teams\":[],"
+								 "\"role\":\"root\"}"), 422);
+
+	/* Listed without secrets. */
+	r = call("GET", "/api/v1/tokens", admin, NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_schema("TokenList", r.json);
+	ck_assert_int_eq(json_array_size(json_object_get(r.json, "items")), 4);
+	ck_assert_ptr_null(strstr(r.body, token + 17));
+	tu_response_release(&r);
+
+	/* Revoked through the API: refused at once. */
+	snprintf(path, sizeof(path), "/api/v1/tokens/%s", id);
+	ck_assert_int_eq(status_of("DELETE", path, admin, NULL), 200);
+	r = call("GET", "/api/v1/jobs", token, NULL);
+	ck_assert_int_eq(r.status, 401);
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(r.json, "detail")), "revoked"));
+	tu_response_release(&r);
+	ck_assert_int_eq(status_of("DELETE", "/api/v1/tokens/nosuchtoken0", admin, NULL), 404);
+
+	/* Revoked on the command line: refused within the cache's 2 s. */
+	ck_assert_int_eq(status_of("GET", "/api/v1/jobs", cli_revoked, NULL), 200);
+	snprintf(line, sizeof(line), "revoke %.12s", cli_revoked + 4);
+	free(token_cli(line, &status));
+	ck_assert_int_eq(status, 0);
+	for (int t = 0; t < 40 && status_of("GET", "/api/v1/jobs", cli_revoked, NULL) != 401; t++)
+		usleep(100000);
+	ck_assert_int_eq(status_of("GET", "/api/v1/jobs", cli_revoked, NULL), 401);
+
+	/* Expired. */
+	usleep(300000);
+	r = call("GET", "/api/v1/jobs", brief, NULL);
+	ck_assert_int_eq(r.status, 401);
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(r.json, "detail")), "expired"));
+	tu_response_release(&r);
+
+	/* The command line refuses nonsense. */
+	free(token_cli("create --team ads --role king", &status));
+	ck_assert_int_eq(status, 2);
+	free(token_cli("create --team ads --role viewer --expires soon", &status));
+	ck_assert_int_eq(status, 2);
+	{
+		char *listing = token_cli("list", &status);
+
+		ck_assert_int_eq(status, 0);
+		ck_assert_ptr_null(strstr(listing, "sgw_"));
+		free(listing);
+	}
+	free(admin);
+	free(brief);
+	free(cli_revoked);
+	free(token);
+}
+END_TEST
+
+/* A token over its rate gets 429 with Retry-After; another is unaffected. */
+START_TEST(test_rate_limit_per_token)
+{
+	char *a = new_token("create --team ads --role viewer");
+	char *b = new_token("create --team ads --role viewer");
+	struct tu_response r;
+	int ok = 0;
+
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--set", "auth.mode=token", "--set", "auth.rate_per_second=2",
+					  "--set", "auth.burst=5", NULL), 0);
+	for (int i = 0; i < 8; i++)
+		ok += status_of("GET", "/api/v1/jobs", a, NULL) == 200;
+	ck_assert_int_le(ok, 6); /* the burst, and what refilled meanwhile */
+	r = call("GET", "/api/v1/jobs", a, NULL);
+	ck_assert_int_eq(r.status, 429);
+	ck_assert_str_eq(r.retry_after, "1");
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "type")), "urn:sparkgw:problem:rate-limited");
+	tu_response_release(&r);
+	ck_assert_int_eq(status_of("GET", "/api/v1/jobs", b, NULL), 200);
+	free(a);
+	free(b);
+}
+END_TEST
+
+Suite *auth_suite(void)
+{
+	Suite *s = suite_create("auth");
+	TCase *tc = tcase_create("tokens");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_roles_and_team_scope);
+	tcase_add_test(tc, test_tokens_through_the_api_revoked_and_expired);
+	tcase_add_test(tc, test_rate_limit_per_token);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "common/labels.h"
+#include "common/redact.h"
 #include "common/timeutil.h"
 #include "gateway/http_int.h"
 #include "pool/pool.h"
@@ -25,6 +26,7 @@ static json_t *job_json(const struct store_job *job)
 	json_t *spec = json_loads(job->spec_json, 0, NULL);
 	json_t *out;
 
+	gw_redact_document(spec);
 	gw_time_format(job->created_ms, created);
 	gw_time_format(job->updated_ms, updated);
 	snprintf(rv, sizeof(rv), "%lld", (long long)job->rv);
@@ -222,11 +224,15 @@ static bool check_placement(struct request *rq, bool dry_run, enum MHD_Result *r
 		char err[GW_ERRLEN];
 		json_t *manifests;
 
+		json_t *placement;
+
 		snprintf(job.id, sizeof(job.id), "j00000000000dryrun000");
 		manifests = dispatch_manifests(&job, &dec, err);
+		placement = dispatch_placement_json(&job, &dec);
+		gw_redact_conf(json_object_get(placement, "conf"));
+		gw_redact_document(manifests);
 		*reply = http_reply_json(rq, 200, json_pack("{s:b, s:s, s:o, s:o}", "dryRun", 1,
-							    "placeable", "now", "placement",
-							    dispatch_placement_json(&job, &dec),
+							    "placeable", "now", "placement", placement,
 							    "manifests", manifests ? manifests : json_array()),
 					 NULL);
 	}
@@ -416,6 +422,7 @@ enum MHD_Result api_job_conf(struct request *rq, const char *id)
 	stored = rq->op.job.placement_json ? json_loads(rq->op.job.placement_json, 0, NULL) : NULL;
 	conf = json_incref(json_object_get(stored, "conf"));
 	json_decref(stored);
+	gw_redact_conf(conf);
 	if (!conf)
 		return http_reply_problem(rq, 404, "not-placed", "the job has not been placed yet", NULL);
 	return http_reply_json(rq, 200, json_pack("{s:o}", "conf", conf), NULL);

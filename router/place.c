@@ -3,6 +3,7 @@
  * namespace with the most headroom, and the node role. Then the Spark conf
  * by layers: pool defaults < cluster defaults < user < cluster overrides <
  * namespace overrides. */
+#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,6 +37,10 @@ static const char *const protected_prefixes[] = {
 	"spark.kubernetes.driver.scheduler.name",
 	"spark.kubernetes.executor.scheduler.name",
 	"spark.kubernetes.scheduler.name",
+	/* Which API server the driver talks to, and code that rewrites pods. */
+	"spark.kubernetes.driver.master",
+	"spark.kubernetes.driver.pod.featureSteps",
+	"spark.kubernetes.executor.pod.featureSteps",
 	"spark.app.id",
 	NULL,
 };
@@ -49,6 +54,18 @@ const char *router_protected_key(const char *key)
 			return *p;
 	}
 	return NULL;
+}
+
+/* Whether key matches one of the patterns (shell globs: spark.sql.*). */
+static bool conf_listed(const json_t *patterns, const char *key)
+{
+	size_t i;
+	json_t *p;
+
+	json_array_foreach(patterns, i, p)
+		if (fnmatch(json_string_value(p), key, 0) == 0)
+			return true;
+	return false;
 }
 
 void router_decision_release(struct router_decision *d)
@@ -365,6 +382,17 @@ enum router_result router_place(const struct router *r, const struct router_live
 			  label_text(labels, text, sizeof(text)));
 		goto invalid;
 	}
+	json_object_foreach((json_t *)(uintptr_t)user, key, v) {
+		char field[300];
+
+		snprintf(field, sizeof(field), "spec.sparkConf[%s]", key);
+		if (conf_listed(pool->conf_deny, key))
+			add_error(*errors, field, "pool %s does not take this property", pool->name);
+		else if (json_array_size(pool->conf_allow) && !conf_listed(pool->conf_allow, key))
+			add_error(*errors, field, "pool %s takes only the properties it allows", pool->name);
+	}
+	if (json_array_size(*errors))
+		goto invalid;
 	if (rule && rule->group >= 0)
 		group = &r->groups[rule->group];
 	for (size_t i = 0; i < r->ngroups && !group; i++)

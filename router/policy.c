@@ -463,6 +463,8 @@ static void router_free(struct router *r)
 		free(r->pools[i].default_role);
 		free(r->pools[i].driver_priority_class);
 		free(r->pools[i].executor_priority_class);
+		json_decref(r->pools[i].conf_allow);
+		json_decref(r->pools[i].conf_deny);
 	}
 	free(r->pools);
 	for (size_t i = 0; i < r->ngroups; i++) {
@@ -537,11 +539,42 @@ static long group_index(const struct router *r, const char *name)
 	return -1;
 }
 
+/* sparkConf: {allow: [glob...], deny: [glob...]} */
+static enum gw_err parse_conf_lists(struct loader *ld, json_t *v, const char *at, struct router_pool *p)
+{
+	static const char *const keys[] = {"allow", "deny", NULL};
+	static const char *const lists[] = {"allow", "deny"};
+	enum gw_err rc;
+
+	p->conf_allow = json_array();
+	p->conf_deny = json_array();
+	if (!v)
+		return GW_OK;
+	if ((rc = only_keys(ld, v, at, keys)))
+		return rc;
+	for (size_t l = 0; l < 2; l++) {
+		json_t *list = json_object_get(v, lists[l]);
+		char sub[300];
+		size_t i;
+		json_t *pat;
+
+		snprintf(sub, sizeof(sub), "%s.%s", at, lists[l]);
+		if (list && !json_is_array(list))
+			return fail(ld, sub, "%s must be a list of property patterns such as spark.sql.*", sub);
+		json_array_foreach(list, i, pat) {
+			if (!json_is_string(pat) || !*json_string_value(pat))
+				return fail(ld, sub, "%s must be a list of property patterns such as spark.sql.*", sub);
+			json_array_append(l ? p->conf_deny : p->conf_allow, pat);
+		}
+	}
+	return GW_OK;
+}
+
 static enum gw_err parse_pool(struct loader *ld, struct router *r, json_t *v, const char *at,
 			      struct router_pool *p)
 {
 	static const char *const keys[] = {"name", "clusters", "defaults", "images", "nodeRole",
-					   "priorityClasses", "limits", "maxRunSeconds", NULL};
+					   "priorityClasses", "limits", "maxRunSeconds", "sparkConf", NULL};
 	json_t *members = json_object_get(v, "clusters"), *pc = json_object_get(v, "priorityClasses");
 	json_t *limits = json_object_get(v, "limits");
 	char sub[256];
@@ -558,6 +591,9 @@ static enum gw_err parse_pool(struct loader *ld, struct router *r, json_t *v, co
 	    (rc = get_number(ld, v, at, "maxRunSeconds", 0, 31536000, &max_run)))
 		return rc;
 	p->max_run_s = (unsigned)max_run;
+	snprintf(sub, sizeof(sub), "%s.sparkConf", at);
+	if ((rc = parse_conf_lists(ld, json_object_get(v, "sparkConf"), sub, p)))
+		return rc;
 	snprintf(sub, sizeof(sub), "%s.limits", at);
 	if (limits && (rc = parse_limits(ld, limits, sub, &p->limits, NULL, NULL)))
 		return rc;

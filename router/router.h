@@ -87,6 +87,9 @@ struct router_pool {
 	char *default_role;     /* node role for CPU jobs; NULL: the first without GPUs */
 	char *driver_priority_class;
 	char *executor_priority_class;
+	/* Spark properties a job may set here: glob patterns; an empty allow
+	 * list allows all but the denied. */
+	json_t *conf_allow, *conf_deny;
 };
 
 struct router_rule {

@@ -77,7 +77,7 @@ static long status_of(const char *method, const char *path, const char *token, c
 	return status;
 }
 
-static const char job[] =
+static const char job_fmt[] =
 	"{\"name\":\"a\",%s\"spec\":{\"type\":\"Python\",\"sparkVersion\":\"3.5.1\","
 	"\"mainApplicationFile\":\"a.py\"}}";
 
@@ -87,7 +87,7 @@ static char *submit_as(const char *token, const char *labels, long want)
 	struct tu_response r;
 	char *id = NULL;
 
-	snprintf(body, sizeof(body), job, labels);
+	snprintf(body, sizeof(body), job_fmt, labels);
 	r = call("POST", "/api/v1/jobs", token, body);
 	ck_assert_msg(r.status == want, "submit %s: %ld %s", labels, r.status, r.body);
 	if (r.status == 201)
@@ -340,6 +340,120 @@ START_TEST(test_rate_limit_per_token)
 }
 END_TEST
 
+/* Secret-looking Spark properties reach the cluster, and nothing else:
+ * not the job as read back, its conf, a dry run, or the log. */
+START_TEST(test_secrets_are_redacted)
+{
+	struct tu_kubesim sim = {0};
+	static const char *const mode = "driver-pod";
+	static const char body[] =
+		"{\"name\":\"s\",\"labels\":{\"team\":\"ads\"},\"spec\":{\"type\":\"Python\","
+		"\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"a.py\",\"sparkConf\":{"
+		"\"spark.hadoop.fs.s3a.secret.key\":\"hunter2-s3\",\"spark.ssl.keyPassword\":\"hunter2-pw\","
+		"\"spark.executor.memory\":\"2g\"},\"hadoopConf\":{\"fs.s3a.access.key\":\"hunter2-ak\"}}}";
+	char cfg[700], path[300], *id;
+	struct tu_response r;
+	json_t *job;
+
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "redact", NULL), 0);
+	tu_write_cluster_config(dir, &sim, &mode, 1, "log: {level: debug}\n", cfg, sizeof(cfg));
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", cfg, NULL), 0);
+	id = tu_submit(gw.base, body);
+	job = tu_wait_job(gw.base, id, "RUNNING", 10000);
+	ck_assert_ptr_nonnull(job);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(job, "spec"), "sparkConf"),
+							   "spark.executor.memory")), "2g");
+	{
+		char *text = json_dumps(job, 0);
+
+		ck_assert_ptr_null(strstr(text, "hunter2"));
+		free(text);
+	}
+	json_decref(job);
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s/conf", id);
+	r = call("GET", path, NULL, NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_null(strstr(r.body, "hunter2"));
+	ck_assert_ptr_nonnull(strstr(r.body, "spark.ssl.keyPassword"));
+	tu_response_release(&r);
+	r = call("POST", "/api/v1/jobs?dryRun=true", NULL, body);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_null(strstr(r.body, "hunter2"));
+	tu_response_release(&r);
+	/* The cluster has the values: the driver needs them. */
+	{
+		char u[400];
+		struct tu_response cm;
+
+		snprintf(u, sizeof(u), "%s/api/v1/namespaces/spark-jobs/configmaps/%s-driver-conf", sim.base, id);
+		ck_assert_int_eq(tu_http("GET", u, NULL, NULL, 0, &cm), 0);
+		ck_assert_int_eq(cm.status, 200);
+		ck_assert_ptr_nonnull(strstr(cm.body, "hunter2-s3"));
+		tu_response_release(&cm);
+	}
+	ck_assert(!file_contains(gw.log, "hunter2"));
+	free(id);
+	tu_gateway_signal(&gw, SIGTERM);
+	tu_kubesim_stop(&sim);
+}
+END_TEST
+
+/* Properties that would let a job leave its namespace or its identity are
+ * refused, and so are those its pool does not take. */
+START_TEST(test_escapes_and_pool_conf_lists)
+{
+	struct tu_kubesim sim = {0};
+	static const char *const mode = "driver-pod";
+	static const char *const escapes[] = {
+		"spark.kubernetes.driver.volumes.hostPath.root.mount.path",
+		"spark.kubernetes.driver.podTemplateFile",
+		"spark.kubernetes.executor.podTemplateFile",
+		"spark.kubernetes.authenticate.driver.serviceAccountName",
+		"spark.kubernetes.namespace",
+		"spark.kubernetes.driver.master",
+		"spark.kubernetes.driver.pod.featureSteps",
+	};
+	char cfg[700], body[700];
+	struct tu_response r;
+
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "lists", NULL), 0);
+	tu_write_cluster_config(dir, &sim, &mode, 1,
+				"pools: [{name: p, clusters: [lists], sparkConf: {allow: [\"spark.sql.*\", "
+				"\"spark.executor.*\", \"spark.kubernetes.*\"], deny: [\"spark.executor.extraJavaOptions\"]}}]\n",
+				cfg, sizeof(cfg));
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", cfg, NULL), 0);
+	for (size_t i = 0; i < sizeof(escapes) / sizeof(escapes[0]); i++) {
+		char field[300];
+
+		snprintf(body, sizeof(body), job_fmt, "\"labels\":{\"team\":\"ads\"},");
+		snprintf(body + strlen(body) - 2, sizeof(body) - strlen(body) + 2, ",\"sparkConf\":{\"%s\":\"x\"}}}",
+			 escapes[i]);
+		r = call("POST", "/api/v1/jobs", NULL, body);
+		ck_assert_msg(r.status == 422, "%s: %ld", escapes[i], r.status);
+		snprintf(field, sizeof(field), "spec.sparkConf[%s]", escapes[i]);
+		ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "errors"), 0),
+								   "field")), field);
+		tu_response_release(&r);
+	}
+	snprintf(body, sizeof(body), job_fmt, "");
+	snprintf(body + strlen(body) - 2, sizeof(body) - strlen(body) + 2,
+		 ",\"sparkConf\":{\"spark.sql.shuffle.partitions\":\"8\",\"spark.executor.extraJavaOptions\":\"-X\","
+		 "\"spark.eventLog.dir\":\"/x\"}}}");
+	r = call("POST", "/api/v1/jobs", NULL, body);
+	ck_assert_int_eq(r.status, 422);
+	ck_assert_int_eq(json_array_size(json_object_get(r.json, "errors")), 2);
+	ck_assert_ptr_nonnull(strstr(r.body, "pool p does not take this property"));
+	ck_assert_ptr_nonnull(strstr(r.body, "pool p takes only the properties it allows"));
+	tu_response_release(&r);
+	snprintf(body, sizeof(body), job_fmt, "");
+	snprintf(body + strlen(body) - 2, sizeof(body) - strlen(body) + 2,
+		 ",\"sparkConf\":{\"spark.sql.shuffle.partitions\":\"8\"}}}");
+	ck_assert_int_eq(status_of("POST", "/api/v1/jobs", NULL, body), 201);
+	tu_gateway_signal(&gw, SIGTERM);
+	tu_kubesim_stop(&sim);
+}
+END_TEST
+
 Suite *auth_suite(void)
 {
 	Suite *s = suite_create("auth");
@@ -350,6 +464,8 @@ Suite *auth_suite(void)
 	tcase_add_test(tc, test_roles_and_team_scope);
 	tcase_add_test(tc, test_tokens_through_the_api_revoked_and_expired);
 	tcase_add_test(tc, test_rate_limit_per_token);
+	tcase_add_test(tc, test_secrets_are_redacted);
+	tcase_add_test(tc, test_escapes_and_pool_conf_lists);
 	suite_add_tcase(s, tc);
 	return s;
 }

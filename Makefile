@@ -17,7 +17,7 @@ OPT      ?= -O2 -g
 CPPFLAGS += -I. -D_GNU_SOURCE -DGW_VERSION='"$(VERSION)"' \
 	-DGW_GIT_COMMIT='"$(GIT_COMMIT)"'
 CFLAGS   += $(WARN) $(OPT)
-LIBS     := -lmicrohttpd -ljansson -lcurl -lsqlite3 -lyaml -lcrypto -lpthread -lm
+LIBS     := -lmicrohttpd -lgnutls -ljansson -lcurl -lsqlite3 -lyaml -lcrypto -lpthread -lm
 CHECK_LIBS = $(shell pkg-config --libs check)
 
 ifeq ($(SANITIZE),1)

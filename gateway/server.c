@@ -18,6 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
+#include <openssl/crypto.h>
+
 #include "common/log.h"
 #include "gateway/http_int.h"
 
@@ -35,7 +38,38 @@ struct gateway_server {
 	const struct gateway_config *cfg;
 	int listen_fd;
 	atomic_int in_flight; /* requests between first callback and completion */
+	char *tls_cert, *tls_key, *tls_ca; /* PEM, NULL without TLS */
 };
+
+/* TLS 1.2 and 1.3 only. */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+/* A whole (PEM) file, or NULL with the reason in err. */
+static char *read_file(const char *path, char *err)
+{
+	FILE *f = fopen(path, "rb");
+	char *text = NULL;
+	long n;
+
+	if (!f || fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 || n > (1 << 20) || fseek(f, 0, SEEK_SET) ||
+	    !(text = calloc(1, (size_t)n + 1)) || fread(text, 1, (size_t)n, f) != (size_t)n) {
+		gw_seterr(err, "%s: %s", path, f ? "unreadable or over 1 MiB" : strerror(errno));
+		free(text);
+		text = NULL;
+	}
+	if (f)
+		fclose(f);
+	return text;
+}
+
+static void free_tls(struct gateway_server *srv)
+{
+	if (srv->tls_key)
+		OPENSSL_cleanse(srv->tls_key, strlen(srv->tls_key));
+	free(srv->tls_cert);
+	free(srv->tls_key);
+	free(srv->tls_ca);
+}
 
 typedef enum MHD_Result (*handler_fn)(struct request *rq, const char *id);
 
@@ -332,6 +366,17 @@ static enum MHD_Result reply_too_large(struct request *rq)
 	return http_reply_problem(rq, 413, "body-too-large", detail, NULL);
 }
 
+/* With a client CA: the client showed a certificate the CA signed. */
+static bool client_verified(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	unsigned status = 0;
+
+	return ci && ci->tls_session &&
+	       gnutls_certificate_verify_peers2((gnutls_session_t)ci->tls_session, &status) == GNUTLS_E_SUCCESS &&
+	       status == 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 				  const char *url, const char *method,
 				  const char *version, const char *upload_data,
@@ -359,6 +404,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		gw_buf_init(&rq->body, srv->cfg->http_max_body_bytes);
 		*con_cls = rq;
 		atomic_fetch_add(&srv->in_flight, 1);
+		if (srv->tls_ca && !client_verified(conn)) {
+			rq->responded = true;
+			rq->denied = true;
+			return http_reply_problem(rq, 401, "client-certificate-required",
+						  "this gateway takes only clients with a certificate its CA signed",
+						  NULL);
+		}
 		length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						     MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (length && strtoull(length, NULL, 10) > srv->cfg->http_max_body_bytes) {
@@ -479,27 +531,56 @@ enum gw_err gateway_server_start(const struct gateway_config *cfg,
 	srv->cfg = cfg;
 	srv->listen_fd = listen_fd;
 	atomic_init(&srv->in_flight, 0);
-	srv->daemon = MHD_start_daemon(
-		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC,
-		0, NULL, NULL, on_request, srv,
-		MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
-		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_connection_timeout_s,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-		MHD_OPTION_END);
+	if (cfg->http_tls_cert || cfg->http_tls_key) {
+		if (!cfg->http_tls_cert || !cfg->http_tls_key) {
+			gw_seterr(err, "TLS needs both http.tls_cert and http.tls_key");
+			goto fail;
+		}
+		if (!(srv->tls_cert = read_file(cfg->http_tls_cert, err)) ||
+		    !(srv->tls_key = read_file(cfg->http_tls_key, err)) ||
+		    (cfg->http_tls_client_ca && !(srv->tls_ca = read_file(cfg->http_tls_client_ca, err))))
+			goto fail;
+	}
+	{
+		/* Options that TLS adds sit before the end marker, in place of
+		 * MHD_OPTION_END pairs that end the list early without it. */
+		struct MHD_OptionItem tls[] = {
+			{srv->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, srv->tls_cert},
+			{MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key},
+			{MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)(uintptr_t)TLS_PRIORITIES},
+			{srv->tls_ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, srv->tls_ca},
+			{MHD_OPTION_END, 0, NULL},
+		};
+
+		srv->daemon = MHD_start_daemon(
+			MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
+				(srv->tls_cert ? MHD_USE_TLS : 0),
+			0, NULL, NULL, on_request, srv,
+			MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
+			MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
+			MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections,
+			MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections_per_ip,
+			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_connection_timeout_s,
+			MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+			MHD_OPTION_ARRAY, tls,
+			MHD_OPTION_END);
+	}
 	if (!srv->daemon || !srv->followers) {
-		gw_seterr(err, "listen %s: cannot start the HTTP server", cfg->listen);
-		if (srv->daemon)
-			MHD_stop_daemon(srv->daemon);
-		else
-			close(srv->listen_fd);
-		gateway_followers_free(srv->followers);
-		free(srv);
-		return GW_EIO;
+		gw_seterr(err, "listen %s: cannot start the HTTP server%s", cfg->listen,
+			  srv->tls_cert ? " (is the TLS certificate and key a matching PEM pair?)" : "");
+		goto fail;
 	}
 	*out = srv;
 	return GW_OK;
+fail:
+	if (srv->daemon)
+		MHD_stop_daemon(srv->daemon);
+	else
+		close(srv->listen_fd);
+	gateway_followers_free(srv->followers);
+	free_tls(srv);
+	free(srv);
+	return GW_EIO;
 }
 
 void gateway_server_stop(struct gateway_server *srv)
@@ -522,5 +603,6 @@ void gateway_server_stop(struct gateway_server *srv)
 	}
 	MHD_stop_daemon(srv->daemon);
 	gateway_followers_free(srv->followers);
+	free_tls(srv);
 	free(srv);
 }

@@ -1,6 +1,7 @@
 /* Security: tokens (made by the command line and the API), roles, team
  * scope, revocation and expiry, rate limits, the audit trail, secrets kept
  * out of logs and the database. */
+#include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -454,6 +455,101 @@ START_TEST(test_escapes_and_pool_conf_lists)
 }
 END_TEST
 
+/* A test CA, a server certificate for 127.0.0.1 and client certificates:
+ * one the CA signed, one from another CA. */
+static void make_certificates(void)
+{
+	char cmd[4000];
+
+	snprintf(cmd, sizeof(cmd),
+		 "(cd %s && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext && "
+		 "K='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes' && "
+		 "openssl req -x509 $K -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca && "
+		 "openssl req -x509 $K -keyout rogue-ca.key -out rogue-ca.pem -days 2 -subj /CN=rogue && "
+		 "openssl req $K -keyout server.key -out server.csr -subj /CN=localhost && "
+		 "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2"
+		 " -extfile san.ext -out server.pem && "
+		 "openssl req $K -keyout client.key -out client.csr -subj /CN=alice && "
+		 "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -out client.pem && "
+		 "openssl req $K -keyout rogue.key -out rogue.csr -subj /CN=mallory && "
+		 "openssl x509 -req -in rogue.csr -CA rogue-ca.pem -CAkey rogue-ca.key -CAcreateserial -days 2"
+		 " -out rogue.pem) >/dev/null 2>&1",
+		 dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static void tls_files(char *cert, char *key, char *ca, size_t len)
+{
+	snprintf(cert, len, "http.tls_cert=%s/server.pem", dir);
+	snprintf(key, len, "http.tls_key=%s/server.key", dir);
+	snprintf(ca, len, "%s/ca.pem", dir);
+}
+
+/* TLS 1.2 and 1.3 with the configured certificate; older versions and
+ * plain HTTP are refused. */
+START_TEST(test_tls_listener)
+{
+	char cert[700], key[700], ca[700], url[300];
+	struct tu_response r;
+
+	make_certificates();
+	tls_files(cert, key, ca, sizeof(cert));
+	tu_http_tls(ca, NULL, NULL, 0);
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--set", cert, "--set", key, NULL), 0);
+	ck_assert_int_eq(strncmp(gw.base, "https://", 8), 0);
+	ck_assert_int_eq(status_of("GET", "/api/v1/version", NULL, NULL), 200);
+	tu_http_tls(ca, NULL, NULL, CURL_SSLVERSION_TLSv1_2 | CURL_SSLVERSION_MAX_TLSv1_2);
+	ck_assert_int_eq(status_of("GET", "/api/v1/version", NULL, NULL), 200);
+	tu_http_tls(ca, NULL, NULL, CURL_SSLVERSION_TLSv1_3 | CURL_SSLVERSION_MAX_TLSv1_3);
+	ck_assert_int_eq(status_of("GET", "/api/v1/version", NULL, NULL), 200);
+	tu_http_tls(ca, NULL, NULL, CURL_SSLVERSION_TLSv1 | CURL_SSLVERSION_MAX_TLSv1_1);
+	snprintf(url, sizeof(url), "%s/api/v1/version", gw.base);
+	ck_assert_int_eq(tu_http("GET", url, NULL, NULL, 0, &r), -1);
+	tu_response_release(&r);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/v1/version", gw.port);
+	ck_assert(tu_http("GET", url, NULL, NULL, 0, &r) == -1 || r.status != 200);
+	tu_response_release(&r);
+	tu_http_tls(NULL, NULL, NULL, 0);
+}
+END_TEST
+
+/* With a client CA, only clients with a certificate it signed get in. */
+START_TEST(test_tls_client_certificates)
+{
+	char cert[700], key[700], ca[700], client_ca[700], pem[700], pkey[700];
+
+	make_certificates();
+	tls_files(cert, key, ca, sizeof(cert));
+	snprintf(client_ca, sizeof(client_ca), "http.tls_client_ca=%s/ca.pem", dir);
+	snprintf(pem, sizeof(pem), "%s/client.pem", dir);
+	snprintf(pkey, sizeof(pkey), "%s/client.key", dir);
+	tu_http_tls(ca, pem, pkey, 0);
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--set", cert, "--set", key, "--set", client_ca, NULL), 0);
+	ck_assert_int_eq(status_of("GET", "/api/v1/jobs", NULL, NULL), 200);
+	tu_http_tls(ca, NULL, NULL, 0);
+	{
+		struct tu_response r = call("GET", "/api/v1/jobs", NULL, NULL);
+
+		ck_assert_int_eq(r.status, 401);
+		ck_assert_str_eq(json_string_value(json_object_get(r.json, "type")),
+				 "urn:sparkgw:problem:client-certificate-required");
+		tu_response_release(&r);
+	}
+	snprintf(pem, sizeof(pem), "%s/rogue.pem", dir);
+	snprintf(pkey, sizeof(pkey), "%s/rogue.key", dir);
+	tu_http_tls(ca, pem, pkey, 0);
+	{
+		char url[300];
+		struct tu_response r;
+
+		snprintf(url, sizeof(url), "%s/api/v1/jobs", gw.base);
+		ck_assert(tu_http("GET", url, NULL, NULL, 0, &r) == -1 || r.status == 401);
+		tu_response_release(&r);
+	}
+	tu_http_tls(NULL, NULL, NULL, 0);
+}
+END_TEST
+
 Suite *auth_suite(void)
 {
 	Suite *s = suite_create("auth");
@@ -466,6 +562,8 @@ Suite *auth_suite(void)
 	tcase_add_test(tc, test_rate_limit_per_token);
 	tcase_add_test(tc, test_secrets_are_redacted);
 	tcase_add_test(tc, test_escapes_and_pool_conf_lists);
+	tcase_add_test(tc, test_tls_listener);
+	tcase_add_test(tc, test_tls_client_certificates);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -140,8 +140,11 @@ int tu_gateway_start(struct tu_gateway *gw, const char *dir, ...)
 	argv[argc++] = (char *)(uintptr_t)"--set";
 	argv[argc++] = (char *)(uintptr_t)"auth.mode=none";
 	va_start(ap, dir);
-	for (const char *a; argc < MAX_ARGS - 1 && (a = va_arg(ap, const char *));)
+	for (const char *a; argc < MAX_ARGS - 1 && (a = va_arg(ap, const char *));) {
 		argv[argc++] = (char *)(uintptr_t)a;
+		if (!strncmp(a, "http.tls_cert=", 14))
+			snprintf(gw->base, sizeof(gw->base), "https://127.0.0.1:%d", gw->port);
+	}
 	va_end(ap);
 	argv[argc] = NULL;
 
@@ -372,6 +375,20 @@ static size_t write_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
+/* What https:// requests trust and present (see tu_http_tls). */
+static struct {
+	char ca[600], cert[600], key[600];
+	long version;
+} tls;
+
+void tu_http_tls(const char *ca, const char *cert, const char *key, long version)
+{
+	snprintf(tls.ca, sizeof(tls.ca), "%s", ca ? ca : "");
+	snprintf(tls.cert, sizeof(tls.cert), "%s", cert ? cert : "");
+	snprintf(tls.key, sizeof(tls.key), "%s", key ? key : "");
+	tls.version = version;
+}
+
 int tu_http(const char *method, const char *url, const char *const *headers,
 	    const char *body, size_t len, struct tu_response *out)
 {
@@ -396,6 +413,19 @@ int tu_http(const char *method, const char *url, const char *const *headers,
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
 	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	if (!strncmp(url, "https:", 6)) {
+		if (*tls.ca)
+			curl_easy_setopt(c, CURLOPT_CAINFO, tls.ca);
+		if (*tls.cert)
+			curl_easy_setopt(c, CURLOPT_SSLCERT, tls.cert);
+		if (*tls.key)
+			curl_easy_setopt(c, CURLOPT_SSLKEY, tls.key);
+		if (tls.version) {
+			curl_easy_setopt(c, CURLOPT_SSLVERSION, tls.version);
+			/* Old protocol versions need the client's security level down. */
+			curl_easy_setopt(c, CURLOPT_SSL_CIPHER_LIST, "DEFAULT@SECLEVEL=0");
+		}
+	}
 	if (strcmp(method, "HEAD") == 0)
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	if (body) {

@@ -97,6 +97,9 @@ struct tu_response {
 int tu_http(const char *method, const char *url, const char *const *headers,
 	    const char *body, size_t len, struct tu_response *out);
 void tu_response_release(struct tu_response *r);
+/* From now on, https:// requests trust ca and present cert and key (NULL:
+ * none); version is a CURL_SSLVERSION_ value (0: the default). */
+void tu_http_tls(const char *ca, const char *cert, const char *key, long version);
 /* POSTs a submission to base's /api/v1/jobs, asserts 201 and returns the
  * new job's id (caller frees). */
 char *tu_submit(const char *base, const char *body);

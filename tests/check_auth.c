@@ -1,8 +1,12 @@
 /* Security: tokens (made by the command line and the API), roles, team
  * scope, revocation and expiry, rate limits, the audit trail, secrets kept
  * out of logs and the database. */
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -550,6 +554,50 @@ START_TEST(test_tls_client_certificates)
 }
 END_TEST
 
+static int connect_to(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	return fd;
+}
+
+/* True when the server closes fd within ms. */
+static bool closed_within(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	char c;
+
+	return poll(&p, 1, ms) == 1 && recv(fd, &c, 1, 0) <= 0;
+}
+
+/* Slow clients: a request that stops half way is dropped after the
+ * connection timeout; one address holds at most its share of connections. */
+START_TEST(test_slow_and_greedy_clients)
+{
+	int fds[5];
+
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--set", "http.connection_timeout_seconds=1", "--set",
+					  "http.max_connections_per_ip=4", NULL), 0);
+	fds[0] = connect_to(gw.port);
+	ck_assert_int_eq(send(fds[0], "GET /api/v1/jobs HTTP/1.1\r\nHost: x\r\nX-Slow: ", 42, 0), 42);
+	ck_assert(closed_within(fds[0], 3000));
+	close(fds[0]);
+
+	for (int i = 0; i < 4; i++)
+		fds[i] = connect_to(gw.port);
+	fds[4] = connect_to(gw.port); /* accepted by the kernel, closed by the server */
+	ck_assert(closed_within(fds[4], 2000));
+	ck_assert(!closed_within(fds[3], 200));
+	for (int i = 0; i < 5; i++)
+		close(fds[i]);
+	usleep(100000);
+	ck_assert_int_eq(status_of("GET", "/api/v1/jobs", NULL, NULL), 200);
+}
+END_TEST
+
 Suite *auth_suite(void)
 {
 	Suite *s = suite_create("auth");
@@ -564,6 +612,7 @@ Suite *auth_suite(void)
 	tcase_add_test(tc, test_escapes_and_pool_conf_lists);
 	tcase_add_test(tc, test_tls_listener);
 	tcase_add_test(tc, test_tls_client_certificates);
+	tcase_add_test(tc, test_slow_and_greedy_clients);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -45,7 +45,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/migrations.o
 KUBESIM_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard contrib/kubesim/*.c) $(COMMON_SRC))
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps run test check test-asan fuzz clean
+.PHONY: all deps run test check test-asan test-valgrind fuzz clean
 all: $(BUILD)/sparkgw $(BUILD)/kubesim
 
 deps:
@@ -104,24 +104,46 @@ check: $(BUILD)/sparkgw $(BUILD)/kubesim $(BUILD)/check_sparkgw
 test-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 check
 
+# The end-to-end suites with every gateway under valgrind: an error or a
+# definite leak fails the gateway's exit status, and so the test.
+VALGRIND_SUITES ?= api auth dispatch
+test-valgrind: deps $(BUILD)/sparkgw $(BUILD)/kubesim $(BUILD)/check_sparkgw
+	@for s in $(VALGRIND_SUITES); do \
+		SPARKGW_VALGRIND=1 CK_TIMEOUT_MULTIPLIER=4 CK_RUN_SUITE=$$s SPARKGW_BIN=$(BUILD)/sparkgw \
+			KUBESIM_BIN=$(BUILD)/kubesim $(BUILD)/check_sparkgw || exit 1; \
+	done
+
 # libFuzzer targets, each run for FUZZ_SECONDS from its seed corpus; new
 # inputs go to build-fuzz/corpus, crashes to build-fuzz/.
-FUZZ_TARGETS := submission selector quantity yaml policy
+FUZZ_TARGETS := submission selector quantity yaml policy kubeconfig http
 FUZZ_SECONDS ?= 30
+FUZZ_CC      := clang $(CPPFLAGS) $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined
 FUZZ_SRC     := $(COMMON_SRC) gateway/submission.c $(wildcard router/*.c)
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
 	@mkdir -p build-fuzz
-	clang $(CPPFLAGS) $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined \
-		-o $@ $< $(FUZZ_SRC) $(LIBS)
+	$(FUZZ_CC) -o $@ $< $(FUZZ_SRC) $(LIBS)
 
+build-fuzz/fuzz_kubeconfig: tests/fuzz/fuzz_kubeconfig.c $(COMMON_SRC) k8sclient/kubeconfig.c
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) -o $@ $^ $(LIBS)
+
+# The whole gateway but main, in process.
+build-fuzz/fuzz_http: tests/fuzz/fuzz_http.c $(LIB_SRC) $(BUILD)/gen/migrations.c
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) -o $@ $^ $(LIBS)
+
+# Each target for FUZZ_SECONDS from its seeds; a crash stops the run with
+# the fuzzer's report and leaves the input under build-fuzz/.
 fuzz: deps $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 	@for t in $(FUZZ_TARGETS); do \
 		mkdir -p build-fuzz/corpus/$$t; \
-		echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
-		(cd build-fuzz && ./fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
-			-print_final_stats=1 corpus/$$t ../tests/fuzz/corpus/$$t 2>&1 | \
-			grep -E 'stat::number_of_executed_units|ERROR|SUMMARY') || exit 1; \
+		if ! (cd build-fuzz && ./fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			corpus/$$t ../tests/fuzz/corpus/$$t > fuzz_$$t.log 2>&1); then \
+			tail -40 build-fuzz/fuzz_$$t.log; echo "fuzz_$$t: FAILED"; exit 1; \
+		fi; \
+		echo "fuzz_$$t: $$(grep -o 'number_of_executed_units: [0-9]*' build-fuzz/fuzz_$$t.log |\
+			grep -o '[0-9]*') executions in $(FUZZ_SECONDS) s, no crash"; \
 	done
 
 clean:

@@ -25,9 +25,11 @@ static void setup(void)
 
 static void teardown(void)
 {
-	tu_gateway_signal(&gw, SIGTERM);
+	int status = gw.pid > 0 ? tu_gateway_signal(&gw, SIGTERM) : 0;
+
 	tu_rmtree(dir);
 	free(dir);
+	ck_assert_int_eq(status, 0); /* a clean exit, under valgrind too */
 }
 
 /* Runs `sparkgw token ARGS --data dir`; returns its last line (new) and
@@ -398,7 +400,7 @@ START_TEST(test_secrets_are_redacted)
 	}
 	ck_assert(!file_contains(gw.log, "hunter2"));
 	free(id);
-	tu_gateway_signal(&gw, SIGTERM);
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
 	tu_kubesim_stop(&sim);
 }
 END_TEST
@@ -454,7 +456,7 @@ START_TEST(test_escapes_and_pool_conf_lists)
 	snprintf(body + strlen(body) - 2, sizeof(body) - strlen(body) + 2,
 		 ",\"sparkConf\":{\"spark.sql.shuffle.partitions\":\"8\"}}}");
 	ck_assert_int_eq(status_of("POST", "/api/v1/jobs", NULL, body), 201);
-	tu_gateway_signal(&gw, SIGTERM);
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
 	tu_kubesim_stop(&sim);
 }
 END_TEST
@@ -579,18 +581,19 @@ START_TEST(test_slow_and_greedy_clients)
 {
 	int fds[5];
 
-	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--set", "http.connection_timeout_seconds=1", "--set",
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--set", "http.connection_timeout_seconds=3", "--set",
 					  "http.max_connections_per_ip=4", NULL), 0);
 	fds[0] = connect_to(gw.port);
 	ck_assert_int_eq(send(fds[0], "GET /api/v1/jobs HTTP/1.1\r\nHost: x\r\nX-Slow: ", 42, 0), 42);
-	ck_assert(closed_within(fds[0], 3000));
+	ck_assert(!closed_within(fds[0], 1000));
+	ck_assert(closed_within(fds[0], 5000));
 	close(fds[0]);
 
 	for (int i = 0; i < 4; i++)
 		fds[i] = connect_to(gw.port);
 	fds[4] = connect_to(gw.port); /* accepted by the kernel, closed by the server */
-	ck_assert(closed_within(fds[4], 2000));
-	ck_assert(!closed_within(fds[3], 200));
+	ck_assert(closed_within(fds[4], 1500));
+	ck_assert(!closed_within(fds[3], 100));
 	for (int i = 0; i < 5; i++)
 		close(fds[i]);
 	usleep(100000);

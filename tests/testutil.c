@@ -23,7 +23,7 @@
 #include "common/timeutil.h"
 #include "common/yamljson.h"
 
-#define MAX_ARGS 32
+#define MAX_ARGS 48
 
 const char *tu_gateway_bin(void)
 {
@@ -94,11 +94,13 @@ static pid_t spawn(char *const argv[], const char *log_path)
 	return pid;
 }
 
-/* Waits (10 s at most) until the process answers base/healthz; -1 and
- * *pid -1 if it exited first. */
+/* Waits (10 s at most, 60 under valgrind) until the process answers
+ * base/healthz; -1 and *pid -1 if it exited first. */
 static int wait_healthy(pid_t *pid, const char *base)
 {
-	for (int i = 0; *pid > 0 && i < 1000; i++) {
+	int tries = getenv("SPARKGW_VALGRIND") ? 6000 : 1000;
+
+	for (int i = 0; *pid > 0 && i < tries; i++) {
 		struct tu_response r;
 		char url[128];
 		int status;
@@ -130,6 +132,15 @@ int tu_gateway_start(struct tu_gateway *gw, const char *dir, ...)
 	snprintf(gw->log, sizeof(gw->log), "%s/gateway.log", dir);
 	snprintf(gw->base, sizeof(gw->base), "http://127.0.0.1:%d", gw->port);
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", gw->port);
+	if (getenv("SPARKGW_VALGRIND")) {
+		/* make test-valgrind: any error or definite leak fails the exit status. */
+		static const char *const vg[] = {"/usr/bin/valgrind", "--quiet", "--error-exitcode=99",
+						 "--leak-check=full", "--errors-for-leak-kinds=definite",
+						 "--show-leak-kinds=definite"};
+
+		for (size_t i = 0; i < sizeof(vg) / sizeof(vg[0]); i++)
+			argv[argc++] = (char *)(uintptr_t)vg[i];
+	}
 	argv[argc++] = (char *)(uintptr_t)tu_gateway_bin();
 	argv[argc++] = (char *)(uintptr_t)"--listen";
 	argv[argc++] = listen;

@@ -31,20 +31,21 @@ int gw_log_enabled(enum gw_log_level level)
 	return level >= min_level;
 }
 
-void gw_log_write(enum gw_log_level level, const char *fmt, ...)
+static void write_line(enum gw_log_level level, const char *request_id, const char *job_id,
+		       const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void write_line(enum gw_log_level level, const char *request_id, const char *job_id,
+		       const char *fmt, va_list ap)
 {
 	char msg[1024], ts[GW_TIME_LEN];
 	json_t *line;
 	char *text;
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-
 	gw_time_format(gw_now_ms(), ts);
-	line = json_pack("{s:s, s:s, s:s}", "ts", ts, "level",
-			 level_names[level], "msg", msg);
+	line = json_pack("{s:s, s:s, s:s, s:s*, s:s*}", "ts", ts, "level", level_names[level], "msg", msg,
+			 "request_id", request_id && *request_id ? request_id : NULL,
+			 "job_id", job_id && *job_id ? job_id : NULL);
 	text = line ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	/* One fputs per line: stdio locks the stream, so lines never interleave. */
 	if (text) {
@@ -52,4 +53,23 @@ void gw_log_write(enum gw_log_level level, const char *fmt, ...)
 		free(text);
 	}
 	json_decref(line);
+}
+
+void gw_log_write(enum gw_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	write_line(level, NULL, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void gw_log_write_ids(enum gw_log_level level, const char *request_id, const char *job_id,
+		      const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	write_line(level, request_id, job_id, fmt, ap);
+	va_end(ap);
 }

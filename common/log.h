@@ -12,11 +12,21 @@ int gw_log_level_parse(const char *name);
 int gw_log_enabled(enum gw_log_level level);
 void gw_log_write(enum gw_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* The same, with the request's id and the job's (either may be NULL) as
+ * fields of their own, so that one request or one job can be followed. */
+void gw_log_write_ids(enum gw_log_level level, const char *request_id, const char *job_id,
+		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 #define gw_log(level, ...)                        \
 	do {                                          \
 		if (gw_log_enabled(level))                \
 			gw_log_write((level), __VA_ARGS__);   \
+	} while (0)
+
+#define gw_log_ids(level, request_id, job_id, ...)                          \
+	do {                                                                    \
+		if (gw_log_enabled(level))                                          \
+			gw_log_write_ids((level), (request_id), (job_id), __VA_ARGS__); \
 	} while (0)
 
 #endif

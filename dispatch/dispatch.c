@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/quantity.h"
 #include "common/timeutil.h"
 #include "dispatch/dispatch.h"
@@ -161,6 +162,29 @@ static void object_path(const char *ns, const char *name, const char *kind,
 		snprintf(out, len, "/api/v1/namespaces/%s/configmaps%s%s", ns, name ? "/" : "", name ? name : "");
 }
 
+/* One API server call in the metrics: verb and status (or "error": no answer). */
+static void count_call(struct cluster_rt *cl, const char *verb, enum gw_err rc, long status)
+{
+	char name[200], labels[300];
+
+	gw_metrics_escape(cl->name, name, sizeof(name));
+	if (rc)
+		snprintf(labels, sizeof(labels), "cluster=\"%s\",verb=\"%s\",code=\"error\"", name, verb);
+	else
+		snprintf(labels, sizeof(labels), "cluster=\"%s\",verb=\"%s\",code=\"%ld\"", name, verb, status);
+	gw_metrics_add(cl->d->opts.metrics, "sparkgw_apiserver_requests_total", labels, 1);
+}
+
+static void count_cluster(struct cluster_rt *cl, const char *family, const char *label, const char *value)
+{
+	char name[200], v[100], labels[400];
+
+	gw_metrics_escape(cl->name, name, sizeof(name));
+	gw_metrics_escape(value, v, sizeof(v));
+	snprintf(labels, sizeof(labels), "cluster=\"%s\",%s=\"%s\"", name, label, v);
+	gw_metrics_add(cl->d->opts.metrics, family, labels, 1);
+}
+
 /* Waits for a token of the cluster's request budget. */
 static void take_token(struct cluster_rt *cl)
 {
@@ -236,6 +260,7 @@ static enum create_outcome create_or_adopt(struct cluster_rt *cl, json_t *obj,
 	object_path(ns, NULL, kind, path, sizeof(path));
 	take_token(cl);
 	rc = k8s_request(cl->client, "POST", path, obj, &r, why);
+	count_call(cl, "POST", rc, rc ? 0 : r.status);
 	/* Real calls count towards the cluster's health too. */
 	pool_report(cl->d->opts.pool, cl->name, rc == GW_OK && r.status < 500, why);
 	if (rc)
@@ -244,7 +269,9 @@ static enum create_outcome create_or_adopt(struct cluster_rt *cl, json_t *obj,
 		k8s_response_release(&r);
 		object_path(ns, name, kind, path, sizeof(path));
 		take_token(cl);
-		if (k8s_request(cl->client, "GET", path, NULL, &r, why))
+		rc = k8s_request(cl->client, "GET", path, NULL, &r, why);
+		count_call(cl, "GET", rc, rc ? 0 : r.status);
+		if (rc)
 			return RETRY;
 		if (r.status == 200 &&
 		    strcmp(jstr(json_object_get(json_object_get(json_object_get(r.body, "metadata"), "labels"),
@@ -279,6 +306,7 @@ static long delete_driver(struct cluster_rt *cl, const struct store_job *job)
 	struct k8s_response r;
 	char path[512], err[GW_ERRLEN];
 	long status = 0;
+	enum gw_err rc;
 
 	dispatch_names(job, &names);
 	if (cl->mode == ROUTER_SPARK_OPERATOR)
@@ -286,7 +314,9 @@ static long delete_driver(struct cluster_rt *cl, const struct store_job *job)
 	else
 		object_path(job->namespace, names.driver_pod, "Pod", path, sizeof(path));
 	take_token(cl);
-	if (k8s_request(cl->client, "DELETE", path, opts, &r, err) == GW_OK)
+	rc = k8s_request(cl->client, "DELETE", path, opts, &r, err);
+	count_call(cl, "DELETE", rc, rc ? 0 : r.status);
+	if (rc == GW_OK)
 		status = r.status;
 	else
 		gw_log(GW_LOG_WARN, "dispatch: delete %s: %s", path, err);
@@ -501,6 +531,10 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 				 ? "http://%s-ui-svc.%s.svc:4040" : "http://%s.%s.svc:4040",
 			 cl->mode == ROUTER_SPARK_OPERATOR ? names.app : names.service, job.namespace);
 		snprintf(msg, sizeof(msg), "created on %s/%s", cl->name, job.namespace);
+		if (job.run <= 1) /* a first run: from its submission */
+			gw_metrics_observe(d->opts.metrics, "sparkgw_dispatch_latency_seconds", "",
+					   (double)(gw_now_ms() - job.created_ms) / 1e3);
+		count_cluster(cl, "sparkgw_dispatches_total", "outcome", "created");
 		if (move_job(d, job.id, STORE_SUBMITTED,
 			     cl->mode == ROUTER_SPARK_OPERATOR ? "ApplicationCreated" : "DriverCreated",
 			     msg, &sub) == GW_ESTATE) {
@@ -510,17 +544,21 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 			apply_seen(cl, job.id);
 		}
 	} else if (outcome == REJECTED) {
+		count_cluster(cl, "sparkgw_dispatches_total", "outcome", "rejected");
 		snprintf(msg, sizeof(msg), "the cluster refused the job: %.*s", GW_ERRLEN, err);
 		move_job(d, job.id, STORE_FAILED, "DispatchRejected", msg, NULL);
-	} else if (job.attempts >= policy.submit_attempts) {
-		snprintf(msg, sizeof(msg), "gave up after %d attempts: %s", job.attempts, err);
-		move_job(d, job.id, STORE_FAILED, "DispatchFailed", msg, NULL);
 	} else {
 		struct store_op back = {.not_before_ms = gw_now_ms() + retry_delay_ms(policy.submit_base_ms,
 										      job.attempts)};
 
-		snprintf(msg, sizeof(msg), "attempt %d failed: %s", job.attempts, err);
-		move_job(d, job.id, STORE_QUEUED, "DispatchRetry", msg, &back);
+		count_cluster(cl, "sparkgw_dispatches_total", "outcome", "failed");
+		if (job.attempts >= policy.submit_attempts) {
+			snprintf(msg, sizeof(msg), "gave up after %d attempts: %s", job.attempts, err);
+			move_job(d, job.id, STORE_FAILED, "DispatchFailed", msg, NULL);
+		} else {
+			snprintf(msg, sizeof(msg), "attempt %d failed: %s", job.attempts, err);
+			move_job(d, job.id, STORE_QUEUED, "DispatchRetry", msg, &back);
+		}
 	}
 out:
 	json_decref(objs);
@@ -1140,7 +1178,11 @@ static void *watcher_main(void *arg)
 		size_t i;
 		json_t *it;
 
-		if (k8s_request(cl->client, "GET", watch_path(wt->apps), NULL, &r, err) || r.status != 200) {
+		enum gw_err lrc = k8s_request(cl->client, "GET", watch_path(wt->apps), NULL, &r, err);
+
+		count_call(cl, "LIST", lrc, lrc ? 0 : r.status);
+		count_cluster(cl, "sparkgw_watch_restarts_total", "resource", wt->apps ? "sparkapplications" : "pods");
+		if (lrc || r.status != 200) {
 			gw_log(GW_LOG_WARN, "watch %s: list failed: %s", cl->name, err);
 			k8s_response_release(&r);
 			sleep_ms(backoff);
@@ -1162,6 +1204,7 @@ static void *watcher_main(void *arg)
 			enum gw_err rc = k8s_watch(cl->client, watch_path(wt->apps), w.rv, WATCH_TIMEOUT_S,
 						   on_watch_event, &w, &cl->stop, err);
 
+			count_call(cl, "WATCH", rc, 200);
 			if (carries_state)
 				recheck_pending(cl);
 			if (rc != GW_OK) {
@@ -1475,6 +1518,14 @@ enum gw_err dispatch_start(struct store *store, const struct dispatch_options *o
 	}
 	d->store = store;
 	d->opts = *opts;
+	gw_metrics_family(opts->metrics, "sparkgw_dispatch_latency_seconds", GW_HISTOGRAM,
+			  "From a job's submission to its driver created on a cluster (first runs).");
+	gw_metrics_family(opts->metrics, "sparkgw_dispatches_total", GW_COUNTER,
+			  "Dispatch attempts by cluster and outcome: created, failed (retried or given up), rejected.");
+	gw_metrics_family(opts->metrics, "sparkgw_apiserver_requests_total", GW_COUNTER,
+			  "Kubernetes API server requests by cluster, verb and status code (error: no answer).");
+	gw_metrics_family(opts->metrics, "sparkgw_watch_restarts_total", GW_COUNTER,
+			  "Lists that (re)start a cluster watch, by cluster and resource.");
 	if (!d->opts.cluster_qps)
 		d->opts.cluster_qps = 100;
 	if (!d->opts.cluster_concurrency)

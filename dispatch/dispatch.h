@@ -15,6 +15,7 @@
 #include "store/store.h"
 
 struct pool;
+struct gw_metrics;
 
 struct dispatch_options {
 	struct router_holder *policy; /* borrowed; outlives dispatch */
@@ -33,6 +34,7 @@ struct dispatch_options {
 	unsigned max_run_s;           /* run time before DeadlineExceeded; 0: none */
 	unsigned cleanup_after_s;     /* finished jobs' cluster objects are kept this long */
 	unsigned retention_s;         /* finished jobs are kept this long; 0: for ever */
+	struct gw_metrics *metrics;   /* may be NULL */
 };
 
 struct dispatch;

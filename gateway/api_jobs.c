@@ -398,18 +398,25 @@ bool gateway_load_job(struct request *rq, const char *id, enum MHD_Result *reply
 
 enum MHD_Result api_job_get(struct request *rq, const char *id)
 {
+	const char *match;
+	char etag[40];
 	enum MHD_Result reply;
 	json_t *job;
 	char why[GW_ERRLEN];
 
 	if (!gateway_load_job(rq, id, &reply))
 		return reply;
+	/* Every write to a job changes its rv: a poller that has it gets 304. */
+	snprintf(etag, sizeof(etag), "W/\"%lld\"", (long long)rq->op.job.rv);
+	match = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	if (match && rq->op.job.state != STORE_QUEUED && (!strcmp(match, etag) || !strcmp(match, etag + 2)))
+		return http_reply_not_modified(rq, etag);
 	job = job_json(&rq->op.job);
 	/* A queued job says why it waits, as the queue does. */
 	if (rq->op.job.state == STORE_QUEUED && rq->dispatch &&
 	    dispatch_wait_reason(rq->dispatch, rq->op.job.id, why, sizeof(why)))
 		json_object_set_new(job, "waitReason", json_string(why));
-	return http_reply_json(rq, 200, job, NULL);
+	return http_reply_json(rq, 200, job, MHD_HTTP_HEADER_ETAG, etag, NULL);
 }
 
 enum MHD_Result api_job_conf(struct request *rq, const char *id)
@@ -574,6 +581,16 @@ static enum MHD_Result collect_list_arg(void *cls, enum MHD_ValueKind kind,
 	} else if (strcmp(key, "continue") == 0) {
 		if (!decode_continue(value, &a->q.before_seq))
 			list_error(a, key, "is not a continue token from a previous page");
+	} else if (strcmp(key, "updatedSince") == 0) {
+		char *end;
+		long long v;
+
+		errno = 0;
+		v = strtoll(value, &end, 10);
+		if (!*value || *end || errno || v < 0)
+			list_error(a, key, "must be a cursor from a previous answer (an integer, 0 for everything)");
+		a->q.changes = true;
+		a->q.after_rv = v;
 	} else {
 		list_error(a, key, "unknown query parameter");
 	}
@@ -595,6 +612,8 @@ enum MHD_Result api_job_list(struct request *rq, const char *id)
 	if (!a.errors)
 		return MHD_NO;
 	MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, collect_list_arg, &a);
+	if (a.q.changes && a.q.before_seq)
+		list_error(&a, "updatedSince", "pages by its own cursor: leave out continue");
 	if (json_array_size(a.errors)) {
 		gw_selector_free(a.selector);
 		return http_reply_problem(rq, 400, "bad-query", "invalid query parameters",
@@ -640,7 +659,18 @@ enum MHD_Result api_job_list(struct request *rq, const char *id)
 	if (!items)
 		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
 	body = json_pack("{s:o}", "items", items);
-	if (body && next) {
+	if (body && a.q.changes) {
+		/* The next poll's cursor: the last change read, else the same. */
+		char cursor[24];
+		json_t *last = json_array_get(items, json_array_size(items) - 1);
+
+		snprintf(cursor, sizeof(cursor), "%s",
+			 last ? json_string_value(json_object_get(last, "resourceVersion")) : "");
+		if (!last)
+			snprintf(cursor, sizeof(cursor), "%lld", (long long)a.q.after_rv);
+		json_object_set_new(body, "cursor", json_string(cursor));
+	}
+	if (body && next && !a.q.changes) {
 		char token[64];
 
 		encode_continue(next, token, sizeof(token));

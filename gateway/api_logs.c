@@ -203,6 +203,8 @@ static enum MHD_Result start_follow(struct request *rq, long tail_lines)
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+	MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
+	rq->status = 200;
 	ret = MHD_queue_response(rq->conn, 200, resp);
 	MHD_destroy_response(resp);
 	return ret;

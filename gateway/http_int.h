@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "common/buf.h"
 #include "dispatch/dispatch.h"
@@ -50,6 +51,9 @@ struct request {
 	char path[256];
 	char audit_team[64];   /* the team the call acted for, when known */
 	char audit_target[128]; /* what it acted on, when not the path's id */
+	const char *route;     /* the route's pattern, for metrics; NULL: none matched */
+	struct timespec started;
+	char request_id[72];   /* X-Request-Id: the client's, or a new one */
 };
 
 /* Whether the caller may see a job of that team (absent team: only
@@ -61,6 +65,8 @@ bool gateway_authorize(struct request *rq, enum auth_role min_role, enum MHD_Res
  * denied. */
 void gateway_audit(struct request *rq);
 
+/* 304 Not Modified with the ETag the client has. */
+enum MHD_Result http_reply_not_modified(struct request *rq, const char *etag);
 /* Queues text (copied) as text/plain. */
 enum MHD_Result http_reply_text(struct request *rq, unsigned status, const char *text);
 /* Queues body (stolen) as application/json; extra header pairs may follow,
@@ -119,5 +125,7 @@ enum MHD_Result api_token_create(struct request *rq, const char *id);
 enum MHD_Result api_token_list(struct request *rq, const char *id);
 enum MHD_Result api_token_revoke(struct request *rq, const char *id);
 enum MHD_Result api_audit(struct request *rq, const char *id);
+enum MHD_Result api_metrics(struct request *rq, const char *id);
+
 
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "dispatch/dispatch.h"
 #include "pool/pool.h"
 #include "router/router.h"
@@ -275,6 +276,7 @@ int main(int argc, char **argv)
 	struct router_holder *policy = NULL;
 	struct pool *pool = NULL;
 	struct auth *auth = NULL;
+	struct gw_metrics *metrics = NULL;
 	struct reload_ctx reload = {0};
 	struct gateway_services services;
 	struct store_options sopts;
@@ -324,6 +326,10 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (!(metrics = gw_metrics_new())) {
+		gw_seterr(err, "out of memory");
+		goto startup_failed;
+	}
 	if (gateway_listen(cfg.listen, &listen_fd, err) ||
 	    prepare_data_dir(cfg.data_dir, err))
 		goto startup_failed;
@@ -331,6 +337,7 @@ int main(int argc, char **argv)
 	sopts.path = dbpath;
 	sopts.synchronous_full = cfg.store_sync_full;
 	sopts.batch_max = cfg.store_batch_max;
+	sopts.metrics = metrics;
 	if (store_open(&sopts, &store, err))
 		goto startup_failed;
 	reload.overlay = NULL;
@@ -364,6 +371,7 @@ int main(int argc, char **argv)
 			.max_run_s = cfg.scheduler_max_run_s,
 			.cleanup_after_s = cfg.scheduler_cleanup_after_s,
 			.retention_s = cfg.store_retention_s,
+			.metrics = metrics,
 		};
 
 		if (!cfg.router->nclusters)
@@ -389,8 +397,9 @@ int main(int argc, char **argv)
 		gw_seterr(err, "out of memory");
 		goto startup_failed;
 	}
+	gateway_metrics_declare(metrics);
 	services = (struct gateway_services){.store = store, .dispatch = dispatch, .policy = policy,
-					     .pool = pool, .auth = auth, .reload = reload_policy,
+					     .pool = pool, .auth = auth, .metrics = metrics, .reload = reload_policy,
 					     .change_clusters = change_clusters, .reload_arg = &reload};
 	started = gateway_server_start(&cfg, &services, listen_fd, &server, err);
 	listen_fd = -1; /* the server's from here, even on failure */
@@ -415,6 +424,7 @@ int main(int argc, char **argv)
 	gateway_config_release(&reload.file);
 	json_decref(reload.overlay);
 	store_close(store);
+	gw_metrics_free(metrics);
 	gateway_config_release(&cfg);
 	gw_log(GW_LOG_INFO, "stopped");
 	return 0;
@@ -429,6 +439,7 @@ startup_failed:
 	router_holder_free(policy);
 	json_decref(reload.overlay);
 	store_close(store);
+	gw_metrics_free(metrics);
 	gateway_config_release(&cfg);
 	return EXIT_STARTUP;
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include <openssl/crypto.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "gateway/http_int.h"
 
 #ifndef GW_VERSION
@@ -38,6 +40,8 @@ struct gateway_server {
 	const struct gateway_config *cfg;
 	int listen_fd;
 	atomic_int in_flight; /* requests between first callback and completion */
+	atomic_ullong requests; /* numbers the request ids made here */
+	char id_prefix[16];     /* random per process, so ids are unique across restarts */
 	char *tls_cert, *tls_key, *tls_ca; /* PEM, NULL without TLS */
 };
 
@@ -111,6 +115,7 @@ static const struct route routes[] = {
 	{"GET", "/api/v1/tokens", api_token_list, AUTH_ADMIN},
 	{"DELETE", "/api/v1/tokens/*", api_token_revoke, AUTH_ADMIN},
 	{"GET", "/api/v1/audit", api_audit, AUTH_ADMIN},
+	{"GET", "/metrics", api_metrics, AUTH_VIEWER},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -164,8 +169,24 @@ enum MHD_Result http_reply_json(struct request *rq, unsigned status,
 	if (!MHD_get_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 					"application/json");
+	MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
 	rq->status = status;
 	ret = MHD_queue_response(rq->conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+enum MHD_Result http_reply_not_modified(struct request *rq, const char *etag)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret;
+
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+	MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
+	rq->status = 304;
+	ret = MHD_queue_response(rq->conn, 304, resp);
 	MHD_destroy_response(resp);
 	return ret;
 }
@@ -179,6 +200,7 @@ enum MHD_Result http_reply_text(struct request *rq, unsigned status, const char 
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+	MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
 	rq->status = status;
 	ret = MHD_queue_response(rq->conn, status, resp);
 	MHD_destroy_response(resp);
@@ -253,13 +275,13 @@ enum MHD_Result http_reply_store_error(struct request *rq, enum gw_err rc,
 	case GW_EIO:
 	case GW_EBUSY:
 	case GW_ECLOSED:
-		gw_log(GW_LOG_WARN, "store unavailable: %s", detail);
+		gw_log_ids(GW_LOG_WARN, rq->request_id, NULL, "store unavailable: %s", detail);
 		/* The write did not happen: the client may retry safely. */
 		return reply_problem_with(rq, 503, "store-unavailable",
 					  "the job store cannot accept writes right now; retry later",
 					  NULL, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 	default:
-		gw_log(GW_LOG_ERROR, "internal error: %s: %s", gw_strerror(rc), detail);
+		gw_log_ids(GW_LOG_ERROR, rq->request_id, NULL, "internal error: %s: %s", gw_strerror(rc), detail);
 		return http_reply_problem(rq, 500, "internal", "internal error", NULL);
 	}
 }
@@ -331,6 +353,7 @@ static enum MHD_Result dispatch(struct request *rq, const char *url,
 		if (strcmp(routes[i].method, m) == 0) {
 			enum MHD_Result reply;
 
+			rq->route = routes[i].path;
 			if (routes[i].min_role != OPEN &&
 			    !gateway_authorize(rq, (enum auth_role)routes[i].min_role, &reply))
 				return reply;
@@ -364,6 +387,49 @@ static enum MHD_Result reply_too_large(struct request *rq)
 	snprintf(detail, sizeof(detail), "the request body exceeds %u bytes",
 		 rq->cfg->http_max_body_bytes);
 	return http_reply_problem(rq, 413, "body-too-large", detail, NULL);
+}
+
+/* The client's X-Request-Id when it is a sane token, else a new one. */
+static void set_request_id(struct gateway_server *srv, struct request *rq, const char *given)
+{
+	size_t n = given ? strlen(given) : 0;
+	bool ok = n > 0 && n < sizeof(rq->request_id);
+
+	for (size_t i = 0; ok && i < n; i++)
+		ok = (given[i] >= 'a' && given[i] <= 'z') || (given[i] >= 'A' && given[i] <= 'Z') ||
+		     (given[i] >= '0' && given[i] <= '9') || given[i] == '-' || given[i] == '_' || given[i] == '.';
+	if (ok)
+		memcpy(rq->request_id, given, n + 1);
+	else
+		snprintf(rq->request_id, sizeof(rq->request_id), "%s-%llx", srv->id_prefix,
+			 (unsigned long long)atomic_fetch_add(&srv->requests, 1) + 1);
+}
+
+/* Counts and times the request by route, and logs it at debug level. */
+static void record_request(struct gateway_server *srv, struct request *rq)
+{
+	struct gw_metrics *m = srv->services.metrics;
+	struct timespec now;
+	double seconds;
+	char labels[300];
+	const char *route = rq->route ? rq->route : "other";
+
+	if (!rq->status)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	seconds = (double)(now.tv_sec - rq->started.tv_sec) + (double)(now.tv_nsec - rq->started.tv_nsec) / 1e9;
+	snprintf(labels, sizeof(labels), "route=\"%s\",method=\"%s\",code=\"%u\"", route, rq->method, rq->status);
+	gw_metrics_add(m, "sparkgw_http_requests_total", labels, 1);
+	snprintf(labels, sizeof(labels), "route=\"%s\",method=\"%s\"", route, rq->method);
+	gw_metrics_observe(m, "sparkgw_http_request_duration_seconds", labels, seconds);
+	if (rq->route && !strcmp(rq->route, "/api/v1/jobs") && !strcmp(rq->method, "POST"))
+		gw_metrics_add(m, "sparkgw_submissions_total",
+			       rq->status == 201 ? "outcome=\"accepted\""
+			       : rq->status == 200 ? "outcome=\"replayed_or_dry_run\""
+			       : rq->status == 429 ? "outcome=\"shed\""
+			       : rq->status >= 500 ? "outcome=\"failed\"" : "outcome=\"refused\"", 1);
+	gw_log_ids(GW_LOG_DEBUG, rq->request_id, NULL, "%s %s %u %.1f ms", rq->method, rq->path, rq->status,
+		   seconds * 1e3);
 }
 
 /* With a client CA: the client showed a certificate the CA signed. */
@@ -401,6 +467,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		rq->conn = conn;
 		snprintf(rq->method, sizeof(rq->method), "%s", method);
 		snprintf(rq->path, sizeof(rq->path), "%s", url);
+		clock_gettime(CLOCK_MONOTONIC, &rq->started);
+		set_request_id(srv, rq, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id"));
 		gw_buf_init(&rq->body, srv->cfg->http_max_body_bytes);
 		*con_cls = rq;
 		atomic_fetch_add(&srv->in_flight, 1);
@@ -469,6 +537,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 	(void)toe;
 	if (!rq)
 		return;
+	record_request(srv, rq);
 	gateway_audit(rq);
 	auth_principal_release(&rq->who);
 	gw_buf_release(&rq->body);
@@ -528,6 +597,19 @@ enum gw_err gateway_server_start(const struct gateway_config *cfg,
 	}
 	srv->services = *services;
 	srv->followers = gateway_followers_new();
+	{
+		unsigned char rnd[4] = {0};
+
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			memset(rnd, 0, sizeof(rnd));
+		snprintf(srv->id_prefix, sizeof(srv->id_prefix), "%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
+	}
+	gw_metrics_family(services->metrics, "sparkgw_http_requests_total", GW_COUNTER,
+			  "HTTP requests by route, method and status code.");
+	gw_metrics_family(services->metrics, "sparkgw_http_request_duration_seconds", GW_HISTOGRAM,
+			  "HTTP request time, from its headers to its answer queued, by route and method.");
+	gw_metrics_family(services->metrics, "sparkgw_submissions_total", GW_COUNTER,
+			  "Job submissions by outcome.");
 	srv->cfg = cfg;
 	srv->listen_fd = listen_fd;
 	atomic_init(&srv->in_flight, 0);

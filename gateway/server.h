@@ -20,12 +20,15 @@ struct pool;
 struct router_holder;
 
 /* What the handlers work with; all must outlive the server. */
+struct gw_metrics;
+
 struct gateway_services {
 	struct store *store;
 	struct dispatch *dispatch;    /* NULL when no cluster is configured */
 	struct router_holder *policy;
 	struct pool *pool;
 	struct auth *auth;            /* NULL with auth.mode none */
+	struct gw_metrics *metrics;
 	/* Re-reads the configuration and puts its policy in force; GW_EINVAL
 	 * with file, line and reason (the old policy stays) on a bad one. */
 	enum gw_err (*reload)(void *arg, char *err);
@@ -41,6 +44,8 @@ enum gw_err gateway_server_start(const struct gateway_config *cfg,
 				 const struct gateway_services *services,
 				 int listen_fd,
 				 struct gateway_server **out, char *err);
+/* Declares the families /metrics fills at each scrape. */
+void gateway_metrics_declare(struct gw_metrics *m);
 /* Stops accepting, waits up to the configured grace for requests in flight
  * to finish, then closes every connection. NULL is a no-op. */
 void gateway_server_stop(struct gateway_server *srv);

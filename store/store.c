@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 
 /* Generated from store/schema/NNNN_*.sql by the Makefile, in order. */
 extern const char *const store_migrations[];
@@ -42,6 +43,7 @@ struct store {
 
 	atomic_long queued;          /* jobs in QUEUED */
 	_Atomic double commit_ms;    /* moving average of a batch's commit */
+	struct gw_metrics *metrics;
 };
 
 void store_load(struct store *s, long *queued, double *commit_ms)
@@ -291,13 +293,14 @@ static void run_batch(struct store *s, struct queue_node *batch)
 	enum gw_err rc;
 	char err[GW_ERRLEN];
 	struct timespec t0, t1;
-	long delta = 0;
+	long delta = 0, nops = 0;
 	double ms;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((rc = exec_sql(db, "BEGIN IMMEDIATE", err)))
 		goto fail;
 	for (struct queue_node *n = batch; n; n = n->next) {
+		nops++;
 		exec_sql(db, "SAVEPOINT op", NULL);
 		n->op->queued_delta = 0;
 		store_apply_op(s->writer, n->op);
@@ -312,6 +315,8 @@ static void run_batch(struct store *s, struct queue_node *batch)
 		ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
 		atomic_store(&s->commit_ms, 0.8 * atomic_load(&s->commit_ms) + 0.2 * ms);
 		atomic_fetch_add(&s->queued, delta);
+		gw_metrics_observe(s->metrics, "sparkgw_store_commit_seconds", "", ms / 1e3);
+		gw_metrics_add(s->metrics, "sparkgw_store_operations_total", "", (double)nops);
 		return;
 	}
 	exec_sql(db, "ROLLBACK", NULL);
@@ -460,6 +465,11 @@ enum gw_err store_open(const struct store_options *opts, struct store **out,
 	pthread_cond_init(&s->done_cond, NULL);
 	s->sync_full = opts->synchronous_full;
 	s->batch_max = opts->batch_max ? opts->batch_max : 64;
+	s->metrics = opts->metrics;
+	gw_metrics_family(s->metrics, "sparkgw_store_commit_seconds", GW_HISTOGRAM,
+			  "Time of one group commit (every write of the batch, durable).");
+	gw_metrics_family(s->metrics, "sparkgw_store_operations_total", GW_COUNTER,
+			  "Write operations committed.");
 	s->path = strdup(opts->path);
 	if (!s->path)
 		goto fail;

@@ -99,10 +99,13 @@ void store_job_release(struct store_job *job);
 void store_jobs_free(struct store_job *jobs, size_t n);
 void store_events_free(struct store_event *events, size_t n);
 
+struct gw_metrics;
+
 struct store_options {
 	const char *path;     /* database file, created if missing */
 	bool synchronous_full; /* FULL: a commit survives power loss */
 	size_t batch_max;     /* operations per group commit */
+	struct gw_metrics *metrics; /* may be NULL */
 };
 
 /* Opens the database, applies pending migrations and starts the writer. */
@@ -252,10 +255,15 @@ struct store_list_query {
 	int64_t created_after_ms;           /* inclusive; 0 for none */
 	int64_t created_before_ms;          /* exclusive; 0 for none */
 	int64_t before_seq;                 /* cursor; 0 to start */
+	/* Changes mode: jobs written after this rv, oldest change first, for
+	 * pollers (rvs are committed in order, so none is skipped). */
+	bool changes;
+	int64_t after_rv;
 	size_t limit;
 };
 
-/* Newest first. *next_seq is the cursor for the next page, 0 at the end. */
+/* Newest first (changes mode: by rv). *next_seq is the cursor for the
+ * next page, 0 at the end (changes mode: not set; the last rv is). */
 enum gw_err store_job_list(struct store *s, const struct store_list_query *q,
 			   struct store_job **items, size_t *n,
 			   int64_t *next_seq, char *err);
@@ -327,6 +335,10 @@ struct store_audit_query {
  * next page (0 at the end). */
 enum gw_err store_audit_list(struct store *s, const struct store_audit_query *q, json_t **out,
 			     int64_t *next_seq, char *err);
+
+/* Jobs in each state: {"QUEUED": n, ...}; and queued jobs by pool and team:
+ * [{pool, team, count}]. */
+enum gw_err store_state_counts(struct store *s, json_t **counts, json_t **queued, char *err);
 
 /* GW_OK when the database answers a query. */
 enum gw_err store_ping(struct store *s, char *err);

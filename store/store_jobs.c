@@ -922,6 +922,8 @@ static bool build_list_sql(const struct store_list_query *q,
 	} else {
 		ok = sql_add(sql, size, &len,
 			     "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE 1");
+		if (q->changes)
+			ok = ok && sql_add(sql, size, &len, " AND jobs.rv > ?");
 		if (q->state >= 0)
 			ok = ok && sql_add(sql, size, &len, " AND jobs.state = ?");
 		if (q->before_seq)
@@ -937,8 +939,9 @@ static bool build_list_sql(const struct store_list_query *q,
 		if (&q->selector->reqs[i] != drive)
 			ok = ok && sql_add_requirement(sql, size, &len, &q->selector->reqs[i]);
 	return ok && sql_add(sql, size, &len,
-			     drive ? " ORDER BY d.job_seq DESC LIMIT ?"
-				   : " ORDER BY jobs.seq DESC LIMIT ?");
+			     drive       ? " ORDER BY d.job_seq DESC LIMIT ?"
+			     : q->changes ? " ORDER BY jobs.rv LIMIT ?"
+					  : " ORDER BY jobs.seq DESC LIMIT ?");
 }
 
 static void bind_list_sql(sqlite3_stmt *st, const struct store_list_query *q,
@@ -950,6 +953,8 @@ static void bind_list_sql(sqlite3_stmt *st, const struct store_list_query *q,
 		sqlite3_bind_text(st, idx++, drive->key, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, idx++, drive->values[0], -1, SQLITE_STATIC);
 	}
+	if (!drive && q->changes)
+		sqlite3_bind_int64(st, idx++, q->after_rv);
 	if (q->state >= 0)
 		sqlite3_bind_text(st, idx++, state_names[q->state], -1, SQLITE_STATIC);
 	if (q->before_seq)
@@ -1007,7 +1012,8 @@ enum gw_err store_job_list(struct store *s, const struct store_list_query *q,
 			   struct store_job **items, size_t *n,
 			   int64_t *next_seq, char *err)
 {
-	const struct gw_sel_req *drive = driving_requirement(q->selector);
+	/* Changes are read in rv order, through the rv index. */
+	const struct gw_sel_req *drive = q->changes ? NULL : driving_requirement(q->selector);
 	char sql[8192];
 	struct store_conn *c = NULL;
 	sqlite3_stmt *st = NULL;
@@ -1319,5 +1325,39 @@ enum gw_err store_policy_overlay(struct store *s, json_t **out, char *err)
 	store_reader_put(s, c);
 	if (!*out)
 		*out = json_object();
+	return rc;
+}
+
+enum gw_err store_state_counts(struct store *s, json_t **counts, json_t **queued, char *err)
+{
+	struct store_conn *c = store_reader_get(s, err);
+	sqlite3_stmt *st = NULL;
+	enum gw_err rc = GW_OK;
+	int src;
+
+	*counts = json_object();
+	*queued = json_array();
+	if (!c)
+		return GW_EIO;
+	for (int i = 0; i < STORE_NSTATES; i++)
+		json_object_set_new(*counts, state_names[i], json_integer(0));
+	src = sqlite3_prepare_v2(c->db, "SELECT state, count(*) FROM jobs GROUP BY state", -1, &st, NULL);
+	while ((src == SQLITE_OK || src == SQLITE_ROW) && (src = sqlite3_step(st)) == SQLITE_ROW)
+		json_object_set_new(*counts, (const char *)sqlite3_column_text(st, 0),
+				    json_integer(sqlite3_column_int64(st, 1)));
+	sqlite3_finalize(st);
+	st = NULL;
+	if (src == SQLITE_DONE)
+		src = sqlite3_prepare_v2(c->db, "SELECT pool, team, count(*) FROM jobs WHERE state = 'QUEUED'"
+					 " GROUP BY pool, team", -1, &st, NULL);
+	while ((src == SQLITE_OK || src == SQLITE_ROW) && (src = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(*queued, json_pack("{s:s, s:s, s:I}", "pool",
+							 (const char *)sqlite3_column_text(st, 0), "team",
+							 (const char *)sqlite3_column_text(st, 1), "count",
+							 (json_int_t)sqlite3_column_int64(st, 2)));
+	if (src != SQLITE_DONE)
+		rc = store_sqlite_err(c->db, src, err);
+	sqlite3_finalize(st);
+	store_reader_put(s, c);
 	return rc;
 }

@@ -383,6 +383,8 @@ static size_t write_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 	copy_header(ptr, n, "Retry-After", r->retry_after, sizeof(r->retry_after));
 	copy_header(ptr, n, "Allow", r->allow, sizeof(r->allow));
 	copy_header(ptr, n, "WWW-Authenticate", r->www_authenticate, sizeof(r->www_authenticate));
+	copy_header(ptr, n, "X-Request-Id", r->request_id, sizeof(r->request_id));
+	copy_header(ptr, n, "ETag", r->etag, sizeof(r->etag));
 	return n;
 }
 

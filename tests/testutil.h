@@ -24,6 +24,7 @@ Suite *scheduler_suite(void);
 Suite *fairshare_suite(void);
 Suite *lifecycle_suite(void);
 Suite *auth_suite(void);
+Suite *observe_suite(void);
 
 /* A new empty directory under $TMPDIR; caller frees the string. */
 char *tu_tmpdir(const char *tag);
@@ -90,6 +91,8 @@ struct tu_response {
 	char retry_after[32];
 	char allow[128];
 	char www_authenticate[128];
+	char request_id[80];
+	char etag[64];
 	long connects; /* new connections this request opened */
 };
 

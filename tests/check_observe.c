@@ -1,0 +1,271 @@
+/* Observability: request ids in answers and logs, /metrics read by the
+ * Prometheus client library's own text-format parser, ETags with 304 and
+ * the updatedSince cursor for cheap polling. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/testutil.h"
+
+static char *dir;
+static struct tu_gateway gw;
+
+static void setup(void)
+{
+	dir = tu_tmpdir("observe");
+	ck_assert_ptr_nonnull(dir);
+}
+
+static void teardown(void)
+{
+	int status = gw.pid > 0 ? tu_gateway_signal(&gw, SIGTERM) : 0;
+
+	tu_rmtree(dir);
+	free(dir);
+	ck_assert_int_eq(status, 0);
+}
+
+static const char job_fmt[] =
+	"{\"name\":\"o\",\"labels\":{\"team\":\"%s\"},\"spec\":{\"type\":\"Python\",\"sparkVersion\":\"3.5.1\","
+	"\"mainApplicationFile\":\"a.py\",\"executor\":{\"instances\":1},"
+	"\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"0.2\"}}}";
+
+static char *submit(const char *team)
+{
+	char body[600];
+
+	snprintf(body, sizeof(body), job_fmt, team);
+	return tu_submit(gw.base, body);
+}
+
+/* /metrics through prometheus_client's parser: {sample name: [[labels, value]]}. */
+static json_t *scrape(void)
+{
+	char url[200], path[700], cmd[1600];
+	struct tu_response r;
+	FILE *f, *p;
+	json_t *parsed;
+
+	snprintf(url, sizeof(url), "%s/metrics", gw.base);
+	ck_assert_int_eq(tu_http("GET", url, NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+	snprintf(path, sizeof(path), "%s/metrics.txt", dir);
+	f = fopen(path, "w");
+	fputs(r.body, f);
+	fclose(f);
+	tu_response_release(&r);
+	snprintf(cmd, sizeof(cmd),
+		 "/usr/bin/python3 -c 'import json, sys\n"
+		 "from prometheus_client.parser import text_string_to_metric_families as parse\n"
+		 "out = {}\n"
+		 "for family in parse(open(sys.argv[1]).read()):\n"
+		 "    for s in family.samples:\n"
+		 "        out.setdefault(s.name, []).append([s.labels, s.value])\n"
+		 "print(json.dumps(out))' %s",
+		 path);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	parsed = json_loadf(p, 0, NULL);
+	ck_assert_int_eq(pclose(p), 0);
+	ck_assert_ptr_nonnull(parsed);
+	return parsed;
+}
+
+/* The value of the sample with these labels (all of them, given as
+ * name, value pairs ending in NULL); -1 if there is none. */
+static double sample(const json_t *m, const char *name, ...)
+{
+	size_t i;
+	json_t *s;
+
+	json_array_foreach(json_object_get(m, name), i, s) {
+		const json_t *labels = json_array_get(s, 0);
+		bool all = true;
+		va_list ap;
+		const char *k;
+
+		va_start(ap, name);
+		while (all && (k = va_arg(ap, const char *))) {
+			const char *v = va_arg(ap, const char *);
+
+			all = json_string_value(json_object_get(labels, k)) &&
+			      !strcmp(json_string_value(json_object_get(labels, k)), v);
+		}
+		va_end(ap);
+		if (all)
+			return json_number_value(json_array_get(s, 1));
+	}
+	return -1;
+}
+
+START_TEST(test_request_ids)
+{
+	char url[200];
+	const char *headers[] = {"X-Request-Id: trace-42.a_b", NULL};
+	const char *bad[] = {"X-Request-Id: no spaces allowed", NULL};
+	struct tu_response a, b, c;
+	char log_line[64];
+
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--set", "log.level=debug", NULL), 0);
+	snprintf(url, sizeof(url), "%s/api/v1/jobs", gw.base);
+	ck_assert_int_eq(tu_http("GET", url, headers, NULL, 0, &a), 0);
+	ck_assert_str_eq(a.request_id, "trace-42.a_b");
+	ck_assert_int_eq(tu_http("GET", url, NULL, NULL, 0, &b), 0);
+	ck_assert_int_eq(tu_http("GET", url, bad, NULL, 0, &c), 0);
+	ck_assert_int_gt(strlen(b.request_id), 8);
+	ck_assert_str_ne(b.request_id, c.request_id);
+	ck_assert_str_ne(c.request_id, "no spaces allowed");
+	tu_response_release(&a);
+	tu_response_release(&b);
+	tu_response_release(&c);
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	/* The log says which request a line is about. */
+	snprintf(log_line, sizeof(log_line), "\"request_id\":\"trace-42.a_b\"");
+	{
+		FILE *f = fopen(gw.log, "r");
+		char line[2048];
+		bool found = false;
+
+		ck_assert_ptr_nonnull(f);
+		while (!found && fgets(line, sizeof(line), f))
+			found = strstr(line, log_line) && strstr(line, "GET /api/v1/jobs 200");
+		fclose(f);
+		ck_assert(found);
+	}
+}
+END_TEST
+
+START_TEST(test_metrics_parse_and_count)
+{
+	struct tu_kubesim sim = {0};
+	static const char *const mode = "driver-pod";
+	char cfg[700], *ids[3];
+	json_t *m;
+
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "m", NULL), 0);
+	tu_write_cluster_config(dir, &sim, &mode, 1, NULL, cfg, sizeof(cfg));
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", cfg, NULL), 0);
+	for (int i = 0; i < 3; i++)
+		ids[i] = submit("metered");
+	for (int i = 0; i < 3; i++) {
+		json_t *job = tu_wait_job(gw.base, ids[i], "SUCCEEDED", 20000);
+
+		ck_assert_ptr_nonnull(job);
+		json_decref(job);
+		free(ids[i]);
+	}
+	m = scrape();
+	ck_assert_double_eq(sample(m, "sparkgw_jobs", "state", "SUCCEEDED", NULL), 3);
+	ck_assert_double_eq(sample(m, "sparkgw_jobs", "state", "QUEUED", NULL), 0);
+	ck_assert_double_eq(sample(m, "sparkgw_submissions_total", "outcome", "accepted", NULL), 3);
+	ck_assert_double_eq(sample(m, "sparkgw_http_requests_total", "route", "/api/v1/jobs", "method", "POST",
+				   "code", "201", NULL), 3);
+	ck_assert_double_ge(sample(m, "sparkgw_http_request_duration_seconds_count", "route", "/api/v1/jobs",
+				   "method", "POST", NULL), 3);
+	/* Three objects a job in driver-pod mode. */
+	ck_assert_double_eq(sample(m, "sparkgw_apiserver_requests_total", "cluster", "m", "verb", "POST",
+				   "code", "201", NULL), 9);
+	ck_assert_double_eq(sample(m, "sparkgw_dispatches_total", "cluster", "m", "outcome", "created", NULL), 3);
+	ck_assert_double_eq(sample(m, "sparkgw_dispatch_latency_seconds_count", NULL), 3);
+	ck_assert_double_ge(sample(m, "sparkgw_watch_restarts_total", "cluster", "m", "resource", "pods", NULL), 1);
+	ck_assert_double_eq(sample(m, "sparkgw_cluster_healthy", "cluster", "m", NULL), 1);
+	ck_assert_double_ge(sample(m, "sparkgw_store_commit_seconds_count", NULL), 3);
+	ck_assert_double_eq(sample(m, "sparkgw_store_commit_seconds_bucket", "le", "+Inf", NULL),
+			    sample(m, "sparkgw_store_commit_seconds_count", NULL));
+	json_decref(m);
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	tu_kubesim_stop(&sim);
+
+	/* Queue depth, by pool and team, with no cluster to drain it. */
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, NULL), 0);
+	free(submit("waiting"));
+	free(submit("waiting"));
+	m = scrape();
+	ck_assert_double_eq(sample(m, "sparkgw_queue_depth", "team", "waiting", NULL), 2);
+	json_decref(m);
+}
+END_TEST
+
+START_TEST(test_etag_and_updated_since)
+{
+	struct tu_kubesim sim = {0};
+	static const char *const mode = "driver-pod";
+	char cfg[700], url[300], etag[64], cursor[32], header[100], *a, *b;
+	struct tu_response r;
+	json_t *job;
+	const char *headers[2] = {header, NULL};
+
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "poll", NULL), 0);
+	tu_write_cluster_config(dir, &sim, &mode, 1, NULL, cfg, sizeof(cfg));
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", cfg, NULL), 0);
+	a = submit("poll");
+	job = tu_wait_job(gw.base, a, "SUCCEEDED", 20000);
+	ck_assert_ptr_nonnull(job);
+	json_decref(job);
+
+	snprintf(url, sizeof(url), "%s/api/v1/jobs/%s", gw.base, a);
+	ck_assert_int_eq(tu_http("GET", url, NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	snprintf(etag, sizeof(etag), "W/\"%s\"", json_string_value(json_object_get(r.json, "resourceVersion")));
+	ck_assert_str_eq(r.etag, etag);
+	tu_response_release(&r);
+	snprintf(header, sizeof(header), "If-None-Match: %s", etag);
+	ck_assert_int_eq(tu_http("GET", url, headers, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 304);
+	ck_assert_str_eq(r.etag, etag);
+	ck_assert(r.body == NULL || !*r.body);
+	tu_response_release(&r);
+	snprintf(header, sizeof(header), "If-None-Match: W/\"1\"");
+	ck_assert_int_eq(tu_http("GET", url, headers, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	tu_response_release(&r);
+
+	/* Every change since the cursor, oldest first, then nothing new. */
+	snprintf(url, sizeof(url), "%s/api/v1/jobs?updatedSince=0", gw.base);
+	job = tu_get_json(url);
+	ck_assert_schema("JobList", job);
+	ck_assert_int_eq(json_array_size(json_object_get(job, "items")), 1);
+	snprintf(cursor, sizeof(cursor), "%s", json_string_value(json_object_get(job, "cursor")));
+	ck_assert_str_eq(cursor, json_string_value(json_object_get(json_array_get(json_object_get(job, "items"), 0),
+								    "resourceVersion")));
+	json_decref(job);
+	snprintf(url, sizeof(url), "%s/api/v1/jobs?updatedSince=%s", gw.base, cursor);
+	job = tu_get_json(url);
+	ck_assert_int_eq(json_array_size(json_object_get(job, "items")), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(job, "cursor")), cursor);
+	json_decref(job);
+	b = submit("poll");
+	job = tu_get_json(url);
+	ck_assert_int_ge(json_array_size(json_object_get(job, "items")), 1);
+	for (size_t i = 0; i < json_array_size(json_object_get(job, "items")); i++)
+		ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(job, "items"), i),
+								   "id")), b);
+	json_decref(job);
+	snprintf(url, sizeof(url), "%s/api/v1/jobs?updatedSince=x", gw.base);
+	ck_assert_int_eq(tu_http("GET", url, NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 400);
+	tu_response_release(&r);
+	free(a);
+	free(b);
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	tu_kubesim_stop(&sim);
+}
+END_TEST
+
+Suite *observe_suite(void)
+{
+	Suite *s = suite_create("observe");
+	TCase *tc = tcase_create("metrics");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_request_ids);
+	tcase_add_test(tc, test_metrics_parse_and_count);
+	tcase_add_test(tc, test_etag_and_updated_since);
+	suite_add_tcase(s, tc);
+	return s;
+}

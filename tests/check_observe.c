@@ -139,6 +139,44 @@ START_TEST(test_request_ids)
 }
 END_TEST
 
+/* Every metric the Grafana dashboard and the alert rules in contrib/
+ * use is one the gateway exports. */
+static void monitoring_files_use_real_metrics(void)
+{
+	static const char *const files[] = {"contrib/monitoring/grafana-dashboard.json",
+					    "contrib/monitoring/alerts.yaml"};
+	char url[200];
+	struct tu_response r;
+
+	snprintf(url, sizeof(url), "%s/metrics", gw.base);
+	ck_assert_int_eq(tu_http("GET", url, NULL, NULL, 0, &r), 0);
+	for (size_t f = 0; f < 2; f++) {
+		FILE *in = fopen(files[f], "r");
+		char text[65536], *p;
+		size_t n, used = 0;
+
+		ck_assert_ptr_nonnull(in);
+		n = fread(text, 1, sizeof(text) - 1, in);
+		fclose(in);
+		text[n] = '\0';
+		for (p = strstr(text, "sparkgw_"); p; p = strstr(p + 1, "sparkgw_")) {
+			char name[128], want[160];
+			size_t len = strspn(p, "abcdefghijklmnopqrstuvwxyz_");
+
+			snprintf(name, sizeof(name), "%.*s", (int)len, p);
+			for (const char *suffix = "_bucket"; suffix; suffix = !strcmp(suffix, "_bucket") ? "_sum"
+									 : !strcmp(suffix, "_sum") ? "_count" : NULL)
+				if (strlen(name) > strlen(suffix) && !strcmp(name + strlen(name) - strlen(suffix), suffix))
+					name[strlen(name) - strlen(suffix)] = '\0';
+			snprintf(want, sizeof(want), "# TYPE %s ", name);
+			ck_assert_msg(strstr(r.body, want), "%s uses %s, which /metrics does not have", files[f], name);
+			used++;
+		}
+		ck_assert_uint_ge(used, 8);
+	}
+	tu_response_release(&r);
+}
+
 START_TEST(test_metrics_parse_and_count)
 {
 	struct tu_kubesim sim = {0};
@@ -177,6 +215,7 @@ START_TEST(test_metrics_parse_and_count)
 	ck_assert_double_eq(sample(m, "sparkgw_store_commit_seconds_bucket", "le", "+Inf", NULL),
 			    sample(m, "sparkgw_store_commit_seconds_count", NULL));
 	json_decref(m);
+	monitoring_files_use_real_metrics();
 	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
 	tu_kubesim_stop(&sim);
 

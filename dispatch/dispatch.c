@@ -11,6 +11,7 @@
  * the list's resourceVersion, resume after a dropped stream, re-list after
  * 410 Expired. A missed event can only delay a state change: the re-list
  * reconciles every job the cluster should know about. */
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -68,6 +69,7 @@ struct cluster_rt {
 	unsigned inflight;
 	pthread_mutex_t lock; /* guards seen */
 	json_t *seen;         /* job id -> last object */
+	json_t *usage;        /* pod uid -> 1: its run recorded, 2: its end too (watcher only) */
 };
 
 struct dispatch {
@@ -1044,6 +1046,97 @@ static bool is_driver(const json_t *pod)
 	return role && !strcmp(role, "driver");
 }
 
+/* A usage record on its way to the store; strings copied in. */
+struct usage_op {
+	struct store_op op;
+	char uid[64], cluster[128], job_id[STORE_ID_LEN], role[16];
+};
+
+static void usage_done(struct store_op *op, void *arg)
+{
+	(void)arg;
+	if (op->rc)
+		gw_log(GW_LOG_WARN, "dispatch: pod usage: %s", op->err);
+	free(op);
+}
+
+static int64_t time_field(const json_t *v)
+{
+	int64_t ms = 0;
+
+	return json_is_string(v) && gw_time_parse(json_string_value(v), &ms) == 0 ? ms : 0;
+}
+
+/* Records when a pod of a job started holding its requests and when it
+ * stopped, once each: the cost of the job (usage by team and label). */
+static void record_usage(struct cluster_rt *cl, const char *type, const json_t *pod,
+			 const struct store_demand *held)
+{
+	const json_t *meta = json_object_get(pod, "metadata"), *status = json_object_get(pod, "status");
+	const char *uid = jstr(json_object_get(meta, "uid"));
+	const char *job = json_string_value(json_object_get(json_object_get(meta, "labels"), DISPATCH_JOB_LABEL));
+	const char *phase = jstr(json_object_get(status, "phase"));
+	const json_t *term = json_object_get(json_object_get(json_array_get(json_object_get(status,
+		"containerStatuses"), 0), "state"), "terminated");
+	bool ended = !strcmp(type, "DELETED") || !strcmp(phase, "Succeeded") || !strcmp(phase, "Failed");
+	int64_t start = time_field(json_object_get(status, "startTime")), end = 0;
+	json_int_t seen;
+	struct usage_op *u;
+
+	if (!job || !*uid || !start || strlen(uid) >= sizeof(u->uid))
+		return; /* not a job's, or it never ran */
+	seen = json_integer_value(json_object_get(cl->usage, uid));
+	if (ended) {
+		end = time_field(json_object_get(term, "finishedAt"));
+		if (!end)
+			end = time_field(json_object_get(meta, "deletionTimestamp"));
+		if (!end)
+			end = gw_now_ms();
+	}
+	if (!strcmp(type, "DELETED"))
+		json_object_del(cl->usage, uid);
+	else
+		json_object_set_new(cl->usage, uid, json_integer(ended ? 2 : 1));
+	if (seen == (ended ? 2 : 1))
+		return;
+	if (!(u = calloc(1, sizeof(*u))))
+		return;
+	snprintf(u->uid, sizeof(u->uid), "%s", uid);
+	snprintf(u->cluster, sizeof(u->cluster), "%s", cl->name);
+	snprintf(u->job_id, sizeof(u->job_id), "%s", job);
+	snprintf(u->role, sizeof(u->role), "%s", is_driver(pod) ? "driver" : "executor");
+	u->op.kind = STORE_OP_POD_USAGE;
+	u->op.usage = (struct store_pod_usage){.uid = u->uid, .cluster = u->cluster, .job_id = u->job_id,
+					       .role = u->role, .held = *held, .start_ms = start,
+					       .end_ms = end > start ? end : ended ? start : 0};
+	u->op.done = usage_done;
+	/* Not awaited: the watcher goes on; the uid keeps it from counting twice. */
+	if (store_enqueue(cl->d->store, &u->op) != GW_OK)
+		free(u);
+}
+
+/* After a list: pods this cluster no longer has ended while nobody watched. */
+static void close_missing_usage(struct cluster_rt *cl, const json_t *items)
+{
+	struct store_op op = {.kind = STORE_OP_POD_USAGE_CLOSE};
+	json_t *uids = json_array();
+	char *present;
+	size_t i;
+	json_t *it;
+
+	json_array_foreach(items, i, it)
+		json_array_append_new(uids, json_string(jstr(json_object_get(json_object_get(it, "metadata"), "uid"))));
+	present = json_dumps(uids, JSON_COMPACT);
+	op.document = present;
+	op.usage.cluster = cl->name;
+	op.usage.end_ms = gw_now_ms();
+	if (present && store_execute(cl->d->store, &op))
+		gw_log(GW_LOG_WARN, "dispatch: pod usage on %s: %s", cl->name, op.err);
+	free(present);
+	store_job_release(&op.job);
+	json_decref(uids);
+}
+
 /* A pod's requests, counted while it holds them (Pending or Running). */
 static void account_pod(struct cluster_rt *cl, const char *type, const json_t *pod)
 {
@@ -1069,6 +1162,12 @@ static void account_pod(struct cluster_rt *cl, const char *type, const json_t *p
 		json_object_foreach(json_object_get(res, "limits"), key, q)
 			if (strstr(key, "gpu"))
 				gpus += atoi(jstr(q));
+	}
+	{
+		struct store_demand held = {.cores_milli = llround(cores * 1000),
+					    .memory_mib = (memory + (1 << 20) - 1) >> 20, .gpus = gpus};
+
+		record_usage(cl, type, pod, &held);
 	}
 	pool_pod(cl->d->opts.pool, cl->name, jstr(json_object_get(meta, "uid")),
 		 json_string_value(json_object_get(json_object_get(meta, "labels"), DISPATCH_JOB_LABEL)),
@@ -1192,8 +1291,10 @@ static void *watcher_main(void *arg)
 		backoff = 100;
 		snprintf(w.rv, sizeof(w.rv), "%s",
 			 jstr(json_object_get(json_object_get(r.body, "metadata"), "resourceVersion")));
-		if (!wt->apps)
+		if (!wt->apps) {
 			pool_forget_pods(cl->d->opts.pool, cl->name);
+			close_missing_usage(cl, json_object_get(r.body, "items"));
+		}
 		json_array_foreach(json_object_get(r.body, "items"), i, it)
 			observe(wt, "MODIFIED", it);
 		if (carries_state)
@@ -1358,6 +1459,7 @@ void dispatch_stop(struct dispatch *d)
 		k8s_client_free(d->clusters[i].client);
 		k8s_client_free(d->clusters[i].probe_client);
 		json_decref(d->clusters[i].seen);
+		json_decref(d->clusters[i].usage);
 		free(d->clusters[i].name);
 		pthread_mutex_destroy(&d->clusters[i].lock);
 		pthread_mutex_destroy(&d->clusters[i].rate_lock);
@@ -1413,6 +1515,7 @@ static enum gw_err add_cluster(struct dispatch *d, const struct router_cluster *
 	cl->name = strdup(cfg->name);
 	cl->mode = cfg->mode;
 	cl->seen = json_object();
+	cl->usage = json_object();
 	atomic_init(&cl->stop, false);
 	atomic_init(&cl->removed, false);
 	pthread_mutex_init(&cl->lock, NULL);
@@ -1431,6 +1534,7 @@ static enum gw_err add_cluster(struct dispatch *d, const struct router_cluster *
 		gw_seterr(err, "cluster %s: %s", cfg->name, inner);
 		k8s_client_free(cl->client);
 		json_decref(cl->seen);
+		json_decref(cl->usage);
 		free(cl->name);
 		pthread_mutex_destroy(&cl->lock);
 		pthread_mutex_destroy(&cl->rate_lock);

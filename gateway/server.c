@@ -116,6 +116,7 @@ static const struct route routes[] = {
 	{"DELETE", "/api/v1/tokens/*", api_token_revoke, AUTH_ADMIN},
 	{"GET", "/api/v1/audit", api_audit, AUTH_ADMIN},
 	{"GET", "/metrics", api_metrics, AUTH_VIEWER},
+	{"GET", "/api/v1/usage", api_usage, AUTH_VIEWER},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

@@ -574,7 +574,7 @@ static enum gw_err parse_pool(struct loader *ld, struct router *r, json_t *v, co
 			      struct router_pool *p)
 {
 	static const char *const keys[] = {"name", "clusters", "defaults", "images", "nodeRole",
-					   "priorityClasses", "limits", "maxRunSeconds", "sparkConf", NULL};
+					   "priorityClasses", "limits", "maxRunSeconds", "sparkConf", "prices", NULL};
 	json_t *members = json_object_get(v, "clusters"), *pc = json_object_get(v, "priorityClasses");
 	json_t *limits = json_object_get(v, "limits");
 	char sub[256];
@@ -591,6 +591,17 @@ static enum gw_err parse_pool(struct loader *ld, struct router *r, json_t *v, co
 	    (rc = get_number(ld, v, at, "maxRunSeconds", 0, 31536000, &max_run)))
 		return rc;
 	p->max_run_s = (unsigned)max_run;
+	snprintf(sub, sizeof(sub), "%s.prices", at);
+	if (json_object_get(v, "prices")) {
+		static const char *const price_keys[] = {"coreHour", "memoryGiBHour", "gpuHour", NULL};
+		json_t *prices = json_object_get(v, "prices");
+
+		if ((rc = only_keys(ld, prices, sub, price_keys)) ||
+		    (rc = get_number(ld, prices, sub, "coreHour", 0, 1e6, &p->price_core_hour)) ||
+		    (rc = get_number(ld, prices, sub, "memoryGiBHour", 0, 1e6, &p->price_memory_gib_hour)) ||
+		    (rc = get_number(ld, prices, sub, "gpuHour", 0, 1e6, &p->price_gpu_hour)))
+			return rc;
+	}
 	snprintf(sub, sizeof(sub), "%s.sparkConf", at);
 	if ((rc = parse_conf_lists(ld, json_object_get(v, "sparkConf"), sub, p)))
 		return rc;

@@ -90,6 +90,8 @@ struct router_pool {
 	/* Spark properties a job may set here: glob patterns; an empty allow
 	 * list allows all but the denied. */
 	json_t *conf_allow, *conf_deny;
+	/* Prices for cost attribution, per hour; 0: not priced. */
+	double price_core_hour, price_memory_gib_hour, price_gpu_hour;
 };
 
 struct router_rule {

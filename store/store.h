@@ -148,6 +148,17 @@ enum store_op_kind {
 	STORE_OP_TOKEN_CREATE, /* ECONFLICT if the id exists */
 	STORE_OP_TOKEN_REVOKE, /* ENOTFOUND; unchanged if revoked already */
 	STORE_OP_AUDIT,
+	/* Pod usage (store_usage.c): a pod of a job ran (end_ms 0) or ended. */
+	STORE_OP_POD_USAGE,
+	/* Pods of a cluster still open but absent from its latest list (uids
+	 * in `document`, a JSON array) ended, at end_ms or their job's end. */
+	STORE_OP_POD_USAGE_CLOSE,
+};
+
+struct store_pod_usage {
+	const char *uid, *cluster, *job_id, *role;
+	struct store_demand held;
+	int64_t start_ms, end_ms; /* end 0: still running */
 };
 
 /* An API token as stored; the secret is not, only its SHA-256. */
@@ -217,6 +228,7 @@ struct store_op {
 	unsigned pruned;                 /* PRUNE: jobs deleted */
 	struct store_token token;        /* TOKEN_CREATE (strings borrowed), TOKEN_REVOKE (id) */
 	struct store_audit audit;        /* AUDIT (strings borrowed) */
+	struct store_pod_usage usage;    /* POD_USAGE; POD_USAGE_CLOSE: cluster, end_ms */
 
 	/* Results, set before done() runs. */
 	enum gw_err rc;  /* ENOTFOUND, ECONFLICT (key reused with another
@@ -339,6 +351,16 @@ enum gw_err store_audit_list(struct store *s, const struct store_audit_query *q,
 /* Jobs in each state: {"QUEUED": n, ...}; and queued jobs by pool and team:
  * [{pool, team, count}]. */
 enum gw_err store_state_counts(struct store *s, json_t **counts, json_t **queued, char *err);
+
+struct store_usage_query {
+	int64_t from_ms, to_ms, now_ms;
+	const char *label;   /* group by this label's value; NULL: by team */
+	const json_t *teams; /* array: only these teams; NULL: all */
+};
+
+/* Resources held within [from, to) (running pods up to now), by group and
+ * pool: [{key, pool, coreSeconds, memoryGiBSeconds, gpuSeconds}]. */
+enum gw_err store_usage_sum(struct store *s, const struct store_usage_query *q, json_t **out, char *err);
 
 /* GW_OK when the database answers a query. */
 enum gw_err store_ping(struct store *s, char *err);

@@ -55,6 +55,8 @@ enum gw_err store_sqlite_err(sqlite3 *db, int rc, char *err);
 void store_apply_op(struct store_conn *c, struct store_op *op);
 /* The token and audit writes (store_auth.c). */
 enum gw_err store_apply_auth_op(struct store_conn *c, struct store_op *op);
+/* The pod usage writes (store_usage.c). */
+enum gw_err store_apply_usage_op(struct store_conn *c, struct store_op *op);
 /* SQLite step to GW_OK at SQLITE_DONE. */
 enum gw_err store_step_done(struct store_conn *c, sqlite3_stmt *st, char *err);
 

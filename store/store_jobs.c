@@ -728,6 +728,10 @@ void store_apply_op(struct store_conn *c, struct store_op *op)
 	case STORE_OP_AUDIT:
 		op->rc = store_apply_auth_op(c, op);
 		break;
+	case STORE_OP_POD_USAGE:
+	case STORE_OP_POD_USAGE_CLOSE:
+		op->rc = store_apply_usage_op(c, op);
+		break;
 	case STORE_OP_POLICY_OVERLAY: {
 		sqlite3_stmt *st = store_conn_stmt(c, STMT_OVERLAY_PUT, op->err);
 

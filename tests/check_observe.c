@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/quantity.h"
+#include "common/timeutil.h"
 #include "tests/testutil.h"
 
 static char *dir;
@@ -295,6 +297,160 @@ START_TEST(test_etag_and_updated_since)
 }
 END_TEST
 
+/* Hand computation from the cluster's own pods: requests times the time
+ * between startTime and the container's finishedAt. */
+static void expected_usage(const struct tu_kubesim *sim, const char *id, double *core_s, double *gib_s)
+{
+	char u[400];
+	json_t *pods;
+	size_t i;
+	json_t *pod;
+
+	snprintf(u, sizeof(u), "%s/api/v1/pods?labelSelector=sparkgw%%2Fjob-id%%3D%s", sim->base, id);
+	pods = tu_get_json(u);
+	ck_assert_int_eq(json_array_size(json_object_get(pods, "items")), 1); /* the driver alone */
+	json_array_foreach(json_object_get(pods, "items"), i, pod) {
+		const json_t *status = json_object_get(pod, "status");
+		const json_t *req = json_object_get(json_object_get(json_array_get(json_object_get(
+			json_object_get(pod, "spec"), "containers"), 0), "resources"), "requests");
+		int64_t start = 0, end = 0;
+		double cpu = 0, mem = 0;
+
+		ck_assert_int_eq(gw_time_parse(json_string_value(json_object_get(status, "startTime")), &start), 0);
+		ck_assert_int_eq(gw_time_parse(json_string_value(json_object_get(json_object_get(json_object_get(
+			json_array_get(json_object_get(status, "containerStatuses"), 0), "state"), "terminated"),
+			"finishedAt")), &end), 0);
+		ck_assert_int_eq(gw_quantity_parse(json_string_value(json_object_get(req, "cpu")), &cpu), 0);
+		ck_assert_int_eq(gw_quantity_parse(json_string_value(json_object_get(req, "memory")), &mem), 0);
+		*core_s += cpu * (double)(end - start) / 1000;
+		*gib_s += mem / (1 << 30) * (double)(end - start) / 1000;
+	}
+	json_decref(pods);
+}
+
+static json_t *usage(const char *query)
+{
+	char u[400], from[GW_TIME_LEN];
+	json_t *out;
+
+	gw_time_format(gw_now_ms() - 3600 * 1000, from);
+	snprintf(u, sizeof(u), "%s/api/v1/usage?from=%s&%s", gw.base, from, query);
+	out = tu_get_json(u);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_schema("Usage", out);
+	return out;
+}
+
+static const json_t *usage_of(const json_t *u, const char *key)
+{
+	size_t i;
+	json_t *it;
+
+	json_array_foreach(json_object_get(u, "items"), i, it)
+		if (!strcmp(json_string_value(json_object_get(it, "key")), key))
+			return it;
+	return NULL;
+}
+
+#define ck_usage(u, key, want_core, want_gib)                                                        \
+	do {                                                                                     \
+		const json_t *it_ = usage_of((u), (key));                                           \
+		ck_assert_msg(it_, "no usage for %s", (key));                                       \
+		ck_assert_double_eq_tol(json_real_value(json_object_get(it_, "coreSeconds")), (want_core), 1e-6); \
+		ck_assert_double_eq_tol(json_real_value(json_object_get(it_, "memoryGiBSeconds")), (want_gib), 1e-6); \
+	} while (0)
+
+START_TEST(test_usage_by_team_and_label)
+{
+	struct tu_kubesim sim = {0};
+	static const char *const mode = "driver-pod";
+	static const char spec_fmt[] =
+		"{\"name\":\"u\",\"labels\":{\"team\":\"%s\"%s},\"spec\":{\"type\":\"Python\","
+		"\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"a.py\",\"driver\":{\"cores\":%d,"
+		"\"memory\":\"%s\"},\"executor\":{\"instances\":0},"
+		"\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"%s\"}}}";
+	char cfg[700], body[700], *a, *b, *c, *d;
+	double a_core = 0, a_gib = 0, b_core = 0, b_gib = 0, c_core = 0, c_gib = 0;
+	json_t *u, *job;
+
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "u", NULL), 0);
+	tu_write_cluster_config(dir, &sim, &mode, 1,
+				"pools: [{name: p, clusters: [u], prices: {coreHour: 3.6, memoryGiBHour: 0.36}}]\n",
+				cfg, sizeof(cfg));
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", cfg, NULL), 0);
+	snprintf(body, sizeof(body), spec_fmt, "ads", ",\"env\":\"prod\"", 2, "2g", "2");
+	a = tu_submit(gw.base, body);
+	snprintf(body, sizeof(body), spec_fmt, "ads", ",\"env\":\"dev\"", 1, "1g", "3");
+	b = tu_submit(gw.base, body);
+	snprintf(body, sizeof(body), spec_fmt, "search", "", 1, "4g", "1");
+	c = tu_submit(gw.base, body);
+	json_decref(tu_wait_job(gw.base, a, "SUCCEEDED", 20000));
+	json_decref(tu_wait_job(gw.base, b, "SUCCEEDED", 20000));
+	json_decref(tu_wait_job(gw.base, c, "SUCCEEDED", 20000));
+	expected_usage(&sim, a, &a_core, &a_gib);
+	expected_usage(&sim, b, &b_core, &b_gib);
+	expected_usage(&sim, c, &c_core, &c_gib);
+	ck_assert_double_gt(a_core, 0);
+	usleep(300000); /* the watcher's last records commit */
+
+	u = usage("groupBy=team");
+	ck_usage(u, "ads", a_core + b_core, a_gib + b_gib);
+	ck_usage(u, "search", c_core, c_gib);
+	/* 3.6 a core-hour and 0.36 a GiB-hour: a thousandth a core-second. */
+	ck_assert_double_eq_tol(json_real_value(json_object_get(usage_of(u, "ads"), "cost")),
+				(a_core + b_core) / 1000 + (a_gib + b_gib) / 10000, 1e-9);
+	json_decref(u);
+	u = usage("groupBy=label:env");
+	ck_usage(u, "prod", a_core, a_gib);
+	ck_usage(u, "dev", b_core, b_gib);
+	ck_usage(u, "", c_core, c_gib);
+	json_decref(u);
+
+	/* A restart lists the same pods again: nothing is counted twice. */
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", cfg, NULL), 0);
+	usleep(500000);
+	u = usage("groupBy=team");
+	ck_usage(u, "ads", a_core + b_core, a_gib + b_gib);
+	json_decref(u);
+
+	/* A running job counts up to now. */
+	snprintf(body, sizeof(body), spec_fmt, "live", "", 1, "1g", "30");
+	d = tu_submit(gw.base, body);
+	job = tu_wait_job(gw.base, d, "RUNNING", 10000);
+	ck_assert_ptr_nonnull(job);
+	json_decref(job);
+	usleep(1200000);
+	u = usage("groupBy=team");
+	{
+		double first = json_real_value(json_object_get(usage_of(u, "live"), "coreSeconds")), second;
+
+		json_decref(u);
+		usleep(1000000);
+		u = usage("groupBy=team");
+		second = json_real_value(json_object_get(usage_of(u, "live"), "coreSeconds"));
+		ck_assert_double_gt(first, 0);
+		ck_assert_double_eq_tol(second - first, 1.0, 0.3);
+	}
+	json_decref(u);
+	{
+		char url[300];
+		struct tu_response r;
+
+		snprintf(url, sizeof(url), "%s/api/v1/usage?groupBy=pool", gw.base);
+		ck_assert_int_eq(tu_http("GET", url, NULL, NULL, 0, &r), 0);
+		ck_assert_int_eq(r.status, 400);
+		tu_response_release(&r);
+	}
+	free(a);
+	free(b);
+	free(c);
+	free(d);
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	tu_kubesim_stop(&sim);
+}
+END_TEST
+
 Suite *observe_suite(void)
 {
 	Suite *s = suite_create("observe");
@@ -305,6 +461,7 @@ Suite *observe_suite(void)
 	tcase_add_test(tc, test_request_ids);
 	tcase_add_test(tc, test_metrics_parse_and_count);
 	tcase_add_test(tc, test_etag_and_updated_since);
+	tcase_add_test(tc, test_usage_by_team_and_label);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -41,7 +41,7 @@ LIB_SRC     := $(COMMON_SRC) $(STORE_SRC) $(MODULE_SRC) $(GATEWAY_SRC)
 TEST_SRC    := $(wildcard tests/*.c)
 MIGRATIONS  := $(sort $(wildcard store/schema/*.sql))
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/migrations.o
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/migrations.o $(BUILD)/obj/gen/dashboard.o
 KUBESIM_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard contrib/kubesim/*.c) $(COMMON_SRC))
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
@@ -74,6 +74,29 @@ $(BUILD)/gen/migrations.c: $(MIGRATIONS) Makefile
 	 } > $@
 
 $(BUILD)/obj/gen/migrations.o: $(BUILD)/gen/migrations.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+# The dashboard's files are embedded as bytes: the binary serves them, no
+# build step or CDN at run time.
+DASHBOARD := contrib/dashboard/index.html contrib/dashboard/app.js contrib/dashboard/style.css
+$(BUILD)/gen/dashboard.c: $(DASHBOARD) Makefile
+	@mkdir -p $(dir $@)
+	@{ echo '#include "gateway/assets.h"'; \
+	   n=0; for f in $(DASHBOARD); do \
+	     echo "static const unsigned char asset$$n[] = {"; \
+	     od -An -v -tx1 $$f | sed -e 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	     echo '};'; n=$$((n + 1)); \
+	   done; \
+	   echo 'const struct gateway_asset gateway_assets[] = {'; \
+	   n=0; for f in $(DASHBOARD); do \
+	     echo "{\"/ui/$$(basename $$f)\", asset$$n, sizeof(asset$$n)},"; n=$$((n + 1)); \
+	   done; \
+	   echo '};'; \
+	   echo 'const size_t gateway_asset_count = sizeof(gateway_assets) / sizeof(gateway_assets[0]);'; \
+	 } > $@
+
+$(BUILD)/obj/gen/dashboard.o: $(BUILD)/gen/dashboard.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -129,7 +152,7 @@ build-fuzz/fuzz_kubeconfig: tests/fuzz/fuzz_kubeconfig.c $(COMMON_SRC) k8sclient
 	$(FUZZ_CC) -o $@ $^ $(LIBS)
 
 # The whole gateway but main, in process.
-build-fuzz/fuzz_http: tests/fuzz/fuzz_http.c $(LIB_SRC) $(BUILD)/gen/migrations.c
+build-fuzz/fuzz_http: tests/fuzz/fuzz_http.c $(LIB_SRC) $(BUILD)/gen/migrations.c $(BUILD)/gen/dashboard.c
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) -o $@ $^ $(LIBS)
 

@@ -6,14 +6,16 @@ set -eu
 
 PACKAGES="build-essential pkg-config clang libmicrohttpd-dev libjansson-dev
 libcurl4-openssl-dev libsqlite3-dev libssl-dev libyaml-dev libgnutls28-dev check curl
-openssl valgrind python3-prometheus-client"
+openssl valgrind python3-prometheus-client chromium"
 
 # libmicrohttpd's TLS is GnuTLS: its headers let the gateway verify client
 # certificates. valgrind runs the end-to-end suite once (make test-valgrind).
-# The metrics test reads /metrics with the Prometheus client's own parser.
+# The metrics test reads /metrics with the Prometheus client's own parser;
+# the dashboard test drives Debian's Chromium with playwright-core (npm).
 # The tests also run node (manifests against ../shared/k8s) and kubectl,
 # which the machine image provides; node comes from Debian if it is absent.
 command -v node >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs"
+command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
 
 missing=""
 for p in $PACKAGES; do
@@ -22,15 +24,22 @@ for p in $PACKAGES; do
 	fi
 done
 
-[ -z "$missing" ] && exit 0
-
-echo "install-deps: installing:$missing" >&2
-if [ "$(id -u)" -ne 0 ]; then
-	SUDO=sudo
-else
-	SUDO=
+if [ -n "$missing" ]; then
+	echo "install-deps: installing:$missing" >&2
+	if [ "$(id -u)" -ne 0 ]; then
+		SUDO=sudo
+	else
+		SUDO=
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -q
+	# shellcheck disable=SC2086
+	$SUDO apt-get install -y -q --no-install-recommends $missing
 fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-# shellcheck disable=SC2086
-$SUDO apt-get install -y -q --no-install-recommends $missing
+
+# The dashboard test's one npm package, pinned by its lock file.
+cd "$(dirname "$0")/.."
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+	echo "install-deps: npm ci in tests/browser" >&2
+	(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi

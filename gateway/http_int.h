@@ -127,6 +127,7 @@ enum MHD_Result api_token_revoke(struct request *rq, const char *id);
 enum MHD_Result api_audit(struct request *rq, const char *id);
 enum MHD_Result api_metrics(struct request *rq, const char *id);
 enum MHD_Result api_usage(struct request *rq, const char *id);
+enum MHD_Result api_ui(struct request *rq, const char *id);
 
 
 #endif

@@ -91,6 +91,8 @@ static enum MHD_Result handle_readyz(struct request *rq, const char *id);
 static enum MHD_Result handle_version(struct request *rq, const char *id);
 
 static const struct route routes[] = {
+	{"GET", "/", api_ui, OPEN},
+	{"GET", "/ui/*", api_ui, OPEN},
 	{"GET", "/healthz", handle_healthz, OPEN},
 	{"GET", "/readyz", handle_readyz, OPEN},
 	{"GET", "/api/v1/version", handle_version, OPEN},
@@ -344,7 +346,7 @@ static enum MHD_Result handle_version(struct request *rq, const char *id)
 static enum MHD_Result dispatch(struct request *rq, const char *url,
 				const char *method)
 {
-	char id[128], allow[64] = "";
+	char id[128] = "", allow[64] = "";
 	bool path_known = false;
 	const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
 

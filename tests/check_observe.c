@@ -451,6 +451,58 @@ START_TEST(test_usage_by_team_and_label)
 }
 END_TEST
 
+static bool is_png(const char *path)
+{
+	static const unsigned char magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+	unsigned char head[8] = {0};
+	FILE *f = fopen(path, "rb");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fread(head, 1, 8, f) == 8 && !memcmp(head, magic, 8);
+	fclose(f);
+	return ok;
+}
+
+/* The dashboard in headless Chromium (tests/browser/dashboard.test.js):
+ * no console errors, a job appears and changes state, cancel cancels. */
+START_TEST(test_dashboard_in_a_browser)
+{
+	struct tu_kubesim sim = {0};
+	static const char *const mode = "driver-pod";
+	static const char *const shots[] = {"jobs.png", "job.png", "fleet.png", "usage.png"};
+	char cfg[700], cmd[1200];
+	int status;
+
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "web", NULL), 0);
+	tu_write_cluster_config(dir, &sim, &mode, 1, NULL, cfg, sizeof(cfg));
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", cfg, NULL), 0);
+	snprintf(cmd, sizeof(cmd), "node tests/browser/dashboard.test.js %s %s > %s/browser.log 2>&1", gw.base, dir, dir);
+	status = system(cmd);
+	if (status != 0) {
+		char log[700], line[512];
+		FILE *f;
+
+		snprintf(log, sizeof(log), "%s/browser.log", dir);
+		if ((f = fopen(log, "r"))) {
+			while (fgets(line, sizeof(line), f))
+				fprintf(stderr, "browser: %s", line);
+			fclose(f);
+		}
+	}
+	ck_assert_int_eq(status, 0);
+	for (size_t i = 0; i < sizeof(shots) / sizeof(shots[0]); i++) {
+		char path[700];
+
+		snprintf(path, sizeof(path), "%s/%s", dir, shots[i]);
+		ck_assert_msg(is_png(path), "no screenshot %s", shots[i]);
+	}
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	tu_kubesim_stop(&sim);
+}
+END_TEST
+
 Suite *observe_suite(void)
 {
 	Suite *s = suite_create("observe");
@@ -462,6 +514,7 @@ Suite *observe_suite(void)
 	tcase_add_test(tc, test_metrics_parse_and_count);
 	tcase_add_test(tc, test_etag_and_updated_since);
 	tcase_add_test(tc, test_usage_by_team_and_label);
+	tcase_add_test(tc, test_dashboard_in_a_browser);
 	suite_add_tcase(s, tc);
 	return s;
 }

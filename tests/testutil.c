@@ -163,6 +163,16 @@ int tu_gateway_start(struct tu_gateway *gw, const char *dir, ...)
 	if (wait_healthy(&gw->pid, gw->base) == 0)
 		return 0;
 	tu_gateway_signal(gw, SIGKILL);
+	{
+		/* Why it did not come up is in its log. */
+		FILE *f = fopen(gw->log, "r");
+		char line[512];
+
+		while (f && fgets(line, sizeof(line), f))
+			fprintf(stderr, "gateway log: %s", line);
+		if (f)
+			fclose(f);
+	}
 	return -1;
 }
 
@@ -426,6 +436,7 @@ int tu_http(const char *method, const char *url, const char *const *headers,
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
 	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	if (!strncmp(url, "https:", 6)) {
 		if (*tls.ca)
 			curl_easy_setopt(c, CURLOPT_CAINFO, tls.ca);

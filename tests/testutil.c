@@ -120,14 +120,14 @@ static int wait_healthy(pid_t *pid, const char *base)
 	return -1;
 }
 
-int tu_gateway_start(struct tu_gateway *gw, const char *dir, ...)
+/* Starts the gateway on port (0: a free one) with the extra arguments. */
+static int start_gateway(struct tu_gateway *gw, const char *dir, int port, va_list ap)
 {
 	char listen[64];
 	char *argv[MAX_ARGS];
 	int argc = 0;
-	va_list ap;
 
-	gw->port = tu_free_port();
+	gw->port = port ? port : tu_free_port();
 	snprintf(gw->data, sizeof(gw->data), "%s", dir);
 	snprintf(gw->log, sizeof(gw->log), "%s/gateway.log", dir);
 	snprintf(gw->base, sizeof(gw->base), "http://127.0.0.1:%d", gw->port);
@@ -150,13 +150,11 @@ int tu_gateway_start(struct tu_gateway *gw, const char *dir, ...)
 	 * them on with a later --set auth.mode=token. */
 	argv[argc++] = (char *)(uintptr_t)"--set";
 	argv[argc++] = (char *)(uintptr_t)"auth.mode=none";
-	va_start(ap, dir);
 	for (const char *a; argc < MAX_ARGS - 1 && (a = va_arg(ap, const char *));) {
 		argv[argc++] = (char *)(uintptr_t)a;
 		if (!strncmp(a, "http.tls_cert=", 14))
 			snprintf(gw->base, sizeof(gw->base), "https://127.0.0.1:%d", gw->port);
 	}
-	va_end(ap);
 	argv[argc] = NULL;
 
 	gw->pid = spawn(argv, gw->log);
@@ -174,6 +172,28 @@ int tu_gateway_start(struct tu_gateway *gw, const char *dir, ...)
 			fclose(f);
 	}
 	return -1;
+}
+
+int tu_gateway_start(struct tu_gateway *gw, const char *dir, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, dir);
+	rc = start_gateway(gw, dir, 0, ap);
+	va_end(ap);
+	return rc;
+}
+
+int tu_gateway_restart(struct tu_gateway *gw, const char *dir, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, dir);
+	rc = start_gateway(gw, dir, gw->port, ap);
+	va_end(ap);
+	return rc;
 }
 
 static const char *kubesim_bin(void)

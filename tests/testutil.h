@@ -25,6 +25,7 @@ Suite *fairshare_suite(void);
 Suite *lifecycle_suite(void);
 Suite *auth_suite(void);
 Suite *observe_suite(void);
+Suite *faults_suite(void);
 
 /* A new empty directory under $TMPDIR; caller frees the string. */
 char *tu_tmpdir(const char *tag);
@@ -44,6 +45,8 @@ struct tu_gateway {
  * optional extra arguments (NULL-terminated), waiting until it answers
  * /healthz. Returns 0, or -1 if it exited or never answered. */
 int tu_gateway_start(struct tu_gateway *gw, const char *dir, ...);
+/* The same on the port it had, so that clients carry on. */
+int tu_gateway_restart(struct tu_gateway *gw, const char *dir, ...);
 /* The gateway binary (SPARKGW_BIN, else build/sparkgw). */
 const char *tu_gateway_bin(void);
 /* Sends sig and reaps the process; returns its exit status or -1. */

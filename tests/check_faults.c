@@ -1,0 +1,168 @@
+/* Faults: nothing acknowledged is lost and nothing runs twice when the
+ * gateway is killed again and again under a steady stream of submissions;
+ * a full disk answers 503 and writes nothing half; slow clients on one
+ * address do not keep others out. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tests/testutil.h"
+
+static char *dir;
+
+static void setup(void)
+{
+	dir = tu_tmpdir("faults");
+	ck_assert_ptr_nonnull(dir);
+}
+
+static void teardown(void)
+{
+	tu_rmtree(dir);
+	free(dir);
+}
+
+#define MAX_KEYS 6000
+
+/* A client that submits job after job, each under its own idempotency
+ * key, retrying a key until it is acknowledged (201, or 200 for a retry
+ * whose first answer was lost). */
+struct submitter {
+	const char *base;
+	atomic_bool stop;
+	int keys;                     /* keys acknowledged */
+	char ids[MAX_KEYS][24];       /* the job id each key got */
+	int retries;                  /* attempts that met a dead gateway */
+};
+
+static void *submit_loop(void *arg)
+{
+	struct submitter *s = arg;
+
+	while (!atomic_load(&s->stop) && s->keys < MAX_KEYS) {
+		char url[200], key[32], body[512];
+		struct tu_response r;
+		bool done = false;
+
+		snprintf(url, sizeof(url), "%s/api/v1/jobs", s->base);
+		snprintf(key, sizeof(key), "key-%d", s->keys);
+		snprintf(body, sizeof(body),
+			 "{\"name\":\"c%d\",\"labels\":{\"team\":\"crash\"},\"spec\":{\"type\":\"Python\","
+			 "\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"a.py\",\"executor\":{\"instances\":0},"
+			 "\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"0.2\"}}}",
+			 s->keys);
+		/* The key is retried until acknowledged, even past stop. */
+		for (int attempt = 0; !done && attempt < 600; attempt++) {
+			if (tu_post_json(url, body, key, &r) == 0 && (r.status == 201 || r.status == 200)) {
+				snprintf(s->ids[s->keys], sizeof(s->ids[0]), "%s",
+					 json_string_value(json_object_get(r.json, "id")));
+				done = true;
+			} else {
+				s->retries++;
+				usleep(50000);
+			}
+			tu_response_release(&r);
+		}
+		if (!done)
+			break;
+		s->keys++;
+	}
+	return NULL;
+}
+
+START_TEST(test_kill_9_under_load_loses_and_repeats_nothing)
+{
+	struct tu_kubesim sim = {0};
+	struct tu_gateway gw;
+	static const char *const mode = "driver-pod";
+	struct submitter *s = calloc(1, sizeof(*s));
+	pthread_t client;
+	char cfg[700], url[300];
+	json_t *pods, *seen;
+	size_t i;
+	json_t *pod;
+
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "crash", NULL), 0);
+	tu_write_cluster_config(dir, &sim, &mode, 1, "dispatch: {lease_seconds: 1}\nscheduler: {cluster_qps: 2000}\n",
+				cfg, sizeof(cfg));
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", cfg, NULL), 0);
+	s->base = gw.base;
+	ck_assert_int_eq(pthread_create(&client, NULL, submit_loop, s), 0);
+	for (int round = 0; round < 5; round++) {
+		usleep(700000 + 150000 * round);
+		ck_assert_int_eq(tu_gateway_signal(&gw, SIGKILL), 128 + SIGKILL);
+		ck_assert_int_eq(tu_gateway_restart(&gw, dir, "--config", cfg, NULL), 0);
+	}
+	usleep(500000);
+	atomic_store(&s->stop, true);
+	pthread_join(client, NULL);
+	ck_assert_int_ge(s->keys, 50);
+	ck_assert_int_gt(s->retries, 0); /* the client did meet dead gateways */
+
+	/* Every acknowledged key is one job, and there are no others. */
+	seen = json_object();
+	for (int k = 0; k < s->keys; k++) {
+		json_t *job = tu_wait_job(gw.base, s->ids[k], NULL, 60000);
+
+		ck_assert_msg(job, "job %s of key %d lost or stuck", s->ids[k], k);
+		ck_assert_str_eq(json_string_value(json_object_get(job, "state")), "SUCCEEDED");
+		ck_assert_ptr_null(json_object_get(seen, s->ids[k])); /* two keys, one job? */
+		json_object_set_new(seen, s->ids[k], json_true());
+		json_decref(job);
+	}
+	{
+		/* All pages of the list: as many jobs as keys. */
+		char all[400], cont[128] = "";
+		size_t total = 0;
+
+		do {
+			json_t *list;
+
+			snprintf(all, sizeof(all), "%s/api/v1/jobs?limit=1000%s%s", gw.base, *cont ? "&continue=" : "", cont);
+			list = tu_get_json(all);
+			total += json_array_size(json_object_get(list, "items"));
+			snprintf(cont, sizeof(cont), "%s", json_string_value(json_object_get(list, "continue"))
+								   ? json_string_value(json_object_get(list, "continue")) : "");
+			json_decref(list);
+		} while (*cont);
+		ck_assert_int_eq(total, s->keys);
+	}
+	/* Dispatched once each: one driver pod per job, none unknown. */
+	snprintf(url, sizeof(url), "%s/api/v1/pods?labelSelector=spark-role%%3Ddriver", sim.base);
+	pods = tu_get_json(url); /* kubesim lists everything in one page */
+	ck_assert_int_eq(json_array_size(json_object_get(pods, "items")), s->keys);
+	json_array_foreach(json_object_get(pods, "items"), i, pod) {
+		const char *job = json_string_value(json_object_get(
+			json_object_get(json_object_get(pod, "metadata"), "labels"), "sparkgw/job-id"));
+
+		/* Known, and not met before: a second pod of a job finds false. */
+		ck_assert_msg(json_is_true(json_object_get(seen, job)), "pod of job %s unexpected or twice", job);
+		json_object_set_new(seen, job, json_false());
+	}
+	json_decref(pods);
+	json_decref(seen);
+	free(s);
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	tu_kubesim_stop(&sim);
+}
+END_TEST
+
+Suite *faults_suite(void)
+{
+	Suite *s = suite_create("faults");
+	TCase *tc = tcase_create("crash");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_kill_9_under_load_loses_and_repeats_nothing);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -325,6 +325,8 @@ int main(int argc, char **argv)
 	sigaddset(&stop_signals, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A file over its size limit is a failed write (503), not a dead process. */
+	signal(SIGXFSZ, SIG_IGN);
 
 	if (!(metrics = gw_metrics_new())) {
 		gw_seterr(err, "out of memory");

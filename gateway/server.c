@@ -281,7 +281,9 @@ enum MHD_Result http_reply_store_error(struct request *rq, enum gw_err rc,
 		gw_log_ids(GW_LOG_WARN, rq->request_id, NULL, "store unavailable: %s", detail);
 		/* The write did not happen: the client may retry safely. */
 		return reply_problem_with(rq, 503, "store-unavailable",
-					  "the job store cannot accept writes right now; retry later",
+					  rc == GW_EFULL ? "the job store's disk is full: nothing was written; retry later"
+							 : "the job store cannot accept writes right now; nothing was written;"
+							   " retry later",
 					  NULL, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 	default:
 		gw_log_ids(GW_LOG_ERROR, rq->request_id, NULL, "internal error: %s: %s", gw_strerror(rc), detail);

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/timeutil.h"
 #include "tests/testutil.h"
 
 static char *dir;
@@ -155,6 +156,169 @@ START_TEST(test_kill_9_under_load_loses_and_repeats_nothing)
 }
 END_TEST
 
+static void set_file_size_limit(pid_t pid, const char *limit)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "prlimit --pid %d --fsize=%s", (int)pid, limit);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* The disk fills up (the gateway's files may grow no more: RLIMIT_FSIZE,
+ * set on the running process): submissions get 503 with a clear body,
+ * nothing is half-written, and service resumes when space returns. */
+START_TEST(test_full_disk_answers_503_and_recovers)
+{
+	struct tu_gateway gw;
+	char url[200], body[400], key[32], ids[40][24] = {{0}};
+	int refused = 0, accepted_during = 0;
+
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, NULL), 0);
+	snprintf(url, sizeof(url), "%s/api/v1/jobs", gw.base);
+	for (int i = 0; i < 10; i++) {
+		struct tu_response r;
+
+		snprintf(body, sizeof(body), "{\"name\":\"d%d\",\"labels\":{\"team\":\"disk\"},\"spec\":{\"type\":"
+			 "\"Python\",\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"a.py\"}}", i);
+		snprintf(key, sizeof(key), "d-%d", i);
+		ck_assert_int_eq(tu_post_json(url, body, key, &r), 0);
+		ck_assert_int_eq(r.status, 201);
+		snprintf(ids[i], sizeof(ids[i]), "%s", json_string_value(json_object_get(r.json, "id")));
+		tu_response_release(&r);
+	}
+	set_file_size_limit(gw.pid, "4096:unlimited");
+	for (int i = 10; i < 40; i++) {
+		struct tu_response r;
+
+		snprintf(body, sizeof(body), "{\"name\":\"d%d\",\"labels\":{\"team\":\"disk\"},\"spec\":{\"type\":"
+			 "\"Python\",\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"a.py\"}}", i);
+		snprintf(key, sizeof(key), "d-%d", i);
+		ck_assert_int_eq(tu_post_json(url, body, key, &r), 0);
+		if (r.status == 503) {
+			refused++;
+			ck_assert_str_eq(r.content_type, "application/problem+json");
+			ck_assert_str_eq(r.retry_after, "1");
+			ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(r.json, "detail")), "nothing was written"));
+		} else {
+			ck_assert_int_eq(r.status, 201);
+			accepted_during++;
+			snprintf(ids[i], sizeof(ids[i]), "%s", json_string_value(json_object_get(r.json, "id")));
+		}
+		tu_response_release(&r);
+	}
+	ck_assert_int_ge(refused, 25);
+	{
+		char health[200];
+		struct tu_response r;
+
+		snprintf(health, sizeof(health), "%s/healthz", gw.base);
+		ck_assert_int_eq(tu_http("GET", health, NULL, NULL, 0, &r), 0);
+		ck_assert_int_eq(r.status, 200);
+		tu_response_release(&r);
+	}
+	/* Space is back: the same requests, with the same keys, go through. */
+	set_file_size_limit(gw.pid, "unlimited:unlimited");
+	for (int i = 10; i < 40; i++) {
+		struct tu_response r;
+
+		snprintf(body, sizeof(body), "{\"name\":\"d%d\",\"labels\":{\"team\":\"disk\"},\"spec\":{\"type\":"
+			 "\"Python\",\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"a.py\"}}", i);
+		snprintf(key, sizeof(key), "d-%d", i);
+		for (int t = 0; t < 50; t++) {
+			ck_assert_int_eq(tu_post_json(url, body, key, &r), 0);
+			if (r.status != 503)
+				break;
+			tu_response_release(&r);
+			usleep(100000);
+		}
+		ck_assert_msg(r.status == 201 || (r.status == 200 && ids[i][0]), "key %s: %ld", key, r.status);
+		if (ids[i][0])
+			ck_assert_str_eq(json_string_value(json_object_get(r.json, "id")), ids[i]);
+		snprintf(ids[i], sizeof(ids[i]), "%s", json_string_value(json_object_get(r.json, "id")));
+		tu_response_release(&r);
+	}
+	/* Nothing half-written: 40 jobs, each whole, with its first event. */
+	for (int i = 0; i < 40; i++) {
+		char u[300];
+		json_t *events;
+
+		snprintf(u, sizeof(u), "%s/api/v1/jobs/%s/events", gw.base, ids[i]);
+		events = tu_get_json(u);
+		ck_assert_int_ge(json_array_size(json_object_get(events, "items")), 1);
+		json_decref(events);
+	}
+	{
+		char u[300];
+		json_t *list;
+
+		snprintf(u, sizeof(u), "%s/api/v1/jobs?limit=1000&labelSelector=team%%3Ddisk", gw.base);
+		list = tu_get_json(u);
+		ck_assert_int_eq(json_array_size(json_object_get(list, "items")), 40);
+		json_decref(list);
+	}
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+}
+END_TEST
+
+/* A connection from 127.0.0.2 (loopback too), so that the slow clients are
+ * one address and the normal client another; -1 once refused. */
+static int connect_from(const char *source, int port)
+{
+	struct sockaddr_in from = {.sin_family = AF_INET}, to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	inet_pton(AF_INET, source, &from.sin_addr);
+	inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&from, sizeof(from)) ||
+	    connect(fd, (struct sockaddr *)&to, sizeof(to))) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* 500 connections that send a byte a second do not keep a normal client
+ * from being served. */
+START_TEST(test_slow_clients_do_not_starve_others)
+{
+	enum { SLOW = 500 };
+	static const char request[] = "GET /api/v1/jobs HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct tu_gateway gw;
+	int fds[SLOW], open_fds = 0;
+	char url[200];
+
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, NULL), 0);
+	for (int i = 0; i < SLOW; i++)
+		if ((fds[i] = connect_from("127.0.0.2", gw.port)) >= 0)
+			open_fds++;
+	ck_assert_int_eq(open_fds, SLOW); /* the kernel accepts; the server may close some */
+	snprintf(url, sizeof(url), "%s/api/v1/jobs", gw.base);
+	for (int second = 0; second < 4; second++) {
+		for (int i = 0; i < SLOW; i++)
+			if (fds[i] >= 0 && send(fds[i], request + second, 1, MSG_NOSIGNAL) != 1) {
+				close(fds[i]);
+				fds[i] = -1;
+			}
+		/* Meanwhile a normal client is served, at once. */
+		for (int k = 0; k < 10; k++) {
+			struct tu_response r;
+			int64_t started = gw_now_ms();
+
+			ck_assert_int_eq(tu_http("GET", url, NULL, NULL, 0, &r), 0);
+			ck_assert_int_eq(r.status, 200);
+			ck_assert_int_lt(gw_now_ms() - started, 2000); /* served, not queued behind them */
+			tu_response_release(&r);
+		}
+		usleep(1000000 - 100000);
+	}
+	for (int i = 0; i < SLOW; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+}
+END_TEST
+
 Suite *faults_suite(void)
 {
 	Suite *s = suite_create("faults");
@@ -163,6 +327,8 @@ Suite *faults_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_kill_9_under_load_loses_and_repeats_nothing);
+	tcase_add_test(tc, test_full_disk_answers_503_and_recovers);
+	tcase_add_test(tc, test_slow_clients_do_not_starve_others);
 	suite_add_tcase(s, tc);
 	return s;
 }

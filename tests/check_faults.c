@@ -319,6 +319,99 @@ START_TEST(test_slow_clients_do_not_starve_others)
 }
 END_TEST
 
+static long rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmRSS:", 6))
+			kib = strtol(line + 6, NULL, 10);
+	fclose(f);
+	return kib;
+}
+
+/* A misbehaving API server (20% 500s, throttling to 429, 200 ms latency,
+ * watches dropped every 2 s, history compacted every 3 s) under a steady
+ * stream of submissions: every job ends right, none twice, the gateway
+ * stays healthy and its memory flat. */
+START_TEST(test_api_server_faults_under_steady_load)
+{
+	enum { JOBS = 120 };
+	struct tu_kubesim sim = {0};
+	struct tu_gateway gw;
+	static const char *const mode = "driver-pod";
+	char cfg[700], url[300], *ids[JOBS];
+	long rss_warm = 0, rss_end;
+	json_t *pods, *seen = json_object();
+	size_t i;
+	json_t *pod;
+
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "flaky", "--error-rate", "0.2", "--throttle-qps", "100",
+					  "--latency-ms", "200", "--drop-watch-after", "2", "--compact-every", "3",
+					  NULL), 0);
+	tu_write_cluster_config(dir, &sim, &mode, 1,
+				"dispatch: {retry_base_ms: 50, max_attempts: 50, workers: 16}\n", cfg, sizeof(cfg));
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", cfg, NULL), 0);
+	for (int j = 0; j < JOBS; j++) {
+		char body[512], health[200];
+		struct tu_response r;
+
+		snprintf(body, sizeof(body),
+			 "{\"name\":\"f%d\",\"labels\":{\"team\":\"flaky\"},\"spec\":{\"type\":\"Python\","
+			 "\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"a.py\",\"executor\":{\"instances\":1},"
+			 "\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"0.5\"}}}", j);
+		ids[j] = tu_submit(gw.base, body);
+		if (j % 10 == 9) { /* steady: ten a burst, a burst every 150 ms */
+			snprintf(health, sizeof(health), "%s/readyz", gw.base);
+			ck_assert_int_eq(tu_http("GET", health, NULL, NULL, 0, &r), 0);
+			ck_assert_int_eq(r.status, 200);
+			tu_response_release(&r);
+			usleep(150000);
+		}
+		if (j == JOBS / 4)
+			rss_warm = rss_kib(gw.pid);
+	}
+	for (int j = 0; j < JOBS; j++) {
+		json_t *job = tu_wait_job(gw.base, ids[j], NULL, 90000);
+
+		ck_assert_msg(job, "job %d did not end", j);
+		ck_assert_str_eq(json_string_value(json_object_get(job, "state")), "SUCCEEDED");
+		json_object_set_new(seen, ids[j], json_true());
+		json_decref(job);
+		free(ids[j]);
+	}
+	rss_end = rss_kib(gw.pid);
+	ck_assert_int_gt(rss_warm, 0);
+	ck_assert_msg(rss_end < rss_warm + 32 * 1024, "RSS grew from %ld to %ld KiB", rss_warm, rss_end);
+	snprintf(url, sizeof(url), "%s/api/v1/pods?labelSelector=spark-role%%3Ddriver", sim.base);
+	for (int t = 0; t < 20; t++) { /* the list itself may meet an injected 500 */
+		pods = tu_get_json(url);
+		if (json_object_get(pods, "items"))
+			break;
+		json_decref(pods);
+		pods = NULL;
+	}
+	ck_assert_ptr_nonnull(pods);
+	ck_assert_int_eq(json_array_size(json_object_get(pods, "items")), JOBS);
+	json_array_foreach(json_object_get(pods, "items"), i, pod) {
+		const char *job = json_string_value(json_object_get(
+			json_object_get(json_object_get(pod, "metadata"), "labels"), "sparkgw/job-id"));
+
+		ck_assert_msg(json_is_true(json_object_get(seen, job)), "pod of job %s unexpected or twice", job);
+		json_object_set_new(seen, job, json_false());
+	}
+	json_decref(pods);
+	json_decref(seen);
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	tu_kubesim_stop(&sim);
+}
+END_TEST
+
 Suite *faults_suite(void)
 {
 	Suite *s = suite_create("faults");
@@ -329,6 +422,7 @@ Suite *faults_suite(void)
 	tcase_add_test(tc, test_kill_9_under_load_loses_and_repeats_nothing);
 	tcase_add_test(tc, test_full_disk_answers_503_and_recovers);
 	tcase_add_test(tc, test_slow_clients_do_not_starve_others);
+	tcase_add_test(tc, test_api_server_faults_under_steady_load);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -122,7 +122,7 @@ test: deps
 
 # The suite itself; expects the packages to be installed.
 check: $(BUILD)/sparkgw $(BUILD)/kubesim $(BUILD)/check_sparkgw
-	SPARKGW_BIN=$(BUILD)/sparkgw KUBESIM_BIN=$(BUILD)/kubesim $(BUILD)/check_sparkgw
+	SPARKGW_BIN=$(BUILD)/sparkgw KUBESIM_BIN=$(BUILD)/kubesim SPARKGW_SANITIZED=$(SANITIZE) $(BUILD)/check_sparkgw
 
 test-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 check

@@ -285,6 +285,31 @@ void store_reader_put(struct store *s, struct store_conn *c)
 	pthread_mutex_unlock(&s->pool_lock);
 }
 
+sqlite3_stmt *store_read_begin(struct store *s, const char *sql, struct store_conn **c, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int src;
+
+	if (!(*c = store_reader_get(s, err)))
+		return NULL;
+	if ((src = sqlite3_prepare_v2((*c)->db, sql, -1, &st, NULL)) != SQLITE_OK) {
+		store_sqlite_err((*c)->db, src, err);
+		store_reader_put(s, *c);
+		*c = NULL;
+		return NULL;
+	}
+	return st;
+}
+
+enum gw_err store_read_end(struct store *s, struct store_conn *c, sqlite3_stmt *st, int src, char *err)
+{
+	enum gw_err rc = src == SQLITE_DONE || src == SQLITE_ROW ? GW_OK : store_sqlite_err(c->db, src, err);
+
+	sqlite3_finalize(st);
+	store_reader_put(s, c);
+	return rc;
+}
+
 /* Runs a batch in one transaction; each op in a savepoint so that one
  * op's failure does not undo the others. */
 static void run_batch(struct store *s, struct queue_node *batch)

@@ -1,4 +1,5 @@
 /* API tokens and the audit trail. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,21 +96,19 @@ static char *text_copy(sqlite3_stmt *st, int col)
 
 enum gw_err store_token_get(struct store *s, const char *id, struct store_token *out, char *err)
 {
-	struct store_conn *c = store_reader_get(s, err);
-	sqlite3_stmt *st = NULL;
-	enum gw_err rc = GW_OK;
+	struct store_conn *c;
+	sqlite3_stmt *st = store_read_begin(s, "SELECT id, secret_sha256, owner, teams, role, created_ms,"
+					       " expires_ms, revoked_ms FROM tokens WHERE id = ?1", &c, err);
+	enum gw_err rc;
+	bool found;
 	int src;
 
 	memset(out, 0, sizeof(*out));
-	if (!c)
+	if (!st)
 		return GW_EIO;
-	src = sqlite3_prepare_v2(c->db, "SELECT id, secret_sha256, owner, teams, role, created_ms, expires_ms,"
-				 " revoked_ms FROM tokens WHERE id = ?1", -1, &st, NULL);
-	if (src == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-		src = sqlite3_step(st);
-	}
-	if (src == SQLITE_ROW && sqlite3_column_bytes(st, 1) == 32) {
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	src = sqlite3_step(st);
+	if ((found = src == SQLITE_ROW && sqlite3_column_bytes(st, 1) == 32)) {
 		snprintf(out->id, sizeof(out->id), "%s", (const char *)sqlite3_column_text(st, 0));
 		memcpy(out->secret_sha256, sqlite3_column_blob(st, 1), 32);
 		out->owner = text_copy(st, 2);
@@ -118,34 +117,30 @@ enum gw_err store_token_get(struct store *s, const char *id, struct store_token 
 		out->created_ms = sqlite3_column_int64(st, 5);
 		out->expires_ms = sqlite3_column_int64(st, 6);
 		out->revoked_ms = sqlite3_column_int64(st, 7);
-		if (!out->owner || !out->teams_json || !out->role) {
-			store_token_release(out);
-			rc = GW_ENOMEM;
-		}
-	} else if (src == SQLITE_DONE || src == SQLITE_ROW) {
+	}
+	rc = store_read_end(s, c, st, src, err);
+	if (rc == GW_OK && !found) {
 		gw_seterr(err, "no token %s", id);
 		rc = GW_ENOTFOUND;
-	} else {
-		rc = store_sqlite_err(c->db, src, err);
+	} else if (rc == GW_OK && (!out->owner || !out->teams_json || !out->role)) {
+		rc = GW_ENOMEM;
 	}
-	sqlite3_finalize(st);
-	store_reader_put(s, c);
+	if (rc)
+		store_token_release(out);
 	return rc;
 }
 
 enum gw_err store_token_list(struct store *s, json_t **out, char *err)
 {
-	struct store_conn *c = store_reader_get(s, err);
-	sqlite3_stmt *st = NULL;
-	enum gw_err rc = GW_OK;
+	struct store_conn *c;
+	sqlite3_stmt *st = store_read_begin(s, "SELECT id, owner, teams, role, created_ms, expires_ms, revoked_ms"
+					       " FROM tokens ORDER BY created_ms DESC, id", &c, err);
 	int src;
 
 	*out = json_array();
-	if (!c)
+	if (!st)
 		return GW_EIO;
-	src = sqlite3_prepare_v2(c->db, "SELECT id, owner, teams, role, created_ms, expires_ms, revoked_ms"
-				 " FROM tokens ORDER BY created_ms DESC, id", -1, &st, NULL);
-	while ((src == SQLITE_OK || src == SQLITE_ROW) && (src = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
 		json_t *teams = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
 
 		json_array_append_new(*out, json_pack("{s:s, s:s, s:o, s:s, s:I, s:I, s:I}",
@@ -157,43 +152,34 @@ enum gw_err store_token_list(struct store *s, json_t **out, char *err)
 			"expiresMs", (json_int_t)sqlite3_column_int64(st, 5),
 			"revokedMs", (json_int_t)sqlite3_column_int64(st, 6)));
 	}
-	if (src != SQLITE_DONE)
-		rc = store_sqlite_err(c->db, src, err);
-	sqlite3_finalize(st);
-	store_reader_put(s, c);
-	return rc;
+	return store_read_end(s, c, st, src, err);
 }
 
 enum gw_err store_audit_list(struct store *s, const struct store_audit_query *q, json_t **out,
 			     int64_t *next_seq, char *err)
 {
-	struct store_conn *c = store_reader_get(s, err);
-	sqlite3_stmt *st = NULL;
-	enum gw_err rc = GW_OK;
+	struct store_conn *c;
+	/* Each filter is off when its parameter is NULL (or 0). */
+	sqlite3_stmt *st = store_read_begin(s,
+		"SELECT seq, time_ms, token_id, team, action, target, outcome, status, remote"
+		" FROM audit WHERE (?1 IS NULL OR token_id = ?1) AND (?2 IS NULL OR team = ?2)"
+		" AND (?3 IS NULL OR action = ?3) AND (?4 IS NULL OR outcome = ?4)"
+		" AND time_ms >= ?5 AND (?6 = 0 OR seq < ?6) ORDER BY seq DESC LIMIT ?7", &c, err);
 	size_t n = 0;
 	int src;
 
 	*out = json_array();
 	*next_seq = 0;
-	if (!c)
+	if (!st)
 		return GW_EIO;
-	/* Each filter is off when its parameter is NULL (or 0). */
-	src = sqlite3_prepare_v2(c->db,
-				 "SELECT seq, time_ms, token_id, team, action, target, outcome, status, remote"
-				 " FROM audit WHERE (?1 IS NULL OR token_id = ?1) AND (?2 IS NULL OR team = ?2)"
-				 " AND (?3 IS NULL OR action = ?3) AND (?4 IS NULL OR outcome = ?4)"
-				 " AND time_ms >= ?5 AND (?6 = 0 OR seq < ?6) ORDER BY seq DESC LIMIT ?7",
-				 -1, &st, NULL);
-	if (src == SQLITE_OK) {
-		bind_text_or_null(st, 1, q->token_id);
-		bind_text_or_null(st, 2, q->team);
-		bind_text_or_null(st, 3, q->action);
-		bind_text_or_null(st, 4, q->outcome);
-		sqlite3_bind_int64(st, 5, q->since_ms);
-		sqlite3_bind_int64(st, 6, q->before_seq);
-		sqlite3_bind_int64(st, 7, (sqlite3_int64)q->limit + 1);
-	}
-	while ((src == SQLITE_OK || src == SQLITE_ROW) && (src = sqlite3_step(st)) == SQLITE_ROW) {
+	bind_text_or_null(st, 1, q->token_id);
+	bind_text_or_null(st, 2, q->team);
+	bind_text_or_null(st, 3, q->action);
+	bind_text_or_null(st, 4, q->outcome);
+	sqlite3_bind_int64(st, 5, q->since_ms);
+	sqlite3_bind_int64(st, 6, q->before_seq);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)q->limit + 1);
+	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
 		char at[GW_TIME_LEN];
 
 		if (++n > q->limit) {
@@ -211,9 +197,5 @@ enum gw_err store_audit_list(struct store *s, const struct store_audit_query *q,
 			"status", sqlite3_column_int(st, 7),
 			"remote", (const char *)sqlite3_column_text(st, 8)));
 	}
-	if (src != SQLITE_DONE)
-		rc = store_sqlite_err(c->db, src, err);
-	sqlite3_finalize(st);
-	store_reader_put(s, c);
-	return rc;
+	return store_read_end(s, c, st, src, err);
 }

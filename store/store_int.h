@@ -76,6 +76,14 @@ enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job);
 /* The states in which a job holds resources on a cluster. */
 #define STORE_ACTIVE_STATES "('DISPATCHING', 'SUBMITTED', 'RUNNING', 'CANCELLING')"
 
+/* A one-statement read on a pooled connection: begin checks a reader out
+ * and prepares sql (NULL on error, the reason in err, nothing held); the
+ * caller binds and steps; end finalizes, returns the reader and maps the
+ * last step's result (SQLITE_DONE, or SQLITE_ROW when it read one row)
+ * to GW_OK, anything else to the error. */
+sqlite3_stmt *store_read_begin(struct store *s, const char *sql, struct store_conn **c, char *err);
+enum gw_err store_read_end(struct store *s, struct store_conn *c, sqlite3_stmt *st, int src, char *err);
+
 /* Checks a reader out of the pool (opening one if none is free). */
 struct store_conn *store_reader_get(struct store *s, char *err);
 void store_reader_put(struct store *s, struct store_conn *c);

@@ -1262,71 +1262,49 @@ enum gw_err store_jobs_in_state(struct store *s, enum store_state state,
 
 enum gw_err store_cluster_settings(struct store *s, json_t **out, char *err)
 {
-	struct store_conn *c = store_reader_get(s, err);
-	sqlite3_stmt *st = NULL;
-	enum gw_err rc = GW_OK;
+	struct store_conn *c;
+	sqlite3_stmt *st = store_read_begin(s, "SELECT name, rotation, weight FROM cluster_settings", &c, err);
 	int src;
 
 	*out = json_object();
-	if (!c)
+	if (!st)
 		return GW_EIO;
-	src = sqlite3_prepare_v2(c->db, "SELECT name, rotation, weight FROM cluster_settings", -1, &st, NULL);
-	if (src == SQLITE_OK)
-		while ((src = sqlite3_step(st)) == SQLITE_ROW)
-			json_object_set_new(*out, (const char *)sqlite3_column_text(st, 0),
-					    json_pack("{s:s, s:i}", "rotation",
-						      (const char *)sqlite3_column_text(st, 1),
-						      "weight", sqlite3_column_int(st, 2)));
-	if (src != SQLITE_DONE)
-		rc = store_sqlite_err(c->db, src, err);
-	sqlite3_finalize(st);
-	store_reader_put(s, c);
-	return rc;
+	while ((src = sqlite3_step(st)) == SQLITE_ROW)
+		json_object_set_new(*out, (const char *)sqlite3_column_text(st, 0),
+				    json_pack("{s:s, s:i}", "rotation", (const char *)sqlite3_column_text(st, 1),
+					      "weight", sqlite3_column_int(st, 2)));
+	return store_read_end(s, c, st, src, err);
 }
 
 enum gw_err store_count_active(struct store *s, const char *cluster, long *count, char *err)
 {
-	struct store_conn *c = store_reader_get(s, err);
-	sqlite3_stmt *st = NULL;
-	enum gw_err rc = GW_OK;
+	struct store_conn *c;
+	sqlite3_stmt *st = store_read_begin(s, "SELECT count(*) FROM jobs WHERE cluster = ?1 AND state IN "
+					       STORE_ACTIVE_STATES, &c, err);
 	int src;
 
 	*count = 0;
-	if (!c)
+	if (!st)
 		return GW_EIO;
-	src = sqlite3_prepare_v2(c->db,
-				 "SELECT count(*) FROM jobs WHERE cluster = ?1 AND state IN"
-				 " ('DISPATCHING', 'SUBMITTED', 'RUNNING', 'CANCELLING')", -1, &st, NULL);
-	if (src == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, cluster, -1, SQLITE_STATIC);
-		src = sqlite3_step(st);
-		if (src == SQLITE_ROW)
-			*count = sqlite3_column_int64(st, 0);
-	}
-	if (src != SQLITE_ROW)
-		rc = store_sqlite_err(c->db, src, err);
-	sqlite3_finalize(st);
-	store_reader_put(s, c);
-	return rc;
+	sqlite3_bind_text(st, 1, cluster, -1, SQLITE_STATIC);
+	if ((src = sqlite3_step(st)) == SQLITE_ROW)
+		*count = sqlite3_column_int64(st, 0);
+	return store_read_end(s, c, st, src, err);
 }
 
 enum gw_err store_policy_overlay(struct store *s, json_t **out, char *err)
 {
-	struct store_conn *c = store_reader_get(s, err);
-	sqlite3_stmt *st = NULL;
-	enum gw_err rc = GW_OK;
+	struct store_conn *c;
+	sqlite3_stmt *st = store_read_begin(s, "SELECT doc FROM policy_overlay WHERE id = 1", &c, err);
+	enum gw_err rc;
 	int src;
 
 	*out = NULL;
-	if (!c)
+	if (!st)
 		return GW_EIO;
-	src = sqlite3_prepare_v2(c->db, "SELECT doc FROM policy_overlay WHERE id = 1", -1, &st, NULL);
-	if (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
+	if ((src = sqlite3_step(st)) == SQLITE_ROW)
 		*out = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
-	if (src != SQLITE_ROW && src != SQLITE_DONE)
-		rc = store_sqlite_err(c->db, src, err);
-	sqlite3_finalize(st);
-	store_reader_put(s, c);
+	rc = store_read_end(s, c, st, src, err);
 	if (!*out)
 		*out = json_object();
 	return rc;
@@ -1334,34 +1312,29 @@ enum gw_err store_policy_overlay(struct store *s, json_t **out, char *err)
 
 enum gw_err store_state_counts(struct store *s, json_t **counts, json_t **queued, char *err)
 {
-	struct store_conn *c = store_reader_get(s, err);
-	sqlite3_stmt *st = NULL;
-	enum gw_err rc = GW_OK;
+	struct store_conn *c;
+	sqlite3_stmt *st;
+	enum gw_err rc;
 	int src;
 
 	*counts = json_object();
 	*queued = json_array();
-	if (!c)
-		return GW_EIO;
 	for (int i = 0; i < STORE_NSTATES; i++)
 		json_object_set_new(*counts, state_names[i], json_integer(0));
-	src = sqlite3_prepare_v2(c->db, "SELECT state, count(*) FROM jobs GROUP BY state", -1, &st, NULL);
-	while ((src == SQLITE_OK || src == SQLITE_ROW) && (src = sqlite3_step(st)) == SQLITE_ROW)
+	if (!(st = store_read_begin(s, "SELECT state, count(*) FROM jobs GROUP BY state", &c, err)))
+		return GW_EIO;
+	while ((src = sqlite3_step(st)) == SQLITE_ROW)
 		json_object_set_new(*counts, (const char *)sqlite3_column_text(st, 0),
 				    json_integer(sqlite3_column_int64(st, 1)));
-	sqlite3_finalize(st);
-	st = NULL;
-	if (src == SQLITE_DONE)
-		src = sqlite3_prepare_v2(c->db, "SELECT pool, team, count(*) FROM jobs WHERE state = 'QUEUED'"
-					 " GROUP BY pool, team", -1, &st, NULL);
-	while ((src == SQLITE_OK || src == SQLITE_ROW) && (src = sqlite3_step(st)) == SQLITE_ROW)
+	if ((rc = store_read_end(s, c, st, src, err)))
+		return rc;
+	if (!(st = store_read_begin(s, "SELECT pool, team, count(*) FROM jobs WHERE state = 'QUEUED'"
+				       " GROUP BY pool, team", &c, err)))
+		return GW_EIO;
+	while ((src = sqlite3_step(st)) == SQLITE_ROW)
 		json_array_append_new(*queued, json_pack("{s:s, s:s, s:I}", "pool",
 							 (const char *)sqlite3_column_text(st, 0), "team",
 							 (const char *)sqlite3_column_text(st, 1), "count",
 							 (json_int_t)sqlite3_column_int64(st, 2)));
-	if (src != SQLITE_DONE)
-		rc = store_sqlite_err(c->db, src, err);
-	sqlite3_finalize(st);
-	store_reader_put(s, c);
-	return rc;
+	return store_read_end(s, c, st, src, err);
 }

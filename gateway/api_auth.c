@@ -33,24 +33,9 @@ bool gateway_authorize(struct request *rq, enum auth_role min_role, enum MHD_Res
 	if (auth_check(auth, MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
 							 MHD_HTTP_HEADER_AUTHORIZATION),
 		       &rq->who, why)) {
-		struct MHD_Response *resp;
-		json_t *body = json_pack("{s:s, s:s, s:i, s:s}", "type", "urn:sparkgw:problem:unauthenticated",
-					 "title", "Unauthorized", "status", 401, "detail", why);
-		char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
-
-		json_decref(body);
-		resp = text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE) : NULL;
-		if (!resp) {
-			free(text);
-			*reply = MHD_NO;
-			return false;
-		}
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/problem+json");
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"sparkgw\"");
-		rq->status = 401;
 		rq->denied = true;
-		*reply = MHD_queue_response(rq->conn, 401, resp);
-		MHD_destroy_response(resp);
+		*reply = http_reply_problem_header(rq, 401, "unauthenticated", why,
+						   MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"sparkgw\"");
 		return false;
 	}
 	if (!auth_rate_take(auth, rq->who.token_id, &wait_s)) {

@@ -163,7 +163,6 @@ static enum MHD_Result start_follow(struct request *rq, long tail_lines)
 	struct gateway_followers *f = rq->followers;
 	struct log_follow *lf;
 	struct MHD_Response *resp;
-	enum MHD_Result ret;
 
 	pthread_mutex_lock(&f->lock);
 	if (f->count >= rq->cfg->http_max_log_followers) {
@@ -203,11 +202,7 @@ static enum MHD_Result start_follow(struct request *rq, long tail_lines)
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
-	MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
-	rq->status = 200;
-	ret = MHD_queue_response(rq->conn, 200, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return http_queue(rq, 200, resp);
 }
 
 enum MHD_Result api_job_logs(struct request *rq, const char *id)

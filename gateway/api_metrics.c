@@ -70,7 +70,6 @@ enum MHD_Result api_metrics(struct request *rq, const char *id)
 {
 	struct MHD_Response *resp;
 	char err[GW_ERRLEN], *text;
-	enum MHD_Result ret;
 	enum gw_err rc;
 
 	(void)id;
@@ -85,9 +84,5 @@ enum MHD_Result api_metrics(struct request *rq, const char *id)
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
-	MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
-	rq->status = 200;
-	ret = MHD_queue_response(rq->conn, 200, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return http_queue(rq, 200, resp);
 }

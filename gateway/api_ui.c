@@ -24,7 +24,6 @@ enum MHD_Result api_ui(struct request *rq, const char *id)
 	char path[160], etag[64];
 	const char *match;
 	struct MHD_Response *resp;
-	enum MHD_Result ret;
 
 	snprintf(path, sizeof(path), "/ui/%s", id && *id ? id : "index.html");
 	for (size_t i = 0; i < gateway_asset_count; i++) {
@@ -44,11 +43,7 @@ enum MHD_Result api_ui(struct request *rq, const char *id)
 		MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 		MHD_add_response_header(resp, "Content-Security-Policy",
 					"default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:");
-		MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
-		rq->status = 200;
-		ret = MHD_queue_response(rq->conn, 200, resp);
-		MHD_destroy_response(resp);
-		return ret;
+		return http_queue(rq, 200, resp);
 	}
 	return http_reply_problem(rq, 404, "not-found", "no such file", NULL);
 }

@@ -78,6 +78,12 @@ enum MHD_Result http_reply_json(struct request *rq, unsigned status,
 enum MHD_Result http_reply_problem(struct request *rq, unsigned status,
 				   const char *slug, const char *detail,
 				   json_t *errors);
+/* Queues resp (taken over; NULL is MHD_NO) with the request's id, and
+ * notes the status for metrics and the audit trail. */
+enum MHD_Result http_queue(struct request *rq, unsigned status, struct MHD_Response *resp);
+/* A problem with one header of its own (WWW-Authenticate, Retry-After). */
+enum MHD_Result http_reply_problem_header(struct request *rq, unsigned status, const char *slug,
+					  const char *detail, const char *hname, const char *hvalue);
 /* A problem with a Retry-After header, for 429 and 503. */
 enum MHD_Result http_reply_problem_retry(struct request *rq, unsigned status, const char *slug,
 					 const char *detail, const char *retry_after_s);

@@ -144,12 +144,24 @@ static bool path_matches(const char *pattern, const char *url, char *id,
 	return *pattern == '\0' && *url == '\0';
 }
 
+enum MHD_Result http_queue(struct request *rq, unsigned status, struct MHD_Response *resp)
+{
+	enum MHD_Result ret;
+
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
+	rq->status = status;
+	ret = MHD_queue_response(rq->conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 enum MHD_Result http_reply_json(struct request *rq, unsigned status,
 				json_t *body, ...)
 {
 	char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	struct MHD_Response *resp;
-	enum MHD_Result ret;
 	const char *name;
 	va_list ap;
 
@@ -172,42 +184,26 @@ enum MHD_Result http_reply_json(struct request *rq, unsigned status,
 	if (!MHD_get_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 					"application/json");
-	MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
-	rq->status = status;
-	ret = MHD_queue_response(rq->conn, status, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return http_queue(rq, status, resp);
 }
 
 enum MHD_Result http_reply_not_modified(struct request *rq, const char *etag)
 {
 	struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-	enum MHD_Result ret;
 
-	if (!resp)
-		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
-	MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
-	rq->status = 304;
-	ret = MHD_queue_response(rq->conn, 304, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	if (resp)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+	return http_queue(rq, 304, resp);
 }
 
 enum MHD_Result http_reply_text(struct request *rq, unsigned status, const char *text)
 {
 	struct MHD_Response *resp = MHD_create_response_from_buffer(
 		strlen(text), (void *)(uintptr_t)text, MHD_RESPMEM_MUST_COPY);
-	enum MHD_Result ret;
 
-	if (!resp)
-		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
-	MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
-	rq->status = status;
-	ret = MHD_queue_response(rq->conn, status, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	if (resp)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+	return http_queue(rq, status, resp);
 }
 
 static const char *problem_title(unsigned status)
@@ -251,6 +247,12 @@ static enum MHD_Result reply_problem_with(struct request *rq, unsigned status,
 			       "application/problem+json", hname, hvalue, NULL);
 }
 
+enum MHD_Result http_reply_problem_header(struct request *rq, unsigned status, const char *slug,
+					  const char *detail, const char *hname, const char *hvalue)
+{
+	return reply_problem_with(rq, status, slug, detail, NULL, hname, hvalue);
+}
+
 enum MHD_Result http_reply_problem(struct request *rq, unsigned status,
 				   const char *slug, const char *detail,
 				   json_t *errors)
@@ -261,8 +263,7 @@ enum MHD_Result http_reply_problem(struct request *rq, unsigned status,
 enum MHD_Result http_reply_problem_retry(struct request *rq, unsigned status, const char *slug,
 					 const char *detail, const char *retry_after_s)
 {
-	return reply_problem_with(rq, status, slug, detail, NULL, MHD_HTTP_HEADER_RETRY_AFTER,
-				  retry_after_s);
+	return http_reply_problem_header(rq, status, slug, detail, MHD_HTTP_HEADER_RETRY_AFTER, retry_after_s);
 }
 
 enum MHD_Result http_reply_store_error(struct request *rq, enum gw_err rc,

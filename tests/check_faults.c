@@ -31,6 +31,32 @@ static void teardown(void)
 	free(dir);
 }
 
+/* The cluster has exactly one driver pod for each job in jobs (id ->
+ * true), and none other. The list is retried past injected errors. */
+static void assert_one_driver_each(const struct tu_kubesim *sim, json_t *jobs, size_t n)
+{
+	char url[300];
+	json_t *pods = NULL, *pod;
+	size_t i;
+
+	snprintf(url, sizeof(url), "%s/api/v1/pods?labelSelector=spark-role%%3Ddriver", sim->base);
+	for (int t = 0; t < 20 && !json_object_get(pods, "items"); t++) {
+		json_decref(pods);
+		pods = tu_get_json(url); /* kubesim lists everything in one page */
+	}
+	ck_assert_ptr_nonnull(json_object_get(pods, "items"));
+	ck_assert_int_eq(json_array_size(json_object_get(pods, "items")), n);
+	json_array_foreach(json_object_get(pods, "items"), i, pod) {
+		const char *job = json_string_value(json_object_get(
+			json_object_get(json_object_get(pod, "metadata"), "labels"), "sparkgw/job-id"));
+
+		/* Known, and not met before: a second pod of a job finds false. */
+		ck_assert_msg(json_is_true(json_object_get(jobs, job)), "pod of job %s unexpected or twice", job);
+		json_object_set_new(jobs, job, json_false());
+	}
+	json_decref(pods);
+}
+
 #define MAX_KEYS 6000
 
 /* A client that submits job after job, each under its own idempotency
@@ -86,10 +112,8 @@ START_TEST(test_kill_9_under_load_loses_and_repeats_nothing)
 	static const char *const mode = "driver-pod";
 	struct submitter *s = calloc(1, sizeof(*s));
 	pthread_t client;
-	char cfg[700], url[300];
-	json_t *pods, *seen;
-	size_t i;
-	json_t *pod;
+	char cfg[700];
+	json_t *seen;
 
 	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "crash", NULL), 0);
 	tu_write_cluster_config(dir, &sim, &mode, 1, "dispatch: {lease_seconds: 1}\nscheduler: {cluster_qps: 2000}\n",
@@ -136,19 +160,7 @@ START_TEST(test_kill_9_under_load_loses_and_repeats_nothing)
 		} while (*cont);
 		ck_assert_int_eq(total, s->keys);
 	}
-	/* Dispatched once each: one driver pod per job, none unknown. */
-	snprintf(url, sizeof(url), "%s/api/v1/pods?labelSelector=spark-role%%3Ddriver", sim.base);
-	pods = tu_get_json(url); /* kubesim lists everything in one page */
-	ck_assert_int_eq(json_array_size(json_object_get(pods, "items")), s->keys);
-	json_array_foreach(json_object_get(pods, "items"), i, pod) {
-		const char *job = json_string_value(json_object_get(
-			json_object_get(json_object_get(pod, "metadata"), "labels"), "sparkgw/job-id"));
-
-		/* Known, and not met before: a second pod of a job finds false. */
-		ck_assert_msg(json_is_true(json_object_get(seen, job)), "pod of job %s unexpected or twice", job);
-		json_object_set_new(seen, job, json_false());
-	}
-	json_decref(pods);
+	assert_one_driver_each(&sim, seen, (size_t)s->keys);
 	json_decref(seen);
 	free(s);
 	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
@@ -162,6 +174,14 @@ static void set_file_size_limit(pid_t pid, const char *limit)
 
 	snprintf(cmd, sizeof(cmd), "prlimit --pid %d --fsize=%s", (int)pid, limit);
 	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Job i of the disk test and its idempotency key. */
+static void disk_job(int i, char *body, size_t blen, char *key, size_t klen)
+{
+	snprintf(body, blen, "{\"name\":\"d%d\",\"labels\":{\"team\":\"disk\"},\"spec\":{\"type\":"
+		 "\"Python\",\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"a.py\"}}", i);
+	snprintf(key, klen, "d-%d", i);
 }
 
 /* The disk fills up (the gateway's files may grow no more: RLIMIT_FSIZE,
@@ -178,9 +198,7 @@ START_TEST(test_full_disk_answers_503_and_recovers)
 	for (int i = 0; i < 10; i++) {
 		struct tu_response r;
 
-		snprintf(body, sizeof(body), "{\"name\":\"d%d\",\"labels\":{\"team\":\"disk\"},\"spec\":{\"type\":"
-			 "\"Python\",\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"a.py\"}}", i);
-		snprintf(key, sizeof(key), "d-%d", i);
+		disk_job(i, body, sizeof(body), key, sizeof(key));
 		ck_assert_int_eq(tu_post_json(url, body, key, &r), 0);
 		ck_assert_int_eq(r.status, 201);
 		snprintf(ids[i], sizeof(ids[i]), "%s", json_string_value(json_object_get(r.json, "id")));
@@ -190,9 +208,7 @@ START_TEST(test_full_disk_answers_503_and_recovers)
 	for (int i = 10; i < 40; i++) {
 		struct tu_response r;
 
-		snprintf(body, sizeof(body), "{\"name\":\"d%d\",\"labels\":{\"team\":\"disk\"},\"spec\":{\"type\":"
-			 "\"Python\",\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"a.py\"}}", i);
-		snprintf(key, sizeof(key), "d-%d", i);
+		disk_job(i, body, sizeof(body), key, sizeof(key));
 		ck_assert_int_eq(tu_post_json(url, body, key, &r), 0);
 		if (r.status == 503) {
 			refused++;
@@ -221,9 +237,7 @@ START_TEST(test_full_disk_answers_503_and_recovers)
 	for (int i = 10; i < 40; i++) {
 		struct tu_response r;
 
-		snprintf(body, sizeof(body), "{\"name\":\"d%d\",\"labels\":{\"team\":\"disk\"},\"spec\":{\"type\":"
-			 "\"Python\",\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"a.py\"}}", i);
-		snprintf(key, sizeof(key), "d-%d", i);
+		disk_job(i, body, sizeof(body), key, sizeof(key));
 		for (int t = 0; t < 50; t++) {
 			ck_assert_int_eq(tu_post_json(url, body, key, &r), 0);
 			if (r.status != 503)
@@ -345,11 +359,9 @@ START_TEST(test_api_server_faults_under_steady_load)
 	struct tu_kubesim sim = {0};
 	struct tu_gateway gw;
 	static const char *const mode = "driver-pod";
-	char cfg[700], url[300], *ids[JOBS];
+	char cfg[700], *ids[JOBS];
 	long rss_warm = 0, rss_end;
-	json_t *pods, *seen = json_object();
-	size_t i;
-	json_t *pod;
+	json_t *seen = json_object();
 
 	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "flaky", "--error-rate", "0.2", "--throttle-qps", "100",
 					  "--latency-ms", "200", "--drop-watch-after", "2", "--compact-every", "3",
@@ -390,24 +402,7 @@ START_TEST(test_api_server_faults_under_steady_load)
 	/* Under ASan freed memory sits in its quarantine: RSS says nothing. */
 	if (!getenv("SPARKGW_SANITIZED") || strcmp(getenv("SPARKGW_SANITIZED"), "1"))
 		ck_assert_msg(rss_end < rss_warm + 32 * 1024, "RSS grew from %ld to %ld KiB", rss_warm, rss_end);
-	snprintf(url, sizeof(url), "%s/api/v1/pods?labelSelector=spark-role%%3Ddriver", sim.base);
-	for (int t = 0; t < 20; t++) { /* the list itself may meet an injected 500 */
-		pods = tu_get_json(url);
-		if (json_object_get(pods, "items"))
-			break;
-		json_decref(pods);
-		pods = NULL;
-	}
-	ck_assert_ptr_nonnull(pods);
-	ck_assert_int_eq(json_array_size(json_object_get(pods, "items")), JOBS);
-	json_array_foreach(json_object_get(pods, "items"), i, pod) {
-		const char *job = json_string_value(json_object_get(
-			json_object_get(json_object_get(pod, "metadata"), "labels"), "sparkgw/job-id"));
-
-		ck_assert_msg(json_is_true(json_object_get(seen, job)), "pod of job %s unexpected or twice", job);
-		json_object_set_new(seen, job, json_false());
-	}
-	json_decref(pods);
+	assert_one_driver_each(&sim, seen, JOBS);
 	json_decref(seen);
 	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
 	tu_kubesim_stop(&sim);

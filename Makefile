@@ -45,7 +45,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/migrations.o $(BUIL
 KUBESIM_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard contrib/kubesim/*.c) $(COMMON_SRC))
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps run test check test-asan test-valgrind fuzz clean
+.PHONY: all deps run test check test-asan test-valgrind fuzz bench clean
 all: $(BUILD)/sparkgw $(BUILD)/kubesim
 
 deps:
@@ -111,6 +111,13 @@ $(BUILD)/kubesim: $(KUBESIM_OBJ)
 $(BUILD)/check_sparkgw: $(TEST_OBJ) $(LIB_OBJ)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(CHECK_LIBS)
+
+# The baselines `make bench` measures the gateway against.
+$(BUILD)/bench-http-baseline: contrib/bench/http_baseline.c
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIBS)
+
+$(BUILD)/bench-store-baseline: contrib/bench/store_baseline.c $(BUILD)/obj/gen/migrations.o
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LIBS)
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -35,6 +35,8 @@
 #define IDLE_POLL_MS 250
 #define HOUSEKEEPING_MS 1000
 #define CLEAN_BATCH 50
+#define DEADLINE_BATCH 1000
+#define MAX_RUN_LABEL "max-run-seconds"
 #define PRUNE_BATCH 200
 #define PRUNE_IDLE_MS 60000
 #define DEFAULT_RESTART_RETRIES 3
@@ -600,37 +602,57 @@ static const char *cancel_reason(const struct store_job *job)
 	return job->reason && !strcmp(job->reason, DEADLINE_REASON) ? DEADLINE_REASON : "Deleted";
 }
 
-/* Jobs running longer than they may (label max-run-seconds, else their
- * pool's maxRunSeconds, else the configured default) are cancelled with
- * reason DeadlineExceeded. A RUNNING job is not written again until it
- * ends, so updated_ms is its start. */
-static void enforce_deadlines(struct dispatch *d)
+/* A job's longest run in seconds (label max-run-seconds, else its pool's
+ * maxRunSeconds, else the configured default); 0 for none. */
+static long max_run_seconds(const struct dispatch *d, const struct router *r, const struct store_job *job)
 {
-	struct router *r = router_holder_get(d->opts.policy);
-	struct store_job *jobs;
-	size_t n;
-	char err[GW_ERRLEN];
-	int64_t now = gw_now_ms();
+	json_t *labels = json_loads(job->labels_json, 0, NULL);
+	const char *label = json_string_value(json_object_get(labels, MAX_RUN_LABEL));
+	const struct router_pool *pool = router_pool_named(r, job->pool);
+	long limit = label ? strtol(label, NULL, 10)
+		     : pool && pool->max_run_s ? (long)pool->max_run_s : (long)d->opts.max_run_s;
 
-	if (store_jobs_in_state(d->store, STORE_RUNNING, NULL, 100000, &jobs, &n, err)) {
-		router_unref(r);
-		return;
-	}
+	json_decref(labels);
+	return limit;
+}
+
+static void cancel_overdue(struct dispatch *d, const struct router *r, struct store_job *jobs, size_t n,
+			   int64_t now)
+{
 	for (size_t i = 0; i < n && !atomic_load(&d->stop); i++) {
-		json_t *labels = json_loads(jobs[i].labels_json, 0, NULL);
-		const char *label = json_string_value(json_object_get(labels, "max-run-seconds"));
-		const struct router_pool *pool = router_pool_named(r, jobs[i].pool);
-		long limit = label ? strtol(label, NULL, 10)
-			     : pool && pool->max_run_s ? (long)pool->max_run_s : (long)d->opts.max_run_s;
+		long limit = max_run_seconds(d, r, &jobs[i]);
 		char msg[128];
 
-		json_decref(labels);
 		if (limit <= 0 || now - jobs[i].updated_ms < (int64_t)limit * 1000)
 			continue;
 		snprintf(msg, sizeof(msg), "ran longer than its %ld s", limit);
 		move_job(d, jobs[i].id, STORE_CANCELLING, DEADLINE_REASON, msg, NULL);
 	}
 	store_jobs_free(jobs, n);
+}
+
+/* Jobs running longer than they may are cancelled with reason
+ * DeadlineExceeded. A RUNNING job is not written again until it ends, so
+ * updated_ms is its start. Only candidates are read: the jobs running
+ * longer than the shortest pool or default limit, and those with a label
+ * of their own. */
+static void enforce_deadlines(struct dispatch *d)
+{
+	struct router *r = router_holder_get(d->opts.policy);
+	long shortest = (long)d->opts.max_run_s;
+	struct store_job *jobs;
+	size_t n;
+	char err[GW_ERRLEN];
+	int64_t now = gw_now_ms();
+
+	for (size_t i = 0; i < r->npools; i++)
+		if (r->pools[i].max_run_s && (!shortest || (long)r->pools[i].max_run_s < shortest))
+			shortest = (long)r->pools[i].max_run_s;
+	if (shortest && !store_jobs_running_before(d->store, now - (int64_t)shortest * 1000, NULL,
+						   DEADLINE_BATCH, &jobs, &n, err))
+		cancel_overdue(d, r, jobs, n, now);
+	if (!store_jobs_running_before(d->store, 0, MAX_RUN_LABEL, DEADLINE_BATCH, &jobs, &n, err))
+		cancel_overdue(d, r, jobs, n, now);
 	router_unref(r);
 }
 
@@ -952,6 +974,18 @@ static bool run_failed(struct cluster_rt *cl, const struct store_job *job, const
 	return true;
 }
 
+/* The listed jobs are brief: the restart policy is in the whole job. */
+static void lost_driver(struct cluster_rt *cl, const char *job_id)
+{
+	struct store_job job;
+	char err[GW_ERRLEN];
+
+	if (store_job_get(cl->d->store, job_id, &job, err))
+		return;
+	run_failed(cl, &job, "DriverLost", "the driver is no longer on the cluster");
+	store_job_release(&job);
+}
+
 /* Applies what the cluster says of one object to its job. */
 static void apply_object(struct cluster_rt *cl, const char *type, json_t *obj)
 {
@@ -1254,7 +1288,7 @@ static void reconcile_missing(struct cluster_rt *cl, json_t *items, int64_t list
 				move_job(cl->d, jobs[j].id, STORE_CANCELLED, cancel_reason(&jobs[j]), "the driver is gone",
 					 NULL);
 			else
-				run_failed(cl, &jobs[j], "DriverLost", "the driver is no longer on the cluster");
+				lost_driver(cl, jobs[j].id);
 		}
 		store_jobs_free(jobs, n);
 	}

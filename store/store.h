@@ -316,6 +316,12 @@ void store_queue_release(struct store_queue *q);
  * ttl_s, else default_ttl_s, after they ended), oldest first. */
 enum gw_err store_jobs_to_clean(struct store *s, int64_t now_ms, int default_ttl_s, size_t limit,
 				struct store_job **items, size_t *n, char *err);
+/* These three leave out the jobs' spec and placement ("{}", NULL): load a
+ * job for them. */
+/* Jobs RUNNING since before before_ms, oldest first; with label, instead
+ * every RUNNING job that has the label. */
+enum gw_err store_jobs_running_before(struct store *s, int64_t before_ms, const char *label, size_t limit,
+				      struct store_job **items, size_t *n, char *err);
 /* Jobs in state on cluster (NULL: any), oldest first. */
 enum gw_err store_jobs_in_state(struct store *s, enum store_state state,
 				const char *cluster, size_t limit,

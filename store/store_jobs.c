@@ -1055,8 +1055,9 @@ out:
 
 /* Runs a query of whole job rows with the given text and integer
  * parameters bound in order. */
+/* Binds, in order, the parameters given (text1, text2, *int1), then limit. */
 static enum gw_err query_jobs(struct store *s, const char *sql, const char *text1,
-			      const char *text2, int64_t int1, size_t limit,
+			      const char *text2, const int64_t *int1, size_t limit,
 			      struct store_job **items, size_t *n, char *err)
 {
 	struct store_conn *c = store_reader_get(s, err);
@@ -1076,7 +1077,8 @@ static enum gw_err query_jobs(struct store *s, const char *sql, const char *text
 			sqlite3_bind_text(st, idx++, text1, -1, SQLITE_STATIC);
 		if (text2)
 			sqlite3_bind_text(st, idx++, text2, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, idx++, int1);
+		if (int1)
+			sqlite3_bind_int64(st, idx++, *int1);
 		sqlite3_bind_int64(st, idx, (sqlite3_int64)limit);
 		rc = collect_jobs(c, st, limit, items, n, &more, err);
 	}
@@ -1235,14 +1237,16 @@ enum gw_err store_jobs_to_clean(struct store *s, int64_t now_ms, int default_ttl
 {
 	char sql[1024];
 
-	/* The partial index holds only finished jobs not yet cleaned. */
+	/* The partial index holds only finished jobs not yet cleaned; named,
+	 * for without statistics the planner would walk every finished job. */
 	snprintf(sql, sizeof(sql),
-		 "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE cleaned_ms = 0 AND cluster IS NOT NULL"
+		 "SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs INDEXED BY jobs_to_clean"
+		 " WHERE cleaned_ms = 0 AND cluster IS NOT NULL"
 		 " AND state IN ('SUCCEEDED', 'FAILED', 'CANCELLED')"
 		 " AND updated_ms + 1000 * (CASE WHEN ttl_s >= 0 THEN ttl_s ELSE %d END) <= ?1"
 		 " ORDER BY updated_ms LIMIT ?2",
 		 default_ttl_s);
-	return query_jobs(s, sql, NULL, NULL, now_ms, limit, items, n, err);
+	return query_jobs(s, sql, NULL, NULL, &now_ms, limit, items, n, err);
 }
 
 enum gw_err store_jobs_in_state(struct store *s, enum store_state state,
@@ -1251,13 +1255,28 @@ enum gw_err store_jobs_in_state(struct store *s, enum store_state state,
 {
 	if (cluster)
 		return query_jobs(s,
-				  "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE state = ?1"
-				  " AND cluster = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
-				  state_names[state], cluster, 0, limit, items, n, err);
+				  "SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs WHERE state = ?1"
+				  " AND cluster = ?2 ORDER BY seq LIMIT ?3",
+				  state_names[state], cluster, NULL, limit, items, n, err);
 	return query_jobs(s,
-			  "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE state = ?1"
-			  " AND seq > ?2 ORDER BY seq LIMIT ?3",
-			  state_names[state], NULL, 0, limit, items, n, err);
+			  "SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs WHERE state = ?1"
+			  " ORDER BY seq LIMIT ?2",
+			  state_names[state], NULL, NULL, limit, items, n, err);
+}
+
+enum gw_err store_jobs_running_before(struct store *s, int64_t before_ms, const char *label, size_t limit,
+				      struct store_job **items, size_t *n, char *err)
+{
+	if (label)
+		return query_jobs(s,
+				  "SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs WHERE seq IN (SELECT job_seq"
+				  " FROM job_labels WHERE key = ?1 AND state = 'RUNNING')"
+				  " ORDER BY seq LIMIT ?2",
+				  label, NULL, NULL, limit, items, n, err);
+	return query_jobs(s,
+			  "SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs INDEXED BY jobs_running"
+			  " WHERE state = 'RUNNING' AND updated_ms < ?1 ORDER BY updated_ms LIMIT ?2",
+			  NULL, NULL, &before_ms, limit, items, n, err);
 }
 
 enum gw_err store_cluster_settings(struct store *s, json_t **out, char *err)

@@ -423,31 +423,46 @@ START_TEST(test_admission_sheds_when_the_queue_is_deep)
 }
 END_TEST
 
+/* The configured default (2 s) cancels a job without a label; a label says
+ * otherwise either way: 1 s is cancelled, 60 s runs on. */
 START_TEST(test_max_run_time)
 {
 	struct tu_kubesim sim = {0};
 	struct tu_gateway gw;
 	static const char *const mode = "driver-pod";
-	char cfg[700], u[400], body[512], *id;
+	static const char *const limits[] = {"1", "", "60"};
+	char cfg[700], u[400], body[512], *ids[3];
 	json_t *job, *pods;
 
 	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "deadline", NULL), 0);
-	tu_write_cluster_config(dir, &sim, &mode, 1, NULL, cfg, sizeof(cfg));
+	tu_write_cluster_config(dir, &sim, &mode, 1, "scheduler: {max_run_seconds: 2}\n", cfg, sizeof(cfg));
 	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", cfg, NULL), 0);
-	snprintf(body, sizeof(body),
-		 "{\"name\":\"slow\",\"labels\":{\"team\":\"t\",\"max-run-seconds\":\"1\"},"
-		 "\"spec\":{\"type\":\"Python\",\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"a.py\","
-		 "\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"30\"}}}");
-	id = tu_submit(gw.base, body);
-	job = tu_wait_job(gw.base, id, "CANCELLED", 15000);
+	for (int i = 0; i < 3; i++) {
+		char label[64] = "";
+
+		if (*limits[i])
+			snprintf(label, sizeof(label), ",\"max-run-seconds\":\"%s\"", limits[i]);
+		snprintf(body, sizeof(body),
+			 "{\"name\":\"slow\",\"labels\":{\"team\":\"t\"%s},"
+			 "\"spec\":{\"type\":\"Python\",\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"a.py\","
+			 "\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"30\"}}}", label);
+		ids[i] = tu_submit(gw.base, body);
+	}
+	for (int i = 0; i < 2; i++) {
+		job = tu_wait_job(gw.base, ids[i], "CANCELLED", 15000);
+		ck_assert_ptr_nonnull(job);
+		ck_assert_str_eq(json_string_value(json_object_get(job, "reason")), "DeadlineExceeded");
+		json_decref(job);
+		snprintf(u, sizeof(u), "%s/api/v1/pods?labelSelector=sparkgw%%2Fjob-id%%3D%s", sim.base, ids[i]);
+		pods = tu_get_json(u);
+		ck_assert_int_eq(json_array_size(json_object_get(pods, "items")), 0);
+		json_decref(pods);
+	}
+	job = tu_wait_job(gw.base, ids[2], "RUNNING", 5000);
 	ck_assert_ptr_nonnull(job);
-	ck_assert_str_eq(json_string_value(json_object_get(job, "reason")), "DeadlineExceeded");
 	json_decref(job);
-	snprintf(u, sizeof(u), "%s/api/v1/pods?labelSelector=sparkgw%%2Fjob-id%%3D%s", sim.base, id);
-	pods = tu_get_json(u);
-	ck_assert_int_eq(json_array_size(json_object_get(pods, "items")), 0);
-	json_decref(pods);
-	free(id);
+	for (int i = 0; i < 3; i++)
+		free(ids[i]);
 	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
 	tu_kubesim_stop(&sim);
 }

@@ -70,6 +70,8 @@ struct ks_state {
 	size_t log_cap, log_start, log_len;
 	int64_t compacted_rv; /* watches from before this get 410 */
 	int64_t compacted_at_ms;
+	/* Something was deleted or gained an owner since the last collection. */
+	bool gc_due;
 	uint64_t rng;
 	bool stopping;
 	char *tls_cert_pem, *tls_key_pem;

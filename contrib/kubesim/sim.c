@@ -252,8 +252,10 @@ struct node_use {
 	double cpu, mem;
 };
 
+/* What the pods bound to each node request; nodes are "<name>-node-<i>". */
 static void node_usage(struct ks_state *st, struct node_use *nodes, int n)
 {
+	size_t prefix = strlen(st->opts->name) + strlen("-node-");
 	const char *key;
 	json_t *obj;
 
@@ -265,16 +267,18 @@ static void node_usage(struct ks_state *st, struct node_use *nodes, int n)
 		const char *node = json_string_value(json_object_get(json_object_get(obj, "spec"), "nodeName"));
 		const char *phase = jstr(json_object_get(json_object_get(obj, "status"), "phase"));
 		double cpu, mem;
+		char *end;
+		long i;
 
 		if (strncmp(key, "pods/", 5) || !node || !strcmp(phase, "Succeeded") ||
-		    !strcmp(phase, "Failed"))
+		    !strcmp(phase, "Failed") || strlen(node) <= prefix)
+			continue;
+		i = strtol(node + prefix, &end, 10);
+		if (*end || i < 0 || i >= n)
 			continue;
 		ks_pod_requests(obj, &cpu, &mem);
-		for (int i = 0; i < n; i++)
-			if (!strcmp(nodes[i].name, node)) {
-				nodes[i].cpu += cpu;
-				nodes[i].mem += mem;
-			}
+		nodes[i].cpu += cpu;
+		nodes[i].mem += mem;
 	}
 }
 
@@ -466,7 +470,23 @@ static void finish_driver(struct ks_state *st, json_t *pod, const json_t *conf)
 	ks_update(st, ks_resource_find("", "v1", "pods"), pod);
 }
 
-static void step_pod(struct ks_state *st, json_t *pod, struct node_use *nodes)
+/* Whether a pod has anything to do this tick: what it waits for is due. A
+ * running pod otherwise costs a few lookups, not a Spark conf parse. */
+static bool pod_due(const json_t *pod, int64_t now)
+{
+	const json_t *meta = json_object_get(pod, "metadata");
+	const char *phase = jstr(json_object_get(json_object_get(pod, "status"), "phase"));
+	const char *role;
+
+	if (json_object_get(meta, "deletionTimestamp") || !strcmp(phase, "Pending"))
+		return true;
+	role = label(pod, "spark-role");
+	if (strcmp(phase, "Running") || !role || strcmp(role, "driver"))
+		return false;
+	return !annotation(pod, "kubesim.io/executors") || now >= annotation_ms(pod, "kubesim.io/ends-ms");
+}
+
+static void step_pod(struct ks_state *st, json_t *pod, struct node_use *nodes, bool *nodes_known)
 {
 	const struct ks_resource *pods = ks_resource_find("", "v1", "pods");
 	json_t *meta = meta_of(pod), *status = json_object_get(pod, "status"), *conf;
@@ -479,6 +499,10 @@ static void step_pod(struct ks_state *st, json_t *pod, struct node_use *nodes)
 		return;
 	}
 	if (!strcmp(phase, "Pending") && !json_object_get(json_object_get(pod, "spec"), "nodeName")) {
+		if (!*nodes_known) {
+			node_usage(st, nodes, st->opts->nodes);
+			*nodes_known = true;
+		}
 		try_schedule(st, pod, nodes, st->opts->nodes);
 		return;
 	}
@@ -497,8 +521,10 @@ static void step_pod(struct ks_state *st, json_t *pod, struct node_use *nodes)
 
 			create_executors(st, pod, conf);
 			set_annotation(copy, "kubesim.io/executors", "created");
+			set_annotation_ms(copy, "kubesim.io/ends-ms",
+					  annotation_ms(pod, "kubesim.io/started-ms") + (int64_t)(secs * 1000));
 			ks_update(st, pods, copy);
-		} else if (gw_now_ms() >= annotation_ms(pod, "kubesim.io/started-ms") + (int64_t)(secs * 1000)) {
+		} else if (gw_now_ms() >= annotation_ms(pod, "kubesim.io/ends-ms")) {
 			finish_driver(st, pod, conf);
 		}
 	}
@@ -595,32 +621,34 @@ static void step_app(struct ks_state *st, json_t *app)
 static void tick(struct ks_state *st)
 {
 	struct node_use nodes[256];
-	int n = st->opts->nodes < 256 ? st->opts->nodes : 256;
+	bool nodes_known = false;
 	json_t *keys = json_array();
+	int64_t now = gw_now_ms();
 	const char *key;
 	json_t *obj, *k;
 	size_t i;
 
 	json_object_foreach(st->objects, key, obj)
-		if (!strncmp(key, "pods/", 5) || !strncmp(key, "sparkapplications/", 18))
+		if ((!strncmp(key, "pods/", 5) && pod_due(obj, now)) || !strncmp(key, "sparkapplications/", 18))
 			json_array_append_new(keys, json_string(key));
-	node_usage(st, nodes, n);
 	json_array_foreach(keys, i, k) {
 		obj = json_object_get(st->objects, json_string_value(k));
 		if (!obj)
 			continue;
 		json_incref(obj);
 		if (!strncmp(json_string_value(k), "pods/", 5))
-			step_pod(st, obj, nodes);
+			step_pod(st, obj, nodes, &nodes_known);
 		else
 			step_app(st, obj);
 		json_decref(obj);
 	}
 	json_decref(keys);
-	ks_collect_garbage(st);
+	if (st->gc_due) {
+		st->gc_due = false;
+		ks_collect_garbage(st);
+	}
 	if (st->opts->compact_every_s > 0) {
-		int64_t now = gw_now_ms();
-
+		now = gw_now_ms();
 		if (st->compacted_at_ms == 0)
 			st->compacted_at_ms = now;
 		if (now - st->compacted_at_ms >= (int64_t)(st->opts->compact_every_s * 1000)) {

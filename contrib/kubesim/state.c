@@ -174,6 +174,8 @@ void ks_insert(struct ks_state *st, const struct ks_resource *r, json_t *obj)
 	stamp_rv(st, obj);
 	ks_key(r, ks_ns(obj), ks_name(obj), key, sizeof(key));
 	json_object_set(st->objects, key, obj);
+	if (json_object_get(meta, "ownerReferences"))
+		st->gc_due = true;
 	append_event(st, "ADDED", r, obj);
 	json_decref(obj);
 }
@@ -200,6 +202,7 @@ void ks_remove(struct ks_state *st, const struct ks_resource *r, const char *ns,
 	if (!obj)
 		return;
 	json_object_del(st->objects, key);
+	st->gc_due = true;
 	/* A DELETED event carries the last state with a fresh resourceVersion. */
 	stamp_rv(st, obj);
 	append_event(st, "DELETED", r, obj);
@@ -262,6 +265,7 @@ void ks_delete(struct ks_state *st, const struct ks_resource *r, json_t *obj,
 
 	if (json_object_get(meta, "deletionTimestamp"))
 		return; /* already being deleted */
+	st->gc_due = true;
 	/* A copy: updating the stored object below frees obj. */
 	snprintf(uid, sizeof(uid), "%s", jstr(json_object_get(meta, "uid")));
 	ks_now_rfc3339(now);

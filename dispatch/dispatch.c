@@ -442,7 +442,8 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 	struct cluster_rt *cl;
 	struct store_job job = {0};
 	struct dispatch_names names;
-	char err[GW_ERRLEN] = "", uid[64] = "", ui[300], msg[GW_ERRLEN + 64], why[GW_ERRLEN * 2];
+	char err[GW_ERRLEN] = "", uid[64] = "", owner_uid[64] = "", ui[300], msg[GW_ERRLEN + 64];
+	char why[GW_ERRLEN * 2];
 	char *placement = NULL;
 	json_t *objs = NULL, *pj;
 	enum create_outcome outcome = CREATED;
@@ -518,11 +519,15 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 			leave_cluster(cl);
 			goto out; /* its new owner finishes the dispatch */
 		}
+		/* The first object is the driver (or the application): the
+		 * others are owned by it, so go with it. */
 		if (owner)
-			json_object_set_new(owner, "uid", json_string(uid));
+			json_object_set_new(owner, "uid", json_string(owner_uid));
 		outcome = create_or_adopt(cl, obj, job.id, uid, sizeof(uid), err);
 		if (outcome != CREATED)
 			break;
+		if (i == 0)
+			snprintf(owner_uid, sizeof(owner_uid), "%s", uid);
 	}
 	leave_cluster(cl);
 

@@ -270,6 +270,35 @@ static int count_on_cluster(const char *resource, const char *id)
 	return n;
 }
 
+/* The job's service and config map exist and are owned by its driver pod,
+ * by uid: Kubernetes collects an object whose owner's uid does not match. */
+static void assert_owned_by_driver(const char *id)
+{
+	static const char *const owned[] = {"services", "configmaps"};
+	char url[512];
+	json_t *pods, *list;
+	const char *uid;
+
+	snprintf(url, sizeof(url), "%s/api/v1/pods?labelSelector=sparkgw%%2Fjob-id%%3D%s,spark-role%%3Ddriver",
+		 sim.base, id);
+	pods = tu_get_json(url);
+	uid = json_string_value(json_object_get(json_object_get(json_array_get(json_object_get(pods, "items"), 0),
+								"metadata"), "uid"));
+	ck_assert_ptr_nonnull(uid);
+	for (size_t i = 0; i < 2; i++) {
+		json_t *meta;
+
+		snprintf(url, sizeof(url), "%s/api/v1/%s?labelSelector=sparkgw%%2Fjob-id%%3D%s", sim.base, owned[i], id);
+		list = tu_get_json(url);
+		ck_assert_int_eq(json_array_size(json_object_get(list, "items")), 1);
+		meta = json_object_get(json_array_get(json_object_get(list, "items"), 0), "metadata");
+		ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(meta, "ownerReferences"), 0),
+								   "uid")), uid);
+		json_decref(list);
+	}
+	json_decref(pods);
+}
+
 static void assert_events(const char *id, const char *const *states)
 {
 	char url[256];
@@ -304,6 +333,7 @@ START_TEST(test_driver_pod_success)
 	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(json_object_get(job, "driver"), "sparkUI")), ":4040"));
 	assert_events(id, path);
 	ck_assert_int_eq(count_on_cluster("pods", id), 1);
+	assert_owned_by_driver(id);
 
 	snprintf(u, sizeof(u), "%s/api/v1/jobs/%s/logs?tailLines=2", gw.base, id);
 	ck_assert_int_eq(tu_http("GET", u, NULL, NULL, 0, &r), 0);

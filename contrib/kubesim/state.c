@@ -157,6 +157,44 @@ json_t *ks_get(struct ks_state *st, const struct ks_resource *r, const char *ns,
 	return json_object_get(st->objects, key);
 }
 
+static const struct ks_resource *resource_of_kind(const char *api_version, const char *kind)
+{
+	for (size_t i = 0; i < ks_nresources; i++) {
+		char v[96];
+
+		ks_api_version(&ks_resources[i], v, sizeof(v));
+		if (!strcmp(ks_resources[i].kind, kind) && !strcmp(v, api_version))
+			return &ks_resources[i];
+	}
+	return NULL;
+}
+
+/* Whether the owner a reference names exists: the object of that kind and
+ * name in the dependent's namespace, with that uid (Kubernetes' collector
+ * checks the identity, not just a uid). */
+static bool owner_exists(struct ks_state *st, const json_t *obj, const json_t *ref)
+{
+	const struct ks_resource *r = resource_of_kind(jstr(json_object_get(ref, "apiVersion")),
+						       jstr(json_object_get(ref, "kind")));
+	json_t *owner = r ? ks_get(st, r, r->namespaced ? ks_ns(obj) : NULL,
+				   jstr(json_object_get(ref, "name"))) : NULL;
+
+	return owner && !strcmp(jstr(json_object_get(json_object_get(owner, "metadata"), "uid")),
+				jstr(json_object_get(ref, "uid")));
+}
+
+/* An object with owners, none of which exists, is garbage. */
+static bool orphaned(struct ks_state *st, const json_t *obj)
+{
+	json_t *refs = json_object_get(json_object_get(obj, "metadata"), "ownerReferences"), *ref;
+	size_t i;
+
+	json_array_foreach(refs, i, ref)
+		if (owner_exists(st, obj, ref))
+			return false;
+	return json_array_size(refs) > 0;
+}
+
 void ks_insert(struct ks_state *st, const struct ks_resource *r, json_t *obj)
 {
 	json_t *meta = json_object_get(obj, "metadata");
@@ -174,7 +212,7 @@ void ks_insert(struct ks_state *st, const struct ks_resource *r, json_t *obj)
 	stamp_rv(st, obj);
 	ks_key(r, ks_ns(obj), ks_name(obj), key, sizeof(key));
 	json_object_set(st->objects, key, obj);
-	if (json_object_get(meta, "ownerReferences"))
+	if (orphaned(st, obj))
 		st->gc_due = true;
 	append_event(st, "ADDED", r, obj);
 	json_decref(obj);
@@ -324,31 +362,13 @@ void ks_delete(struct ks_state *st, const struct ks_resource *r, json_t *obj,
 
 void ks_collect_garbage(struct ks_state *st)
 {
-	json_t *uids = json_object(), *keys = all_keys(st);
-	const char *key;
+	json_t *keys = all_keys(st);
 	json_t *obj, *k;
 	size_t i;
 
-	json_object_foreach(st->objects, key, obj) {
-		const char *uid = json_string_value(json_object_get(json_object_get(obj, "metadata"), "uid"));
-
-		if (uid)
-			json_object_set_new(uids, uid, json_true());
-	}
 	json_array_foreach(keys, i, k) {
-		json_t *refs, *ref;
-		size_t j;
-		bool any_owner = false;
-
 		obj = json_object_get(st->objects, json_string_value(k));
-		if (!obj)
-			continue;
-		refs = json_object_get(json_object_get(obj, "metadata"), "ownerReferences");
-		if (json_array_size(refs) == 0)
-			continue;
-		json_array_foreach(refs, j, ref)
-			any_owner = any_owner || json_object_get(uids, jstr(json_object_get(ref, "uid")));
-		if (!any_owner)
+		if (obj && orphaned(st, obj))
 			ks_delete(st, resource_of(json_string_value(k)), obj, "Background");
 	}
 	/* Foreground deletions finish once no dependent is left. */
@@ -385,7 +405,6 @@ void ks_collect_garbage(struct ks_state *st)
 		ks_update(st, r, copy);
 	}
 	json_decref(keys);
-	json_decref(uids);
 }
 
 void ks_record_event(struct ks_state *st, json_t *obj, const char *type,

@@ -1055,7 +1055,7 @@ static void apply_seen(struct cluster_rt *cl, const char *job_id)
 
 /* Pending objects are re-judged on a clock, as nothing may change on the
  * cluster while a pod waits for capacity or an image. */
-static void recheck_pending(struct cluster_rt *cl)
+static void recheck_pending(struct cluster_rt *cl, bool all)
 {
 	json_t *copy;
 	const char *id;
@@ -1064,8 +1064,13 @@ static void recheck_pending(struct cluster_rt *cl)
 	pthread_mutex_lock(&cl->lock);
 	copy = json_copy(cl->seen);
 	pthread_mutex_unlock(&cl->lock);
+	/* On the clock, only pending driver pods, whose timeouts run out with
+	 * nothing new on the cluster; the rest was applied when seen (and is
+	 * again on every re-watch). */
 	json_object_foreach(copy, id, obj)
-		apply_object(cl, "MODIFIED", obj);
+		if (all || (cl->mode == ROUTER_DRIVER_POD &&
+			    !strcmp(jstr(json_object_get(json_object_get(obj, "status"), "phase")), "Pending")))
+			apply_object(cl, "MODIFIED", obj);
 	json_decref(copy);
 }
 
@@ -1252,7 +1257,7 @@ static bool on_watch_event(void *arg, const char *type, json_t *obj)
 	if (strcmp(type, "BOOKMARK"))
 		observe(w->wt, type, obj);
 	if (gw_now_ms() >= w->recheck_at_ms && (w->wt->apps || w->cl->mode == ROUTER_DRIVER_POD)) {
-		recheck_pending(w->cl);
+		recheck_pending(w->cl, false);
 		w->recheck_at_ms = gw_now_ms() + 1000;
 	}
 	return !atomic_load(&w->cl->stop);
@@ -1346,7 +1351,7 @@ static void *watcher_main(void *arg)
 
 			count_call(cl, "WATCH", rc, 200);
 			if (carries_state)
-				recheck_pending(cl);
+				recheck_pending(cl, true);
 			if (rc != GW_OK) {
 				gw_log(GW_LOG_INFO, "watch %s: %s; resuming from %s", cl->name, err, w.rv);
 				sleep_ms(backoff);

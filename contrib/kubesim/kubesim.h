@@ -65,6 +65,7 @@ struct ks_state {
 	pthread_cond_t changed;
 	const struct ks_options *opts;
 	json_t *objects;  /* "resource/namespace/name" -> object */
+	json_t *pods;     /* the pods of objects, for the simulation's walks */
 	int64_t rv;       /* last resourceVersion handed out */
 	struct ks_event *log; /* ring of the latest events */
 	size_t log_cap, log_start, log_len;

@@ -263,14 +263,14 @@ static void node_usage(struct ks_state *st, struct node_use *nodes, int n)
 		snprintf(nodes[i].name, sizeof(nodes[i].name), "%s-node-%d", st->opts->name, i);
 		nodes[i].cpu = nodes[i].mem = 0;
 	}
-	json_object_foreach(st->objects, key, obj) {
+	json_object_foreach(st->pods, key, obj) {
 		const char *node = json_string_value(json_object_get(json_object_get(obj, "spec"), "nodeName"));
 		const char *phase = jstr(json_object_get(json_object_get(obj, "status"), "phase"));
 		double cpu, mem;
 		char *end;
 		long i;
 
-		if (strncmp(key, "pods/", 5) || !node || !strcmp(phase, "Succeeded") ||
+		if (!node || !strcmp(phase, "Succeeded") ||
 		    !strcmp(phase, "Failed") || strlen(node) <= prefix)
 			continue;
 		i = strtol(node + prefix, &end, 10);
@@ -440,9 +440,8 @@ static void finish_driver(struct ks_state *st, json_t *pod, const json_t *conf)
 
 	ks_now_rfc3339(now);
 	/* Spark removes its executors when the application ends. */
-	json_object_foreach(st->objects, key, obj)
-		if (!strncmp(key, "pods/", 5) && label(obj, "spark-role") &&
-		    !strcmp(label(obj, "spark-role"), "executor")) {
+	json_object_foreach(st->pods, key, obj)
+		if (label(obj, "spark-role") && !strcmp(label(obj, "spark-role"), "executor")) {
 			json_t *ref = json_array_get(json_object_get(meta_of(obj), "ownerReferences"), 0);
 
 			if (!strcmp(jstr(json_object_get(ref, "uid")), uid))
@@ -628,9 +627,13 @@ static void tick(struct ks_state *st)
 	json_t *obj, *k;
 	size_t i;
 
-	json_object_foreach(st->objects, key, obj)
-		if ((!strncmp(key, "pods/", 5) && pod_due(obj, now)) || !strncmp(key, "sparkapplications/", 18))
+	json_object_foreach(st->pods, key, obj)
+		if (pod_due(obj, now))
 			json_array_append_new(keys, json_string(key));
+	if (st->opts->operator_mode)
+		json_object_foreach(st->objects, key, obj)
+			if (!strncmp(key, "sparkapplications/", 18))
+				json_array_append_new(keys, json_string(key));
 	json_array_foreach(keys, i, k) {
 		obj = json_object_get(st->objects, json_string_value(k));
 		if (!obj)

@@ -100,6 +100,7 @@ int ks_state_init(struct ks_state *st, const struct ks_options *opts)
 	pthread_cond_init(&st->changed, NULL);
 	st->opts = opts;
 	st->objects = json_object();
+	st->pods = json_object();
 	st->log_cap = LOG_CAP;
 	st->log = calloc(st->log_cap, sizeof(*st->log));
 	st->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)st << 16) ^ 0x9e3779b97f4a7c15ULL;
@@ -115,6 +116,7 @@ void ks_state_release(struct ks_state *st)
 	free(st->tls_cert_pem);
 	free(st->tls_key_pem);
 	json_decref(st->objects);
+	json_decref(st->pods);
 	pthread_cond_destroy(&st->changed);
 	pthread_mutex_destroy(&st->lock);
 }
@@ -155,6 +157,11 @@ json_t *ks_get(struct ks_state *st, const struct ks_resource *r, const char *ns,
 
 	ks_key(r, ns, name, key, sizeof(key));
 	return json_object_get(st->objects, key);
+}
+
+static bool is_pods(const struct ks_resource *r)
+{
+	return !*r->group && !strcmp(r->name, "pods");
 }
 
 static const struct ks_resource *resource_of_kind(const char *api_version, const char *kind)
@@ -212,6 +219,8 @@ void ks_insert(struct ks_state *st, const struct ks_resource *r, json_t *obj)
 	stamp_rv(st, obj);
 	ks_key(r, ks_ns(obj), ks_name(obj), key, sizeof(key));
 	json_object_set(st->objects, key, obj);
+	if (is_pods(r))
+		json_object_set(st->pods, key, obj);
 	if (orphaned(st, obj))
 		st->gc_due = true;
 	append_event(st, "ADDED", r, obj);
@@ -225,6 +234,8 @@ void ks_update(struct ks_state *st, const struct ks_resource *r, json_t *obj)
 	stamp_rv(st, obj);
 	ks_key(r, ks_ns(obj), ks_name(obj), key, sizeof(key));
 	json_object_set(st->objects, key, obj);
+	if (is_pods(r))
+		json_object_set(st->pods, key, obj);
 	append_event(st, "MODIFIED", r, obj);
 	json_decref(obj);
 }
@@ -240,6 +251,7 @@ void ks_remove(struct ks_state *st, const struct ks_resource *r, const char *ns,
 	if (!obj)
 		return;
 	json_object_del(st->objects, key);
+	json_object_del(st->pods, key);
 	st->gc_due = true;
 	/* A DELETED event carries the last state with a fresh resourceVersion. */
 	stamp_rv(st, obj);

@@ -119,6 +119,12 @@ $(BUILD)/bench-http-baseline: contrib/bench/http_baseline.c
 $(BUILD)/bench-store-baseline: contrib/bench/store_baseline.c $(BUILD)/obj/gen/migrations.o
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LIBS)
 
+# Loopback benchmarks against baselines measured in the same run; writes
+# bench/results.json and prints a Markdown table (about 8 minutes).
+bench: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/bench-http-baseline $(BUILD)/bench-store-baseline
+	/usr/bin/python3 contrib/bench/run.py --build $(BUILD) --out bench/results.json
+
 run: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) SPARKGW_PORT=$(SPARKGW_PORT) SPARKGW_DATA=$(SPARKGW_DATA) \

@@ -19,12 +19,16 @@
 #define LIST_MAX_LIMIT 1000
 #define IDEMPOTENCY_KEY_MAX 255
 
-static json_t *job_json(const struct store_job *job)
+/* The job as the API shows it. labels and spec, when given, are its own
+ * already parsed (the spec is redacted in place); else they are read from
+ * the job's text. */
+static json_t *job_json_with(const struct store_job *job, json_t *labels, json_t *spec)
 {
 	char created[GW_TIME_LEN], updated[GW_TIME_LEN], rv[24], self[64], events[72], logs[72];
-	json_t *labels = json_loads(job->labels_json, 0, NULL);
-	json_t *spec = json_loads(job->spec_json, 0, NULL);
 	json_t *out;
+
+	labels = labels ? json_incref(labels) : json_loads(job->labels_json, 0, NULL);
+	spec = spec ? json_incref(spec) : json_loads(job->spec_json, 0, NULL);
 
 	gw_redact_document(spec);
 	gw_time_format(job->created_ms, created);
@@ -62,6 +66,11 @@ static json_t *job_json(const struct store_job *job)
 			    ? json_pack("{s:s, s:s?}", "podName", job->driver_pod, "sparkUI", job->spark_ui)
 			    : json_null());
 	return out;
+}
+
+static json_t *job_json(const struct store_job *job)
+{
+	return job_json_with(job, NULL, NULL);
 }
 
 /* A job id as the store makes them; anything else cannot exist. */
@@ -125,7 +134,8 @@ static enum MHD_Result submit_committed(struct request *rq)
 	snprintf(location, sizeof(location), "/api/v1/jobs/%s", op->job.id);
 	snprintf(rq->audit_target, sizeof(rq->audit_target), "job %s", op->job.id);
 	snprintf(rq->audit_team, sizeof(rq->audit_team), "%s", op->job.team ? op->job.team : "");
-	return http_reply_json(rq, op->unchanged ? 200 : 201, job_json(&op->job),
+	/* What was stored is what was submitted: no need to parse it back. */
+	return http_reply_json(rq, op->unchanged ? 200 : 201, job_json_with(&op->job, rq->sub.labels, rq->sub.spec),
 			       MHD_HTTP_HEADER_LOCATION, location, NULL);
 }
 
@@ -188,8 +198,8 @@ static bool check_placement(struct request *rq, bool dry_run, enum MHD_Result *r
 	struct router *r = router_holder_get(rq->services->policy);
 	struct router_live live = pool_live(rq->services->pool);
 	struct router_decision dec;
-	json_t *labels = json_loads(rq->sub.labels_json, 0, NULL);
-	json_t *spec = json_loads(rq->sub.spec_json, 0, NULL), *errors = NULL;
+	json_t *labels = json_incref(rq->sub.labels);
+	json_t *spec = json_incref(rq->sub.spec), *errors = NULL;
 	char detail[GW_ERRLEN];
 	enum router_result res = ROUTER_INVALID;
 	bool go_on = false;
@@ -275,10 +285,9 @@ static bool apply_identity(struct request *rq, enum MHD_Result *reply)
 						      "is required: this token submits for several teams"));
 		return false;
 	}
-	labels = json_loads(sub->labels_json, 0, NULL);
+	labels = sub->labels;
 	json_object_set(labels, "team", json_array_get(rq->who.teams, 0));
 	text = json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(labels);
 	free(sub->labels_json);
 	sub->labels_json = text;
 	sub->team = strdup(json_string_value(json_array_get(rq->who.teams, 0)));

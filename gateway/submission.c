@@ -375,6 +375,8 @@ void gateway_submission_release(struct gateway_submission *sub)
 	free(sub->labels_json);
 	free(sub->spec_json);
 	free(sub->team);
+	json_decref(sub->labels);
+	json_decref(sub->spec);
 	memset(sub, 0, sizeof(*sub));
 }
 
@@ -424,6 +426,8 @@ enum gateway_body_status gateway_submission_parse(const char *body, size_t len,
 	if (json_is_string(json_object_get(labels, "team")))
 		out->team = strdup(json_string_value(json_object_get(labels, "team")));
 	out->spec_json = json_dumps(json_object_get(doc, "spec"), JSON_COMPACT);
+	out->labels = json_incref(empty ? empty : json_object_get(doc, "labels"));
+	out->spec = json_incref(json_object_get(doc, "spec"));
 	json_decref(empty);
 	json_decref(doc);
 	if (!out->name || !out->user || !out->labels_json || !out->spec_json) {

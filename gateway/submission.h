@@ -22,6 +22,8 @@ struct gateway_submission {
 	char *labels_json;
 	char *spec_json;
 	char *team;      /* the team label, or NULL */
+	json_t *labels;  /* the same labels and spec, parsed: placement and */
+	json_t *spec;    /* the answer use them rather than parse the text again */
 };
 
 #define GATEWAY_MAX_DEPTH 32

@@ -68,9 +68,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		" FROM job_events e JOIN jobs j ON j.seq = e.job_seq"
 		" WHERE j.id = ?1 ORDER BY e.seq",
 	[STMT_JOB_INSERT] =
-		"INSERT INTO jobs (id, name, user, state, labels, spec, created_ms,"
+		"INSERT INTO jobs (id, name, user, state, reason, labels, spec, created_ms,"
 		" updated_ms, rv, priority, team, pool, cores_milli, memory_mib, gpus, ttl_s)"
-		" VALUES (?1, ?2, ?3, 'QUEUED', ?4, ?5, ?6, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+		" VALUES (?1, ?2, ?3, 'QUEUED', 'Submitted', ?4, ?5, ?6, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
 	/* What a team or pool uses: count and sums over its active jobs. */
 	[STMT_TEAM_ACTIVE] =
 		"SELECT count(*), total(cores_milli), total(memory_mib), total(gpus) FROM jobs"
@@ -97,6 +97,18 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		" WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'REJECTED')"
 		" AND updated_ms < ?1 AND (cleaned_ms > 0 OR cluster IS NULL)"
 		" ORDER BY updated_ms LIMIT ?2)",
+	/* A new job's first event: its state and reason are in its row. */
+	[STMT_JOB_STAMP_RV] = "UPDATE jobs SET rv = ?2 WHERE seq = ?1",
+	[STMT_AUDIT_INSERT] =
+		"INSERT INTO audit (time_ms, token_id, team, action, target, outcome,"
+		" status, remote) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	/* The writer's transaction and each operation's savepoint, prepared
+	 * once rather than parsed for every operation. */
+	[STMT_BEGIN] = "BEGIN IMMEDIATE",
+	[STMT_COMMIT] = "COMMIT",
+	[STMT_SAVEPOINT] = "SAVEPOINT op",
+	[STMT_RELEASE] = "RELEASE op",
+	[STMT_ROLLBACK_TO] = "ROLLBACK TO op",
 	[STMT_LABEL_INSERT] =
 		"INSERT INTO job_labels (job_seq, key, value, state)"
 		" VALUES (?1, ?2, ?3, 'QUEUED')",
@@ -312,6 +324,20 @@ enum gw_err store_read_end(struct store *s, struct store_conn *c, sqlite3_stmt *
 
 /* Runs a batch in one transaction; each op in a savepoint so that one
  * op's failure does not undo the others. */
+/* Runs one of the writer's transaction statements; err may be NULL. */
+static enum gw_err writer_step(struct store_conn *c, enum store_stmt which, char *err)
+{
+	char ignored[GW_ERRLEN];
+	sqlite3_stmt *st = store_conn_stmt(c, which, err ? err : ignored);
+	enum gw_err rc;
+
+	if (!st)
+		return GW_EIO;
+	rc = store_step_done(c, st, err ? err : ignored);
+	sqlite3_reset(st);
+	return rc;
+}
+
 static void run_batch(struct store *s, struct queue_node *batch)
 {
 	sqlite3 *db = s->writer->db;
@@ -322,20 +348,20 @@ static void run_batch(struct store *s, struct queue_node *batch)
 	double ms;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if ((rc = exec_sql(db, "BEGIN IMMEDIATE", err)))
+	if ((rc = writer_step(s->writer, STMT_BEGIN, err)))
 		goto fail;
 	for (struct queue_node *n = batch; n; n = n->next) {
 		nops++;
-		exec_sql(db, "SAVEPOINT op", NULL);
+		writer_step(s->writer, STMT_SAVEPOINT, NULL);
 		n->op->queued_delta = 0;
 		store_apply_op(s->writer, n->op);
 		if (n->op->rc)
-			exec_sql(db, "ROLLBACK TO op", NULL);
+			writer_step(s->writer, STMT_ROLLBACK_TO, NULL);
 		else
 			delta += n->op->queued_delta;
-		exec_sql(db, "RELEASE op", NULL);
+		writer_step(s->writer, STMT_RELEASE, NULL);
 	}
-	if ((rc = exec_sql(db, "COMMIT", err)) == GW_OK) {
+	if ((rc = writer_step(s->writer, STMT_COMMIT, err)) == GW_OK) {
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
 		atomic_store(&s->commit_ms, 0.8 * atomic_load(&s->commit_ms) + 0.2 * ms);

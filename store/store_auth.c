@@ -68,10 +68,9 @@ enum gw_err store_apply_auth_op(struct store_conn *c, struct store_op *op)
 			rc = GW_ENOTFOUND;
 		}
 		break;
-	default:
-		if ((rc = prepare(c, op, "INSERT INTO audit (time_ms, token_id, team, action, target, outcome,"
-				     " status, remote) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", &st)))
-			return rc;
+	default: /* one a request: a cached statement */
+		if (!(st = store_conn_stmt(c, STMT_AUDIT_INSERT, op->err)))
+			return GW_EIO;
 		sqlite3_bind_int64(st, 1, a->time_ms ? a->time_ms : gw_now_ms());
 		bind_text_or_null(st, 2, a->token_id);
 		bind_text_or_null(st, 3, a->team);
@@ -80,8 +79,7 @@ enum gw_err store_apply_auth_op(struct store_conn *c, struct store_op *op)
 		sqlite3_bind_text(st, 6, a->outcome ? a->outcome : "", -1, SQLITE_STATIC);
 		sqlite3_bind_int(st, 7, a->status);
 		bind_text_or_null(st, 8, a->remote);
-		rc = store_step_done(c, st, op->err);
-		break;
+		return store_step_done(c, st, op->err);
 	}
 	sqlite3_finalize(st);
 	return rc;

@@ -237,6 +237,13 @@ static enum gw_err write_state(struct store_conn *c, int64_t job_seq,
 		return rc;
 	rv = sqlite3_last_insert_rowid(c->db);
 
+	if (previous < 0) { /* a new job: inserted in its first state */
+		if (!(st = store_conn_stmt(c, STMT_JOB_STAMP_RV, err)))
+			return GW_EIO;
+		sqlite3_bind_int64(st, 1, job_seq);
+		sqlite3_bind_int64(st, 2, rv);
+		return store_step_done(c, st, err);
+	}
 	st = store_conn_stmt(c, STMT_JOB_UPDATE, err);
 	if (!st)
 		return GW_EIO;
@@ -247,8 +254,8 @@ static enum gw_err write_state(struct store_conn *c, int64_t job_seq,
 		sqlite3_bind_text(st, 4, message, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, now);
 	sqlite3_bind_int64(st, 6, rv);
-	if ((rc = store_step_done(c, st, err)) || previous < 0)
-		return rc; /* a new job's labels were inserted in its first state */
+	if ((rc = store_step_done(c, st, err)))
+		return rc;
 
 	st = store_conn_stmt(c, STMT_LABELS_UPDATE, err);
 	if (!st)

@@ -5,6 +5,7 @@
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -12,6 +13,7 @@
 #include "common/redact.h"
 #include "common/timeutil.h"
 #include "gateway/http_int.h"
+#include "gateway/jobview.h"
 #include "pool/pool.h"
 #include "router/router.h"
 
@@ -19,58 +21,16 @@
 #define LIST_MAX_LIMIT 1000
 #define IDEMPOTENCY_KEY_MAX 255
 
-/* The job as the API shows it. labels and spec, when given, are its own
- * already parsed (the spec is redacted in place); else they are read from
- * the job's text. */
-static json_t *job_json_with(const struct store_job *job, json_t *labels, json_t *spec)
+/* The job as the API shows it, as an answer with header pairs. */
+static enum MHD_Result reply_job(struct request *rq, unsigned status, const struct store_job *job,
+				 const char *header, const char *value)
 {
-	char created[GW_TIME_LEN], updated[GW_TIME_LEN], rv[24], self[64], events[72], logs[72];
-	json_t *out;
+	size_t len;
+	char *text = jobview_render(job, &len);
 
-	labels = labels ? json_incref(labels) : json_loads(job->labels_json, 0, NULL);
-	spec = spec ? json_incref(spec) : json_loads(job->spec_json, 0, NULL);
-
-	gw_redact_document(spec);
-	gw_time_format(job->created_ms, created);
-	gw_time_format(job->updated_ms, updated);
-	snprintf(rv, sizeof(rv), "%lld", (long long)job->rv);
-	snprintf(self, sizeof(self), "/api/v1/jobs/%s", job->id);
-	snprintf(events, sizeof(events), "/api/v1/jobs/%s/events", job->id);
-	snprintf(logs, sizeof(logs), "/api/v1/jobs/%s/logs", job->id);
-	out = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s?, s:s?, s:o, s:s, s:s, s:s, s:{s:s, s:s, s:s}}",
-			"id", job->id, "name", job->name, "user", job->user,
-			"labels", labels ? labels : json_object(),
-			"state", store_state_name(job->state),
-			"reason", job->reason, "message", job->message,
-			"spec", spec ? spec : json_object(),
-			"createdAt", created, "updatedAt", updated,
-			"resourceVersion", rv,
-			"links", "self", self, "events", events, "logs", logs);
-	if (!out)
-		return NULL;
-	if (job->cluster) {
-		json_t *stored = job->placement_json ? json_loads(job->placement_json, 0, NULL) : NULL;
-		json_t *p = json_pack("{s:s, s:s?}", "cluster", job->cluster, "namespace", job->namespace);
-		static const char *const keep[] = {"pool", "namespaceGroup", "nodeRole", "reasons"};
-
-		for (size_t i = 0; stored && i < sizeof(keep) / sizeof(keep[0]); i++)
-			if (json_object_get(stored, keep[i]))
-				json_object_set(p, keep[i], json_object_get(stored, keep[i]));
-		json_decref(stored);
-		json_object_set_new(out, "placement", p);
-	} else {
-		json_object_set_new(out, "placement", json_null());
-	}
-	json_object_set_new(out, "run", json_integer(job->run > 1 ? job->run : 1));
-	json_object_set_new(out, "driver", job->driver_pod
-			    ? json_pack("{s:s, s:s?}", "podName", job->driver_pod, "sparkUI", job->spark_ui)
-			    : json_null());
-	return out;
-}
-
-static json_t *job_json(const struct store_job *job)
-{
-	return job_json_with(job, NULL, NULL);
+	if (!text)
+		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+	return http_reply_json_text(rq, status, text, header, value, NULL);
 }
 
 /* A job id as the store makes them; anything else cannot exist. */
@@ -134,9 +94,7 @@ static enum MHD_Result submit_committed(struct request *rq)
 	snprintf(location, sizeof(location), "/api/v1/jobs/%s", op->job.id);
 	snprintf(rq->audit_target, sizeof(rq->audit_target), "job %s", op->job.id);
 	snprintf(rq->audit_team, sizeof(rq->audit_team), "%s", op->job.team ? op->job.team : "");
-	/* What was stored is what was submitted: no need to parse it back. */
-	return http_reply_json(rq, op->unchanged ? 200 : 201, job_json_with(&op->job, rq->sub.labels, rq->sub.spec),
-			       MHD_HTTP_HEADER_LOCATION, location, NULL);
+	return reply_job(rq, op->unchanged ? 200 : 201, &op->job, MHD_HTTP_HEADER_LOCATION, location);
 }
 
 /* The submission's priority rank, or a 422 naming the priorities there are. */
@@ -405,27 +363,74 @@ bool gateway_load_job(struct request *rq, const char *id, enum MHD_Result *reply
 	return rc == GW_OK;
 }
 
+/* The job's rendered text: from the cache, else loaded and rendered (and
+ * kept). NULL when it answered (not found, another team's, an error). */
+static struct jobview_entry *job_view(struct request *rq, const char *id, enum MHD_Result *reply)
+{
+	struct jobview *view = rq->services->jobs_view;
+	struct jobview_entry *e = gateway_job_id_valid(id) ? jobview_get(view, id) : NULL;
+
+	if (!e) {
+		uint64_t epoch = jobview_epoch(view);
+		size_t len;
+		char *text;
+
+		if (!gateway_load_job(rq, id, reply))
+			return NULL;
+		text = jobview_render(&rq->op.job, &len);
+		e = text ? jobview_put(view, epoch, &rq->op.job, text, len) : NULL;
+		free(text);
+		store_job_release(&rq->op.job);
+		if (!e)
+			*reply = http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+		return e;
+	}
+	if (!gateway_sees_team(rq, e->team)) {
+		/* Another team's job: as if there were none. */
+		jobview_release(e);
+		rq->denied = true;
+		*reply = gateway_reply_no_job(rq, id);
+		return NULL;
+	}
+	snprintf(rq->audit_target, sizeof(rq->audit_target), "job %s", id);
+	snprintf(rq->audit_team, sizeof(rq->audit_team), "%s", e->team);
+	return e;
+}
+
 enum MHD_Result api_job_get(struct request *rq, const char *id)
 {
 	const char *match;
 	char etag[40];
 	enum MHD_Result reply;
-	json_t *job;
+	struct jobview_entry *e = job_view(rq, id, &reply);
 	char why[GW_ERRLEN];
 
-	if (!gateway_load_job(rq, id, &reply))
+	if (!e)
 		return reply;
 	/* Every write to a job changes its rv: a poller that has it gets 304. */
-	snprintf(etag, sizeof(etag), "W/\"%lld\"", (long long)rq->op.job.rv);
+	snprintf(etag, sizeof(etag), "W/\"%lld\"", (long long)e->rv);
 	match = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
-	if (match && rq->op.job.state != STORE_QUEUED && (!strcmp(match, etag) || !strcmp(match, etag + 2)))
+	if (match && e->state != STORE_QUEUED && (!strcmp(match, etag) || !strcmp(match, etag + 2))) {
+		jobview_release(e);
 		return http_reply_not_modified(rq, etag);
-	job = job_json(&rq->op.job);
+	}
 	/* A queued job says why it waits, as the queue does. */
-	if (rq->op.job.state == STORE_QUEUED && rq->dispatch &&
-	    dispatch_wait_reason(rq->dispatch, rq->op.job.id, why, sizeof(why)))
-		json_object_set_new(job, "waitReason", json_string(why));
-	return http_reply_json(rq, 200, job, MHD_HTTP_HEADER_ETAG, etag, NULL);
+	if (e->state == STORE_QUEUED && rq->dispatch &&
+	    dispatch_wait_reason(rq->dispatch, e->id, why, sizeof(why))) {
+		json_t *reason = json_string(why);
+		char *quoted = reason ? json_dumps(reason, JSON_ENCODE_ANY) : NULL;
+		char *text = quoted ? malloc(e->len + strlen(quoted) + 16) : NULL;
+
+		if (text)
+			sprintf(text, "%.*s,\"waitReason\":%s}", (int)e->len - 1, e->text, quoted);
+		json_decref(reason);
+		free(quoted);
+		jobview_release(e);
+		if (!text)
+			return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+		return http_reply_json_text(rq, 200, text, MHD_HTTP_HEADER_ETAG, etag, NULL);
+	}
+	return http_reply_job_entry(rq, 200, e, MHD_HTTP_HEADER_ETAG, etag, NULL);
 }
 
 enum MHD_Result api_job_conf(struct request *rq, const char *id)
@@ -614,7 +619,7 @@ enum MHD_Result api_job_list(struct request *rq, const char *id)
 	int64_t next = 0;
 	char err[GW_ERRLEN];
 	enum gw_err rc;
-	json_t *items, *body;
+	uint64_t epoch;
 
 	(void)id;
 	a.errors = json_array();
@@ -652,40 +657,57 @@ enum MHD_Result api_job_list(struct request *rq, const char *id)
 			return http_reply_problem(rq, 400, "bad-query", err, NULL);
 		a.q.selector = a.selector;
 	}
+	epoch = jobview_epoch(rq->services->jobs_view);
 	rc = store_job_list(rq->store, &a.q, &jobs, &n, &next, err);
 	gw_selector_free(a.selector);
 	if (rc == GW_EINVAL)
 		return http_reply_problem(rq, 400, "bad-query", err, NULL);
 	if (rc)
 		return http_reply_store_error(rq, rc, err);
-	items = json_array();
-	for (size_t i = 0; items && i < n; i++)
-		if (json_array_append_new(items, job_json(&jobs[i]))) {
-			json_decref(items);
-			items = NULL;
+	{
+		/* The items' texts are the cached ones where current. */
+		char tail[128] = "";
+		struct gw_buf out;
+		bool oom;
+
+		gw_buf_init(&out, SIZE_MAX);
+		oom = gw_buf_append(&out, "{\"items\":[", 10) != GW_OK;
+
+		for (size_t i = 0; !oom && i < n; i++) {
+			struct jobview_entry *e = jobview_get(rq->services->jobs_view, jobs[i].id);
+
+			if (e && (e->rv != jobs[i].rv || e->seq != jobs[i].seq)) {
+				jobview_release(e);
+				e = NULL;
+			}
+			if (!e) {
+				size_t len;
+				char *text = jobview_render(&jobs[i], &len);
+
+				e = text ? jobview_put(rq->services->jobs_view, epoch, &jobs[i], text, len) : NULL;
+				free(text);
+			}
+			oom = !e || (i && gw_buf_append(&out, ",", 1)) || gw_buf_append(&out, e->text, e->len);
+			jobview_release(e);
 		}
-	store_jobs_free(jobs, n);
-	if (!items)
-		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
-	body = json_pack("{s:o}", "items", items);
-	if (body && a.q.changes) {
-		/* The next poll's cursor: the last change read, else the same. */
-		char cursor[24];
-		json_t *last = json_array_get(items, json_array_size(items) - 1);
+		if (a.q.changes) /* the next poll's cursor: the last change read, else the same */
+			snprintf(tail, sizeof(tail), ",\"cursor\":\"%lld\"",
+				 (long long)(n ? jobs[n - 1].rv : a.q.after_rv));
+		else if (next) {
+			char token[64];
 
-		snprintf(cursor, sizeof(cursor), "%s",
-			 last ? json_string_value(json_object_get(last, "resourceVersion")) : "");
-		if (!last)
-			snprintf(cursor, sizeof(cursor), "%lld", (long long)a.q.after_rv);
-		json_object_set_new(body, "cursor", json_string(cursor));
+			encode_continue(next, token, sizeof(token));
+			snprintf(tail, sizeof(tail), ",\"continue\":\"%s\"", token);
+		}
+		store_jobs_free(jobs, n);
+		oom = oom || gw_buf_append(&out, "]", 1) || gw_buf_append(&out, tail, strlen(tail)) ||
+		      gw_buf_append(&out, "}", 1);
+		if (oom) {
+			gw_buf_release(&out);
+			return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+		}
+		return http_reply_json_text(rq, 200, out.data, NULL);
 	}
-	if (body && next && !a.q.changes) {
-		char token[64];
-
-		encode_continue(next, token, sizeof(token));
-		json_object_set_new(body, "continue", json_string(token));
-	}
-	return http_reply_json(rq, 200, body, NULL);
 }
 
 /* ---- cancel ---- */
@@ -699,8 +721,7 @@ static enum MHD_Result cancel_committed(struct request *rq)
 	if (op->rc)
 		return http_reply_store_error(rq, op->rc, op->err);
 	/* 202 while the cluster has yet to confirm; 200 once it is final. */
-	return http_reply_json(rq, op->job.state == STORE_CANCELLED ? 200 : 202,
-			       job_json(&op->job), NULL);
+	return reply_job(rq, op->job.state == STORE_CANCELLED ? 200 : 202, &op->job, NULL, NULL);
 }
 
 enum MHD_Result api_job_cancel(struct request *rq, const char *id)

@@ -40,6 +40,8 @@ static const struct config_key keys[] = {
 	{"http.max_body_bytes", KEY_UINT, CFG(http_max_body_bytes), "1048576", 1024, 67108864},
 	{"http.shutdown_grace_seconds", KEY_UINT, CFG(http_shutdown_grace_s), "10", 0, 600},
 	{"http.max_log_followers", KEY_UINT, CFG(http_max_log_followers), "256", 0, 100000},
+	/* Rendered jobs kept for reads (status polls, dashboards); 0: none. */
+	{"http.job_cache_bytes", KEY_UINT, CFG(http_job_cache_bytes), "25165824", 0, 2147483647},
 	/* One client cannot hold every connection. */
 	{"http.max_connections_per_ip", KEY_UINT, CFG(http_max_connections_per_ip), "256", 0, 100000},
 	/* TLS for the listener (TLS 1.2 and 1.3); with a client CA, clients

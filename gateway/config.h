@@ -22,6 +22,7 @@ struct gateway_config {
 	unsigned http_max_body_bytes;
 	unsigned http_shutdown_grace_s;
 	unsigned http_max_log_followers;
+	unsigned http_job_cache_bytes;
 	unsigned http_max_connections_per_ip;
 	char *http_tls_cert, *http_tls_key, *http_tls_client_ca; /* NULL: plain HTTP */
 	bool auth_none;

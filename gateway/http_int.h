@@ -73,6 +73,13 @@ enum MHD_Result http_reply_text(struct request *rq, unsigned status, const char 
  * NULL-terminated. */
 enum MHD_Result http_reply_json(struct request *rq, unsigned status,
 				json_t *body, ...);
+/* Queues text (taken over) as application/json; header pairs may follow,
+ * NULL-terminated. */
+enum MHD_Result http_reply_json_text(struct request *rq, unsigned status, char *text, ...);
+struct jobview_entry;
+/* Queues a cached job's text, holding the entry (its reference is taken
+ * over) until it is sent; header pairs may follow, NULL-terminated. */
+enum MHD_Result http_reply_job_entry(struct request *rq, unsigned status, struct jobview_entry *e, ...);
 /* An RFC 9457 problem. errors (stolen, may be NULL) is the list of
  * {field, message} for validation problems. */
 enum MHD_Result http_reply_problem(struct request *rq, unsigned status,

@@ -19,6 +19,7 @@
 #include "router/router.h"
 #include "gateway/cli.h"
 #include "gateway/config.h"
+#include "gateway/jobview.h"
 #include "gateway/server.h"
 #include "store/store.h"
 
@@ -280,6 +281,7 @@ int main(int argc, char **argv)
 	struct reload_ctx reload = {0};
 	struct gateway_services services;
 	struct store_options sopts;
+	struct jobview *jobs_view = NULL;
 	char err[GW_ERRLEN], dbpath[PATH_MAX];
 	sigset_t stop_signals;
 	int opt, sig = 0, listen_fd = -1;
@@ -340,6 +342,12 @@ int main(int argc, char **argv)
 	sopts.synchronous_full = cfg.store_sync_full;
 	sopts.batch_max = cfg.store_batch_max;
 	sopts.metrics = metrics;
+	if (!(jobs_view = jobview_new(cfg.http_job_cache_bytes))) {
+		gw_seterr(err, "out of memory");
+		goto startup_failed;
+	}
+	sopts.jobs_changed = jobview_invalidate;
+	sopts.jobs_changed_arg = jobs_view;
 	if (store_open(&sopts, &store, err))
 		goto startup_failed;
 	reload.overlay = NULL;
@@ -401,7 +409,8 @@ int main(int argc, char **argv)
 	}
 	gateway_metrics_declare(metrics);
 	services = (struct gateway_services){.store = store, .dispatch = dispatch, .policy = policy,
-					     .pool = pool, .auth = auth, .metrics = metrics, .reload = reload_policy,
+					     .pool = pool, .auth = auth, .metrics = metrics, .jobs_view = jobs_view,
+					     .reload = reload_policy,
 					     .change_clusters = change_clusters, .reload_arg = &reload};
 	started = gateway_server_start(&cfg, &services, listen_fd, &server, err);
 	listen_fd = -1; /* the server's from here, even on failure */
@@ -426,6 +435,7 @@ int main(int argc, char **argv)
 	gateway_config_release(&reload.file);
 	json_decref(reload.overlay);
 	store_close(store);
+	jobview_free(jobs_view);
 	gw_metrics_free(metrics);
 	gateway_config_release(&cfg);
 	gw_log(GW_LOG_INFO, "stopped");
@@ -441,6 +451,7 @@ startup_failed:
 	router_holder_free(policy);
 	json_decref(reload.overlay);
 	store_close(store);
+	jobview_free(jobs_view);
 	gw_metrics_free(metrics);
 	gateway_config_release(&cfg);
 	return EXIT_STARTUP;

@@ -1,6 +1,7 @@
 /* HTTP server: connection handling, routing, response helpers and the
  * small operational endpoints (health, readiness, version). */
 #include "gateway/server.h"
+#include "gateway/jobview.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -157,34 +158,79 @@ enum MHD_Result http_queue(struct request *rq, unsigned status, struct MHD_Respo
 	return ret;
 }
 
-enum MHD_Result http_reply_json(struct request *rq, unsigned status,
-				json_t *body, ...)
+/* Queues resp with the header pairs of ap and a JSON content type. */
+static enum MHD_Result queue_json(struct request *rq, unsigned status, struct MHD_Response *resp,
+				  va_list ap)
 {
-	char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	struct MHD_Response *resp;
 	const char *name;
-	va_list ap;
 
-	json_decref(body);
-	if (!text)
+	if (!resp)
 		return MHD_NO;
-	resp = MHD_create_response_from_buffer(strlen(text), text,
-					       MHD_RESPMEM_MUST_FREE);
-	if (!resp) {
-		free(text);
-		return MHD_NO;
-	}
-	va_start(ap, body);
 	while ((name = va_arg(ap, const char *)) != NULL) {
 		const char *value = va_arg(ap, const char *);
 
 		MHD_add_response_header(resp, name, value);
 	}
-	va_end(ap);
 	if (!MHD_get_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 					"application/json");
 	return http_queue(rq, status, resp);
+}
+
+static struct MHD_Response *owned_text(char *text)
+{
+	struct MHD_Response *resp = text ? MHD_create_response_from_buffer(strlen(text), text,
+									  MHD_RESPMEM_MUST_FREE) : NULL;
+
+	if (!resp)
+		free(text);
+	return resp;
+}
+
+enum MHD_Result http_reply_json(struct request *rq, unsigned status,
+				json_t *body, ...)
+{
+	char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	enum MHD_Result ret;
+	va_list ap;
+
+	json_decref(body);
+	va_start(ap, body);
+	ret = queue_json(rq, status, owned_text(text), ap);
+	va_end(ap);
+	return ret;
+}
+
+enum MHD_Result http_reply_json_text(struct request *rq, unsigned status, char *text, ...)
+{
+	enum MHD_Result ret;
+	va_list ap;
+
+	va_start(ap, text);
+	ret = queue_json(rq, status, owned_text(text), ap);
+	va_end(ap);
+	return ret;
+}
+
+static void release_entry(void *entry)
+{
+	jobview_release(entry);
+}
+
+enum MHD_Result http_reply_job_entry(struct request *rq, unsigned status, struct jobview_entry *e, ...)
+{
+	/* Sent from the entry itself, which the response holds until sent. */
+	struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback_cls(
+		e->len, (void *)(uintptr_t)e->text, release_entry, e);
+	enum MHD_Result ret;
+	va_list ap;
+
+	if (!resp)
+		jobview_release(e);
+	va_start(ap, e);
+	ret = queue_json(rq, status, resp, ap);
+	va_end(ap);
+	return ret;
 }
 
 enum MHD_Result http_reply_not_modified(struct request *rq, const char *etag)

@@ -29,6 +29,7 @@ struct gateway_services {
 	struct pool *pool;
 	struct auth *auth;            /* NULL with auth.mode none */
 	struct gw_metrics *metrics;
+	struct jobview *jobs_view;    /* rendered jobs, for hot reads */
 	/* Re-reads the configuration and puts its policy in force; GW_EINVAL
 	 * with file, line and reason (the old policy stays) on a bad one. */
 	enum gw_err (*reload)(void *arg, char *err);

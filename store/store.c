@@ -41,6 +41,13 @@ struct store {
 	void (*commit_hook)(void *arg); /* set before writes begin */
 	void *commit_hook_arg;
 
+	void (*jobs_changed)(void *arg, const int64_t *seqs, size_t n);
+	void *jobs_changed_arg;
+	int64_t *changed;            /* writer: seqs of the jobs written in the batch */
+	size_t nchanged, changed_cap;
+	bool changed_oom;            /* one was not noted: report "any" */
+	int64_t data_version;        /* writer: last seen; moves on others' commits */
+
 	atomic_long queued;          /* jobs in QUEUED */
 	_Atomic double commit_ms;    /* moving average of a batch's commit */
 	struct gw_metrics *metrics;
@@ -109,6 +116,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_SAVEPOINT] = "SAVEPOINT op",
 	[STMT_RELEASE] = "RELEASE op",
 	[STMT_ROLLBACK_TO] = "ROLLBACK TO op",
+	[STMT_DATA_VERSION] = "PRAGMA data_version",
 	[STMT_LABEL_INSERT] =
 		"INSERT INTO job_labels (job_seq, key, value, state)"
 		" VALUES (?1, ?2, ?3, 'QUEUED')",
@@ -324,6 +332,57 @@ enum gw_err store_read_end(struct store *s, struct store_conn *c, sqlite3_stmt *
 
 /* Runs a batch in one transaction; each op in a savepoint so that one
  * op's failure does not undo the others. */
+/* SQLite calls this for each row the writer changes: jobs are noted. */
+static void on_row_change(void *arg, int op, const char *db, const char *table, sqlite3_int64 rowid)
+{
+	struct store *s = arg;
+
+	(void)op;
+	(void)db;
+	if (strcmp(table, "jobs"))
+		return;
+	if (s->nchanged == s->changed_cap) {
+		size_t cap = s->changed_cap ? s->changed_cap * 2 : 256;
+		int64_t *more = realloc(s->changed, cap * sizeof(*more));
+
+		if (!more) {
+			s->changed_oom = true;
+			return;
+		}
+		s->changed = more;
+		s->changed_cap = cap;
+	}
+	s->changed[s->nchanged++] = rowid;
+}
+
+/* After a commit (committed: its jobs changed) or a rollback. */
+static void report_changes(struct store *s, bool committed)
+{
+	if (committed && s->jobs_changed && (s->nchanged || s->changed_oom))
+		s->jobs_changed(s->jobs_changed_arg, s->changed, s->changed_oom ? 0 : s->nchanged);
+	s->nchanged = 0;
+	s->changed_oom = false;
+}
+
+/* Whether another connection committed since the last look: another
+ * process sharing the file. */
+static void check_foreign_writes(struct store *s)
+{
+	char err[GW_ERRLEN];
+	sqlite3_stmt *st;
+	int64_t v;
+
+	if (!s->jobs_changed || !(st = store_conn_stmt(s->writer, STMT_DATA_VERSION, err)))
+		return;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		v = sqlite3_column_int64(st, 0);
+		if (s->data_version && v != s->data_version)
+			s->jobs_changed(s->jobs_changed_arg, NULL, 0);
+		s->data_version = v;
+	}
+	sqlite3_reset(st);
+}
+
 /* Runs one of the writer's transaction statements; err may be NULL. */
 static enum gw_err writer_step(struct store_conn *c, enum store_stmt which, char *err)
 {
@@ -368,9 +427,11 @@ static void run_batch(struct store *s, struct queue_node *batch)
 		atomic_fetch_add(&s->queued, delta);
 		gw_metrics_observe(s->metrics, "sparkgw_store_commit_seconds", "", ms / 1e3);
 		gw_metrics_add(s->metrics, "sparkgw_store_operations_total", "", (double)nops);
+		report_changes(s, true);
 		return;
 	}
 	exec_sql(db, "ROLLBACK", NULL);
+	report_changes(s, false);
 fail:
 	gw_log(GW_LOG_ERROR, "store: commit failed: %s", err);
 	for (struct queue_node *n = batch; n; n = n->next) {
@@ -391,8 +452,21 @@ static void *writer_main(void *arg)
 		void *hook_arg;
 		size_t count = 1;
 
-		while (!s->head && !s->closing)
-			pthread_cond_wait(&s->wake, &s->lock);
+		while (!s->head && !s->closing) {
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += 200 * 1000000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			if (pthread_cond_timedwait(&s->wake, &s->lock, &until) && !s->head) {
+				pthread_mutex_unlock(&s->lock);
+				check_foreign_writes(s);
+				pthread_mutex_lock(&s->lock);
+			}
+		}
 		if (!s->head)
 			break;
 		batch = last = s->head;
@@ -409,6 +483,7 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&s->lock);
 
 		run_batch(s, batch);
+		check_foreign_writes(s);
 		if (hook)
 			hook(hook_arg);
 
@@ -493,6 +568,7 @@ static void destroy(struct store *s)
 		conn_close(c);
 	}
 	conn_close(s->writer);
+	free(s->changed);
 	free(s->path);
 	pthread_cond_destroy(&s->done_cond);
 	pthread_cond_destroy(&s->wake);
@@ -517,6 +593,8 @@ enum gw_err store_open(const struct store_options *opts, struct store **out,
 	s->sync_full = opts->synchronous_full;
 	s->batch_max = opts->batch_max ? opts->batch_max : 64;
 	s->metrics = opts->metrics;
+	s->jobs_changed = opts->jobs_changed;
+	s->jobs_changed_arg = opts->jobs_changed_arg;
 	gw_metrics_family(s->metrics, "sparkgw_store_commit_seconds", GW_HISTOGRAM,
 			  "Time of one group commit (every write of the batch, durable).");
 	gw_metrics_family(s->metrics, "sparkgw_store_operations_total", GW_COUNTER,
@@ -537,6 +615,8 @@ enum gw_err store_open(const struct store_options *opts, struct store **out,
 			atomic_store(&s->queued, (long)sqlite3_column_int64(st, 0));
 		sqlite3_finalize(st);
 	}
+	sqlite3_update_hook(s->writer->db, on_row_change, s);
+	check_foreign_writes(s);
 	if (pthread_create(&s->writer_thread, NULL, writer_main, s)) {
 		gw_seterr(err, "cannot start the store writer thread");
 		rc = GW_ENOMEM;

@@ -106,6 +106,11 @@ struct store_options {
 	bool synchronous_full; /* FULL: a commit survives power loss */
 	size_t batch_max;     /* operations per group commit */
 	struct gw_metrics *metrics; /* may be NULL */
+	/* Called by the writer after each commit with the seqs of the jobs it
+	 * wrote, and with n == 0 when another process wrote to the database
+	 * (noticed within 200 ms): any job may have changed. May be NULL. */
+	void (*jobs_changed)(void *arg, const int64_t *seqs, size_t n);
+	void *jobs_changed_arg;
 };
 
 /* Opens the database, applies pending migrations and starts the writer. */

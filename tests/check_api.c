@@ -322,6 +322,56 @@ START_TEST(test_cancel)
 }
 END_TEST
 
+/* Reads are served from rendered jobs kept in memory: a write through this
+ * gateway shows at once, one through another process sharing the database
+ * within its check for foreign commits (200 ms). */
+static const char *state_at(const char *base, const char *id, struct tu_response *r)
+{
+	char u[256];
+
+	snprintf(u, sizeof(u), "%s/api/v1/jobs/%s", base, id);
+	tu_response_release(r);
+	ck_assert_int_eq(tu_http("GET", u, NULL, NULL, 0, r), 0);
+	ck_assert_int_eq(r->status, 200);
+	return json_string_value(json_object_get(r->json, "state"));
+}
+
+START_TEST(test_reads_follow_writes)
+{
+	struct tu_response a = submit_job("cached-a", "ads"), b = submit_job("cached-b", "ads"), r = {0}, c;
+	char *ida = strdup(json_string_value(json_object_get(a.json, "id")));
+	char *idb = strdup(json_string_value(json_object_get(b.json, "id")));
+	struct tu_gateway other;
+	char u[256];
+	int polls = 0;
+
+	ck_assert_str_eq(state_at(gw.base, ida, &r), "QUEUED"); /* now kept */
+	ck_assert_str_eq(state_at(gw.base, ida, &r), "QUEUED");
+	snprintf(u, sizeof(u), "%s/api/v1/jobs/%s", gw.base, ida);
+	ck_assert_int_eq(tu_http("DELETE", u, NULL, NULL, 0, &c), 0);
+	ck_assert_int_eq(c.status, 200);
+	tu_response_release(&c);
+	ck_assert_str_eq(state_at(gw.base, ida, &r), "CANCELLED");
+
+	ck_assert_str_eq(state_at(gw.base, idb, &r), "QUEUED");
+	ck_assert_int_eq(tu_gateway_start(&other, dir, NULL), 0);
+	snprintf(u, sizeof(u), "%s/api/v1/jobs/%s", other.base, idb);
+	ck_assert_int_eq(tu_http("DELETE", u, NULL, NULL, 0, &c), 0);
+	ck_assert_int_eq(c.status, 200);
+	tu_response_release(&c);
+	while (strcmp(state_at(gw.base, idb, &r), "CANCELLED") && polls++ < 100)
+		usleep(20000);
+	ck_assert_str_eq(state_at(gw.base, idb, &r), "CANCELLED");
+	ck_assert_int_lt(polls, 50); /* within a second */
+	ck_assert_int_eq(tu_gateway_signal(&other, SIGTERM), 0);
+	tu_response_release(&r);
+	tu_response_release(&a);
+	tu_response_release(&b);
+	free(ida);
+	free(idb);
+}
+END_TEST
+
 START_TEST(test_not_found_and_methods)
 {
 	struct tu_response r = get("/api/v1/jobs/j00000000000000000000");
@@ -552,6 +602,7 @@ Suite *api_suite(void)
 	tcase_add_test(tc, test_list_filters_and_pagination);
 	tcase_add_test(tc, test_list_bad_queries);
 	tcase_add_test(tc, test_cancel);
+	tcase_add_test(tc, test_reads_follow_writes);
 	tcase_add_test(tc, test_not_found_and_methods);
 	tcase_add_test(tc, test_bad_input);
 	tcase_add_test(tc, test_operational_endpoints);

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "gateway/auth.h"
 #include "gateway/config.h"
+#include "gateway/jobview.h"
 #include "gateway/server.h"
 #include "pool/pool.h"
 
@@ -53,6 +54,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	struct store_op token = {.kind = STORE_OP_TOKEN_CREATE};
 	struct gateway_server *srv;
 	struct store *store;
+	struct jobview *view;
 	socklen_t len = sizeof(server_addr);
 	char path[128], err[GW_ERRLEN];
 	int fd;
@@ -68,7 +70,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	gateway_config_set(&cfg, "auth.rate_per_second", "0", err);
 	snprintf(path, sizeof(path), "%s/sparkgw.db", dir);
 	so.path = path;
-	if (store_open(&so, &store, err) || gateway_listen(cfg.listen, &fd, err) ||
+	so.jobs_changed = jobview_invalidate;
+	so.jobs_changed_arg = view = jobview_new(1 << 20);
+	if (!view || store_open(&so, &store, err) || gateway_listen(cfg.listen, &fd, err) ||
 	    getsockname(fd, (struct sockaddr *)&server_addr, &len))
 		abort();
 	snprintf(token.token.id, sizeof(token.token.id), FUZZ_TOKEN_ID);
@@ -81,7 +85,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	store_token_release(&token.token);
 	services = (struct gateway_services){
 		.store = store, .policy = router_holder_new(router_ref(cfg.router)), .pool = pool_new(NULL),
-		.auth = auth_new(store, 0, 1), .reload = no_reload, .change_clusters = no_cluster_change};
+		.auth = auth_new(store, 0, 1), .jobs_view = view, .reload = no_reload,
+		.change_clusters = no_cluster_change};
 	if (!services.policy || !services.pool || !services.auth ||
 	    gateway_server_start(&cfg, &services, fd, &srv, err))
 		abort();

@@ -124,8 +124,13 @@ static bool split_token(const char *token, char *id, const char **secret)
 
 static void hex(const unsigned char digest[32], char out[65])
 {
-	for (size_t i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", digest[i]);
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < 32; i++) {
+		out[2 * i] = digits[digest[i] >> 4];
+		out[2 * i + 1] = digits[digest[i] & 15];
+	}
+	out[64] = '\0';
 }
 
 /* The token's entry, from the cache or the store; NULL if unknown. */

@@ -25,6 +25,28 @@ bool gw_secret_key(const char *key)
 	return false;
 }
 
+bool gw_redact_may_apply(const char *text)
+{
+	static const char *const marks[] = {"secret", "password", "token", "access.key", "credential"};
+
+	/* Each mark starts with a distinct letter: one test a character. */
+	for (const char *p = text; *p; p++) {
+		const char *mark;
+
+		switch (*p | 0x20) {
+		case 's': mark = marks[0]; break;
+		case 'p': mark = marks[1]; break;
+		case 't': mark = marks[2]; break;
+		case 'a': mark = marks[3]; break;
+		case 'c': mark = marks[4]; break;
+		default: continue;
+		}
+		if (strncasecmp(p, mark, strlen(mark)) == 0)
+			return true;
+	}
+	return false;
+}
+
 void gw_redact_conf(json_t *conf)
 {
 	const char *key;

@@ -11,6 +11,9 @@
 #define GW_REDACTED "*********(redacted)"
 
 bool gw_secret_key(const char *key);
+/* Whether JSON text names anything a secret key would (keys or values):
+ * when false, redacting the document changes nothing. */
+bool gw_redact_may_apply(const char *json_text);
 /* Replaces secret values in an object of properties: key -> string, or
  * key -> {"value": string, ...} (the composed conf). */
 void gw_redact_conf(json_t *conf);

@@ -325,6 +325,7 @@ enum MHD_Result api_job_submit(struct request *rq, const char *id)
 	sub->user = rq->sub.user;
 	sub->labels_json = rq->sub.labels_json;
 	sub->spec_json = rq->sub.spec_json;
+	sub->spec_shown_json = rq->sub.spec_shown_json;
 	sub->idempotency_key = rq->idempotency_key;
 	sub->team = rq->sub.team;
 	/* A retry is "the same request" when its body is byte-identical. */

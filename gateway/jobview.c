@@ -56,25 +56,6 @@ static json_t *job_head(const struct store_job *job)
 	return out;
 }
 
-/* Whether the text names anything a secret key would: only then is the
- * spec parsed to redact it. Looser than gw_secret_key (values count too),
- * never tighter. */
-static bool may_hold_secret(const char *text)
-{
-	static const char *const marks[] = {"secret", "password", "token", "access.key", "credential"};
-
-	for (const char *p = text; *p; p++) {
-		char c = *p | 0x20;
-
-		if (c != 's' && c != 'p' && c != 't' && c != 'a' && c != 'c')
-			continue;
-		for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++)
-			if (strncasecmp(p, marks[i], strlen(marks[i])) == 0)
-				return true;
-	}
-	return false;
-}
-
 char *jobview_render(const struct store_job *job, size_t *len)
 {
 	json_t *head = job_head(job);
@@ -86,7 +67,9 @@ char *jobview_render(const struct store_job *job, size_t *len)
 	json_decref(head);
 	if (!head_text)
 		return NULL;
-	if (may_hold_secret(spec)) {
+	if (job->spec_shown_json && *job->spec_shown_json) {
+		spec = job->spec_shown_json;
+	} else if (!job->spec_shown_json && gw_redact_may_apply(spec)) { /* from before spec_shown */
 		json_t *doc = json_loads(spec, 0, NULL);
 
 		gw_redact_document(doc);

@@ -11,6 +11,7 @@
 
 #include "common/labels.h"
 #include "common/quantity.h"
+#include "common/redact.h"
 
 enum field_type {
 	T_STRING,
@@ -374,10 +375,31 @@ void gateway_submission_release(struct gateway_submission *sub)
 	free(sub->user);
 	free(sub->labels_json);
 	free(sub->spec_json);
+	free(sub->spec_shown_json);
 	free(sub->team);
 	json_decref(sub->labels);
 	json_decref(sub->spec);
 	memset(sub, 0, sizeof(*sub));
+}
+
+/* The spec as the API shows it: redacted once here, so that reads never
+ * parse it; "" when nothing is redacted. */
+static char *shown_spec(const json_t *spec, const char *text)
+{
+	json_t *copy;
+	char *shown;
+
+	if (!text || !gw_redact_may_apply(text))
+		return strdup("");
+	copy = json_deep_copy(spec);
+	gw_redact_document(copy);
+	shown = copy ? json_dumps(copy, JSON_COMPACT) : NULL;
+	json_decref(copy);
+	if (shown && !strcmp(shown, text)) {
+		free(shown);
+		return strdup("");
+	}
+	return shown;
 }
 
 enum gateway_body_status gateway_submission_parse(const char *body, size_t len,
@@ -426,11 +448,12 @@ enum gateway_body_status gateway_submission_parse(const char *body, size_t len,
 	if (json_is_string(json_object_get(labels, "team")))
 		out->team = strdup(json_string_value(json_object_get(labels, "team")));
 	out->spec_json = json_dumps(json_object_get(doc, "spec"), JSON_COMPACT);
+	out->spec_shown_json = shown_spec(json_object_get(doc, "spec"), out->spec_json);
 	out->labels = json_incref(empty ? empty : json_object_get(doc, "labels"));
 	out->spec = json_incref(json_object_get(doc, "spec"));
 	json_decref(empty);
 	json_decref(doc);
-	if (!out->name || !out->user || !out->labels_json || !out->spec_json) {
+	if (!out->name || !out->user || !out->labels_json || !out->spec_json || !out->spec_shown_json) {
 		gateway_submission_release(out);
 		return BODY_NOMEM;
 	}

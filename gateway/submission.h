@@ -21,6 +21,7 @@ struct gateway_submission {
 	char *user; /* "anonymous" when the body names none */
 	char *labels_json;
 	char *spec_json;
+	char *spec_shown_json; /* redacted for the API, or "": spec_json as is */
 	char *team;      /* the team label, or NULL */
 	json_t *labels;  /* the same labels and spec, parsed: placement and */
 	json_t *spec;    /* the answer use them rather than parse the text again */

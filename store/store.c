@@ -76,8 +76,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		" WHERE j.id = ?1 ORDER BY e.seq",
 	[STMT_JOB_INSERT] =
 		"INSERT INTO jobs (id, name, user, state, reason, labels, spec, created_ms,"
-		" updated_ms, rv, priority, team, pool, cores_milli, memory_mib, gpus, ttl_s)"
-		" VALUES (?1, ?2, ?3, 'QUEUED', 'Submitted', ?4, ?5, ?6, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+		" updated_ms, rv, priority, team, pool, cores_milli, memory_mib, gpus, ttl_s, spec_shown)"
+		" VALUES (?1, ?2, ?3, 'QUEUED', 'Submitted', ?4, ?5, ?6, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
 	/* What a team or pool uses: count and sums over its active jobs. */
 	[STMT_TEAM_ACTIVE] =
 		"SELECT count(*), total(cores_milli), total(memory_mib), total(gpus) FROM jobs"

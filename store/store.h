@@ -51,6 +51,8 @@ struct store_job {
 	char *message;     /* may be NULL */
 	char *labels_json; /* JSON object text */
 	char *spec_json;   /* JSON object text, as submitted */
+	char *spec_shown_json; /* the spec with secrets redacted; "": spec_json
+				* itself; NULL: not known (to be redacted) */
 	int64_t created_ms;
 	int64_t updated_ms;
 	int64_t rv; /* changes on every write to the job; global, increasing */
@@ -191,6 +193,7 @@ struct store_submission {
 	const char *user;
 	const char *labels_json; /* validated JSON object of strings */
 	const char *spec_json;
+	const char *spec_shown_json; /* as in struct store_job; may be NULL */
 	const char *idempotency_key; /* NULL for none */
 	unsigned char body_sha256[32];
 	int priority;                /* rank: 0 is dispatched first */

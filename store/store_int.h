@@ -79,7 +79,7 @@ enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job);
 	" jobs.driver_pod, jobs.spark_ui, jobs.lease_owner,"                  \
 	" jobs.lease_until_ms, jobs.attempts, jobs.not_before_ms, jobs.placement,"  \
 	" jobs.priority, jobs.team, jobs.pool, jobs.cores_milli, jobs.memory_mib,"   \
-	" jobs.gpus, jobs.run, jobs.ttl_s, jobs.cleaned_ms"
+	" jobs.gpus, jobs.run, jobs.ttl_s, jobs.cleaned_ms, jobs.spec_shown"
 /* The same, without the large spec ('{}') and placement (NULL): for loops
  * over many jobs that never read them. */
 #define STORE_JOB_COLUMNS_BRIEF                                                \
@@ -89,7 +89,7 @@ enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job);
 	" jobs.driver_pod, jobs.spark_ui, jobs.lease_owner,"                  \
 	" jobs.lease_until_ms, jobs.attempts, jobs.not_before_ms, NULL,"      \
 	" jobs.priority, jobs.team, jobs.pool, jobs.cores_milli, jobs.memory_mib,"   \
-	" jobs.gpus, jobs.run, jobs.ttl_s, jobs.cleaned_ms"
+	" jobs.gpus, jobs.run, jobs.ttl_s, jobs.cleaned_ms, NULL"
 
 /* The states in which a job holds resources on a cluster. */
 #define STORE_ACTIVE_STATES "('DISPATCHING', 'SUBMITTED', 'RUNNING', 'CANCELLING')"

@@ -71,6 +71,7 @@ void store_job_release(struct store_job *job)
 	free(job->message);
 	free(job->labels_json);
 	free(job->spec_json);
+	free(job->spec_shown_json);
 	free(job->cluster);
 	free(job->namespace);
 	free(job->driver_pod);
@@ -149,6 +150,7 @@ enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job)
 	job->run = sqlite3_column_int(st, 27);
 	job->ttl_s = sqlite3_column_int(st, 28);
 	job->cleaned_ms = sqlite3_column_int64(st, 29);
+	job->spec_shown_json = column_text(st, 30, &oom);
 	if (oom) {
 		store_job_release(job);
 		return GW_ENOMEM;
@@ -463,6 +465,8 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 	sqlite3_bind_int64(st, 11, sub->demand.memory_mib);
 	sqlite3_bind_int64(st, 12, sub->demand.gpus);
 	sqlite3_bind_int(st, 13, sub->ttl_s);
+	if (sub->spec_shown_json)
+		sqlite3_bind_text(st, 14, sub->spec_shown_json, -1, SQLITE_STATIC);
 	if ((rc = store_step_done(c, st, op->err)))
 		return rc;
 	job_seq = sqlite3_last_insert_rowid(c->db);

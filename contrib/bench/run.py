@@ -283,6 +283,7 @@ class Bench:
             db.execute("DROP TABLE n")
         db.executescript("PRAGMA journal_mode = WAL;")
         db.close()
+        os.sync()  # the seed's writeback is not the gateway's to wait for
         log(f"seeded {have} -> {total} jobs in {time.time() - start:.1f} s")
 
     def list_paths(self, path):

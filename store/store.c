@@ -117,6 +117,26 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_RELEASE] = "RELEASE op",
 	[STMT_ROLLBACK_TO] = "ROLLBACK TO op",
 	[STMT_DATA_VERSION] = "PRAGMA data_version",
+	/* Brief rows for the loops over many jobs. The partial indexes are
+	 * named: without statistics the planner would walk every finished or
+	 * every running job. */
+	[STMT_JOBS_TO_CLEAN] =
+		"SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs INDEXED BY jobs_to_clean"
+		" WHERE cleaned_ms = 0 AND cluster IS NOT NULL"
+		" AND state IN ('SUCCEEDED', 'FAILED', 'CANCELLED')"
+		" AND updated_ms + 1000 * (CASE WHEN ttl_s >= 0 THEN ttl_s ELSE ?2 END) <= ?1"
+		" ORDER BY updated_ms LIMIT ?3",
+	[STMT_JOBS_IN_STATE] =
+		"SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs WHERE state = ?1 ORDER BY seq LIMIT ?2",
+	[STMT_JOBS_IN_STATE_ON] =
+		"SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs WHERE state = ?1 AND cluster = ?2"
+		" ORDER BY seq LIMIT ?3",
+	[STMT_JOBS_RUNNING_BEFORE] =
+		"SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs INDEXED BY jobs_running"
+		" WHERE state = 'RUNNING' AND updated_ms < ?1 ORDER BY updated_ms LIMIT ?2",
+	[STMT_JOBS_LABELLED_RUNNING] =
+		"SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs WHERE seq IN (SELECT job_seq"
+		" FROM job_labels WHERE key = ?1 AND state = 'RUNNING') ORDER BY seq LIMIT ?2",
 	[STMT_LABEL_INSERT] =
 		"INSERT INTO job_labels (job_seq, key, value, state)"
 		" VALUES (?1, ?2, ?3, 'QUEUED')",

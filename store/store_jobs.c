@@ -1064,36 +1064,33 @@ out:
 	return rc;
 }
 
-/* Runs a query of whole job rows with the given text and integer
- * parameters bound in order. */
-/* Binds, in order, the parameters given (text1, text2, *int1), then limit. */
-static enum gw_err query_jobs(struct store *s, const char *sql, const char *text1,
-			      const char *text2, const int64_t *int1, size_t limit,
+/* Runs one of the job-row queries (a statement kept by the reader), with
+ * the parameters given bound in order (text1, text2, ints), then limit. */
+static enum gw_err query_jobs(struct store *s, enum store_stmt which, const char *text1,
+			      const char *text2, const int64_t *ints, size_t nints, size_t limit,
 			      struct store_job **items, size_t *n, char *err)
 {
 	struct store_conn *c = store_reader_get(s, err);
-	sqlite3_stmt *st = NULL;
-	enum gw_err rc;
+	sqlite3_stmt *st;
+	enum gw_err rc = GW_EIO;
 	bool more;
-	int src, idx = 1;
+	int idx = 1;
 
 	*items = NULL;
 	*n = 0;
 	if (!c)
 		return GW_EIO;
-	if ((src = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL)) != SQLITE_OK) {
-		rc = store_sqlite_err(c->db, src, err);
-	} else {
+	if ((st = store_conn_stmt(c, which, err))) {
 		if (text1)
 			sqlite3_bind_text(st, idx++, text1, -1, SQLITE_STATIC);
 		if (text2)
 			sqlite3_bind_text(st, idx++, text2, -1, SQLITE_STATIC);
-		if (int1)
-			sqlite3_bind_int64(st, idx++, *int1);
+		for (size_t i = 0; i < nints; i++)
+			sqlite3_bind_int64(st, idx++, ints[i]);
 		sqlite3_bind_int64(st, idx, (sqlite3_int64)limit);
 		rc = collect_jobs(c, st, limit, items, n, &more, err);
+		sqlite3_reset(st);
 	}
-	sqlite3_finalize(st);
 	store_reader_put(s, c);
 	return rc;
 }
@@ -1246,48 +1243,25 @@ void store_queue_release(struct store_queue *q)
 enum gw_err store_jobs_to_clean(struct store *s, int64_t now_ms, int default_ttl_s, size_t limit,
 				struct store_job **items, size_t *n, char *err)
 {
-	char sql[1024];
+	const int64_t ints[] = {now_ms, default_ttl_s};
 
-	/* The partial index holds only finished jobs not yet cleaned; named,
-	 * for without statistics the planner would walk every finished job. */
-	snprintf(sql, sizeof(sql),
-		 "SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs INDEXED BY jobs_to_clean"
-		 " WHERE cleaned_ms = 0 AND cluster IS NOT NULL"
-		 " AND state IN ('SUCCEEDED', 'FAILED', 'CANCELLED')"
-		 " AND updated_ms + 1000 * (CASE WHEN ttl_s >= 0 THEN ttl_s ELSE %d END) <= ?1"
-		 " ORDER BY updated_ms LIMIT ?2",
-		 default_ttl_s);
-	return query_jobs(s, sql, NULL, NULL, &now_ms, limit, items, n, err);
+	return query_jobs(s, STMT_JOBS_TO_CLEAN, NULL, NULL, ints, 2, limit, items, n, err);
 }
 
 enum gw_err store_jobs_in_state(struct store *s, enum store_state state,
 				const char *cluster, size_t limit,
 				struct store_job **items, size_t *n, char *err)
 {
-	if (cluster)
-		return query_jobs(s,
-				  "SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs WHERE state = ?1"
-				  " AND cluster = ?2 ORDER BY seq LIMIT ?3",
-				  state_names[state], cluster, NULL, limit, items, n, err);
-	return query_jobs(s,
-			  "SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs WHERE state = ?1"
-			  " ORDER BY seq LIMIT ?2",
-			  state_names[state], NULL, NULL, limit, items, n, err);
+	return query_jobs(s, cluster ? STMT_JOBS_IN_STATE_ON : STMT_JOBS_IN_STATE, state_names[state], cluster,
+			  NULL, 0, limit, items, n, err);
 }
 
 enum gw_err store_jobs_running_before(struct store *s, int64_t before_ms, const char *label, size_t limit,
 				      struct store_job **items, size_t *n, char *err)
 {
 	if (label)
-		return query_jobs(s,
-				  "SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs WHERE seq IN (SELECT job_seq"
-				  " FROM job_labels WHERE key = ?1 AND state = 'RUNNING')"
-				  " ORDER BY seq LIMIT ?2",
-				  label, NULL, NULL, limit, items, n, err);
-	return query_jobs(s,
-			  "SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs INDEXED BY jobs_running"
-			  " WHERE state = 'RUNNING' AND updated_ms < ?1 ORDER BY updated_ms LIMIT ?2",
-			  NULL, NULL, &before_ms, limit, items, n, err);
+		return query_jobs(s, STMT_JOBS_LABELLED_RUNNING, label, NULL, NULL, 0, limit, items, n, err);
+	return query_jobs(s, STMT_JOBS_RUNNING_BEFORE, NULL, NULL, &before_ms, 1, limit, items, n, err);
 }
 
 enum gw_err store_cluster_settings(struct store *s, json_t **out, char *err)

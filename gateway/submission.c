@@ -383,18 +383,17 @@ void gateway_submission_release(struct gateway_submission *sub)
 }
 
 /* The spec as the API shows it: redacted once here, so that reads never
- * parse it; "" when nothing is redacted. */
-static char *shown_spec(const json_t *spec, const char *text)
+ * parse it; "" when nothing is redacted. The parsed spec is redacted in
+ * place: what placement reads of it (resources, keys) is no secret, and
+ * the cluster gets the stored text. */
+static char *shown_spec(json_t *spec, const char *text)
 {
-	json_t *copy;
 	char *shown;
 
 	if (!text || !gw_redact_may_apply(text))
 		return strdup("");
-	copy = json_deep_copy(spec);
-	gw_redact_document(copy);
-	shown = copy ? json_dumps(copy, JSON_COMPACT) : NULL;
-	json_decref(copy);
+	gw_redact_document(spec);
+	shown = json_dumps(spec, JSON_COMPACT);
 	if (shown && !strcmp(shown, text)) {
 		free(shown);
 		return strdup("");

@@ -77,7 +77,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_JOB_INSERT] =
 		"INSERT INTO jobs (id, name, user, state, reason, labels, spec, created_ms,"
 		" updated_ms, rv, priority, team, pool, cores_milli, memory_mib, gpus, ttl_s, spec_shown)"
-		" VALUES (?1, ?2, ?3, 'QUEUED', 'Submitted', ?4, ?5, ?6, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+		" VALUES (?1, ?2, ?3, 'QUEUED', 'Submitted', ?4, ?5, ?6, ?6, ?15, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
 	/* What a team or pool uses: count and sums over its active jobs. */
 	[STMT_TEAM_ACTIVE] =
 		"SELECT count(*), total(cores_milli), total(memory_mib), total(gpus) FROM jobs"
@@ -104,8 +104,12 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		" WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'REJECTED')"
 		" AND updated_ms < ?1 AND (cleaned_ms > 0 OR cluster IS NULL)"
 		" ORDER BY updated_ms LIMIT ?2)",
-	/* A new job's first event: its state and reason are in its row. */
-	[STMT_JOB_STAMP_RV] = "UPDATE jobs SET rv = ?2 WHERE seq = ?1",
+	/* A new job's first event takes the next seq of the events, which its
+	 * row carries as its rv from the start. */
+	[STMT_NEXT_EVENT_SEQ] =
+		"SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'job_events'), 0) + 1",
+	[STMT_FIRST_EVENT_INSERT] =
+		"INSERT INTO job_events (seq, job_seq, time_ms, state, reason) VALUES (?1, ?2, ?3, 'QUEUED', 'Submitted')",
 	[STMT_AUDIT_INSERT] =
 		"INSERT INTO audit (time_ms, token_id, team, action, target, outcome,"
 		" status, remote) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

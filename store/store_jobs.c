@@ -239,13 +239,6 @@ static enum gw_err write_state(struct store_conn *c, int64_t job_seq,
 		return rc;
 	rv = sqlite3_last_insert_rowid(c->db);
 
-	if (previous < 0) { /* a new job: inserted in its first state */
-		if (!(st = store_conn_stmt(c, STMT_JOB_STAMP_RV, err)))
-			return GW_EIO;
-		sqlite3_bind_int64(st, 1, job_seq);
-		sqlite3_bind_int64(st, 2, rv);
-		return store_step_done(c, st, err);
-	}
 	st = store_conn_stmt(c, STMT_JOB_UPDATE, err);
 	if (!st)
 		return GW_EIO;
@@ -418,10 +411,35 @@ static enum gw_err find_idempotent(struct store_conn *c,
 	return rc;
 }
 
+/* The job just inserted, as store_row_to_job would read it back. */
+static enum gw_err submitted_job(const struct store_submission *sub, int64_t seq, const char *id,
+				 int64_t now, int64_t rv, struct store_job *job)
+{
+	memset(job, 0, sizeof(*job));
+	job->seq = seq;
+	snprintf(job->id, sizeof(job->id), "%s", id);
+	job->state = STORE_QUEUED;
+	job->created_ms = job->updated_ms = now;
+	job->rv = rv;
+	job->priority = sub->priority;
+	job->demand = sub->demand;
+	job->run = 1;
+	job->ttl_s = sub->ttl_s;
+	if (!(job->name = strdup(sub->name)) || !(job->user = strdup(sub->user)) ||
+	    !(job->reason = strdup("Submitted")) || !(job->labels_json = strdup(sub->labels_json)) ||
+	    !(job->spec_json = strdup(sub->spec_json)) ||
+	    (sub->spec_shown_json && !(job->spec_shown_json = strdup(sub->spec_shown_json))) ||
+	    !(job->team = strdup(sub->team ? sub->team : "")) || !(job->pool = strdup(sub->pool ? sub->pool : ""))) {
+		store_job_release(job);
+		return GW_ENOMEM;
+	}
+	return GW_OK;
+}
+
 static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 {
 	const struct store_submission *sub = &op->submit;
-	int64_t now = gw_now_ms(), job_seq;
+	int64_t now = gw_now_ms(), job_seq, rv;
 	char id[STORE_ID_LEN];
 	sqlite3_stmt *st;
 	enum gw_err rc;
@@ -449,6 +467,14 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 				   op->err)))
 		return rc;
 	new_job_id(now, id);
+	/* The job is born with the rv of its first event, whose seq is taken
+	 * now (the transaction holds the write lock): no update of its row. */
+	if (!(st = store_conn_stmt(c, STMT_NEXT_EVENT_SEQ, op->err)))
+		return GW_EIO;
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return store_sqlite_err(c->db, sqlite3_errcode(c->db), op->err);
+	rv = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
 	st = store_conn_stmt(c, STMT_JOB_INSERT, op->err);
 	if (!st)
 		return GW_EIO;
@@ -467,13 +493,19 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 	sqlite3_bind_int(st, 13, sub->ttl_s);
 	if (sub->spec_shown_json)
 		sqlite3_bind_text(st, 14, sub->spec_shown_json, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 15, rv);
 	if ((rc = store_step_done(c, st, op->err)))
 		return rc;
 	job_seq = sqlite3_last_insert_rowid(c->db);
 
-	if ((rc = insert_labels(c, job_seq, sub->labels_json, op->err)) ||
-	    (rc = write_state(c, job_seq, -1, STORE_QUEUED, "Submitted", NULL, now,
-			      op->err)))
+	if ((rc = insert_labels(c, job_seq, sub->labels_json, op->err)))
+		return rc;
+	if (!(st = store_conn_stmt(c, STMT_FIRST_EVENT_INSERT, op->err)))
+		return GW_EIO;
+	sqlite3_bind_int64(st, 1, rv);
+	sqlite3_bind_int64(st, 2, job_seq);
+	sqlite3_bind_int64(st, 3, now);
+	if ((rc = store_step_done(c, st, op->err)))
 		return rc;
 	op->queued_delta = 1;
 	if (sub->idempotency_key) {
@@ -488,7 +520,7 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 		if ((rc = store_step_done(c, st, op->err)))
 			return rc;
 	}
-	return load_job(c, STMT_JOB_BY_SEQ, NULL, job_seq, &op->job, op->err);
+	return submitted_job(sub, job_seq, id, now, rv, &op->job);
 }
 
 static void bind_or_null(sqlite3_stmt *st, int idx, const char *v)

@@ -217,7 +217,7 @@ static enum gw_err load_job(struct store_conn *c, enum store_stmt which,
 
 /* Moves the job to `to`, records the event and stamps the new rv. */
 static enum gw_err write_state(struct store_conn *c, int64_t job_seq,
-			       int previous, enum store_state to,
+			       enum store_state previous, enum store_state to,
 			       const char *reason, const char *message,
 			       int64_t now, char *err)
 {
@@ -230,8 +230,7 @@ static enum gw_err write_state(struct store_conn *c, int64_t job_seq,
 	sqlite3_bind_int64(st, 1, job_seq);
 	sqlite3_bind_int64(st, 2, now);
 	sqlite3_bind_text(st, 3, state_names[to], -1, SQLITE_STATIC);
-	if (previous >= 0)
-		sqlite3_bind_text(st, 4, state_names[previous], -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, state_names[previous], -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
 	if (message)
 		sqlite3_bind_text(st, 6, message, -1, SQLITE_STATIC);
@@ -578,7 +577,7 @@ static enum gw_err transition(struct store_conn *c, struct store_op *op,
 		return GW_ESTATE;
 	}
 	store_job_release(&op->job);
-	if ((rc = write_state(c, seq, (int)from, to, op->reason, op->message, now,
+	if ((rc = write_state(c, seq, from, to, op->reason, op->message, now,
 			      op->err)))
 		return rc;
 	if (op->new_run) {

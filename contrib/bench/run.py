@@ -438,6 +438,7 @@ class Bench:
                 c.call("POST", f"/api/v1/clusters/sim-{i:02d}/cordon")
             submit_many(gw.port, token, self.body, 10_000, 8)
             before = count_state(data, "SUBMITTED")
+            cpu0 = (gw.cpu_seconds(), sum(s.cpu_seconds() for s in sims))
             t0 = time.time()
             for i in range(CLUSTERS):
                 c.call("POST", f"/api/v1/clusters/sim-{i:02d}/uncordon")
@@ -445,6 +446,8 @@ class Bench:
             while time.time() < end and count_state(data, "SUBMITTED") < before + 10_000:
                 time.sleep(0.2)
             elapsed = time.time() - t0
+            gw_cpu = (gw.cpu_seconds() - cpu0[0]) / elapsed
+            sims_cpu = (sum(s.cpu_seconds() for s in sims) - cpu0[1]) / elapsed
             done = count_state(data, "SUBMITTED") - before
             pods = sum(count_pods(p) for p in ports)
         finally:
@@ -456,7 +459,8 @@ class Bench:
             "clusters": CLUSTERS, "jobs": 10_000, "drivers_created": done, "seconds": elapsed,
             "drivers_per_s": rate, "api_creates_per_s": rate * 3,
             "kubesim_direct_creates_per_s": direct, "ratio_to_kubesim_direct": rate / direct,
-            "pods_on_clusters": pods, "idle_p50_ms": percentile(idle, 50),
+            "pods_on_clusters": pods, "gateway_cores": gw_cpu, "kubesims_cores": sims_cpu,
+            "gateway_cpu_ms_per_job": gw_cpu * 1000 / rate, "idle_p50_ms": percentile(idle, 50),
             "idle_p99_ms": percentile(idle, 99), "idle_jobs": len(idle)}
         log(f"dispatch: {self.results['dispatch']}")
 
@@ -632,6 +636,9 @@ def table(r):
                  f"{ds['drivers_per_s']:,.0f} drivers/s ({ds['api_creates_per_s']:,.0f} API creates/s)",
                  f"{ds['ratio_to_kubesim_direct']:.0%} of kubesim direct "
                  f"({ds['kubesim_direct_creates_per_s']:,.0f} creates/s)", "≥ 50%"))
+    rows.append(("… CPU while dispatching", f"gateway {ds['gateway_cores']:.2f} cores "
+                 f"({ds['gateway_cpu_ms_per_job']:.1f} ms a job), the 10 kubesims {ds['kubesims_cores']:.2f} cores",
+                 "", ""))
     rows.append(("Submit → driver created, idle", f"p50 {ds['idle_p50_ms']:.0f} ms, p99 {ds['idle_p99_ms']:.0f} ms",
                  "", "p50 ≤ 50 ms"))
     m = r["memory"]

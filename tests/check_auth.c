@@ -350,6 +350,17 @@ END_TEST
 
 /* Secret-looking Spark properties reach the cluster, and nothing else:
  * not the job as read back, its conf, a dry run, or the log. */
+/* The answer names the secret key, never its value. */
+static void assert_shown_redacted(const char *method, const char *path, const char *body, long status)
+{
+	struct tu_response r = call(method, path, NULL, body);
+
+	ck_assert_int_eq(r.status, status);
+	ck_assert_ptr_null(strstr(r.body, "hunter2"));
+	ck_assert_ptr_nonnull(strstr(r.body, "spark.ssl.keyPassword"));
+	tu_response_release(&r);
+}
+
 START_TEST(test_secrets_are_redacted)
 {
 	struct tu_kubesim sim = {0};
@@ -360,7 +371,6 @@ START_TEST(test_secrets_are_redacted)
 		"\"spark.hadoop.fs.s3a.secret.key\":\"hunter2-s3\",\"spark.ssl.keyPassword\":\"hunter2-pw\","
 		"\"spark.executor.memory\":\"2g\"},\"hadoopConf\":{\"fs.s3a.access.key\":\"hunter2-ak\"}}}";
 	char cfg[700], path[300], *id;
-	struct tu_response r;
 	json_t *job;
 
 	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "redact", NULL), 0);
@@ -379,24 +389,10 @@ START_TEST(test_secrets_are_redacted)
 	}
 	json_decref(job);
 	snprintf(path, sizeof(path), "/api/v1/jobs/%s/conf", id);
-	r = call("GET", path, NULL, NULL);
-	ck_assert_int_eq(r.status, 200);
-	ck_assert_ptr_null(strstr(r.body, "hunter2"));
-	ck_assert_ptr_nonnull(strstr(r.body, "spark.ssl.keyPassword"));
-	tu_response_release(&r);
-	r = call("POST", "/api/v1/jobs?dryRun=true", NULL, body);
-	ck_assert_int_eq(r.status, 200);
-	ck_assert_ptr_null(strstr(r.body, "hunter2"));
-	tu_response_release(&r);
-	r = call("POST", "/api/v1/jobs", NULL, body);
-	ck_assert_int_eq(r.status, 201);
-	ck_assert_ptr_null(strstr(r.body, "hunter2"));
-	ck_assert_ptr_nonnull(strstr(r.body, "spark.ssl.keyPassword"));
-	tu_response_release(&r);
-	r = call("GET", "/api/v1/jobs?limit=10", NULL, NULL);
-	ck_assert_int_eq(r.status, 200);
-	ck_assert_ptr_null(strstr(r.body, "hunter2"));
-	tu_response_release(&r);
+	assert_shown_redacted("GET", path, NULL, 200);
+	assert_shown_redacted("POST", "/api/v1/jobs?dryRun=true", body, 200);
+	assert_shown_redacted("POST", "/api/v1/jobs", body, 201);
+	assert_shown_redacted("GET", "/api/v1/jobs?limit=10", NULL, 200);
 	{
 		/* A job stored before the redacted spec was kept with it (and a
 		 * write from another process, which empties the gateway's
@@ -413,11 +409,7 @@ START_TEST(test_secrets_are_redacted)
 		sqlite3_close(db);
 		usleep(500000); /* the gateway looks for others' commits every 200 ms */
 		snprintf(path, sizeof(path), "/api/v1/jobs/%s", id);
-		r = call("GET", path, NULL, NULL);
-		ck_assert_int_eq(r.status, 200);
-		ck_assert_ptr_null(strstr(r.body, "hunter2"));
-		ck_assert_ptr_nonnull(strstr(r.body, "spark.ssl.keyPassword"));
-		tu_response_release(&r);
+		assert_shown_redacted("GET", path, NULL, 200);
 	}
 	/* The cluster has the values: the driver needs them. */
 	{

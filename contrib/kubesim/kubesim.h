@@ -66,6 +66,16 @@ struct ks_state {
 	const struct ks_options *opts;
 	json_t *objects;  /* "resource/namespace/name" -> object */
 	json_t *pods;     /* the pods of objects, for the simulation's walks */
+	/* What a tick looks at: the pods written since the last one, and the
+	 * running drivers by the time their run ends (key -> ms). */
+	json_t *pods_touched, *drivers_ending;
+	/* What the pods bound to each node request, while known (a binding,
+	 * an end or a removal makes it unknown until it is summed again). */
+	struct ks_node_use {
+		char name[64];
+		double cpu, mem;
+	} nodes[256];
+	bool nodes_known;
 	int64_t rv;       /* last resourceVersion handed out */
 	struct ks_event *log; /* ring of the latest events */
 	size_t log_cap, log_start, log_len;

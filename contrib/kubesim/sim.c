@@ -247,13 +247,8 @@ static void set_container_states(json_t *pod, json_t *state /* stolen */, bool r
 	json_decref(state);
 }
 
-struct node_use {
-	char name[64];
-	double cpu, mem;
-};
-
 /* What the pods bound to each node request; nodes are "<name>-node-<i>". */
-static void node_usage(struct ks_state *st, struct node_use *nodes, int n)
+static void node_usage(struct ks_state *st, struct ks_node_use *nodes, int n)
 {
 	size_t prefix = strlen(st->opts->name) + strlen("-node-");
 	const char *key;
@@ -282,7 +277,7 @@ static void node_usage(struct ks_state *st, struct node_use *nodes, int n)
 	}
 }
 
-static void try_schedule(struct ks_state *st, json_t *pod, struct node_use *nodes, int n)
+static void try_schedule(struct ks_state *st, json_t *pod, struct ks_node_use *nodes, int n)
 {
 	double cpu, mem;
 	char msg[160];
@@ -301,6 +296,7 @@ static void try_schedule(struct ks_state *st, json_t *pod, struct node_use *node
 			 ks_name(pod), nodes[i].name);
 		ks_record_event(st, pod, "Normal", "Scheduled", msg);
 		ks_update(st, ks_resource_find("", "v1", "pods"), pod);
+		st->nodes_known = true; /* its binding is counted above */
 		return;
 	}
 	if (condition_reason(pod, "PodScheduled"))
@@ -485,7 +481,7 @@ static bool pod_due(const json_t *pod, int64_t now)
 	return !annotation(pod, "kubesim.io/executors") || now >= annotation_ms(pod, "kubesim.io/ends-ms");
 }
 
-static void step_pod(struct ks_state *st, json_t *pod, struct node_use *nodes, bool *nodes_known)
+static void step_pod(struct ks_state *st, const char *key, json_t *pod)
 {
 	const struct ks_resource *pods = ks_resource_find("", "v1", "pods");
 	json_t *meta = meta_of(pod), *status = json_object_get(pod, "status"), *conf;
@@ -498,11 +494,11 @@ static void step_pod(struct ks_state *st, json_t *pod, struct node_use *nodes, b
 		return;
 	}
 	if (!strcmp(phase, "Pending") && !json_object_get(json_object_get(pod, "spec"), "nodeName")) {
-		if (!*nodes_known) {
-			node_usage(st, nodes, st->opts->nodes);
-			*nodes_known = true;
+		if (!st->nodes_known) {
+			node_usage(st, st->nodes, st->opts->nodes);
+			st->nodes_known = true;
 		}
-		try_schedule(st, pod, nodes, st->opts->nodes);
+		try_schedule(st, pod, st->nodes, st->opts->nodes);
 		return;
 	}
 	if (strcmp(phase, "Pending") && strcmp(phase, "Running"))
@@ -517,13 +513,15 @@ static void step_pod(struct ks_state *st, json_t *pod, struct node_use *nodes, b
 
 		if (!annotation(pod, "kubesim.io/executors")) {
 			json_t *copy = json_deep_copy(pod);
+			int64_t ends = annotation_ms(pod, "kubesim.io/started-ms") + (int64_t)(secs * 1000);
 
 			create_executors(st, pod, conf);
 			set_annotation(copy, "kubesim.io/executors", "created");
-			set_annotation_ms(copy, "kubesim.io/ends-ms",
-					  annotation_ms(pod, "kubesim.io/started-ms") + (int64_t)(secs * 1000));
+			set_annotation_ms(copy, "kubesim.io/ends-ms", ends);
 			ks_update(st, pods, copy);
+			json_object_set_new(st->drivers_ending, key, json_integer(ends));
 		} else if (gw_now_ms() >= annotation_ms(pod, "kubesim.io/ends-ms")) {
+			json_object_del(st->drivers_ending, key);
 			finish_driver(st, pod, conf);
 		}
 	}
@@ -619,30 +617,40 @@ static void step_app(struct ks_state *st, json_t *app)
 
 static void tick(struct ks_state *st)
 {
-	struct node_use nodes[256];
-	bool nodes_known = false;
 	json_t *keys = json_array();
 	int64_t now = gw_now_ms();
 	const char *key;
-	json_t *obj, *k;
+	json_t *obj, *k, *v;
 	size_t i;
 
-	json_object_foreach(st->pods, key, obj)
-		if (pod_due(obj, now))
+	json_object_foreach(st->pods_touched, key, v)
+		json_array_append_new(keys, json_string(key));
+	json_object_clear(st->pods_touched);
+	json_object_foreach(st->drivers_ending, key, v)
+		if (json_integer_value(v) <= now)
 			json_array_append_new(keys, json_string(key));
 	if (st->opts->operator_mode)
 		json_object_foreach(st->objects, key, obj)
 			if (!strncmp(key, "sparkapplications/", 18))
 				json_array_append_new(keys, json_string(key));
 	json_array_foreach(keys, i, k) {
-		obj = json_object_get(st->objects, json_string_value(k));
-		if (!obj)
+		const char *name = json_string_value(k);
+
+		if (!(obj = json_object_get(st->objects, name)))
+			continue;
+		if (strncmp(name, "pods/", 5)) {
+			json_incref(obj);
+			step_app(st, obj);
+			json_decref(obj);
+			continue;
+		}
+		if (!pod_due(obj, now))
 			continue;
 		json_incref(obj);
-		if (!strncmp(json_string_value(k), "pods/", 5))
-			step_pod(st, obj, nodes, &nodes_known);
-		else
-			step_app(st, obj);
+		step_pod(st, name, obj);
+		/* Unchanged and still waiting (for a node, its conf): again next tick. */
+		if (json_object_get(st->pods, name) == obj && pod_due(obj, now))
+			json_object_set_new(st->pods_touched, name, json_true());
 		json_decref(obj);
 	}
 	json_decref(keys);

@@ -101,6 +101,8 @@ int ks_state_init(struct ks_state *st, const struct ks_options *opts)
 	st->opts = opts;
 	st->objects = json_object();
 	st->pods = json_object();
+	st->pods_touched = json_object();
+	st->drivers_ending = json_object();
 	st->log_cap = LOG_CAP;
 	st->log = calloc(st->log_cap, sizeof(*st->log));
 	st->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)st << 16) ^ 0x9e3779b97f4a7c15ULL;
@@ -117,6 +119,8 @@ void ks_state_release(struct ks_state *st)
 	free(st->tls_key_pem);
 	json_decref(st->objects);
 	json_decref(st->pods);
+	json_decref(st->pods_touched);
+	json_decref(st->drivers_ending);
 	pthread_cond_destroy(&st->changed);
 	pthread_mutex_destroy(&st->lock);
 }
@@ -162,6 +166,31 @@ json_t *ks_get(struct ks_state *st, const struct ks_resource *r, const char *ns,
 static bool is_pods(const struct ks_resource *r)
 {
 	return !*r->group && !strcmp(r->name, "pods");
+}
+
+/* Whether a pod holds its node's resources: bound and not ended. */
+static bool holds_node(const json_t *pod)
+{
+	const char *phase = jstr(json_object_get(json_object_get(pod, "status"), "phase"));
+
+	return pod && json_object_get(json_object_get(pod, "spec"), "nodeName") && strcmp(phase, "Succeeded") &&
+	       strcmp(phase, "Failed");
+}
+
+/* Keeps the pod index, the tick's to-do and the nodes' usage in step with
+ * a pod written (old: NULL when new) or removed (pod: NULL). */
+static void pod_written(struct ks_state *st, const char *key, const json_t *old, json_t *pod)
+{
+	if (pod) {
+		json_object_set(st->pods, key, pod);
+		json_object_set_new(st->pods_touched, key, json_true());
+	} else {
+		json_object_del(st->pods, key);
+		json_object_del(st->pods_touched, key);
+		json_object_del(st->drivers_ending, key);
+	}
+	if (holds_node(old) != holds_node(pod))
+		st->nodes_known = false;
 }
 
 static const struct ks_resource *resource_of_kind(const char *api_version, const char *kind)
@@ -220,7 +249,7 @@ void ks_insert(struct ks_state *st, const struct ks_resource *r, json_t *obj)
 	ks_key(r, ks_ns(obj), ks_name(obj), key, sizeof(key));
 	json_object_set(st->objects, key, obj);
 	if (is_pods(r))
-		json_object_set(st->pods, key, obj);
+		pod_written(st, key, NULL, obj);
 	if (orphaned(st, obj))
 		st->gc_due = true;
 	append_event(st, "ADDED", r, obj);
@@ -233,9 +262,9 @@ void ks_update(struct ks_state *st, const struct ks_resource *r, json_t *obj)
 
 	stamp_rv(st, obj);
 	ks_key(r, ks_ns(obj), ks_name(obj), key, sizeof(key));
-	json_object_set(st->objects, key, obj);
 	if (is_pods(r))
-		json_object_set(st->pods, key, obj);
+		pod_written(st, key, json_object_get(st->objects, key), obj);
+	json_object_set(st->objects, key, obj);
 	append_event(st, "MODIFIED", r, obj);
 	json_decref(obj);
 }
@@ -250,8 +279,9 @@ void ks_remove(struct ks_state *st, const struct ks_resource *r, const char *ns,
 	obj = json_incref(json_object_get(st->objects, key));
 	if (!obj)
 		return;
+	if (is_pods(r))
+		pod_written(st, key, obj, NULL);
 	json_object_del(st->objects, key);
-	json_object_del(st->pods, key);
 	st->gc_due = true;
 	/* A DELETED event carries the last state with a fresh resourceVersion. */
 	stamp_rv(st, obj);

@@ -170,7 +170,10 @@ class Bench:
         p = Proc([os.path.join(self.build, "bench-http-baseline"), f"127.0.0.1:{port}", "2"],
                  port, os.path.join(self.work, "http-baseline.log"))
         try:
-            r = wrk(f"http://127.0.0.1:{port}", "paths.lua", [one], 64, self.seconds)
+            # Baselines are the best of two runs: noise on a shared machine
+            # then lowers the gateway's ratios, never raises them.
+            r = max((wrk(f"http://127.0.0.1:{port}", "paths.lua", [one], 64, self.seconds)
+                     for _ in range(2)), key=lambda x: x["rps"])
         finally:
             p.stop()
         self.results["http_baseline"] = {"rps": r["rps"], "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],
@@ -178,12 +181,16 @@ class Bench:
         log(f"HTTP baseline: {r['rps']:.0f} req/s")
 
     def store_baseline(self):
-        out = subprocess.run([os.path.join(self.build, "bench-store-baseline"),
-                              os.path.join(self.work, "store-baseline.db"), BODY_FILE,
-                              str(max(2, self.seconds // 2))],
-                             capture_output=True, text=True, check=True)
-        self.results["store_baseline"] = json.loads(out.stdout)
-        log(f"store baseline: {out.stdout.strip()}")
+        best = {}
+        for k in range(2):
+            out = subprocess.run([os.path.join(self.build, "bench-store-baseline"),
+                                  os.path.join(self.work, f"store-baseline-{k}.db"), BODY_FILE,
+                                  str(max(2, self.seconds // 2))],
+                                 capture_output=True, text=True, check=True)
+            for key, v in json.loads(out.stdout).items():
+                best[key] = max(best.get(key, 0), v)
+        self.results["store_baseline"] = best
+        log(f"store baseline: {best}")
 
     # -- submit --
 
@@ -414,7 +421,7 @@ class Bench:
         pod_file = os.path.join(self.work, "pod.json")
         with open(pod_file, "w") as f:
             json.dump(pod, f)
-        direct = direct_creates(ports, pod_file, self.seconds)
+        direct = max(direct_creates(ports, pod_file, self.seconds) for _ in range(2))
         for s in sims:
             s.stop()
         log(f"kubesim direct: {direct:.0f} pod creates/s over {CLUSTERS} clusters")

@@ -113,6 +113,26 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_AUDIT_INSERT] =
 		"INSERT INTO audit (time_ms, token_id, team, action, target, outcome,"
 		" status, remote) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[STMT_TOKEN_INSERT] =
+		"INSERT INTO tokens (id, secret_sha256, owner, teams, role, created_ms,"
+		" expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[STMT_TOKEN_REVOKE] =
+		"UPDATE tokens SET revoked_ms = CASE WHEN revoked_ms = 0 THEN ?2"
+		" ELSE revoked_ms END WHERE id = ?1",
+	/* A pod's first sighting fixes its start; an end is set once. */
+	[STMT_POD_USAGE_UPSERT] =
+		"INSERT INTO pod_usage (uid, cluster, job_seq, team, pool, role, cores_milli,"
+		" memory_mib, gpus, start_ms, end_ms)"
+		" SELECT ?1, ?2, seq, team, pool, ?4, ?5, ?6, ?7, ?8, ?9 FROM jobs WHERE id = ?3"
+		" ON CONFLICT (uid) DO UPDATE SET end_ms = excluded.end_ms"
+		" WHERE pod_usage.end_ms = 0 AND excluded.end_ms > 0",
+	/* Pods gone while nobody watched: ended when their job did, if it
+	 * did, else now (at most the downtime is counted). */
+	[STMT_POD_USAGE_CLOSE] =
+		"UPDATE pod_usage SET end_ms = max(start_ms, coalesce((SELECT CASE WHEN"
+		" jobs.state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') THEN min(jobs.updated_ms, ?2)"
+		" END FROM jobs WHERE jobs.seq = pod_usage.job_seq), ?2))"
+		" WHERE cluster = ?1 AND end_ms = 0 AND uid NOT IN (SELECT value FROM json_each(?3))",
 	/* The writer's transaction and each operation's savepoint, prepared
 	 * once rather than parsed for every operation. */
 	[STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -192,6 +212,14 @@ enum gw_err store_sqlite_err(sqlite3 *db, int rc, char *err)
 	default:
 		return GW_EIO;
 	}
+}
+
+void store_bind_text_or_null(sqlite3_stmt *st, int idx, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(st, idx, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, idx);
 }
 
 sqlite3_stmt *store_conn_stmt(struct store_conn *c, enum store_stmt which,
@@ -354,8 +382,6 @@ enum gw_err store_read_end(struct store *s, struct store_conn *c, sqlite3_stmt *
 	return rc;
 }
 
-/* Runs a batch in one transaction; each op in a savepoint so that one
- * op's failure does not undo the others. */
 /* SQLite calls this for each row the writer changes: jobs are noted. */
 static void on_row_change(void *arg, int op, const char *db, const char *table, sqlite3_int64 rowid)
 {
@@ -421,6 +447,8 @@ static enum gw_err writer_step(struct store_conn *c, enum store_stmt which, char
 	return rc;
 }
 
+/* Runs a batch in one transaction; each op in a savepoint so that one
+ * op's failure does not undo the others. */
 static void run_batch(struct store *s, struct queue_node *batch)
 {
 	sqlite3 *db = s->writer->db;

@@ -15,36 +15,17 @@ void store_token_release(struct store_token *t)
 	memset(t, 0, sizeof(*t));
 }
 
-static void bind_text_or_null(sqlite3_stmt *st, int idx, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(st, idx, v, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, idx);
-}
-
-/* Prepares one of the statements below. */
-static enum gw_err prepare(struct store_conn *c, struct store_op *op, const char *sql, sqlite3_stmt **out)
-{
-	int src = sqlite3_prepare_v2(c->db, sql, -1, out, NULL);
-
-	if (src != SQLITE_OK)
-		return store_sqlite_err(c->db, src, op->err);
-	return GW_OK;
-}
-
 enum gw_err store_apply_auth_op(struct store_conn *c, struct store_op *op)
 {
 	const struct store_token *t = &op->token;
 	const struct store_audit *a = &op->audit;
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st;
 	enum gw_err rc;
 
 	switch (op->kind) {
 	case STORE_OP_TOKEN_CREATE:
-		if ((rc = prepare(c, op, "INSERT INTO tokens (id, secret_sha256, owner, teams, role, created_ms,"
-				     " expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", &st)))
-			return rc;
+		if (!(st = store_conn_stmt(c, STMT_TOKEN_INSERT, op->err)))
+			return GW_EIO;
 		sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(st, 2, t->secret_sha256, 32, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, t->owner, -1, SQLITE_STATIC);
@@ -55,11 +36,10 @@ enum gw_err store_apply_auth_op(struct store_conn *c, struct store_op *op)
 		rc = store_step_done(c, st, op->err);
 		if (rc == GW_ECONFLICT)
 			gw_seterr(op->err, "a token with id %s exists", t->id);
-		break;
+		return rc;
 	case STORE_OP_TOKEN_REVOKE:
-		if ((rc = prepare(c, op, "UPDATE tokens SET revoked_ms = CASE WHEN revoked_ms = 0 THEN ?2"
-				     " ELSE revoked_ms END WHERE id = ?1", &st)))
-			return rc;
+		if (!(st = store_conn_stmt(c, STMT_TOKEN_REVOKE, op->err)))
+			return GW_EIO;
 		sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, gw_now_ms());
 		rc = store_step_done(c, st, op->err);
@@ -67,22 +47,20 @@ enum gw_err store_apply_auth_op(struct store_conn *c, struct store_op *op)
 			gw_seterr(op->err, "no token %s", t->id);
 			rc = GW_ENOTFOUND;
 		}
-		break;
-	default: /* one a request: a cached statement */
+		return rc;
+	default:
 		if (!(st = store_conn_stmt(c, STMT_AUDIT_INSERT, op->err)))
 			return GW_EIO;
 		sqlite3_bind_int64(st, 1, a->time_ms ? a->time_ms : gw_now_ms());
-		bind_text_or_null(st, 2, a->token_id);
-		bind_text_or_null(st, 3, a->team);
+		store_bind_text_or_null(st, 2, a->token_id);
+		store_bind_text_or_null(st, 3, a->team);
 		sqlite3_bind_text(st, 4, a->action ? a->action : "", -1, SQLITE_STATIC);
-		bind_text_or_null(st, 5, a->target);
+		store_bind_text_or_null(st, 5, a->target);
 		sqlite3_bind_text(st, 6, a->outcome ? a->outcome : "", -1, SQLITE_STATIC);
 		sqlite3_bind_int(st, 7, a->status);
-		bind_text_or_null(st, 8, a->remote);
+		store_bind_text_or_null(st, 8, a->remote);
 		return store_step_done(c, st, op->err);
 	}
-	sqlite3_finalize(st);
-	return rc;
 }
 
 static char *text_copy(sqlite3_stmt *st, int col)
@@ -170,10 +148,10 @@ enum gw_err store_audit_list(struct store *s, const struct store_audit_query *q,
 	*next_seq = 0;
 	if (!st)
 		return GW_EIO;
-	bind_text_or_null(st, 1, q->token_id);
-	bind_text_or_null(st, 2, q->team);
-	bind_text_or_null(st, 3, q->action);
-	bind_text_or_null(st, 4, q->outcome);
+	store_bind_text_or_null(st, 1, q->token_id);
+	store_bind_text_or_null(st, 2, q->team);
+	store_bind_text_or_null(st, 3, q->action);
+	store_bind_text_or_null(st, 4, q->outcome);
 	sqlite3_bind_int64(st, 5, q->since_ms);
 	sqlite3_bind_int64(st, 6, q->before_seq);
 	sqlite3_bind_int64(st, 7, (sqlite3_int64)q->limit + 1);

@@ -36,6 +36,10 @@ enum store_stmt {
 	STMT_NEXT_EVENT_SEQ,
 	STMT_FIRST_EVENT_INSERT,
 	STMT_AUDIT_INSERT,
+	STMT_TOKEN_INSERT,
+	STMT_TOKEN_REVOKE,
+	STMT_POD_USAGE_UPSERT,
+	STMT_POD_USAGE_CLOSE,
 	STMT_BEGIN,
 	STMT_COMMIT,
 	STMT_SAVEPOINT,
@@ -62,6 +66,8 @@ struct store_conn {
  * with the reason in err. */
 sqlite3_stmt *store_conn_stmt(struct store_conn *c, enum store_stmt which,
 			      char *err);
+/* Binds v as text (kept by the caller until the step), or NULL. */
+void store_bind_text_or_null(sqlite3_stmt *st, int idx, const char *v);
 /* SQLite result code to a gw_err, with the connection's message in err. */
 enum gw_err store_sqlite_err(sqlite3 *db, int rc, char *err);
 

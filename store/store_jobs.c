@@ -490,8 +490,7 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 	sqlite3_bind_int64(st, 11, sub->demand.memory_mib);
 	sqlite3_bind_int64(st, 12, sub->demand.gpus);
 	sqlite3_bind_int(st, 13, sub->ttl_s);
-	if (sub->spec_shown_json)
-		sqlite3_bind_text(st, 14, sub->spec_shown_json, -1, SQLITE_STATIC);
+	store_bind_text_or_null(st, 14, sub->spec_shown_json);
 	sqlite3_bind_int64(st, 15, rv);
 	if ((rc = store_step_done(c, st, op->err)))
 		return rc;
@@ -522,14 +521,6 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 	return submitted_job(sub, job_seq, id, now, rv, &op->job);
 }
 
-static void bind_or_null(sqlite3_stmt *st, int idx, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(st, idx, v, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, idx);
-}
-
 /* Sets the op's placement and driver fields that are given. */
 static enum gw_err write_placement(struct store_conn *c, int64_t seq,
 				   const struct store_op *op, char *err)
@@ -539,10 +530,10 @@ static enum gw_err write_placement(struct store_conn *c, int64_t seq,
 	if (!st)
 		return GW_EIO;
 	sqlite3_bind_int64(st, 1, seq);
-	bind_or_null(st, 2, op->cluster);
-	bind_or_null(st, 3, op->namespace);
-	bind_or_null(st, 4, op->driver_pod);
-	bind_or_null(st, 5, op->spark_ui);
+	store_bind_text_or_null(st, 2, op->cluster);
+	store_bind_text_or_null(st, 3, op->namespace);
+	store_bind_text_or_null(st, 4, op->driver_pod);
+	store_bind_text_or_null(st, 5, op->spark_ui);
 	sqlite3_bind_int64(st, 6, op->not_before_ms);
 	return store_step_done(c, st, err);
 }
@@ -555,7 +546,7 @@ static enum gw_err write_lease(struct store_conn *c, int64_t seq, const char *ow
 	if (!st)
 		return GW_EIO;
 	sqlite3_bind_int64(st, 1, seq);
-	bind_or_null(st, 2, owner);
+	store_bind_text_or_null(st, 2, owner);
 	sqlite3_bind_int64(st, 3, until);
 	sqlite3_bind_int(st, 4, attempts_added);
 	return store_step_done(c, st, err);

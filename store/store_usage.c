@@ -6,29 +6,14 @@
 
 #include "store/store_int.h"
 
-static enum gw_err prepare(struct store_conn *c, const char *sql, sqlite3_stmt **st, char *err)
-{
-	int src = sqlite3_prepare_v2(c->db, sql, -1, st, NULL);
-
-	return src == SQLITE_OK ? GW_OK : store_sqlite_err(c->db, src, err);
-}
-
 enum gw_err store_apply_usage_op(struct store_conn *c, struct store_op *op)
 {
 	const struct store_pod_usage *u = &op->usage;
-	sqlite3_stmt *st = NULL;
-	enum gw_err rc;
+	sqlite3_stmt *st;
 
 	if (op->kind == STORE_OP_POD_USAGE) {
-		/* The first sighting fixes the start; an end is set once. */
-		if ((rc = prepare(c,
-				  "INSERT INTO pod_usage (uid, cluster, job_seq, team, pool, role, cores_milli,"
-				  " memory_mib, gpus, start_ms, end_ms)"
-				  " SELECT ?1, ?2, seq, team, pool, ?4, ?5, ?6, ?7, ?8, ?9 FROM jobs WHERE id = ?3"
-				  " ON CONFLICT (uid) DO UPDATE SET end_ms = excluded.end_ms"
-				  " WHERE pod_usage.end_ms = 0 AND excluded.end_ms > 0",
-				  &st, op->err)))
-			return rc;
+		if (!(st = store_conn_stmt(c, STMT_POD_USAGE_UPSERT, op->err)))
+			return GW_EIO;
 		sqlite3_bind_text(st, 1, u->uid, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, u->cluster, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, u->job_id, -1, SQLITE_STATIC);
@@ -39,22 +24,13 @@ enum gw_err store_apply_usage_op(struct store_conn *c, struct store_op *op)
 		sqlite3_bind_int64(st, 8, u->start_ms);
 		sqlite3_bind_int64(st, 9, u->end_ms);
 	} else {
-		/* Gone while nobody watched: ended when its job did, if it did,
-		 * else now (at most the downtime is counted). */
-		if ((rc = prepare(c,
-				  "UPDATE pod_usage SET end_ms = max(start_ms, coalesce((SELECT CASE WHEN"
-				  " jobs.state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') THEN min(jobs.updated_ms, ?2)"
-				  " END FROM jobs WHERE jobs.seq = pod_usage.job_seq), ?2))"
-				  " WHERE cluster = ?1 AND end_ms = 0 AND uid NOT IN (SELECT value FROM json_each(?3))",
-				  &st, op->err)))
-			return rc;
+		if (!(st = store_conn_stmt(c, STMT_POD_USAGE_CLOSE, op->err)))
+			return GW_EIO;
 		sqlite3_bind_text(st, 1, u->cluster, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, u->end_ms);
 		sqlite3_bind_text(st, 3, op->document, -1, SQLITE_STATIC);
 	}
-	rc = store_step_done(c, st, op->err);
-	sqlite3_finalize(st);
-	return rc;
+	return store_step_done(c, st, op->err);
 }
 
 enum gw_err store_usage_sum(struct store *s, const struct store_usage_query *q, json_t **out, char *err)

@@ -373,14 +373,10 @@ static struct jobview_entry *job_view(struct request *rq, const char *id, enum M
 
 	if (!e) {
 		uint64_t epoch = jobview_epoch(view);
-		size_t len;
-		char *text;
 
 		if (!gateway_load_job(rq, id, reply))
 			return NULL;
-		text = jobview_render(&rq->op.job, &len);
-		e = text ? jobview_put(view, epoch, &rq->op.job, text, len) : NULL;
-		free(text);
+		e = jobview_put(view, epoch, &rq->op.job);
 		store_job_release(&rq->op.job);
 		if (!e)
 			*reply = http_reply_store_error(rq, GW_ENOMEM, "out of memory");
@@ -681,13 +677,8 @@ enum MHD_Result api_job_list(struct request *rq, const char *id)
 				jobview_release(e);
 				e = NULL;
 			}
-			if (!e) {
-				size_t len;
-				char *text = jobview_render(&jobs[i], &len);
-
-				e = text ? jobview_put(rq->services->jobs_view, epoch, &jobs[i], text, len) : NULL;
-				free(text);
-			}
+			if (!e)
+				e = jobview_put(rq->services->jobs_view, epoch, &jobs[i]);
 			oom = !e || (i && gw_buf_append(&out, ",", 1)) || gw_buf_append(&out, e->text, e->len);
 			jobview_release(e);
 		}

@@ -56,7 +56,8 @@ static json_t *job_head(const struct store_job *job)
 	return out;
 }
 
-char *jobview_render(const struct store_job *job, size_t *len)
+/* The job's text in a new block, after `room` bytes left for the caller. */
+static char *render(const struct store_job *job, size_t room, size_t *len)
 {
 	json_t *head = job_head(job);
 	char *head_text = head ? json_dumps(head, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -80,9 +81,9 @@ char *jobview_render(const struct store_job *job, size_t *len)
 	hl = strlen(head_text) - 1; /* without its closing brace */
 	ll = strlen(job->labels_json);
 	sl = strlen(spec);
-	out = malloc(hl + ll + sl + sizeof(",\"labels\":,\"spec\":}"));
+	out = malloc(room + hl + ll + sl + sizeof(",\"labels\":,\"spec\":}"));
 	if (out) {
-		char *p = out;
+		char *p = out + room;
 
 		memcpy(p, head_text, hl), p += hl;
 		memcpy(p, ",\"labels\":", 10), p += 10;
@@ -91,11 +92,16 @@ char *jobview_render(const struct store_job *job, size_t *len)
 		memcpy(p, spec, sl), p += sl;
 		*p++ = '}';
 		*p = '\0';
-		*len = (size_t)(p - out);
+		*len = (size_t)(p - out) - room;
 	}
 	free(head_text);
 	free(redacted);
 	return out;
+}
+
+char *jobview_render(const struct store_job *job, size_t *len)
+{
+	return render(job, 0, len);
 }
 
 /* ---- the cache ---- */
@@ -232,16 +238,14 @@ uint64_t jobview_epoch(struct jobview *v)
 	return e;
 }
 
-struct jobview_entry *jobview_put(struct jobview *v, uint64_t epoch, const struct store_job *job,
-				  const char *text, size_t len)
+struct jobview_entry *jobview_put(struct jobview *v, uint64_t epoch, const struct store_job *job)
 {
-	struct counted *c = malloc(sizeof(*c) + len + 1);
-	char *text_copy;
+	size_t len;
+	struct counted *c = (struct counted *)(void *)render(job, sizeof(*c), &len);
 	struct node *n;
 
 	if (!c)
 		return NULL;
-	text_copy = (char *)(c + 1);
 	atomic_init(&c->refs, 1);
 	c->e.seq = job->seq;
 	c->e.rv = job->rv;
@@ -249,9 +253,7 @@ struct jobview_entry *jobview_put(struct jobview *v, uint64_t epoch, const struc
 	snprintf(c->e.id, sizeof(c->e.id), "%s", job->id);
 	snprintf(c->e.team, sizeof(c->e.team), "%s", job->team ? job->team : "");
 	c->e.len = len;
-	memcpy(text_copy, text, len);
-	text_copy[len] = '\0';
-	c->e.text = text_copy;
+	c->e.text = (const char *)(c + 1); /* rendered there */
 	if (len > v->max_bytes / 8 || !(n = calloc(1, sizeof(*n))))
 		return &c->e;
 	pthread_mutex_lock(&v->lock);

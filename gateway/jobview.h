@@ -35,10 +35,9 @@ struct jobview_entry *jobview_get(struct jobview *v, const char *id);
 /* Read before loading a job from the store; jobview_put keeps the job only
  * if no write was reported in between. */
 uint64_t jobview_epoch(struct jobview *v);
-/* A new entry for the loaded job and its text (copied), with a reference;
- * kept for others too when the epoch still holds. NULL when out of memory. */
-struct jobview_entry *jobview_put(struct jobview *v, uint64_t epoch, const struct store_job *job,
-				  const char *text, size_t len);
+/* The loaded job rendered into a new entry, with a reference; kept for
+ * others too when the epoch still holds. NULL when out of memory. */
+struct jobview_entry *jobview_put(struct jobview *v, uint64_t epoch, const struct store_job *job);
 void jobview_release(struct jobview_entry *e);
 /* The jobs of these store seqs changed; n == 0: any may have. */
 void jobview_invalidate(void *v, const int64_t *seqs, size_t n);

@@ -23,8 +23,8 @@ struct gateway_submission {
 	char *spec_json;
 	char *spec_shown_json; /* redacted for the API, or "": spec_json as is */
 	char *team;      /* the team label, or NULL */
-	json_t *labels;  /* the same labels and spec, parsed: placement and */
-	json_t *spec;    /* the answer use them rather than parse the text again */
+	json_t *labels;  /* the same labels and spec, parsed: placement uses */
+	json_t *spec;    /* them rather than parse the text again */
 };
 
 #define GATEWAY_MAX_DEPTH 32

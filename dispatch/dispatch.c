@@ -1066,10 +1066,9 @@ static void recheck_pending(struct cluster_rt *cl, bool all)
 	pthread_mutex_unlock(&cl->lock);
 	/* On the clock, only pending driver pods, whose timeouts run out with
 	 * nothing new on the cluster; the rest was applied when seen (and is
-	 * again on every re-watch). */
+	 * again on every re-watch, all). */
 	json_object_foreach(copy, id, obj)
-		if (all || (cl->mode == ROUTER_DRIVER_POD &&
-			    !strcmp(jstr(json_object_get(json_object_get(obj, "status"), "phase")), "Pending")))
+		if (all || !strcmp(jstr(json_object_get(json_object_get(obj, "status"), "phase")), "Pending"))
 			apply_object(cl, "MODIFIED", obj);
 	json_decref(copy);
 }
@@ -1256,7 +1255,7 @@ static bool on_watch_event(void *arg, const char *type, json_t *obj)
 		snprintf(w->rv, sizeof(w->rv), "%s", rv);
 	if (strcmp(type, "BOOKMARK"))
 		observe(w->wt, type, obj);
-	if (gw_now_ms() >= w->recheck_at_ms && (w->wt->apps || w->cl->mode == ROUTER_DRIVER_POD)) {
+	if (w->cl->mode == ROUTER_DRIVER_POD && gw_now_ms() >= w->recheck_at_ms) {
 		recheck_pending(w->cl, false);
 		w->recheck_at_ms = gw_now_ms() + 1000;
 	}

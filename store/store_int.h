@@ -105,6 +105,10 @@ enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job);
 
 /* The states in which a job holds resources on a cluster. */
 #define STORE_ACTIVE_STATES "('DISPATCHING', 'SUBMITTED', 'RUNNING', 'CANCELLING')"
+/* The same as the condition of the partial index jobs_active_usage, word
+ * for word, so that a query can name that index. */
+#define STORE_ACTIVE_CONDITION \
+	"state = 'DISPATCHING' OR state = 'SUBMITTED' OR state = 'RUNNING' OR state = 'CANCELLING'"
 
 /* A one-statement read on a pooled connection: begin checks a reader out
  * and prepares sql (NULL on error, the reason in err, nothing held); the

@@ -1229,8 +1229,7 @@ enum gw_err store_queue_read(struct store *s, int64_t now_ms, int64_t aging_ms, 
 	sqlite3_finalize(st);
 	src = sqlite3_prepare_v2(c->db,
 				 "SELECT pool, team, count(*), total(cores_milli), total(memory_mib), total(gpus)"
-				 " FROM jobs INDEXED BY jobs_active_usage WHERE state = 'DISPATCHING'"
-				 " OR state = 'SUBMITTED' OR state = 'RUNNING' OR state = 'CANCELLING'"
+				 " FROM jobs INDEXED BY jobs_active_usage WHERE " STORE_ACTIVE_CONDITION
 				 " GROUP BY pool, team",
 				 -1, &st, NULL);
 	if (src != SQLITE_OK)

@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <yaml.h>
+
+#include "common/buf.h"
 
 #define MAX_DEPTH 64
 #define MAX_PATH 512
@@ -361,4 +364,116 @@ enum gw_err gw_yaml_load_file(const char *path, json_t **doc, json_t **marks,
 	if (rc)
 		gw_seterr(err, "%s: %s", path, inner);
 	return rc;
+}
+
+/* ---- JSON to YAML ---- */
+
+static int emit_write(void *data, unsigned char *buffer, size_t size)
+{
+	return gw_buf_append(data, buffer, size) == GW_OK;
+}
+
+static bool emit_scalar(yaml_emitter_t *em, const char *text, bool plain_ok)
+{
+	yaml_event_t ev;
+
+	yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)(uintptr_t)text, (int)strlen(text),
+				     plain_ok, !plain_ok, plain_ok ? YAML_PLAIN_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE);
+	return yaml_emitter_emit(em, &ev);
+}
+
+static bool emit_node(yaml_emitter_t *em, const json_t *node, int depth)
+{
+	yaml_event_t ev;
+	char text[64];
+
+	if (depth > MAX_DEPTH)
+		return false;
+	switch (json_typeof(node)) {
+	case JSON_OBJECT: {
+		const char *key;
+		json_t *value;
+
+		yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE);
+		if (!yaml_emitter_emit(em, &ev))
+			return false;
+		json_object_foreach((json_t *)(uintptr_t)node, key, value) {
+			json_t *k = json_string(key);
+			bool ok = k && emit_node(em, k, depth + 1) && emit_node(em, value, depth + 1);
+
+			json_decref(k);
+			if (!ok)
+				return false;
+		}
+		yaml_mapping_end_event_initialize(&ev);
+		return yaml_emitter_emit(em, &ev);
+	}
+	case JSON_ARRAY: {
+		size_t i;
+		json_t *value;
+
+		yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_SEQUENCE_STYLE);
+		if (!yaml_emitter_emit(em, &ev))
+			return false;
+		json_array_foreach(node, i, value)
+			if (!emit_node(em, value, depth + 1))
+				return false;
+		yaml_sequence_end_event_initialize(&ev);
+		return yaml_emitter_emit(em, &ev);
+	}
+	case JSON_STRING: {
+		/* Plain unless it would read back as another type ("true", "8"). */
+		json_t *as_plain = resolve_plain(json_string_value(node));
+		bool plain = json_is_string(as_plain);
+
+		json_decref(as_plain);
+		return emit_scalar(em, json_string_value(node), plain);
+	}
+	case JSON_INTEGER:
+		snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, json_integer_value(node));
+		return emit_scalar(em, text, true);
+	case JSON_REAL:
+		snprintf(text, sizeof(text), "%.17g", json_real_value(node));
+		return emit_scalar(em, text, true);
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return emit_scalar(em, json_is_true(node) ? "true" : "false", true);
+	case JSON_NULL:
+		return emit_scalar(em, "null", true);
+	}
+	return false;
+}
+
+enum gw_err gw_yaml_dump(const json_t *doc, char **out, char *err)
+{
+	yaml_emitter_t em;
+	yaml_event_t ev;
+	struct gw_buf buf;
+	bool ok;
+
+	*out = NULL;
+	gw_buf_init(&buf, SIZE_MAX);
+	if (!yaml_emitter_initialize(&em)) {
+		gw_seterr(err, "out of memory");
+		return GW_ENOMEM;
+	}
+	yaml_emitter_set_output(&em, emit_write, &buf);
+	yaml_emitter_set_unicode(&em, 1);
+	yaml_emitter_set_width(&em, -1);
+	yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
+	ok = yaml_emitter_emit(&em, &ev);
+	yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1);
+	ok = ok && yaml_emitter_emit(&em, &ev) && emit_node(&em, doc, 0);
+	yaml_document_end_event_initialize(&ev, 1);
+	ok = ok && yaml_emitter_emit(&em, &ev);
+	yaml_stream_end_event_initialize(&ev);
+	ok = ok && yaml_emitter_emit(&em, &ev) && yaml_emitter_flush(&em);
+	yaml_emitter_delete(&em);
+	if (!ok || !buf.data) {
+		gw_buf_release(&buf);
+		gw_seterr(err, "cannot write the document as YAML");
+		return GW_EINVAL;
+	}
+	*out = buf.data;
+	return GW_OK;
 }

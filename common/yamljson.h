@@ -18,4 +18,8 @@ enum gw_err gw_yaml_load_file(const char *path, json_t **doc, json_t **marks,
 enum gw_err gw_yaml_load_string(const char *text, size_t len, json_t **doc,
 				json_t **marks, char *err);
 
+/* doc as a YAML document (block style, strings quoted where they would
+ * read back as another type), in *out (caller frees). */
+enum gw_err gw_yaml_dump(const json_t *doc, char **out, char *err);
+
 #endif

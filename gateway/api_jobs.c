@@ -256,49 +256,34 @@ static bool apply_identity(struct request *rq, enum MHD_Result *reply)
 	return true;
 }
 
-enum MHD_Result api_job_submit(struct request *rq, const char *id)
+enum MHD_Result gateway_submit(struct request *rq, const char *body, size_t len, const char *idempotency_key,
+			       bool dry_run, enum MHD_Result (*committed)(struct request *rq))
 {
 	enum MHD_Result reply;
-	const char *ct = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
-						     MHD_HTTP_HEADER_CONTENT_TYPE);
-	const char *key = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
-						      "Idempotency-Key");
 	char detail[GW_ERRLEN];
 	json_t *errors = NULL;
 	struct store_submission *sub = &rq->op.submit;
+	long queued;
+	double commit_ms;
 
-	(void)id;
-	{
-		/* Shed early when the store or the dispatcher falls behind,
-		 * rather than make every caller wait. */
-		long queued;
-		double commit_ms;
-
-		store_load(rq->store, &queued, &commit_ms);
-		if (rq->cfg->scheduler_max_queue_depth && queued >= (long)rq->cfg->scheduler_max_queue_depth) {
-			snprintf(detail, sizeof(detail), "%ld jobs are queued, the most the gateway takes; retry later",
-				 queued);
-			return http_reply_problem_retry(rq, 429, "overloaded", detail, "5");
-		}
-		if (rq->cfg->scheduler_max_commit_ms && commit_ms > rq->cfg->scheduler_max_commit_ms) {
-			snprintf(detail, sizeof(detail), "the store commits in %.0f ms on average; retry later",
-				 commit_ms);
-			return http_reply_problem_retry(rq, 429, "overloaded", detail, "5");
-		}
-	}
-	if (!content_type_is_json(ct)) {
-		snprintf(detail, sizeof(detail),
-			 "the body must be application/json, not %.100s", ct ? ct : "(none)");
-		return http_reply_problem(rq, 415, "unsupported-media-type", detail, NULL);
-	}
-	if (key && !idempotency_key_valid(key)) {
-		snprintf(detail, sizeof(detail),
-			 "Idempotency-Key must be 1 to %d visible ASCII characters",
+	if (idempotency_key && !idempotency_key_valid(idempotency_key)) {
+		snprintf(detail, sizeof(detail), "Idempotency-Key must be 1 to %d visible ASCII characters",
 			 IDEMPOTENCY_KEY_MAX);
 		return http_reply_problem(rq, 400, "bad-idempotency-key", detail, NULL);
 	}
-	switch (gateway_submission_parse(rq->body.data ? rq->body.data : "", rq->body.len,
-					 &rq->sub, &errors, detail)) {
+	/* Shed early when the store or the dispatcher falls behind, rather
+	 * than make every caller wait. */
+	store_load(rq->store, &queued, &commit_ms);
+	if (rq->cfg->scheduler_max_queue_depth && queued >= (long)rq->cfg->scheduler_max_queue_depth) {
+		snprintf(detail, sizeof(detail), "%ld jobs are queued, the most the gateway takes; retry later",
+			 queued);
+		return http_reply_problem_retry(rq, 429, "overloaded", detail, "5");
+	}
+	if (rq->cfg->scheduler_max_commit_ms && commit_ms > rq->cfg->scheduler_max_commit_ms) {
+		snprintf(detail, sizeof(detail), "the store commits in %.0f ms on average; retry later", commit_ms);
+		return http_reply_problem_retry(rq, 429, "overloaded", detail, "5");
+	}
+	switch (gateway_submission_parse(body, len, &rq->sub, &errors, detail)) {
 	case BODY_OK:
 		break;
 	case BODY_MALFORMED:
@@ -310,14 +295,10 @@ enum MHD_Result api_job_submit(struct request *rq, const char *id)
 	}
 	if (!apply_identity(rq, &reply))
 		return reply;
-	{
-		/* Whatever the policy can never place is refused now, not later. */
-		const char *dry = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "dryRun");
-
-		if (!check_placement(rq, dry && !strcmp(dry, "true"), &reply))
-			return reply;
-	}
-	if (key && !(rq->idempotency_key = strdup(key)))
+	/* Whatever the policy can never place is refused now, not later. */
+	if (!check_placement(rq, dry_run, &reply))
+		return reply;
+	if (idempotency_key && !(rq->idempotency_key = strdup(idempotency_key)))
 		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
 
 	rq->op.kind = STORE_OP_SUBMIT;
@@ -329,9 +310,27 @@ enum MHD_Result api_job_submit(struct request *rq, const char *id)
 	sub->idempotency_key = rq->idempotency_key;
 	sub->team = rq->sub.team;
 	/* A retry is "the same request" when its body is byte-identical. */
-	SHA256((const unsigned char *)(rq->body.data ? rq->body.data : ""),
-	       rq->body.len, sub->body_sha256);
-	return http_run_async(rq, submit_committed);
+	SHA256((const unsigned char *)body, len, sub->body_sha256);
+	return http_run_async(rq, committed);
+}
+
+enum MHD_Result api_job_submit(struct request *rq, const char *id)
+{
+	const char *ct = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *key = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+						      "Idempotency-Key");
+	const char *dry = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "dryRun");
+	char detail[GW_ERRLEN];
+
+	(void)id;
+	if (!content_type_is_json(ct)) {
+		snprintf(detail, sizeof(detail),
+			 "the body must be application/json, not %.100s", ct ? ct : "(none)");
+		return http_reply_problem(rq, 415, "unsupported-media-type", detail, NULL);
+	}
+	return gateway_submit(rq, rq->body.data ? rq->body.data : "", rq->body.len, key,
+			      dry && !strcmp(dry, "true"), submit_committed);
 }
 
 /* ---- read ---- */
@@ -608,6 +607,26 @@ static enum MHD_Result collect_list_arg(void *cls, enum MHD_ValueKind kind,
 	return MHD_YES;
 }
 
+bool gateway_visible_selector(struct request *rq, const char *text, struct gw_selector **out, bool *any,
+			      char *err)
+{
+	/* Only the token's teams: one more requirement on the selector (team
+	 * names are label values, so the text parses). */
+	char all[2048];
+	size_t i;
+	json_t *t;
+
+	*out = NULL;
+	*any = json_array_size(rq->who.teams) > 0;
+	if (!*any)
+		return true;
+	snprintf(all, sizeof(all), "%s%steam in (", text ? text : "", text && *text ? "," : "");
+	json_array_foreach(rq->who.teams, i, t)
+		snprintf(all + strlen(all), sizeof(all) - strlen(all), "%s%s", i ? "," : "", json_string_value(t));
+	snprintf(all + strlen(all), sizeof(all) - strlen(all), ")");
+	return gw_selector_parse(all, out, err) == GW_OK;
+}
+
 enum MHD_Result api_job_list(struct request *rq, const char *id)
 {
 	struct list_args a = {.q = {.state = -1, .limit = LIST_DEFAULT_LIMIT}};
@@ -632,26 +651,14 @@ enum MHD_Result api_job_list(struct request *rq, const char *id)
 	}
 	json_decref(a.errors);
 	if (rq->services->auth && rq->who.role < AUTH_OPERATOR) {
-		/* Only the token's teams: one more requirement on the selector
-		 * (team names are label values, so the text parses). */
-		char text[2048];
-		size_t i;
-		json_t *t;
+		bool any;
 
-		if (json_array_size(rq->who.teams) == 0) {
-			gw_selector_free(a.selector);
-			return http_reply_json(rq, 200, json_pack("{s:[]}", "items"), NULL);
-		}
-		snprintf(text, sizeof(text), "%s%steam in (", a.selector_text ? a.selector_text : "",
-			 a.selector_text && *a.selector_text ? "," : "");
-		json_array_foreach(rq->who.teams, i, t)
-			snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s%s", i ? "," : "",
-				 json_string_value(t));
-		snprintf(text + strlen(text), sizeof(text) - strlen(text), ")");
 		gw_selector_free(a.selector);
 		a.selector = NULL;
-		if (gw_selector_parse(text, &a.selector, err) != GW_OK)
+		if (!gateway_visible_selector(rq, a.selector_text, &a.selector, &any, err))
 			return http_reply_problem(rq, 400, "bad-query", err, NULL);
+		if (!any)
+			return http_reply_json(rq, 200, json_pack("{s:[]}", "items"), NULL);
 		a.q.selector = a.selector;
 	}
 	epoch = jobview_epoch(rq->services->jobs_view);
@@ -722,12 +729,17 @@ enum MHD_Result api_job_cancel(struct request *rq, const char *id)
 
 	if (!gateway_load_job(rq, id, &reply))
 		return reply;
+	return gateway_cancel(rq, cancel_committed);
+}
+
+enum MHD_Result gateway_cancel(struct request *rq, enum MHD_Result (*committed)(struct request *rq))
+{
+	snprintf(rq->job_id, sizeof(rq->job_id), "%s", rq->op.job.id);
 	store_job_release(&rq->op.job); /* the cancel reads it again, in its transaction */
-	snprintf(rq->job_id, sizeof(rq->job_id), "%s", id);
 	rq->op.kind = STORE_OP_CANCEL;
 	rq->op.job_id = rq->job_id;
 	rq->op.reason = "CancelledByUser";
 	rq->op.message = "cancelled through the API";
-	return http_run_async(rq, cancel_committed);
+	return http_run_async(rq, committed);
 }
 

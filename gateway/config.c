@@ -8,12 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/labels.h"
 #include "common/log.h"
 #include "common/yamljson.h"
 
 /* KEY_PATH: a string that may be left unset (NULL by default). KEY_AUTH:
  * token or none. */
-enum key_type { KEY_STRING, KEY_PATH, KEY_UINT, KEY_LOG_LEVEL, KEY_SYNC, KEY_AUTH };
+/* KEY_MOUNT: a URL path prefix ("/livy"), or "off" (NULL). */
+enum key_type { KEY_STRING, KEY_PATH, KEY_UINT, KEY_LOG_LEVEL, KEY_SYNC, KEY_AUTH, KEY_MOUNT };
 
 struct config_key {
 	const char *name;
@@ -80,6 +82,10 @@ static const struct config_key keys[] = {
 	/* What one API server gets from dispatch: requests a second, and
 	 * dispatches at once. */
 	{"scheduler.cluster_qps", KEY_UINT, CFG(scheduler_cluster_qps), "100", 1, 100000},
+	/* The compatibility APIs: where Livy's is mounted, and the Spark
+	 * version given to its batches and to BPG's that name none. */
+	{"compat.livy_prefix", KEY_MOUNT, CFG(livy_prefix), "/livy", 0, 0},
+	{"compat.spark_version", KEY_STRING, CFG(compat_spark_version), "3.5", 0, 0},
 	{"scheduler.cluster_concurrency", KEY_UINT, CFG(scheduler_cluster_concurrency), "16", 1, 1024},
 };
 
@@ -148,6 +154,21 @@ static enum gw_err set_value(struct gateway_config *cfg, const struct config_key
 		}
 		*(bool *)field = strcmp(text, "full") == 0;
 		return GW_OK;
+	case KEY_MOUNT: {
+		size_t n = strlen(text);
+		char *copy = NULL;
+
+		if (strcmp(text, "off") &&
+		    (text[0] != '/' || n < 2 || n > 64 || text[n - 1] == '/' || strpbrk(text, "?#*% "))) {
+			gw_seterr(err, "%s must be a path such as /livy, or off", k->name);
+			return GW_EINVAL;
+		}
+		if (strcmp(text, "off") && !(copy = strdup(text)))
+			return GW_ENOMEM;
+		free(*(char **)field);
+		*(char **)field = copy;
+		return GW_OK;
+	}
 	case KEY_AUTH:
 		if (strcmp(text, "token") && strcmp(text, "none")) {
 			gw_seterr(err, "%s must be token or none", k->name);
@@ -193,10 +214,12 @@ void gateway_config_release(struct gateway_config *cfg)
 	json_decref(cfg->policy_doc);
 	json_decref(cfg->policy_marks);
 	free(cfg->path);
+	json_decref(cfg->compat_queues);
+	cfg->compat_queues = NULL;
 	cfg->policy_doc = cfg->policy_marks = NULL;
 	cfg->path = NULL;
 	for (size_t i = 0; i < NKEYS; i++)
-		if (keys[i].type == KEY_STRING || keys[i].type == KEY_PATH) {
+		if (keys[i].type == KEY_STRING || keys[i].type == KEY_PATH || keys[i].type == KEY_MOUNT) {
 			char **field = (char **)((char *)cfg + keys[i].offset);
 
 			free(*field);
@@ -210,6 +233,34 @@ static bool is_policy_key(const char *key)
 	return !strcmp(key, "clusters") || !strcmp(key, "pools") ||
 	       !strcmp(key, "namespaceGroups") || !strcmp(key, "routing") ||
 	       !strcmp(key, "teams") || !strcmp(key, "priorities");
+}
+
+/* compat.queues: each queue name maps to the labels its jobs get. */
+static bool queues_valid(json_t *queues, char *err)
+{
+	const char *queue, *key;
+	json_t *labels, *value;
+	char why[GW_ERRLEN];
+
+	if (!json_is_object(queues)) {
+		gw_seterr(err, "compat.queues must map queue names to labels");
+		return false;
+	}
+	json_object_foreach(queues, queue, labels) {
+		if (!json_is_object(labels)) {
+			gw_seterr(err, "compat.queues.%s must be a mapping of labels", queue);
+			return false;
+		}
+		json_object_foreach(labels, key, value) {
+			if (!gw_label_key_valid(key, why) || !json_is_string(value) ||
+			    !gw_label_value_valid(json_string_value(value), why)) {
+				gw_seterr(err, "compat.queues.%s.%s: %s", queue, key,
+					  json_is_string(value) ? why : "must be a string");
+				return false;
+			}
+		}
+	}
+	return true;
 }
 
 /* Walks the tree; every leaf must be a known key of a scalar type. */
@@ -229,6 +280,21 @@ static enum gw_err apply_tree(struct gateway_config *cfg, json_t *node,
 		mark = json_object_get(marks, key);
 		if (!*prefix && is_policy_key(key))
 			continue; /* the router's */
+		if (!strcmp(key, "compat.queues")) {
+			if (!queues_valid(value, inner))
+				rc = GW_EINVAL;
+			else {
+				json_decref(cfg->compat_queues);
+				cfg->compat_queues = json_incref(value);
+			}
+			if (rc) {
+				gw_seterr(err, "%s: line %d, column %d: %s", path,
+					  (int)json_integer_value(json_array_get(mark, 0)),
+					  (int)json_integer_value(json_array_get(mark, 1)), inner);
+				return rc;
+			}
+			continue;
+		}
 		if (json_is_object(value)) {
 			if ((rc = apply_tree(cfg, value, key, marks, path, err)))
 				return rc;

@@ -43,6 +43,9 @@ struct gateway_config {
 	unsigned scheduler_max_run_s;
 	unsigned scheduler_max_commit_ms;
 	unsigned scheduler_cleanup_after_s;
+	char *livy_prefix;           /* NULL: the Livy API is off */
+	char *compat_spark_version;
+	json_t *compat_queues;       /* Livy's and BPG's queue -> labels; may be NULL */
 	struct router *router; /* clusters, pools, namespace groups, rules */
 	json_t *policy_doc;    /* the file's policy keys, to rebuild it with */
 	json_t *policy_marks;  /* their line and column */

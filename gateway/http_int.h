@@ -54,6 +54,9 @@ struct request {
 	const char *route;     /* the route's pattern, for metrics; NULL: none matched */
 	struct timespec started;
 	char request_id[72];   /* X-Request-Id: the client's, or a new one */
+	bool problem_msg;      /* problems also carry "msg", as Livy's errors do */
+	/* A facade's: renames the fields of validation errors to its own. */
+	void (*rename_fields)(json_t *errors);
 };
 
 /* Whether the caller may see a job of that team (absent team: only
@@ -102,6 +105,24 @@ enum MHD_Result http_reply_store_error(struct request *rq, enum gw_err rc,
 enum MHD_Result http_run_async(struct request *rq,
 			       enum MHD_Result (*resume)(struct request *rq));
 
+/* Submits a body in the native shape (JSON text, borrowed until answered)
+ * as POST /api/v1/jobs does: sheds load, validates, applies the caller's
+ * identity, checks placement (or answers a dry run), then stores it and
+ * answers with committed(). The facades translate their bodies into it. */
+enum MHD_Result gateway_submit(struct request *rq, const char *body, size_t len, const char *idempotency_key,
+			       bool dry_run, enum MHD_Result (*committed)(struct request *rq));
+
+/* Cancels the job loaded in rq->op.job (gateway_load_job); committed()
+ * answers once the store has it, with rq->job_id set. */
+enum MHD_Result gateway_cancel(struct request *rq, enum MHD_Result (*committed)(struct request *rq));
+
+/* With tokens below operator: the selector text (may be NULL) narrowed to
+ * the caller's teams, in *out; *any is false when it has none. False with
+ * err when the text does not parse. */
+struct gw_selector;
+bool gateway_visible_selector(struct request *rq, const char *text, struct gw_selector **out, bool *any,
+			      char *err);
+
 /* A job id as the store makes them; anything else cannot exist. */
 bool gateway_job_id_valid(const char *id);
 enum MHD_Result gateway_reply_no_job(struct request *rq, const char *id);
@@ -141,6 +162,20 @@ enum MHD_Result api_audit(struct request *rq, const char *id);
 enum MHD_Result api_metrics(struct request *rq, const char *id);
 enum MHD_Result api_usage(struct request *rq, const char *id);
 enum MHD_Result api_ui(struct request *rq, const char *id);
+/* The Livy batch API (api_livy.c) and the Batch Processing Gateway API
+ * (api_bpg.c); gateway_compat_route() finds their handler for a path. */
+enum MHD_Result api_livy_submit(struct request *rq, const char *id);
+enum MHD_Result api_livy_list(struct request *rq, const char *id);
+enum MHD_Result api_livy_get(struct request *rq, const char *id);
+enum MHD_Result api_livy_state(struct request *rq, const char *id);
+enum MHD_Result api_livy_log(struct request *rq, const char *id);
+enum MHD_Result api_livy_delete(struct request *rq, const char *id);
+enum MHD_Result api_bpg_submit(struct request *rq, const char *id);
+enum MHD_Result api_bpg_status(struct request *rq, const char *id);
+enum MHD_Result api_bpg_driver(struct request *rq, const char *id);
+enum MHD_Result api_bpg_describe(struct request *rq, const char *id);
+enum MHD_Result api_bpg_log(struct request *rq, const char *id);
+enum MHD_Result api_bpg_delete(struct request *rq, const char *id);
 
 
 #endif

@@ -120,6 +120,22 @@ static const struct route routes[] = {
 	{"GET", "/api/v1/audit", api_audit, AUTH_ADMIN},
 	{"GET", "/metrics", api_metrics, AUTH_VIEWER},
 	{"GET", "/api/v1/usage", api_usage, AUTH_VIEWER},
+	{"POST", "/skatev2/spark", api_bpg_submit, AUTH_SUBMITTER},
+	{"GET", "/skatev2/spark/*/status", api_bpg_status, AUTH_VIEWER},
+	{"GET", "/skatev2/spark/*/driver", api_bpg_driver, AUTH_VIEWER},
+	{"GET", "/skatev2/spark/*/describe", api_bpg_describe, AUTH_VIEWER},
+	{"DELETE", "/skatev2/spark/*", api_bpg_delete, AUTH_SUBMITTER},
+	{"GET", "/skatev2/log", api_bpg_log, AUTH_VIEWER},
+};
+
+/* Livy's, under compat.livy_prefix. */
+static const struct route livy_routes[] = {
+	{"POST", "/batches", api_livy_submit, AUTH_SUBMITTER},
+	{"GET", "/batches", api_livy_list, AUTH_VIEWER},
+	{"GET", "/batches/*", api_livy_get, AUTH_VIEWER},
+	{"DELETE", "/batches/*", api_livy_delete, AUTH_SUBMITTER},
+	{"GET", "/batches/*/state", api_livy_state, AUTH_VIEWER},
+	{"GET", "/batches/*/log", api_livy_log, AUTH_VIEWER},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -287,8 +303,12 @@ static enum MHD_Result reply_problem_with(struct request *rq, unsigned status,
 		json_decref(errors);
 		return MHD_NO;
 	}
+	if (errors && rq->rename_fields)
+		rq->rename_fields(errors);
 	if (errors)
 		json_object_set_new(body, "errors", errors);
+	if (rq->problem_msg) /* where Livy's clients read the reason */
+		json_object_set_new(body, "msg", json_string(detail ? detail : ""));
 	return http_reply_json(rq, status, body, MHD_HTTP_HEADER_CONTENT_TYPE,
 			       "application/problem+json", hname, hvalue, NULL);
 }
@@ -398,22 +418,34 @@ static enum MHD_Result dispatch(struct request *rq, const char *url,
 	char id[128] = "", allow[64] = "";
 	bool path_known = false;
 	const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
+	const struct route *table = routes;
+	size_t nroutes = NROUTES;
+	const char *prefix = rq->cfg->livy_prefix;
+	size_t plen = prefix ? strlen(prefix) : 0;
 
-	for (size_t i = 0; i < NROUTES; i++) {
-		if (!path_matches(routes[i].path, url, id, sizeof(id)))
+	if (plen && !strncmp(url, prefix, plen) && url[plen] == '/') {
+		table = livy_routes;
+		nroutes = sizeof(livy_routes) / sizeof(livy_routes[0]);
+		url += plen;
+		rq->problem_msg = true;
+	}
+	for (size_t i = 0; i < nroutes; i++) {
+		const struct route *r = &table[i];
+
+		if (!path_matches(r->path, url, id, sizeof(id)))
 			continue;
-		if (strcmp(routes[i].method, m) == 0) {
+		if (strcmp(r->method, m) == 0) {
 			enum MHD_Result reply;
 
-			rq->route = routes[i].path;
-			if (routes[i].min_role != OPEN &&
-			    !gateway_authorize(rq, (enum auth_role)routes[i].min_role, &reply))
+			rq->route = r->path;
+			if (r->min_role != OPEN &&
+			    !gateway_authorize(rq, (enum auth_role)r->min_role, &reply))
 				return reply;
-			return routes[i].fn(rq, id);
+			return r->fn(rq, id);
 		}
 		path_known = true;
 		snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s",
-			 *allow ? ", " : "", routes[i].method);
+			 *allow ? ", " : "", r->method);
 	}
 	if (path_known) {
 		char detail[160];

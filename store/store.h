@@ -279,6 +279,10 @@ struct store_list_query {
 	 * pollers (rvs are committed in order, so none is skipped). */
 	bool changes;
 	int64_t after_rv;
+	/* Oldest first instead, skipping `offset` rows (no cursor): for
+	 * clients that page by position. Not with changes or before_seq. */
+	bool oldest_first;
+	size_t offset;
 	size_t limit;
 };
 
@@ -287,6 +291,11 @@ struct store_list_query {
 enum gw_err store_job_list(struct store *s, const struct store_list_query *q,
 			   struct store_job **items, size_t *n,
 			   int64_t *next_seq, char *err);
+/* How many jobs the query would list in all pages (not in changes mode). */
+enum gw_err store_job_count(struct store *s, const struct store_list_query *q, int64_t *total, char *err);
+/* A job by its seq, the number that stands for it where ids must be
+ * integers (the Livy API). */
+enum gw_err store_job_get_seq(struct store *s, int64_t seq, struct store_job *out, char *err);
 enum gw_err store_job_events(struct store *s, const char *id,
 			     struct store_event **items, size_t *n, char *err);
 /* What the scheduler decides from, read at one instant: jobs whose

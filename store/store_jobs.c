@@ -941,15 +941,18 @@ static const struct gw_sel_req *driving_requirement(const struct gw_selector *se
 	return NULL;
 }
 
-static bool build_list_sql(const struct store_list_query *q,
-			   const struct gw_sel_req *drive, char *sql, size_t size)
+/* The list's query; counting, the number of rows it would give in all. */
+static bool build_list_sql(const struct store_list_query *q, const struct gw_sel_req *drive,
+			   bool counting, char *sql, size_t size)
 {
+	const char *columns = counting ? "SELECT count(*)" : "SELECT " STORE_JOB_COLUMNS;
 	size_t len = 0;
 	bool ok;
 
 	if (drive) {
-		ok = sql_add(sql, size, &len,
-			     "SELECT " STORE_JOB_COLUMNS " FROM job_labels d"
+		ok = sql_add(sql, size, &len, columns) &&
+		     sql_add(sql, size, &len,
+			     " FROM job_labels d"
 			     " JOIN jobs ON jobs.seq = d.job_seq"
 			     " WHERE d.key = ? AND d.value = ?");
 		if (q->state >= 0)
@@ -957,8 +960,8 @@ static bool build_list_sql(const struct store_list_query *q,
 		if (q->before_seq)
 			ok = ok && sql_add(sql, size, &len, " AND d.job_seq < ?");
 	} else {
-		ok = sql_add(sql, size, &len,
-			     "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE 1");
+		ok = sql_add(sql, size, &len, columns) &&
+		     sql_add(sql, size, &len, " FROM jobs WHERE 1");
 		if (q->changes)
 			ok = ok && sql_add(sql, size, &len, " AND jobs.rv > ?");
 		if (q->state >= 0)
@@ -975,6 +978,11 @@ static bool build_list_sql(const struct store_list_query *q,
 	for (size_t i = 0; q->selector && i < q->selector->n; i++)
 		if (&q->selector->reqs[i] != drive)
 			ok = ok && sql_add_requirement(sql, size, &len, &q->selector->reqs[i]);
+	if (counting)
+		return ok;
+	if (q->oldest_first)
+		return ok && sql_add(sql, size, &len,
+				     drive ? " ORDER BY d.job_seq LIMIT ? OFFSET ?" : " ORDER BY jobs.seq LIMIT ? OFFSET ?");
 	return ok && sql_add(sql, size, &len,
 			     drive       ? " ORDER BY d.job_seq DESC LIMIT ?"
 			     : q->changes ? " ORDER BY jobs.rv LIMIT ?"
@@ -982,7 +990,7 @@ static bool build_list_sql(const struct store_list_query *q,
 }
 
 static void bind_list_sql(sqlite3_stmt *st, const struct store_list_query *q,
-			  const struct gw_sel_req *drive)
+			  const struct gw_sel_req *drive, bool counting)
 {
 	int idx = 1;
 
@@ -1005,8 +1013,12 @@ static void bind_list_sql(sqlite3_stmt *st, const struct store_list_query *q,
 	for (size_t i = 0; q->selector && i < q->selector->n; i++)
 		if (&q->selector->reqs[i] != drive)
 			idx = bind_requirement(st, idx, &q->selector->reqs[i]);
+	if (counting)
+		return;
 	/* One row more than asked tells whether another page exists. */
-	sqlite3_bind_int64(st, idx, (sqlite3_int64)q->limit + 1);
+	sqlite3_bind_int64(st, idx++, (sqlite3_int64)q->limit + 1);
+	if (q->oldest_first)
+		sqlite3_bind_int64(st, idx, (sqlite3_int64)q->offset);
 }
 
 /* Steps st for up to limit rows of the job column list; *more tells
@@ -1065,7 +1077,7 @@ enum gw_err store_job_list(struct store *s, const struct store_list_query *q,
 		gw_seterr(err, "limit must be at least 1");
 		return GW_EINVAL;
 	}
-	if (!build_list_sql(q, drive, sql, sizeof(sql))) {
+	if (!build_list_sql(q, drive, false, sql, sizeof(sql))) {
 		gw_seterr(err, "query too complex");
 		return GW_EINVAL;
 	}
@@ -1077,11 +1089,53 @@ enum gw_err store_job_list(struct store *s, const struct store_list_query *q,
 		rc = store_sqlite_err(c->db, src, err);
 		goto out;
 	}
-	bind_list_sql(st, q, drive);
-	if ((rc = collect_jobs(c, st, q->limit, items, n, &more, err)) == GW_OK && more)
+	bind_list_sql(st, q, drive, false);
+	if ((rc = collect_jobs(c, st, q->limit, items, n, &more, err)) == GW_OK && more && !q->oldest_first)
 		*next_seq = (*items)[*n - 1].seq;
 out:
 	sqlite3_finalize(st);
+	store_reader_put(s, c);
+	return rc;
+}
+
+enum gw_err store_job_count(struct store *s, const struct store_list_query *q, int64_t *total, char *err)
+{
+	const struct gw_sel_req *drive = driving_requirement(q->selector);
+	char sql[8192];
+	struct store_conn *c;
+	sqlite3_stmt *st = NULL;
+	enum gw_err rc = GW_OK;
+	int src;
+
+	*total = 0;
+	if (q->changes || q->before_seq || !build_list_sql(q, drive, true, sql, sizeof(sql))) {
+		gw_seterr(err, "not a countable query");
+		return GW_EINVAL;
+	}
+	if (!(c = store_reader_get(s, err)))
+		return GW_EIO;
+	src = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+	if (src == SQLITE_OK) {
+		bind_list_sql(st, q, drive, true);
+		src = sqlite3_step(st);
+	}
+	if (src == SQLITE_ROW)
+		*total = sqlite3_column_int64(st, 0);
+	else
+		rc = store_sqlite_err(c->db, src, err);
+	sqlite3_finalize(st);
+	store_reader_put(s, c);
+	return rc;
+}
+
+enum gw_err store_job_get_seq(struct store *s, int64_t seq, struct store_job *out, char *err)
+{
+	struct store_conn *c = store_reader_get(s, err);
+	enum gw_err rc;
+
+	if (!c)
+		return GW_EIO;
+	rc = load_job(c, STMT_JOB_BY_SEQ, NULL, seq, out, err);
 	store_reader_put(s, c);
 	return rc;
 }

@@ -1,0 +1,249 @@
+/* Batch Processing Gateway's API (/skatev2): submit, status, driver,
+ * describe, log and delete. A submission is an ordinary job; its
+ * submissionId is the job's id, which is also its Spark application id. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/redact.h"
+#include "common/timeutil.h"
+#include "common/yamljson.h"
+#include "gateway/compat.h"
+#include "gateway/http_int.h"
+
+/* BPG takes JSON or YAML, by Content-Type or, without one, by a look. */
+static bool body_is_yaml(const char *ct, const char *body, size_t len)
+{
+	if (ct && (!strncasecmp(ct, "text/yaml", 9) || !strncasecmp(ct, "application/yaml", 16) ||
+		   !strncasecmp(ct, "application/x-yaml", 18) || !strncasecmp(ct, "text/x-yaml", 11)))
+		return true;
+	if (ct && strncasecmp(ct, "*/*", 3) && strncasecmp(ct, "text/plain", 10))
+		return false;
+	while (len && (*body == ' ' || *body == '\t' || *body == '\r' || *body == '\n'))
+		body++, len--;
+	return len && *body != '{';
+}
+
+static enum MHD_Result submitted(struct request *rq)
+{
+	struct store_op *op = &rq->op;
+
+	if (op->rc == GW_ECONFLICT)
+		return http_reply_problem(rq, 409, "idempotency-key-reused", op->err, NULL);
+	if (op->rc == GW_EBUSY)
+		return http_reply_problem_retry(rq, 429, "queue-full", op->err, "10");
+	if (op->rc)
+		return http_reply_store_error(rq, op->rc, op->err);
+	snprintf(rq->audit_target, sizeof(rq->audit_target), "job %s", op->job.id);
+	snprintf(rq->audit_team, sizeof(rq->audit_team), "%s", op->job.team ? op->job.team : "");
+	return http_reply_json(rq, 200, json_pack("{s:s}", "submissionId", op->job.id), NULL);
+}
+
+enum MHD_Result api_bpg_submit(struct request *rq, const char *id)
+{
+	struct compat_settings cs = {rq->cfg->compat_spark_version, rq->cfg->compat_queues};
+	const char *ct = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *key = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Idempotency-Key");
+	const char *data = rq->body.data ? rq->body.data : "";
+	char detail[GW_ERRLEN];
+	json_t *body = NULL, *native = NULL, *errors = NULL;
+	enum gateway_body_status st;
+	enum MHD_Result ret;
+	char *text;
+
+	(void)id;
+	rq->rename_fields = compat_bpg_fields;
+	if (body_is_yaml(ct, data, rq->body.len)) {
+		if (gw_yaml_load_string(data, rq->body.len, &body, NULL, detail) != GW_OK)
+			return http_reply_problem(rq, 400, "malformed-body", detail, NULL);
+		if (!json_is_object(body)) {
+			json_decref(body);
+			return http_reply_problem(rq, 400, "malformed-body", "the submission must be a mapping", NULL);
+		}
+	} else if (!(body = gateway_json_parse(data, rq->body.len, detail))) {
+		return http_reply_problem(rq, 400, "malformed-body", detail, NULL);
+	}
+	st = compat_bpg_submission(body, &cs, &native, &errors, detail);
+	json_decref(body);
+	if (st == BODY_INVALID)
+		return http_reply_problem(rq, 422, "validation-failed", detail, errors);
+	if (st != BODY_OK || !(text = json_dumps(native, JSON_COMPACT | JSON_SORT_KEYS))) {
+		json_decref(native);
+		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+	}
+	json_decref(native);
+	/* The text lives until the answer: the request keeps it as its body. */
+	gw_buf_release(&rq->body);
+	gw_buf_init(&rq->body, SIZE_MAX);
+	ret = gw_buf_append(&rq->body, text, strlen(text)) == GW_OK
+		      ? gateway_submit(rq, rq->body.data, rq->body.len, key, false, submitted)
+		      : http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+	free(text);
+	return ret;
+}
+
+/* When the job's driver started running: its first RUNNING event. */
+static int64_t running_since(struct request *rq, const char *job_id)
+{
+	struct store_event *events = NULL;
+	size_t n = 0;
+	int64_t at = 0;
+	char err[GW_ERRLEN];
+
+	if (store_job_events(rq->store, job_id, &events, &n, err) != GW_OK)
+		return 0;
+	for (size_t i = 0; i < n && !at; i++)
+		if (events[i].state == STORE_RUNNING)
+			at = events[i].time_ms;
+	store_events_free(events, n);
+	return at;
+}
+
+enum MHD_Result api_bpg_status(struct request *rq, const char *id)
+{
+	enum MHD_Result reply;
+	const struct store_job *job;
+	bool ended;
+	int64_t end_ms;
+	json_t *status;
+
+	if (!gateway_load_job(rq, id, &reply))
+		return reply;
+	job = &rq->op.job;
+	ended = store_state_terminal(job->state);
+	end_ms = ended ? job->updated_ms : gw_now_ms();
+	status = json_pack("{s:I, s:i, s:I, s:s}", "creationTime", (json_int_t)job->created_ms, "executionAttempts",
+			   job->run, "duration", (json_int_t)(end_ms - job->created_ms), "applicationState",
+			   compat_bpg_state(job->state));
+	if (!status)
+		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+	if (job->driver_pod) /* spark.app.id is the job's id */
+		json_object_set_new(status, "sparkApplicationId", json_string(job->id));
+	if (ended)
+		json_object_set_new(status, "terminationTime", json_integer(job->updated_ms));
+	if (job->state == STORE_FAILED || job->state == STORE_REJECTED || job->state == STORE_CANCELLED) {
+		char message[1024];
+
+		snprintf(message, sizeof(message), "%s%s%s", job->reason ? job->reason : "", job->message ? ": " : "",
+			 job->message ? job->message : "");
+		json_object_set_new(status, "applicationErrorMessage", json_string(message));
+	}
+	if (job->spark_ui && job->state == STORE_RUNNING)
+		json_object_set_new(status, "sparkUIUrl", json_string(job->spark_ui));
+	return http_reply_json(rq, 200, status, NULL);
+}
+
+enum MHD_Result api_bpg_driver(struct request *rq, const char *id)
+{
+	enum MHD_Result reply;
+	int64_t started;
+	json_t *driver;
+
+	if (!gateway_load_job(rq, id, &reply))
+		return reply;
+	/* As BPG: an empty object until the driver has started. */
+	started = rq->op.job.driver_pod ? running_since(rq, rq->op.job.id) : 0;
+	driver = started ? json_pack("{s:s, s:I}", "podName", rq->op.job.driver_pod, "startTime", (json_int_t)started)
+			 : json_object();
+	return http_reply_json(rq, 200, driver, NULL);
+}
+
+/* The spec (secrets redacted) as YAML, then the job's timeline. */
+enum MHD_Result api_bpg_describe(struct request *rq, const char *id)
+{
+	enum MHD_Result reply;
+	const struct store_job *job;
+	const char *shown;
+	struct store_event *events = NULL;
+	size_t n = 0;
+	char err[GW_ERRLEN], *yaml = NULL;
+	struct gw_buf out;
+	json_t *spec;
+	bool oom;
+
+	if (!gateway_load_job(rq, id, &reply))
+		return reply;
+	job = &rq->op.job;
+	shown = job->spec_shown_json && *job->spec_shown_json ? job->spec_shown_json : job->spec_json;
+	spec = json_loads(shown, 0, NULL);
+	if (spec && !job->spec_shown_json)
+		gw_redact_document(spec); /* a row from before redacted specs were kept */
+	if (!spec || gw_yaml_dump(spec, &yaml, err) != GW_OK ||
+	    store_job_events(rq->store, job->id, &events, &n, err) != GW_OK) {
+		json_decref(spec);
+		free(yaml);
+		return http_reply_store_error(rq, GW_EIO, "cannot read the job");
+	}
+	json_decref(spec);
+	gw_buf_init(&out, SIZE_MAX);
+	oom = gw_buf_append(&out, "--- Spark Spec ---\n", 19) || gw_buf_append(&out, yaml, strlen(yaml)) ||
+	      gw_buf_append(&out, "--- Spark Application Events ---\n", 33);
+	free(yaml);
+	for (size_t i = 0; !oom && i < n; i++) {
+		char at[GW_TIME_LEN], line[1024];
+		int len;
+
+		gw_time_format(events[i].time_ms, at);
+		len = snprintf(line, sizeof(line), "%s %s %s\n", at, events[i].reason,
+			       events[i].message ? events[i].message : store_state_name(events[i].state));
+		oom = gw_buf_append(&out, line, len < (int)sizeof(line) ? (size_t)len : sizeof(line) - 1);
+	}
+	store_events_free(events, n);
+	if (oom) {
+		gw_buf_release(&out);
+		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+	}
+	reply = http_reply_text(rq, 200, out.data);
+	gw_buf_release(&out);
+	return reply;
+}
+
+/* GET /skatev2/log?subId=ID (or appId=ID, the same here): the driver's log. */
+enum MHD_Result api_bpg_log(struct request *rq, const char *id)
+{
+	const char *sub = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "subId");
+	const char *app = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "appId");
+	const char *exec = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "execId");
+	char err[GW_ERRLEN], *text = NULL;
+	enum MHD_Result reply;
+	enum gw_err rc;
+
+	(void)id;
+	if ((sub && *sub) == (app && *app))
+		return http_reply_problem(rq, 400, "bad-query", "give subId or appId, one of them", NULL);
+	if (exec && *exec)
+		return http_reply_problem(rq, 400, "bad-query",
+					  "executor logs are not served; execId is not supported", NULL);
+	if (!gateway_load_job(rq, sub && *sub ? sub : app, &reply))
+		return reply;
+	if (!rq->dispatch || !rq->op.job.driver_pod)
+		return http_reply_problem(rq, 404, "no-driver", "the job has no driver on a cluster yet", NULL);
+	rc = dispatch_driver_log(rq->dispatch, &rq->op.job, -1, &text, err);
+	if (rc == GW_ENOTFOUND || rc == GW_EINVAL)
+		return http_reply_problem(rq, rc == GW_ENOTFOUND ? 404 : 409, "no-driver-log", err, NULL);
+	if (rc)
+		return http_reply_problem(rq, 502, "cluster-unavailable", err, NULL);
+	reply = http_reply_text(rq, 200, text);
+	free(text);
+	return reply;
+}
+
+static enum MHD_Result deleted(struct request *rq)
+{
+	struct store_op *op = &rq->op;
+
+	/* A job that had ended already is as good as deleted. */
+	if (op->rc && op->rc != GW_ECONFLICT)
+		return http_reply_store_error(rq, op->rc, op->err);
+	return http_reply_json(rq, 200, json_object(), NULL);
+}
+
+enum MHD_Result api_bpg_delete(struct request *rq, const char *id)
+{
+	enum MHD_Result reply;
+
+	if (!gateway_load_job(rq, id, &reply))
+		return reply;
+	return gateway_cancel(rq, deleted);
+}

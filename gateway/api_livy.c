@@ -1,0 +1,301 @@
+/* Apache Livy's batch API (under compat.livy_prefix): POST /batches,
+ * GET /batches, GET|DELETE /batches/{id}, GET /batches/{id}/state and
+ * /log. A batch is an ordinary job; its Livy id is the job's seq, the
+ * store's integer for it. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/labels.h"
+#include "common/timeutil.h"
+#include "gateway/compat.h"
+#include "gateway/http_int.h"
+
+#define LIVY_DEFAULT_SIZE 100
+#define LIVY_MAX_SIZE 1000
+#define LIVY_MAX_LOG_LINES 100000
+
+/* Livy's query integers; -1 when absent, -2 when not a number in range. */
+static long query_long(struct request *rq, const char *name, long min, long max)
+{
+	const char *v = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
+	char *end;
+	long n;
+
+	if (!v)
+		return -1;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	return !*v || *end || errno || n < min || n > max ? -2 : n;
+}
+
+static enum MHD_Result bad_query(struct request *rq, const char *name, long min, long max)
+{
+	char detail[128];
+
+	snprintf(detail, sizeof(detail), "%s must be an integer from %ld to %ld", name, min, max);
+	return http_reply_problem(rq, 400, "bad-query", detail, NULL);
+}
+
+/* The job's timeline as log lines, the last `max` of them: what the gateway
+ * did with the batch, as Livy's log shows what its launcher did. */
+static json_t *event_lines(struct store *s, const char *job_id, size_t max)
+{
+	struct store_event *events = NULL;
+	size_t n = 0;
+	char err[GW_ERRLEN];
+	json_t *lines = json_array();
+
+	if (store_job_events(s, job_id, &events, &n, err) != GW_OK)
+		return lines;
+	for (size_t i = n > max ? n - max : 0; lines && i < n; i++) {
+		char at[GW_TIME_LEN], line[1024];
+
+		gw_time_format(events[i].time_ms, at);
+		snprintf(line, sizeof(line), "%s %s %s%s%s", at, store_state_name(events[i].state), events[i].reason,
+			 events[i].message ? ": " : "", events[i].message ? events[i].message : "");
+		json_array_append_new(lines, json_string(line));
+	}
+	store_events_free(events, n);
+	return lines;
+}
+
+/* Livy's Batch object. */
+static json_t *batch_json(struct request *rq, const struct store_job *job)
+{
+	json_t *spec = json_loads(job->spec_json, 0, NULL);
+	const char *proxy = json_string_value(json_object_get(spec, "proxyUser"));
+	char log_url[96];
+	json_t *batch;
+
+	snprintf(log_url, sizeof(log_url), "/api/v1/jobs/%s/logs", job->id);
+	batch = json_pack("{s:I, s:s, s:s, s:s?, s:s, s:s?, s:{s:s?, s:s?}, s:o}", "id", (json_int_t)job->seq,
+			  "name", job->name, "owner", job->user, "proxyUser", proxy, "state",
+			  compat_livy_state(job->state), "appId", job->driver_pod ? job->id : NULL, "appInfo",
+			  "driverLogUrl", job->driver_pod ? log_url : NULL, "sparkUiUrl", job->spark_ui, "log",
+			  event_lines(rq->store, job->id, 10));
+	json_decref(spec);
+	return batch;
+}
+
+static enum MHD_Result reply_batch(struct request *rq, unsigned status, const struct store_job *job)
+{
+	char location[160];
+	json_t *batch = batch_json(rq, job);
+
+	if (!batch)
+		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+	snprintf(location, sizeof(location), "%s/batches/%lld", rq->cfg->livy_prefix, (long long)job->seq);
+	return http_reply_json(rq, status, batch, MHD_HTTP_HEADER_LOCATION, location, NULL);
+}
+
+static enum MHD_Result submitted(struct request *rq)
+{
+	struct store_op *op = &rq->op;
+
+	if (op->rc == GW_ECONFLICT)
+		return http_reply_problem(rq, 409, "idempotency-key-reused", op->err, NULL);
+	if (op->rc == GW_EBUSY)
+		return http_reply_problem_retry(rq, 429, "queue-full", op->err, "10");
+	if (op->rc)
+		return http_reply_store_error(rq, op->rc, op->err);
+	snprintf(rq->audit_target, sizeof(rq->audit_target), "job %s", op->job.id);
+	snprintf(rq->audit_team, sizeof(rq->audit_team), "%s", op->job.team ? op->job.team : "");
+	return reply_batch(rq, op->unchanged ? 200 : 201, &op->job);
+}
+
+enum MHD_Result api_livy_submit(struct request *rq, const char *id)
+{
+	struct compat_settings cs = {rq->cfg->compat_spark_version, rq->cfg->compat_queues};
+	const char *key = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Idempotency-Key");
+	char detail[GW_ERRLEN];
+	json_t *body, *native = NULL, *errors = NULL;
+	enum gateway_body_status st;
+	enum MHD_Result ret;
+	char *text;
+
+	(void)id;
+	rq->rename_fields = compat_livy_fields;
+	body = gateway_json_parse(rq->body.data ? rq->body.data : "", rq->body.len, detail);
+	if (!body)
+		return http_reply_problem(rq, 400, "malformed-body", detail, NULL);
+	st = compat_livy_submission(body, &cs, &native, &errors, detail);
+	json_decref(body);
+	if (st == BODY_INVALID)
+		return http_reply_problem(rq, 422, "validation-failed", detail, errors);
+	if (st != BODY_OK || !(text = json_dumps(native, JSON_COMPACT | JSON_SORT_KEYS))) {
+		json_decref(native);
+		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+	}
+	json_decref(native);
+	/* The text lives until the answer: the request keeps it as its body. */
+	gw_buf_release(&rq->body);
+	gw_buf_init(&rq->body, SIZE_MAX);
+	ret = gw_buf_append(&rq->body, text, strlen(text)) == GW_OK
+		      ? gateway_submit(rq, rq->body.data, rq->body.len, key, false, submitted)
+		      : http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+	free(text);
+	return ret;
+}
+
+/* The batch with Livy id `id` into rq->op.job; false when it answered. */
+static bool load_batch(struct request *rq, const char *id, enum MHD_Result *reply)
+{
+	char *end, err[GW_ERRLEN], detail[160];
+	long long seq;
+	enum gw_err rc;
+
+	errno = 0;
+	seq = strtoll(id, &end, 10);
+	rc = !*id || *end || errno || seq < 0 ? GW_ENOTFOUND : store_job_get_seq(rq->store, seq, &rq->op.job, err);
+	if (rc == GW_OK && !gateway_sees_team(rq, rq->op.job.team)) {
+		store_job_release(&rq->op.job);
+		rq->denied = true;
+		rc = GW_ENOTFOUND;
+	}
+	if (rc == GW_ENOTFOUND) {
+		snprintf(detail, sizeof(detail), "Session '%.64s' not found.", id);
+		*reply = http_reply_problem(rq, 404, "not-found", detail, NULL);
+	} else if (rc) {
+		*reply = http_reply_store_error(rq, rc, err);
+	} else {
+		snprintf(rq->audit_target, sizeof(rq->audit_target), "job %s", rq->op.job.id);
+		snprintf(rq->audit_team, sizeof(rq->audit_team), "%s", rq->op.job.team);
+	}
+	return rc == GW_OK;
+}
+
+enum MHD_Result api_livy_list(struct request *rq, const char *id)
+{
+	struct store_list_query q = {.state = -1, .oldest_first = true};
+	long from = query_long(rq, "from", 0, 100000000), size = query_long(rq, "size", 1, LIVY_MAX_SIZE);
+	struct gw_selector *visible = NULL;
+	struct store_job *jobs = NULL;
+	int64_t total = 0, next;
+	size_t n = 0;
+	char err[GW_ERRLEN];
+	enum gw_err rc;
+	json_t *sessions;
+	bool any = true;
+
+	(void)id;
+	if (from == -2)
+		return bad_query(rq, "from", 0, 100000000);
+	if (size == -2)
+		return bad_query(rq, "size", 1, LIVY_MAX_SIZE);
+	q.offset = from < 0 ? 0 : (size_t)from;
+	q.limit = size < 0 ? LIVY_DEFAULT_SIZE : (size_t)size;
+	if (rq->services->auth && rq->who.role < AUTH_OPERATOR) {
+		if (!gateway_visible_selector(rq, NULL, &visible, &any, err))
+			return http_reply_problem(rq, 400, "bad-query", err, NULL);
+		q.selector = visible;
+	}
+	rc = any ? store_job_count(rq->store, &q, &total, err) : GW_OK;
+	if (any && rc == GW_OK)
+		rc = store_job_list(rq->store, &q, &jobs, &n, &next, err);
+	gw_selector_free(visible);
+	if (rc)
+		return http_reply_store_error(rq, rc, err);
+	sessions = json_array();
+	for (size_t i = 0; sessions && i < n; i++)
+		if (json_array_append_new(sessions, batch_json(rq, &jobs[i]))) {
+			json_decref(sessions);
+			sessions = NULL;
+		}
+	store_jobs_free(jobs, n);
+	if (!sessions)
+		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+	return http_reply_json(rq, 200, json_pack("{s:I, s:I, s:o}", "from", (json_int_t)q.offset, "total",
+						  (json_int_t)total, "sessions", sessions),
+			       NULL);
+}
+
+enum MHD_Result api_livy_get(struct request *rq, const char *id)
+{
+	enum MHD_Result reply;
+
+	if (!load_batch(rq, id, &reply))
+		return reply;
+	return reply_batch(rq, 200, &rq->op.job);
+}
+
+enum MHD_Result api_livy_state(struct request *rq, const char *id)
+{
+	enum MHD_Result reply;
+
+	if (!load_batch(rq, id, &reply))
+		return reply;
+	return http_reply_json(rq, 200, json_pack("{s:I, s:s}", "id", (json_int_t)rq->op.job.seq, "state",
+						  compat_livy_state(rq->op.job.state)),
+			       NULL);
+}
+
+/* The driver's log as lines when there is one to read, else the batch's
+ * timeline. */
+static json_t *log_lines(struct request *rq, const struct store_job *job)
+{
+	char *text = NULL, err[GW_ERRLEN], *line, *save = NULL;
+	json_t *lines;
+
+	if (!rq->dispatch || !job->driver_pod ||
+	    dispatch_driver_log(rq->dispatch, job, -1, &text, err) != GW_OK) {
+		free(text);
+		return event_lines(rq->store, job->id, LIVY_MAX_LOG_LINES);
+	}
+	lines = json_array();
+	for (line = strtok_r(text, "\n", &save); lines && line && json_array_size(lines) < LIVY_MAX_LOG_LINES;
+	     line = strtok_r(NULL, "\n", &save))
+		json_array_append_new(lines, json_string(line));
+	free(text);
+	return lines;
+}
+
+enum MHD_Result api_livy_log(struct request *rq, const char *id)
+{
+	long from = query_long(rq, "from", 0, LIVY_MAX_LOG_LINES), size = query_long(rq, "size", 0, LIVY_MAX_LOG_LINES);
+	enum MHD_Result reply;
+	json_t *lines, *page;
+	size_t total, start, count;
+
+	if (from == -2)
+		return bad_query(rq, "from", 0, LIVY_MAX_LOG_LINES);
+	if (size == -2)
+		return bad_query(rq, "size", 0, LIVY_MAX_LOG_LINES);
+	if (!load_batch(rq, id, &reply))
+		return reply;
+	if (!(lines = log_lines(rq, &rq->op.job)) || !(page = json_array())) {
+		json_decref(lines);
+		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+	}
+	/* As Livy: 100 lines unless told, and the last ones unless from is. */
+	total = json_array_size(lines);
+	count = size < 0 ? LIVY_DEFAULT_SIZE : (size_t)size;
+	start = from >= 0 ? (size_t)from : total > count ? total - count : 0;
+	for (size_t i = start; i < total && i - start < count; i++)
+		json_array_append(page, json_array_get(lines, i));
+	json_decref(lines);
+	return http_reply_json(rq, 200, json_pack("{s:I, s:I, s:I, s:o}", "id", (json_int_t)rq->op.job.seq, "from",
+						  (json_int_t)start, "total", (json_int_t)total, "log", page),
+			       NULL);
+}
+
+/* Livy forgets a deleted batch; the gateway keeps the job (cancelled, or as
+ * it ended) for its history and its team's usage. */
+static enum MHD_Result deleted(struct request *rq)
+{
+	struct store_op *op = &rq->op;
+
+	if (op->rc && op->rc != GW_ECONFLICT)
+		return http_reply_store_error(rq, op->rc, op->err);
+	return http_reply_json(rq, 200, json_pack("{s:s}", "msg", "deleted"), NULL);
+}
+
+enum MHD_Result api_livy_delete(struct request *rq, const char *id)
+{
+	enum MHD_Result reply;
+
+	if (!load_batch(rq, id, &reply))
+		return reply;
+	return gateway_cancel(rq, deleted);
+}

@@ -36,7 +36,7 @@ endif
 COMMON_SRC  := $(wildcard common/*.c)
 STORE_SRC   := $(wildcard store/*.c)
 GATEWAY_SRC := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
-MODULE_SRC  := $(wildcard k8sclient/*.c router/*.c pool/*.c dispatch/*.c)
+MODULE_SRC  := $(wildcard k8sclient/*.c router/*.c pool/*.c dispatch/*.c cli/*.c)
 LIB_SRC     := $(COMMON_SRC) $(STORE_SRC) $(MODULE_SRC) $(GATEWAY_SRC)
 TEST_SRC    := $(wildcard tests/*.c)
 MIGRATIONS  := $(sort $(wildcard store/schema/*.sql))

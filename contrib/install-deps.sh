@@ -38,9 +38,12 @@ if [ -n "$missing" ]; then
 	$SUDO apt-get install -y -q --no-install-recommends $missing
 fi
 
-# The dashboard test's one npm package, pinned by its lock file.
+# The tests' npm packages, pinned by their lock files: playwright-core for
+# the dashboard, a published Livy client for the Livy API.
 cd "$(dirname "$0")/.."
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
-	echo "install-deps: npm ci in tests/browser" >&2
-	(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
-fi
+for pkg in browser/playwright-core livy/livy-client; do
+	if [ ! -d "tests/${pkg%%/*}/node_modules/${pkg#*/}" ]; then
+		echo "install-deps: npm ci in tests/${pkg%%/*}" >&2
+		(cd "tests/${pkg%%/*}" && npm ci --no-audit --no-fund --loglevel=error)
+	fi
+done

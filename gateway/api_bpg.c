@@ -125,8 +125,9 @@ enum MHD_Result api_bpg_status(struct request *rq, const char *id)
 	if (job->state == STORE_FAILED || job->state == STORE_REJECTED || job->state == STORE_CANCELLED) {
 		char message[1024];
 
-		snprintf(message, sizeof(message), "%s%s%s", job->reason ? job->reason : "", job->message ? ": " : "",
-			 job->message ? job->message : "");
+		/* FAILED stands for a cancel too: the message says which. */
+		snprintf(message, sizeof(message), "%s%s%s%s", job->state == STORE_CANCELLED ? "cancelled: " : "",
+			 job->reason ? job->reason : "", job->message ? ": " : "", job->message ? job->message : "");
 		json_object_set_new(status, "applicationErrorMessage", json_string(message));
 	}
 	if (job->spark_ui && job->state == STORE_RUNNING)

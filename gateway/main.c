@@ -17,6 +17,7 @@
 #include "dispatch/dispatch.h"
 #include "pool/pool.h"
 #include "router/router.h"
+#include "cli/cli.h"
 #include "gateway/cli.h"
 #include "gateway/config.h"
 #include "gateway/jobview.h"
@@ -289,6 +290,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "token"))
 		return gateway_token_main(argc - 1, argv + 1);
+	if (argc > 1 && cli_is_command(argv[1]))
+		return cli_main(argc - 1, argv + 1);
 	while ((opt = getopt_long(argc, argv, "c:l:d:s:h", options, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config_path = optarg; break;

@@ -26,6 +26,7 @@ Suite *lifecycle_suite(void);
 Suite *auth_suite(void);
 Suite *observe_suite(void);
 Suite *faults_suite(void);
+Suite *compat_suite(void);
 
 /* A new empty directory under $TMPDIR; caller frees the string. */
 char *tu_tmpdir(const char *tag);

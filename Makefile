@@ -151,10 +151,10 @@ test-valgrind: deps $(BUILD)/sparkgw $(BUILD)/kubesim $(BUILD)/check_sparkgw
 
 # libFuzzer targets, each run for FUZZ_SECONDS from its seed corpus; new
 # inputs go to build-fuzz/corpus, crashes to build-fuzz/.
-FUZZ_TARGETS := submission selector quantity yaml policy kubeconfig http
+FUZZ_TARGETS := submission selector quantity yaml policy kubeconfig compat http
 FUZZ_SECONDS ?= 30
 FUZZ_CC      := clang $(CPPFLAGS) $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined
-FUZZ_SRC     := $(COMMON_SRC) gateway/submission.c $(wildcard router/*.c)
+FUZZ_SRC     := $(COMMON_SRC) gateway/submission.c gateway/compat.c $(wildcard router/*.c)
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
 	@mkdir -p build-fuzz

@@ -373,11 +373,11 @@ static int emit_write(void *data, unsigned char *buffer, size_t size)
 	return gw_buf_append(data, buffer, size) == GW_OK;
 }
 
-static bool emit_scalar(yaml_emitter_t *em, const char *text, bool plain_ok)
+static bool emit_scalar(yaml_emitter_t *em, const char *text, size_t len, bool plain_ok)
 {
 	yaml_event_t ev;
 
-	yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)(uintptr_t)text, (int)strlen(text),
+	yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)(uintptr_t)text, (int)len,
 				     plain_ok, !plain_ok, plain_ok ? YAML_PLAIN_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE);
 	return yaml_emitter_emit(em, &ev);
 }
@@ -423,23 +423,27 @@ static bool emit_node(yaml_emitter_t *em, const json_t *node, int depth)
 	}
 	case JSON_STRING: {
 		/* Plain unless it would read back as another type ("true", "8"). */
-		json_t *as_plain = resolve_plain(json_string_value(node));
-		bool plain = json_is_string(as_plain);
+		const char *value = json_string_value(node);
+		size_t len = json_string_length(node);
+		json_t *as_plain = resolve_plain(value);
+		bool plain = json_is_string(as_plain) && strlen(value) == len;
 
 		json_decref(as_plain);
-		return emit_scalar(em, json_string_value(node), plain);
+		return emit_scalar(em, value, len, plain);
 	}
 	case JSON_INTEGER:
 		snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, json_integer_value(node));
-		return emit_scalar(em, text, true);
+		return emit_scalar(em, text, strlen(text), true);
 	case JSON_REAL:
 		snprintf(text, sizeof(text), "%.17g", json_real_value(node));
-		return emit_scalar(em, text, true);
+		if (!strpbrk(text, ".e")) /* 2.0 must not read back as the integer 2 */
+			strcat(text, ".0");
+		return emit_scalar(em, text, strlen(text), true);
 	case JSON_TRUE:
 	case JSON_FALSE:
-		return emit_scalar(em, json_is_true(node) ? "true" : "false", true);
+		return emit_scalar(em, json_is_true(node) ? "true" : "false", json_is_true(node) ? 4 : 5, true);
 	case JSON_NULL:
-		return emit_scalar(em, "null", true);
+		return emit_scalar(em, "null", 4, true);
 	}
 	return false;
 }

@@ -224,6 +224,9 @@ START_TEST(test_yaml_dump_round_trip)
 	json_t *back = NULL;
 	char *text = NULL, err[256];
 
+	/* Found by fuzz_compat: a whole real, and a string holding a NUL. */
+	json_object_set_new(doc, "whole", json_real(2.0));
+	json_object_set_new(doc, "nul", json_stringn("a\0b", 3));
 	ck_assert_int_eq(gw_yaml_dump(doc, &text, err), GW_OK);
 	ck_assert_int_eq(gw_yaml_load_string(text, strlen(text), &back, NULL, err), GW_OK);
 	ck_assert_msg(json_equal(doc, back), "%s", text);

@@ -852,6 +852,108 @@ START_TEST(test_cli_dry_run_and_operators)
 }
 END_TEST
 
+/* ---- with tokens ---- */
+
+/* A token made with `sparkgw token create ARGS`: its last line. */
+static char *new_token(const char *data, const char *args)
+{
+	char cmd[1200], line[512], last[512] = "";
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "%s token create %s --data %s 2>&1", tu_gateway_bin(), args, data);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	while (fgets(line, sizeof(line), p))
+		snprintf(last, sizeof(last), "%s", line);
+	ck_assert_int_eq(WEXITSTATUS(pclose(p)), 0);
+	last[strcspn(last, "\n")] = '\0';
+	return strdup(last);
+}
+
+static struct tu_response call_as(const struct tu_gateway *g, const char *token, const char *method, const char *path,
+				  const char *body)
+{
+	char url[600], auth[200];
+	const char *headers[] = {"Content-Type: application/json", auth, NULL};
+	struct tu_response r;
+
+	snprintf(url, sizeof(url), "%s%s", g->base, path);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+	ck_assert_int_eq(tu_http(method, url, headers, body, body ? strlen(body) : 0, &r), 0);
+	return r;
+}
+
+/* The facades serve each token its own teams' jobs, as the native API
+ * does; the command line takes its token from a flag or the environment. */
+START_TEST(test_tokens_scope_the_facades_and_cli)
+{
+	struct tu_gateway g;
+	char *tdir = tu_tmpdir("compat-auth"), *ads, *search, path[200], id[64], env_token[120], env_url[100];
+	struct tu_response r;
+	struct cli_run run;
+	long long batch;
+
+	ck_assert_ptr_nonnull(tdir);
+	dir = tdir;
+	ads = new_token(tdir, "--team ads --role submitter --owner alice");
+	search = new_token(tdir, "--team search --role submitter --owner bob");
+	ck_assert_int_eq(tu_gateway_start(&g, tdir, "--set", "auth.mode=token", NULL), 0);
+
+	r = call_as(&g, ads, "POST", "/livy/batches", "{\"file\":\"a.py\"}");
+	ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+	batch = (long long)json_integer_value(json_object_get(r.json, "id"));
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "owner")), "alice");
+	tu_response_release(&r);
+	snprintf(path, sizeof(path), "/livy/batches/%lld", batch);
+	r = call_as(&g, search, "GET", path, NULL);
+	ck_assert_int_eq(r.status, 404);
+	tu_response_release(&r);
+	r = call_as(&g, search, "GET", "/livy/batches", NULL);
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "total")), 0);
+	tu_response_release(&r);
+	r = call_as(&g, ads, "GET", "/livy/batches", NULL);
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "total")), 1);
+	tu_response_release(&r);
+	r = call_as(&g, search, "DELETE", path, NULL);
+	ck_assert_int_eq(r.status, 404);
+	tu_response_release(&r);
+
+	r = call_as(&g, search, "POST", "/skatev2/spark", "{\"mainApplicationFile\":\"a.py\"}");
+	ck_assert_int_eq(r.status, 200);
+	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(r.json, "submissionId")));
+	tu_response_release(&r);
+	snprintf(path, sizeof(path), "/skatev2/spark/%s/status", id);
+	r = call_as(&g, ads, "GET", path, NULL);
+	ck_assert_int_eq(r.status, 404);
+	tu_response_release(&r);
+	r = call_as(&g, "sgw_not-a-token", "GET", path, NULL);
+	ck_assert_int_eq(r.status, 401);
+	tu_response_release(&r);
+
+	/* The command line: refused without a token, served with one. */
+	run_cli(&run, NULL, "get", id, "-s", g.base, NULL);
+	ck_assert_int_eq(run.status, 1);
+	ck_assert_ptr_nonnull(strstr(run.err, "401"));
+	run_cli(&run, NULL, "get", id, "-s", g.base, "--token", search, NULL);
+	ck_assert_msg(run.status == 0, "%s", run.err);
+	snprintf(env_token, sizeof(env_token), "SPARKGW_TOKEN=%s", search);
+	snprintf(env_url, sizeof(env_url), "SPARKGW_URL=%s", g.base);
+	{
+		const char *env[] = {env_token, env_url, NULL};
+
+		run_cli(&run, env, "list", NULL);
+		ck_assert_int_eq(run.status, 0);
+		ck_assert_ptr_nonnull(strstr(run.out, id));
+	}
+	ck_assert_int_eq(tu_gateway_signal(&g, SIGTERM), 0);
+	free(ads);
+	free(search);
+	tu_rmtree(tdir);
+	free(tdir);
+	dir = NULL;
+}
+END_TEST
+
 Suite *compat_suite(void)
 {
 	Suite *s = suite_create("compat");
@@ -859,6 +961,7 @@ Suite *compat_suite(void)
 	TCase *livy = tcase_create("livy");
 	TCase *bpg = tcase_create("bpg");
 	TCase *cli = tcase_create("cli");
+	TCase *tokens = tcase_create("tokens");
 
 	tcase_add_test(unit, test_livy_request_translation);
 	tcase_add_test(unit, test_bpg_request_translation);
@@ -890,5 +993,8 @@ Suite *compat_suite(void)
 	tcase_add_test(cli, test_cli_errors_and_settings);
 	tcase_add_test(cli, test_cli_dry_run_and_operators);
 	suite_add_tcase(s, cli);
+
+	tcase_add_test(tokens, test_tokens_scope_the_facades_and_cli);
+	suite_add_tcase(s, tokens);
 	return s;
 }

@@ -255,6 +255,7 @@ START_TEST(test_livy_batch_lifecycle)
 		 "\"numExecutors\":2,\"name\":\"SparkPi\",\"queue\":\"etl\","
 		 "\"conf\":{\"spark.kubesim.durationSeconds\":\"1\"}}");
 	ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+	ck_assert_schema("LivyBatch", r.json);
 	ck_assert(json_is_integer(json_object_get(r.json, "id")));
 	id = (long long)json_integer_value(json_object_get(r.json, "id"));
 	snprintf(path, sizeof(path), "/livy/batches/%lld", id);
@@ -266,6 +267,7 @@ START_TEST(test_livy_batch_lifecycle)
 	tu_response_release(&r);
 
 	batch = poll_until(path, "state", "success", 30);
+	ck_assert_schema("LivyBatch", batch);
 	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(batch, "appId")), "j"));
 	ck_assert(json_is_string(json_object_get(json_object_get(batch, "appInfo"), "driverLogUrl")));
 	ck_assert_str_eq(json_string_value(json_object_get(batch, "owner")), "anonymous");
@@ -318,6 +320,7 @@ START_TEST(test_livy_list_pages)
 	}
 	r = call("GET", "/livy/batches", NULL, NULL);
 	ck_assert_int_eq(r.status, 200);
+	ck_assert_schema("LivyBatchList", r.json);
 	total = json_integer_value(json_object_get(r.json, "total"));
 	ck_assert_int_ge(total, 3);
 	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "from")), 0);
@@ -385,6 +388,7 @@ START_TEST(test_livy_refusals)
 	r = call("POST", "/livy/batches", "application/json",
 		 "{\"file\":\"a.jar\",\"className\":\"a.B\",\"driverMemory\":\"lots\",\"numExecutors\":-1}");
 	ck_assert_int_eq(r.status, 422);
+	ck_assert_schema("Problem", r.json);
 	ck_assert_str_eq(field_of_error(r.json, 0), "driverMemory");
 	ck_assert_str_eq(field_of_error(r.json, 1), "numExecutors");
 	tu_response_release(&r);
@@ -462,6 +466,7 @@ START_TEST(test_bpg_submission_lifecycle)
 
 	snprintf(path, sizeof(path), "/skatev2/spark/%s/status", id);
 	status = poll_until(path, "applicationState", "COMPLETED", 30);
+	ck_assert_schema("BpgStatus", status);
 	ck_assert(json_is_integer(json_object_get(status, "creationTime")));
 	ck_assert(json_is_integer(json_object_get(status, "terminationTime")));
 	ck_assert(json_is_integer(json_object_get(status, "duration")));
@@ -518,6 +523,7 @@ START_TEST(test_bpg_json_delete_and_refusals)
 	tu_response_release(&r);
 	snprintf(path, sizeof(path), "/skatev2/spark/%s/status", id);
 	status = poll_until(path, "applicationState", "FAILED", 30);
+	ck_assert_schema("BpgStatus", status);
 	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(status, "applicationErrorMessage")),
 				     "cancelled: "));
 	json_decref(status);

@@ -538,17 +538,49 @@ static int cmd_cancel(struct ctx *x)
 	return 0;
 }
 
+/* Whether the job is over (or gone): then no driver log is coming. */
+static bool job_over(struct ctx *x, const char *id)
+{
+	char path[256], err[GW_ERRLEN];
+	struct cli_response r;
+	json_t *job;
+	const char *state;
+	bool over = true;
+
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s", id);
+	if (!cli_request(x->client, "GET", path, NULL, NULL, &r, err))
+		return true;
+	job = r.status == 200 ? cli_response_json(&r) : NULL;
+	state = str(job, "state");
+	over = !state || !strcmp(state, "SUCCEEDED") || !strcmp(state, "FAILED") || !strcmp(state, "CANCELLED") ||
+	       !strcmp(state, "REJECTED");
+	json_decref(job);
+	cli_response_release(&r);
+	return over;
+}
+
 static int cmd_logs(struct ctx *x)
 {
 	char *id = escape(x->args[0]), path[256], err[GW_ERRLEN];
 	struct cli_response problem;
-	bool ok;
+	bool ok = false, said = false;
 
 	snprintf(path, sizeof(path), "/api/v1/jobs/%s/logs?follow=%s", id ? id : "", x->follow ? "true" : "false");
-	free(id);
 	if (x->tail >= 0)
 		snprintf(path + strlen(path), sizeof(path) - strlen(path), "&tailLines=%ld", x->tail);
-	ok = cli_stream(x->client, path, stdout, &problem, err);
+	/* Following, wait (up to 10 minutes) for a driver that is yet to be
+	 * created (404) or to start (409), as long as the job may get one. */
+	for (int i = 0; i < 600; i++) {
+		ok = cli_stream(x->client, path, stdout, &problem, err);
+		if (ok || !x->follow || (problem.status != 404 && problem.status != 409) || job_over(x, id ? id : ""))
+			break;
+		if (!said)
+			fprintf(stderr, "waiting for the driver of %s to start...\n", x->args[0]);
+		said = true;
+		cli_response_release(&problem);
+		sleep(1);
+	}
+	free(id);
 	if (!ok && problem.status && problem.status != 200)
 		cli_print_problem(&problem);
 	else if (!ok)

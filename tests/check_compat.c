@@ -704,13 +704,9 @@ START_TEST(test_cli_logs_follow_to_the_end)
 	run_cli(&run, NULL, "submit", "-f", job_file("logged", "2", "0"), "-s", gw.base, NULL);
 	ck_assert_int_eq(run.status, 0);
 	first_line(run.out, id, sizeof(id));
-	/* Followed from the start, the stream ends when the driver does. */
-	for (int i = 0; i < 50; i++) {
-		run_cli(&run, NULL, "logs", "-f", id, "-s", gw.base, NULL);
-		if (run.status == 0)
-			break;
-		usleep(100000); /* not dispatched yet: 404 no-driver */
-	}
+	/* Followed from before the driver starts, the stream waits for it and
+	 * ends when the driver does. */
+	run_cli(&run, NULL, "logs", "-f", id, "-s", gw.base, NULL);
 	ck_assert_msg(run.status == 0, "exit %d: %s", run.status, run.err);
 	ck_assert_ptr_nonnull(strstr(run.out, "Running Spark version"));
 	ck_assert_ptr_nonnull(strstr(run.out, "Successfully stopped SparkContext"));

@@ -200,6 +200,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: sparkgw [--config FILE] [--listen HOST:PORT] [--data DIR] [--set KEY=VALUE]...\n"
 		"       sparkgw token create|list|revoke ... (sparkgw token --help)\n"
+		"       sparkgw submit|get|list|logs|cancel|events|queue|clusters|cordon|drain|uncordon ...\n"
+		"                      the client of a gateway (sparkgw submit --help)\n"
 		"  --config FILE       YAML configuration (every key has a default)\n"
 		"  --listen HOST:PORT  address to serve on (default 127.0.0.1:8080)\n"
 		"  --data DIR          directory for the database (default ./var)\n"

@@ -34,7 +34,6 @@ struct ctx {
 	long limit, tail;
 	bool follow;
 	char **args; /* what is left after the options */
-	int nargs;
 };
 
 struct command {
@@ -43,8 +42,6 @@ struct command {
 	const char *usage;
 	int (*run)(struct ctx *x);
 };
-
-static const struct command *find_command(const char *name);
 
 /* ---- plumbing ---- */
 
@@ -322,9 +319,12 @@ static void placement_phrase(const json_t *job, char *out, size_t len)
 static int wait_for(struct ctx *x, const char *id)
 {
 	char path[96], header[96] = "", last[64] = "", where[300], err[GW_ERRLEN];
-	time_t deadline = x->timeout_s > 0 ? time(NULL) + x->timeout_s : 0;
+	time_t deadline = x->timeout_s > 0 ? time(NULL) + x->timeout_s : 0, since = time(NULL);
 	struct cli_response r;
 	unsigned failures = 0;
+	/* On a terminal, a line that counts the time in the current state;
+	 * a pipe or a CI log gets only the changes. */
+	bool ticking = isatty(2);
 
 	snprintf(path, sizeof(path), "/api/v1/jobs/%s", id);
 	for (;;) {
@@ -347,6 +347,8 @@ static int wait_for(struct ctx *x, const char *id)
 		}
 		failures = 0;
 		if (r.status == 304 || r.status == 503) {
+			if (ticking && *last)
+				fprintf(stderr, "\r\033[K  %s for %llds", last, (long long)(time(NULL) - since));
 			cli_response_release(&r);
 			usleep(500 * 1000);
 			continue;
@@ -363,10 +365,13 @@ static int wait_for(struct ctx *x, const char *id)
 		state = str(job, "state");
 		reason = str(job, "reason");
 		wait_reason = str(job, "waitReason");
+		if (ticking)
+			fprintf(stderr, "\r\033[K");
 		if (state && strcmp(state, last)) {
 			placement_phrase(job, where, sizeof(where));
 			fprintf(stderr, "%s %s%s%s%s%s\n", id, state, reason ? " (" : "", reason ? reason : "",
 				reason ? ")" : "", where);
+			since = time(NULL);
 			if (wait_reason)
 				fprintf(stderr, "  waiting: %s\n", wait_reason);
 			snprintf(last, sizeof(last), "%s", state);
@@ -380,6 +385,8 @@ static int wait_for(struct ctx *x, const char *id)
 			json_decref(job);
 			return rc;
 		}
+		if (ticking)
+			fprintf(stderr, "  %s for %llds", last, (long long)(time(NULL) - since));
 		json_decref(job);
 		usleep(500 * 1000);
 	}
@@ -886,7 +893,6 @@ int cli_main(int argc, char **argv)
 		goto out;
 	}
 	x.args = argv + optind;
-	x.nargs = argc - optind;
 	if (!server && getenv("SPARKGW_URL"))
 		server = strdup(getenv("SPARKGW_URL"));
 	if (!token && getenv("SPARKGW_TOKEN"))

@@ -80,21 +80,32 @@ static bool idempotency_key_valid(const char *key)
 	return true;
 }
 
-static enum MHD_Result submit_committed(struct request *rq)
+bool gateway_submit_stored(struct request *rq, enum MHD_Result *reply)
 {
 	struct store_op *op = &rq->op;
-	char location[64];
 
 	if (op->rc == GW_ECONFLICT)
-		return http_reply_problem(rq, 409, "idempotency-key-reused", op->err, NULL);
-	if (op->rc == GW_EBUSY)
-		return http_reply_problem_retry(rq, 429, "queue-full", op->err, "10");
+		*reply = http_reply_problem(rq, 409, "idempotency-key-reused", op->err, NULL);
+	else if (op->rc == GW_EBUSY)
+		*reply = http_reply_problem_retry(rq, 429, "queue-full", op->err, "10");
+	else if (op->rc)
+		*reply = http_reply_store_error(rq, op->rc, op->err);
 	if (op->rc)
-		return http_reply_store_error(rq, op->rc, op->err);
-	snprintf(location, sizeof(location), "/api/v1/jobs/%s", op->job.id);
+		return false;
 	snprintf(rq->audit_target, sizeof(rq->audit_target), "job %s", op->job.id);
 	snprintf(rq->audit_team, sizeof(rq->audit_team), "%s", op->job.team ? op->job.team : "");
-	return reply_job(rq, op->unchanged ? 200 : 201, &op->job, MHD_HTTP_HEADER_LOCATION, location);
+	return true;
+}
+
+static enum MHD_Result submit_committed(struct request *rq)
+{
+	enum MHD_Result reply;
+	char location[64];
+
+	if (!gateway_submit_stored(rq, &reply))
+		return reply;
+	snprintf(location, sizeof(location), "/api/v1/jobs/%s", rq->op.job.id);
+	return reply_job(rq, rq->op.unchanged ? 200 : 201, &rq->op.job, MHD_HTTP_HEADER_LOCATION, location);
 }
 
 /* The submission's priority rank, or a 422 naming the priorities there are. */
@@ -312,6 +323,22 @@ enum MHD_Result gateway_submit(struct request *rq, const char *body, size_t len,
 	/* A retry is "the same request" when its body is byte-identical. */
 	SHA256((const unsigned char *)body, len, sub->body_sha256);
 	return http_run_async(rq, committed);
+}
+
+enum MHD_Result gateway_submit_doc(struct request *rq, const json_t *doc, const char *idempotency_key,
+				   enum MHD_Result (*committed)(struct request *rq))
+{
+	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+
+	/* The text must live until the answer: it becomes the request's body. */
+	gw_buf_release(&rq->body);
+	gw_buf_init(&rq->body, SIZE_MAX);
+	if (!text || gw_buf_append(&rq->body, text, strlen(text))) {
+		free(text);
+		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+	}
+	free(text);
+	return gateway_submit(rq, rq->body.data, rq->body.len, idempotency_key, false, committed);
 }
 
 enum MHD_Result api_job_submit(struct request *rq, const char *id)

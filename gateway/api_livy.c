@@ -92,17 +92,11 @@ static enum MHD_Result reply_batch(struct request *rq, unsigned status, const st
 
 static enum MHD_Result submitted(struct request *rq)
 {
-	struct store_op *op = &rq->op;
+	enum MHD_Result reply;
 
-	if (op->rc == GW_ECONFLICT)
-		return http_reply_problem(rq, 409, "idempotency-key-reused", op->err, NULL);
-	if (op->rc == GW_EBUSY)
-		return http_reply_problem_retry(rq, 429, "queue-full", op->err, "10");
-	if (op->rc)
-		return http_reply_store_error(rq, op->rc, op->err);
-	snprintf(rq->audit_target, sizeof(rq->audit_target), "job %s", op->job.id);
-	snprintf(rq->audit_team, sizeof(rq->audit_team), "%s", op->job.team ? op->job.team : "");
-	return reply_batch(rq, op->unchanged ? 200 : 201, &op->job);
+	if (!gateway_submit_stored(rq, &reply))
+		return reply;
+	return reply_batch(rq, rq->op.unchanged ? 200 : 201, &rq->op.job);
 }
 
 enum MHD_Result api_livy_submit(struct request *rq, const char *id)
@@ -113,7 +107,6 @@ enum MHD_Result api_livy_submit(struct request *rq, const char *id)
 	json_t *body, *native = NULL, *errors = NULL;
 	enum gateway_body_status st;
 	enum MHD_Result ret;
-	char *text;
 
 	(void)id;
 	rq->rename_fields = compat_livy_fields;
@@ -124,18 +117,10 @@ enum MHD_Result api_livy_submit(struct request *rq, const char *id)
 	json_decref(body);
 	if (st == BODY_INVALID)
 		return http_reply_problem(rq, 422, "validation-failed", detail, errors);
-	if (st != BODY_OK || !(text = json_dumps(native, JSON_COMPACT | JSON_SORT_KEYS))) {
-		json_decref(native);
+	if (st != BODY_OK)
 		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
-	}
+	ret = gateway_submit_doc(rq, native, key, submitted);
 	json_decref(native);
-	/* The text lives until the answer: the request keeps it as its body. */
-	gw_buf_release(&rq->body);
-	gw_buf_init(&rq->body, SIZE_MAX);
-	ret = gw_buf_append(&rq->body, text, strlen(text)) == GW_OK
-		      ? gateway_submit(rq, rq->body.data, rq->body.len, key, false, submitted)
-		      : http_reply_store_error(rq, GW_ENOMEM, "out of memory");
-	free(text);
 	return ret;
 }
 

@@ -123,6 +123,14 @@ struct gw_selector;
 bool gateway_visible_selector(struct request *rq, const char *text, struct gw_selector **out, bool *any,
 			      char *err);
 
+/* The same for a facade's translated submission (its text, kept sorted so
+ * that a retried request hashes the same, becomes the request's body). */
+enum MHD_Result gateway_submit_doc(struct request *rq, const json_t *doc, const char *idempotency_key,
+				   enum MHD_Result (*committed)(struct request *rq));
+/* In committed(): false, with the answer in *reply, when the store refused
+ * the submission; else notes the new job for the audit trail. */
+bool gateway_submit_stored(struct request *rq, enum MHD_Result *reply);
+
 /* A job id as the store makes them; anything else cannot exist. */
 bool gateway_job_id_valid(const char *id);
 enum MHD_Result gateway_reply_no_job(struct request *rq, const char *id);

@@ -115,6 +115,25 @@ static char *escape(const char *s)
 	return copy;
 }
 
+/* call() on before + the command's argument, escaped, + after. */
+static json_t *call_on(struct ctx *x, const char *method, const char *before, const char *after, int *status)
+{
+	char *arg = escape(x->args[0]), path[512];
+
+	snprintf(path, sizeof(path), "%s%s%s", before, arg ? arg : "", after);
+	free(arg);
+	return call(x, method, path, NULL, NULL, status);
+}
+
+/* With -o json or yaml: doc as it came, and true. */
+static bool print_raw(const struct ctx *x, const json_t *doc)
+{
+	if (x->output != OUT_JSON && x->output != OUT_YAML)
+		return false;
+	print_doc(x, doc);
+	return true;
+}
+
 static const char *str(const json_t *obj, const char *key)
 {
 	return json_string_value(json_object_get(obj, key));
@@ -285,12 +304,12 @@ static int cmd_submit(struct ctx *x)
 	free(body);
 	if (!answer)
 		return status ? status : CLI_EXIT_FAILED;
-	if (x->output == OUT_JSON || x->output == OUT_YAML)
-		print_doc(x, answer);
-	else if (x->dry_run)
-		print_dry_run(answer);
-	else
-		printf("%s\n", str(answer, "id")); /* alone, for $(sparkgw submit …) */
+	if (!print_raw(x, answer)) {
+		if (x->dry_run)
+			print_dry_run(answer);
+		else
+			printf("%s\n", str(answer, "id")); /* alone, for $(sparkgw submit …) */
+	}
 	if (!x->dry_run && x->wait) {
 		char *id = strdup(str(answer, "id"));
 
@@ -427,17 +446,12 @@ static void print_job(const json_t *job)
 
 static int cmd_get(struct ctx *x)
 {
-	char *id = escape(x->args[0]), path[256];
 	int status = 0;
-	json_t *job;
+	json_t *job = call_on(x, "GET", "/api/v1/jobs/", "", &status);
 
-	snprintf(path, sizeof(path), "/api/v1/jobs/%s", id ? id : "");
-	free(id);
-	if (!(job = call(x, "GET", path, NULL, NULL, &status)))
+	if (!job)
 		return status;
-	if (x->output == OUT_JSON || x->output == OUT_YAML)
-		print_doc(x, job);
-	else
+	if (!print_raw(x, job))
 		print_job(job);
 	json_decref(job);
 	return 0;
@@ -461,12 +475,9 @@ static int cmd_list(struct ctx *x)
 	}
 	if (x->state)
 		snprintf(path + strlen(path), sizeof(path) - strlen(path), "&state=%s", x->state);
-	if (!(answer = call(x, "GET", path, NULL, NULL, &status)))
-		return status;
-	if (x->output == OUT_JSON || x->output == OUT_YAML) {
-		print_doc(x, answer);
+	if (!(answer = call(x, "GET", path, NULL, NULL, &status)) || print_raw(x, answer)) {
 		json_decref(answer);
-		return 0;
+		return status;
 	}
 	items = json_object_get(answer, "items");
 	t = cli_table_new(x->output == OUT_WIDE ? 8 : 5, head, 1u << 1);
@@ -500,20 +511,14 @@ static int cmd_list(struct ctx *x)
 static int cmd_events(struct ctx *x)
 {
 	static const char *const head[] = {"TIME", "STATE", "REASON", "MESSAGE"};
-	char *id = escape(x->args[0]), path[256];
 	int status = 0;
-	json_t *answer, *e;
+	json_t *answer = call_on(x, "GET", "/api/v1/jobs/", "/events", &status), *e;
 	struct cli_table *t;
 	size_t i;
 
-	snprintf(path, sizeof(path), "/api/v1/jobs/%s/events", id ? id : "");
-	free(id);
-	if (!(answer = call(x, "GET", path, NULL, NULL, &status)))
-		return status;
-	if (x->output == OUT_JSON || x->output == OUT_YAML) {
-		print_doc(x, answer);
+	if (!answer || print_raw(x, answer)) {
 		json_decref(answer);
-		return 0;
+		return status;
 	}
 	t = cli_table_new(4, head, 1u << 3);
 	json_array_foreach(json_object_get(answer, "items"), i, e) {
@@ -529,17 +534,12 @@ static int cmd_events(struct ctx *x)
 
 static int cmd_cancel(struct ctx *x)
 {
-	char *id = escape(x->args[0]), path[256];
 	int status = 0;
-	json_t *job;
+	json_t *job = call_on(x, "DELETE", "/api/v1/jobs/", "", &status);
 
-	snprintf(path, sizeof(path), "/api/v1/jobs/%s", id ? id : "");
-	free(id);
-	if (!(job = call(x, "DELETE", path, NULL, NULL, &status)))
+	if (!job)
 		return status;
-	if (x->output == OUT_JSON || x->output == OUT_YAML)
-		print_doc(x, job);
-	else
+	if (!print_raw(x, job))
 		printf("%s %s\n", str(job, "id"), str(job, "state"));
 	json_decref(job);
 	return 0;
@@ -606,12 +606,9 @@ static int cmd_queue(struct ctx *x)
 	struct cli_table *t;
 	size_t i;
 
-	if (!(answer = call(x, "GET", "/api/v1/queue", NULL, NULL, &status)))
-		return status;
-	if (x->output == OUT_JSON || x->output == OUT_YAML) {
-		print_doc(x, answer);
+	if (!(answer = call(x, "GET", "/api/v1/queue", NULL, NULL, &status)) || print_raw(x, answer)) {
 		json_decref(answer);
-		return 0;
+		return status;
 	}
 	t = cli_table_new(8, head, 1u << 2 | 1u << 7);
 	json_array_foreach(json_object_get(answer, "items"), i, e) {
@@ -647,12 +644,9 @@ static int cmd_clusters(struct ctx *x)
 	struct cli_table *t;
 	size_t i, j;
 
-	if (!(answer = call(x, "GET", "/api/v1/pools", NULL, NULL, &status)))
-		return status;
-	if (x->output == OUT_JSON || x->output == OUT_YAML) {
-		print_doc(x, answer);
+	if (!(answer = call(x, "GET", "/api/v1/pools", NULL, NULL, &status)) || print_raw(x, answer)) {
 		json_decref(answer);
-		return 0;
+		return status;
 	}
 	t = cli_table_new(8, head, 1u << 7);
 	json_array_foreach(json_object_get(answer, "items"), i, pool)
@@ -680,20 +674,15 @@ static int cmd_clusters(struct ctx *x)
 	return 0;
 }
 
-/* cordon, drain, uncordon: the command's name is the action's. */
+/* cordon, drain, uncordon: action is the path's last segment, "/cordon". */
 static int cmd_rotation(struct ctx *x, const char *action)
 {
-	char *name = escape(x->args[0]), path[256];
 	int status = 0;
-	json_t *cluster;
+	json_t *cluster = call_on(x, "POST", "/api/v1/clusters/", action, &status);
 
-	snprintf(path, sizeof(path), "/api/v1/clusters/%s/%s", name ? name : "", action);
-	free(name);
-	if (!(cluster = call(x, "POST", path, NULL, NULL, &status)))
+	if (!cluster)
 		return status;
-	if (x->output == OUT_JSON || x->output == OUT_YAML)
-		print_doc(x, cluster);
-	else
+	if (!print_raw(x, cluster))
 		printf("cluster %s: %s, %lld active jobs\n", str(cluster, "name"), str(cluster, "rotation"),
 		       (long long)json_integer_value(json_object_get(cluster, "activeJobs")));
 	json_decref(cluster);
@@ -702,17 +691,17 @@ static int cmd_rotation(struct ctx *x, const char *action)
 
 static int cmd_cordon(struct ctx *x)
 {
-	return cmd_rotation(x, "cordon");
+	return cmd_rotation(x, "/cordon");
 }
 
 static int cmd_drain(struct ctx *x)
 {
-	return cmd_rotation(x, "drain");
+	return cmd_rotation(x, "/drain");
 }
 
 static int cmd_uncordon(struct ctx *x)
 {
-	return cmd_rotation(x, "uncordon");
+	return cmd_rotation(x, "/uncordon");
 }
 
 /* ---- the command line ---- */

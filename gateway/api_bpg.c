@@ -43,7 +43,6 @@ enum MHD_Result api_bpg_submit(struct request *rq, const char *id)
 	char detail[GW_ERRLEN];
 	json_t *body = NULL, *native = NULL, *errors = NULL;
 	enum gateway_body_status st;
-	enum MHD_Result ret;
 
 	(void)id;
 	rq->rename_fields = compat_bpg_fields;
@@ -59,13 +58,7 @@ enum MHD_Result api_bpg_submit(struct request *rq, const char *id)
 	}
 	st = compat_bpg_submission(body, &cs, &native, &errors, detail);
 	json_decref(body);
-	if (st == BODY_INVALID)
-		return http_reply_problem(rq, 422, "validation-failed", detail, errors);
-	if (st != BODY_OK)
-		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
-	ret = gateway_submit_doc(rq, native, key, submitted);
-	json_decref(native);
-	return ret;
+	return gateway_submit_translated(rq, st, native, errors, detail, key, submitted);
 }
 
 /* When the job's driver started running: its first RUNNING event. */

@@ -325,11 +325,15 @@ enum MHD_Result gateway_submit(struct request *rq, const char *body, size_t len,
 	return http_run_async(rq, committed);
 }
 
-enum MHD_Result gateway_submit_doc(struct request *rq, const json_t *doc, const char *idempotency_key,
-				   enum MHD_Result (*committed)(struct request *rq))
+enum MHD_Result gateway_submit_translated(struct request *rq, enum gateway_body_status st, json_t *doc,
+					  json_t *errors, const char *detail, const char *idempotency_key,
+					  enum MHD_Result (*committed)(struct request *rq))
 {
-	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+	char *text = st == BODY_OK ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 
+	json_decref(doc);
+	if (st == BODY_INVALID)
+		return http_reply_problem(rq, 422, "validation-failed", detail, errors);
 	/* The text must live until the answer: it becomes the request's body. */
 	gw_buf_release(&rq->body);
 	gw_buf_init(&rq->body, SIZE_MAX);

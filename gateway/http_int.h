@@ -123,10 +123,13 @@ struct gw_selector;
 bool gateway_visible_selector(struct request *rq, const char *text, struct gw_selector **out, bool *any,
 			      char *err);
 
-/* The same for a facade's translated submission (its text, kept sorted so
- * that a retried request hashes the same, becomes the request's body). */
-enum MHD_Result gateway_submit_doc(struct request *rq, const json_t *doc, const char *idempotency_key,
-				   enum MHD_Result (*committed)(struct request *rq));
+/* The same for a facade's translation of its body (st, doc and errors as
+ * the compat_*_submission functions leave them; both taken over): a 422
+ * for an invalid one, else doc is submitted (its text, keys sorted so that
+ * a retried request hashes the same, becomes the request's body). */
+enum MHD_Result gateway_submit_translated(struct request *rq, enum gateway_body_status st, json_t *doc,
+					  json_t *errors, const char *detail, const char *idempotency_key,
+					  enum MHD_Result (*committed)(struct request *rq));
 /* In committed(): false, with the answer in *reply, when the store refused
  * the submission; else notes the new job for the audit trail. */
 bool gateway_submit_stored(struct request *rq, enum MHD_Result *reply);

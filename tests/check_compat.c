@@ -64,6 +64,15 @@ static struct tu_response call(const char *method, const char *path, const char 
 	return r;
 }
 
+static long status_of(const char *method, const char *path, const char *content_type, const char *body)
+{
+	struct tu_response r = call(method, path, content_type, body);
+	long status = r.status;
+
+	tu_response_release(&r);
+	return status;
+}
+
 /* GET path until its JSON member `key` is want; the last answer. */
 static json_t *poll_until(const char *path, const char *key, const char *want, int seconds)
 {
@@ -368,9 +377,7 @@ START_TEST(test_livy_failure_and_delete)
 	batch = poll_until(path, "state", "killed", 30);
 	json_decref(batch);
 	/* Deleting it again is no error, as in Livy. */
-	r = call("DELETE", path, NULL, NULL);
-	ck_assert_int_eq(r.status, 200);
-	tu_response_release(&r);
+	ck_assert_int_eq(status_of("DELETE", path, NULL, NULL), 200);
 }
 END_TEST
 
@@ -405,19 +412,11 @@ START_TEST(test_livy_refusals)
 	ck_assert_int_eq(r.status, 404);
 	ck_assert_str_eq(json_string_value(json_object_get(r.json, "msg")), "Session '987654' not found.");
 	tu_response_release(&r);
-	r = call("GET", "/livy/batches/x1/state", NULL, NULL);
-	ck_assert_int_eq(r.status, 404);
-	tu_response_release(&r);
-	r = call("GET", "/livy/batches?size=0", NULL, NULL);
-	ck_assert_int_eq(r.status, 400);
-	tu_response_release(&r);
-	r = call("PUT", "/livy/batches", NULL, NULL);
-	ck_assert_int_eq(r.status, 405);
-	tu_response_release(&r);
+	ck_assert_int_eq(status_of("GET", "/livy/batches/x1/state", NULL, NULL), 404);
+	ck_assert_int_eq(status_of("GET", "/livy/batches?size=0", NULL, NULL), 400);
+	ck_assert_int_eq(status_of("PUT", "/livy/batches", NULL, NULL), 405);
 	/* Livy's interactive sessions are not served. */
-	r = call("POST", "/livy/sessions", "application/json", "{\"kind\":\"pyspark\"}");
-	ck_assert_int_eq(r.status, 404);
-	tu_response_release(&r);
+	ck_assert_int_eq(status_of("POST", "/livy/sessions", "application/json", "{\"kind\":\"pyspark\"}"), 404);
 }
 END_TEST
 
@@ -497,9 +496,7 @@ START_TEST(test_bpg_submission_lifecycle)
 	ck_assert_ptr_nonnull(strstr(r.body, "Successfully stopped SparkContext"));
 	tu_response_release(&r);
 	snprintf(path, sizeof(path), "/skatev2/log?appId=%s&execId=1", id);
-	r = call("GET", path, NULL, NULL);
-	ck_assert_int_eq(r.status, 400);
-	tu_response_release(&r);
+	ck_assert_int_eq(status_of("GET", path, NULL, NULL), 400);
 }
 END_TEST
 
@@ -537,15 +534,9 @@ START_TEST(test_bpg_json_delete_and_refusals)
 	ck_assert_int_eq(r.status, 422);
 	ck_assert_str_eq(field_of_error(r.json, 0), "driver.memory");
 	tu_response_release(&r);
-	r = call("POST", "/skatev2/spark", "text/yaml", "applicationName: [unclosed\n");
-	ck_assert_int_eq(r.status, 400);
-	tu_response_release(&r);
-	r = call("GET", "/skatev2/spark/j0000000000000000000x/status", NULL, NULL);
-	ck_assert_int_eq(r.status, 404);
-	tu_response_release(&r);
-	r = call("GET", "/skatev2/log", NULL, NULL);
-	ck_assert_int_eq(r.status, 400);
-	tu_response_release(&r);
+	ck_assert_int_eq(status_of("POST", "/skatev2/spark", "text/yaml", "applicationName: [unclosed\n"), 400);
+	ck_assert_int_eq(status_of("GET", "/skatev2/spark/j0000000000000000000x/status", NULL, NULL), 404);
+	ck_assert_int_eq(status_of("GET", "/skatev2/log", NULL, NULL), 400);
 }
 END_TEST
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -845,6 +846,105 @@ START_TEST(test_cli_dry_run_and_operators)
 }
 END_TEST
 
+/* The README's walk-through with the command line, against `make run`'s
+ * gateway (contrib/run-demo.sh: three simulated clusters, the demo policy). */
+START_TEST(test_cli_walkthrough_on_make_run)
+{
+	char port[16], data[700], build[600], base[64], url_env[100], ok_id[64], *slash;
+	const char *env[] = {url_env, NULL};
+	struct cli_run run;
+	pid_t demo;
+	int status;
+	bool up = false;
+
+	snprintf(port, sizeof(port), "%d", tu_free_port());
+	snprintf(data, sizeof(data), "%s/demo", dir);
+	snprintf(build, sizeof(build), "%s", tu_gateway_bin());
+	if ((slash = strrchr(build, '/')))
+		*slash = '\0'; /* run-demo.sh takes the binaries' directory */
+	else
+		snprintf(build, sizeof(build), ".");
+	snprintf(base, sizeof(base), "http://127.0.0.1:%s", port);
+	snprintf(url_env, sizeof(url_env), "SPARKGW_URL=%s", base);
+	demo = fork();
+	ck_assert_int_ge(demo, 0);
+	if (demo == 0) {
+		char log[800];
+		int fd;
+
+		snprintf(log, sizeof(log), "%s/demo.log", dir);
+		fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		setpgid(0, 0); /* one group: the script, its clusters and gateway */
+		prctl(PR_SET_PDEATHSIG, SIGTERM); /* a failed test takes them down too */
+		setenv("SPARKGW_PORT", port, 1);
+		setenv("SPARKGW_DATA", data, 1);
+		setenv("BUILD", build, 1);
+		execlp("sh", "sh", "contrib/run-demo.sh", (char *)NULL);
+		_exit(127);
+	}
+	setpgid(demo, demo);
+	for (int i = 0; i < 200 && !up; i++) {
+		char healthz[100];
+		struct tu_response r;
+
+		snprintf(healthz, sizeof(healthz), "%s/healthz", base);
+		up = tu_http("GET", healthz, NULL, NULL, 0, &r) == 0 && r.status == 200;
+		tu_response_release(&r);
+		if (!up)
+			usleep(100000);
+	}
+	ck_assert_msg(up, "make run's gateway did not come up (see demo.log)");
+
+	{
+		FILE *f;
+		char job[700];
+
+		snprintf(job, sizeof(job), "%s/pi.yaml", dir);
+		f = fopen(job, "w");
+		fputs("name: spark-pi\n"
+		      "labels: {team: search, priority: high}\n"
+		      "spec:\n"
+		      "  type: Scala\n"
+		      "  sparkVersion: \"3.5.1\"\n"
+		      "  mainClass: org.apache.spark.examples.SparkPi\n"
+		      "  mainApplicationFile: local:///opt/spark/examples/jars/spark-examples.jar\n"
+		      "  arguments: [\"1000\"]\n"
+		      "  driver:   {cores: 1, memory: 1g}\n"
+		      "  executor: {instances: 2, cores: 2, memory: 2g}\n",
+		      f);
+		fclose(f);
+
+		run_cli(&run, env, "submit", "-f", job, "--dry-run", NULL);
+		ck_assert_msg(run.status == 0, "%s", run.err);
+		ck_assert_ptr_nonnull(strstr(run.out, "namespace spark-search-")); /* team search's group */
+		run_cli(&run, env, "submit", "-f", job, "--wait", NULL);
+		ck_assert_msg(run.status == 0, "exit %d: %s", run.status, run.err);
+		first_line(run.out, ok_id, sizeof(ok_id));
+		run_cli(&run, env, "submit", "-f", job, "--conf", "spark.kubesim.exitCode=1", "--wait", NULL);
+		ck_assert_msg(run.status == 1, "exit %d: %s", run.status, run.err);
+		ck_assert_ptr_nonnull(strstr(run.err, "FAILED"));
+	}
+	run_cli(&run, env, "logs", "-f", ok_id, NULL);
+	ck_assert_int_eq(run.status, 0);
+	ck_assert_ptr_nonnull(strstr(run.out, "Successfully stopped SparkContext"));
+	run_cli(&run, env, "list", "-l", "team=search", "-o", "wide", NULL);
+	ck_assert_int_eq(run.status, 0);
+	ck_assert_ptr_nonnull(strstr(run.out, ok_id));
+	ck_assert_ptr_nonnull(strstr(run.out, "FAILED"));
+	ck_assert_ptr_nonnull(strstr(run.out, "NAMESPACE"));
+	run_cli(&run, env, "cordon", "sim-b", NULL);
+	ck_assert_int_eq(run.status, 0);
+	run_cli(&run, env, "uncordon", "sim-b", NULL);
+	ck_assert_int_eq(run.status, 0);
+
+	kill(-demo, SIGTERM);
+	for (int i = 0; i < 100 && waitpid(demo, &status, WNOHANG) != demo; i++)
+		usleep(100000);
+}
+END_TEST
+
 /* ---- with tokens ---- */
 
 /* A token made with `sparkgw token create ARGS`: its last line. */
@@ -985,6 +1085,7 @@ Suite *compat_suite(void)
 	tcase_add_test(cli, test_cli_list_get_events_output);
 	tcase_add_test(cli, test_cli_errors_and_settings);
 	tcase_add_test(cli, test_cli_dry_run_and_operators);
+	tcase_add_test(cli, test_cli_walkthrough_on_make_run);
 	suite_add_tcase(s, cli);
 
 	tcase_add_test(tokens, test_tokens_scope_the_facades_and_cli);

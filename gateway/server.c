@@ -128,14 +128,15 @@ static const struct route routes[] = {
 	{"GET", "/skatev2/log", api_bpg_log, AUTH_VIEWER},
 };
 
-/* Livy's, under compat.livy_prefix. */
+/* Livy's, matched with compat.livy_prefix read as /livy, so that metrics
+ * name them the same whatever the prefix. */
 static const struct route livy_routes[] = {
-	{"POST", "/batches", api_livy_submit, AUTH_SUBMITTER},
-	{"GET", "/batches", api_livy_list, AUTH_VIEWER},
-	{"GET", "/batches/*", api_livy_get, AUTH_VIEWER},
-	{"DELETE", "/batches/*", api_livy_delete, AUTH_SUBMITTER},
-	{"GET", "/batches/*/state", api_livy_state, AUTH_VIEWER},
-	{"GET", "/batches/*/log", api_livy_log, AUTH_VIEWER},
+	{"POST", "/livy/batches", api_livy_submit, AUTH_SUBMITTER},
+	{"GET", "/livy/batches", api_livy_list, AUTH_VIEWER},
+	{"GET", "/livy/batches/*", api_livy_get, AUTH_VIEWER},
+	{"DELETE", "/livy/batches/*", api_livy_delete, AUTH_SUBMITTER},
+	{"GET", "/livy/batches/*/state", api_livy_state, AUTH_VIEWER},
+	{"GET", "/livy/batches/*/log", api_livy_log, AUTH_VIEWER},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -415,7 +416,7 @@ static enum MHD_Result handle_version(struct request *rq, const char *id)
 static enum MHD_Result dispatch(struct request *rq, const char *url,
 				const char *method)
 {
-	char id[128] = "", allow[64] = "";
+	char id[128] = "", allow[64] = "", livy_url[300];
 	bool path_known = false;
 	const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
 	const struct route *table = routes;
@@ -423,10 +424,11 @@ static enum MHD_Result dispatch(struct request *rq, const char *url,
 	const char *prefix = rq->cfg->livy_prefix;
 	size_t plen = prefix ? strlen(prefix) : 0;
 
-	if (plen && !strncmp(url, prefix, plen) && url[plen] == '/') {
+	if (plen && !strncmp(url, prefix, plen) && url[plen] == '/' &&
+	    (size_t)snprintf(livy_url, sizeof(livy_url), "/livy%s", url + plen) < sizeof(livy_url)) {
 		table = livy_routes;
 		nroutes = sizeof(livy_routes) / sizeof(livy_routes[0]);
-		url += plen;
+		url = livy_url;
 		rq->problem_msg = true;
 	}
 	for (size_t i = 0; i < nroutes; i++) {

@@ -1047,6 +1047,46 @@ START_TEST(test_tokens_scope_the_facades_and_cli)
 }
 END_TEST
 
+/* compat.livy_prefix moves the Livy API (or turns it off); metrics name
+ * its routes the same wherever it is. */
+START_TEST(test_livy_prefix_setting)
+{
+	char *tdir = tu_tmpdir("compat-prefix"), url[200], err[512];
+	struct tu_gateway g;
+	struct tu_response r;
+	const char *json[] = {"Content-Type: application/json", NULL};
+
+	ck_assert_ptr_nonnull(tdir);
+	ck_assert_int_eq(tu_gateway_start(&g, tdir, "--set", "compat.livy_prefix=/api/livy", NULL), 0);
+	snprintf(url, sizeof(url), "%s/api/livy/batches", g.base);
+	ck_assert_int_eq(tu_http("POST", url, json, "{\"file\":\"a.py\"}", strlen("{\"file\":\"a.py\"}"), &r), 0);
+	ck_assert_int_eq(r.status, 201);
+	ck_assert_str_eq(r.location, "/api/livy/batches/1");
+	tu_response_release(&r);
+	snprintf(url, sizeof(url), "%s/livy/batches", g.base);
+	ck_assert_int_eq(tu_http("GET", url, NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 404);
+	tu_response_release(&r);
+	snprintf(url, sizeof(url), "%s/metrics", g.base);
+	ck_assert_int_eq(tu_http("GET", url, NULL, NULL, 0, &r), 0);
+	ck_assert_ptr_nonnull(strstr(r.body, "route=\"/livy/batches\",method=\"POST\",code=\"201\""));
+	tu_response_release(&r);
+	ck_assert_int_eq(tu_gateway_signal(&g, SIGTERM), 0);
+
+	ck_assert_int_eq(tu_gateway_start(&g, tdir, "--set", "compat.livy_prefix=off", NULL), 0);
+	snprintf(url, sizeof(url), "%s/livy/batches/1", g.base);
+	ck_assert_int_eq(tu_http("GET", url, NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 404);
+	tu_response_release(&r);
+	ck_assert_int_eq(tu_gateway_signal(&g, SIGTERM), 0);
+
+	ck_assert_int_eq(tu_run_gateway(err, sizeof(err), "--set", "compat.livy_prefix=livy/", NULL), 2);
+	ck_assert_ptr_nonnull(strstr(err, "compat.livy_prefix"));
+	tu_rmtree(tdir);
+	free(tdir);
+}
+END_TEST
+
 Suite *compat_suite(void)
 {
 	Suite *s = suite_create("compat");
@@ -1054,7 +1094,7 @@ Suite *compat_suite(void)
 	TCase *livy = tcase_create("livy");
 	TCase *bpg = tcase_create("bpg");
 	TCase *cli = tcase_create("cli");
-	TCase *tokens = tcase_create("tokens");
+	TCase *tokens = tcase_create("settings");
 
 	tcase_add_test(unit, test_livy_request_translation);
 	tcase_add_test(unit, test_bpg_request_translation);
@@ -1089,6 +1129,7 @@ Suite *compat_suite(void)
 	suite_add_tcase(s, cli);
 
 	tcase_add_test(tokens, test_tokens_scope_the_facades_and_cli);
+	tcase_add_test(tokens, test_livy_prefix_setting);
 	suite_add_tcase(s, tokens);
 	return s;
 }

@@ -3,6 +3,7 @@
  * /log. A batch is an ordinary job; its Livy id is the job's seq, the
  * store's integer for it. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,8 @@ static bool load_batch(struct request *rq, const char *id, enum MHD_Result *repl
 	return rc == GW_OK;
 }
 
+/* The caller's batches submitted in the last compat.livy_list_seconds,
+ * oldest first, paged by position as Livy pages its sessions. */
 enum MHD_Result api_livy_list(struct request *rq, const char *id)
 {
 	struct store_list_query q = {.state = -1, .oldest_first = true};
@@ -164,6 +167,12 @@ enum MHD_Result api_livy_list(struct request *rq, const char *id)
 		return bad_query(rq, "size", 1, LIVY_MAX_SIZE);
 	q.offset = from < 0 ? 0 : (size_t)from;
 	q.limit = size < 0 ? LIVY_DEFAULT_SIZE : (size_t)size;
+	q.created_after_ms = gw_now_ms() - (int64_t)rq->cfg->livy_list_s * 1000;
+	if ((rc = store_first_seq_since(rq->store, q.created_after_ms, &q.from_seq, err)))
+		return http_reply_store_error(rq, rc, err);
+	if (q.from_seq == INT64_MAX) /* nothing that recent */
+		return http_reply_json(rq, 200, json_pack("{s:I, s:i, s:[]}", "from", (json_int_t)q.offset, "total", 0,
+							  "sessions"), NULL);
 	if (rq->services->auth && rq->who.role < AUTH_OPERATOR) {
 		if (!gateway_visible_selector(rq, NULL, &visible, &any, err))
 			return http_reply_problem(rq, 400, "bad-query", err, NULL);

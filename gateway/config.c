@@ -86,6 +86,10 @@ static const struct config_key keys[] = {
 	 * version given to its batches and to BPG's that name none. */
 	{"compat.livy_prefix", KEY_MOUNT, CFG(livy_prefix), "/livy", 0, 0},
 	{"compat.spark_version", KEY_STRING, CFG(compat_spark_version), "3.5", 0, 0},
+	/* Livy lists only the sessions it still holds; GET /batches lists the
+	 * jobs submitted this recently, so that its cost is a day's jobs, not
+	 * the whole history's. */
+	{"compat.livy_list_seconds", KEY_UINT, CFG(livy_list_s), "86400", 60, 31536000},
 	{"scheduler.cluster_concurrency", KEY_UINT, CFG(scheduler_cluster_concurrency), "16", 1, 1024},
 };
 

@@ -45,6 +45,7 @@ struct gateway_config {
 	unsigned scheduler_cleanup_after_s;
 	char *livy_prefix;           /* NULL: the Livy API is off */
 	char *compat_spark_version;
+	unsigned livy_list_s;        /* GET /batches: jobs submitted this recently */
 	json_t *compat_queues;       /* Livy's and BPG's queue -> labels; may be NULL */
 	struct router *router; /* clusters, pools, namespace groups, rules */
 	json_t *policy_doc;    /* the file's policy keys, to rebuild it with */

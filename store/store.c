@@ -70,6 +70,9 @@ void store_set_commit_hook(struct store *s, void (*fn)(void *arg), void *arg)
 static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_JOB_BY_ID] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE id = ?1",
 	[STMT_JOB_BY_SEQ] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE seq = ?1",
+	/* seq grows with creation time: the first job created since is the
+	 * first of the window, found in the index rather than by a scan. */
+	[STMT_FIRST_SEQ_SINCE] = "SELECT seq FROM jobs WHERE created_ms >= ?1 ORDER BY created_ms LIMIT 1",
 	[STMT_JOB_EVENTS] =
 		"SELECT e.seq, e.time_ms, e.state, e.previous, e.reason, e.message"
 		" FROM job_events e JOIN jobs j ON j.seq = e.job_seq"

@@ -275,12 +275,15 @@ struct store_list_query {
 	int64_t created_after_ms;           /* inclusive; 0 for none */
 	int64_t created_before_ms;          /* exclusive; 0 for none */
 	int64_t before_seq;                 /* cursor; 0 to start */
+	int64_t from_seq;                   /* no job before this one; 0: none */
 	/* Changes mode: jobs written after this rv, oldest change first, for
 	 * pollers (rvs are committed in order, so none is skipped). */
 	bool changes;
 	int64_t after_rv;
 	/* Oldest first instead, skipping `offset` rows (no cursor): for
-	 * clients that page by position. Not with changes or before_seq. */
+	 * clients that page by position. Not with changes or before_seq;
+	 * with created_after_ms (and from_seq to match) the cost is that of
+	 * the recent jobs, not of the whole store. */
 	bool oldest_first;
 	size_t offset;
 	size_t limit;
@@ -293,6 +296,9 @@ enum gw_err store_job_list(struct store *s, const struct store_list_query *q,
 			   int64_t *next_seq, char *err);
 /* How many jobs the query would list in all pages (not in changes mode). */
 enum gw_err store_job_count(struct store *s, const struct store_list_query *q, int64_t *total, char *err);
+/* The seq of the first job created at since_ms or later (INT64_MAX: none):
+ * a list's from_seq, so that a window of recent jobs is read as a range. */
+enum gw_err store_first_seq_since(struct store *s, int64_t since_ms, int64_t *seq, char *err);
 /* A job by its seq, the number that stands for it where ids must be
  * integers (the Livy API). */
 enum gw_err store_job_get_seq(struct store *s, int64_t seq, struct store_job *out, char *err);

@@ -930,13 +930,15 @@ static int bind_requirement(sqlite3_stmt *st, int idx,
 	return idx;
 }
 
-/* The first key=value requirement, if any: the query walks that label's
- * index newest first (with the state, when one is asked for, in the same
- * index), so a page costs what it returns, even on millions of jobs. */
+/* The first key=value (or key in (value)) requirement, if any: the query
+ * walks that label's index newest first (with the state, when one is asked
+ * for, in the same index), so a page costs what it returns, even on
+ * millions of jobs. */
 static const struct gw_sel_req *driving_requirement(const struct gw_selector *sel)
 {
+	/* "team in (x)", a one-team token's scope, is "team=x". */
 	for (size_t i = 0; sel && i < sel->n; i++)
-		if (sel->reqs[i].op == GW_SEL_EQ)
+		if (sel->reqs[i].op == GW_SEL_EQ || (sel->reqs[i].op == GW_SEL_IN && sel->reqs[i].nvalues == 1))
 			return &sel->reqs[i];
 	return NULL;
 }
@@ -959,6 +961,8 @@ static bool build_list_sql(const struct store_list_query *q, const struct gw_sel
 			ok = ok && sql_add(sql, size, &len, " AND d.state = ?");
 		if (q->before_seq)
 			ok = ok && sql_add(sql, size, &len, " AND d.job_seq < ?");
+		if (q->from_seq)
+			ok = ok && sql_add(sql, size, &len, " AND d.job_seq >= ?");
 	} else {
 		ok = sql_add(sql, size, &len, columns) &&
 		     sql_add(sql, size, &len, " FROM jobs WHERE 1");
@@ -968,6 +972,8 @@ static bool build_list_sql(const struct store_list_query *q, const struct gw_sel
 			ok = ok && sql_add(sql, size, &len, " AND jobs.state = ?");
 		if (q->before_seq)
 			ok = ok && sql_add(sql, size, &len, " AND jobs.seq < ?");
+		if (q->from_seq)
+			ok = ok && sql_add(sql, size, &len, " AND jobs.seq >= ?");
 	}
 	if (q->user)
 		ok = ok && sql_add(sql, size, &len, " AND jobs.user = ?");
@@ -982,7 +988,10 @@ static bool build_list_sql(const struct store_list_query *q, const struct gw_sel
 		return ok;
 	if (q->oldest_first)
 		return ok && sql_add(sql, size, &len,
-				     drive ? " ORDER BY d.job_seq LIMIT ? OFFSET ?" : " ORDER BY jobs.seq LIMIT ? OFFSET ?");
+				     /* By creation, through its index: the rows skipped
+				      * are read from the index alone. */
+				     drive ? " ORDER BY d.job_seq LIMIT ? OFFSET ?"
+					   : " ORDER BY jobs.created_ms, jobs.seq LIMIT ? OFFSET ?");
 	return ok && sql_add(sql, size, &len,
 			     drive       ? " ORDER BY d.job_seq DESC LIMIT ?"
 			     : q->changes ? " ORDER BY jobs.rv LIMIT ?"
@@ -1004,6 +1013,8 @@ static void bind_list_sql(sqlite3_stmt *st, const struct store_list_query *q,
 		sqlite3_bind_text(st, idx++, state_names[q->state], -1, SQLITE_STATIC);
 	if (q->before_seq)
 		sqlite3_bind_int64(st, idx++, q->before_seq);
+	if (q->from_seq)
+		sqlite3_bind_int64(st, idx++, q->from_seq);
 	if (q->user)
 		sqlite3_bind_text(st, idx++, q->user, -1, SQLITE_STATIC);
 	if (q->created_after_ms)
@@ -1124,6 +1135,30 @@ enum gw_err store_job_count(struct store *s, const struct store_list_query *q, i
 	else
 		rc = store_sqlite_err(c->db, src, err);
 	sqlite3_finalize(st);
+	store_reader_put(s, c);
+	return rc;
+}
+
+enum gw_err store_first_seq_since(struct store *s, int64_t since_ms, int64_t *seq, char *err)
+{
+	struct store_conn *c = store_reader_get(s, err);
+	sqlite3_stmt *st;
+	enum gw_err rc = GW_OK;
+	int src;
+
+	*seq = INT64_MAX;
+	if (!c)
+		return GW_EIO;
+	if (!(st = store_conn_stmt(c, STMT_FIRST_SEQ_SINCE, err))) {
+		store_reader_put(s, c);
+		return GW_EIO;
+	}
+	sqlite3_bind_int64(st, 1, since_ms);
+	if ((src = sqlite3_step(st)) == SQLITE_ROW)
+		*seq = sqlite3_column_int64(st, 0);
+	else if (src != SQLITE_DONE)
+		rc = store_sqlite_err(c->db, src, err);
+	sqlite3_reset(st);
 	store_reader_put(s, c);
 	return rc;
 }

@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "common/yamljson.h"
 #include "gateway/compat.h"
 #include "tests/testutil.h"
@@ -1048,7 +1050,7 @@ START_TEST(test_tokens_scope_the_facades_and_cli)
 END_TEST
 
 /* compat.livy_prefix moves the Livy API (or turns it off); metrics name
- * its routes the same wherever it is. */
+ * its routes the same wherever it is. GET /batches lists a day's jobs. */
 START_TEST(test_livy_prefix_setting)
 {
 	char *tdir = tu_tmpdir("compat-prefix"), url[200], err[512];
@@ -1070,6 +1072,30 @@ START_TEST(test_livy_prefix_setting)
 	snprintf(url, sizeof(url), "%s/metrics", g.base);
 	ck_assert_int_eq(tu_http("GET", url, NULL, NULL, 0, &r), 0);
 	ck_assert_ptr_nonnull(strstr(r.body, "route=\"/livy/batches\",method=\"POST\",code=\"201\""));
+	tu_response_release(&r);
+	ck_assert_int_eq(tu_gateway_signal(&g, SIGTERM), 0);
+
+	/* Submitted two days ago: past compat.livy_list_seconds (a day), out
+	 * of the list, still there by its id. */
+	{
+		char db_path[700];
+		sqlite3 *db;
+
+		snprintf(db_path, sizeof(db_path), "%s/sparkgw.db", tdir);
+		ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+		ck_assert_int_eq(sqlite3_exec(db, "UPDATE jobs SET created_ms = created_ms - 2 * 86400000", NULL, NULL, NULL),
+				 SQLITE_OK);
+		sqlite3_close(db);
+	}
+	ck_assert_int_eq(tu_gateway_start(&g, tdir, "--set", "compat.livy_prefix=/api/livy", NULL), 0);
+	snprintf(url, sizeof(url), "%s/api/livy/batches", g.base);
+	ck_assert_int_eq(tu_http("GET", url, NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "total")), 0);
+	ck_assert_int_eq(json_array_size(json_object_get(r.json, "sessions")), 0);
+	tu_response_release(&r);
+	snprintf(url, sizeof(url), "%s/api/livy/batches/1", g.base);
+	ck_assert_int_eq(tu_http("GET", url, NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
 	tu_response_release(&r);
 	ck_assert_int_eq(tu_gateway_signal(&g, SIGTERM), 0);
 

@@ -1566,7 +1566,9 @@ static enum gw_err add_cluster(struct dispatch *d, const struct router_cluster *
 	pthread_cond_init(&cl->rate_free, NULL);
 	cl->tokens = d->opts.cluster_qps;
 	cl->tokens_at_ms = gw_now_ms();
-	rc = k8s_kubeconfig_load(cfg->kubeconfig, cfg->context, &kc, inner);
+	/* "in-cluster": the cluster the gateway runs in, as its service account. */
+	rc = !strcmp(cfg->kubeconfig, "in-cluster") ? k8s_incluster_config(&kc, inner)
+						   : k8s_kubeconfig_load(cfg->kubeconfig, cfg->context, &kc, inner);
 	if (rc == GW_OK) {
 		rc = k8s_client_new(&kc, NULL, &cl->client, inner);
 		if (rc == GW_OK)

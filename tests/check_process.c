@@ -94,6 +94,19 @@ START_TEST(test_config_errors_exit_2)
 	snprintf(port_arg, sizeof(port_arg), "127.0.0.1:%d", tu_free_port());
 	expect_startup_error("data directory", "--listen", port_arg, "--data", data);
 	expect_startup_error("unexpected argument", "--data", dir, "stray", NULL);
+
+	/* kubeconfig: in-cluster is the pod's own cluster: none out of one. */
+	{
+		char err[8192];
+		int status;
+
+		snprintf(cfg, sizeof(cfg), "%s/in-cluster.yaml", dir);
+		write_file(cfg, "clusters:\n  - {name: home, kubeconfig: in-cluster}\n");
+		unsetenv("KUBERNETES_SERVICE_HOST");
+		status = tu_run_gateway(err, sizeof(err), "--config", cfg, "--data", dir, "--listen", port_arg, NULL);
+		ck_assert_int_eq(status, 2);
+		ck_assert_ptr_nonnull(strstr(err, "cluster home: not running in a cluster"));
+	}
 }
 END_TEST
 

@@ -27,6 +27,7 @@ Suite *auth_suite(void);
 Suite *observe_suite(void);
 Suite *faults_suite(void);
 Suite *compat_suite(void);
+Suite *deploy_suite(void);
 
 /* A new empty directory under $TMPDIR; caller frees the string. */
 char *tu_tmpdir(const char *tag);

@@ -1,0 +1,214 @@
+/* contrib/deploy: the Kubernetes manifests against the reference schemas
+ * and against each other, and the configuration they ship run by a real
+ * gateway. */
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/yamljson.h"
+#include "tests/testutil.h"
+
+#define MANIFESTS "contrib/deploy/kubernetes"
+
+static char *dir;
+
+static void setup(void)
+{
+	dir = tu_tmpdir("deploy");
+	ck_assert_ptr_nonnull(dir);
+}
+
+static void teardown(void)
+{
+	tu_rmtree(dir);
+	free(dir);
+}
+
+static json_t *load(const char *file)
+{
+	char path[300], err[512];
+	json_t *doc = NULL;
+
+	snprintf(path, sizeof(path), "%s/%s", MANIFESTS, file);
+	ck_assert_msg(gw_yaml_load_file(path, &doc, NULL, err) == GW_OK, "%s", err);
+	return doc;
+}
+
+static const char *str_at(const json_t *v, const char *a, const char *b)
+{
+	return json_string_value(json_object_get(b ? json_object_get(v, a) : v, b ? b : a));
+}
+
+/* Every label of want is in have, with its value. */
+static bool labels_within(json_t *want, const json_t *have)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_object_size(want))
+		return false;
+	json_object_foreach(want, k, v)
+		if (!json_equal(v, json_object_get(have, k)))
+			return false;
+	return true;
+}
+
+/* The core/v1 objects pass the Kubernetes schema with unknown fields
+ * refused (as kubectl --validate=strict), and so does the Deployment's pod
+ * template; the kustomization lists every file there is. */
+START_TEST(test_manifests_match_the_schemas)
+{
+	static const char *const core[][2] = {
+		{"namespace.yaml", "Namespace"},   {"serviceaccount.yaml", "ServiceAccount"},
+		{"configmap.yaml", "ConfigMap"},   {"secret.yaml", "Secret"},
+		{"persistentvolumeclaim.yaml", "PersistentVolumeClaim"}, {"service.yaml", "Service"},
+	};
+	json_t *kust = load("kustomization.yaml"), *resources = json_object_get(kust, "resources"), *doc, *r;
+	char def[128], out[4096];
+	size_t listed = 0, i;
+	struct dirent *e;
+	DIR *d;
+
+	for (i = 0; i < sizeof(core) / sizeof(core[0]); i++) {
+		doc = load(core[i][0]);
+		ck_assert_str_eq(str_at(doc, "kind", NULL), core[i][1]);
+		snprintf(def, sizeof(def), "io.k8s.api.core.v1.%s", core[i][1]);
+		ck_assert_msg(tu_validate_k8s(def, doc, dir, out, sizeof(out)) == 0, "%s: %s", core[i][0], out);
+		json_decref(doc);
+	}
+	doc = load("deployment.yaml");
+	ck_assert_msg(tu_validate_k8s("io.k8s.api.core.v1.PodTemplateSpec",
+				      json_object_get(json_object_get(doc, "spec"), "template"), dir, out, sizeof(out)) == 0,
+		      "deployment.yaml template: %s", out);
+	json_decref(doc);
+
+	d = opendir(MANIFESTS);
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d))) {
+		bool found = false;
+		size_t n = strlen(e->d_name);
+
+		if (n < 6 || strcmp(e->d_name + n - 5, ".yaml") || !strcmp(e->d_name, "kustomization.yaml"))
+			continue;
+		listed++;
+		json_array_foreach(resources, i, r)
+			found = found || !strcmp(json_string_value(r), e->d_name);
+		ck_assert_msg(found, "%s is not in kustomization.yaml", e->d_name);
+	}
+	closedir(d);
+	ck_assert_int_eq(listed, json_array_size(resources));
+	json_decref(kust);
+}
+END_TEST
+
+/* The objects agree: selectors find the pod, probes and the Service use
+ * the container's port, the binding names the service account, the
+ * config file is where the container reads it. */
+START_TEST(test_manifests_fit_together)
+{
+	json_t *dep = load("deployment.yaml"), *svc = load("service.yaml"), *pdb = load("poddisruptionbudget.yaml");
+	json_t *sm = load("servicemonitor.yaml"), *sa = load("serviceaccount.yaml"), *crb = load("clusterrolebinding.yaml");
+	json_t *cr = load("clusterrole.yaml"), *cm = load("configmap.yaml");
+	json_t *tpl = json_object_get(json_object_get(dep, "spec"), "template");
+	json_t *pod_labels = json_object_get(json_object_get(tpl, "metadata"), "labels");
+	json_t *pod = json_object_get(tpl, "spec"), *c = json_array_get(json_object_get(pod, "containers"), 0);
+	json_t *args = json_object_get(c, "args"), *mounts = json_object_get(c, "volumeMounts"), *m, *rule;
+	const char *config = json_string_value(json_array_get(args, 1)), *config_dir = NULL;
+	bool sparkapps = false, pods = false;
+	size_t i;
+
+	ck_assert(labels_within(json_object_get(json_object_get(json_object_get(dep, "spec"), "selector"), "matchLabels"),
+				pod_labels));
+	ck_assert(labels_within(json_object_get(json_object_get(svc, "spec"), "selector"), pod_labels));
+	ck_assert(labels_within(json_object_get(json_object_get(json_object_get(pdb, "spec"), "selector"), "matchLabels"),
+				pod_labels));
+	ck_assert(labels_within(json_object_get(json_object_get(json_object_get(sm, "spec"), "selector"), "matchLabels"),
+				json_object_get(json_object_get(svc, "metadata"), "labels")));
+
+	ck_assert_str_eq(str_at(json_array_get(json_object_get(c, "ports"), 0), "name", NULL), "http");
+	ck_assert_str_eq(str_at(json_object_get(c, "readinessProbe"), "httpGet", "path"), "/readyz");
+	ck_assert_str_eq(str_at(json_object_get(c, "livenessProbe"), "httpGet", "path"), "/healthz");
+	ck_assert_str_eq(str_at(json_object_get(c, "readinessProbe"), "httpGet", "port"), "http");
+	ck_assert_str_eq(str_at(json_array_get(json_object_get(json_object_get(svc, "spec"), "ports"), 0), "targetPort", NULL),
+			 "http");
+	ck_assert_str_eq(str_at(json_array_get(json_object_get(json_object_get(sm, "spec"), "endpoints"), 0), "port", NULL),
+			 "http");
+
+	ck_assert_str_eq(str_at(pod, "serviceAccountName", NULL), str_at(sa, "metadata", "name"));
+	ck_assert_str_eq(str_at(json_array_get(json_object_get(crb, "subjects"), 0), "name", NULL),
+			 str_at(sa, "metadata", "name"));
+	ck_assert_str_eq(str_at(json_array_get(json_object_get(crb, "subjects"), 0), "namespace", NULL),
+			 str_at(sa, "metadata", "namespace"));
+	ck_assert_str_eq(str_at(json_object_get(crb, "roleRef"), "name", NULL), str_at(cr, "metadata", "name"));
+	json_array_foreach(json_object_get(cr, "rules"), i, rule) {
+		const char *res = json_string_value(json_array_get(json_object_get(rule, "resources"), 0));
+
+		pods = pods || (res && !strcmp(res, "pods"));
+		sparkapps = sparkapps || (res && !strcmp(res, "sparkapplications"));
+	}
+	ck_assert(pods && sparkapps);
+
+	/* The container reads its config from the ConfigMap's key. */
+	json_array_foreach(mounts, i, m)
+		if (!strcmp(str_at(m, "name", NULL), "config"))
+			config_dir = str_at(m, "mountPath", NULL);
+	ck_assert_ptr_nonnull(config_dir);
+	ck_assert_int_eq(strncmp(config, config_dir, strlen(config_dir)), 0);
+	ck_assert_ptr_nonnull(json_object_get(json_object_get(cm, "data"), config + strlen(config_dir) + 1));
+
+	json_decref(dep);
+	json_decref(svc);
+	json_decref(pdb);
+	json_decref(sm);
+	json_decref(sa);
+	json_decref(crb);
+	json_decref(cr);
+	json_decref(cm);
+}
+END_TEST
+
+/* The shipped configuration starts a gateway (as in a pod: its in-cluster
+ * cluster from the service's environment) that answers /readyz. */
+START_TEST(test_shipped_config_runs)
+{
+	json_t *cm = load("configmap.yaml");
+	const char *text = str_at(cm, "data", "sparkgw.yaml");
+	char path[700], port[16], url[100];
+	struct tu_gateway gw;
+	json_t *ready;
+	FILE *f;
+
+	ck_assert_ptr_nonnull(text);
+	snprintf(path, sizeof(path), "%s/sparkgw.yaml", dir);
+	f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+	json_decref(cm);
+	/* Nothing listens there: the cluster is unhealthy, the gateway up. */
+	snprintf(port, sizeof(port), "%d", tu_free_port());
+	setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1", 1);
+	setenv("KUBERNETES_SERVICE_PORT", port, 1);
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", path, NULL), 0);
+	snprintf(url, sizeof(url), "%s/readyz", gw.base);
+	ready = tu_get_json(url);
+	ck_assert_ptr_nonnull(ready);
+	json_decref(ready);
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+}
+END_TEST
+
+Suite *deploy_suite(void)
+{
+	Suite *s = suite_create("deploy");
+	TCase *tc = tcase_create("kubernetes");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_manifests_match_the_schemas);
+	tcase_add_test(tc, test_manifests_fit_together);
+	tcase_add_test(tc, test_shipped_config_runs);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -184,9 +184,8 @@ enum MHD_Result api_bpg_log(struct request *rq, const char *id)
 	const char *sub = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "subId");
 	const char *app = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "appId");
 	const char *exec = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "execId");
-	char err[GW_ERRLEN], *text = NULL;
+	char *text;
 	enum MHD_Result reply;
-	enum gw_err rc;
 
 	(void)id;
 	if ((sub && *sub) == (app && *app))
@@ -194,15 +193,8 @@ enum MHD_Result api_bpg_log(struct request *rq, const char *id)
 	if (exec && *exec)
 		return http_reply_problem(rq, 400, "bad-query",
 					  "executor logs are not served; execId is not supported", NULL);
-	if (!gateway_load_job(rq, sub && *sub ? sub : app, &reply))
+	if (!gateway_load_job(rq, sub && *sub ? sub : app, &reply) || !gateway_driver_log(rq, -1, &text, &reply))
 		return reply;
-	if (!rq->dispatch || !rq->op.job.driver_pod)
-		return http_reply_problem(rq, 404, "no-driver", "the job has no driver on a cluster yet", NULL);
-	rc = dispatch_driver_log(rq->dispatch, &rq->op.job, -1, &text, err);
-	if (rc == GW_ENOTFOUND || rc == GW_EINVAL)
-		return http_reply_problem(rq, rc == GW_ENOTFOUND ? 404 : 409, "no-driver-log", err, NULL);
-	if (rc)
-		return http_reply_problem(rq, 502, "cluster-unavailable", err, NULL);
 	reply = http_reply_text(rq, 200, text);
 	free(text);
 	return reply;

@@ -205,13 +205,34 @@ static enum MHD_Result start_follow(struct request *rq, long tail_lines)
 	return http_queue(rq, 200, resp);
 }
 
+bool gateway_driver_log(struct request *rq, long tail_lines, char **text, enum MHD_Result *reply)
+{
+	char err[GW_ERRLEN];
+	enum gw_err rc;
+
+	*text = NULL;
+	if (!rq->dispatch || !rq->op.job.driver_pod) {
+		*reply = http_reply_problem(rq, 404, "no-driver", "the job has no driver on a cluster yet", NULL);
+		return false;
+	}
+	rc = dispatch_driver_log(rq->dispatch, &rq->op.job, tail_lines, text, err);
+	if (rc == GW_ENOTFOUND || rc == GW_EINVAL)
+		*reply = http_reply_problem(rq, rc == GW_ENOTFOUND ? 404 : 409, "no-driver-log", err, NULL);
+	else if (rc)
+		*reply = http_reply_problem(rq, 502, "cluster-unavailable", err, NULL);
+	if (rc) {
+		free(*text);
+		*text = NULL;
+	}
+	return rc == GW_OK;
+}
+
 enum MHD_Result api_job_logs(struct request *rq, const char *id)
 {
 	const char *tail = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "tailLines");
 	const char *follow = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "follow");
-	char err[GW_ERRLEN], *text = NULL, *end;
+	char *text, *end;
 	long tail_lines = -1;
-	enum gw_err rc;
 	enum MHD_Result ret;
 
 	if (tail) {
@@ -225,16 +246,10 @@ enum MHD_Result api_job_logs(struct request *rq, const char *id)
 		return http_reply_problem(rq, 400, "bad-query", "follow must be true or false", NULL);
 	if (!gateway_load_job(rq, id, &ret))
 		return ret;
-	if (!rq->dispatch || !rq->op.job.driver_pod)
-		return http_reply_problem(rq, 404, "no-driver", "the job has no driver on a cluster yet", NULL);
 	/* Asked first without following, so that a missing or unstarted driver
 	 * gets a problem answer rather than an empty 200 stream. */
-	rc = dispatch_driver_log(rq->dispatch, &rq->op.job, follow && !strcmp(follow, "true") ? 0 : tail_lines,
-				 &text, err);
-	if (rc == GW_ENOTFOUND || rc == GW_EINVAL)
-		return http_reply_problem(rq, rc == GW_ENOTFOUND ? 404 : 409, "no-driver-log", err, NULL);
-	if (rc)
-		return http_reply_problem(rq, 502, "cluster-unavailable", err, NULL);
+	if (!gateway_driver_log(rq, follow && !strcmp(follow, "true") ? 0 : tail_lines, &text, &ret))
+		return ret;
 	if (follow && !strcmp(follow, "true")) {
 		free(text);
 		return start_follow(rq, tail_lines);

@@ -141,6 +141,11 @@ enum MHD_Result gateway_reply_no_job(struct request *rq, const char *id);
  * answered instead (404 or a store error) with *reply. */
 bool gateway_load_job(struct request *rq, const char *id, enum MHD_Result *reply);
 
+/* The driver's log of the job in rq->op.job (tail_lines < 0: all of it),
+ * in *text (caller frees); false when it answered instead: no driver yet
+ * (404), no log from its cluster (404, 409), the cluster unreachable (502). */
+bool gateway_driver_log(struct request *rq, long tail_lines, char **text, enum MHD_Result *reply);
+
 /* Log followers of a server (api_logs.c). */
 struct gateway_followers;
 struct gateway_followers *gateway_followers_new(void);

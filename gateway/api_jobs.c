@@ -375,23 +375,28 @@ bool gateway_load_job(struct request *rq, const char *id, enum MHD_Result *reply
 		*reply = gateway_reply_no_job(rq, id);
 		return false;
 	}
-	rc = store_job_get(rq->store, id, &rq->op.job, err);
-	if (rc == GW_OK && !gateway_sees_team(rq, rq->op.job.team)) {
-		/* Another team's job: as if there were none, so its existence
-		 * does not leak. */
-		store_job_release(&rq->op.job);
-		rq->denied = true;
-		rc = GW_ENOTFOUND;
-	}
+	rc = gateway_admit_job(rq, store_job_get(rq->store, id, &rq->op.job, err));
 	if (rc == GW_ENOTFOUND)
 		*reply = gateway_reply_no_job(rq, id);
 	else if (rc)
 		*reply = http_reply_store_error(rq, rc, err);
-	if (rc == GW_OK) {
-		snprintf(rq->audit_target, sizeof(rq->audit_target), "job %s", id);
-		snprintf(rq->audit_team, sizeof(rq->audit_team), "%s", rq->op.job.team ? rq->op.job.team : "");
-	}
 	return rc == GW_OK;
+}
+
+enum gw_err gateway_admit_job(struct request *rq, enum gw_err rc)
+{
+	if (rc)
+		return rc;
+	if (!gateway_sees_team(rq, rq->op.job.team)) {
+		/* Another team's job: as if there were none, so its existence
+		 * does not leak. */
+		store_job_release(&rq->op.job);
+		rq->denied = true;
+		return GW_ENOTFOUND;
+	}
+	snprintf(rq->audit_target, sizeof(rq->audit_target), "job %s", rq->op.job.id);
+	snprintf(rq->audit_team, sizeof(rq->audit_team), "%s", rq->op.job.team ? rq->op.job.team : "");
+	return GW_OK;
 }
 
 /* The job's rendered text: from the cache, else loaded and rendered (and

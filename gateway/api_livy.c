@@ -127,20 +127,13 @@ static bool load_batch(struct request *rq, const char *id, enum MHD_Result *repl
 
 	errno = 0;
 	seq = strtoll(id, &end, 10);
-	rc = !*id || *end || errno || seq < 0 ? GW_ENOTFOUND : store_job_get_seq(rq->store, seq, &rq->op.job, err);
-	if (rc == GW_OK && !gateway_sees_team(rq, rq->op.job.team)) {
-		store_job_release(&rq->op.job);
-		rq->denied = true;
-		rc = GW_ENOTFOUND;
-	}
+	rc = !*id || *end || errno || seq < 0 ? GW_ENOTFOUND
+					       : gateway_admit_job(rq, store_job_get_seq(rq->store, seq, &rq->op.job, err));
 	if (rc == GW_ENOTFOUND) {
 		snprintf(detail, sizeof(detail), "Session '%.64s' not found.", id);
 		*reply = http_reply_problem(rq, 404, "not-found", detail, NULL);
 	} else if (rc) {
 		*reply = http_reply_store_error(rq, rc, err);
-	} else {
-		snprintf(rq->audit_target, sizeof(rq->audit_target), "job %s", rq->op.job.id);
-		snprintf(rq->audit_team, sizeof(rq->audit_team), "%s", rq->op.job.team);
 	}
 	return rc == GW_OK;
 }

@@ -137,6 +137,11 @@ bool gateway_submit_stored(struct request *rq, enum MHD_Result *reply);
 /* A job id as the store makes them; anything else cannot exist. */
 bool gateway_job_id_valid(const char *id);
 enum MHD_Result gateway_reply_no_job(struct request *rq, const char *id);
+/* rc of a read of rq->op.job: another team's job counts as none
+ * (GW_ENOTFOUND, the call marked denied, the job released), so that its
+ * existence does not leak; a job the caller sees is noted for the audit
+ * trail. */
+enum gw_err gateway_admit_job(struct request *rq, enum gw_err rc);
 /* Reads job id into rq->op.job (released with the request); false when it
  * answered instead (404 or a store error) with *reply. */
 bool gateway_load_job(struct request *rq, const char *id, enum MHD_Result *reply);

@@ -76,6 +76,36 @@ int tu_free_port(void)
 	return port;
 }
 
+static bool port_free(int port)
+{
+	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	bool ok;
+
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+int tu_free_port_run(int n)
+{
+	/* Below the ephemeral range (32768 and up), where neither the other
+	 * servers' free ports nor clients' outgoing connections land. */
+	unsigned seed = (unsigned)getpid() * 7919u;
+
+	for (int tries = 0; tries < 200; tries++) {
+		int base = 20000 + (int)((seed + (unsigned)tries * 104729u) % 12000u), i;
+
+		for (i = 0; i < n && port_free(base + i); i++)
+			;
+		if (i == n)
+			return base;
+	}
+	return -1;
+}
+
 static pid_t spawn(char *const argv[], const char *log_path)
 {
 	pid_t pid = fork();

@@ -34,6 +34,9 @@ char *tu_tmpdir(const char *tag);
 void tu_rmtree(const char *path);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int tu_free_port(void);
+/* The first of n consecutive such ports, for a server that takes a run of
+ * them (contrib/run-demo.sh: the gateway's, then its clusters'). */
+int tu_free_port_run(int n);
 
 struct tu_gateway {
 	pid_t pid;

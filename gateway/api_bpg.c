@@ -6,11 +6,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include "common/redact.h"
 #include "common/timeutil.h"
 #include "common/yamljson.h"
 #include "gateway/compat.h"
 #include "gateway/http_int.h"
+#include "gateway/jobview.h"
 
 /* BPG takes JSON or YAML, by Content-Type or, without one, by a look. */
 static bool body_is_yaml(const char *ct, const char *body, size_t len)
@@ -133,10 +133,9 @@ enum MHD_Result api_bpg_describe(struct request *rq, const char *id)
 {
 	enum MHD_Result reply;
 	const struct store_job *job;
-	const char *shown;
 	struct store_event *events = NULL;
 	size_t n = 0;
-	char err[GW_ERRLEN], *yaml = NULL;
+	char err[GW_ERRLEN], *yaml = NULL, *redacted;
 	struct gw_buf out;
 	json_t *spec;
 	bool oom;
@@ -144,10 +143,8 @@ enum MHD_Result api_bpg_describe(struct request *rq, const char *id)
 	if (!gateway_load_job(rq, id, &reply))
 		return reply;
 	job = &rq->op.job;
-	shown = job->spec_shown_json && *job->spec_shown_json ? job->spec_shown_json : job->spec_json;
-	spec = json_loads(shown, 0, NULL);
-	if (spec && !job->spec_shown_json)
-		gw_redact_document(spec); /* a row from before redacted specs were kept */
+	spec = json_loads(jobview_spec_shown(job, &redacted), 0, NULL);
+	free(redacted);
 	if (!spec || gw_yaml_dump(spec, &yaml, err) != GW_OK ||
 	    store_job_events(rq->store, job->id, &events, &n, err) != GW_OK) {
 		json_decref(spec);

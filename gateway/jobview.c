@@ -56,28 +56,36 @@ static json_t *job_head(const struct store_job *job)
 	return out;
 }
 
+const char *jobview_spec_shown(const struct store_job *job, char **owned)
+{
+	json_t *doc;
+
+	*owned = NULL;
+	if (job->spec_shown_json && *job->spec_shown_json)
+		return job->spec_shown_json;
+	if (job->spec_shown_json || !gw_redact_may_apply(job->spec_json))
+		return job->spec_json; /* "": nothing in it was secret */
+	/* A row from before redacted specs were kept. */
+	doc = json_loads(job->spec_json, 0, NULL);
+	gw_redact_document(doc);
+	*owned = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(doc);
+	return *owned ? *owned : "{}";
+}
+
 /* The job's text in a new block, after `room` bytes left for the caller. */
 static char *render(const struct store_job *job, size_t room, size_t *len)
 {
 	json_t *head = job_head(job);
 	char *head_text = head ? json_dumps(head, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	char *redacted = NULL, *out = NULL;
-	const char *spec = job->spec_json;
+	const char *spec;
 	size_t hl, ll, sl;
 
 	json_decref(head);
 	if (!head_text)
 		return NULL;
-	if (job->spec_shown_json && *job->spec_shown_json) {
-		spec = job->spec_shown_json;
-	} else if (!job->spec_shown_json && gw_redact_may_apply(spec)) { /* from before spec_shown */
-		json_t *doc = json_loads(spec, 0, NULL);
-
-		gw_redact_document(doc);
-		redacted = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-		json_decref(doc);
-		spec = redacted ? redacted : "{}";
-	}
+	spec = jobview_spec_shown(job, &redacted);
 	hl = strlen(head_text) - 1; /* without its closing brace */
 	ll = strlen(job->labels_json);
 	sl = strlen(spec);

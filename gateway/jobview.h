@@ -14,6 +14,12 @@
  * and spec as stored; a spec that may hold a secret is redacted. */
 char *jobview_render(const struct store_job *job, size_t *len);
 
+/* The job's spec as the API shows it, secrets redacted: the stored
+ * redacted text, or the spec itself when nothing in it is secret; a row
+ * from before redacted specs were kept is redacted now, into *owned (the
+ * caller frees it; NULL when nothing was made). */
+const char *jobview_spec_shown(const struct store_job *job, char **owned);
+
 struct jobview;
 
 /* A rendered job, shared and read-only; hold it with a reference. */

@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "cli/cli_int.h"
 #include "common/yamljson.h"
+#include "store/store.h"
 
 #define DEFAULT_SERVER "http://127.0.0.1:8080"
 #define MAX_FILE (8u << 20)
@@ -322,6 +323,14 @@ static int cmd_submit(struct ctx *x)
 	return 0;
 }
 
+/* A state the job ends in, by the store's state machine. */
+static bool state_final(const char *state)
+{
+	int st = state ? store_state_parse(state) : -1;
+
+	return st >= 0 && store_state_terminal((enum store_state)st);
+}
+
 /* Where the job runs, as one phrase ("on sim-a/spark-jobs"). */
 static void placement_phrase(const json_t *job, char *out, size_t len)
 {
@@ -395,8 +404,7 @@ static int wait_for(struct ctx *x, const char *id)
 				fprintf(stderr, "  waiting: %s\n", wait_reason);
 			snprintf(last, sizeof(last), "%s", state);
 		}
-		if (state && (!strcmp(state, "SUCCEEDED") || !strcmp(state, "FAILED") || !strcmp(state, "CANCELLED") ||
-			      !strcmp(state, "REJECTED"))) {
+		if (state_final(state)) {
 			int rc = strcmp(state, "SUCCEEDED") ? CLI_EXIT_FAILED : 0;
 
 			if (rc && str(job, "message"))
@@ -559,8 +567,7 @@ static bool job_over(struct ctx *x, const char *id)
 		return true;
 	job = r.status == 200 ? cli_response_json(&r) : NULL;
 	state = str(job, "state");
-	over = !state || !strcmp(state, "SUCCEEDED") || !strcmp(state, "FAILED") || !strcmp(state, "CANCELLED") ||
-	       !strcmp(state, "REJECTED");
+	over = !state || state_final(state);
 	json_decref(job);
 	cli_response_release(&r);
 	return over;

@@ -33,27 +33,10 @@ static void teardown(void)
 	ck_assert_int_eq(status, 0); /* a clean exit, under valgrind too */
 }
 
-/* Runs `sparkgw token ARGS --data dir`; returns its last line (new) and
- * its exit status in *status. */
-static char *token_cli(const char *args, int *status)
-{
-	char cmd[1200], line[512], last[512] = "";
-	FILE *p;
-
-	snprintf(cmd, sizeof(cmd), "%s token %s --data %s 2>&1", tu_gateway_bin(), args, dir);
-	p = popen(cmd, "r");
-	ck_assert_ptr_nonnull(p);
-	while (fgets(line, sizeof(line), p))
-		snprintf(last, sizeof(last), "%s", line);
-	*status = WEXITSTATUS(pclose(p));
-	last[strcspn(last, "\n")] = '\0';
-	return strdup(last);
-}
-
 static char *new_token(const char *args)
 {
 	int status;
-	char *t = token_cli(args, &status);
+	char *t = tu_token_cli(dir, args, &status);
 
 	ck_assert_msg(status == 0, "token %s: %s", args, t);
 	ck_assert_msg(!strncmp(t, "sgw_", 4) && strlen(t) == 60, "not a token: %s", t);
@@ -292,7 +275,7 @@ START_TEST(test_tokens_through_the_api_revoked_and_expired)
 	/* Revoked on the command line: refused within the cache's 2 s. */
 	ck_assert_int_eq(status_of("GET", "/api/v1/jobs", cli_revoked, NULL), 200);
 	snprintf(line, sizeof(line), "revoke %.12s", cli_revoked + 4);
-	free(token_cli(line, &status));
+	free(tu_token_cli(dir, line, &status));
 	ck_assert_int_eq(status, 0);
 	for (int t = 0; t < 40 && status_of("GET", "/api/v1/jobs", cli_revoked, NULL) != 401; t++)
 		usleep(100000);
@@ -306,12 +289,12 @@ START_TEST(test_tokens_through_the_api_revoked_and_expired)
 	tu_response_release(&r);
 
 	/* The command line refuses nonsense. */
-	free(token_cli("create --team ads --role king", &status));
+	free(tu_token_cli(dir, "create --team ads --role king", &status));
 	ck_assert_int_eq(status, 2);
-	free(token_cli("create --team ads --role viewer --expires soon", &status));
+	free(tu_token_cli(dir, "create --team ads --role viewer --expires soon", &status));
 	ck_assert_int_eq(status, 2);
 	{
-		char *listing = token_cli("list", &status);
+		char *listing = tu_token_cli(dir, "list", &status);
 
 		ck_assert_int_eq(status, 0);
 		ck_assert_ptr_null(strstr(listing, "sgw_"));

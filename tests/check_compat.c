@@ -949,20 +949,17 @@ END_TEST
 
 /* ---- with tokens ---- */
 
-/* A token made with `sparkgw token create ARGS`: its last line. */
+/* A token made with `sparkgw token create ARGS`. */
 static char *new_token(const char *data, const char *args)
 {
-	char cmd[1200], line[512], last[512] = "";
-	FILE *p;
+	char create[300];
+	int status;
+	char *t;
 
-	snprintf(cmd, sizeof(cmd), "%s token create %s --data %s 2>&1", tu_gateway_bin(), args, data);
-	p = popen(cmd, "r");
-	ck_assert_ptr_nonnull(p);
-	while (fgets(line, sizeof(line), p))
-		snprintf(last, sizeof(last), "%s", line);
-	ck_assert_int_eq(WEXITSTATUS(pclose(p)), 0);
-	last[strcspn(last, "\n")] = '\0';
-	return strdup(last);
+	snprintf(create, sizeof(create), "create %s", args);
+	t = tu_token_cli(data, create, &status);
+	ck_assert_msg(status == 0, "token %s: %s", create, t);
+	return t;
 }
 
 static struct tu_response call_as(const struct tu_gateway *g, const char *token, const char *method, const char *path,

@@ -394,6 +394,21 @@ int tu_run_gateway(char *err, size_t errlen, ...)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+char *tu_token_cli(const char *data, const char *args, int *status)
+{
+	char cmd[1200], line[512], last[512] = "";
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "%s token %s --data %s 2>&1", tu_gateway_bin(), args, data);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	while (fgets(line, sizeof(line), p))
+		snprintf(last, sizeof(last), "%s", line);
+	*status = WEXITSTATUS(pclose(p));
+	last[strcspn(last, "\n")] = '\0';
+	return strdup(last);
+}
+
 /* ---- HTTP ---- */
 
 struct sink {

@@ -60,6 +60,10 @@ int tu_gateway_signal(struct tu_gateway *gw, int sig);
  * capturing stderr into err; returns its exit status. */
 int tu_run_gateway(char *err, size_t errlen, ...);
 
+/* Runs `sparkgw token ARGS --data data`; returns its last line (the new
+ * token, for create; caller frees) and its exit status in *status. */
+char *tu_token_cli(const char *data, const char *args, int *status);
+
 /* A kubesim cluster (KUBESIM_BIN) on a free port. */
 struct tu_kubesim {
 	pid_t pid;

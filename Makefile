@@ -14,10 +14,10 @@ WARN := -std=c11 -Wall -Wextra -Wpedantic -Werror -Wshadow \
 	-Wpointer-arith -Wcast-qual -Wwrite-strings -Wformat=2 -Wvla -Wundef \
 	-fno-common
 OPT      ?= -O2 -g
-CPPFLAGS += -I. -D_GNU_SOURCE -DGW_VERSION='"$(VERSION)"' \
+CPPFLAGS += -I. $(shell pkg-config --cflags libpq) -D_GNU_SOURCE -DGW_VERSION='"$(VERSION)"' \
 	-DGW_GIT_COMMIT='"$(GIT_COMMIT)"'
 CFLAGS   += $(WARN) $(OPT)
-LIBS     := -lmicrohttpd -lgnutls -ljansson -lcurl -lsqlite3 -lyaml -lcrypto -lpthread -lm
+LIBS     := -lmicrohttpd -lgnutls -ljansson -lcurl -lsqlite3 -lpq -lyaml -lcrypto -lpthread -lm
 CHECK_LIBS = $(shell pkg-config --libs check)
 
 ifeq ($(SANITIZE),1)
@@ -40,6 +40,7 @@ MODULE_SRC  := $(wildcard k8sclient/*.c router/*.c pool/*.c dispatch/*.c cli/*.c
 LIB_SRC     := $(COMMON_SRC) $(STORE_SRC) $(MODULE_SRC) $(GATEWAY_SRC)
 TEST_SRC    := $(wildcard tests/*.c)
 MIGRATIONS  := $(sort $(wildcard store/schema/*.sql))
+PG_MIGRATIONS := $(sort $(wildcard store/schema/pg/*.sql))
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/migrations.o $(BUILD)/obj/gen/dashboard.o
 KUBESIM_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard contrib/kubesim/*.c) $(COMMON_SRC))
@@ -59,18 +60,21 @@ $(BUILD)/obj/%.o: %.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
-# Migrations are embedded as C strings, in file-name order.
-$(BUILD)/gen/migrations.c: $(MIGRATIONS) Makefile
-	@mkdir -p $(dir $@)
-	@{ echo '#include <stddef.h>'; \
-	   echo 'extern const char *const store_migrations[];'; \
-	   echo 'extern const size_t store_migration_count;'; \
-	   echo 'const char *const store_migrations[] = {'; \
-	   for f in $(MIGRATIONS); do \
+# Migrations are embedded as C strings, in file-name order: SQLite's as
+# store_migrations, PostgreSQL's as store_pg_migrations.
+embed_sql = echo 'extern const char *const $(1)[];'; \
+	   echo 'extern const size_t $(1)_count;'; \
+	   echo 'const char *const $(1)[] = {'; \
+	   for f in $(2); do \
 	     sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $$f; echo ','; \
 	   done; \
 	   echo '};'; \
-	   echo 'const size_t store_migration_count = sizeof(store_migrations) / sizeof(store_migrations[0]);'; \
+	   echo 'const size_t $(1)_count = sizeof($(1)) / sizeof($(1)[0]);'
+$(BUILD)/gen/migrations.c: $(MIGRATIONS) $(PG_MIGRATIONS) Makefile
+	@mkdir -p $(dir $@)
+	@{ echo '#include <stddef.h>'; \
+	   $(call embed_sql,store_migrations,$(MIGRATIONS)); \
+	   $(call embed_sql,store_pg_migrations,$(PG_MIGRATIONS)); \
 	 } > $@
 
 $(BUILD)/obj/gen/migrations.o: $(BUILD)/gen/migrations.c

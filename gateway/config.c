@@ -14,8 +14,9 @@
 
 /* KEY_PATH: a string that may be left unset (NULL by default). KEY_AUTH:
  * token or none. */
-/* KEY_MOUNT: a URL path prefix ("/livy"), or "off" (NULL). */
-enum key_type { KEY_STRING, KEY_PATH, KEY_UINT, KEY_LOG_LEVEL, KEY_SYNC, KEY_AUTH, KEY_MOUNT };
+/* KEY_MOUNT: a URL path prefix ("/livy"), or "off" (NULL).
+ * KEY_STORE_DRIVER: sqlite or postgres (true). */
+enum key_type { KEY_STRING, KEY_PATH, KEY_UINT, KEY_LOG_LEVEL, KEY_SYNC, KEY_AUTH, KEY_MOUNT, KEY_STORE_DRIVER };
 
 struct config_key {
 	const char *name;
@@ -32,6 +33,12 @@ static const struct config_key keys[] = {
 	{"data", KEY_STRING, CFG(data_dir), "./var", 0, 0},
 	{"log.level", KEY_LOG_LEVEL, CFG(log_level), "info", 0, 0},
 	/* FULL: an acknowledged job survives power loss, not just a crash. */
+	/* sqlite: the file data/sparkgw.db, for one gateway process;
+	 * postgres: the database at store.dsn (a libpq connection string or
+	 * URI; a password is better in PGPASSWORD or a ~/.pgpass file), for
+	 * replicas behind one load balancer. */
+	{"store.driver", KEY_STORE_DRIVER, CFG(store_postgres), "sqlite", 0, 0},
+	{"store.dsn", KEY_PATH, CFG(store_dsn), NULL, 0, 0},
 	{"store.synchronous", KEY_SYNC, CFG(store_sync_full), "full", 0, 0},
 	{"store.batch_max", KEY_UINT, CFG(store_batch_max), "128", 1, 4096},
 	/* Finished jobs are pruned this long after they ended; 0 keeps them. */
@@ -173,6 +180,13 @@ static enum gw_err set_value(struct gateway_config *cfg, const struct config_key
 		*(char **)field = copy;
 		return GW_OK;
 	}
+	case KEY_STORE_DRIVER:
+		if (strcmp(text, "sqlite") && strcmp(text, "postgres")) {
+			gw_seterr(err, "%s must be sqlite or postgres", k->name);
+			return GW_EINVAL;
+		}
+		*(bool *)field = strcmp(text, "postgres") == 0;
+		return GW_OK;
 	case KEY_AUTH:
 		if (strcmp(text, "token") && strcmp(text, "none")) {
 			gw_seterr(err, "%s must be token or none", k->name);

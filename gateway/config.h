@@ -13,6 +13,8 @@ struct gateway_config {
 	char *listen;  /* HOST:PORT, [IPv6]:PORT */
 	char *data_dir;
 	int log_level; /* enum gw_log_level */
+	bool store_postgres; /* else SQLite */
+	char *store_dsn;     /* PostgreSQL's; NULL: not set */
 	bool store_sync_full;
 	unsigned store_batch_max;
 	unsigned store_retention_s;

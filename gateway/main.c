@@ -283,7 +283,7 @@ int main(int argc, char **argv)
 	struct gw_metrics *metrics = NULL;
 	struct reload_ctx reload = {0};
 	struct gateway_services services;
-	struct store_options sopts;
+	struct store_options sopts = {0};
 	struct jobview *jobs_view = NULL;
 	char err[GW_ERRLEN], dbpath[PATH_MAX];
 	sigset_t stop_signals;
@@ -342,8 +342,13 @@ int main(int argc, char **argv)
 	if (gateway_listen(cfg.listen, &listen_fd, err) ||
 	    prepare_data_dir(cfg.data_dir, err))
 		goto startup_failed;
+	if (cfg.store_postgres && !cfg.store_dsn) {
+		gw_seterr(err, "store.driver postgres needs store.dsn");
+		goto startup_failed;
+	}
 	snprintf(dbpath, sizeof(dbpath), "%s/sparkgw.db", cfg.data_dir);
 	sopts.path = dbpath;
+	sopts.postgres_dsn = cfg.store_postgres ? cfg.store_dsn : NULL;
 	sopts.synchronous_full = cfg.store_sync_full;
 	sopts.batch_max = cfg.store_batch_max;
 	sopts.metrics = metrics;

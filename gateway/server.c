@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -403,12 +402,14 @@ static enum MHD_Result handle_readyz(struct request *rq, const char *id)
 
 static enum MHD_Result handle_version(struct request *rq, const char *id)
 {
+	const char *engine_version, *engine = store_engine(rq->store, &engine_version);
+
 	(void)id;
 	return http_reply_json(rq, 200,
 			       json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:s}", "version",
 					 GW_VERSION, "gitCommit", GW_GIT_COMMIT,
 					 "apiVersion", "v1", "store", "driver",
-					 "sqlite", "version", sqlite3_libversion(),
+					 engine, "version", engine_version,
 					 "auth", rq->cfg->auth_none ? "none" : "token"),
 			       NULL);
 }

@@ -10,9 +10,23 @@
 #include "common/log.h"
 #include "common/metrics.h"
 
-/* Generated from store/schema/NNNN_*.sql by the Makefile, in order. */
+/* Generated from store/schema/NNNN_*.sql and store/schema/pg/NNNN_*.sql
+ * by the Makefile, in order. */
 extern const char *const store_migrations[];
-extern const size_t store_migration_count;
+extern const size_t store_migrations_count;
+extern const char *const store_pg_migrations[];
+extern const size_t store_pg_migrations_count;
+
+/* PostgreSQL: the advisory lock every write transaction of every replica
+ * takes first. One writer at a time keeps the rvs (change counters) in
+ * commit order, which pollers of changes rely on, and makes the checks
+ * of quotas and idempotency keys exact across replicas; each holder
+ * commits a whole batch, so the lock is taken once per batch. */
+#define STORE_PG_WRITE_LOCK 1936747367 /* "spkg" */
+#define GW_STR_(x) #x
+#define GW_STR(x) GW_STR_(x)
+/* Where writers tell other replicas that jobs changed. */
+#define STORE_PG_CHANNEL "sparkgw_jobs"
 
 struct queue_node {
 	struct store_op *op;
@@ -22,7 +36,9 @@ struct queue_node {
 };
 
 struct store {
-	char *path;
+	enum db_driver driver;
+	char *target;          /* SQLite file, or PostgreSQL connection string */
+	char version[32];      /* the engine's */
 	bool sync_full;
 	size_t batch_max;
 
@@ -46,12 +62,22 @@ struct store {
 	int64_t *changed;            /* writer: seqs of the jobs written in the batch */
 	size_t nchanged, changed_cap;
 	bool changed_oom;            /* one was not noted: report "any" */
-	int64_t data_version;        /* writer: last seen; moves on others' commits */
 
 	atomic_long queued;          /* jobs in QUEUED */
 	_Atomic double commit_ms;    /* moving average of a batch's commit */
 	struct gw_metrics *metrics;
 };
+
+const char *store_engine(const struct store *s, const char **version)
+{
+	*version = s->version;
+	return s->driver == DB_POSTGRES ? "postgres" : "sqlite";
+}
+
+enum db_driver store_driver(const struct store *s)
+{
+	return s->driver;
+}
 
 void store_load(struct store *s, long *queued, double *commit_ms)
 {
@@ -78,16 +104,17 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		" FROM job_events e JOIN jobs j ON j.seq = e.job_seq"
 		" WHERE j.id = ?1 ORDER BY e.seq",
 	[STMT_JOB_INSERT] =
-		"INSERT INTO jobs (id, name, user, state, reason, labels, spec, created_ms,"
+		"INSERT INTO jobs (id, name, \"user\", state, reason, labels, spec, created_ms,"
 		" updated_ms, rv, priority, team, pool, cores_milli, memory_mib, gpus, ttl_s, spec_shown)"
-		" VALUES (?1, ?2, ?3, 'QUEUED', 'Submitted', ?4, ?5, ?6, ?6, ?15, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+		" VALUES (?1, ?2, ?3, 'QUEUED', 'Submitted', ?4, ?5, ?6, ?6, ?15, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+		" RETURNING seq",
 	/* What a team or pool uses: count and sums over its active jobs. */
 	[STMT_TEAM_ACTIVE] =
-		"SELECT count(*), total(cores_milli), total(memory_mib), total(gpus) FROM jobs"
+		"SELECT count(*), " STORE_SUMS " FROM jobs"
 		" WHERE team = ?1 AND state IN " STORE_ACTIVE_STATES,
 	[STMT_TEAM_QUEUED] = "SELECT count(*) FROM jobs WHERE team = ?1 AND state = 'QUEUED'",
 	[STMT_POOL_ACTIVE] =
-		"SELECT count(*), total(cores_milli), total(memory_mib), total(gpus) FROM jobs"
+		"SELECT count(*), " STORE_SUMS " FROM jobs"
 		" WHERE pool = ?1 AND state IN " STORE_ACTIVE_STATES,
 	[STMT_POOL_QUEUED] = "SELECT count(*) FROM jobs WHERE pool = ?1 AND state = 'QUEUED'",
 	[STMT_JOB_SET_DEMAND] =
@@ -143,7 +170,6 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_SAVEPOINT] = "SAVEPOINT op",
 	[STMT_RELEASE] = "RELEASE op",
 	[STMT_ROLLBACK_TO] = "ROLLBACK TO op",
-	[STMT_DATA_VERSION] = "PRAGMA data_version",
 	/* Brief rows for the loops over many jobs. The partial indexes are
 	 * named: without statistics the planner would walk every finished or
 	 * every running job. */
@@ -169,16 +195,16 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		" VALUES (?1, ?2, ?3, 'QUEUED')",
 	[STMT_EVENT_INSERT] =
 		"INSERT INTO job_events (job_seq, time_ms, state, previous, reason,"
-		" message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+		" message) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING seq",
 	[STMT_JOB_UPDATE] =
 		"UPDATE jobs SET state = ?2, reason = ?3, message = ?4,"
 		" updated_ms = ?5, rv = ?6 WHERE seq = ?1",
 	[STMT_LABELS_UPDATE] = "UPDATE job_labels SET state = ?2 WHERE job_seq = ?1",
 	[STMT_IDEM_GET] =
 		"SELECT body_sha256, job_seq FROM idempotency_keys"
-		" WHERE user = ?1 AND key = ?2",
+		" WHERE \"user\" = ?1 AND key = ?2",
 	[STMT_IDEM_INSERT] =
-		"INSERT INTO idempotency_keys (user, key, body_sha256, job_seq,"
+		"INSERT INTO idempotency_keys (\"user\", key, body_sha256, job_seq,"
 		" created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[STMT_PING] = "SELECT count(*) FROM sqlite_schema",
 	/* Each field is kept when its parameter is NULL. */
@@ -199,49 +225,47 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		" attempts = attempts + ?4 WHERE seq = ?1",
 };
 
-enum gw_err store_sqlite_err(sqlite3 *db, int rc, char *err)
-{
-	gw_seterr(err, "sqlite: %s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-	switch (rc & 0xff) {
-	case SQLITE_NOMEM:
-		return GW_ENOMEM;
-	case SQLITE_FULL:
-		return GW_EFULL;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return GW_EBUSY;
-	case SQLITE_CONSTRAINT:
-		return GW_ECONFLICT;
-	default:
-		return GW_EIO;
-	}
-}
+/* PostgreSQL's text where it differs from SQLite's. */
+static const char *const stmt_sql_pg[STMT_COUNT] = {
+	[STMT_NEXT_EVENT_SEQ] = "SELECT nextval('job_events_seq_seq')",
+	[STMT_POD_USAGE_CLOSE] =
+		"UPDATE pod_usage SET end_ms = greatest(start_ms, coalesce((SELECT CASE WHEN"
+		" jobs.state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') THEN least(jobs.updated_ms, ?2)"
+		" END FROM jobs WHERE jobs.seq = pod_usage.job_seq), ?2))"
+		" WHERE cluster = ?1 AND end_ms = 0 AND uid NOT IN (SELECT json_array_elements_text(?3::json))",
+	[STMT_BEGIN] = "BEGIN",
+	[STMT_WRITE_LOCK] = "SELECT pg_advisory_xact_lock(" GW_STR(STORE_PG_WRITE_LOCK) ")",
+	[STMT_NOTIFY] = "SELECT pg_notify('" STORE_PG_CHANNEL "', '')",
+	[STMT_JOBS_TO_CLEAN] =
+		"SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs"
+		" WHERE cleaned_ms = 0 AND cluster IS NOT NULL"
+		" AND state IN ('SUCCEEDED', 'FAILED', 'CANCELLED')"
+		" AND updated_ms + 1000 * (CASE WHEN ttl_s >= 0 THEN ttl_s ELSE ?2 END) <= ?1"
+		" ORDER BY updated_ms LIMIT ?3",
+	[STMT_JOBS_RUNNING_BEFORE] =
+		"SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs"
+		" WHERE state = 'RUNNING' AND updated_ms < ?1 ORDER BY updated_ms LIMIT ?2",
+	[STMT_PING] = "SELECT 1",
+};
 
-void store_bind_text_or_null(sqlite3_stmt *st, int idx, const char *v)
+struct db_stmt *store_conn_stmt(struct store_conn *c, enum store_stmt which,
+			       char *err)
 {
-	if (v)
-		sqlite3_bind_text(st, idx, v, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, idx);
-}
-
-sqlite3_stmt *store_conn_stmt(struct store_conn *c, enum store_stmt which,
-			      char *err)
-{
-	sqlite3_stmt *st = c->stmts[which];
-	int rc;
+	struct db_stmt *st = c->stmts[which];
+	const char *sql = stmt_sql[which];
 
 	if (st) {
-		sqlite3_reset(st);
-		sqlite3_clear_bindings(st);
+		db_reset(st);
 		return st;
 	}
-	rc = sqlite3_prepare_v3(c->db, stmt_sql[which], -1,
-				SQLITE_PREPARE_PERSISTENT, &st, NULL);
-	if (rc != SQLITE_OK) {
-		store_sqlite_err(c->db, rc, err);
+	if (db_driver(c->db) == DB_POSTGRES && stmt_sql_pg[which])
+		sql = stmt_sql_pg[which];
+	if (!sql) {
+		gw_seterr(err, "statement %d is not for this database", (int)which);
 		return NULL;
 	}
+	if (!(st = db_prepare(c->db, sql, (int)which, err)))
+		return NULL;
 	c->stmts[which] = st;
 	return st;
 }
@@ -251,91 +275,79 @@ static void conn_close(struct store_conn *c)
 	if (!c)
 		return;
 	for (size_t i = 0; i < STMT_COUNT; i++)
-		sqlite3_finalize(c->stmts[i]);
-	sqlite3_close(c->db);
+		db_finalize(c->stmts[i]);
+	db_close(c->db);
 	free(c);
 }
 
-static enum gw_err exec_sql(sqlite3 *db, const char *sql, char *err)
-{
-	char *msg = NULL;
-	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-
-	if (rc != SQLITE_OK) {
-		enum gw_err e = store_sqlite_err(db, rc, err);
-
-		if (msg)
-			gw_seterr(err, "sqlite: %s", msg);
-		sqlite3_free(msg);
-		return e;
-	}
-	return GW_OK;
-}
-
-static enum gw_err conn_open(const struct store *s, bool reader,
-			     struct store_conn **out, char *err)
+static enum gw_err conn_open(const struct store *s, bool reader, struct store_conn **out, char *err)
 {
 	struct store_conn *c = calloc(1, sizeof(*c));
-	char pragmas[256];
 	enum gw_err rc;
-	int src;
 
 	*out = NULL;
 	if (!c)
 		return GW_ENOMEM;
-	src = sqlite3_open_v2(s->path, &c->db,
-			      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				      SQLITE_OPEN_NOMUTEX,
-			      NULL);
-	if (src != SQLITE_OK) {
-		rc = store_sqlite_err(c->db, src, err);
-		goto fail;
+	if ((rc = db_connect(s->driver, s->target, reader, s->sync_full, &c->db, err))) {
+		free(c);
+		return rc;
 	}
-	sqlite3_busy_timeout(c->db, 5000);
-	snprintf(pragmas, sizeof(pragmas),
-		 "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s;"
-		 " PRAGMA foreign_keys = ON; PRAGMA query_only = %d;",
-		 s->sync_full ? "FULL" : "NORMAL", reader ? 1 : 0);
-	if ((rc = exec_sql(c->db, pragmas, err)))
-		goto fail;
 	*out = c;
 	return GW_OK;
-fail:
-	conn_close(c);
-	return rc;
 }
 
-static enum gw_err migrate(sqlite3 *db, char *err)
+/* Applies the migrations past the recorded version, each in its own
+ * transaction. On PostgreSQL a lock makes replicas starting together
+ * migrate one after the other. */
+static enum gw_err migrate(struct db_conn *db, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	bool pg = db_driver(db) == DB_POSTGRES;
+	const char *const *steps = pg ? store_pg_migrations : store_migrations;
+	size_t count = pg ? store_pg_migrations_count : store_migrations_count;
+	struct db_stmt *st;
 	enum gw_err rc;
-	int version = 0;
+	int64_t version = 0;
 
-	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-		return store_sqlite_err(db, sqlite3_errcode(db), err);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	if (version > (int)store_migration_count) {
-		gw_seterr(err, "database schema version %d is newer than this build (%zu)",
-			  version, store_migration_count);
-		return GW_EINVAL;
+	if (pg && ((rc = db_exec(db, "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)", err)) ||
+		   (rc = db_exec(db, "BEGIN; SELECT pg_advisory_xact_lock(" GW_STR(STORE_PG_WRITE_LOCK) ")", err))))
+		return rc;
+	if (!(st = db_prepare(db, pg ? "SELECT max(version) FROM schema_version" : "PRAGMA user_version", -1, err))) {
+		rc = GW_EIO;
+		goto out;
 	}
-	for (size_t i = (size_t)version; i < store_migration_count; i++) {
-		char bump[64];
+	if (db_step(st) == DB_ROW)
+		version = db_col_int64(st, 0);
+	db_finalize(st);
+	if (version > (int64_t)count) {
+		gw_seterr(err, "database schema version %lld is newer than this build (%zu)", (long long)version,
+			  count);
+		rc = GW_EINVAL;
+		goto out;
+	}
+	for (size_t i = (size_t)version; i < count; i++) {
+		char bump[96];
 
-		snprintf(bump, sizeof(bump), "PRAGMA user_version = %zu;", i + 1);
-		if ((rc = exec_sql(db, "BEGIN IMMEDIATE", err)))
-			return rc;
-		if ((rc = exec_sql(db, store_migrations[i], err)) ||
-		    (rc = exec_sql(db, bump, err)) ||
-		    (rc = exec_sql(db, "COMMIT", err))) {
-			exec_sql(db, "ROLLBACK", NULL);
-			return rc;
+		if (pg)
+			snprintf(bump, sizeof(bump), "DELETE FROM schema_version; INSERT INTO schema_version VALUES (%zu)",
+				 i + 1);
+		else
+			snprintf(bump, sizeof(bump), "PRAGMA user_version = %zu;", i + 1);
+		/* PostgreSQL's steps run in the transaction that holds the lock. */
+		if ((!pg && (rc = db_exec(db, "BEGIN IMMEDIATE", err))))
+			goto out;
+		if ((rc = db_exec(db, steps[i], err)) || (rc = db_exec(db, bump, err)) ||
+		    (!pg && (rc = db_exec(db, "COMMIT", err)))) {
+			if (!pg)
+				db_exec(db, "ROLLBACK", NULL);
+			goto out;
 		}
 		gw_log(GW_LOG_INFO, "store: applied schema migration %zu", i + 1);
 	}
-	return GW_OK;
+	rc = GW_OK;
+out:
+	if (pg)
+		rc = rc ? (db_exec(db, "ROLLBACK", NULL), rc) : db_exec(db, "COMMIT", err);
+	return rc;
 }
 
 struct store_conn *store_reader_get(struct store *s, char *err)
@@ -349,6 +361,10 @@ struct store_conn *store_reader_get(struct store *s, char *err)
 	pthread_mutex_unlock(&s->pool_lock);
 	if (!c && conn_open(s, true, &c, err))
 		return NULL;
+	if (db_reconnect(c->db, true, err)) {
+		conn_close(c);
+		return NULL;
+	}
 	return c;
 }
 
@@ -360,40 +376,33 @@ void store_reader_put(struct store *s, struct store_conn *c)
 	pthread_mutex_unlock(&s->pool_lock);
 }
 
-sqlite3_stmt *store_read_begin(struct store *s, const char *sql, struct store_conn **c, char *err)
+struct db_stmt *store_read_begin(struct store *s, const char *sql, struct store_conn **c, char *err)
 {
-	sqlite3_stmt *st = NULL;
-	int src;
+	struct db_stmt *st;
 
 	if (!(*c = store_reader_get(s, err)))
 		return NULL;
-	if ((src = sqlite3_prepare_v2((*c)->db, sql, -1, &st, NULL)) != SQLITE_OK) {
-		store_sqlite_err((*c)->db, src, err);
+	if (!(st = db_prepare((*c)->db, sql, -1, err))) {
 		store_reader_put(s, *c);
 		*c = NULL;
-		return NULL;
 	}
 	return st;
 }
 
-enum gw_err store_read_end(struct store *s, struct store_conn *c, sqlite3_stmt *st, int src, char *err)
+enum gw_err store_read_end(struct store *s, struct store_conn *c, struct db_stmt *st, int src, char *err)
 {
-	enum gw_err rc = src == SQLITE_DONE || src == SQLITE_ROW ? GW_OK : store_sqlite_err(c->db, src, err);
+	enum gw_err rc = src == DB_DONE || src == DB_ROW ? GW_OK : db_error(c->db, err);
 
-	sqlite3_finalize(st);
+	db_finalize(st);
 	store_reader_put(s, c);
 	return rc;
 }
 
-/* SQLite calls this for each row the writer changes: jobs are noted. */
-static void on_row_change(void *arg, int op, const char *db, const char *table, sqlite3_int64 rowid)
+/* Notes a job the writer changed. */
+static void note_change(void *arg, int64_t seq)
 {
 	struct store *s = arg;
 
-	(void)op;
-	(void)db;
-	if (strcmp(table, "jobs"))
-		return;
 	if (s->nchanged == s->changed_cap) {
 		size_t cap = s->changed_cap ? s->changed_cap * 2 : 256;
 		int64_t *more = realloc(s->changed, cap * sizeof(*more));
@@ -405,7 +414,19 @@ static void on_row_change(void *arg, int op, const char *db, const char *table, 
 		s->changed = more;
 		s->changed_cap = cap;
 	}
-	s->changed[s->nchanged++] = rowid;
+	s->changed[s->nchanged++] = seq;
+}
+
+/* PostgreSQL has no hook on row changes: the jobs an op wrote are the one
+ * it returns, or any, for ops that may write several. */
+static void note_op_changes(struct store *s, const struct store_op *op)
+{
+	if (s->driver != DB_POSTGRES || op->rc)
+		return;
+	if (op->kind == STORE_OP_PRUNE && op->pruned)
+		s->changed_oom = true;
+	else if (op->job.seq)
+		note_change(s, op->job.seq);
 }
 
 /* After a commit (committed: its jobs changed) or a rollback. */
@@ -417,44 +438,68 @@ static void report_changes(struct store *s, bool committed)
 	s->changed_oom = false;
 }
 
-/* Whether another connection committed since the last look: another
- * process sharing the file. */
+static enum gw_err count_queued(struct store_conn *c, long *queued, char *err)
+{
+	struct db_stmt *st = db_prepare(c->db, "SELECT count(*) FROM jobs WHERE state = 'QUEUED'", -1, err);
+	int src;
+
+	if (!st)
+		return GW_EIO;
+	if ((src = db_step(st)) == DB_ROW)
+		*queued = (long)db_col_int64(st, 0);
+	db_finalize(st);
+	return src == DB_ROW ? GW_OK : db_error(c->db, err);
+}
+
+/* Whether another process (a replica, or another process on the SQLite
+ * file) wrote: then any job may have changed, and the queue depth this
+ * process keeps is counted again. */
 static void check_foreign_writes(struct store *s)
 {
 	char err[GW_ERRLEN];
-	sqlite3_stmt *st;
-	int64_t v;
+	long queued;
 
-	if (!s->jobs_changed || !(st = store_conn_stmt(s->writer, STMT_DATA_VERSION, err)))
+	if (!db_notified(s->writer->db))
 		return;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		v = sqlite3_column_int64(st, 0);
-		if (s->data_version && v != s->data_version)
-			s->jobs_changed(s->jobs_changed_arg, NULL, 0);
-		s->data_version = v;
-	}
-	sqlite3_reset(st);
+	if (s->jobs_changed)
+		s->jobs_changed(s->jobs_changed_arg, NULL, 0);
+	if (s->driver == DB_POSTGRES && count_queued(s->writer, &queued, err) == GW_OK)
+		atomic_store(&s->queued, queued);
 }
 
 /* Runs one of the writer's transaction statements; err may be NULL. */
 static enum gw_err writer_step(struct store_conn *c, enum store_stmt which, char *err)
 {
 	char ignored[GW_ERRLEN];
-	sqlite3_stmt *st = store_conn_stmt(c, which, err ? err : ignored);
+	struct db_stmt *st = store_conn_stmt(c, which, err ? err : ignored);
 	enum gw_err rc;
 
 	if (!st)
 		return GW_EIO;
 	rc = store_step_done(c, st, err ? err : ignored);
-	sqlite3_reset(st);
+	db_reset(st);
 	return rc;
+}
+
+/* Opens the batch's transaction: on PostgreSQL after the session is
+ * restored if it was lost, and under the replicas' write lock. */
+static enum gw_err writer_begin(struct store *s, char *err)
+{
+	enum gw_err rc;
+
+	if (s->driver == DB_SQLITE)
+		return writer_step(s->writer, STMT_BEGIN, err);
+	if ((rc = db_reconnect(s->writer->db, false, err)))
+		return rc;
+	if ((rc = writer_step(s->writer, STMT_BEGIN, err)))
+		return rc;
+	return writer_step(s->writer, STMT_WRITE_LOCK, err);
 }
 
 /* Runs a batch in one transaction; each op in a savepoint so that one
  * op's failure does not undo the others. */
 static void run_batch(struct store *s, struct queue_node *batch)
 {
-	sqlite3 *db = s->writer->db;
 	enum gw_err rc;
 	char err[GW_ERRLEN];
 	struct timespec t0, t1;
@@ -462,7 +507,7 @@ static void run_batch(struct store *s, struct queue_node *batch)
 	double ms;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if ((rc = writer_step(s->writer, STMT_BEGIN, err)))
+	if ((rc = writer_begin(s, err)))
 		goto fail;
 	for (struct queue_node *n = batch; n; n = n->next) {
 		nops++;
@@ -474,7 +519,11 @@ static void run_batch(struct store *s, struct queue_node *batch)
 		else
 			delta += n->op->queued_delta;
 		writer_step(s->writer, STMT_RELEASE, NULL);
+		note_op_changes(s, n->op);
 	}
+	/* Delivered to the other replicas when (and only if) this commits. */
+	if (s->driver == DB_POSTGRES && (s->nchanged || s->changed_oom))
+		writer_step(s->writer, STMT_NOTIFY, NULL);
 	if ((rc = writer_step(s->writer, STMT_COMMIT, err)) == GW_OK) {
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
@@ -485,9 +534,12 @@ static void run_batch(struct store *s, struct queue_node *batch)
 		report_changes(s, true);
 		return;
 	}
-	exec_sql(db, "ROLLBACK", NULL);
+	db_exec(s->writer->db, "ROLLBACK", NULL);
 	report_changes(s, false);
 fail:
+	/* Not known to be written: each caller answers that nothing was (a
+	 * lost COMMIT may yet have landed; a retry with the same
+	 * Idempotency-Key then finds the job). */
 	gw_log(GW_LOG_ERROR, "store: commit failed: %s", err);
 	for (struct queue_node *n = batch; n; n = n->next) {
 		store_job_release(&n->op->job);
@@ -624,7 +676,7 @@ static void destroy(struct store *s)
 	}
 	conn_close(s->writer);
 	free(s->changed);
-	free(s->path);
+	free(s->target);
 	pthread_cond_destroy(&s->done_cond);
 	pthread_cond_destroy(&s->wake);
 	pthread_mutex_destroy(&s->pool_lock);
@@ -654,24 +706,25 @@ enum gw_err store_open(const struct store_options *opts, struct store **out,
 			  "Time of one group commit (every write of the batch, durable).");
 	gw_metrics_family(s->metrics, "sparkgw_store_operations_total", GW_COUNTER,
 			  "Write operations committed.");
-	s->path = strdup(opts->path);
-	if (!s->path)
+	s->driver = opts->postgres_dsn ? DB_POSTGRES : DB_SQLITE;
+	s->target = strdup(opts->postgres_dsn ? opts->postgres_dsn : opts->path);
+	if (!s->target)
 		goto fail;
-	if ((rc = conn_open(s, false, &s->writer, err)) ||
-	    (rc = migrate(s->writer->db, err)))
+	atomic_init(&s->commit_ms, 0.0);
+	atomic_init(&s->queued, 0);
+	if ((rc = conn_open(s, false, &s->writer, err)) || (rc = migrate(s->writer->db, err)) ||
+	    (rc = db_listen(s->writer->db, STORE_PG_CHANNEL, err)))
 		goto fail;
 	{
-		sqlite3_stmt *st = NULL;
+		long queued = 0;
 
-		atomic_init(&s->commit_ms, 0.0);
-		atomic_init(&s->queued, 0);
-		if (sqlite3_prepare_v2(s->writer->db, "SELECT count(*) FROM jobs WHERE state = 'QUEUED'",
-				       -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-			atomic_store(&s->queued, (long)sqlite3_column_int64(st, 0));
-		sqlite3_finalize(st);
+		if ((rc = count_queued(s->writer, &queued, err)))
+			goto fail;
+		atomic_store(&s->queued, queued);
 	}
-	sqlite3_update_hook(s->writer->db, on_row_change, s);
-	check_foreign_writes(s);
+	db_version(s->writer->db, s->version, sizeof(s->version));
+	db_on_row_change(s->writer->db, "jobs", note_change, s);
+	db_notified(s->writer->db); /* the baseline for later looks */
 	if (pthread_create(&s->writer_thread, NULL, writer_main, s)) {
 		gw_seterr(err, "cannot start the store writer thread");
 		rc = GW_ENOMEM;
@@ -699,7 +752,7 @@ void store_close(struct store *s)
 enum gw_err store_ping(struct store *s, char *err)
 {
 	struct store_conn *c = store_reader_get(s, err);
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	enum gw_err rc = GW_OK;
 	int src;
 
@@ -708,11 +761,11 @@ enum gw_err store_ping(struct store *s, char *err)
 	st = store_conn_stmt(c, STMT_PING, err);
 	if (!st) {
 		rc = GW_EIO;
-	} else if ((src = sqlite3_step(st)) != SQLITE_ROW) {
-		rc = store_sqlite_err(c->db, src, err);
+	} else if ((src = db_step(st)) != DB_ROW) {
+		rc = db_error(c->db, err);
 	}
 	if (st)
-		sqlite3_reset(st);
+		db_reset(st);
 	store_reader_put(s, c);
 	return rc;
 }

@@ -1,5 +1,5 @@
 /* The job store: every job, label, state change and idempotency key, on
- * SQLite. Writes go through one writer thread that commits concurrent
+ * SQLite (one process) or PostgreSQL (replicas sharing it). Writes go through one writer thread that commits concurrent
  * operations together (group commit) and reports each only after its commit
  * is durable; reads use a pool of read-only connections and never wait for
  * the writer. The job state machine lives here and nowhere else. */
@@ -104,7 +104,10 @@ void store_events_free(struct store_event *events, size_t n);
 struct gw_metrics;
 
 struct store_options {
-	const char *path;     /* database file, created if missing */
+	const char *path;     /* SQLite: the database file, created if missing */
+	/* Not NULL: PostgreSQL at this libpq connection string instead, which
+	 * several gateway processes may share. */
+	const char *postgres_dsn;
 	bool synchronous_full; /* FULL: a commit survives power loss */
 	size_t batch_max;     /* operations per group commit */
 	struct gw_metrics *metrics; /* may be NULL */
@@ -390,6 +393,9 @@ struct store_usage_query {
 /* Resources held within [from, to) (running pods up to now), by group and
  * pool: [{key, pool, coreSeconds, memoryGiBSeconds, gpuSeconds}]. */
 enum gw_err store_usage_sum(struct store *s, const struct store_usage_query *q, json_t **out, char *err);
+
+/* "sqlite" or "postgres", and the engine's version in version. */
+const char *store_engine(const struct store *s, const char **version);
 
 /* GW_OK when the database answers a query. */
 enum gw_err store_ping(struct store *s, char *err);

@@ -3,8 +3,7 @@
 #ifndef GW_STORE_INT_H
 #define GW_STORE_INT_H
 
-#include <sqlite3.h>
-
+#include "store/db.h"
 #include "store/store.h"
 
 enum store_stmt {
@@ -42,11 +41,12 @@ enum store_stmt {
 	STMT_POD_USAGE_UPSERT,
 	STMT_POD_USAGE_CLOSE,
 	STMT_BEGIN,
+	STMT_WRITE_LOCK, /* PostgreSQL only */
+	STMT_NOTIFY,     /* PostgreSQL only */
 	STMT_COMMIT,
 	STMT_SAVEPOINT,
 	STMT_RELEASE,
 	STMT_ROLLBACK_TO,
-	STMT_DATA_VERSION,
 	STMT_JOBS_TO_CLEAN,
 	STMT_JOBS_IN_STATE,
 	STMT_JOBS_IN_STATE_ON,
@@ -55,22 +55,18 @@ enum store_stmt {
 	STMT_COUNT
 };
 
-/* One SQLite connection with its prepared statements; used by one thread
- * at a time (the writer's, or a reader checked out of the pool). */
+/* One database connection with its prepared statements; used by one
+ * thread at a time (the writer's, or a reader checked out of the pool). */
 struct store_conn {
-	sqlite3 *db;
-	sqlite3_stmt *stmts[STMT_COUNT];
+	struct db_conn *db;
+	struct db_stmt *stmts[STMT_COUNT];
 	struct store_conn *next_free;
 };
 
 /* The statement, prepared on first use and reset for reuse; NULL on error
  * with the reason in err. */
-sqlite3_stmt *store_conn_stmt(struct store_conn *c, enum store_stmt which,
-			      char *err);
-/* Binds v as text (kept by the caller until the step), or NULL. */
-void store_bind_text_or_null(sqlite3_stmt *st, int idx, const char *v);
-/* SQLite result code to a gw_err, with the connection's message in err. */
-enum gw_err store_sqlite_err(sqlite3 *db, int rc, char *err);
+struct db_stmt *store_conn_stmt(struct store_conn *c, enum store_stmt which,
+			       char *err);
 
 /* Runs one write inside the writer's open transaction. */
 void store_apply_op(struct store_conn *c, struct store_op *op);
@@ -78,15 +74,15 @@ void store_apply_op(struct store_conn *c, struct store_op *op);
 enum gw_err store_apply_auth_op(struct store_conn *c, struct store_op *op);
 /* The pod usage writes (store_usage.c). */
 enum gw_err store_apply_usage_op(struct store_conn *c, struct store_op *op);
-/* SQLite step to GW_OK at SQLITE_DONE. */
-enum gw_err store_step_done(struct store_conn *c, sqlite3_stmt *st, char *err);
+/* A step to GW_OK at DB_DONE. */
+enum gw_err store_step_done(struct store_conn *c, struct db_stmt *st, char *err);
 
 /* Reads a row of the job column list (see STORE_JOB_COLUMNS). */
-enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job);
+enum gw_err store_row_to_job(struct db_stmt *st, struct store_job *job);
 
 /* Qualified, so that queries joining job_labels can use them too. */
 #define STORE_JOB_COLUMNS                                                      \
-	"jobs.seq, jobs.id, jobs.name, jobs.user, jobs.state, jobs.reason,"    \
+	"jobs.seq, jobs.id, jobs.name, jobs.\"user\", jobs.state, jobs.reason,"    \
 	" jobs.message, jobs.labels, jobs.spec, jobs.created_ms,"              \
 	" jobs.updated_ms, jobs.rv, jobs.cluster, jobs.namespace,"            \
 	" jobs.driver_pod, jobs.spark_ui, jobs.lease_owner,"                  \
@@ -96,7 +92,7 @@ enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job);
 /* The same, without the large spec ('{}') and placement (NULL): for loops
  * over many jobs that never read them. */
 #define STORE_JOB_COLUMNS_BRIEF                                                \
-	"jobs.seq, jobs.id, jobs.name, jobs.user, jobs.state, jobs.reason,"    \
+	"jobs.seq, jobs.id, jobs.name, jobs.\"user\", jobs.state, jobs.reason,"    \
 	" jobs.message, jobs.labels, '{}', jobs.created_ms,"                   \
 	" jobs.updated_ms, jobs.rv, jobs.cluster, jobs.namespace,"            \
 	" jobs.driver_pod, jobs.spark_ui, jobs.lease_owner,"                  \
@@ -114,10 +110,20 @@ enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job);
 /* A one-statement read on a pooled connection: begin checks a reader out
  * and prepares sql (NULL on error, the reason in err, nothing held); the
  * caller binds and steps; end finalizes, returns the reader and maps the
- * last step's result (SQLITE_DONE, or SQLITE_ROW when it read one row)
- * to GW_OK, anything else to the error. */
-sqlite3_stmt *store_read_begin(struct store *s, const char *sql, struct store_conn **c, char *err);
-enum gw_err store_read_end(struct store *s, struct store_conn *c, sqlite3_stmt *st, int src, char *err);
+ * last step's result (DB_DONE, or DB_ROW when it read one row) to GW_OK,
+ * anything else to the error. */
+struct db_stmt *store_read_begin(struct store *s, const char *sql, struct store_conn **c, char *err);
+enum gw_err store_read_end(struct store *s, struct store_conn *c, struct db_stmt *st, int src, char *err);
+
+enum db_driver store_driver(const struct store *s);
+/* Sums of the demand columns, 0 over no rows. */
+#define STORE_SUMS "coalesce(sum(cores_milli), 0), coalesce(sum(memory_mib), 0), coalesce(sum(gpus), 0)"
+
+/* The text for the connection's engine: SQLite's, or PostgreSQL's. */
+static inline const char *store_sql(const struct store_conn *c, const char *lite, const char *pg)
+{
+	return db_driver(c->db) == DB_POSTGRES ? pg : lite;
+}
 
 /* Checks a reader out of the pool (opening one if none is free). */
 struct store_conn *store_reader_get(struct store *s, char *err);

@@ -100,56 +100,56 @@ void store_events_free(struct store_event *events, size_t n)
 }
 
 /* Copy of a text column, NULL for SQL NULL; *oom set on allocation failure. */
-static char *column_text(sqlite3_stmt *st, int col, bool *oom)
+static char *column_text(struct db_stmt *st, int col, bool *oom)
 {
-	const unsigned char *t = sqlite3_column_text(st, col);
+	const char *t = db_col_text(st, col);
 	char *copy;
 
 	if (!t)
 		return NULL;
-	copy = strdup((const char *)t);
+	copy = strdup(t);
 	if (!copy)
 		*oom = true;
 	return copy;
 }
 
-enum gw_err store_row_to_job(sqlite3_stmt *st, struct store_job *job)
+enum gw_err store_row_to_job(struct db_stmt *st, struct store_job *job)
 {
-	const unsigned char *id = sqlite3_column_text(st, 1);
-	const unsigned char *state = sqlite3_column_text(st, 4);
+	const char *id = db_col_text(st, 1);
+	const char *state = db_col_text(st, 4);
 	bool oom = false;
 
 	memset(job, 0, sizeof(*job));
-	job->seq = sqlite3_column_int64(st, 0);
-	snprintf(job->id, sizeof(job->id), "%s", id ? (const char *)id : "");
+	job->seq = db_col_int64(st, 0);
+	snprintf(job->id, sizeof(job->id), "%s", id ? id : "");
 	job->name = column_text(st, 2, &oom);
 	job->user = column_text(st, 3, &oom);
-	job->state = (enum store_state)store_state_parse(state ? (const char *)state : "");
+	job->state = (enum store_state)store_state_parse(state ? state : "");
 	job->reason = column_text(st, 5, &oom);
 	job->message = column_text(st, 6, &oom);
 	job->labels_json = column_text(st, 7, &oom);
 	job->spec_json = column_text(st, 8, &oom);
-	job->created_ms = sqlite3_column_int64(st, 9);
-	job->updated_ms = sqlite3_column_int64(st, 10);
-	job->rv = sqlite3_column_int64(st, 11);
+	job->created_ms = db_col_int64(st, 9);
+	job->updated_ms = db_col_int64(st, 10);
+	job->rv = db_col_int64(st, 11);
 	job->cluster = column_text(st, 12, &oom);
 	job->namespace = column_text(st, 13, &oom);
 	job->driver_pod = column_text(st, 14, &oom);
 	job->spark_ui = column_text(st, 15, &oom);
 	job->lease_owner = column_text(st, 16, &oom);
-	job->lease_until_ms = sqlite3_column_int64(st, 17);
-	job->attempts = sqlite3_column_int(st, 18);
-	job->not_before_ms = sqlite3_column_int64(st, 19);
+	job->lease_until_ms = db_col_int64(st, 17);
+	job->attempts = db_col_int64(st, 18);
+	job->not_before_ms = db_col_int64(st, 19);
 	job->placement_json = column_text(st, 20, &oom);
-	job->priority = sqlite3_column_int(st, 21);
+	job->priority = db_col_int64(st, 21);
 	job->team = column_text(st, 22, &oom);
 	job->pool = column_text(st, 23, &oom);
-	job->demand.cores_milli = sqlite3_column_int64(st, 24);
-	job->demand.memory_mib = sqlite3_column_int64(st, 25);
-	job->demand.gpus = sqlite3_column_int64(st, 26);
-	job->run = sqlite3_column_int(st, 27);
-	job->ttl_s = sqlite3_column_int(st, 28);
-	job->cleaned_ms = sqlite3_column_int64(st, 29);
+	job->demand.cores_milli = db_col_int64(st, 24);
+	job->demand.memory_mib = db_col_int64(st, 25);
+	job->demand.gpus = db_col_int64(st, 26);
+	job->run = db_col_int64(st, 27);
+	job->ttl_s = db_col_int64(st, 28);
+	job->cleaned_ms = db_col_int64(st, 29);
 	job->spec_shown_json = column_text(st, 30, &oom);
 	if (oom) {
 		store_job_release(job);
@@ -178,13 +178,24 @@ static void new_job_id(int64_t now_ms, char out[STORE_ID_LEN])
 	out[21] = '\0';
 }
 
-enum gw_err store_step_done(struct store_conn *c, sqlite3_stmt *st, char *err)
+enum gw_err store_step_done(struct store_conn *c, struct db_stmt *st, char *err)
 {
-	int rc = sqlite3_step(st);
+	return db_step(st) == DB_DONE ? GW_OK : db_error(c->db, err);
+}
 
-	if (rc != SQLITE_DONE)
-		return store_sqlite_err(c->db, rc, err);
-	return GW_OK;
+/* Steps a statement that returns one number (an INSERT's RETURNING, a
+ * sequence's next value) into *v. */
+static enum gw_err store_step_returning(struct store_conn *c, struct db_stmt *st, int64_t *v, char *err)
+{
+	enum gw_err rc = GW_OK;
+
+	*v = 0;
+	if (db_step(st) == DB_ROW)
+		*v = db_col_int64(st, 0);
+	else
+		rc = db_error(c->db, err);
+	db_reset(st);
+	return rc;
 }
 
 
@@ -192,26 +203,26 @@ static enum gw_err load_job(struct store_conn *c, enum store_stmt which,
 			    const char *id, int64_t seq, struct store_job *job,
 			    char *err)
 {
-	sqlite3_stmt *st = store_conn_stmt(c, which, err);
+	struct db_stmt *st = store_conn_stmt(c, which, err);
 	enum gw_err rc;
 	int src;
 
 	if (!st)
 		return GW_EIO;
 	if (which == STMT_JOB_BY_ID)
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		db_bind_text(st, 1, id);
 	else
-		sqlite3_bind_int64(st, 1, seq);
-	src = sqlite3_step(st);
-	if (src == SQLITE_ROW) {
+		db_bind_int64(st, 1, seq);
+	src = db_step(st);
+	if (src == DB_ROW) {
 		rc = store_row_to_job(st, job);
-	} else if (src == SQLITE_DONE) {
+	} else if (src == DB_DONE) {
 		gw_seterr(err, "job %s not found", id ? id : "");
 		rc = GW_ENOTFOUND;
 	} else {
-		rc = store_sqlite_err(c->db, src, err);
+		rc = db_error(c->db, err);
 	}
-	sqlite3_reset(st);
+	db_reset(st);
 	return rc;
 }
 
@@ -221,41 +232,40 @@ static enum gw_err write_state(struct store_conn *c, int64_t job_seq,
 			       const char *reason, const char *message,
 			       int64_t now, char *err)
 {
-	sqlite3_stmt *st = store_conn_stmt(c, STMT_EVENT_INSERT, err);
+	struct db_stmt *st = store_conn_stmt(c, STMT_EVENT_INSERT, err);
 	int64_t rv;
 	enum gw_err rc;
 
 	if (!st)
 		return GW_EIO;
-	sqlite3_bind_int64(st, 1, job_seq);
-	sqlite3_bind_int64(st, 2, now);
-	sqlite3_bind_text(st, 3, state_names[to], -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, state_names[previous], -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
+	db_bind_int64(st, 1, job_seq);
+	db_bind_int64(st, 2, now);
+	db_bind_text(st, 3, state_names[to]);
+	db_bind_text(st, 4, state_names[previous]);
+	db_bind_text(st, 5, reason);
 	if (message)
-		sqlite3_bind_text(st, 6, message, -1, SQLITE_STATIC);
-	if ((rc = store_step_done(c, st, err)))
+		db_bind_text(st, 6, message);
+	if ((rc = store_step_returning(c, st, &rv, err)))
 		return rc;
-	rv = sqlite3_last_insert_rowid(c->db);
 
 	st = store_conn_stmt(c, STMT_JOB_UPDATE, err);
 	if (!st)
 		return GW_EIO;
-	sqlite3_bind_int64(st, 1, job_seq);
-	sqlite3_bind_text(st, 2, state_names[to], -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+	db_bind_int64(st, 1, job_seq);
+	db_bind_text(st, 2, state_names[to]);
+	db_bind_text(st, 3, reason);
 	if (message)
-		sqlite3_bind_text(st, 4, message, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, now);
-	sqlite3_bind_int64(st, 6, rv);
+		db_bind_text(st, 4, message);
+	db_bind_int64(st, 5, now);
+	db_bind_int64(st, 6, rv);
 	if ((rc = store_step_done(c, st, err)))
 		return rc;
 
 	st = store_conn_stmt(c, STMT_LABELS_UPDATE, err);
 	if (!st)
 		return GW_EIO;
-	sqlite3_bind_int64(st, 1, job_seq);
-	sqlite3_bind_text(st, 2, state_names[to], -1, SQLITE_STATIC);
+	db_bind_int64(st, 1, job_seq);
+	db_bind_text(st, 2, state_names[to]);
 	return store_step_done(c, st, err);
 }
 
@@ -273,15 +283,15 @@ static enum gw_err insert_labels(struct store_conn *c, int64_t job_seq,
 		return GW_EINVAL;
 	}
 	json_object_foreach(labels, key, value) {
-		sqlite3_stmt *st = store_conn_stmt(c, STMT_LABEL_INSERT, err);
+		struct db_stmt *st = store_conn_stmt(c, STMT_LABEL_INSERT, err);
 
 		if (!st) {
 			rc = GW_EIO;
 			break;
 		}
-		sqlite3_bind_int64(st, 1, job_seq);
-		sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, json_string_value(value), -1, SQLITE_STATIC);
+		db_bind_int64(st, 1, job_seq);
+		db_bind_text(st, 2, key);
+		db_bind_text(st, 3, json_string_value(value));
 		if ((rc = store_step_done(c, st, err)))
 			break;
 	}
@@ -294,7 +304,7 @@ static enum gw_err insert_labels(struct store_conn *c, int64_t job_seq,
 static enum gw_err usage_of(struct store_conn *c, enum store_stmt which, const char *name,
 			    unsigned *count, struct store_demand *used, char *err)
 {
-	sqlite3_stmt *st = store_conn_stmt(c, which, err);
+	struct db_stmt *st = store_conn_stmt(c, which, err);
 	int src;
 
 	*count = 0;
@@ -302,18 +312,18 @@ static enum gw_err usage_of(struct store_conn *c, enum store_stmt which, const c
 		memset(used, 0, sizeof(*used));
 	if (!st)
 		return GW_EIO;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	src = sqlite3_step(st);
-	if (src == SQLITE_ROW) {
-		*count = (unsigned)sqlite3_column_int64(st, 0);
+	db_bind_text(st, 1, name);
+	src = db_step(st);
+	if (src == DB_ROW) {
+		*count = (unsigned)db_col_int64(st, 0);
 		if (used) {
-			used->cores_milli = (int64_t)sqlite3_column_double(st, 1);
-			used->memory_mib = (int64_t)sqlite3_column_double(st, 2);
-			used->gpus = (int64_t)sqlite3_column_double(st, 3);
+			used->cores_milli = (int64_t)db_col_double(st, 1);
+			used->memory_mib = (int64_t)db_col_double(st, 2);
+			used->gpus = (int64_t)db_col_double(st, 3);
 		}
 	}
-	sqlite3_reset(st);
-	return src == SQLITE_ROW ? GW_OK : store_sqlite_err(c->db, src, err);
+	db_reset(st);
+	return src == DB_ROW ? GW_OK : db_error(c->db, err);
 }
 
 bool store_limits_exceeded(const struct store_limits *lim, const char *kind, const char *name,
@@ -387,26 +397,27 @@ static enum gw_err find_idempotent(struct store_conn *c,
 				   const struct store_submission *sub,
 				   int64_t *job_seq, bool *same_body, char *err)
 {
-	sqlite3_stmt *st = store_conn_stmt(c, STMT_IDEM_GET, err);
+	struct db_stmt *st = store_conn_stmt(c, STMT_IDEM_GET, err);
 	enum gw_err rc = GW_OK;
 	int src;
 
 	*job_seq = 0;
 	if (!st)
 		return GW_EIO;
-	sqlite3_bind_text(st, 1, sub->user, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, sub->idempotency_key, -1, SQLITE_STATIC);
-	src = sqlite3_step(st);
-	if (src == SQLITE_ROW) {
-		const void *hash = sqlite3_column_blob(st, 0);
+	db_bind_text(st, 1, sub->user);
+	db_bind_text(st, 2, sub->idempotency_key);
+	src = db_step(st);
+	if (src == DB_ROW) {
+		size_t len;
+		const void *hash = db_col_blob(st, 0, &len);
 
-		*same_body = hash && sqlite3_column_bytes(st, 0) == 32 &&
+		*same_body = hash && len == 32 &&
 			     memcmp(hash, sub->body_sha256, 32) == 0;
-		*job_seq = sqlite3_column_int64(st, 1);
-	} else if (src != SQLITE_DONE) {
-		rc = store_sqlite_err(c->db, src, err);
+		*job_seq = db_col_int64(st, 1);
+	} else if (src != DB_DONE) {
+		rc = db_error(c->db, err);
 	}
-	sqlite3_reset(st);
+	db_reset(st);
 	return rc;
 }
 
@@ -440,7 +451,7 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 	const struct store_submission *sub = &op->submit;
 	int64_t now = gw_now_ms(), job_seq, rv;
 	char id[STORE_ID_LEN];
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	enum gw_err rc;
 
 	if (sub->idempotency_key) {
@@ -470,39 +481,36 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 	 * now (the transaction holds the write lock): no update of its row. */
 	if (!(st = store_conn_stmt(c, STMT_NEXT_EVENT_SEQ, op->err)))
 		return GW_EIO;
-	if (sqlite3_step(st) != SQLITE_ROW)
-		return store_sqlite_err(c->db, sqlite3_errcode(c->db), op->err);
-	rv = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
+	if ((rc = store_step_returning(c, st, &rv, op->err)))
+		return rc;
 	st = store_conn_stmt(c, STMT_JOB_INSERT, op->err);
 	if (!st)
 		return GW_EIO;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, sub->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, sub->user, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, sub->labels_json, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, sub->spec_json, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, now);
-	sqlite3_bind_int(st, 7, sub->priority);
-	sqlite3_bind_text(st, 8, sub->team ? sub->team : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, sub->pool ? sub->pool : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 10, sub->demand.cores_milli);
-	sqlite3_bind_int64(st, 11, sub->demand.memory_mib);
-	sqlite3_bind_int64(st, 12, sub->demand.gpus);
-	sqlite3_bind_int(st, 13, sub->ttl_s);
-	store_bind_text_or_null(st, 14, sub->spec_shown_json);
-	sqlite3_bind_int64(st, 15, rv);
-	if ((rc = store_step_done(c, st, op->err)))
+	db_bind_text(st, 1, id);
+	db_bind_text(st, 2, sub->name);
+	db_bind_text(st, 3, sub->user);
+	db_bind_text(st, 4, sub->labels_json);
+	db_bind_text(st, 5, sub->spec_json);
+	db_bind_int64(st, 6, now);
+	db_bind_int64(st, 7, sub->priority);
+	db_bind_text(st, 8, sub->team ? sub->team : "");
+	db_bind_text(st, 9, sub->pool ? sub->pool : "");
+	db_bind_int64(st, 10, sub->demand.cores_milli);
+	db_bind_int64(st, 11, sub->demand.memory_mib);
+	db_bind_int64(st, 12, sub->demand.gpus);
+	db_bind_int64(st, 13, sub->ttl_s);
+	db_bind_text(st, 14, sub->spec_shown_json);
+	db_bind_int64(st, 15, rv);
+	if ((rc = store_step_returning(c, st, &job_seq, op->err)))
 		return rc;
-	job_seq = sqlite3_last_insert_rowid(c->db);
 
 	if ((rc = insert_labels(c, job_seq, sub->labels_json, op->err)))
 		return rc;
 	if (!(st = store_conn_stmt(c, STMT_FIRST_EVENT_INSERT, op->err)))
 		return GW_EIO;
-	sqlite3_bind_int64(st, 1, rv);
-	sqlite3_bind_int64(st, 2, job_seq);
-	sqlite3_bind_int64(st, 3, now);
+	db_bind_int64(st, 1, rv);
+	db_bind_int64(st, 2, job_seq);
+	db_bind_int64(st, 3, now);
 	if ((rc = store_step_done(c, st, op->err)))
 		return rc;
 	op->queued_delta = 1;
@@ -510,11 +518,11 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 		st = store_conn_stmt(c, STMT_IDEM_INSERT, op->err);
 		if (!st)
 			return GW_EIO;
-		sqlite3_bind_text(st, 1, sub->user, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, sub->idempotency_key, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(st, 3, sub->body_sha256, 32, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, job_seq);
-		sqlite3_bind_int64(st, 5, now);
+		db_bind_text(st, 1, sub->user);
+		db_bind_text(st, 2, sub->idempotency_key);
+		db_bind_blob(st, 3, sub->body_sha256, 32);
+		db_bind_int64(st, 4, job_seq);
+		db_bind_int64(st, 5, now);
 		if ((rc = store_step_done(c, st, op->err)))
 			return rc;
 	}
@@ -525,30 +533,30 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 static enum gw_err write_placement(struct store_conn *c, int64_t seq,
 				   const struct store_op *op, char *err)
 {
-	sqlite3_stmt *st = store_conn_stmt(c, STMT_JOB_PLACE, err);
+	struct db_stmt *st = store_conn_stmt(c, STMT_JOB_PLACE, err);
 
 	if (!st)
 		return GW_EIO;
-	sqlite3_bind_int64(st, 1, seq);
-	store_bind_text_or_null(st, 2, op->cluster);
-	store_bind_text_or_null(st, 3, op->namespace);
-	store_bind_text_or_null(st, 4, op->driver_pod);
-	store_bind_text_or_null(st, 5, op->spark_ui);
-	sqlite3_bind_int64(st, 6, op->not_before_ms);
+	db_bind_int64(st, 1, seq);
+	db_bind_text(st, 2, op->cluster);
+	db_bind_text(st, 3, op->namespace);
+	db_bind_text(st, 4, op->driver_pod);
+	db_bind_text(st, 5, op->spark_ui);
+	db_bind_int64(st, 6, op->not_before_ms);
 	return store_step_done(c, st, err);
 }
 
 static enum gw_err write_lease(struct store_conn *c, int64_t seq, const char *owner,
 			       int64_t until, int attempts_added, char *err)
 {
-	sqlite3_stmt *st = store_conn_stmt(c, STMT_JOB_LEASE, err);
+	struct db_stmt *st = store_conn_stmt(c, STMT_JOB_LEASE, err);
 
 	if (!st)
 		return GW_EIO;
-	sqlite3_bind_int64(st, 1, seq);
-	store_bind_text_or_null(st, 2, owner);
-	sqlite3_bind_int64(st, 3, until);
-	sqlite3_bind_int(st, 4, attempts_added);
+	db_bind_int64(st, 1, seq);
+	db_bind_text(st, 2, owner);
+	db_bind_int64(st, 3, until);
+	db_bind_int64(st, 4, attempts_added);
 	return store_step_done(c, st, err);
 }
 
@@ -572,12 +580,12 @@ static enum gw_err transition(struct store_conn *c, struct store_op *op,
 			      op->err)))
 		return rc;
 	if (op->new_run) {
-		sqlite3_stmt *st = store_conn_stmt(c, STMT_JOB_NEW_RUN, op->err);
+		struct db_stmt *st = store_conn_stmt(c, STMT_JOB_NEW_RUN, op->err);
 
 		if (!st)
 			return GW_EIO;
-		sqlite3_bind_int64(st, 1, seq);
-		sqlite3_bind_int64(st, 2, op->not_before_ms);
+		db_bind_int64(st, 1, seq);
+		db_bind_int64(st, 2, op->not_before_ms);
 		rc = store_step_done(c, st, op->err);
 	} else {
 		rc = write_placement(c, seq, op, op->err);
@@ -609,15 +617,15 @@ static enum gw_err apply_claim(struct store_conn *c, struct store_op *op)
 				     &op->demand, op->err)))
 			return rc;
 		if (op->pool) {
-			sqlite3_stmt *st = store_conn_stmt(c, STMT_JOB_SET_DEMAND, op->err);
+			struct db_stmt *st = store_conn_stmt(c, STMT_JOB_SET_DEMAND, op->err);
 
 			if (!st)
 				return GW_EIO;
-			sqlite3_bind_int64(st, 1, seq);
-			sqlite3_bind_text(st, 2, op->pool, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 3, op->demand.cores_milli);
-			sqlite3_bind_int64(st, 4, op->demand.memory_mib);
-			sqlite3_bind_int64(st, 5, op->demand.gpus);
+			db_bind_int64(st, 1, seq);
+			db_bind_text(st, 2, op->pool);
+			db_bind_int64(st, 3, op->demand.cores_milli);
+			db_bind_int64(st, 4, op->demand.memory_mib);
+			db_bind_int64(st, 5, op->demand.gpus);
 			if ((rc = store_step_done(c, st, op->err)))
 				return rc;
 		}
@@ -636,12 +644,12 @@ static enum gw_err apply_claim(struct store_conn *c, struct store_op *op)
 	if ((rc = write_lease(c, seq, op->lease_owner, op->lease_until_ms, 1, op->err)))
 		return rc;
 	if (op->placement_json) {
-		sqlite3_stmt *st = store_conn_stmt(c, STMT_JOB_SET_PLACEMENT, op->err);
+		struct db_stmt *st = store_conn_stmt(c, STMT_JOB_SET_PLACEMENT, op->err);
 
 		if (!st)
 			return GW_EIO;
-		sqlite3_bind_int64(st, 1, seq);
-		sqlite3_bind_text(st, 2, op->placement_json, -1, SQLITE_STATIC);
+		db_bind_int64(st, 1, seq);
+		db_bind_text(st, 2, op->placement_json);
 		if ((rc = store_step_done(c, st, op->err)))
 			return rc;
 	}
@@ -650,13 +658,13 @@ static enum gw_err apply_claim(struct store_conn *c, struct store_op *op)
 
 static enum gw_err apply_cluster_settings(struct store_conn *c, struct store_op *op)
 {
-	sqlite3_stmt *st = store_conn_stmt(c, STMT_CLUSTER_SETTINGS_PUT, op->err);
+	struct db_stmt *st = store_conn_stmt(c, STMT_CLUSTER_SETTINGS_PUT, op->err);
 
 	if (!st)
 		return GW_EIO;
-	sqlite3_bind_text(st, 1, op->cluster, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, op->rotation, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, op->weight);
+	db_bind_text(st, 1, op->cluster);
+	db_bind_text(st, 2, op->rotation);
+	db_bind_int64(st, 3, op->weight);
 	return store_step_done(c, st, op->err);
 }
 
@@ -688,21 +696,21 @@ static enum gw_err apply_cancel(struct store_conn *c, struct store_op *op)
  * matched no row. */
 static enum gw_err update_job(struct store_conn *c, struct store_op *op, enum store_stmt which)
 {
-	sqlite3_stmt *st = store_conn_stmt(c, which, op->err);
+	struct db_stmt *st = store_conn_stmt(c, which, op->err);
 	enum gw_err rc;
 
 	if (!st)
 		return GW_EIO;
-	sqlite3_bind_text(st, 1, op->job_id, -1, SQLITE_STATIC);
+	db_bind_text(st, 1, op->job_id);
 	if (which == STMT_JOB_RENEW) {
-		sqlite3_bind_text(st, 2, op->lease_owner, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, op->lease_until_ms);
+		db_bind_text(st, 2, op->lease_owner);
+		db_bind_int64(st, 3, op->lease_until_ms);
 	} else {
-		sqlite3_bind_int64(st, 2, gw_now_ms());
+		db_bind_int64(st, 2, gw_now_ms());
 	}
 	if ((rc = store_step_done(c, st, op->err)))
 		return rc;
-	if (sqlite3_changes(c->db) == 1)
+	if (db_changes(c->db) == 1)
 		return GW_OK;
 	if (which == STMT_JOB_RENEW) {
 		gw_seterr(op->err, "job %s is no longer dispatched under this lease", op->job_id);
@@ -714,16 +722,16 @@ static enum gw_err update_job(struct store_conn *c, struct store_op *op, enum st
 
 static enum gw_err apply_prune(struct store_conn *c, struct store_op *op)
 {
-	sqlite3_stmt *st = store_conn_stmt(c, STMT_JOBS_PRUNE, op->err);
+	struct db_stmt *st = store_conn_stmt(c, STMT_JOBS_PRUNE, op->err);
 	enum gw_err rc;
 
 	if (!st)
 		return GW_EIO;
-	sqlite3_bind_int64(st, 1, op->before_ms);
-	sqlite3_bind_int(st, 2, (int)op->limit);
+	db_bind_int64(st, 1, op->before_ms);
+	db_bind_int64(st, 2, (int)op->limit);
 	if ((rc = store_step_done(c, st, op->err)))
 		return rc;
-	op->pruned = (unsigned)sqlite3_changes(c->db);
+	op->pruned = (unsigned)db_changes(c->db);
 	return GW_OK;
 }
 
@@ -766,13 +774,13 @@ void store_apply_op(struct store_conn *c, struct store_op *op)
 		op->rc = store_apply_usage_op(c, op);
 		break;
 	case STORE_OP_POLICY_OVERLAY: {
-		sqlite3_stmt *st = store_conn_stmt(c, STMT_OVERLAY_PUT, op->err);
+		struct db_stmt *st = store_conn_stmt(c, STMT_OVERLAY_PUT, op->err);
 
 		if (!st) {
 			op->rc = GW_EIO;
 			break;
 		}
-		sqlite3_bind_text(st, 1, op->document, -1, SQLITE_STATIC);
+		db_bind_text(st, 1, op->document);
 		op->rc = store_step_done(c, st, op->err);
 		break;
 	}
@@ -803,7 +811,7 @@ enum gw_err store_job_events(struct store *s, const char *id,
 	struct store_conn *c = store_reader_get(s, err);
 	struct store_event *evs = NULL;
 	size_t count = 0, cap = 0;
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	enum gw_err rc = GW_OK;
 	int src;
 
@@ -816,10 +824,10 @@ enum gw_err store_job_events(struct store *s, const char *id,
 		rc = GW_EIO;
 		goto out;
 	}
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+	db_bind_text(st, 1, id);
+	while ((src = db_step(st)) == DB_ROW) {
 		struct store_event *e;
-		const unsigned char *prev = sqlite3_column_text(st, 3);
+		const char *prev = db_col_text(st, 3);
 		bool oom = false;
 
 		if (count == cap) {
@@ -834,11 +842,11 @@ enum gw_err store_job_events(struct store *s, const char *id,
 			cap = ncap;
 		}
 		e = &evs[count++];
-		e->seq = sqlite3_column_int64(st, 0);
-		e->time_ms = sqlite3_column_int64(st, 1);
+		e->seq = db_col_int64(st, 0);
+		e->time_ms = db_col_int64(st, 1);
 		e->state = (enum store_state)store_state_parse(
-			(const char *)sqlite3_column_text(st, 2));
-		e->previous = prev ? store_state_parse((const char *)prev) : -1;
+			db_col_text(st, 2));
+		e->previous = prev ? store_state_parse(prev) : -1;
 		e->reason = column_text(st, 4, &oom);
 		e->message = column_text(st, 5, &oom);
 		if (oom) {
@@ -846,15 +854,15 @@ enum gw_err store_job_events(struct store *s, const char *id,
 			goto out;
 		}
 	}
-	if (src != SQLITE_DONE) {
-		rc = store_sqlite_err(c->db, src, err);
+	if (src != DB_DONE) {
+		rc = db_error(c->db, err);
 	} else if (count == 0) {
 		gw_seterr(err, "job %s not found", id);
 		rc = GW_ENOTFOUND;
 	}
 out:
 	if (st)
-		sqlite3_reset(st);
+		db_reset(st);
 	store_reader_put(s, c);
 	if (rc) {
 		store_events_free(evs, count);
@@ -880,7 +888,7 @@ static bool sql_add(char *sql, size_t size, size_t *len, const char *text)
 /* A label requirement as a subquery probing job_labels' primary key once
  * per candidate row. */
 static bool sql_add_requirement(char *sql, size_t size, size_t *len,
-				const struct gw_sel_req *r)
+				const struct gw_sel_req *r, bool pg)
 {
 	static const char probe[] =
 		"EXISTS (SELECT 1 FROM job_labels l WHERE l.job_seq = jobs.seq AND l.key = ?";
@@ -895,9 +903,12 @@ static bool sql_add_requirement(char *sql, size_t size, size_t *len,
 		break;
 	case GW_SEL_GT:
 	case GW_SEL_LT:
+		/* Only values that are integers compare (PostgreSQL's cast
+		 * would fail on the others, SQLite's give 0). */
 		ok = ok && sql_add(sql, size, len,
-				   " AND l.value = CAST(CAST(l.value AS INTEGER) AS TEXT)"
-				   " AND CAST(l.value AS INTEGER)") &&
+				   pg ? " AND CASE WHEN l.value ~ '^-?[0-9]{1,18}$' THEN CAST(l.value AS BIGINT) END"
+				      : " AND l.value = CAST(CAST(l.value AS INTEGER) AS TEXT)"
+					" AND CAST(l.value AS INTEGER)") &&
 		     sql_add(sql, size, len, r->op == GW_SEL_GT ? " > ?" : " < ?");
 		break;
 	default:
@@ -910,21 +921,21 @@ static bool sql_add_requirement(char *sql, size_t size, size_t *len,
 	return ok && sql_add(sql, size, len, ")");
 }
 
-static int bind_requirement(sqlite3_stmt *st, int idx,
+static int bind_requirement(struct db_stmt *st, int idx,
 			    const struct gw_sel_req *r)
 {
-	sqlite3_bind_text(st, idx++, r->key, -1, SQLITE_STATIC);
+	db_bind_text(st, idx++, r->key);
 	switch (r->op) {
 	case GW_SEL_EXISTS:
 	case GW_SEL_NOT_EXISTS:
 		break;
 	case GW_SEL_GT:
 	case GW_SEL_LT:
-		sqlite3_bind_int64(st, idx++, strtoll(r->values[0], NULL, 10));
+		db_bind_int64(st, idx++, strtoll(r->values[0], NULL, 10));
 		break;
 	default:
 		for (size_t i = 0; i < r->nvalues; i++)
-			sqlite3_bind_text(st, idx++, r->values[i], -1, SQLITE_STATIC);
+			db_bind_text(st, idx++, r->values[i]);
 		break;
 	}
 	return idx;
@@ -945,7 +956,7 @@ static const struct gw_sel_req *driving_requirement(const struct gw_selector *se
 
 /* The list's query; counting, the number of rows it would give in all. */
 static bool build_list_sql(const struct store_list_query *q, const struct gw_sel_req *drive,
-			   bool counting, char *sql, size_t size)
+			   bool counting, bool pg, char *sql, size_t size)
 {
 	const char *columns = counting ? "SELECT count(*)" : "SELECT " STORE_JOB_COLUMNS;
 	size_t len = 0;
@@ -965,7 +976,7 @@ static bool build_list_sql(const struct store_list_query *q, const struct gw_sel
 			ok = ok && sql_add(sql, size, &len, " AND d.job_seq >= ?");
 	} else {
 		ok = sql_add(sql, size, &len, columns) &&
-		     sql_add(sql, size, &len, " FROM jobs WHERE 1");
+		     sql_add(sql, size, &len, " FROM jobs WHERE 1 = 1");
 		if (q->changes)
 			ok = ok && sql_add(sql, size, &len, " AND jobs.rv > ?");
 		if (q->state >= 0)
@@ -983,7 +994,7 @@ static bool build_list_sql(const struct store_list_query *q, const struct gw_sel
 		ok = ok && sql_add(sql, size, &len, " AND jobs.created_ms < ?");
 	for (size_t i = 0; q->selector && i < q->selector->n; i++)
 		if (&q->selector->reqs[i] != drive)
-			ok = ok && sql_add_requirement(sql, size, &len, &q->selector->reqs[i]);
+			ok = ok && sql_add_requirement(sql, size, &len, &q->selector->reqs[i], pg);
 	if (counting)
 		return ok;
 	if (q->oldest_first)
@@ -998,43 +1009,43 @@ static bool build_list_sql(const struct store_list_query *q, const struct gw_sel
 					  : " ORDER BY jobs.seq DESC LIMIT ?");
 }
 
-static void bind_list_sql(sqlite3_stmt *st, const struct store_list_query *q,
+static void bind_list_sql(struct db_stmt *st, const struct store_list_query *q,
 			  const struct gw_sel_req *drive, bool counting)
 {
 	int idx = 1;
 
 	if (drive) {
-		sqlite3_bind_text(st, idx++, drive->key, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, idx++, drive->values[0], -1, SQLITE_STATIC);
+		db_bind_text(st, idx++, drive->key);
+		db_bind_text(st, idx++, drive->values[0]);
 	}
 	if (!drive && q->changes)
-		sqlite3_bind_int64(st, idx++, q->after_rv);
+		db_bind_int64(st, idx++, q->after_rv);
 	if (q->state >= 0)
-		sqlite3_bind_text(st, idx++, state_names[q->state], -1, SQLITE_STATIC);
+		db_bind_text(st, idx++, state_names[q->state]);
 	if (q->before_seq)
-		sqlite3_bind_int64(st, idx++, q->before_seq);
+		db_bind_int64(st, idx++, q->before_seq);
 	if (q->from_seq)
-		sqlite3_bind_int64(st, idx++, q->from_seq);
+		db_bind_int64(st, idx++, q->from_seq);
 	if (q->user)
-		sqlite3_bind_text(st, idx++, q->user, -1, SQLITE_STATIC);
+		db_bind_text(st, idx++, q->user);
 	if (q->created_after_ms)
-		sqlite3_bind_int64(st, idx++, q->created_after_ms);
+		db_bind_int64(st, idx++, q->created_after_ms);
 	if (q->created_before_ms)
-		sqlite3_bind_int64(st, idx++, q->created_before_ms);
+		db_bind_int64(st, idx++, q->created_before_ms);
 	for (size_t i = 0; q->selector && i < q->selector->n; i++)
 		if (&q->selector->reqs[i] != drive)
 			idx = bind_requirement(st, idx, &q->selector->reqs[i]);
 	if (counting)
 		return;
 	/* One row more than asked tells whether another page exists. */
-	sqlite3_bind_int64(st, idx++, (sqlite3_int64)q->limit + 1);
+	db_bind_int64(st, idx++, (int64_t)q->limit + 1);
 	if (q->oldest_first)
-		sqlite3_bind_int64(st, idx, (sqlite3_int64)q->offset);
+		db_bind_int64(st, idx, (int64_t)q->offset);
 }
 
 /* Steps st for up to limit rows of the job column list; *more tells
  * whether a further row exists (read but not kept). */
-static enum gw_err collect_jobs(struct store_conn *c, sqlite3_stmt *st, size_t limit,
+static enum gw_err collect_jobs(struct store_conn *c, struct db_stmt *st, size_t limit,
 				struct store_job **items, size_t *n, bool *more,
 				char *err)
 {
@@ -1048,7 +1059,7 @@ static enum gw_err collect_jobs(struct store_conn *c, sqlite3_stmt *st, size_t l
 	*more = false;
 	if (!jobs)
 		return GW_ENOMEM;
-	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((src = db_step(st)) == DB_ROW) {
 		if (count == limit) {
 			*more = true;
 			break;
@@ -1057,8 +1068,8 @@ static enum gw_err collect_jobs(struct store_conn *c, sqlite3_stmt *st, size_t l
 			break;
 		count++;
 	}
-	if (rc == GW_OK && src != SQLITE_ROW && src != SQLITE_DONE)
-		rc = store_sqlite_err(c->db, src, err);
+	if (rc == GW_OK && src != DB_ROW && src != DB_DONE)
+		rc = db_error(c->db, err);
 	if (rc) {
 		store_jobs_free(jobs, count);
 		return rc;
@@ -1076,10 +1087,9 @@ enum gw_err store_job_list(struct store *s, const struct store_list_query *q,
 	const struct gw_sel_req *drive = q->changes ? NULL : driving_requirement(q->selector);
 	char sql[8192];
 	struct store_conn *c = NULL;
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	enum gw_err rc = GW_OK;
 	bool more = false;
-	int src;
 
 	*items = NULL;
 	*n = 0;
@@ -1088,23 +1098,22 @@ enum gw_err store_job_list(struct store *s, const struct store_list_query *q,
 		gw_seterr(err, "limit must be at least 1");
 		return GW_EINVAL;
 	}
-	if (!build_list_sql(q, drive, false, sql, sizeof(sql))) {
+	if (!build_list_sql(q, drive, false, store_driver(s) == DB_POSTGRES, sql, sizeof(sql))) {
 		gw_seterr(err, "query too complex");
 		return GW_EINVAL;
 	}
 	c = store_reader_get(s, err);
 	if (!c)
 		return GW_EIO;
-	src = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
-	if (src != SQLITE_OK) {
-		rc = store_sqlite_err(c->db, src, err);
+	if (!(st = db_prepare(c->db, sql, -1, err))) {
+		rc = GW_EIO;
 		goto out;
 	}
 	bind_list_sql(st, q, drive, false);
 	if ((rc = collect_jobs(c, st, q->limit, items, n, &more, err)) == GW_OK && more && !q->oldest_first)
 		*next_seq = (*items)[*n - 1].seq;
 out:
-	sqlite3_finalize(st);
+	db_finalize(st);
 	store_reader_put(s, c);
 	return rc;
 }
@@ -1114,27 +1123,26 @@ enum gw_err store_job_count(struct store *s, const struct store_list_query *q, i
 	const struct gw_sel_req *drive = driving_requirement(q->selector);
 	char sql[8192];
 	struct store_conn *c;
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	enum gw_err rc = GW_OK;
-	int src;
 
 	*total = 0;
-	if (q->changes || q->before_seq || !build_list_sql(q, drive, true, sql, sizeof(sql))) {
+	if (q->changes || q->before_seq || !build_list_sql(q, drive, true, store_driver(s) == DB_POSTGRES, sql, sizeof(sql))) {
 		gw_seterr(err, "not a countable query");
 		return GW_EINVAL;
 	}
 	if (!(c = store_reader_get(s, err)))
 		return GW_EIO;
-	src = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
-	if (src == SQLITE_OK) {
+	if (!(st = db_prepare(c->db, sql, -1, err))) {
+		rc = GW_EIO;
+	} else {
 		bind_list_sql(st, q, drive, true);
-		src = sqlite3_step(st);
+		if (db_step(st) == DB_ROW)
+			*total = db_col_int64(st, 0);
+		else
+			rc = db_error(c->db, err);
 	}
-	if (src == SQLITE_ROW)
-		*total = sqlite3_column_int64(st, 0);
-	else
-		rc = store_sqlite_err(c->db, src, err);
-	sqlite3_finalize(st);
+	db_finalize(st);
 	store_reader_put(s, c);
 	return rc;
 }
@@ -1142,7 +1150,7 @@ enum gw_err store_job_count(struct store *s, const struct store_list_query *q, i
 enum gw_err store_first_seq_since(struct store *s, int64_t since_ms, int64_t *seq, char *err)
 {
 	struct store_conn *c = store_reader_get(s, err);
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	enum gw_err rc = GW_OK;
 	int src;
 
@@ -1153,12 +1161,12 @@ enum gw_err store_first_seq_since(struct store *s, int64_t since_ms, int64_t *se
 		store_reader_put(s, c);
 		return GW_EIO;
 	}
-	sqlite3_bind_int64(st, 1, since_ms);
-	if ((src = sqlite3_step(st)) == SQLITE_ROW)
-		*seq = sqlite3_column_int64(st, 0);
-	else if (src != SQLITE_DONE)
-		rc = store_sqlite_err(c->db, src, err);
-	sqlite3_reset(st);
+	db_bind_int64(st, 1, since_ms);
+	if ((src = db_step(st)) == DB_ROW)
+		*seq = db_col_int64(st, 0);
+	else if (src != DB_DONE)
+		rc = db_error(c->db, err);
+	db_reset(st);
 	store_reader_put(s, c);
 	return rc;
 }
@@ -1182,7 +1190,7 @@ static enum gw_err query_jobs(struct store *s, enum store_stmt which, const char
 			      struct store_job **items, size_t *n, char *err)
 {
 	struct store_conn *c = store_reader_get(s, err);
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	enum gw_err rc = GW_EIO;
 	bool more;
 	int idx = 1;
@@ -1193,29 +1201,29 @@ static enum gw_err query_jobs(struct store *s, enum store_stmt which, const char
 		return GW_EIO;
 	if ((st = store_conn_stmt(c, which, err))) {
 		if (text1)
-			sqlite3_bind_text(st, idx++, text1, -1, SQLITE_STATIC);
+			db_bind_text(st, idx++, text1);
 		if (text2)
-			sqlite3_bind_text(st, idx++, text2, -1, SQLITE_STATIC);
+			db_bind_text(st, idx++, text2);
 		for (size_t i = 0; i < nints; i++)
-			sqlite3_bind_int64(st, idx++, ints[i]);
-		sqlite3_bind_int64(st, idx, (sqlite3_int64)limit);
+			db_bind_int64(st, idx++, ints[i]);
+		db_bind_int64(st, idx, (int64_t)limit);
 		rc = collect_jobs(c, st, limit, items, n, &more, err);
-		sqlite3_reset(st);
+		db_reset(st);
 	}
 	store_reader_put(s, c);
 	return rc;
 }
 
 /* Appends the rows of st to the queue's jobs. */
-static enum gw_err read_queued(struct store_conn *c, sqlite3_stmt *st, struct store_queue *q,
+static enum gw_err read_queued(struct store_conn *c, struct db_stmt *st, struct store_queue *q,
 			       char *err)
 {
 	size_t cap = q->njobs;
 	int src;
 
-	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((src = db_step(st)) == DB_ROW) {
 		struct store_queued *e;
-		const unsigned char *id = sqlite3_column_text(st, 1);
+		const char *id = db_col_text(st, 1);
 
 		if (q->njobs == cap) {
 			struct store_queued *more = realloc(q->jobs, (cap = cap ? cap * 2 : 64) * sizeof(*more));
@@ -1226,47 +1234,47 @@ static enum gw_err read_queued(struct store_conn *c, sqlite3_stmt *st, struct st
 		}
 		e = &q->jobs[q->njobs];
 		memset(e, 0, sizeof(*e));
-		e->seq = sqlite3_column_int64(st, 0);
-		snprintf(e->id, sizeof(e->id), "%s", id ? (const char *)id : "");
-		e->state = (enum store_state)store_state_parse((const char *)sqlite3_column_text(st, 2));
-		e->team = strdup((const char *)sqlite3_column_text(st, 3));
-		e->pool = strdup((const char *)sqlite3_column_text(st, 4));
-		e->rank = sqlite3_column_int(st, 5);
-		e->created_ms = sqlite3_column_int64(st, 6);
-		e->demand.cores_milli = sqlite3_column_int64(st, 7);
-		e->demand.memory_mib = sqlite3_column_int64(st, 8);
-		e->demand.gpus = sqlite3_column_int64(st, 9);
-		e->priority = sqlite3_column_int(st, 10);
-		e->name = strdup((const char *)sqlite3_column_text(st, 11));
+		e->seq = db_col_int64(st, 0);
+		snprintf(e->id, sizeof(e->id), "%s", id ? id : "");
+		e->state = (enum store_state)store_state_parse(db_col_text(st, 2));
+		e->team = strdup(db_col_text(st, 3));
+		e->pool = strdup(db_col_text(st, 4));
+		e->rank = db_col_int64(st, 5);
+		e->created_ms = db_col_int64(st, 6);
+		e->demand.cores_milli = db_col_int64(st, 7);
+		e->demand.memory_mib = db_col_int64(st, 8);
+		e->demand.gpus = db_col_int64(st, 9);
+		e->priority = db_col_int64(st, 10);
+		e->name = strdup(db_col_text(st, 11));
 		q->njobs++;
 		if (!e->team || !e->pool || !e->name)
 			return GW_ENOMEM;
 	}
-	return src == SQLITE_DONE ? GW_OK : store_sqlite_err(c->db, src, err);
+	return src == DB_DONE ? GW_OK : db_error(c->db, err);
 }
 
-static enum gw_err read_usage(struct store_conn *c, sqlite3_stmt *st, struct store_queue *q,
+static enum gw_err read_usage(struct store_conn *c, struct db_stmt *st, struct store_queue *q,
 			      char *err)
 {
 	int src;
 
-	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((src = db_step(st)) == DB_ROW) {
 		struct store_usage *more = realloc(q->usage, (q->nusage + 1) * sizeof(*more)), *u;
 
 		if (!more)
 			return GW_ENOMEM;
 		q->usage = more;
 		u = &q->usage[q->nusage++];
-		u->pool = strdup((const char *)sqlite3_column_text(st, 0));
-		u->team = strdup((const char *)sqlite3_column_text(st, 1));
-		u->running = (unsigned)sqlite3_column_int64(st, 2);
-		u->used.cores_milli = sqlite3_column_int64(st, 3);
-		u->used.memory_mib = sqlite3_column_int64(st, 4);
-		u->used.gpus = sqlite3_column_int64(st, 5);
+		u->pool = strdup(db_col_text(st, 0));
+		u->team = strdup(db_col_text(st, 1));
+		u->running = (unsigned)db_col_int64(st, 2);
+		u->used.cores_milli = db_col_int64(st, 3);
+		u->used.memory_mib = db_col_int64(st, 4);
+		u->used.gpus = db_col_int64(st, 5);
 		if (!u->pool || !u->team)
 			return GW_ENOMEM;
 	}
-	return src == SQLITE_DONE ? GW_OK : store_sqlite_err(c->db, src, err);
+	return src == DB_DONE ? GW_OK : db_error(c->db, err);
 }
 
 enum gw_err store_queue_read(struct store *s, int64_t now_ms, int64_t aging_ms, size_t per_team,
@@ -1275,19 +1283,16 @@ enum gw_err store_queue_read(struct store *s, int64_t now_ms, int64_t aging_ms, 
 	struct store_conn *c = store_reader_get(s, err);
 	long long aging = aging_ms > 0 ? aging_ms : INT64_MAX;
 	char sql[2048];
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	enum gw_err rc = GW_OK;
-	int src;
 
 	memset(q, 0, sizeof(*q));
 	if (!c)
 		return GW_EIO;
 	/* One read transaction: the queue and the usage agree, so a job claimed
 	 * meanwhile is counted once, in one or the other. */
-	if ((src = sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL)) != SQLITE_OK) {
-		rc = store_sqlite_err(c->db, src, err);
+	if ((rc = db_exec(c->db, store_sql(c, "BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ"), err)))
 		goto out;
-	}
 	/* The first per_team jobs of each team and priority level, by index
 	 * seeks alone: teams are found by skipping from one to the next
 	 * (min(team) > the last), so a deep queue costs no more than a short
@@ -1304,31 +1309,37 @@ enum gw_err store_queue_read(struct store *s, int64_t now_ms, int64_t aging_ms, 
 		 " UNION ALL"
 		 " SELECT j.seq, j.id, j.state, j.team, j.pool, j.priority - (?1 - j.created_ms) / %lld,"
 		 " j.created_ms, j.cores_milli, j.memory_mib, j.gpus, j.priority, j.name"
-		 " FROM t, p JOIN jobs j ON j.seq IN (SELECT seq FROM jobs WHERE state = 'QUEUED'"
-		 "  AND team = t.team AND priority = p.level AND not_before_ms <= ?1 ORDER BY seq LIMIT ?2)",
-		 STORE_PRIORITY_LEVELS - 1, aging);
-	if ((src = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL)) != SQLITE_OK) {
-		rc = store_sqlite_err(c->db, src, err);
+		 " FROM t CROSS JOIN p %s",
+		 STORE_PRIORITY_LEVELS - 1, aging,
+		 /* PostgreSQL reads each group's first rows as a lateral subquery;
+		  * SQLite, which has none, by rowid from an IN list. */
+		 store_sql(c,
+			   "JOIN jobs j ON j.seq IN (SELECT seq FROM jobs WHERE state = 'QUEUED'"
+			   " AND team = t.team AND priority = p.level AND not_before_ms <= ?1 ORDER BY seq LIMIT ?2)",
+			   "CROSS JOIN LATERAL (SELECT * FROM jobs WHERE state = 'QUEUED'"
+			   " AND team = t.team AND priority = p.level AND not_before_ms <= ?1 ORDER BY seq LIMIT ?2) j"));
+	if (!(st = db_prepare(c->db, sql, -1, err))) {
+		rc = GW_EIO;
 		goto done;
 	}
-	sqlite3_bind_int64(st, 1, now_ms);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)per_team);
+	db_bind_int64(st, 1, now_ms);
+	db_bind_int64(st, 2, (int64_t)per_team);
 	if ((rc = read_queued(c, st, q, err)))
 		goto done;
-	sqlite3_finalize(st);
-	src = sqlite3_prepare_v2(c->db,
-				 "SELECT pool, team, count(*), total(cores_milli), total(memory_mib), total(gpus)"
-				 " FROM jobs INDEXED BY jobs_active_usage WHERE " STORE_ACTIVE_CONDITION
-				 " GROUP BY pool, team",
-				 -1, &st, NULL);
-	if (src != SQLITE_OK)
-		rc = store_sqlite_err(c->db, src, err);
-	else
-		rc = read_usage(c, st, q, err);
+	db_finalize(st);
+	st = db_prepare(c->db,
+			store_sql(c,
+				  "SELECT pool, team, count(*), " STORE_SUMS
+				  " FROM jobs INDEXED BY jobs_active_usage WHERE " STORE_ACTIVE_CONDITION
+				  " GROUP BY pool, team",
+				  "SELECT pool, team, count(*), " STORE_SUMS " FROM jobs WHERE " STORE_ACTIVE_CONDITION
+				  " GROUP BY pool, team"),
+			-1, err);
+	rc = st ? read_usage(c, st, q, err) : GW_EIO;
 done:
-	sqlite3_finalize(st);
+	db_finalize(st);
 	st = NULL;
-	sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+	db_exec(c->db, "COMMIT", NULL);
 out:
 	store_reader_put(s, c);
 	if (rc)
@@ -1379,47 +1390,47 @@ enum gw_err store_jobs_running_before(struct store *s, int64_t before_ms, const 
 enum gw_err store_cluster_settings(struct store *s, json_t **out, char *err)
 {
 	struct store_conn *c;
-	sqlite3_stmt *st = store_read_begin(s, "SELECT name, rotation, weight FROM cluster_settings", &c, err);
+	struct db_stmt *st = store_read_begin(s, "SELECT name, rotation, weight FROM cluster_settings", &c, err);
 	int src;
 
 	*out = json_object();
 	if (!st)
 		return GW_EIO;
-	while ((src = sqlite3_step(st)) == SQLITE_ROW)
-		json_object_set_new(*out, (const char *)sqlite3_column_text(st, 0),
-				    json_pack("{s:s, s:i}", "rotation", (const char *)sqlite3_column_text(st, 1),
-					      "weight", sqlite3_column_int(st, 2)));
+	while ((src = db_step(st)) == DB_ROW)
+		json_object_set_new(*out, db_col_text(st, 0),
+				    json_pack("{s:s, s:i}", "rotation", db_col_text(st, 1),
+					      "weight", (int)db_col_int64(st, 2)));
 	return store_read_end(s, c, st, src, err);
 }
 
 enum gw_err store_count_active(struct store *s, const char *cluster, long *count, char *err)
 {
 	struct store_conn *c;
-	sqlite3_stmt *st = store_read_begin(s, "SELECT count(*) FROM jobs WHERE cluster = ?1 AND state IN "
+	struct db_stmt *st = store_read_begin(s, "SELECT count(*) FROM jobs WHERE cluster = ?1 AND state IN "
 					       STORE_ACTIVE_STATES, &c, err);
 	int src;
 
 	*count = 0;
 	if (!st)
 		return GW_EIO;
-	sqlite3_bind_text(st, 1, cluster, -1, SQLITE_STATIC);
-	if ((src = sqlite3_step(st)) == SQLITE_ROW)
-		*count = sqlite3_column_int64(st, 0);
+	db_bind_text(st, 1, cluster);
+	if ((src = db_step(st)) == DB_ROW)
+		*count = db_col_int64(st, 0);
 	return store_read_end(s, c, st, src, err);
 }
 
 enum gw_err store_policy_overlay(struct store *s, json_t **out, char *err)
 {
 	struct store_conn *c;
-	sqlite3_stmt *st = store_read_begin(s, "SELECT doc FROM policy_overlay WHERE id = 1", &c, err);
+	struct db_stmt *st = store_read_begin(s, "SELECT doc FROM policy_overlay WHERE id = 1", &c, err);
 	enum gw_err rc;
 	int src;
 
 	*out = NULL;
 	if (!st)
 		return GW_EIO;
-	if ((src = sqlite3_step(st)) == SQLITE_ROW)
-		*out = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+	if ((src = db_step(st)) == DB_ROW)
+		*out = json_loads(db_col_text(st, 0), 0, NULL);
 	rc = store_read_end(s, c, st, src, err);
 	if (!*out)
 		*out = json_object();
@@ -1429,7 +1440,7 @@ enum gw_err store_policy_overlay(struct store *s, json_t **out, char *err)
 enum gw_err store_state_counts(struct store *s, json_t **counts, json_t **queued, char *err)
 {
 	struct store_conn *c;
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	enum gw_err rc;
 	int src;
 
@@ -1439,18 +1450,18 @@ enum gw_err store_state_counts(struct store *s, json_t **counts, json_t **queued
 		json_object_set_new(*counts, state_names[i], json_integer(0));
 	if (!(st = store_read_begin(s, "SELECT state, count(*) FROM jobs GROUP BY state", &c, err)))
 		return GW_EIO;
-	while ((src = sqlite3_step(st)) == SQLITE_ROW)
-		json_object_set_new(*counts, (const char *)sqlite3_column_text(st, 0),
-				    json_integer(sqlite3_column_int64(st, 1)));
+	while ((src = db_step(st)) == DB_ROW)
+		json_object_set_new(*counts, db_col_text(st, 0),
+				    json_integer(db_col_int64(st, 1)));
 	if ((rc = store_read_end(s, c, st, src, err)))
 		return rc;
 	if (!(st = store_read_begin(s, "SELECT pool, team, count(*) FROM jobs WHERE state = 'QUEUED'"
 				       " GROUP BY pool, team", &c, err)))
 		return GW_EIO;
-	while ((src = sqlite3_step(st)) == SQLITE_ROW)
+	while ((src = db_step(st)) == DB_ROW)
 		json_array_append_new(*queued, json_pack("{s:s, s:s, s:I}", "pool",
-							 (const char *)sqlite3_column_text(st, 0), "team",
-							 (const char *)sqlite3_column_text(st, 1), "count",
-							 (json_int_t)sqlite3_column_int64(st, 2)));
+							 db_col_text(st, 0), "team",
+							 db_col_text(st, 1), "count",
+							 (json_int_t)db_col_int64(st, 2)));
 	return store_read_end(s, c, st, src, err);
 }

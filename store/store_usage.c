@@ -9,26 +9,26 @@
 enum gw_err store_apply_usage_op(struct store_conn *c, struct store_op *op)
 {
 	const struct store_pod_usage *u = &op->usage;
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 
 	if (op->kind == STORE_OP_POD_USAGE) {
 		if (!(st = store_conn_stmt(c, STMT_POD_USAGE_UPSERT, op->err)))
 			return GW_EIO;
-		sqlite3_bind_text(st, 1, u->uid, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, u->cluster, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, u->job_id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, u->role, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 5, u->held.cores_milli);
-		sqlite3_bind_int64(st, 6, u->held.memory_mib);
-		sqlite3_bind_int64(st, 7, u->held.gpus);
-		sqlite3_bind_int64(st, 8, u->start_ms);
-		sqlite3_bind_int64(st, 9, u->end_ms);
+		db_bind_text(st, 1, u->uid);
+		db_bind_text(st, 2, u->cluster);
+		db_bind_text(st, 3, u->job_id);
+		db_bind_text(st, 4, u->role);
+		db_bind_int64(st, 5, u->held.cores_milli);
+		db_bind_int64(st, 6, u->held.memory_mib);
+		db_bind_int64(st, 7, u->held.gpus);
+		db_bind_int64(st, 8, u->start_ms);
+		db_bind_int64(st, 9, u->end_ms);
 	} else {
 		if (!(st = store_conn_stmt(c, STMT_POD_USAGE_CLOSE, op->err)))
 			return GW_EIO;
-		sqlite3_bind_text(st, 1, u->cluster, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, u->end_ms);
-		sqlite3_bind_text(st, 3, op->document, -1, SQLITE_STATIC);
+		db_bind_text(st, 1, u->cluster);
+		db_bind_int64(st, 2, u->end_ms);
+		db_bind_text(st, 3, op->document);
 	}
 	return store_step_done(c, st, op->err);
 }
@@ -38,7 +38,7 @@ enum gw_err store_usage_sum(struct store *s, const struct store_usage_query *q, 
 	struct store_conn *c;
 	/* Each pod counts for the part of its interval inside the window:
 	 * requests times overlap, in milli-units times milliseconds. */
-	sqlite3_stmt *st = store_read_begin(s,
+	static const char lite[] =
 		"SELECT coalesce(CASE WHEN ?4 IS NULL THEN p.team ELSE l.value END, ''), p.pool,"
 		" total(p.cores_milli * p.ms) / 1e6, total(p.memory_mib * p.ms) / 1024e3,"
 		" total(p.gpus * p.ms) / 1e3"
@@ -47,7 +47,18 @@ enum gw_err store_usage_sum(struct store *s, const struct store_usage_query *q, 
 		"  WHERE start_ms < ?2 AND (end_ms = 0 OR end_ms > ?1)) p"
 		" LEFT JOIN job_labels l ON ?4 IS NOT NULL AND l.job_seq = p.job_seq AND l.key = ?4"
 		" WHERE p.ms > 0 AND (?5 IS NULL OR p.team IN (SELECT value FROM json_each(?5)))"
-		" GROUP BY 1, 2 ORDER BY 1, 2", &c, err);
+		" GROUP BY 1, 2 ORDER BY 1, 2";
+	static const char pg[] =
+		"SELECT coalesce(CASE WHEN ?4::text IS NULL THEN p.team ELSE l.value END, ''), p.pool,"
+		" coalesce(sum(p.cores_milli * p.ms), 0) / 1e6, coalesce(sum(p.memory_mib * p.ms), 0) / 1024e3,"
+		" coalesce(sum(p.gpus * p.ms), 0) / 1e3"
+		" FROM (SELECT *, least(CASE WHEN end_ms = 0 THEN ?3 ELSE end_ms END, ?2)"
+		"  - greatest(start_ms, ?1) AS ms FROM pod_usage"
+		"  WHERE start_ms < ?2 AND (end_ms = 0 OR end_ms > ?1)) p"
+		" LEFT JOIN job_labels l ON ?4::text IS NOT NULL AND l.job_seq = p.job_seq AND l.key = ?4::text"
+		" WHERE p.ms > 0 AND (?5::json IS NULL OR p.team IN (SELECT json_array_elements_text(?5::json)))"
+		" GROUP BY 1, 2 ORDER BY 1, 2";
+	struct db_stmt *st = store_read_begin(s, store_driver(s) == DB_POSTGRES ? pg : lite, &c, err);
 	char *teams;
 	enum gw_err rc;
 	int src;
@@ -56,20 +67,20 @@ enum gw_err store_usage_sum(struct store *s, const struct store_usage_query *q, 
 	if (!st)
 		return GW_EIO;
 	teams = q->teams ? json_dumps(q->teams, JSON_COMPACT) : NULL;
-	sqlite3_bind_int64(st, 1, q->from_ms);
-	sqlite3_bind_int64(st, 2, q->to_ms);
-	sqlite3_bind_int64(st, 3, q->now_ms);
+	db_bind_int64(st, 1, q->from_ms);
+	db_bind_int64(st, 2, q->to_ms);
+	db_bind_int64(st, 3, q->now_ms);
 	if (q->label)
-		sqlite3_bind_text(st, 4, q->label, -1, SQLITE_STATIC);
+		db_bind_text(st, 4, q->label);
 	if (teams)
-		sqlite3_bind_text(st, 5, teams, -1, SQLITE_STATIC);
-	while ((src = sqlite3_step(st)) == SQLITE_ROW)
+		db_bind_text(st, 5, teams);
+	while ((src = db_step(st)) == DB_ROW)
 		json_array_append_new(*out, json_pack("{s:s, s:s, s:f, s:f, s:f}",
-			"key", (const char *)sqlite3_column_text(st, 0),
-			"pool", (const char *)sqlite3_column_text(st, 1),
-			"coreSeconds", sqlite3_column_double(st, 2),
-			"memoryGiBSeconds", sqlite3_column_double(st, 3),
-			"gpuSeconds", sqlite3_column_double(st, 4)));
+			"key", db_col_text(st, 0),
+			"pool", db_col_text(st, 1),
+			"coreSeconds", db_col_double(st, 2),
+			"memoryGiBSeconds", db_col_double(st, 3),
+			"gpuSeconds", db_col_double(st, 4)));
 	rc = store_read_end(s, c, st, src, err);
 	free(teams);
 	return rc;

@@ -14,7 +14,7 @@
 #include <time.h>
 
 extern const char *const store_migrations[];
-extern const size_t store_migration_count;
+extern const size_t store_migrations_count;
 
 static double now_s(void)
 {
@@ -141,7 +141,7 @@ int main(int argc, char **argv)
 	    exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
 		     " PRAGMA foreign_keys = ON"))
 		goto fail;
-	for (size_t i = 0; i < store_migration_count; i++)
+	for (size_t i = 0; i < store_migrations_count; i++)
 		if (exec(db, store_migrations[i]))
 			goto fail;
 	if (sqlite3_prepare_v2(db, "INSERT INTO jobs (id, name, user, state, labels, spec, created_ms,"

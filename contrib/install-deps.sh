@@ -6,13 +6,14 @@ set -eu
 
 PACKAGES="build-essential pkg-config clang libmicrohttpd-dev libjansson-dev
 libcurl4-openssl-dev libsqlite3-dev libssl-dev libyaml-dev libgnutls28-dev check curl
-openssl valgrind python3-prometheus-client chromium wrk"
+openssl valgrind python3-prometheus-client chromium wrk libpq-dev postgresql"
 
 # libmicrohttpd's TLS is GnuTLS: its headers let the gateway verify client
 # certificates. valgrind runs the end-to-end suite once (make test-valgrind).
 # The metrics test reads /metrics with the Prometheus client's own parser;
 # the dashboard test drives Debian's Chromium with playwright-core (npm).
-# `make bench` loads the gateway with wrk.
+# `make bench` loads the gateway with wrk. The PostgreSQL store links
+# libpq; its tests start their own server with postgresql's initdb.
 # The tests also run node (manifests against ../shared/k8s) and kubectl,
 # which the machine image provides; node comes from Debian if it is absent.
 command -v node >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs"

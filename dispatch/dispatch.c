@@ -46,6 +46,13 @@
 #define WAIT_RETRY_MS 1000
 #define RESERVATION_MS 30000
 #define MAX_CLUSTERS 256
+/* A cluster's watch lease: taken for WATCH_LEASE_MS, renewed every
+ * WATCH_RENEW_MS; its holder stops watching WATCH_MARGIN_MS before the
+ * lease would run out unrenewed, so two replicas never watch at once
+ * (with clocks that agree within the margin). */
+#define WATCH_LEASE_MS 10000
+#define WATCH_RENEW_MS 2000
+#define WATCH_MARGIN_MS 3000
 #define DEADLINE_REASON "DeadlineExceeded"
 
 struct dispatch;
@@ -62,6 +69,8 @@ struct cluster_rt {
 	int nwatchers;
 	atomic_bool stop;                /* the dispatch stops, or the cluster left */
 	atomic_bool removed;
+	_Atomic int64_t watch_until_ms;  /* this process's watch lease; 0: none */
+	atomic_bool watch_halt;          /* stop watching: stop, or the lease is ending */
 	/* The API server's budget: a token bucket of cluster_qps and at most
 	 * cluster_concurrency dispatches at once. */
 	pthread_mutex_t rate_lock;       /* guards tokens, tokens_at_ms, inflight */
@@ -96,8 +105,8 @@ struct dispatch {
 	pthread_mutex_t clusters_lock; /* serializes adding and removing */
 	bool poked;
 
-	pthread_t feeder, prober, housekeeper;
-	bool feeder_started, prober_started, housekeeper_started;
+	pthread_t feeder, prober, housekeeper, leaser;
+	bool feeder_started, prober_started, housekeeper_started, leaser_started;
 	pthread_t *workers;
 	unsigned nworkers;
 };
@@ -117,6 +126,12 @@ static struct cluster_rt *cluster_named(struct dispatch *d, const char *name)
 		if (!atomic_load(&d->clusters[i].removed) && !strcmp(d->clusters[i].name, name))
 			return &d->clusters[i];
 	return NULL;
+}
+
+/* Whether this process holds the cluster's watch lease, with time to spare. */
+static bool watching(struct cluster_rt *cl)
+{
+	return gw_now_ms() + WATCH_MARGIN_MS < atomic_load(&cl->watch_until_ms);
 }
 
 static void sleep_ms(long ms)
@@ -675,8 +690,11 @@ static void clean_up(struct dispatch *d)
 	for (size_t i = 0; i < n && !atomic_load(&d->stop); i++) {
 		struct cluster_rt *cl = cluster_named(d, jobs[i].cluster);
 		struct store_op done = {.kind = STORE_OP_CLEANED, .job_id = jobs[i].id};
-		long status = cl ? delete_driver(cl, &jobs[i]) : 404; /* a cluster gone took them along */
+		long status;
 
+		if (cl && !watching(cl))
+			continue; /* the replica that watches the cluster cleans it */
+		status = cl ? delete_driver(cl, &jobs[i]) : 404; /* a cluster gone took them along */
 		if (status != 200 && status != 202 && status != 404)
 			continue; /* tried again on the next round */
 		if (store_execute(d->store, &done))
@@ -743,6 +761,8 @@ static void cancel_jobs(struct dispatch *d)
 		json_t *sent;
 		long status;
 
+		if (cl && !watching(cl))
+			continue; /* the replica that watches the cluster deletes, and sees it through */
 		pthread_mutex_lock(&d->lock);
 		sent = json_object_get(d->cancel_sent, jobs[i].id);
 		if (sent && now - json_integer_value(sent) < CANCEL_RESEND_MS) {
@@ -1259,7 +1279,7 @@ static bool on_watch_event(void *arg, const char *type, json_t *obj)
 		recheck_pending(w->cl, false);
 		w->recheck_at_ms = gw_now_ms() + 1000;
 	}
-	return !atomic_load(&w->cl->stop);
+	return !atomic_load(&w->cl->watch_halt);
 }
 
 /* Jobs the cluster should have but does not list: their objects are gone. */
@@ -1316,11 +1336,19 @@ static void *watcher_main(void *arg)
 		struct watch_ctx w = {.wt = wt, .cl = cl};
 		struct k8s_response r;
 		char err[GW_ERRLEN];
-		int64_t listed_at = gw_now_ms();
+		int64_t listed_at;
 		size_t i;
 		json_t *it;
+		enum gw_err lrc;
 
-		enum gw_err lrc = k8s_request(cl->client, "GET", watch_path(wt->apps), NULL, &r, err);
+		/* Another replica watches it, or nobody yet: wait for the lease. */
+		if (!watching(cl)) {
+			sleep_ms(100);
+			continue;
+		}
+		atomic_store(&cl->watch_halt, false);
+		listed_at = gw_now_ms();
+		lrc = k8s_request(cl->client, "GET", watch_path(wt->apps), NULL, &r, err);
 
 		count_call(cl, "LIST", lrc, lrc ? 0 : r.status);
 		count_cluster(cl, "sparkgw_watch_restarts_total", "resource", wt->apps ? "sparkapplications" : "pods");
@@ -1344,9 +1372,9 @@ static void *watcher_main(void *arg)
 			reconcile_missing(cl, json_object_get(r.body, "items"), listed_at);
 		k8s_response_release(&r);
 
-		while (!atomic_load(&cl->stop) && !w.expired) {
+		while (!atomic_load(&cl->watch_halt) && !w.expired) {
 			enum gw_err rc = k8s_watch(cl->client, watch_path(wt->apps), w.rv, WATCH_TIMEOUT_S,
-						   on_watch_event, &w, &cl->stop, err);
+						   on_watch_event, &w, &cl->watch_halt, err);
 
 			count_call(cl, "WATCH", rc, 200);
 			if (carries_state)
@@ -1388,6 +1416,46 @@ static void *prober_main(void *arg)
 		}
 		for (unsigned t = 0; t < d->opts.probe_s * 10 && !atomic_load(&d->stop); t++)
 			sleep_ms(100);
+	}
+	return NULL;
+}
+
+/* Takes or renews the watch lease of each cluster; a cluster whose lease
+ * is ending (another replica has it, or the store cannot be reached) has
+ * its watch stopped. */
+static void renew_watch_leases(struct dispatch *d)
+{
+	for (size_t i = 0; i < atomic_load(&d->nclusters) && !atomic_load(&d->stop); i++) {
+		struct cluster_rt *cl = &d->clusters[i];
+		int64_t start = gw_now_ms();
+		struct store_op op = {.kind = STORE_OP_WATCH_LEASE, .cluster = cl->name,
+				      .lease_owner = d->opts.instance, .lease_until_ms = start + WATCH_LEASE_MS};
+		bool was = watching(cl);
+
+		if (atomic_load(&cl->removed))
+			continue;
+		/* Counted from before the request: the lease may have begun then. */
+		if (store_execute(d->store, &op) == GW_OK)
+			atomic_store(&cl->watch_until_ms, start + WATCH_LEASE_MS);
+		else if (op.rc == GW_ECONFLICT)
+			atomic_store(&cl->watch_until_ms, 0);
+		store_job_release(&op.job);
+		if (!watching(cl))
+			atomic_store(&cl->watch_halt, true);
+		if (was != watching(cl))
+			gw_log(GW_LOG_INFO, "dispatch: cluster %s: %s", cl->name,
+			       was ? "no longer watched here" : "watched here now");
+	}
+}
+
+static void *leaser_main(void *arg)
+{
+	struct dispatch *d = arg;
+
+	while (!atomic_load(&d->stop)) {
+		renew_watch_leases(d);
+		for (int t = 0; t < WATCH_RENEW_MS / 50 && !atomic_load(&d->stop); t++)
+			sleep_ms(50);
 	}
 	return NULL;
 }
@@ -1482,8 +1550,10 @@ void dispatch_stop(struct dispatch *d)
 		return;
 	store_set_commit_hook(d->store, NULL, NULL);
 	atomic_store(&d->stop, true);
-	for (size_t i = 0; d->clusters && i < atomic_load(&d->nclusters); i++)
+	for (size_t i = 0; d->clusters && i < atomic_load(&d->nclusters); i++) {
 		atomic_store(&d->clusters[i].stop, true);
+		atomic_store(&d->clusters[i].watch_halt, true);
+	}
 	pthread_mutex_lock(&d->lock);
 	pthread_cond_broadcast(&d->wake);
 	pthread_cond_broadcast(&d->work);
@@ -1494,11 +1564,21 @@ void dispatch_stop(struct dispatch *d)
 		pthread_join(d->prober, NULL);
 	if (d->housekeeper_started)
 		pthread_join(d->housekeeper, NULL);
+	if (d->leaser_started)
+		pthread_join(d->leaser, NULL);
 	for (unsigned i = 0; i < d->nworkers; i++)
 		pthread_join(d->workers[i], NULL);
 	for (size_t i = 0; d->clusters && i < atomic_load(&d->nclusters); i++) {
+		struct store_op release = {.kind = STORE_OP_WATCH_RELEASE, .cluster = d->clusters[i].name,
+					   .lease_owner = d->opts.instance};
+
 		for (int w = 0; w < d->clusters[i].nwatchers; w++)
 			pthread_join(d->clusters[i].watchers[w], NULL);
+		/* Watched no more: another replica may take it over now. */
+		if (atomic_load(&d->clusters[i].watch_until_ms)) {
+			store_execute(d->store, &release);
+			store_job_release(&release.job);
+		}
 		k8s_client_free(d->clusters[i].client);
 		k8s_client_free(d->clusters[i].probe_client);
 		json_decref(d->clusters[i].seen);
@@ -1561,6 +1641,8 @@ static enum gw_err add_cluster(struct dispatch *d, const struct router_cluster *
 	cl->usage = json_object();
 	atomic_init(&cl->stop, false);
 	atomic_init(&cl->removed, false);
+	atomic_init(&cl->watch_until_ms, 0);
+	atomic_init(&cl->watch_halt, true);
 	pthread_mutex_init(&cl->lock, NULL);
 	pthread_mutex_init(&cl->rate_lock, NULL);
 	pthread_cond_init(&cl->rate_free, NULL);
@@ -1646,6 +1728,7 @@ void dispatch_remove_cluster(struct dispatch *d, const char *name)
 		/* Its slot stays (a worker may hold it) until dispatch_stop. */
 		atomic_store(&cl->removed, true);
 		atomic_store(&cl->stop, true);
+		atomic_store(&cl->watch_halt, true);
 	}
 	pthread_mutex_unlock(&d->clusters_lock);
 	if (cl)
@@ -1667,6 +1750,8 @@ enum gw_err dispatch_start(struct store *store, const struct dispatch_options *o
 	}
 	d->store = store;
 	d->opts = *opts;
+	if (!d->opts.instance)
+		d->opts.instance = d->owner;
 	gw_metrics_family(opts->metrics, "sparkgw_dispatch_latency_seconds", GW_HISTOGRAM,
 			  "From a job's submission to its driver created on a cluster (first runs).");
 	gw_metrics_family(opts->metrics, "sparkgw_dispatches_total", GW_COUNTER,
@@ -1714,6 +1799,7 @@ enum gw_err dispatch_start(struct store *store, const struct dispatch_options *o
 	d->feeder_started = pthread_create(&d->feeder, NULL, feeder_main, d) == 0;
 	d->prober_started = pthread_create(&d->prober, NULL, prober_main, d) == 0;
 	d->housekeeper_started = pthread_create(&d->housekeeper, NULL, housekeeper_main, d) == 0;
+	d->leaser_started = pthread_create(&d->leaser, NULL, leaser_main, d) == 0;
 	store_set_commit_hook(store, on_commit, d);
 	gw_log(GW_LOG_INFO, "dispatch: %zu cluster(s), %u workers, lease owner %s",
 	       atomic_load(&d->nclusters), d->nworkers, d->owner);

@@ -35,6 +35,10 @@ struct dispatch_options {
 	unsigned cleanup_after_s;     /* finished jobs' cluster objects are kept this long */
 	unsigned retention_s;         /* finished jobs are kept this long; 0: for ever */
 	struct gw_metrics *metrics;   /* may be NULL */
+	/* Who this process is among replicas, the same across its restarts
+	 * (host and listen address): it holds the clusters' watch leases, so
+	 * that a process restarted in place watches again at once. */
+	const char *instance;
 };
 
 struct dispatch;
@@ -42,8 +46,8 @@ struct dispatch;
 /* Connects to every cluster (kubeconfig) and starts the loops. */
 enum gw_err dispatch_start(struct store *store, const struct dispatch_options *opts,
 			   struct dispatch **out, char *err);
-/* Stops the loops; jobs in flight keep their leases and are taken over
- * after a restart. NULL is a no-op. */
+/* Stops the loops and gives up the clusters' watch leases; jobs in flight
+ * keep their leases and are taken over after a restart. NULL is a no-op. */
 void dispatch_stop(struct dispatch *d);
 
 /* Connects to a cluster added at runtime. GW_ECONFLICT if one of that

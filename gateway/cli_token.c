@@ -18,20 +18,22 @@ static void usage(FILE *out)
 		"                            [--owner NAME] [--expires 30d]\n"
 		"       sparkgw token list --data DIR\n"
 		"       sparkgw token revoke ID --data DIR\n"
+		"  With the PostgreSQL store, --dsn DSN (the gateway's store.dsn) instead\n"
+		"  of --data DIR.\n"
 		"  ROLE is viewer, submitter, operator or admin. create prints the token\n"
 		"  alone on its last line; it is shown once and stored only as a hash.\n");
 }
 
-static int open_store(const char *data, struct store **out)
+static int open_store(const char *data, const char *dsn, struct store **out)
 {
-	struct store_options o = {.synchronous_full = true, .batch_max = 16};
+	struct store_options o = {.synchronous_full = true, .batch_max = 16, .postgres_dsn = dsn};
 	char path[4096], err[GW_ERRLEN];
 
-	if (!data) {
-		fprintf(stderr, "sparkgw token: --data DIR is required\n");
+	if (!data == !dsn) {
+		fprintf(stderr, "sparkgw token: --data DIR or --dsn DSN is required\n");
 		return -1;
 	}
-	snprintf(path, sizeof(path), "%s/sparkgw.db", data);
+	snprintf(path, sizeof(path), "%s/sparkgw.db", data ? data : "");
 	o.path = path;
 	if (store_open(&o, out, err)) {
 		fprintf(stderr, "sparkgw token: %s\n", err);
@@ -115,21 +117,23 @@ static int revoke(struct store *s, const char *id)
 int gateway_token_main(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"data", required_argument, NULL, 'd'}, {"team", required_argument, NULL, 't'},
+		{"data", required_argument, NULL, 'd'}, {"dsn", required_argument, NULL, 'D'},
+		{"team", required_argument, NULL, 't'},
 		{"role", required_argument, NULL, 'r'}, {"owner", required_argument, NULL, 'o'},
 		{"expires", required_argument, NULL, 'e'}, {"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *cmd = argc > 1 ? argv[1] : "", *data = NULL, *role = NULL, *owner = "cli", *expires = NULL;
+	const char *cmd = argc > 1 ? argv[1] : "", *data = NULL, *dsn = NULL, *role = NULL, *owner = "cli", *expires = NULL;
 	json_t *teams = json_array();
 	struct store *s = NULL;
 	int opt, rc = EXIT_USAGE;
 
 	gw_log_set_level(GW_LOG_WARN);
 	optind = 2;
-	while ((opt = getopt_long(argc, argv, "d:t:r:o:e:h", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "d:D:t:r:o:e:h", options, NULL)) != -1) {
 		switch (opt) {
 		case 'd': data = optarg; break;
+		case 'D': dsn = optarg; break;
 		case 't': json_array_append_new(teams, json_string(optarg)); break;
 		case 'r': role = optarg; break;
 		case 'o': owner = optarg; break;
@@ -139,13 +143,13 @@ int gateway_token_main(int argc, char **argv)
 		}
 	}
 	if (!strcmp(cmd, "create") && optind == argc && role) {
-		if (open_store(data, &s) == 0)
+		if (open_store(data, dsn, &s) == 0)
 			rc = create(s, owner, teams, role, expires);
 	} else if (!strcmp(cmd, "list") && optind == argc) {
-		if (open_store(data, &s) == 0)
+		if (open_store(data, dsn, &s) == 0)
 			rc = list(s);
 	} else if (!strcmp(cmd, "revoke") && optind == argc - 1) {
-		if (open_store(data, &s) == 0)
+		if (open_store(data, dsn, &s) == 0)
 			rc = revoke(s, argv[optind]);
 	} else {
 		usage(stderr);

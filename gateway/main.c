@@ -285,7 +285,7 @@ int main(int argc, char **argv)
 	struct gateway_services services;
 	struct store_options sopts = {0};
 	struct jobview *jobs_view = NULL;
-	char err[GW_ERRLEN], dbpath[PATH_MAX];
+	char err[GW_ERRLEN], dbpath[PATH_MAX], instance[400];
 	sigset_t stop_signals;
 	int opt, sig = 0, listen_fd = -1;
 	enum gw_err started;
@@ -392,8 +392,12 @@ int main(int argc, char **argv)
 			.cleanup_after_s = cfg.scheduler_cleanup_after_s,
 			.retention_s = cfg.store_retention_s,
 			.metrics = metrics,
+			.instance = instance,
 		};
+		char host[256] = "localhost";
 
+		gethostname(host, sizeof(host) - 1);
+		snprintf(instance, sizeof(instance), "%s/%s", host, cfg.listen);
 		if (!cfg.router->nclusters)
 			gw_log(GW_LOG_WARN, "no clusters configured: jobs are stored, not dispatched");
 		if (dispatch_start(store, &dopts, &dispatch, err))

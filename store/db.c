@@ -140,7 +140,10 @@ static void pg_fail(struct db_conn *c, const PGresult *res)
 
 	if (!msg || !*msg)
 		msg = PQerrorMessage(c->pg);
-	snprintf(c->pg_msg, sizeof(c->pg_msg), "postgres: %s", msg && *msg ? msg : "connection lost");
+	/* The first line: the rest points into the statement's text. */
+	if (!msg || !*msg)
+		msg = "connection lost";
+	snprintf(c->pg_msg, sizeof(c->pg_msg), "postgres: %.*s", (int)strcspn(msg, "\n"), msg);
 	n = strlen(c->pg_msg);
 	while (n && isspace((unsigned char)c->pg_msg[n - 1]))
 		c->pg_msg[--n] = '\0';

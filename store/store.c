@@ -163,6 +163,12 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		" jobs.state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') THEN min(jobs.updated_ms, ?2)"
 		" END FROM jobs WHERE jobs.seq = pod_usage.job_seq), ?2))"
 		" WHERE cluster = ?1 AND end_ms = 0 AND uid NOT IN (SELECT value FROM json_each(?3))",
+	/* The lease changes hands only once its holder's time ran out. */
+	[STMT_WATCH_LEASE] =
+		"INSERT INTO watch_leases (cluster, owner, until_ms) VALUES (?1, ?2, ?3)"
+		" ON CONFLICT (cluster) DO UPDATE SET owner = excluded.owner, until_ms = excluded.until_ms"
+		" WHERE watch_leases.owner = excluded.owner OR watch_leases.until_ms < ?4",
+	[STMT_WATCH_RELEASE] = "DELETE FROM watch_leases WHERE cluster = ?1 AND owner = ?2",
 	/* The writer's transaction and each operation's savepoint, prepared
 	 * once rather than parsed for every operation. */
 	[STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -476,7 +482,8 @@ static enum gw_err writer_step(struct store_conn *c, enum store_stmt which, char
 
 	if (!st)
 		return GW_EIO;
-	rc = store_step_done(c, st, err ? err : ignored);
+	/* The lock and the notice are SELECTs: a row is their success. */
+	rc = db_step(st) == DB_ERROR ? db_error(c->db, err ? err : ignored) : GW_OK;
 	db_reset(st);
 	return rc;
 }

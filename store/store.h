@@ -163,6 +163,11 @@ enum store_op_kind {
 	/* Pods of a cluster still open but absent from its latest list (uids
 	 * in `document`, a JSON array) ended, at end_ms or their job's end. */
 	STORE_OP_POD_USAGE_CLOSE,
+	/* Takes or extends the watch lease of `cluster` for lease_owner until
+	 * lease_until_ms; ECONFLICT while another owner's has not run out. */
+	STORE_OP_WATCH_LEASE,
+	/* Gives it up (a clean stop), so that another process takes over now. */
+	STORE_OP_WATCH_RELEASE,
 };
 
 struct store_pod_usage {
@@ -219,7 +224,7 @@ struct store_op {
 	/* CLAIM, TRANSITION: fields to set when not NULL. */
 	const char *cluster, *namespace, *driver_pod, *spark_ui;
 	const char *placement_json;      /* CLAIM: the explanation to keep */
-	const char *lease_owner;         /* CLAIM, RENEW */
+	const char *lease_owner;         /* CLAIM, RENEW, WATCH_LEASE, WATCH_RELEASE */
 	/* CLAIM: the pool placed in and the demand placed with replace the
 	 * submission's; with them the job must fit in its team's and pool's
 	 * limits, or the claim is EBUSY with the limit reached in err. */
@@ -232,7 +237,7 @@ struct store_op {
 	const char *rotation;            /* CLUSTER_SETTINGS, with cluster */
 	const char *document;            /* POLICY_OVERLAY: JSON text */
 	int weight;                      /* CLUSTER_SETTINGS */
-	int64_t lease_until_ms;          /* CLAIM, RENEW */
+	int64_t lease_until_ms;          /* CLAIM, RENEW, WATCH_LEASE */
 	int64_t not_before_ms;           /* TRANSITION to QUEUED: retry time */
 	int64_t before_ms;               /* PRUNE */
 	unsigned limit;                  /* PRUNE */
@@ -356,6 +361,8 @@ enum gw_err store_jobs_in_state(struct store *s, enum store_state state,
 enum gw_err store_cluster_settings(struct store *s, json_t **out, char *err);
 /* The policy overlay, or an empty object. */
 enum gw_err store_policy_overlay(struct store *s, json_t **out, char *err);
+/* Who watches each cluster: {name: {"owner": …, "untilMs": n}}. */
+enum gw_err store_watch_leases(struct store *s, json_t **out, char *err);
 /* Jobs on cluster in DISPATCHING, SUBMITTED, RUNNING or CANCELLING. */
 enum gw_err store_count_active(struct store *s, const char *cluster, long *count, char *err);
 /* How loaded the store is: jobs in QUEUED (as this process has seen

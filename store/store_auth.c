@@ -140,8 +140,9 @@ enum gw_err store_audit_list(struct store *s, const struct store_audit_query *q,
 	/* Each filter is off when its parameter is NULL (or 0). */
 	struct db_stmt *st = store_read_begin(s,
 		"SELECT seq, time_ms, token_id, team, action, target, outcome, status, remote"
-		" FROM audit WHERE (?1 IS NULL OR token_id = ?1) AND (?2 IS NULL OR team = ?2)"
-		" AND (?3 IS NULL OR action = ?3) AND (?4 IS NULL OR outcome = ?4)"
+		" FROM audit WHERE (CAST(?1 AS TEXT) IS NULL OR token_id = ?1)"
+		" AND (CAST(?2 AS TEXT) IS NULL OR team = ?2)"
+		" AND (CAST(?3 AS TEXT) IS NULL OR action = ?3) AND (CAST(?4 AS TEXT) IS NULL OR outcome = ?4)"
 		" AND time_ms >= ?5 AND (?6 = 0 OR seq < ?6) ORDER BY seq DESC LIMIT ?7", &c, err);
 	size_t n = 0;
 	int src;

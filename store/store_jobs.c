@@ -735,6 +735,28 @@ static enum gw_err apply_prune(struct store_conn *c, struct store_op *op)
 	return GW_OK;
 }
 
+static enum gw_err apply_watch_lease(struct store_conn *c, struct store_op *op)
+{
+	bool take = op->kind == STORE_OP_WATCH_LEASE;
+	struct db_stmt *st = store_conn_stmt(c, take ? STMT_WATCH_LEASE : STMT_WATCH_RELEASE, op->err);
+	enum gw_err rc;
+
+	if (!st)
+		return GW_EIO;
+	db_bind_text(st, 1, op->cluster);
+	db_bind_text(st, 2, op->lease_owner);
+	if (take) {
+		db_bind_int64(st, 3, op->lease_until_ms);
+		db_bind_int64(st, 4, gw_now_ms());
+	}
+	if ((rc = store_step_done(c, st, op->err)) || !take)
+		return rc;
+	if (db_changes(c->db) == 1)
+		return GW_OK;
+	gw_seterr(op->err, "cluster %s is watched by another process", op->cluster);
+	return GW_ECONFLICT;
+}
+
 void store_apply_op(struct store_conn *c, struct store_op *op)
 {
 	switch (op->kind) {
@@ -772,6 +794,10 @@ void store_apply_op(struct store_conn *c, struct store_op *op)
 	case STORE_OP_POD_USAGE:
 	case STORE_OP_POD_USAGE_CLOSE:
 		op->rc = store_apply_usage_op(c, op);
+		break;
+	case STORE_OP_WATCH_LEASE:
+	case STORE_OP_WATCH_RELEASE:
+		op->rc = apply_watch_lease(c, op);
 		break;
 	case STORE_OP_POLICY_OVERLAY: {
 		struct db_stmt *st = store_conn_stmt(c, STMT_OVERLAY_PUT, op->err);
@@ -1400,6 +1426,22 @@ enum gw_err store_cluster_settings(struct store *s, json_t **out, char *err)
 		json_object_set_new(*out, db_col_text(st, 0),
 				    json_pack("{s:s, s:i}", "rotation", db_col_text(st, 1),
 					      "weight", (int)db_col_int64(st, 2)));
+	return store_read_end(s, c, st, src, err);
+}
+
+enum gw_err store_watch_leases(struct store *s, json_t **out, char *err)
+{
+	struct store_conn *c;
+	struct db_stmt *st = store_read_begin(s, "SELECT cluster, owner, until_ms FROM watch_leases", &c, err);
+	int src;
+
+	*out = json_object();
+	if (!st)
+		return GW_EIO;
+	while ((src = db_step(st)) == DB_ROW)
+		json_object_set_new(*out, db_col_text(st, 0),
+				    json_pack("{s:s, s:I}", "owner", db_col_text(st, 1), "untilMs",
+					      (json_int_t)db_col_int64(st, 2)));
 	return store_read_end(s, c, st, src, err);
 }
 

@@ -21,14 +21,36 @@ static void start_gateway(void)
 	ck_assert_msg(tu_gateway_start(&gw, dir, NULL) == 0, "gateway did not start");
 }
 
-static void stop_gateway(void)
+/* The gateway's exit status; its data is removed. */
+static int gateway_stopped(void)
 {
 	int status = tu_gateway_signal(&gw, SIGTERM);
 
-	/* A clean exit: under make test-valgrind, no memory errors or leaks. */
 	tu_rmtree(dir);
 	free(dir);
 	dir = NULL;
+	return status;
+}
+
+static void stop_gateway(void)
+{
+	/* A clean exit: under make test-valgrind, no memory errors or leaks. */
+	ck_assert_int_eq(gateway_stopped(), 0);
+}
+
+/* The same suite with the gateway on a PostgreSQL server of its own. */
+static void start_pg_gateway(void)
+{
+	tu_pg_suite_setup();
+	ck_assert_msg(getenv(TU_PG_ENV), "PostgreSQL did not start");
+	start_gateway();
+}
+
+static void stop_pg_gateway(void)
+{
+	int status = gateway_stopped();
+
+	tu_pg_suite_teardown();
 	ck_assert_int_eq(status, 0);
 }
 
@@ -589,12 +611,11 @@ START_TEST(test_concurrent_submissions)
 }
 END_TEST
 
-Suite *api_suite(void)
+static TCase *api_tests(const char *name, void (*setup)(void), void (*teardown)(void))
 {
-	Suite *s = suite_create("api");
-	TCase *tc = tcase_create("v1");
+	TCase *tc = tcase_create(name);
 
-	tcase_add_unchecked_fixture(tc, start_gateway, stop_gateway);
+	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_submit_read_events);
 	tcase_add_test(tc, test_idempotent_retries);
@@ -608,6 +629,21 @@ Suite *api_suite(void)
 	tcase_add_test(tc, test_operational_endpoints);
 	tcase_add_test(tc, test_keep_alive_across_requests);
 	tcase_add_test(tc, test_concurrent_submissions);
-	suite_add_tcase(s, tc);
+	return tc;
+}
+
+Suite *api_suite(void)
+{
+	Suite *s = suite_create("api");
+
+	suite_add_tcase(s, api_tests("v1", start_gateway, stop_gateway));
+	return s;
+}
+
+Suite *api_pg_suite(void)
+{
+	Suite *s = suite_create("api_pg");
+
+	suite_add_tcase(s, api_tests("v1 on postgres", start_pg_gateway, stop_pg_gateway));
 	return s;
 }

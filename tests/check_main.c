@@ -24,6 +24,7 @@ int main(void)
 	srunner_add_suite(sr, k8s_suite());
 	srunner_add_suite(sr, kubesim_suite());
 	srunner_add_suite(sr, api_suite());
+	srunner_add_suite(sr, api_pg_suite());
 	srunner_add_suite(sr, process_suite());
 	srunner_add_suite(sr, dispatch_suite());
 	srunner_add_suite(sr, routing_suite());

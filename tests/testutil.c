@@ -6,6 +6,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <glob.h>
+#include <libpq-fe.h>
+#include <pwd.h>
 #include <netinet/in.h>
 #include <regex.h>
 #include <signal.h>
@@ -124,6 +127,182 @@ static pid_t spawn(char *const argv[], const char *log_path)
 	return pid;
 }
 
+/* PostgreSQL's server programs: Debian's /usr/lib/postgresql/N/bin. */
+static bool postgres_bin(const char *prog, char *out, size_t len)
+{
+	glob_t g;
+	bool found = false;
+
+	if (glob("/usr/lib/postgresql/*/bin/postgres", 0, NULL, &g) == 0 && g.gl_pathc > 0) {
+		char *slash = strrchr(g.gl_pathv[g.gl_pathc - 1], '/');
+
+		*slash = '\0';
+		snprintf(out, len, "%s/%s", g.gl_pathv[g.gl_pathc - 1], prog);
+		found = access(out, X_OK) == 0;
+	}
+	globfree(&g);
+	return found;
+}
+
+bool tu_postgres_available(void)
+{
+	char path[256];
+
+	return postgres_bin("initdb", path, sizeof(path)) && postgres_bin("postgres", path, sizeof(path));
+}
+
+/* Runs argv as the user postgres if we are root (the data directory is
+ * handed to it first), with output appended to log_path. */
+static pid_t spawn_postgres(char *const argv[], const char *dir, const char *log_path)
+{
+	struct passwd *pw = geteuid() == 0 ? getpwnam("postgres") : NULL;
+	pid_t pid;
+
+	if (pw && chown(dir, pw->pw_uid, pw->pw_gid) != 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		if (fd >= 0) {
+			dup2(fd, STDERR_FILENO);
+			dup2(fd, STDOUT_FILENO);
+			close(fd);
+		}
+		if (pw && (setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0))
+			_exit(126);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+int tu_postgres_start(struct tu_postgres *pg, const char *dir)
+{
+	char initdb[256], postgres[256], data[600], port[16], conn[160];
+	int status;
+
+	if (!postgres_bin("initdb", initdb, sizeof(initdb)) || !postgres_bin("postgres", postgres, sizeof(postgres)))
+		return -1;
+	snprintf(pg->dir, sizeof(pg->dir), "%s", dir);
+	snprintf(pg->log, sizeof(pg->log), "%s/postgres.log", dir);
+	snprintf(data, sizeof(data), "%s/pgdata", dir);
+	if (access(data, F_OK) != 0) {
+		char *const args[] = {initdb, (char *)(uintptr_t)"-D", data, (char *)(uintptr_t)"-U",
+				      (char *)(uintptr_t)"sparkgw", (char *)(uintptr_t)"-A", (char *)(uintptr_t)"trust",
+				      (char *)(uintptr_t)"-E", (char *)(uintptr_t)"UTF8", (char *)(uintptr_t)"--no-sync",
+				      NULL};
+		pid_t pid = spawn_postgres(args, dir, pg->log);
+
+		if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			return -1;
+	}
+	if (!pg->port)
+		pg->port = tu_free_port();
+	snprintf(port, sizeof(port), "%d", pg->port);
+	{
+		/* Sockets in its own directory; connections enough for a few
+		 * gateways with their reader pools. */
+		char *const args[] = {postgres, (char *)(uintptr_t)"-D", data, (char *)(uintptr_t)"-p", port,
+				      (char *)(uintptr_t)"-k", pg->dir, (char *)(uintptr_t)"-c",
+				      (char *)(uintptr_t)"listen_addresses=127.0.0.1", (char *)(uintptr_t)"-c",
+				      (char *)(uintptr_t)"max_connections=300", NULL};
+
+		pg->pid = spawn_postgres(args, dir, pg->log);
+	}
+	snprintf(pg->dsn, sizeof(pg->dsn), "host=127.0.0.1 port=%d user=sparkgw", pg->port);
+	snprintf(conn, sizeof(conn), "%s dbname=postgres connect_timeout=2", pg->dsn);
+	for (int i = 0; pg->pid > 0 && i < 600; i++) {
+		if (waitpid(pg->pid, &status, WNOHANG) == pg->pid) {
+			pg->pid = -1;
+			break;
+		}
+		if (PQping(conn) == PQPING_OK)
+			return 0;
+		usleep(50000);
+	}
+	tu_postgres_stop(pg, SIGKILL);
+	return -1;
+}
+
+void tu_postgres_stop(struct tu_postgres *pg, int sig)
+{
+	if (pg->pid <= 0)
+		return;
+	kill(pg->pid, sig);
+	waitpid(pg->pid, NULL, 0);
+	pg->pid = -1;
+}
+
+int tu_postgres_database(const char *server_dsn, const char *name, char *dsn, size_t len)
+{
+	char conn[256], sql[128];
+	PGconn *c;
+	PGresult *res;
+	int rc = -1;
+
+	snprintf(conn, sizeof(conn), "%s dbname=postgres", server_dsn);
+	c = PQconnectdb(conn);
+	if (PQstatus(c) == CONNECTION_OK) {
+		snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+		res = PQexec(c, sql);
+		/* 42P04: it exists already (a gateway restarted on its data). */
+		if (PQresultStatus(res) == PGRES_COMMAND_OK ||
+		    !strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE) ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : "",
+			    "42P04"))
+			rc = 0;
+		else
+			fprintf(stderr, "postgres: %s", PQresultErrorMessage(res));
+		PQclear(res);
+	}
+	PQfinish(c);
+	snprintf(dsn, len, "%s dbname=%s", server_dsn, name);
+	return rc;
+}
+
+int tu_pg_dsn_for(const char *dir, char *dsn, size_t len)
+{
+	unsigned long h = 5381;
+	char name[32];
+
+	if (!getenv(TU_PG_ENV))
+		return 0;
+	for (const char *p = dir; *p; p++)
+		h = h * 33 + (unsigned char)*p;
+	snprintf(name, sizeof(name), "gw_%08lx", h & 0xffffffffUL);
+	return tu_postgres_database(getenv(TU_PG_ENV), name, dsn, len) == 0 ? 1 : -1;
+}
+
+static struct tu_postgres suite_pg;
+static char *suite_pg_dir, *outer_pg_env;
+
+void tu_pg_suite_setup(void)
+{
+	outer_pg_env = getenv(TU_PG_ENV) ? strdup(getenv(TU_PG_ENV)) : NULL;
+	suite_pg_dir = tu_tmpdir("pg");
+	memset(&suite_pg, 0, sizeof(suite_pg));
+	if (!suite_pg_dir || tu_postgres_start(&suite_pg, suite_pg_dir) != 0) {
+		fprintf(stderr, "cannot start PostgreSQL in %s\n", suite_pg_dir ? suite_pg_dir : "(no dir)");
+		return;
+	}
+	setenv(TU_PG_ENV, suite_pg.dsn, 1);
+}
+
+void tu_pg_suite_teardown(void)
+{
+	/* As it was: a run with SPARKGW_TEST_PG set keeps it for the rest. */
+	if (outer_pg_env)
+		setenv(TU_PG_ENV, outer_pg_env, 1);
+	else
+		unsetenv(TU_PG_ENV);
+	free(outer_pg_env);
+	outer_pg_env = NULL;
+	tu_postgres_stop(&suite_pg, SIGINT);
+	tu_rmtree(suite_pg_dir);
+	free(suite_pg_dir);
+	suite_pg_dir = NULL;
+}
+
 /* Waits (10 s at most, 60 under valgrind) until the process answers
  * base/healthz; -1 and *pid -1 if it exited first. */
 static int wait_healthy(pid_t *pid, const char *base)
@@ -153,7 +332,7 @@ static int wait_healthy(pid_t *pid, const char *base)
 /* Starts the gateway on port (0: a free one) with the extra arguments. */
 static int start_gateway(struct tu_gateway *gw, const char *dir, int port, va_list ap)
 {
-	char listen[64];
+	char listen[64], pg_dsn[256] = "store.dsn=";
 	char *argv[MAX_ARGS];
 	int argc = 0;
 
@@ -180,6 +359,16 @@ static int start_gateway(struct tu_gateway *gw, const char *dir, int port, va_li
 	 * them on with a later --set auth.mode=token. */
 	argv[argc++] = (char *)(uintptr_t)"--set";
 	argv[argc++] = (char *)(uintptr_t)"auth.mode=none";
+	switch (tu_pg_dsn_for(dir, pg_dsn + strlen("store.dsn="), sizeof(pg_dsn) - strlen("store.dsn="))) {
+	case -1:
+		return -1;
+	case 1:
+		argv[argc++] = (char *)(uintptr_t)"--set";
+		argv[argc++] = (char *)(uintptr_t)"store.driver=postgres";
+		argv[argc++] = (char *)(uintptr_t)"--set";
+		argv[argc++] = pg_dsn;
+		break;
+	}
 	for (const char *a; argc < MAX_ARGS - 1 && (a = va_arg(ap, const char *));) {
 		argv[argc++] = (char *)(uintptr_t)a;
 		if (!strncmp(a, "http.tls_cert=", 14))
@@ -399,7 +588,12 @@ char *tu_token_cli(const char *data, const char *args, int *status)
 	char cmd[1200], line[512], last[512] = "";
 	FILE *p;
 
-	snprintf(cmd, sizeof(cmd), "%s token %s --data %s 2>&1", tu_gateway_bin(), args, data);
+	char dsn[256];
+
+	if (tu_pg_dsn_for(data, dsn, sizeof(dsn)) == 1)
+		snprintf(cmd, sizeof(cmd), "%s token %s --dsn '%s' 2>&1", tu_gateway_bin(), args, dsn);
+	else
+		snprintf(cmd, sizeof(cmd), "%s token %s --data %s 2>&1", tu_gateway_bin(), args, data);
 	p = popen(cmd, "r");
 	ck_assert_ptr_nonnull(p);
 	while (fgets(line, sizeof(line), p))

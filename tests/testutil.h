@@ -14,6 +14,7 @@ Suite *common_suite(void);
 Suite *submission_suite(void);
 Suite *store_suite(void);
 Suite *api_suite(void);
+Suite *api_pg_suite(void);
 Suite *process_suite(void);
 Suite *dispatch_suite(void);
 Suite *k8s_suite(void);
@@ -63,6 +64,36 @@ int tu_run_gateway(char *err, size_t errlen, ...);
 /* Runs `sparkgw token ARGS --data data`; returns its last line (the new
  * token, for create; caller frees) and its exit status in *status. */
 char *tu_token_cli(const char *data, const char *args, int *status);
+
+/* A PostgreSQL server of the test's own: initdb in dir/pgdata, on a free
+ * loopback port, trusting local connections of the user sparkgw. Run as
+ * the user postgres when the tests run as root (PostgreSQL refuses root). */
+struct tu_postgres {
+	pid_t pid;
+	int port;
+	char dir[512];
+	char log[600];
+	char dsn[128]; /* of the server, without a database */
+};
+
+/* Whether PostgreSQL's server programs are installed. */
+bool tu_postgres_available(void);
+/* initdb (the first time) and start; waits until it accepts connections. */
+int tu_postgres_start(struct tu_postgres *pg, const char *dir);
+/* Stops it with sig (SIGINT: a fast shutdown; SIGKILL: a crash) and reaps it. */
+void tu_postgres_stop(struct tu_postgres *pg, int sig);
+/* The DSN of database name on the server of dsn (created if missing). */
+int tu_postgres_database(const char *server_dsn, const char *name, char *dsn, size_t len);
+/* When SPARKGW_TEST_PG holds a server's DSN, every gateway the helpers
+ * start stores in a database of its own there (one per data directory,
+ * so that a restart finds its jobs): how a suite runs on PostgreSQL. */
+#define TU_PG_ENV "SPARKGW_TEST_PG"
+/* When it does, the DSN of dir's database (created if missing) in dsn:
+ * 1; 0 when not on PostgreSQL; -1 on failure. */
+int tu_pg_dsn_for(const char *dir, char *dsn, size_t len);
+/* The unchecked fixture of such a suite: a server for its test case. */
+void tu_pg_suite_setup(void);
+void tu_pg_suite_teardown(void);
 
 /* A kubesim cluster (KUBESIM_BIN) on a free port. */
 struct tu_kubesim {

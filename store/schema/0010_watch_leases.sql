@@ -1,0 +1,8 @@
+-- Which gateway process watches each cluster, until when: replicas sharing
+-- a database take a cluster's lease before watching it, so that one
+-- watches it at a time, and another takes over when the lease runs out.
+CREATE TABLE watch_leases (
+	cluster  TEXT    PRIMARY KEY,
+	owner    TEXT    NOT NULL,
+	until_ms INTEGER NOT NULL
+) WITHOUT ROWID;

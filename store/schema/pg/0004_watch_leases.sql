@@ -1,0 +1,6 @@
+-- As SQLite's 0010: the lease of the gateway process watching each cluster.
+CREATE TABLE watch_leases (
+	cluster  TEXT   PRIMARY KEY,
+	owner    TEXT   NOT NULL,
+	until_ms BIGINT NOT NULL
+);

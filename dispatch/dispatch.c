@@ -50,9 +50,9 @@
  * WATCH_RENEW_MS; its holder stops watching WATCH_MARGIN_MS before the
  * lease would run out unrenewed, so two replicas never watch at once
  * (with clocks that agree within the margin). */
-#define WATCH_LEASE_MS 10000
-#define WATCH_RENEW_MS 2000
-#define WATCH_MARGIN_MS 3000
+#define WATCH_LEASE_MS 6000
+#define WATCH_RENEW_MS 1500
+#define WATCH_MARGIN_MS 2000
 #define DEADLINE_REASON "DeadlineExceeded"
 
 struct dispatch;
@@ -71,6 +71,7 @@ struct cluster_rt {
 	atomic_bool removed;
 	_Atomic int64_t watch_until_ms;  /* this process's watch lease; 0: none */
 	atomic_bool watch_halt;          /* stop watching: stop, or the lease is ending */
+	atomic_int watches_open;         /* watcher threads listing or watching now */
 	/* The API server's budget: a token bucket of cluster_qps and at most
 	 * cluster_concurrency dispatches at once. */
 	pthread_mutex_t rate_lock;       /* guards tokens, tokens_at_ms, inflight */
@@ -78,8 +79,12 @@ struct cluster_rt {
 	double tokens;
 	int64_t tokens_at_ms;
 	unsigned inflight;
-	pthread_mutex_t lock; /* guards seen */
+	pthread_mutex_t lock; /* guards seen, early */
 	json_t *seen;         /* job id -> last object */
+	/* Job ids whose object was seen while the store had them DISPATCHING:
+	 * applied again until the dispatcher (maybe another replica's) has
+	 * marked them SUBMITTED. */
+	json_t *early;
 	json_t *usage;        /* pod uid -> 1: its run recorded, 2: its end too (watcher only) */
 };
 
@@ -105,6 +110,9 @@ struct dispatch {
 	pthread_mutex_t clusters_lock; /* serializes adding and removing */
 	bool poked;
 
+	/* Gateway processes alive on the store, this one included: each
+	 * takes its part of a cluster's request budget. */
+	atomic_long replicas;
 	pthread_t feeder, prober, housekeeper, leaser;
 	bool feeder_started, prober_started, housekeeper_started, leaser_started;
 	pthread_t *workers;
@@ -204,10 +212,25 @@ static void count_cluster(struct cluster_rt *cl, const char *family, const char 
 	gw_metrics_add(cl->d->opts.metrics, family, labels, 1);
 }
 
+/* This process's part of a cluster's budget: requests a second, and
+ * dispatches at once. Replicas split it, so that together they keep to
+ * what the cluster was given. */
+static double cluster_qps(const struct dispatch *d)
+{
+	return (double)d->opts.cluster_qps / (double)atomic_load(&d->replicas);
+}
+
+static unsigned cluster_concurrency(const struct dispatch *d)
+{
+	unsigned long n = (unsigned long)atomic_load(&d->replicas), part = d->opts.cluster_concurrency / n;
+
+	return part ? (unsigned)part : 1;
+}
+
 /* Waits for a token of the cluster's request budget. */
 static void take_token(struct cluster_rt *cl)
 {
-	double qps = cl->d->opts.cluster_qps;
+	double qps = cluster_qps(cl->d);
 
 	pthread_mutex_lock(&cl->rate_lock);
 	for (;;) {
@@ -237,8 +260,8 @@ static bool cluster_limited(struct cluster_rt *cl)
 	bool full;
 
 	pthread_mutex_lock(&cl->rate_lock);
-	tokens = cl->tokens + (double)(gw_now_ms() - cl->tokens_at_ms) / 1000.0 * cl->d->opts.cluster_qps;
-	full = cl->inflight >= cl->d->opts.cluster_concurrency;
+	tokens = cl->tokens + (double)(gw_now_ms() - cl->tokens_at_ms) / 1000.0 * cluster_qps(cl->d);
+	full = cl->inflight >= cluster_concurrency(cl->d);
 	pthread_mutex_unlock(&cl->rate_lock);
 	return full || tokens < 1.0;
 }
@@ -246,7 +269,7 @@ static bool cluster_limited(struct cluster_rt *cl)
 static void enter_cluster(struct cluster_rt *cl)
 {
 	pthread_mutex_lock(&cl->rate_lock);
-	while (cl->inflight >= cl->d->opts.cluster_concurrency)
+	while (cl->inflight >= cluster_concurrency(cl->d))
 		pthread_cond_wait(&cl->rate_free, &cl->rate_lock);
 	cl->inflight++;
 	pthread_mutex_unlock(&cl->rate_lock);
@@ -521,8 +544,10 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 	if (!objs)
 		outcome = REJECTED;
 	if (cluster_limited(cl))
-		snprintf(msg, sizeof(msg), "ClusterRateLimited: cluster %s takes %u requests/s and %u dispatches at once",
-			 cl->name, d->opts.cluster_qps, d->opts.cluster_concurrency);
+		snprintf(msg, sizeof(msg),
+			 "ClusterRateLimited: cluster %s takes %u requests/s and %u dispatches at once"
+			 " (over %ld gateway processes)", cl->name, d->opts.cluster_qps, d->opts.cluster_concurrency,
+			 atomic_load(&d->replicas));
 	else
 		snprintf(msg, sizeof(msg), "Dispatching: creating the driver on %s/%s", cl->name, job.namespace);
 	note_phase(d, job.id, msg);
@@ -1033,6 +1058,10 @@ static void apply_object(struct cluster_rt *cl, const char *type, json_t *obj)
 		json_object_del(cl->seen, id);
 	else
 		json_object_set(cl->seen, id, obj);
+	if (!deleted && job.state == STORE_DISPATCHING)
+		json_object_set_new(cl->early, id, json_true());
+	else
+		json_object_del(cl->early, id);
 	pthread_mutex_unlock(&cl->lock);
 
 	if (deleted) {
@@ -1081,16 +1110,22 @@ static void recheck_pending(struct cluster_rt *cl, bool all)
 	const char *id;
 	json_t *obj;
 
+	json_t *early;
+
 	pthread_mutex_lock(&cl->lock);
 	copy = json_copy(cl->seen);
+	early = json_copy(cl->early);
 	pthread_mutex_unlock(&cl->lock);
 	/* On the clock, only pending driver pods, whose timeouts run out with
-	 * nothing new on the cluster; the rest was applied when seen (and is
-	 * again on every re-watch, all). */
+	 * nothing new on the cluster, and objects seen before their job was
+	 * SUBMITTED; the rest was applied when seen (and is again on every
+	 * re-watch, all). */
 	json_object_foreach(copy, id, obj)
-		if (all || !strcmp(jstr(json_object_get(json_object_get(obj, "status"), "phase")), "Pending"))
+		if (all || json_object_get(early, id) ||
+		    !strcmp(jstr(json_object_get(json_object_get(obj, "status"), "phase")), "Pending"))
 			apply_object(cl, "MODIFIED", obj);
 	json_decref(copy);
+	json_decref(early);
 }
 
 static const char *watch_path(bool apps)
@@ -1347,6 +1382,7 @@ static void *watcher_main(void *arg)
 			continue;
 		}
 		atomic_store(&cl->watch_halt, false);
+		atomic_fetch_add(&cl->watches_open, 1);
 		listed_at = gw_now_ms();
 		lrc = k8s_request(cl->client, "GET", watch_path(wt->apps), NULL, &r, err);
 
@@ -1355,6 +1391,7 @@ static void *watcher_main(void *arg)
 		if (lrc || r.status != 200) {
 			gw_log(GW_LOG_WARN, "watch %s: list failed: %s", cl->name, err);
 			k8s_response_release(&r);
+			atomic_fetch_sub(&cl->watches_open, 1);
 			sleep_ms(backoff);
 			backoff = backoff < 5000 ? backoff * 2 : 5000;
 			continue;
@@ -1387,6 +1424,7 @@ static void *watcher_main(void *arg)
 				backoff = 100;
 			}
 		}
+		atomic_fetch_sub(&cl->watches_open, 1);
 		/* 410 Expired: events were compacted away; the list catches up. */
 	}
 	free(wt);
@@ -1420,12 +1458,48 @@ static void *prober_main(void *arg)
 	return NULL;
 }
 
-/* Takes or renews the watch lease of each cluster; a cluster whose lease
- * is ending (another replica has it, or the store cannot be reached) has
- * its watch stopped. */
+/* Gives up the watch lease of a cluster this process holds: the watch
+ * stops first, then another replica may take it. */
+static void release_watch(struct dispatch *d, struct cluster_rt *cl)
+{
+	struct store_op op = {.kind = STORE_OP_WATCH_RELEASE, .cluster = cl->name, .lease_owner = d->opts.instance};
+
+	atomic_store(&cl->watch_until_ms, 0);
+	atomic_store(&cl->watch_halt, true);
+	/* The watches end (within a second) before the lease does, and a
+	 * moment passes for the API server to see them end. */
+	for (int t = 0; t < 500 && atomic_load(&cl->watches_open) > 0; t++)
+		sleep_ms(10);
+	sleep_ms(200);
+	store_execute(d->store, &op);
+	store_job_release(&op.job);
+}
+
+/* Takes or renews the watch lease of each cluster, up to this process's
+ * share of them (the clusters over the replicas alive, rounded up), so
+ * that watching spreads over the replicas; a process over its share gives
+ * one up a round. A cluster whose lease is ending (another replica has
+ * it, or the store cannot be reached) has its watch stopped. */
 static void renew_watch_leases(struct dispatch *d)
 {
-	for (size_t i = 0; i < atomic_load(&d->nclusters) && !atomic_load(&d->stop); i++) {
+	int64_t now = gw_now_ms();
+	struct store_op alive = {.kind = STORE_OP_REPLICA_ALIVE, .lease_owner = d->opts.instance,
+				 .lease_until_ms = now + WATCH_LEASE_MS};
+	size_t n = atomic_load(&d->nclusters), clusters = 0, held = 0, share;
+	long replicas = 1;
+	char err[GW_ERRLEN];
+
+	store_execute(d->store, &alive);
+	store_job_release(&alive.job);
+	if (store_replicas_alive(d->store, now, &replicas, err) || replicas < 1)
+		replicas = 1;
+	atomic_store(&d->replicas, replicas);
+	for (size_t i = 0; i < n; i++) {
+		clusters += !atomic_load(&d->clusters[i].removed);
+		held += !atomic_load(&d->clusters[i].removed) && watching(&d->clusters[i]);
+	}
+	share = (clusters + (size_t)replicas - 1) / (size_t)replicas;
+	for (size_t i = 0; i < n && !atomic_load(&d->stop); i++) {
 		struct cluster_rt *cl = &d->clusters[i];
 		int64_t start = gw_now_ms();
 		struct store_op op = {.kind = STORE_OP_WATCH_LEASE, .cluster = cl->name,
@@ -1433,6 +1507,15 @@ static void renew_watch_leases(struct dispatch *d)
 		bool was = watching(cl);
 
 		if (atomic_load(&cl->removed))
+			continue;
+		if (was && held > share) {
+			release_watch(d, cl);
+			held--;
+			share = held; /* one a round: the others may rebalance meanwhile */
+			gw_log(GW_LOG_INFO, "dispatch: cluster %s: given up to another replica", cl->name);
+			continue;
+		}
+		if (!was && held >= share)
 			continue;
 		/* Counted from before the request: the lease may have begun then. */
 		if (store_execute(d->store, &op) == GW_OK)
@@ -1442,6 +1525,7 @@ static void renew_watch_leases(struct dispatch *d)
 		store_job_release(&op.job);
 		if (!watching(cl))
 			atomic_store(&cl->watch_halt, true);
+		held += watching(cl) && !was;
 		if (was != watching(cl))
 			gw_log(GW_LOG_INFO, "dispatch: cluster %s: %s", cl->name,
 			       was ? "no longer watched here" : "watched here now");
@@ -1454,6 +1538,10 @@ static void *leaser_main(void *arg)
 
 	while (!atomic_load(&d->stop)) {
 		renew_watch_leases(d);
+		/* A quiet cluster sends no events to recheck on. */
+		for (size_t i = 0; i < atomic_load(&d->nclusters); i++)
+			if (watching(&d->clusters[i]))
+				recheck_pending(&d->clusters[i], false);
 		for (int t = 0; t < WATCH_RENEW_MS / 50 && !atomic_load(&d->stop); t++)
 			sleep_ms(50);
 	}
@@ -1564,24 +1652,26 @@ void dispatch_stop(struct dispatch *d)
 		pthread_join(d->prober, NULL);
 	if (d->housekeeper_started)
 		pthread_join(d->housekeeper, NULL);
-	if (d->leaser_started)
+	if (d->leaser_started) {
+		/* Gone: the other replicas' shares of the clusters grow now. */
+		struct store_op gone = {.kind = STORE_OP_REPLICA_ALIVE, .lease_owner = d->opts.instance};
+
 		pthread_join(d->leaser, NULL);
+		store_execute(d->store, &gone);
+		store_job_release(&gone.job);
+	}
 	for (unsigned i = 0; i < d->nworkers; i++)
 		pthread_join(d->workers[i], NULL);
 	for (size_t i = 0; d->clusters && i < atomic_load(&d->nclusters); i++) {
-		struct store_op release = {.kind = STORE_OP_WATCH_RELEASE, .cluster = d->clusters[i].name,
-					   .lease_owner = d->opts.instance};
-
 		for (int w = 0; w < d->clusters[i].nwatchers; w++)
 			pthread_join(d->clusters[i].watchers[w], NULL);
 		/* Watched no more: another replica may take it over now. */
-		if (atomic_load(&d->clusters[i].watch_until_ms)) {
-			store_execute(d->store, &release);
-			store_job_release(&release.job);
-		}
+		if (atomic_load(&d->clusters[i].watch_until_ms))
+			release_watch(d, &d->clusters[i]);
 		k8s_client_free(d->clusters[i].client);
 		k8s_client_free(d->clusters[i].probe_client);
 		json_decref(d->clusters[i].seen);
+		json_decref(d->clusters[i].early);
 		json_decref(d->clusters[i].usage);
 		free(d->clusters[i].name);
 		pthread_mutex_destroy(&d->clusters[i].lock);
@@ -1638,11 +1728,13 @@ static enum gw_err add_cluster(struct dispatch *d, const struct router_cluster *
 	cl->name = strdup(cfg->name);
 	cl->mode = cfg->mode;
 	cl->seen = json_object();
+	cl->early = json_object();
 	cl->usage = json_object();
 	atomic_init(&cl->stop, false);
 	atomic_init(&cl->removed, false);
 	atomic_init(&cl->watch_until_ms, 0);
 	atomic_init(&cl->watch_halt, true);
+	atomic_init(&cl->watches_open, 0);
 	pthread_mutex_init(&cl->lock, NULL);
 	pthread_mutex_init(&cl->rate_lock, NULL);
 	pthread_cond_init(&cl->rate_free, NULL);
@@ -1661,6 +1753,7 @@ static enum gw_err add_cluster(struct dispatch *d, const struct router_cluster *
 		gw_seterr(err, "cluster %s: %s", cfg->name, inner);
 		k8s_client_free(cl->client);
 		json_decref(cl->seen);
+		json_decref(cl->early);
 		json_decref(cl->usage);
 		free(cl->name);
 		pthread_mutex_destroy(&cl->lock);
@@ -1766,6 +1859,7 @@ enum gw_err dispatch_start(struct store *store, const struct dispatch_options *o
 		d->opts.cluster_concurrency = 16;
 	atomic_init(&d->stop, false);
 	atomic_init(&d->nclusters, 0);
+	atomic_init(&d->replicas, 1);
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_mutex_init(&d->clusters_lock, NULL);
 	pthread_cond_init(&d->wake, NULL);

@@ -516,6 +516,19 @@ enum gw_err db_error(struct db_conn *c, char *err)
 	return !strncmp(s, "53", 2) ? GW_EBUSY : GW_EIO;
 }
 
+bool db_txn_failed(struct db_conn *c)
+{
+	if (c->driver != DB_POSTGRES)
+		return false;
+	switch (PQtransactionStatus(c->pg)) {
+	case PQTRANS_INERROR:
+	case PQTRANS_UNKNOWN:
+		return true;
+	default:
+		return false;
+	}
+}
+
 enum gw_err db_exec(struct db_conn *c, const char *sql, char *err)
 {
 	PGresult *res;

@@ -62,6 +62,10 @@ long db_changes(struct db_conn *c);
  * failure, EFULL for a full disk, EIO otherwise (a lost connection too). */
 enum gw_err db_error(struct db_conn *c, char *err);
 
+/* PostgreSQL: whether the open transaction failed (a statement's error
+ * aborted it, or the session was lost). SQLite: false. */
+bool db_txn_failed(struct db_conn *c);
+
 /* One or more statements without parameters or rows. */
 enum gw_err db_exec(struct db_conn *c, const char *sql, char *err);
 

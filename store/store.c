@@ -32,6 +32,7 @@ struct queue_node {
 	struct store_op *op;
 	bool wait; /* store_execute: signal done_cond instead of op->done */
 	bool finished;
+	bool aborted; /* PostgreSQL: it failed in SQL, which aborted the batch's run */
 	struct queue_node *next;
 };
 
@@ -169,6 +170,11 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		" ON CONFLICT (cluster) DO UPDATE SET owner = excluded.owner, until_ms = excluded.until_ms"
 		" WHERE watch_leases.owner = excluded.owner OR watch_leases.until_ms < ?4",
 	[STMT_WATCH_RELEASE] = "DELETE FROM watch_leases WHERE cluster = ?1 AND owner = ?2",
+	[STMT_REPLICA_ALIVE] =
+		"INSERT INTO gateway_replicas (instance, until_ms) VALUES (?1, ?2)"
+		" ON CONFLICT (instance) DO UPDATE SET until_ms = excluded.until_ms",
+	/* Processes silent for an hour are forgotten (pods replaced, hosts gone). */
+	[STMT_REPLICAS_FORGET] = "DELETE FROM gateway_replicas WHERE until_ms < ?1 - 3600000",
 	/* The writer's transaction and each operation's savepoint, prepared
 	 * once rather than parsed for every operation. */
 	[STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -234,6 +240,21 @@ static const char *const stmt_sql[STMT_COUNT] = {
 /* PostgreSQL's text where it differs from SQLite's. */
 static const char *const stmt_sql_pg[STMT_COUNT] = {
 	[STMT_NEXT_EVENT_SEQ] = "SELECT nextval('job_events_seq_seq')",
+	/* The job is born with the rv of its first event, whose seq is taken
+	 * under the write lock. */
+	[STMT_SUBMIT_PG] =
+		"WITH r AS (SELECT nextval('job_events_seq_seq') AS rv),"
+		" j AS (INSERT INTO jobs (id, name, \"user\", state, reason, labels, spec, created_ms, updated_ms, rv,"
+		"  priority, team, pool, cores_milli, memory_mib, gpus, ttl_s, spec_shown)"
+		"  SELECT ?1::text, ?2::text, ?3::text, 'QUEUED', 'Submitted', ?4::text, ?5::text, ?6, ?6, r.rv,"
+		"  ?7, ?8::text, ?9::text, ?10, ?11, ?12, ?13, ?14::text FROM r RETURNING seq, rv),"
+		" l AS (INSERT INTO job_labels (job_seq, key, value, state)"
+		"  SELECT j.seq, e.key, e.value, 'QUEUED' FROM j, json_each_text(?4::text::json) e),"
+		" e AS (INSERT INTO job_events (seq, job_seq, time_ms, state, reason)"
+		"  SELECT j.rv, j.seq, ?6, 'QUEUED', 'Submitted' FROM j),"
+		" i AS (INSERT INTO idempotency_keys (\"user\", key, body_sha256, job_seq, created_ms)"
+		"  SELECT ?3::text, ?15::text, ?16, j.seq, ?6 FROM j WHERE ?15::text IS NOT NULL)"
+		" SELECT seq, rv FROM j",
 	[STMT_POD_USAGE_CLOSE] =
 		"UPDATE pod_usage SET end_ms = greatest(start_ms, coalesce((SELECT CASE WHEN"
 		" jobs.state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') THEN least(jobs.updated_ms, ?2)"
@@ -302,9 +323,10 @@ static enum gw_err conn_open(const struct store *s, bool reader, struct store_co
 	return GW_OK;
 }
 
-/* Applies the migrations past the recorded version, each in its own
- * transaction. On PostgreSQL a lock makes replicas starting together
- * migrate one after the other. */
+/* Applies the migrations past the recorded version, all in one
+ * transaction that also reads the version, so that processes starting
+ * together on one database migrate one after the other (SQLite's write
+ * lock; on PostgreSQL the writers' advisory lock). */
 static enum gw_err migrate(struct db_conn *db, char *err)
 {
 	bool pg = db_driver(db) == DB_POSTGRES;
@@ -314,8 +336,11 @@ static enum gw_err migrate(struct db_conn *db, char *err)
 	enum gw_err rc;
 	int64_t version = 0;
 
-	if (pg && ((rc = db_exec(db, "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)", err)) ||
-		   (rc = db_exec(db, "BEGIN; SELECT pg_advisory_xact_lock(" GW_STR(STORE_PG_WRITE_LOCK) ")", err))))
+	if (pg && (rc = db_exec(db, "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)", err)))
+		return rc;
+	if ((rc = db_exec(db, pg ? "BEGIN; SELECT pg_advisory_xact_lock(" GW_STR(STORE_PG_WRITE_LOCK) ")"
+				 : "BEGIN IMMEDIATE",
+			  err)))
 		return rc;
 	if (!(st = db_prepare(db, pg ? "SELECT max(version) FROM schema_version" : "PRAGMA user_version", -1, err))) {
 		rc = GW_EIO;
@@ -338,22 +363,16 @@ static enum gw_err migrate(struct db_conn *db, char *err)
 				 i + 1);
 		else
 			snprintf(bump, sizeof(bump), "PRAGMA user_version = %zu;", i + 1);
-		/* PostgreSQL's steps run in the transaction that holds the lock. */
-		if ((!pg && (rc = db_exec(db, "BEGIN IMMEDIATE", err))))
+		if ((rc = db_exec(db, steps[i], err)) || (rc = db_exec(db, bump, err)))
 			goto out;
-		if ((rc = db_exec(db, steps[i], err)) || (rc = db_exec(db, bump, err)) ||
-		    (!pg && (rc = db_exec(db, "COMMIT", err)))) {
-			if (!pg)
-				db_exec(db, "ROLLBACK", NULL);
-			goto out;
-		}
-		gw_log(GW_LOG_INFO, "store: applied schema migration %zu", i + 1);
+		gw_log(GW_LOG_INFO, "store: applying schema migration %zu", i + 1);
 	}
-	rc = GW_OK;
 out:
-	if (pg)
-		rc = rc ? (db_exec(db, "ROLLBACK", NULL), rc) : db_exec(db, "COMMIT", err);
-	return rc;
+	if (rc) {
+		db_exec(db, "ROLLBACK", NULL);
+		return rc;
+	}
+	return db_exec(db, "COMMIT", err);
 }
 
 struct store_conn *store_reader_get(struct store *s, char *err)
@@ -503,8 +522,48 @@ static enum gw_err writer_begin(struct store *s, char *err)
 	return writer_step(s->writer, STMT_WRITE_LOCK, err);
 }
 
-/* Runs a batch in one transaction; each op in a savepoint so that one
- * op's failure does not undo the others. */
+/* Clears what a run of the op set, for a run of the batch again. */
+static void op_clear(struct store_op *op)
+{
+	store_job_release(&op->job);
+	op->rc = GW_OK;
+	op->unchanged = false;
+	op->err[0] = '\0';
+	op->queued_delta = 0;
+	op->pruned = 0;
+}
+
+/* Applies the batch's ops in the open transaction. SQLite: each in a
+ * savepoint, so that one op's failure does not undo the others.
+ * PostgreSQL, where a savepoint costs two round trips and a
+ * subtransaction: without; an op that fails in SQL aborts the run, which
+ * is rolled back and run again without it (an op that fails its own
+ * checks has written nothing). False when the run must be repeated. */
+static bool apply_batch(struct store *s, struct queue_node *batch)
+{
+	bool pg = s->driver == DB_POSTGRES;
+
+	for (struct queue_node *n = batch; n; n = n->next) {
+		if (n->aborted)
+			continue;
+		op_clear(n->op);
+		if (!pg)
+			writer_step(s->writer, STMT_SAVEPOINT, NULL);
+		store_apply_op(s->writer, n->op);
+		if (pg && db_txn_failed(s->writer->db)) {
+			n->aborted = true;
+			return false;
+		}
+		if (!pg && n->op->rc)
+			writer_step(s->writer, STMT_ROLLBACK_TO, NULL);
+		if (!pg)
+			writer_step(s->writer, STMT_RELEASE, NULL);
+	}
+	return true;
+}
+
+/* Runs a batch in one transaction, and reports each op's result only
+ * once it is durable. */
 static void run_batch(struct store *s, struct queue_node *batch)
 {
 	enum gw_err rc;
@@ -514,18 +573,19 @@ static void run_batch(struct store *s, struct queue_node *batch)
 	double ms;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if ((rc = writer_begin(s, err)))
-		goto fail;
+	for (;;) {
+		if ((rc = writer_begin(s, err)))
+			goto fail;
+		if (apply_batch(s, batch))
+			break;
+		/* An op failed in SQL: its error stays; the others run again. */
+		db_exec(s->writer->db, "ROLLBACK", NULL);
+		report_changes(s, false);
+	}
 	for (struct queue_node *n = batch; n; n = n->next) {
 		nops++;
-		writer_step(s->writer, STMT_SAVEPOINT, NULL);
-		n->op->queued_delta = 0;
-		store_apply_op(s->writer, n->op);
-		if (n->op->rc)
-			writer_step(s->writer, STMT_ROLLBACK_TO, NULL);
-		else
+		if (n->op->rc == GW_OK)
 			delta += n->op->queued_delta;
-		writer_step(s->writer, STMT_RELEASE, NULL);
 		note_op_changes(s, n->op);
 	}
 	/* Delivered to the other replicas when (and only if) this commits. */

@@ -168,6 +168,8 @@ enum store_op_kind {
 	STORE_OP_WATCH_LEASE,
 	/* Gives it up (a clean stop), so that another process takes over now. */
 	STORE_OP_WATCH_RELEASE,
+	/* Says that gateway process lease_owner is alive until lease_until_ms. */
+	STORE_OP_REPLICA_ALIVE,
 };
 
 struct store_pod_usage {
@@ -363,6 +365,8 @@ enum gw_err store_cluster_settings(struct store *s, json_t **out, char *err);
 enum gw_err store_policy_overlay(struct store *s, json_t **out, char *err);
 /* Who watches each cluster: {name: {"owner": …, "untilMs": n}}. */
 enum gw_err store_watch_leases(struct store *s, json_t **out, char *err);
+/* Gateway processes alive at now_ms (STORE_OP_REPLICA_ALIVE). */
+enum gw_err store_replicas_alive(struct store *s, int64_t now_ms, long *count, char *err);
 /* Jobs on cluster in DISPATCHING, SUBMITTED, RUNNING or CANCELLING. */
 enum gw_err store_count_active(struct store *s, const char *cluster, long *count, char *err);
 /* How loaded the store is: jobs in QUEUED (as this process has seen

@@ -446,10 +446,46 @@ static enum gw_err submitted_job(const struct store_submission *sub, int64_t seq
 	return GW_OK;
 }
 
+/* PostgreSQL: the job, its labels, first event and idempotency key in one
+ * statement, as each statement is a round trip to the server. */
+static enum gw_err insert_job_pg(struct store_conn *c, const struct store_submission *sub, const char *id,
+				 int64_t now, int64_t *job_seq, int64_t *rv, char *err)
+{
+	struct db_stmt *st = store_conn_stmt(c, STMT_SUBMIT_PG, err);
+	enum gw_err rc = GW_OK;
+
+	if (!st)
+		return GW_EIO;
+	db_bind_text(st, 1, id);
+	db_bind_text(st, 2, sub->name);
+	db_bind_text(st, 3, sub->user);
+	db_bind_text(st, 4, sub->labels_json);
+	db_bind_text(st, 5, sub->spec_json);
+	db_bind_int64(st, 6, now);
+	db_bind_int64(st, 7, sub->priority);
+	db_bind_text(st, 8, sub->team ? sub->team : "");
+	db_bind_text(st, 9, sub->pool ? sub->pool : "");
+	db_bind_int64(st, 10, sub->demand.cores_milli);
+	db_bind_int64(st, 11, sub->demand.memory_mib);
+	db_bind_int64(st, 12, sub->demand.gpus);
+	db_bind_int64(st, 13, sub->ttl_s);
+	db_bind_text(st, 14, sub->spec_shown_json);
+	db_bind_text(st, 15, sub->idempotency_key);
+	db_bind_blob(st, 16, sub->body_sha256, 32);
+	if (db_step(st) == DB_ROW) {
+		*job_seq = db_col_int64(st, 0);
+		*rv = db_col_int64(st, 1);
+	} else {
+		rc = db_error(c->db, err);
+	}
+	db_reset(st);
+	return rc;
+}
+
 static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 {
 	const struct store_submission *sub = &op->submit;
-	int64_t now = gw_now_ms(), job_seq, rv;
+	int64_t now = gw_now_ms(), job_seq = 0, rv = 0;
 	char id[STORE_ID_LEN];
 	struct db_stmt *st;
 	enum gw_err rc;
@@ -477,6 +513,12 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 				   op->err)))
 		return rc;
 	new_job_id(now, id);
+	if (db_driver(c->db) == DB_POSTGRES) {
+		if ((rc = insert_job_pg(c, sub, id, now, &job_seq, &rv, op->err)))
+			return rc;
+		op->queued_delta = 1;
+		return submitted_job(sub, job_seq, id, now, rv, &op->job);
+	}
 	/* The job is born with the rv of its first event, whose seq is taken
 	 * now (the transaction holds the write lock): no update of its row. */
 	if (!(st = store_conn_stmt(c, STMT_NEXT_EVENT_SEQ, op->err)))
@@ -799,6 +841,25 @@ void store_apply_op(struct store_conn *c, struct store_op *op)
 	case STORE_OP_WATCH_RELEASE:
 		op->rc = apply_watch_lease(c, op);
 		break;
+	case STORE_OP_REPLICA_ALIVE: {
+		struct db_stmt *st = store_conn_stmt(c, STMT_REPLICA_ALIVE, op->err);
+
+		if (!st) {
+			op->rc = GW_EIO;
+			break;
+		}
+		db_bind_text(st, 1, op->lease_owner);
+		db_bind_int64(st, 2, op->lease_until_ms);
+		if ((op->rc = store_step_done(c, st, op->err)))
+			break;
+		if (!(st = store_conn_stmt(c, STMT_REPLICAS_FORGET, op->err))) {
+			op->rc = GW_EIO;
+			break;
+		}
+		db_bind_int64(st, 1, gw_now_ms());
+		op->rc = store_step_done(c, st, op->err);
+		break;
+	}
 	case STORE_OP_POLICY_OVERLAY: {
 		struct db_stmt *st = store_conn_stmt(c, STMT_OVERLAY_PUT, op->err);
 
@@ -1442,6 +1503,21 @@ enum gw_err store_watch_leases(struct store *s, json_t **out, char *err)
 		json_object_set_new(*out, db_col_text(st, 0),
 				    json_pack("{s:s, s:I}", "owner", db_col_text(st, 1), "untilMs",
 					      (json_int_t)db_col_int64(st, 2)));
+	return store_read_end(s, c, st, src, err);
+}
+
+enum gw_err store_replicas_alive(struct store *s, int64_t now_ms, long *count, char *err)
+{
+	struct store_conn *c;
+	struct db_stmt *st = store_read_begin(s, "SELECT count(*) FROM gateway_replicas WHERE until_ms > ?1", &c, err);
+	int src;
+
+	*count = 0;
+	if (!st)
+		return GW_EIO;
+	db_bind_int64(st, 1, now_ms);
+	if ((src = db_step(st)) == DB_ROW)
+		*count = (long)db_col_int64(st, 0);
 	return store_read_end(s, c, st, src, err);
 }
 

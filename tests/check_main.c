@@ -36,6 +36,7 @@ int main(void)
 	srunner_add_suite(sr, faults_suite());
 	srunner_add_suite(sr, compat_suite());
 	srunner_add_suite(sr, deploy_suite());
+	srunner_add_suite(sr, replicas_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	run = srunner_ntests_run(sr);
 	failed = srunner_ntests_failed(sr);

@@ -1,4 +1,6 @@
-/* Store tests on a real SQLite file in a temporary directory. */
+/* Store tests, on a real SQLite file in a temporary directory, and again
+ * on a PostgreSQL server of the suite's own (a database per test). */
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -11,10 +13,12 @@
 static char *dir;
 static struct store *st;
 static char dbpath[600];
+static char pg_dsn[256]; /* the test's PostgreSQL database; "": SQLite */
 
 static void open_store(void)
 {
-	struct store_options o = {.path = dbpath, .synchronous_full = true, .batch_max = 64};
+	struct store_options o = {.path = dbpath, .synchronous_full = true, .batch_max = 64,
+				  .postgres_dsn = *pg_dsn ? pg_dsn : NULL};
 	char err[GW_ERRLEN];
 
 	ck_assert_msg(store_open(&o, &st, err) == GW_OK, "open: %s", err);
@@ -25,7 +29,29 @@ static void setup(void)
 	dir = tu_tmpdir("store");
 	ck_assert_ptr_nonnull(dir);
 	snprintf(dbpath, sizeof(dbpath), "%s/test.db", dir);
+	/* With the postgres test case's server, a database named for dir. */
+	pg_dsn[0] = '\0';
+	ck_assert_int_ge(tu_pg_dsn_for(dir, pg_dsn, sizeof(pg_dsn)), 0);
 	open_store();
+}
+
+/* Runs sql on the store's database from outside the store. */
+static void exec_outside(const char *sql)
+{
+	if (*pg_dsn) {
+		PGconn *c = PQconnectdb(pg_dsn);
+		PGresult *res = PQexec(c, sql);
+
+		ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+		PQclear(res);
+		PQfinish(c);
+	} else {
+		sqlite3 *db;
+
+		ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+		ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(db);
+	}
 }
 
 static void teardown(void)
@@ -364,16 +390,13 @@ END_TEST
 
 START_TEST(test_refuses_newer_schema)
 {
-	sqlite3 *db;
-	struct store_options o = {.path = dbpath, .synchronous_full = true};
+	struct store_options o = {.path = dbpath, .synchronous_full = true, .postgres_dsn = *pg_dsn ? pg_dsn : NULL};
 	struct store *s2;
 	char err[GW_ERRLEN];
 
 	store_close(st);
 	st = NULL;
-	ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 999", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	exec_outside(*pg_dsn ? "UPDATE schema_version SET version = 999" : "PRAGMA user_version = 999");
 	ck_assert_int_eq(store_open(&o, &s2, err), GW_EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "newer than this build"));
 }
@@ -432,22 +455,106 @@ START_TEST(test_concurrent_submits_group_commit)
 }
 END_TEST
 
+struct waiter {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int left;
+};
+
+static void op_done(struct store_op *op, void *arg)
+{
+	struct waiter *w = arg;
+
+	(void)op;
+	pthread_mutex_lock(&w->lock);
+	w->left--;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Creating token tok1 (the op's strings are borrowed). */
+static void token_op(struct store_op *op)
+{
+	static char owner[] = "o", teams[] = "[]", role[] = "viewer";
+
+	op->kind = STORE_OP_TOKEN_CREATE;
+	snprintf(op->token.id, sizeof(op->token.id), "tok1");
+	op->token.owner = owner;
+	op->token.teams_json = teams;
+	op->token.role = role;
+}
+
+/* An op that fails in SQL (a token id taken) fails alone: the other
+ * writes queued with it, in the same group commit, are made. */
+START_TEST(test_failed_op_spares_its_batch)
+{
+	struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+	struct store_op ops[9];
+	char err[GW_ERRLEN];
+
+	memset(ops, 0, sizeof(ops));
+	token_op(&ops[0]);
+	ck_assert_int_eq(store_execute(st, &ops[0]), GW_OK);
+	memset(ops, 0, sizeof(ops));
+	w.left = 9;
+	for (int i = 0; i < 9; i++) {
+		ops[i].done = op_done;
+		ops[i].arg = &w;
+		if (i == 4) { /* the same id again, amid submissions */
+			token_op(&ops[i]);
+		} else {
+			ops[i].kind = STORE_OP_SUBMIT;
+			ops[i].submit.name = "batch";
+			ops[i].submit.user = "alice";
+			ops[i].submit.labels_json = "{\"team\":\"b\"}";
+			ops[i].submit.spec_json = "{}";
+		}
+	}
+	for (int i = 0; i < 9; i++)
+		ck_assert_int_eq(store_enqueue(st, &ops[i]), GW_OK);
+	pthread_mutex_lock(&w.lock);
+	while (w.left > 0)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	for (int i = 0; i < 9; i++) {
+		struct store_job job;
+
+		if (i == 4) {
+			ck_assert_int_eq(ops[i].rc, GW_ECONFLICT);
+			continue;
+		}
+		ck_assert_msg(ops[i].rc == GW_OK, "op %d: %s", i, ops[i].err);
+		ck_assert_int_eq(store_job_get(st, ops[i].job.id, &job, err), GW_OK);
+		ck_assert_str_eq(job.name, "batch");
+		store_job_release(&job);
+		store_job_release(&ops[i].job);
+	}
+}
+END_TEST
+
 Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
-	TCase *tc = tcase_create("sqlite");
+	TCase *tc = tcase_create("sqlite"), *pg = tcase_create("postgres");
 
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, test_submit_and_get);
-	tcase_add_test(tc, test_idempotency);
-	tcase_add_test(tc, test_state_machine_table);
-	tcase_add_test(tc, test_transitions_write_events);
-	tcase_add_test(tc, test_cancel_semantics);
-	tcase_add_test(tc, test_list_filters_and_pages);
-	tcase_add_test(tc, test_persists_across_reopen);
-	tcase_add_test(tc, test_refuses_newer_schema);
-	tcase_add_test(tc, test_concurrent_submits_group_commit);
+	tcase_add_unchecked_fixture(pg, tu_pg_suite_setup, tu_pg_suite_teardown);
+	for (int i = 0; i < 2; i++) {
+		TCase *c = i ? pg : tc;
+
+		tcase_add_checked_fixture(c, setup, teardown);
+		tcase_set_timeout(c, 30);
+		tcase_add_test(c, test_submit_and_get);
+		tcase_add_test(c, test_idempotency);
+		tcase_add_test(c, test_state_machine_table);
+		tcase_add_test(c, test_transitions_write_events);
+		tcase_add_test(c, test_cancel_semantics);
+		tcase_add_test(c, test_list_filters_and_pages);
+		tcase_add_test(c, test_persists_across_reopen);
+		tcase_add_test(c, test_refuses_newer_schema);
+		tcase_add_test(c, test_concurrent_submits_group_commit);
+		tcase_add_test(c, test_failed_op_spares_its_batch);
+	}
 	suite_add_tcase(s, tc);
+	suite_add_tcase(s, pg);
 	return s;
 }

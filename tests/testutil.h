@@ -29,6 +29,7 @@ Suite *observe_suite(void);
 Suite *faults_suite(void);
 Suite *compat_suite(void);
 Suite *deploy_suite(void);
+Suite *replicas_suite(void);
 
 /* A new empty directory under $TMPDIR; caller frees the string. */
 char *tu_tmpdir(const char *tag);

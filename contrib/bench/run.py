@@ -9,15 +9,21 @@ as JSON (--out) and prints a Markdown table. Load comes from wrk (Lua
 scripts in contrib/bench/wrk) and, where a rate or a sequence matters, from
 this script.
 
+The postgres phase measures submit and status on the PostgreSQL store with
+one and three gateway replicas next to SQLite's, by the same procedure,
+against raw PostgreSQL inserts (pgbench) measured in the same run.
+
 usage: contrib/bench/run.py [--build DIR] [--out FILE] [--seconds S]
 """
 import argparse
 import asyncio
 import datetime
+import glob
 import http.client
 import json
 import os
 import platform
+import pwd
 import re
 import shutil
 import socket
@@ -226,6 +232,87 @@ class Bench:
         self.results["submit_durability"] = {"answered_201": created, "stored_after_kill_9": stored}
         self.results["memory"] = {"idle_mib": idle, "peak_under_submit_load_mib": peak}
         log(f"durability: {created} answered 201, {stored} stored after kill -9")
+
+    # -- PostgreSQL: one and three replicas, next to SQLite --
+
+    def store_figures(self, gws, token, ids_of, tag):
+        """Submit (64 connections over the replicas) then status GETs of the
+        newest jobs submitted, the same way on any store."""
+        def parallel(fn):
+            out = [None] * len(gws)
+            threads = [threading.Thread(target=lambda k=k: out.__setitem__(k, fn(k))) for k in range(len(gws))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return out
+        conns = 64 // len(gws)
+        sub = parallel(lambda k: self.submit_run(gws[k].port, token, conns, self.seconds, f"{tag}-{k}"))
+        paths = os.path.join(self.work, f"status-{tag}.txt")
+        ids = ids_of(STATUS_HOT)
+        with open(paths, "w") as f:
+            for i in ids:
+                f.write(f"/api/v1/jobs/{i}\n")
+        parallel(lambda k: wrk(f"http://127.0.0.1:{gws[k].port}", "paths.lua", [paths, token], conns, 2))
+        st = parallel(lambda k: wrk(f"http://127.0.0.1:{gws[k].port}", "paths.lua", [paths, token], conns,
+                                    self.seconds))
+        row = {"replicas": len(gws),
+               "submit_rps": sum(r["rps"] for r in sub), "submit_p99_ms": max(r["p99_ms"] for r in sub),
+               "submit_statuses": {k: sum(r["statuses"].get(k, 0) for r in sub)
+                                   for k in set().union(*(r["statuses"] for r in sub))},
+               "status_rps": sum(r["rps"] for r in st), "status_p99_ms": max(r["p99_ms"] for r in st),
+               "status_jobs": len(ids)}
+        log(f"{tag}: submit {row['submit_rps']:.0f}/s p99 {row['submit_p99_ms']:.1f} ms "
+            f"{row['submit_statuses']}; status {row['status_rps']:.0f}/s p99 {row['status_p99_ms']:.1f} ms")
+        return row
+
+    def postgres(self):
+        pg = Postgres()
+        try:
+            bench_db = pg.database("baseline")
+            pg.sql("baseline", "CREATE TABLE rows (id bigserial PRIMARY KEY, body text NOT NULL)")
+            row = "INSERT INTO rows (body) VALUES (repeat('x', 2048));\n"
+            one = max(pg.pgbench("baseline", row, max(2, self.seconds // 2)) for _ in range(2))
+            many = max(pg.pgbench("baseline", "BEGIN;\n" + row * 64 + "COMMIT;\n", max(2, self.seconds // 2))
+                       for _ in range(2)) * 64
+            del bench_db
+            base = {"rows_per_s_1_per_txn": one, "rows_per_s_64_per_txn": many}
+            log(f"PostgreSQL baseline: {one:.0f} rows/s 1/txn, {many:.0f} 64/txn")
+            rows = {}
+            # SQLite by the same procedure, for the comparison.
+            data = self.new_data("pg-compare-sqlite")
+            token = self.token(data)
+            gw = self.gateway(data)
+            try:
+                def sqlite_ids(n):
+                    db = sqlite3.connect(f"file:{data}/sparkgw.db?mode=ro", uri=True)
+                    ids = [r[0] for r in db.execute("SELECT id FROM jobs ORDER BY seq DESC LIMIT ?", (n,))]
+                    db.close()
+                    return ids
+                rows["sqlite_1"] = self.store_figures([gw], token, sqlite_ids, "sqlite-1")
+            finally:
+                gw.stop()
+            for n in (1, 3):
+                dsn = pg.database(f"replicas{n}")
+                extra = f"store: {{driver: postgres, dsn: '{dsn}'}}\n"
+                out = subprocess.run([os.path.join(self.build, "sparkgw"), "token", "create", "--dsn", dsn,
+                                      "--team", "bench", "--role", "admin", "--owner", "bench"],
+                                     capture_output=True, text=True, check=True)
+                token = out.stdout.strip().splitlines()[-1]
+                gws = [self.gateway(self.new_data(f"pg{n}-r{k}"), extra) for k in range(n)]
+                try:
+                    rows[f"postgres_{n}"] = self.store_figures(
+                        gws, token, lambda m, n=n: pg.sql(f"replicas{n}",
+                                                          f"SELECT id FROM jobs ORDER BY seq DESC LIMIT {m}"),
+                        f"postgres-{n}")
+                finally:
+                    for g in gws:
+                        g.stop()
+            for r in rows.values():
+                r["submit_ratio_to_postgres_64"] = r["submit_rps"] / many
+            self.results["postgres"] = {"baseline": base, "runs": rows}
+        finally:
+            pg.stop()
 
     # -- a store of many jobs --
 
@@ -599,6 +686,59 @@ async def load_mix(gw, token, body, pollers, submit_rate, seconds):
             "jobs_per_poll": stats["jobs"] / stats["polls"] if stats["polls"] else 0}
 
 
+class Postgres:
+    """A PostgreSQL server of the bench's own (initdb, a loopback port), run
+    as the user postgres when the bench runs as root."""
+
+    def __init__(self):
+        self.bin = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
+        self.dir = tempfile.mkdtemp(prefix="sparkgw-bench-pg-")
+        pw = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+        if pw:
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+
+        def demote():
+            if pw:
+                os.setgid(pw.pw_gid)
+                os.setuid(pw.pw_uid)
+        self.demote = demote
+        data = os.path.join(self.dir, "data")
+        subprocess.run([f"{self.bin}/initdb", "-D", data, "-U", "sparkgw", "-A", "trust", "-E", "UTF8"],
+                       preexec_fn=demote, check=True, capture_output=True)
+        self.port = free_port()
+        self.log = open(os.path.join(self.dir, "postgres.log"), "ab")
+        self.p = subprocess.Popen([f"{self.bin}/postgres", "-D", data, "-p", str(self.port), "-k", self.dir,
+                                   "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300"],
+                                  preexec_fn=demote, stdout=self.log, stderr=self.log)
+        wait_port(self.port, self.p)
+        self.dsn = f"host=127.0.0.1 port={self.port} user=sparkgw"
+
+    def sql(self, db, text):
+        out = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "sparkgw", "-d", db,
+                              "-Atqc", text], capture_output=True, text=True, check=True)
+        return out.stdout.split()
+
+    def database(self, name):
+        self.sql("postgres", f"CREATE DATABASE {name}")
+        return f"{self.dsn} dbname={name}"
+
+    def pgbench(self, db, script, seconds):
+        """Transactions a second of one client running script."""
+        path = os.path.join(self.dir, "script.sql")
+        with open(path, "w") as f:
+            f.write(script)
+        out = subprocess.run([f"{self.bin}/pgbench", "-h", "127.0.0.1", "-p", str(self.port), "-U", "sparkgw",
+                              "-n", "-c", "1", "-T", str(seconds), "-f", path, db],
+                             capture_output=True, text=True, check=True)
+        return float(re.search(r"tps = ([0-9.]+)", out.stdout).group(1))
+
+    def stop(self):
+        self.p.terminate()
+        self.p.wait(30)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def machine():
     with open("/proc/cpuinfo") as f:
         model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
@@ -654,6 +794,18 @@ def table(r):
     for n, s in r["scaling"].items():
         rows.append((f"Stored {int(n):,} jobs", f"submit {s['submit_rps']:,.0f}/s (64 conns); "
                      f"list p50 {s['list_p50_ms']:.2f} p99 {s['list_p99_ms']:.2f} ms", "", "flat"))
+    if "postgres" in r:
+        pb = r["postgres"]["baseline"]
+        rows.append(("PostgreSQL baseline (pgbench, 2 KB rows, synchronous_commit on)",
+                     f"{pb['rows_per_s_1_per_txn']:,.0f} rows/s 1/txn, {pb['rows_per_s_64_per_txn']:,.0f} 64/txn",
+                     "", ""))
+        names = {"sqlite_1": "SQLite, 1 gateway", "postgres_1": "PostgreSQL, 1 replica",
+                 "postgres_3": "PostgreSQL, 3 replicas"}
+        for key, s in r["postgres"]["runs"].items():
+            rows.append((f"{names[key]}: submit (64 conns) / status GET of {s['status_jobs']:,} jobs",
+                         f"submit {s['submit_rps']:,.0f}/s p99 {s['submit_p99_ms']:.1f} ms; "
+                         f"status {s['status_rps']:,.0f}/s p99 {s['status_p99_ms']:.1f} ms",
+                         f"{s['submit_ratio_to_postgres_64']:.0%} of PostgreSQL 64/txn", ""))
     out = ["| Measure | Result | Ratio | Target |", "|---|---|---|---|"]
     out += [f"| {a} | {b} | {c} | {t} |" for a, b, c, t in rows]
     return "\n".join(out)
@@ -666,7 +818,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=5, help="length of each timed run")
     ap.add_argument("--only", help="comma-separated phases, for a partial run (not written to --out)")
     args = ap.parse_args()
-    phases = ["http_baseline", "store_baseline", "submit", "scaling", "dispatch"]
+    phases = ["http_baseline", "store_baseline", "submit", "scaling", "dispatch", "postgres"]
     only = args.only.split(",") if args.only else phases
     if not shutil.which("wrk"):
         sys.exit("bench: wrk is missing (contrib/install-deps.sh installs it)")

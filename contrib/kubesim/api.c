@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -527,6 +528,7 @@ static enum MHD_Result do_list(struct ks_state *st, struct MHD_Connection *c, co
 
 struct watch {
 	struct ks_state *st;
+	int fd;       /* the client's socket, to see it close while idle */
 	struct target t;
 	struct selection sel;
 	int64_t next_rv;  /* events after this are still to send */
@@ -534,7 +536,18 @@ struct watch {
 	size_t out_off;
 	int64_t deadline_ms, drop_at_ms, bookmark_at_ms;
 	bool bookmarks, done;
+	bool counted; /* in st->watches_open */
 };
+
+/* Counts a watch of resource opening (+1) or ending (-1); st->lock held. */
+static void count_watch(struct ks_state *st, const char *resource, int delta)
+{
+	json_int_t open = json_integer_value(json_object_get(st->watches_open, resource)) + delta;
+
+	json_object_set_new(st->watches_open, resource, json_integer(open));
+	if (open > json_integer_value(json_object_get(st->watches_peak, resource)))
+		json_object_set_new(st->watches_peak, resource, json_integer(open));
+}
 
 static void watch_emit(struct watch *w, const char *type, json_t *obj)
 {
@@ -571,6 +584,14 @@ static void watch_collect(struct watch *w)
 	w->next_rv = st->rv;
 }
 
+/* Whether the peer closed the connection (it sends nothing on a watch). */
+static bool client_gone(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+	return fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct watch *w = cls;
@@ -594,6 +615,8 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
 		}
 		if (w->done)
 			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (client_gone(w->fd))
+			return MHD_CONTENT_READER_END_WITH_ERROR;
 		now = gw_now_ms();
 		if (w->drop_at_ms && now >= w->drop_at_ms)
 			return MHD_CONTENT_READER_END_WITH_ERROR; /* a dropped connection */
@@ -623,8 +646,10 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
 					wake = w->bookmark_at_ms;
 				if (w->drop_at_ms && w->drop_at_ms < wake)
 					wake = w->drop_at_ms;
-				if (wake > now + 1000)
-					wake = now + 1000;
+				/* Short waits: a client that hung up is noticed
+				 * at once, not at the next event. */
+				if (wake > now + 20)
+					wake = now + 20;
 				until.tv_sec = wake / 1000;
 				until.tv_nsec = (wake % 1000) * 1000000L;
 				pthread_cond_timedwait(&st->changed, &st->lock, &until);
@@ -640,6 +665,11 @@ static void watch_free(void *cls)
 {
 	struct watch *w = cls;
 
+	if (w->counted) {
+		pthread_mutex_lock(&w->st->lock);
+		count_watch(w->st, w->t.res->name, -1);
+		pthread_mutex_unlock(&w->st->lock);
+	}
 	gw_buf_release(&w->out);
 	gw_selector_free(w->sel.labels);
 	free(w);
@@ -656,8 +686,11 @@ static enum MHD_Result do_watch(struct ks_state *st, struct MHD_Connection *c, c
 	char err[GW_ERRLEN];
 	int64_t now = gw_now_ms();
 
+	const union MHD_ConnectionInfo *info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
 	w->st = st;
 	w->t = *t;
+	w->fd = info ? info->connect_fd : -1;
 	gw_buf_init(&w->out, 64u << 20);
 	if (parse_selection(c, &w->sel, err)) {
 		watch_free(w);
@@ -687,11 +720,46 @@ static enum MHD_Result do_watch(struct ks_state *st, struct MHD_Connection *c, c
 		free(keys);
 		w->next_rv = st->rv;
 	}
+	count_watch(st, t->res->name, 1);
+	w->counted = true;
 	pthread_mutex_unlock(&st->lock);
 	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, watch_read, w, watch_free);
 	MHD_add_response_header(r, "Content-Type", "application/json");
 	ret = MHD_queue_response(c, 200, r);
 	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Prometheus text: the API server's gauge of open watches, and kubesim's
+ * own peak of it (how many clients ever watched a resource at once). */
+static enum MHD_Result send_metrics(struct ks_state *st, struct MHD_Connection *c)
+{
+	struct gw_buf out;
+	const char *name;
+	json_t *v;
+	char line[256];
+	bool ok = true;
+	enum MHD_Result ret;
+
+	gw_buf_init(&out, 1u << 20);
+	pthread_mutex_lock(&st->lock);
+	snprintf(line, sizeof(line), "# TYPE apiserver_longrunning_requests gauge\n");
+	ok = ok && gw_buf_append(&out, line, strlen(line)) == GW_OK;
+	json_object_foreach(st->watches_open, name, v) {
+		snprintf(line, sizeof(line), "apiserver_longrunning_requests{verb=\"WATCH\",resource=\"%s\"} %lld\n",
+			 name, (long long)json_integer_value(v));
+		ok = ok && gw_buf_append(&out, line, strlen(line)) == GW_OK;
+	}
+	snprintf(line, sizeof(line), "# TYPE kubesim_watches_peak gauge\n");
+	ok = ok && gw_buf_append(&out, line, strlen(line)) == GW_OK;
+	json_object_foreach(st->watches_peak, name, v) {
+		snprintf(line, sizeof(line), "kubesim_watches_peak{resource=\"%s\"} %lld\n", name,
+			 (long long)json_integer_value(v));
+		ok = ok && gw_buf_append(&out, line, strlen(line)) == GW_OK;
+	}
+	pthread_mutex_unlock(&st->lock);
+	ret = ok ? send_text(c, 200, out.data) : SEND_STATUS(c, 500, "InternalError", NULL, NULL, "out of memory");
+	gw_buf_release(&out);
 	return ret;
 }
 
@@ -1231,7 +1299,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			return SEND_STATUS(c, 500, "InternalError", NULL, NULL,
 					   "Internal error occurred: injected by kubesim --error-rate");
 	}
-	if (!strcmp(url, "/version"))
+	if (!strcmp(url, "/metrics"))
+		ret = send_metrics(st, c);
+	else if (!strcmp(url, "/version"))
 		ret = send_json(c, 200, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
 						  "major", "1", "minor", "32", "gitVersion", "v1.32.0-kubesim",
 						  "gitCommit", "0000000000000000000000000000000000000000",

@@ -86,6 +86,9 @@ struct ks_state {
 	uint64_t rng;
 	bool stopping;
 	char *tls_cert_pem, *tls_key_pem;
+	/* Watches open now and the most open at once, by resource name:
+	 * how many clients watch (served at /metrics). */
+	json_t *watches_open, *watches_peak;
 	/* throttle token bucket */
 	double tokens;
 	int64_t tokens_at_ms;

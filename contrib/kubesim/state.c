@@ -103,6 +103,8 @@ int ks_state_init(struct ks_state *st, const struct ks_options *opts)
 	st->pods = json_object();
 	st->pods_touched = json_object();
 	st->drivers_ending = json_object();
+	st->watches_open = json_object();
+	st->watches_peak = json_object();
 	st->log_cap = LOG_CAP;
 	st->log = calloc(st->log_cap, sizeof(*st->log));
 	st->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)st << 16) ^ 0x9e3779b97f4a7c15ULL;
@@ -121,6 +123,8 @@ void ks_state_release(struct ks_state *st)
 	json_decref(st->pods);
 	json_decref(st->pods_touched);
 	json_decref(st->drivers_ending);
+	json_decref(st->watches_open);
+	json_decref(st->watches_peak);
 	pthread_cond_destroy(&st->changed);
 	pthread_mutex_destroy(&st->lock);
 }

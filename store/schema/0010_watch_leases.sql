@@ -6,3 +6,11 @@ CREATE TABLE watch_leases (
 	owner    TEXT    NOT NULL,
 	until_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- The gateway processes alive (each says so while it runs): a process
+-- takes at most its share of the clusters' leases, so that watching is
+-- spread over the replicas.
+CREATE TABLE gateway_replicas (
+	instance TEXT    PRIMARY KEY,
+	until_ms INTEGER NOT NULL
+) WITHOUT ROWID;

@@ -4,3 +4,7 @@ CREATE TABLE watch_leases (
 	owner    TEXT   NOT NULL,
 	until_ms BIGINT NOT NULL
 );
+CREATE TABLE gateway_replicas (
+	instance TEXT   PRIMARY KEY,
+	until_ms BIGINT NOT NULL
+);

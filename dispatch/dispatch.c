@@ -53,6 +53,7 @@
 #define WATCH_LEASE_MS 6000
 #define WATCH_RENEW_MS 1500
 #define WATCH_MARGIN_MS 2000
+#define USAGE_STALE_MS 15000
 #define DEADLINE_REASON "DeadlineExceeded"
 
 struct dispatch;
@@ -1532,12 +1533,48 @@ static void renew_watch_leases(struct dispatch *d)
 	}
 }
 
+/* With replicas, what runs in each cluster's namespaces goes through the
+ * store: the replica watching a cluster tells it, the others place with
+ * it (a view as old as USAGE_STALE_MS at most; older, they have none). */
+static void share_usage(struct dispatch *d)
+{
+	json_t *told = NULL;
+	char err[GW_ERRLEN];
+
+	if (atomic_load(&d->replicas) < 2)
+		return;
+	for (size_t i = 0; i < atomic_load(&d->nclusters); i++) {
+		struct cluster_rt *cl = &d->clusters[i];
+
+		if (atomic_load(&cl->removed))
+			continue;
+		if (watching(cl)) {
+			json_t *usage = pool_usage(d->opts.pool, cl->name);
+			char *text = json_dumps(usage, JSON_COMPACT);
+			struct store_op op = {.kind = STORE_OP_CLUSTER_USAGE, .cluster = cl->name, .document = text};
+
+			if (text)
+				store_execute(d->store, &op);
+			store_job_release(&op.job);
+			free(text);
+			json_decref(usage);
+			continue;
+		}
+		if (!told && store_cluster_usage(d->store, gw_now_ms() - USAGE_STALE_MS, &told, err))
+			break;
+		if (json_object_get(told, cl->name))
+			pool_set_usage(d->opts.pool, cl->name, json_object_get(told, cl->name));
+	}
+	json_decref(told);
+}
+
 static void *leaser_main(void *arg)
 {
 	struct dispatch *d = arg;
 
 	while (!atomic_load(&d->stop)) {
 		renew_watch_leases(d);
+		share_usage(d);
 		/* A quiet cluster sends no events to recheck on. */
 		for (size_t i = 0; i < atomic_load(&d->nclusters); i++)
 			if (watching(&d->clusters[i]))

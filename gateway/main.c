@@ -339,8 +339,9 @@ int main(int argc, char **argv)
 		gw_seterr(err, "out of memory");
 		goto startup_failed;
 	}
+	/* The data directory holds the SQLite database; PostgreSQL needs none. */
 	if (gateway_listen(cfg.listen, &listen_fd, err) ||
-	    prepare_data_dir(cfg.data_dir, err))
+	    (!cfg.store_postgres && prepare_data_dir(cfg.data_dir, err)))
 		goto startup_failed;
 	if (cfg.store_postgres && !cfg.store_dsn) {
 		gw_seterr(err, "store.driver postgres needs store.dsn");
@@ -430,7 +431,10 @@ int main(int argc, char **argv)
 	listen_fd = -1; /* the server's from here, even on failure */
 	if (started != GW_OK)
 		goto startup_failed;
-	gw_log(GW_LOG_INFO, "sparkgw listening on %s, data in %s", cfg.listen, cfg.data_dir);
+	if (cfg.store_postgres)
+		gw_log(GW_LOG_INFO, "sparkgw listening on %s, store on postgres", cfg.listen);
+	else
+		gw_log(GW_LOG_INFO, "sparkgw listening on %s, data in %s", cfg.listen, cfg.data_dir);
 
 	for (;;) {
 		if (sigwait(&stop_signals, &sig) != 0)

@@ -183,6 +183,27 @@ void pool_forget_pods(struct pool *p, const char *cluster)
 	pthread_mutex_unlock(&p->lock);
 }
 
+json_t *pool_usage(struct pool *p, const char *cluster)
+{
+	json_t *u;
+
+	pthread_mutex_lock(&p->lock);
+	u = json_deep_copy(json_object_get(cluster_state(p, cluster), "usage"));
+	pthread_mutex_unlock(&p->lock);
+	return u;
+}
+
+void pool_set_usage(struct pool *p, const char *cluster, const json_t *usage)
+{
+	json_t *c;
+
+	pthread_mutex_lock(&p->lock);
+	c = cluster_state(p, cluster);
+	json_object_set_new(c, "pods", json_object());
+	json_object_set_new(c, "usage", json_deep_copy(usage));
+	pthread_mutex_unlock(&p->lock);
+}
+
 json_t *pool_snapshot(struct pool *p)
 {
 	json_t *out = json_object();

@@ -49,6 +49,14 @@ void pool_reserve(struct pool *p, const char *cluster, const char *job_id, const
 /* Forgets a cluster's pods before a re-list adds them again. */
 void pool_forget_pods(struct pool *p, const char *cluster);
 
+/* What runs in each namespace of a cluster as this process's watcher saw
+ * it: {ns: [pods, cores, memory bytes, gpus]} (caller owns), for the
+ * replicas that do not watch the cluster. */
+json_t *pool_usage(struct pool *p, const char *cluster);
+/* Such a view, from the replica that watches the cluster, in place of
+ * what this process saw (it does not watch it). */
+void pool_set_usage(struct pool *p, const char *cluster, const json_t *usage);
+
 /* {cluster: {rotation, weight, healthy, lastError, namespaces: {ns: {pods,
  * cores, memoryBytes, gpus}}}} for the admin API. */
 json_t *pool_snapshot(struct pool *p);

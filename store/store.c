@@ -175,6 +175,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		" ON CONFLICT (instance) DO UPDATE SET until_ms = excluded.until_ms",
 	/* Processes silent for an hour are forgotten (pods replaced, hosts gone). */
 	[STMT_REPLICAS_FORGET] = "DELETE FROM gateway_replicas WHERE until_ms < ?1 - 3600000",
+	[STMT_CLUSTER_USAGE_PUT] =
+		"INSERT INTO cluster_usage (cluster, usage, updated_ms) VALUES (?1, ?2, ?3)"
+		" ON CONFLICT (cluster) DO UPDATE SET usage = excluded.usage, updated_ms = excluded.updated_ms",
 	/* The writer's transaction and each operation's savepoint, prepared
 	 * once rather than parsed for every operation. */
 	[STMT_BEGIN] = "BEGIN IMMEDIATE",

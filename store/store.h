@@ -170,6 +170,9 @@ enum store_op_kind {
 	STORE_OP_WATCH_RELEASE,
 	/* Says that gateway process lease_owner is alive until lease_until_ms. */
 	STORE_OP_REPLICA_ALIVE,
+	/* What runs in the namespaces of `cluster` (document: JSON), as the
+	 * process watching it sees it. */
+	STORE_OP_CLUSTER_USAGE,
 };
 
 struct store_pod_usage {
@@ -237,7 +240,7 @@ struct store_op {
 	 * afresh (placement, driver and dispatch attempts cleared). */
 	bool new_run;
 	const char *rotation;            /* CLUSTER_SETTINGS, with cluster */
-	const char *document;            /* POLICY_OVERLAY: JSON text */
+	const char *document;            /* POLICY_OVERLAY, CLUSTER_USAGE: JSON text */
 	int weight;                      /* CLUSTER_SETTINGS */
 	int64_t lease_until_ms;          /* CLAIM, RENEW, WATCH_LEASE */
 	int64_t not_before_ms;           /* TRANSITION to QUEUED: retry time */
@@ -365,6 +368,9 @@ enum gw_err store_cluster_settings(struct store *s, json_t **out, char *err);
 enum gw_err store_policy_overlay(struct store *s, json_t **out, char *err);
 /* Who watches each cluster: {name: {"owner": …, "untilMs": n}}. */
 enum gw_err store_watch_leases(struct store *s, json_t **out, char *err);
+/* Every cluster's namespaces as its watcher last told (CLUSTER_USAGE) at
+ * or after since_ms: {cluster: usage}. */
+enum gw_err store_cluster_usage(struct store *s, int64_t since_ms, json_t **out, char *err);
 /* Gateway processes alive at now_ms (STORE_OP_REPLICA_ALIVE). */
 enum gw_err store_replicas_alive(struct store *s, int64_t now_ms, long *count, char *err);
 /* Jobs on cluster in DISPATCHING, SUBMITTED, RUNNING or CANCELLING. */

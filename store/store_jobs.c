@@ -841,6 +841,19 @@ void store_apply_op(struct store_conn *c, struct store_op *op)
 	case STORE_OP_WATCH_RELEASE:
 		op->rc = apply_watch_lease(c, op);
 		break;
+	case STORE_OP_CLUSTER_USAGE: {
+		struct db_stmt *st = store_conn_stmt(c, STMT_CLUSTER_USAGE_PUT, op->err);
+
+		if (!st) {
+			op->rc = GW_EIO;
+			break;
+		}
+		db_bind_text(st, 1, op->cluster);
+		db_bind_text(st, 2, op->document);
+		db_bind_int64(st, 3, gw_now_ms());
+		op->rc = store_step_done(c, st, op->err);
+		break;
+	}
 	case STORE_OP_REPLICA_ALIVE: {
 		struct db_stmt *st = store_conn_stmt(c, STMT_REPLICA_ALIVE, op->err);
 
@@ -1503,6 +1516,27 @@ enum gw_err store_watch_leases(struct store *s, json_t **out, char *err)
 		json_object_set_new(*out, db_col_text(st, 0),
 				    json_pack("{s:s, s:I}", "owner", db_col_text(st, 1), "untilMs",
 					      (json_int_t)db_col_int64(st, 2)));
+	return store_read_end(s, c, st, src, err);
+}
+
+enum gw_err store_cluster_usage(struct store *s, int64_t since_ms, json_t **out, char *err)
+{
+	struct store_conn *c;
+	struct db_stmt *st = store_read_begin(s, "SELECT cluster, usage FROM cluster_usage WHERE updated_ms >= ?1", &c, err);
+	int src;
+
+	*out = json_object();
+	if (!st)
+		return GW_EIO;
+	db_bind_int64(st, 1, since_ms);
+	while ((src = db_step(st)) == DB_ROW) {
+		json_t *usage = json_loads(db_col_text(st, 1), 0, NULL);
+
+		if (json_is_object(usage))
+			json_object_set_new(*out, db_col_text(st, 0), usage);
+		else
+			json_decref(usage);
+	}
 	return store_read_end(s, c, st, src, err);
 }
 

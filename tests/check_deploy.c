@@ -6,11 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "common/yamljson.h"
 #include "tests/testutil.h"
 
 #define MANIFESTS "contrib/deploy/kubernetes"
+#define SQLITE_OVERLAY "contrib/deploy/kubernetes-sqlite"
 
 static char *dir;
 
@@ -26,14 +28,19 @@ static void teardown(void)
 	free(dir);
 }
 
-static json_t *load(const char *file)
+static json_t *load_from(const char *where, const char *file)
 {
 	char path[300], err[512];
 	json_t *doc = NULL;
 
-	snprintf(path, sizeof(path), "%s/%s", MANIFESTS, file);
+	snprintf(path, sizeof(path), "%s/%s", where, file);
 	ck_assert_msg(gw_yaml_load_file(path, &doc, NULL, err) == GW_OK, "%s", err);
 	return doc;
+}
+
+static json_t *load(const char *file)
+{
+	return load_from(MANIFESTS, file);
 }
 
 static const char *str_at(const json_t *v, const char *a, const char *b)
@@ -63,7 +70,7 @@ START_TEST(test_manifests_match_the_schemas)
 	static const char *const core[][2] = {
 		{"namespace.yaml", "Namespace"},   {"serviceaccount.yaml", "ServiceAccount"},
 		{"configmap.yaml", "ConfigMap"},   {"secret.yaml", "Secret"},
-		{"persistentvolumeclaim.yaml", "PersistentVolumeClaim"}, {"service.yaml", "Service"},
+		{"secret-postgres.yaml", "Secret"}, {"service.yaml", "Service"},
 	};
 	json_t *kust = load("kustomization.yaml"), *resources = json_object_get(kust, "resources"), *doc, *r;
 	char def[128], out[4096];
@@ -78,6 +85,11 @@ START_TEST(test_manifests_match_the_schemas)
 		ck_assert_msg(tu_validate_k8s(def, doc, dir, out, sizeof(out)) == 0, "%s: %s", core[i][0], out);
 		json_decref(doc);
 	}
+	/* The SQLite overlay's volume. */
+	doc = load_from(SQLITE_OVERLAY, "persistentvolumeclaim.yaml");
+	ck_assert_msg(tu_validate_k8s("io.k8s.api.core.v1.PersistentVolumeClaim", doc, dir, out, sizeof(out)) == 0,
+		      "%s", out);
+	json_decref(doc);
 	doc = load("deployment.yaml");
 	ck_assert_msg(tu_validate_k8s("io.k8s.api.core.v1.PodTemplateSpec",
 				      json_object_get(json_object_get(doc, "spec"), "template"), dir, out, sizeof(out)) == 0,
@@ -158,6 +170,25 @@ START_TEST(test_manifests_fit_together)
 	ck_assert_int_eq(strncmp(config, config_dir, strlen(config_dir)), 0);
 	ck_assert_ptr_nonnull(json_object_get(json_object_get(cm, "data"), config + strlen(config_dir) + 1));
 
+	/* libpq's settings come from keys the PostgreSQL Secret has. */
+	{
+		json_t *secret = load("secret-postgres.yaml"), *env;
+		size_t n = 0;
+
+		json_array_foreach(json_object_get(c, "env"), i, env) {
+			json_t *ref = json_object_get(json_object_get(env, "valueFrom"), "secretKeyRef");
+
+			ck_assert_str_eq(str_at(ref, "name", NULL), str_at(secret, "metadata", "name"));
+			ck_assert_ptr_nonnull(json_object_get(json_object_get(secret, "stringData"), str_at(ref, "key", NULL)));
+			n += !strncmp(str_at(env, "name", NULL), "PG", 2);
+		}
+		ck_assert_int_eq(n, 3);
+		json_decref(secret);
+	}
+	/* Replicas on PostgreSQL, taken down one at a time at most. */
+	ck_assert_int_gt(json_integer_value(json_object_get(json_object_get(dep, "spec"), "replicas")), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(pdb, "spec"), "maxUnavailable")), 1);
+
 	json_decref(dep);
 	json_decref(svc);
 	json_decref(pdb);
@@ -169,33 +200,121 @@ START_TEST(test_manifests_fit_together)
 }
 END_TEST
 
-/* The shipped configuration starts a gateway (as in a pod: its in-cluster
- * cluster from the service's environment) that answers /readyz. */
-START_TEST(test_shipped_config_runs)
+/* Writes the ConfigMap's configuration into dir; its path in path. */
+static void write_shipped_config(char *path, size_t len)
 {
 	json_t *cm = load("configmap.yaml");
 	const char *text = str_at(cm, "data", "sparkgw.yaml");
-	char path[700], port[16], url[100];
-	struct tu_gateway gw;
-	json_t *ready;
 	FILE *f;
 
 	ck_assert_ptr_nonnull(text);
-	snprintf(path, sizeof(path), "%s/sparkgw.yaml", dir);
+	snprintf(path, len, "%s/sparkgw.yaml", dir);
 	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
 	fputs(text, f);
 	fclose(f);
 	json_decref(cm);
-	/* Nothing listens there: the cluster is unhealthy, the gateway up. */
+}
+
+/* As in a pod: its in-cluster cluster from the service's environment
+ * (nothing listens there: the cluster is unhealthy, the gateway up). */
+static void in_cluster_environment(void)
+{
+	char port[16];
+
 	snprintf(port, sizeof(port), "%d", tu_free_port());
 	setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1", 1);
 	setenv("KUBERNETES_SERVICE_PORT", port, 1);
-	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", path, NULL), 0);
-	snprintf(url, sizeof(url), "%s/readyz", gw.base);
+}
+
+static void assert_ready(const struct tu_gateway *gw)
+{
+	char url[100];
+	json_t *ready;
+
+	snprintf(url, sizeof(url), "%s/readyz", gw->base);
 	ready = tu_get_json(url);
 	ck_assert_ptr_nonnull(ready);
 	json_decref(ready);
+}
+
+/* The shipped configuration starts a gateway that answers /readyz, on a
+ * PostgreSQL server found as the Secret would have libpq find it. */
+START_TEST(test_shipped_config_runs)
+{
+	char path[700], port[16], server_dsn[256], pg_dir_dsn[300];
+	char *pg_dir = tu_tmpdir("deploy-pg");
+	struct tu_postgres pg = {0};
+	struct tu_gateway gw;
+	json_t *version;
+
+	write_shipped_config(path, sizeof(path));
+	in_cluster_environment();
+	ck_assert_int_eq(tu_postgres_start(&pg, pg_dir), 0);
+	snprintf(server_dsn, sizeof(server_dsn), "%s", pg.dsn);
+	ck_assert_int_eq(tu_postgres_database(server_dsn, "sparkgw", pg_dir_dsn, sizeof(pg_dir_dsn)), 0);
+	snprintf(port, sizeof(port), "%d", pg.port);
+	setenv("PGHOST", "127.0.0.1", 1);
+	setenv("PGPORT", port, 1);
+	setenv("PGUSER", "sparkgw", 1);
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", path, NULL), 0);
+	assert_ready(&gw);
+	snprintf(path, sizeof(path), "%s/api/v1/version", gw.base);
+	version = tu_get_json(path);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(version, "store"), "driver")), "postgres");
+	json_decref(version);
 	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	tu_postgres_stop(&pg, SIGINT);
+	tu_rmtree(pg_dir);
+	free(pg_dir);
+}
+END_TEST
+
+/* The SQLite overlay renders (kubectl kustomize) as one replica replaced
+ * with Recreate on a volume, and its container's arguments start a gateway
+ * on the shipped configuration. */
+START_TEST(test_sqlite_overlay_runs)
+{
+	char cmd[200], path[700], line[512], *argv[8] = {0};
+	bool pvc = false, recreate = false, one = false, in_args = false;
+	int argc = 0;
+	struct tu_gateway gw;
+	json_t *version;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "kubectl kustomize %s 2>&1", SQLITE_OVERLAY);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	while (fgets(line, sizeof(line), p)) {
+		line[strcspn(line, "\n")] = '\0';
+		pvc = pvc || !strcmp(line, "kind: PersistentVolumeClaim");
+		recreate = recreate || strstr(line, "type: Recreate");
+		one = one || !strcmp(line, "  replicas: 1");
+		if (strstr(line, "- args:")) {
+			in_args = true;
+		} else if (in_args && !strncmp(line, "        - ", 10) && argc < 7) {
+			argv[argc++] = strdup(line + 10);
+		} else {
+			in_args = false;
+		}
+	}
+	ck_assert_int_eq(WEXITSTATUS(pclose(p)), 0);
+	ck_assert(pvc && recreate && one);
+	ck_assert_int_eq(argc, 6);
+	ck_assert_str_eq(argv[3], "store.driver=sqlite");
+	ck_assert_str_eq(argv[4], "--data");
+	write_shipped_config(path, sizeof(path));
+	in_cluster_environment();
+	/* Its arguments but the paths, which are the pod's. */
+	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", path, argv[2], argv[3], NULL), 0);
+	assert_ready(&gw);
+	snprintf(path, sizeof(path), "%s/api/v1/version", gw.base);
+	version = tu_get_json(path);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(version, "store"), "driver")), "sqlite");
+	json_decref(version);
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	for (int i = 0; i < argc; i++)
+		free(argv[i]);
 }
 END_TEST
 
@@ -209,6 +328,7 @@ Suite *deploy_suite(void)
 	tcase_add_test(tc, test_manifests_match_the_schemas);
 	tcase_add_test(tc, test_manifests_fit_together);
 	tcase_add_test(tc, test_shipped_config_runs);
+	tcase_add_test(tc, test_sqlite_overlay_runs);
 	suite_add_tcase(s, tc);
 	return s;
 }

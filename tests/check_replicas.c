@@ -299,6 +299,44 @@ START_TEST(test_replicas_share_the_queue_and_the_watches)
 	json_decref(drivers);
 	json_decref(jobs);
 	free(l.ids);
+
+	/* Every replica places with what runs on every cluster, watched by it
+	 * or not: long jobs' drivers are counted in the clusters' namespaces
+	 * as each replica sees them. */
+	for (int i = 0; i < 6; i++) {
+		char body[400], *id;
+
+		snprintf(body, sizeof(body),
+			 "{\"name\":\"long-%d\",\"spec\":{\"type\":\"Python\",\"sparkVersion\":\"3.5.1\","
+			 "\"mainApplicationFile\":\"a.py\",\"executor\":{\"instances\":0},"
+			 "\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"30\"}}}", i);
+		id = tu_submit(gw[i % REPLICAS].base, body);
+		ck_assert_ptr_nonnull(id);
+		free(id);
+	}
+	for (int t = 0; t < 300 && pg_number("SELECT count(*) FROM jobs WHERE state = 'RUNNING'") < 6; t++)
+		usleep(100000);
+	ck_assert_int_eq(pg_number("SELECT count(*) FROM jobs WHERE state = 'RUNNING'"), 6);
+	for (int r = 0; r < REPLICAS; r++) {
+		long pods = 0;
+
+		for (int t = 0; t < 100 && pods < 6; t++) {
+			pods = 0;
+			for (int i = 0; i < CLUSTERS; i++) {
+				char url[300];
+				json_t *c;
+
+				snprintf(url, sizeof(url), "%s/api/v1/clusters/%s", gw[r].base, sims[i].name);
+				c = tu_get_json(url);
+				pods += (long)json_integer_value(json_object_get(
+					json_object_get(json_object_get(c, "namespaces"), "spark-jobs"), "pods"));
+				json_decref(c);
+			}
+			if (pods < 6)
+				usleep(100000);
+		}
+		ck_assert_msg(pods >= 6, "replica %d sees %ld pods running", r, pods);
+	}
 	for (int i = 0; i < REPLICAS; i++)
 		ck_assert_int_eq(tu_gateway_signal(&gw[i], SIGTERM), 0);
 	for (int i = 0; i < CLUSTERS; i++)

@@ -14,3 +14,12 @@ CREATE TABLE gateway_replicas (
 	instance TEXT    PRIMARY KEY,
 	until_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- What runs in each namespace of a cluster, as the replica watching it
+-- sees it, for the replicas placing jobs there without watching it:
+-- {ns: [pods, cores, memory bytes, gpus]}.
+CREATE TABLE cluster_usage (
+	cluster    TEXT    PRIMARY KEY,
+	usage      TEXT    NOT NULL,
+	updated_ms INTEGER NOT NULL
+) WITHOUT ROWID;

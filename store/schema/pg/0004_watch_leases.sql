@@ -8,3 +8,8 @@ CREATE TABLE gateway_replicas (
 	instance TEXT   PRIMARY KEY,
 	until_ms BIGINT NOT NULL
 );
+CREATE TABLE cluster_usage (
+	cluster    TEXT   PRIMARY KEY,
+	usage      TEXT   NOT NULL,
+	updated_ms BIGINT NOT NULL
+);

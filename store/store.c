@@ -242,7 +242,6 @@ static const char *const stmt_sql[STMT_COUNT] = {
 
 /* PostgreSQL's text where it differs from SQLite's. */
 static const char *const stmt_sql_pg[STMT_COUNT] = {
-	[STMT_NEXT_EVENT_SEQ] = "SELECT nextval('job_events_seq_seq')",
 	/* The job is born with the rv of its first event, whose seq is taken
 	 * under the write lock. */
 	[STMT_SUBMIT_PG] =

@@ -446,16 +446,9 @@ static enum gw_err submitted_job(const struct store_submission *sub, int64_t seq
 	return GW_OK;
 }
 
-/* PostgreSQL: the job, its labels, first event and idempotency key in one
- * statement, as each statement is a round trip to the server. */
-static enum gw_err insert_job_pg(struct store_conn *c, const struct store_submission *sub, const char *id,
-				 int64_t now, int64_t *job_seq, int64_t *rv, char *err)
+/* The new job's row: parameters 1 to 14 of the statements that insert it. */
+static void bind_job_row(struct db_stmt *st, const struct store_submission *sub, const char *id, int64_t now)
 {
-	struct db_stmt *st = store_conn_stmt(c, STMT_SUBMIT_PG, err);
-	enum gw_err rc = GW_OK;
-
-	if (!st)
-		return GW_EIO;
 	db_bind_text(st, 1, id);
 	db_bind_text(st, 2, sub->name);
 	db_bind_text(st, 3, sub->user);
@@ -470,6 +463,19 @@ static enum gw_err insert_job_pg(struct store_conn *c, const struct store_submis
 	db_bind_int64(st, 12, sub->demand.gpus);
 	db_bind_int64(st, 13, sub->ttl_s);
 	db_bind_text(st, 14, sub->spec_shown_json);
+}
+
+/* PostgreSQL: the job, its labels, first event and idempotency key in one
+ * statement, as each statement is a round trip to the server. */
+static enum gw_err insert_job_pg(struct store_conn *c, const struct store_submission *sub, const char *id,
+				 int64_t now, int64_t *job_seq, int64_t *rv, char *err)
+{
+	struct db_stmt *st = store_conn_stmt(c, STMT_SUBMIT_PG, err);
+	enum gw_err rc = GW_OK;
+
+	if (!st)
+		return GW_EIO;
+	bind_job_row(st, sub, id, now);
 	db_bind_text(st, 15, sub->idempotency_key);
 	db_bind_blob(st, 16, sub->body_sha256, 32);
 	if (db_step(st) == DB_ROW) {
@@ -528,20 +534,7 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 	st = store_conn_stmt(c, STMT_JOB_INSERT, op->err);
 	if (!st)
 		return GW_EIO;
-	db_bind_text(st, 1, id);
-	db_bind_text(st, 2, sub->name);
-	db_bind_text(st, 3, sub->user);
-	db_bind_text(st, 4, sub->labels_json);
-	db_bind_text(st, 5, sub->spec_json);
-	db_bind_int64(st, 6, now);
-	db_bind_int64(st, 7, sub->priority);
-	db_bind_text(st, 8, sub->team ? sub->team : "");
-	db_bind_text(st, 9, sub->pool ? sub->pool : "");
-	db_bind_int64(st, 10, sub->demand.cores_milli);
-	db_bind_int64(st, 11, sub->demand.memory_mib);
-	db_bind_int64(st, 12, sub->demand.gpus);
-	db_bind_int64(st, 13, sub->ttl_s);
-	db_bind_text(st, 14, sub->spec_shown_json);
+	bind_job_row(st, sub, id, now);
 	db_bind_int64(st, 15, rv);
 	if ((rc = store_step_returning(c, st, &job_seq, op->err)))
 		return rc;

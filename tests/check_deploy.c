@@ -227,15 +227,20 @@ static void in_cluster_environment(void)
 	setenv("KUBERNETES_SERVICE_PORT", port, 1);
 }
 
-static void assert_ready(const struct tu_gateway *gw)
+/* The gateway is ready, on the store driver it should have. */
+static void assert_ready_on(const struct tu_gateway *gw, const char *driver)
 {
 	char url[100];
-	json_t *ready;
+	json_t *ready, *version;
 
 	snprintf(url, sizeof(url), "%s/readyz", gw->base);
 	ready = tu_get_json(url);
 	ck_assert_ptr_nonnull(ready);
 	json_decref(ready);
+	snprintf(url, sizeof(url), "%s/api/v1/version", gw->base);
+	version = tu_get_json(url);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(version, "store"), "driver")), driver);
+	json_decref(version);
 }
 
 /* The shipped configuration starts a gateway that answers /readyz, on a
@@ -243,10 +248,9 @@ static void assert_ready(const struct tu_gateway *gw)
 START_TEST(test_shipped_config_runs)
 {
 	char path[700], port[16], server_dsn[256], pg_dir_dsn[300];
-	char *pg_dir = tu_tmpdir("deploy-pg");
+	char *pg_dir = tu_pg_tmpdir("deploy-pg");
 	struct tu_postgres pg = {0};
 	struct tu_gateway gw;
-	json_t *version;
 
 	write_shipped_config(path, sizeof(path));
 	in_cluster_environment();
@@ -258,11 +262,7 @@ START_TEST(test_shipped_config_runs)
 	setenv("PGPORT", port, 1);
 	setenv("PGUSER", "sparkgw", 1);
 	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", path, NULL), 0);
-	assert_ready(&gw);
-	snprintf(path, sizeof(path), "%s/api/v1/version", gw.base);
-	version = tu_get_json(path);
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(version, "store"), "driver")), "postgres");
-	json_decref(version);
+	assert_ready_on(&gw, "postgres");
 	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
 	tu_postgres_stop(&pg, SIGINT);
 	tu_rmtree(pg_dir);
@@ -279,7 +279,6 @@ START_TEST(test_sqlite_overlay_runs)
 	bool pvc = false, recreate = false, one = false, in_args = false;
 	int argc = 0;
 	struct tu_gateway gw;
-	json_t *version;
 	FILE *p;
 
 	snprintf(cmd, sizeof(cmd), "kubectl kustomize %s 2>&1", SQLITE_OVERLAY);
@@ -307,11 +306,7 @@ START_TEST(test_sqlite_overlay_runs)
 	in_cluster_environment();
 	/* Its arguments but the paths, which are the pod's. */
 	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", path, argv[2], argv[3], NULL), 0);
-	assert_ready(&gw);
-	snprintf(path, sizeof(path), "%s/api/v1/version", gw.base);
-	version = tu_get_json(path);
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(version, "store"), "driver")), "sqlite");
-	json_decref(version);
+	assert_ready_on(&gw, "sqlite");
 	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
 	for (int i = 0; i < argc; i++)
 		free(argv[i]);

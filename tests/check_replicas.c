@@ -27,7 +27,7 @@ static char dsn[256];
 static void setup(void)
 {
 	dir = tu_tmpdir("replicas");
-	pg_dir = tu_tmpdir("replicas-pg");
+	pg_dir = tu_pg_tmpdir("replicas-pg");
 	ck_assert_ptr_nonnull(dir);
 	ck_assert_ptr_nonnull(pg_dir);
 	memset(&pg, 0, sizeof(pg));

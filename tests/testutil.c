@@ -35,11 +35,13 @@ const char *tu_gateway_bin(void)
 	return bin ? bin : "build/sparkgw";
 }
 
-char *tu_tmpdir(const char *tag)
+/* A new directory under base (NULL: $TMPDIR, else /tmp). */
+static char *tmpdir_in(const char *base, const char *tag)
 {
-	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	char *path = NULL;
 
+	if (!base)
+		base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	if (asprintf(&path, "%s/sparkgw-%s-XXXXXX", base, tag) < 0)
 		return NULL;
 	if (!mkdtemp(path)) {
@@ -47,6 +49,16 @@ char *tu_tmpdir(const char *tag)
 		return NULL;
 	}
 	return path;
+}
+
+char *tu_tmpdir(const char *tag)
+{
+	return tmpdir_in(NULL, tag);
+}
+
+char *tu_pg_tmpdir(const char *tag)
+{
+	return tmpdir_in("/tmp", tag);
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag,
@@ -109,7 +121,9 @@ int tu_free_port_run(int n)
 	return -1;
 }
 
-static pid_t spawn(char *const argv[], const char *log_path)
+/* Runs argv with its output appended to log_path, as the user pw (NULL:
+ * as we are). */
+static pid_t spawn_as(char *const argv[], const char *log_path, const struct passwd *pw)
 {
 	pid_t pid = fork();
 
@@ -121,10 +135,17 @@ static pid_t spawn(char *const argv[], const char *log_path)
 			dup2(fd, STDOUT_FILENO);
 			close(fd);
 		}
+		if (pw && (setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0))
+			_exit(126);
 		execv(argv[0], argv);
 		_exit(127);
 	}
 	return pid;
+}
+
+static pid_t spawn(char *const argv[], const char *log_path)
+{
+	return spawn_as(argv, log_path, NULL);
 }
 
 /* PostgreSQL's server programs: Debian's /usr/lib/postgresql/N/bin. */
@@ -156,25 +177,10 @@ bool tu_postgres_available(void)
 static pid_t spawn_postgres(char *const argv[], const char *dir, const char *log_path)
 {
 	struct passwd *pw = geteuid() == 0 ? getpwnam("postgres") : NULL;
-	pid_t pid;
 
 	if (pw && chown(dir, pw->pw_uid, pw->pw_gid) != 0)
 		return -1;
-	pid = fork();
-	if (pid == 0) {
-		int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		if (fd >= 0) {
-			dup2(fd, STDERR_FILENO);
-			dup2(fd, STDOUT_FILENO);
-			close(fd);
-		}
-		if (pw && (setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0))
-			_exit(126);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	return pid;
+	return spawn_as(argv, log_path, pw);
 }
 
 int tu_postgres_start(struct tu_postgres *pg, const char *dir)
@@ -279,7 +285,7 @@ static char *suite_pg_dir, *outer_pg_env;
 void tu_pg_suite_setup(void)
 {
 	outer_pg_env = getenv(TU_PG_ENV) ? strdup(getenv(TU_PG_ENV)) : NULL;
-	suite_pg_dir = tu_tmpdir("pg");
+	suite_pg_dir = tu_pg_tmpdir("pg");
 	memset(&suite_pg, 0, sizeof(suite_pg));
 	if (!suite_pg_dir || tu_postgres_start(&suite_pg, suite_pg_dir) != 0) {
 		fprintf(stderr, "cannot start PostgreSQL in %s\n", suite_pg_dir ? suite_pg_dir : "(no dir)");

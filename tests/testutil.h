@@ -34,6 +34,9 @@ Suite *replicas_suite(void);
 /* A new empty directory under $TMPDIR; caller frees the string. */
 char *tu_tmpdir(const char *tag);
 void tu_rmtree(const char *path);
+/* The same under /tmp, whatever $TMPDIR is: PostgreSQL's directory, which
+ * the user postgres must be able to reach. */
+char *tu_pg_tmpdir(const char *tag);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int tu_free_port(void);
 /* The first of n consecutive such ports, for a server that takes a run of

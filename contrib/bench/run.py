@@ -692,7 +692,8 @@ class Postgres:
 
     def __init__(self):
         self.bin = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
-        self.dir = tempfile.mkdtemp(prefix="sparkgw-bench-pg-")
+        # Under /tmp whatever TMPDIR is: the user postgres must reach it.
+        self.dir = tempfile.mkdtemp(prefix="sparkgw-bench-pg-", dir="/tmp")
         pw = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
         if pw:
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)

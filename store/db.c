@@ -30,6 +30,7 @@ struct db_conn {
 	long changes;
 	unsigned char prepared[DB_SLOTS]; /* slots prepared on this session */
 	int backend_pid;
+	bool reader;            /* refuses writes: a read may be tried again */
 	char channel[64];       /* listened to; again after a reconnect */
 };
 
@@ -234,6 +235,7 @@ enum gw_err db_connect(enum db_driver driver, const char *target, bool reader, b
 	if (!c)
 		return GW_ENOMEM;
 	c->driver = driver;
+	c->reader = reader;
 	rc = driver == DB_SQLITE ? lite_connect(c, target, reader, sync_full, err) : pg_connect(c, target, reader, err);
 	if (rc) {
 		db_close(c);
@@ -254,7 +256,7 @@ void db_close(struct db_conn *c)
 	free(c);
 }
 
-enum gw_err db_reconnect(struct db_conn *c, bool reader, char *err)
+enum gw_err db_reconnect(struct db_conn *c, char *err)
 {
 	if (c->driver != DB_POSTGRES || PQstatus(c->pg) == CONNECTION_OK)
 		return GW_OK;
@@ -265,7 +267,7 @@ enum gw_err db_reconnect(struct db_conn *c, bool reader, char *err)
 		return GW_EIO;
 	}
 	gw_log(GW_LOG_INFO, "store: reconnected to postgres");
-	return pg_session(c, reader, err);
+	return pg_session(c, c->reader, err);
 }
 
 struct db_stmt *db_prepare(struct db_conn *c, const char *sql, int slot, char *err)
@@ -408,6 +410,7 @@ static PGresult *pg_run(struct db_stmt *st)
 int db_step(struct db_stmt *st)
 {
 	struct db_conn *c = st->c;
+	bool idle;
 
 	if (st->lite) {
 		int rc = sqlite3_step(st->lite);
@@ -421,7 +424,16 @@ int db_step(struct db_stmt *st)
 		st->blob = NULL;
 		return ++st->row < st->nrows ? DB_ROW : DB_DONE;
 	}
+	idle = PQtransactionStatus(c->pg) == PQTRANS_IDLE;
 	st->res = pg_run(st);
+	/* A session lost while idle (a server restart, a proxy's idle
+	 * timeout) is opened again for a statement that writes nothing by
+	 * itself: a read, or the start of a transaction. */
+	if (idle && PQstatus(c->pg) != CONNECTION_OK && (c->reader || !strncmp(st->sql, "BEGIN", 5)) &&
+	    db_reconnect(c, NULL) == GW_OK) {
+		PQclear(st->res);
+		st->res = pg_run(st);
+	}
 	switch (PQresultStatus(st->res)) {
 	case PGRES_TUPLES_OK:
 		st->nrows = PQntuples(st->res);
@@ -527,6 +539,12 @@ bool db_txn_failed(struct db_conn *c)
 	default:
 		return false;
 	}
+}
+
+bool db_transient(struct db_conn *c)
+{
+	return c->driver == DB_POSTGRES && (PQstatus(c->pg) != CONNECTION_OK || !strcmp(c->sqlstate, "40001") ||
+					     !strcmp(c->sqlstate, "40P01"));
 }
 
 enum gw_err db_exec(struct db_conn *c, const char *sql, char *err)

@@ -27,8 +27,9 @@ enum gw_err db_connect(enum db_driver driver, const char *target, bool reader, b
 		       struct db_conn **out, char *err);
 void db_close(struct db_conn *c);
 /* PostgreSQL: opens the session again if it was lost (SQLite: no-op).
- * Only where no transaction is open: a lost one is not resumed. */
-enum gw_err db_reconnect(struct db_conn *c, bool reader, char *err);
+ * Only where no transaction is open: a lost one is not resumed. db_step
+ * does it by itself for a read, or a BEGIN, that finds the session lost. */
+enum gw_err db_reconnect(struct db_conn *c, char *err);
 enum db_driver db_driver(const struct db_conn *c);
 /* The engine's version: SQLite's library, PostgreSQL's server. */
 void db_version(const struct db_conn *c, char *out, size_t len);
@@ -65,6 +66,10 @@ enum gw_err db_error(struct db_conn *c, char *err);
 /* PostgreSQL: whether the open transaction failed (a statement's error
  * aborted it, or the session was lost). SQLite: false. */
 bool db_txn_failed(struct db_conn *c);
+
+/* Whether the last failure will likely pass on a new try: a lost session,
+ * a deadlock or a serialization failure (PostgreSQL). */
+bool db_transient(struct db_conn *c);
 
 /* One or more statements without parameters or rows. */
 enum gw_err db_exec(struct db_conn *c, const char *sql, char *err);

@@ -388,7 +388,7 @@ struct store_conn *store_reader_get(struct store *s, char *err)
 	pthread_mutex_unlock(&s->pool_lock);
 	if (!c && conn_open(s, true, &c, err))
 		return NULL;
-	if (db_reconnect(c->db, true, err)) {
+	if (db_reconnect(c->db, err)) {
 		conn_close(c);
 		return NULL;
 	}
@@ -517,7 +517,7 @@ static enum gw_err writer_begin(struct store *s, char *err)
 
 	if (s->driver == DB_SQLITE)
 		return writer_step(s->writer, STMT_BEGIN, err);
-	if ((rc = db_reconnect(s->writer->db, false, err)))
+	if ((rc = db_reconnect(s->writer->db, err)))
 		return rc;
 	if ((rc = writer_step(s->writer, STMT_BEGIN, err)))
 		return rc;
@@ -540,8 +540,9 @@ static void op_clear(struct store_op *op)
  * PostgreSQL, where a savepoint costs two round trips and a
  * subtransaction: without; an op that fails in SQL aborts the run, which
  * is rolled back and run again without it (an op that fails its own
- * checks has written nothing). False when the run must be repeated. */
-static bool apply_batch(struct store *s, struct queue_node *batch)
+ * checks has written nothing). Returns the op that aborted the run, or
+ * NULL. */
+static struct queue_node *apply_batch(struct store *s, struct queue_node *batch)
 {
 	bool pg = s->driver == DB_POSTGRES;
 
@@ -554,14 +555,14 @@ static bool apply_batch(struct store *s, struct queue_node *batch)
 		store_apply_op(s->writer, n->op);
 		if (pg && db_txn_failed(s->writer->db)) {
 			n->aborted = true;
-			return false;
+			return n;
 		}
 		if (!pg && n->op->rc)
 			writer_step(s->writer, STMT_ROLLBACK_TO, NULL);
 		if (!pg)
 			writer_step(s->writer, STMT_RELEASE, NULL);
 	}
-	return true;
+	return NULL;
 }
 
 /* Runs a batch in one transaction, and reports each op's result only
@@ -573,16 +574,27 @@ static void run_batch(struct store *s, struct queue_node *batch)
 	struct timespec t0, t1;
 	long delta = 0, nops = 0;
 	double ms;
+	int reruns = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
+		struct queue_node *failed;
+		bool transient;
+
 		if ((rc = writer_begin(s, err)))
 			goto fail;
-		if (apply_batch(s, batch))
+		if (!(failed = apply_batch(s, batch)))
 			break;
-		/* An op failed in SQL: its error stays; the others run again. */
+		transient = db_transient(s->writer->db);
 		db_exec(s->writer->db, "ROLLBACK", NULL);
 		report_changes(s, false);
+		/* Not the op's doing (the session was lost before the commit, or
+		 * the server broke a deadlock): nothing of the run was committed,
+		 * and all of it runs again, on a new session if need be, a few
+		 * times at most. Otherwise the op's error stays and the others
+		 * run again without it. */
+		if (transient && reruns++ < 3)
+			failed->aborted = false;
 	}
 	for (struct queue_node *n = batch; n; n = n->next) {
 		nops++;

@@ -532,6 +532,36 @@ START_TEST(test_failed_op_spares_its_batch)
 }
 END_TEST
 
+/* PostgreSQL: the store's sessions ended by the server (a restart, a
+ * proxy's idle timeout) are opened again at their next use, and no write
+ * or read fails for it. */
+START_TEST(test_lost_sessions_are_opened_again)
+{
+	struct store_op op;
+	struct store_job job;
+	char err[GW_ERRLEN];
+	PGconn *c;
+	PGresult *res;
+
+	ck_assert_int_eq(submit("before", "{\"team\":\"x\"}", NULL, 1, &op), GW_OK);
+	ck_assert_int_eq(store_job_get(st, op.job.id, &job, err), GW_OK); /* a reader session too */
+	store_job_release(&job);
+	store_job_release(&op.job);
+	c = PQconnectdb(pg_dsn);
+	res = PQexec(c, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+			" WHERE datname = current_database() AND pid <> pg_backend_pid()");
+	ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+	ck_assert_int_ge(strtol(PQgetvalue(res, 0, 0), NULL, 10), 2);
+	PQclear(res);
+	PQfinish(c);
+	ck_assert_msg(submit("after", "{\"team\":\"x\"}", NULL, 1, &op) == GW_OK, "%s", op.err);
+	ck_assert_msg(store_job_get(st, op.job.id, &job, err) == GW_OK, "%s", err);
+	ck_assert_str_eq(job.name, "after");
+	store_job_release(&job);
+	store_job_release(&op.job);
+}
+END_TEST
+
 Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -554,6 +584,7 @@ Suite *store_suite(void)
 		tcase_add_test(c, test_concurrent_submits_group_commit);
 		tcase_add_test(c, test_failed_op_spares_its_batch);
 	}
+	tcase_add_test(pg, test_lost_sessions_are_opened_again);
 	suite_add_tcase(s, tc);
 	suite_add_tcase(s, pg);
 	return s;

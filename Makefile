@@ -46,7 +46,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/migrations.o $(BUIL
 KUBESIM_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard contrib/kubesim/*.c) $(COMMON_SRC))
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps run test check test-asan test-valgrind fuzz bench clean
+.PHONY: all deps run test check test-postgres test-asan test-valgrind fuzz bench clean
 all: $(BUILD)/sparkgw $(BUILD)/kubesim
 
 deps:
@@ -140,6 +140,10 @@ test: deps
 # The suite itself; expects the packages to be installed.
 check: $(BUILD)/sparkgw $(BUILD)/kubesim $(BUILD)/check_sparkgw
 	SPARKGW_BIN=$(BUILD)/sparkgw KUBESIM_BIN=$(BUILD)/kubesim SPARKGW_SANITIZED=$(SANITIZE) $(BUILD)/check_sparkgw
+
+# The same suite with every gateway it starts on PostgreSQL.
+test-postgres: deps
+	@SPARKGW_TEST_STORE=postgres $(MAKE) --no-print-directory check
 
 test-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 check

@@ -13,7 +13,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
 
 #include "common/yamljson.h"
 #include "gateway/compat.h"
@@ -1083,14 +1082,7 @@ START_TEST(test_livy_prefix_setting)
 	/* Submitted two days ago: past compat.livy_list_seconds (a day), out
 	 * of the list, still there by its id. */
 	{
-		char db_path[700];
-		sqlite3 *db;
-
-		snprintf(db_path, sizeof(db_path), "%s/sparkgw.db", tdir);
-		ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
-		ck_assert_int_eq(sqlite3_exec(db, "UPDATE jobs SET created_ms = created_ms - 2 * 86400000", NULL, NULL, NULL),
-				 SQLITE_OK);
-		sqlite3_close(db);
+		ck_assert_int_gt(tu_store_sql(tdir, "UPDATE jobs SET created_ms = created_ms - 2 * 86400000"), 0);
 	}
 	ck_assert_int_eq(tu_gateway_start(&g, tdir, "--set", "compat.livy_prefix=/api/livy", NULL), 0);
 	snprintf(url, sizeof(url), "%s/api/livy/batches", g.base);

@@ -254,6 +254,7 @@ START_TEST(test_shipped_config_runs)
 
 	write_shipped_config(path, sizeof(path));
 	in_cluster_environment();
+	unsetenv(TU_PG_ENV); /* the configuration says where the store is */
 	ck_assert_int_eq(tu_postgres_start(&pg, pg_dir), 0);
 	snprintf(server_dsn, sizeof(server_dsn), "%s", pg.dsn);
 	ck_assert_int_eq(tu_postgres_database(server_dsn, "sparkgw", pg_dir_dsn, sizeof(pg_dir_dsn)), 0);

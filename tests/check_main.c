@@ -1,16 +1,21 @@
 /* Runs every suite in one Check runner and ends with the suite-wide line
- * "N passed, N failed". */
+ * "N passed, N failed". With SPARKGW_TEST_STORE=postgres (make
+ * test-postgres), every gateway the suites start stores in PostgreSQL: a
+ * server of the run's own, a database per gateway data directory. */
 #include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/log.h"
 #include "tests/testutil.h"
 
 int main(void)
 {
-	SRunner *sr = srunner_create(common_suite());
+	const char *store = getenv("SPARKGW_TEST_STORE");
+	bool on_postgres = store && !strcmp(store, "postgres");
+	SRunner *sr;
 	int run, failed;
 
 	gw_log_set_level(GW_LOG_WARN); /* the store's own start-up notes */
@@ -18,6 +23,12 @@ int main(void)
 	 * kill the runner without a word. */
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (on_postgres) {
+		tu_pg_suite_setup();
+		if (!getenv(TU_PG_ENV))
+			return EXIT_FAILURE;
+	}
+	sr = srunner_create(common_suite());
 	srunner_add_suite(sr, submission_suite());
 	srunner_add_suite(sr, router_suite());
 	srunner_add_suite(sr, store_suite());
@@ -41,6 +52,8 @@ int main(void)
 	run = srunner_ntests_run(sr);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	if (on_postgres)
+		tu_pg_suite_teardown();
 	tu_schema_unload();
 	curl_global_cleanup();
 	printf("%d passed, %d failed\n", run - failed, failed);

@@ -26,6 +26,9 @@ static char dsn[256];
 
 static void setup(void)
 {
+	/* The tests' gateways use the database they are given, not the one a
+	 * run on PostgreSQL (make test-postgres) would give each. */
+	unsetenv(TU_PG_ENV);
 	dir = tu_tmpdir("replicas");
 	pg_dir = tu_pg_tmpdir("replicas-pg");
 	ck_assert_ptr_nonnull(dir);

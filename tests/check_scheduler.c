@@ -2,7 +2,6 @@
  * limit, queue visibility, the per-cluster request budget, and leases
  * shared by two gateway processes on one database. */
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,9 +283,7 @@ START_TEST(test_lease_renewed_while_the_api_server_is_slow)
 	struct tu_kubesim sim = {0};
 	struct tu_gateway a, b;
 	static const char *const mode = "driver-pod";
-	char cfg[700], *ids[6], db[700];
-	sqlite3 *conn;
-	sqlite3_stmt *st;
+	char cfg[700], *ids[6];
 
 	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "slow", "--latency-ms", "600", NULL), 0);
 	tu_write_cluster_config(dir, &sim, &mode, 1, "dispatch: {lease_seconds: 1}\n", cfg, sizeof(cfg));
@@ -307,15 +304,8 @@ START_TEST(test_lease_renewed_while_the_api_server_is_slow)
 		json_decref(job);
 		free(ids[i]);
 	}
-	snprintf(db, sizeof(db), "%s/sparkgw.db", a.data);
-	ck_assert_int_eq(sqlite3_open_v2(db, &conn, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_prepare_v2(conn, "SELECT count(*), max(attempts) FROM jobs", -1, &st, NULL),
-			 SQLITE_OK);
-	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-	ck_assert_int_eq(sqlite3_column_int(st, 0), 6);
-	ck_assert_int_eq(sqlite3_column_int(st, 1), 1);
-	sqlite3_finalize(st);
-	sqlite3_close(conn);
+	ck_assert_int_eq(tu_store_sql(a.data, "SELECT count(*) FROM jobs"), 6);
+	ck_assert_int_eq(tu_store_sql(a.data, "SELECT max(attempts) FROM jobs"), 1);
 	ck_assert_int_eq(tu_gateway_signal(&a, SIGTERM), 0);
 	ck_assert_int_eq(tu_gateway_signal(&b, SIGTERM), 0);
 	tu_kubesim_stop(&sim);

@@ -11,6 +11,7 @@
 #include <pwd.h>
 #include <netinet/in.h>
 #include <regex.h>
+#include <sqlite3.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -277,6 +278,43 @@ int tu_pg_dsn_for(const char *dir, char *dsn, size_t len)
 		h = h * 33 + (unsigned char)*p;
 	snprintf(name, sizeof(name), "gw_%08lx", h & 0xffffffffUL);
 	return tu_postgres_database(getenv(TU_PG_ENV), name, dsn, len) == 0 ? 1 : -1;
+}
+
+long long tu_store_sql(const char *dir, const char *sql)
+{
+	char target[700];
+	long long v = -1;
+
+	if (tu_pg_dsn_for(dir, target, sizeof(target)) == 1) {
+		PGconn *c = PQconnectdb(target);
+		PGresult *res = PQexec(c, sql);
+
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
+			v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		else if (PQresultStatus(res) == PGRES_COMMAND_OK)
+			v = strtoll(PQcmdTuples(res), NULL, 10);
+		PQclear(res);
+		PQfinish(c);
+	} else {
+		sqlite3 *db;
+		sqlite3_stmt *st = NULL;
+		int rc;
+
+		snprintf(target, sizeof(target), "%s/sparkgw.db", dir);
+		if (sqlite3_open(target, &db) == SQLITE_OK) {
+			sqlite3_busy_timeout(db, 5000);
+			if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+				rc = sqlite3_step(st);
+				if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+					v = sqlite3_column_int64(st, 0);
+				else if (rc == SQLITE_DONE)
+					v = sqlite3_changes(db);
+			}
+			sqlite3_finalize(st);
+		}
+		sqlite3_close(db);
+	}
+	return v;
 }
 
 static struct tu_postgres suite_pg;

@@ -95,6 +95,10 @@ int tu_postgres_database(const char *server_dsn, const char *name, char *dsn, si
 /* When it does, the DSN of dir's database (created if missing) in dsn:
  * 1; 0 when not on PostgreSQL; -1 on failure. */
 int tu_pg_dsn_for(const char *dir, char *dsn, size_t len);
+/* Runs sql on the store of the gateway with data directory dir, SQLite
+ * or PostgreSQL as the run has it: the first column of the first row as a
+ * number (-1 when there is none), or the rows a statement changed. */
+long long tu_store_sql(const char *dir, const char *sql);
 /* The unchecked fixture of such a suite: a server for its test case. */
 void tu_pg_suite_setup(void);
 void tu_pg_suite_teardown(void);

@@ -770,6 +770,23 @@ static enum gw_err apply_prune(struct store_conn *c, struct store_op *op)
 	return GW_OK;
 }
 
+/* Runs a statement that writes with its parameters: the texts, then the
+ * numbers. */
+static enum gw_err put_row(struct store_conn *c, enum store_stmt which, const char *const *texts, size_t ntexts,
+			   const int64_t *numbers, size_t nnumbers, char *err)
+{
+	struct db_stmt *st = store_conn_stmt(c, which, err);
+	int idx = 1;
+
+	if (!st)
+		return GW_EIO;
+	for (size_t i = 0; i < ntexts; i++)
+		db_bind_text(st, idx++, texts[i]);
+	for (size_t i = 0; i < nnumbers; i++)
+		db_bind_int64(st, idx++, numbers[i]);
+	return store_step_done(c, st, err);
+}
+
 static enum gw_err apply_watch_lease(struct store_conn *c, struct store_op *op)
 {
 	bool take = op->kind == STORE_OP_WATCH_LEASE;
@@ -834,49 +851,18 @@ void store_apply_op(struct store_conn *c, struct store_op *op)
 	case STORE_OP_WATCH_RELEASE:
 		op->rc = apply_watch_lease(c, op);
 		break;
-	case STORE_OP_CLUSTER_USAGE: {
-		struct db_stmt *st = store_conn_stmt(c, STMT_CLUSTER_USAGE_PUT, op->err);
-
-		if (!st) {
-			op->rc = GW_EIO;
-			break;
-		}
-		db_bind_text(st, 1, op->cluster);
-		db_bind_text(st, 2, op->document);
-		db_bind_int64(st, 3, gw_now_ms());
-		op->rc = store_step_done(c, st, op->err);
+	case STORE_OP_CLUSTER_USAGE:
+		op->rc = put_row(c, STMT_CLUSTER_USAGE_PUT, (const char *const[]){op->cluster, op->document}, 2,
+				 (const int64_t[]){gw_now_ms()}, 1, op->err);
 		break;
-	}
-	case STORE_OP_REPLICA_ALIVE: {
-		struct db_stmt *st = store_conn_stmt(c, STMT_REPLICA_ALIVE, op->err);
-
-		if (!st) {
-			op->rc = GW_EIO;
-			break;
-		}
-		db_bind_text(st, 1, op->lease_owner);
-		db_bind_int64(st, 2, op->lease_until_ms);
-		if ((op->rc = store_step_done(c, st, op->err)))
-			break;
-		if (!(st = store_conn_stmt(c, STMT_REPLICAS_FORGET, op->err))) {
-			op->rc = GW_EIO;
-			break;
-		}
-		db_bind_int64(st, 1, gw_now_ms());
-		op->rc = store_step_done(c, st, op->err);
+	case STORE_OP_REPLICA_ALIVE:
+		op->rc = put_row(c, STMT_REPLICA_ALIVE, &op->lease_owner, 1, &op->lease_until_ms, 1, op->err);
+		if (op->rc == GW_OK)
+			op->rc = put_row(c, STMT_REPLICAS_FORGET, NULL, 0, (const int64_t[]){gw_now_ms()}, 1, op->err);
 		break;
-	}
-	case STORE_OP_POLICY_OVERLAY: {
-		struct db_stmt *st = store_conn_stmt(c, STMT_OVERLAY_PUT, op->err);
-
-		if (!st) {
-			op->rc = GW_EIO;
-			break;
-		}
-		db_bind_text(st, 1, op->document);
-		op->rc = store_step_done(c, st, op->err);
+	case STORE_OP_POLICY_OVERLAY:
+		op->rc = put_row(c, STMT_OVERLAY_PUT, &op->document, 1, NULL, 0, op->err);
 		break;
-	}
 	}
 	/* A failed op keeps the job as it was for the caller's message. */
 	if (op->rc && op->rc != GW_ECONFLICT && op->rc != GW_ESTATE)

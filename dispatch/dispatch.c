@@ -1484,8 +1484,10 @@ static void release_watch(struct dispatch *d, struct cluster_rt *cl)
 static void renew_watch_leases(struct dispatch *d)
 {
 	int64_t now = gw_now_ms();
+	/* Alive for two rounds: a dead replica stops counting before its
+	 * leases run out, so that the others' shares have room for them. */
 	struct store_op alive = {.kind = STORE_OP_REPLICA_ALIVE, .lease_owner = d->opts.instance,
-				 .lease_until_ms = now + WATCH_LEASE_MS};
+				 .lease_until_ms = now + 2 * WATCH_RENEW_MS};
 	size_t n = atomic_load(&d->nclusters), clusters = 0, held = 0, share;
 	long replicas = 1;
 	char err[GW_ERRLEN];

@@ -1,8 +1,9 @@
 /* The job store: every job, label, state change and idempotency key, on
- * SQLite (one process) or PostgreSQL (replicas sharing it). Writes go through one writer thread that commits concurrent
- * operations together (group commit) and reports each only after its commit
- * is durable; reads use a pool of read-only connections and never wait for
- * the writer. The job state machine lives here and nowhere else. */
+ * SQLite (one process) or PostgreSQL (replicas sharing it). Writes go
+ * through one writer thread that commits concurrent operations together
+ * (group commit) and reports each only after its commit is durable; reads
+ * use a pool of read-only connections and never wait for the writer. The
+ * job state machine lives here and nowhere else. */
 #ifndef GW_STORE_H
 #define GW_STORE_H
 
@@ -376,8 +377,9 @@ enum gw_err store_replicas_alive(struct store *s, int64_t now_ms, long *count, c
 /* Jobs on cluster in DISPATCHING, SUBMITTED, RUNNING or CANCELLING. */
 enum gw_err store_count_active(struct store *s, const char *cluster, long *count, char *err);
 /* How loaded the store is: jobs in QUEUED (as this process has seen
- * them: counted at open, then kept by its own commits) and the recent
- * average commit time. */
+ * them: counted at open and, on PostgreSQL, after other replicas' commits;
+ * kept by its own commits in between) and the recent average commit
+ * time. */
 void store_load(struct store *s, long *queued, double *commit_ms);
 
 /* The token of that id: ENOTFOUND if none. */

@@ -318,11 +318,16 @@ long long tu_store_sql(const char *dir, const char *sql)
 }
 
 static struct tu_postgres suite_pg;
-static char *suite_pg_dir, *outer_pg_env;
+static char *suite_pg_dir;
+static int suite_pg_nested; /* setups that found a server in use already */
 
 void tu_pg_suite_setup(void)
 {
-	outer_pg_env = getenv(TU_PG_ENV) ? strdup(getenv(TU_PG_ENV)) : NULL;
+	/* A run on PostgreSQL already (make test-postgres): its server serves. */
+	if (getenv(TU_PG_ENV)) {
+		suite_pg_nested++;
+		return;
+	}
 	suite_pg_dir = tu_pg_tmpdir("pg");
 	memset(&suite_pg, 0, sizeof(suite_pg));
 	if (!suite_pg_dir || tu_postgres_start(&suite_pg, suite_pg_dir) != 0) {
@@ -334,13 +339,11 @@ void tu_pg_suite_setup(void)
 
 void tu_pg_suite_teardown(void)
 {
-	/* As it was: a run with SPARKGW_TEST_PG set keeps it for the rest. */
-	if (outer_pg_env)
-		setenv(TU_PG_ENV, outer_pg_env, 1);
-	else
-		unsetenv(TU_PG_ENV);
-	free(outer_pg_env);
-	outer_pg_env = NULL;
+	if (suite_pg_nested) {
+		suite_pg_nested--;
+		return;
+	}
+	unsetenv(TU_PG_ENV);
 	tu_postgres_stop(&suite_pg, SIGINT);
 	tu_rmtree(suite_pg_dir);
 	free(suite_pg_dir);

@@ -367,8 +367,6 @@ enum gw_err store_jobs_in_state(struct store *s, enum store_state state,
 enum gw_err store_cluster_settings(struct store *s, json_t **out, char *err);
 /* The policy overlay, or an empty object. */
 enum gw_err store_policy_overlay(struct store *s, json_t **out, char *err);
-/* Who watches each cluster: {name: {"owner": …, "untilMs": n}}. */
-enum gw_err store_watch_leases(struct store *s, json_t **out, char *err);
 /* Every cluster's namespaces as its watcher last told (CLUSTER_USAGE) at
  * or after since_ms: {cluster: usage}. */
 enum gw_err store_cluster_usage(struct store *s, int64_t since_ms, json_t **out, char *err);

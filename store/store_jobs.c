@@ -1482,22 +1482,6 @@ enum gw_err store_cluster_settings(struct store *s, json_t **out, char *err)
 	return store_read_end(s, c, st, src, err);
 }
 
-enum gw_err store_watch_leases(struct store *s, json_t **out, char *err)
-{
-	struct store_conn *c;
-	struct db_stmt *st = store_read_begin(s, "SELECT cluster, owner, until_ms FROM watch_leases", &c, err);
-	int src;
-
-	*out = json_object();
-	if (!st)
-		return GW_EIO;
-	while ((src = db_step(st)) == DB_ROW)
-		json_object_set_new(*out, db_col_text(st, 0),
-				    json_pack("{s:s, s:I}", "owner", db_col_text(st, 1), "untilMs",
-					      (json_int_t)db_col_int64(st, 2)));
-	return store_read_end(s, c, st, src, err);
-}
-
 enum gw_err store_cluster_usage(struct store *s, int64_t since_ms, json_t **out, char *err)
 {
 	struct store_conn *c;

@@ -14,8 +14,9 @@ openssl valgrind python3-prometheus-client chromium wrk libpq-dev postgresql"
 # the dashboard test drives Debian's Chromium with playwright-core (npm).
 # `make bench` loads the gateway with wrk. The PostgreSQL store links
 # libpq; its tests start their own server with postgresql's initdb.
-# The tests also run node (manifests against ../shared/k8s) and kubectl,
-# which the machine image provides; node comes from Debian if it is absent.
+# The tests also run node (objects against the schemas in tests/k8s) and
+# kubectl, which the machine image provides; node comes from Debian if it is
+# absent.
 command -v node >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs"
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
 
@@ -40,9 +41,10 @@ if [ -n "$missing" ]; then
 fi
 
 # The tests' npm packages, pinned by their lock files: playwright-core for
-# the dashboard, a published Livy client for the Livy API.
+# the dashboard, a published Livy client for the Livy API, ajv for the
+# Kubernetes schemas and the official Kubernetes JavaScript client.
 cd "$(dirname "$0")/.."
-for pkg in browser/playwright-core livy/livy-client; do
+for pkg in browser/playwright-core livy/livy-client k8s/ajv k8s/@kubernetes/client-node; do
 	if [ ! -d "tests/${pkg%%/*}/node_modules/${pkg#*/}" ]; then
 		echo "install-deps: npm ci in tests/${pkg%%/*}" >&2
 		(cd "tests/${pkg%%/*}" && npm ci --no-audit --no-fund --loglevel=error)

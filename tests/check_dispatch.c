@@ -1,7 +1,7 @@
 /* Dispatch end to end: the gateway against kubesim clusters, in both modes,
  * with API-server faults, dropped and expired watches, and kill -9 in the
  * middle of a dispatch; plus the generated manifests checked against the
- * Kubernetes and SparkApplication schemas in ../shared/k8s. */
+ * Kubernetes and SparkApplication schemas vendored in tests/k8s/schemas. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>

@@ -1000,23 +1000,16 @@ void tu_schema_unload(void)
 
 int tu_validate_k8s(const char *kind, json_t *obj, const char *tmpdir, char *out, size_t outlen)
 {
-	const char *shared = getenv("SPARKGW_SHARED") ? getenv("SPARKGW_SHARED") : "../shared";
 	char path[600], cmd[1600];
 	FILE *p;
 	size_t n;
 	int status;
 
-	snprintf(path, sizeof(path), "%s/k8s/validate.js", shared);
-	if (access(path, R_OK) != 0) {
-		snprintf(out, outlen, "%s is missing: the reference schemas live in shared/ beside "
-			 "the repository (set SPARKGW_SHARED to point elsewhere)", path);
-		return -1;
-	}
 	snprintf(path, sizeof(path), "%s/object-to-validate.json", tmpdir);
 	if (json_dump_file(obj, path, JSON_INDENT(1)))
 		return -1;
-	snprintf(cmd, sizeof(cmd), "node %s/k8s/validate.js --strict-fields %s %s 2>&1", shared,
-		 kind, path);
+	snprintf(cmd, sizeof(cmd), "node tests/k8s/validate.js %s%s %s 2>&1", kind ? "--kind " : "",
+		 kind ? kind : "", path);
 	p = popen(cmd, "r");
 	n = p ? fread(out, 1, outlen - 1, p) : 0;
 	out[n] = '\0';

@@ -166,9 +166,10 @@ int tu_post_json(const char *url, const char *body, const char *idem_key,
 bool tu_schema_valid(const char *name, json_t *v, char *why, size_t whylen);
 void tu_schema_unload(void);
 
-/* Validates obj as kind (pod, service, configmap, sparkapp) with
- * ../shared/k8s/validate.js --strict-fields (SPARKGW_SHARED overrides
- * ../shared); 0 when valid, else its output in out. */
+/* Validates obj against the vendored upstream schemas with unknown fields
+ * refused (tests/k8s/validate.js): as kind (pod, sparkapp, a definition
+ * name such as io.k8s.api.core.v1.PodTemplateSpec) or, when kind is NULL,
+ * as its own apiVersion and kind say; 0 when valid, else its output in out. */
 int tu_validate_k8s(const char *kind, json_t *obj, const char *tmpdir, char *out, size_t outlen);
 
 /* A valid submission body, with the given name and team label. */

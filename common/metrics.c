@@ -9,9 +9,13 @@
 
 #include "common/buf.h"
 
-static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-				 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
-#define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+/* Bucket bounds in seconds, ascending, ended by 0: for requests and
+ * commits, and for waits (a backlog's hours read as numbers, not +Inf). */
+static const double short_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+				       0.1,    0.25,  0.5,    1,     2.5,  5,     10, 0};
+static const double long_buckets[] = {0.1, 0.25, 0.5, 1,    2.5,  5,    10,   30,    60, 120,
+				      300, 600,  1800, 3600, 7200, 14400, 28800, 86400, 0};
+#define NBUCKETS (sizeof(long_buckets) / sizeof(long_buckets[0]) - 1)
 
 struct series {
 	char *labels;
@@ -23,6 +27,7 @@ struct series {
 struct family {
 	char *name, *help;
 	enum gw_metric_type type;
+	const double *buckets;
 	struct series *series;
 	size_t n, cap;
 };
@@ -85,7 +90,8 @@ void gw_metrics_family(struct gw_metrics *m, const char *name, enum gw_metric_ty
 		memset(f, 0, sizeof(*f));
 		f->name = strdup(name);
 		f->help = strdup(help);
-		f->type = type;
+		f->type = type == GW_HISTOGRAM_LONG ? GW_HISTOGRAM : type;
+		f->buckets = type == GW_HISTOGRAM_LONG ? long_buckets : short_buckets;
 		if (f->name && f->help && !json_object_set_new(m->index, name, json_integer((json_int_t)m->n)))
 			m->n++;
 	}
@@ -93,8 +99,10 @@ out:
 	pthread_mutex_unlock(&m->lock);
 }
 
-/* The series, added if new; NULL for an undeclared family. Lock held. */
-static struct series *series_of(struct gw_metrics *m, const char *name, const char *labels)
+/* The series, added if new, and its family in *fam (may be NULL); NULL
+ * for an undeclared family. Lock held. */
+static struct series *series_of(struct gw_metrics *m, const char *name, const char *labels,
+				const struct family **fam)
 {
 	json_t *fi = json_object_get(m->index, name), *si;
 	struct family *f;
@@ -103,6 +111,8 @@ static struct series *series_of(struct gw_metrics *m, const char *name, const ch
 	if (!fi)
 		return NULL;
 	f = &m->families[json_integer_value(fi)];
+	if (fam)
+		*fam = f;
 	snprintf(key, sizeof(key), "%s{%s}", name, labels);
 	if ((si = json_object_get(m->index, key)))
 		return &f->series[json_integer_value(si)];
@@ -129,7 +139,7 @@ void gw_metrics_add(struct gw_metrics *m, const char *name, const char *labels, 
 	if (!m)
 		return;
 	pthread_mutex_lock(&m->lock);
-	if ((s = series_of(m, name, labels)))
+	if ((s = series_of(m, name, labels, NULL)))
 		s->value += v;
 	pthread_mutex_unlock(&m->lock);
 }
@@ -141,23 +151,24 @@ void gw_metrics_set(struct gw_metrics *m, const char *name, const char *labels, 
 	if (!m)
 		return;
 	pthread_mutex_lock(&m->lock);
-	if ((s = series_of(m, name, labels)))
+	if ((s = series_of(m, name, labels, NULL)))
 		s->value = v;
 	pthread_mutex_unlock(&m->lock);
 }
 
 void gw_metrics_observe(struct gw_metrics *m, const char *name, const char *labels, double v)
 {
+	const struct family *f;
 	struct series *s;
 
 	if (!m)
 		return;
 	pthread_mutex_lock(&m->lock);
-	if ((s = series_of(m, name, labels))) {
+	if ((s = series_of(m, name, labels, &f))) {
 		s->value += v;
 		s->count++;
-		for (size_t i = 0; i < NBUCKETS; i++)
-			if (v <= buckets[i])
+		for (size_t i = 0; f->buckets[i] > 0; i++)
+			if (v <= f->buckets[i])
 				s->bucket[i]++;
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -244,10 +255,10 @@ char *gw_metrics_render(struct gw_metrics *m)
 				line(&b, f->name, "", s->labels, "", s->value);
 				continue;
 			}
-			for (size_t k = 0; k < NBUCKETS; k++) {
+			for (size_t k = 0; f->buckets[k] > 0; k++) {
 				char le[32];
 
-				snprintf(le, sizeof(le), "le=\"%g\"", buckets[k]);
+				snprintf(le, sizeof(le), "le=\"%g\"", f->buckets[k]);
 				line(&b, f->name, "_bucket", s->labels, le, (double)s->bucket[k]);
 			}
 			line(&b, f->name, "_bucket", s->labels, "le=\"+Inf\"", (double)s->count);

@@ -8,7 +8,9 @@
 
 struct gw_metrics;
 
-enum gw_metric_type { GW_COUNTER, GW_GAUGE, GW_HISTOGRAM };
+/* GW_HISTOGRAM: buckets from 0.5 ms to 10 s; GW_HISTOGRAM_LONG, for
+ * waits: 0.1 s to a day. */
+enum gw_metric_type { GW_COUNTER, GW_GAUGE, GW_HISTOGRAM, GW_HISTOGRAM_LONG };
 
 struct gw_metrics *gw_metrics_new(void);
 void gw_metrics_free(struct gw_metrics *m);
@@ -20,7 +22,7 @@ void gw_metrics_family(struct gw_metrics *m, const char *name, enum gw_metric_ty
  * "" for none. A NULL registry records nothing. */
 void gw_metrics_add(struct gw_metrics *m, const char *name, const char *labels, double v);
 void gw_metrics_set(struct gw_metrics *m, const char *name, const char *labels, double v);
-/* Histograms: seconds, in fixed buckets from 0.5 ms to 10 s. */
+/* Histograms: seconds, in the family's buckets. */
 void gw_metrics_observe(struct gw_metrics *m, const char *name, const char *labels, double v);
 /* Drops every series of a gauge family (before setting it afresh). */
 void gw_metrics_clear(struct gw_metrics *m, const char *name);

@@ -44,7 +44,9 @@
 #define CANCEL_RESEND_MS 5000
 #define WATCH_TIMEOUT_S 60
 #define WAIT_RETRY_MS 1000
-#define RESERVATION_MS 30000
+/* A dispatched job's room in its namespace is held until the job leaves
+ * the cluster; this bounds it should that never be seen. */
+#define RESERVATION_MS (3600 * 1000)
 #define MAX_CLUSTERS 256
 /* A cluster's watch lease: taken for WATCH_LEASE_MS, renewed every
  * WATCH_RENEW_MS; its holder stops watching WATCH_MARGIN_MS before the
@@ -87,6 +89,10 @@ struct cluster_rt {
 	 * marked them SUBMITTED. */
 	json_t *early;
 	json_t *usage;        /* pod uid -> 1: its run recorded, 2: its end too (watcher only) */
+	/* job id -> {pod name: why it is not running yet}: a pod the scheduler
+	 * cannot place or whose container waits, while that lasts. */
+	pthread_mutex_t waits_lock;
+	json_t *pod_waits;
 };
 
 struct dispatch {
@@ -168,6 +174,9 @@ static enum gw_err move_job(struct dispatch *d, const char *id, enum store_state
 		op.new_run = fields->new_run;
 	}
 	rc = store_execute(d->store, &op);
+	/* Off the cluster (ended, or back to the queue): its room is free. */
+	if (rc == GW_OK && (to == STORE_QUEUED || store_state_terminal(to)))
+		pool_release(d->opts.pool, id);
 	if (rc && rc != GW_ESTATE)
 		gw_log(GW_LOG_WARN, "dispatch: job %s -> %s: %s", id, store_state_name(to), op.err);
 	else if (rc == GW_OK)
@@ -472,6 +481,25 @@ static enum router_result place(struct dispatch *d, struct router *r, const stru
 	return res;
 }
 
+/* Placement only reads the namespaces' usage; the room it found is then
+ * taken (reserved) in a step that checks again, so that of concurrent
+ * dispatches into the same room one gets it and the others place again,
+ * with that job counted. */
+static enum router_result place_and_reserve(struct dispatch *d, struct router *r, const struct store_job *job,
+					    struct router_decision *dec, char *why, size_t len)
+{
+	for (int tries = 0; tries < 4; tries++) {
+		enum router_result res = place(d, r, job, dec, why, len);
+
+		if (res != ROUTER_OK || pool_reserve(d->opts.pool, dec->cluster->name, job->id, dec->ns, &dec->demand,
+						     job->cluster != NULL, RESERVATION_MS))
+			return res;
+		router_decision_release(dec);
+	}
+	snprintf(why, len, "NoCapacity: concurrent dispatches took the room that placement found");
+	return ROUTER_WAIT;
+}
+
 static void dispatch_one(struct dispatch *d, const char *job_id)
 {
 	struct store_op claim = {.kind = STORE_OP_CLAIM, .job_id = job_id, .reason = "Dispatching",
@@ -495,7 +523,7 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 		goto out;
 	/* A retried dispatch stays where it was placed (the pin): elsewhere it
 	 * could run twice. */
-	switch (place(d, r, &job, &dec, why, sizeof(why))) {
+	switch (place_and_reserve(d, r, &job, &dec, why, sizeof(why))) {
 	case ROUTER_OK:
 		break;
 	case ROUTER_INVALID:
@@ -527,6 +555,7 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 	dispatch_team_limits(r, job.team, d->opts.max_running_per_team, 0, &claim.team_limits, NULL);
 	dispatch_pool_limits(r, dec.pool->name, &claim.pool_limits);
 	if ((rc = store_execute(d->store, &claim)) != GW_OK) {
+		pool_release(d->opts.pool, job.id);
 		if (rc == GW_EBUSY) { /* at a limit (another process took the room): wait, saying so */
 			pthread_mutex_lock(&d->lock);
 			json_object_set_new(d->waiting, job.id,
@@ -539,7 +568,6 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 	store_job_release(&job);
 	job = claim.job;
 	policy = restart_policy(d, &job);
-	pool_reserve(d->opts.pool, cl->name, job.id, dec.ns->name, &dec.demand, RESERVATION_MS);
 
 	objs = dispatch_manifests(&job, &dec, err);
 	if (!objs)
@@ -1236,6 +1264,83 @@ static void close_missing_usage(struct cluster_rt *cl, const json_t *items)
 	json_decref(uids);
 }
 
+/* Why a Pending pod does not run yet, as kubectl describe shows it: the
+ * scheduler's condition (Unschedulable: 0/12 nodes are available: …) or
+ * its container's waiting reason; "" when nothing holds it. */
+static void pod_wait_reason(const json_t *pod, char *out, size_t len)
+{
+	const json_t *status = json_object_get(pod, "status"), *c;
+	const json_t *waiting = json_object_get(json_object_get(json_array_get(json_object_get(status,
+		"containerStatuses"), 0), "state"), "waiting");
+	size_t i;
+
+	*out = '\0';
+	if (strcmp(jstr(json_object_get(status, "phase")), "Pending"))
+		return;
+	json_array_foreach(json_object_get(status, "conditions"), i, c)
+		if (!strcmp(jstr(json_object_get(c, "type")), "PodScheduled") &&
+		    !strcmp(jstr(json_object_get(c, "status")), "False")) {
+			snprintf(out, len, "%s: %s", *jstr(json_object_get(c, "reason")) ?
+				 jstr(json_object_get(c, "reason")) : "Pending", jstr(json_object_get(c, "message")));
+			return;
+		}
+	if (waiting && *jstr(json_object_get(waiting, "reason")))
+		snprintf(out, len, "%s%s%s", jstr(json_object_get(waiting, "reason")),
+			 *jstr(json_object_get(waiting, "message")) ? ": " : "", jstr(json_object_get(waiting, "message")));
+}
+
+static void note_pod_wait(struct cluster_rt *cl, const char *type, const json_t *pod)
+{
+	const json_t *meta = json_object_get(pod, "metadata");
+	const char *job = json_string_value(json_object_get(json_object_get(meta, "labels"), DISPATCH_JOB_LABEL));
+	const char *name = jstr(json_object_get(meta, "name"));
+	char why[GW_ERRLEN];
+	json_t *pods;
+
+	if (!job)
+		return;
+	if (strcmp(type, "DELETED"))
+		pod_wait_reason(pod, why, sizeof(why));
+	else
+		*why = '\0';
+	pthread_mutex_lock(&cl->waits_lock);
+	pods = json_object_get(cl->pod_waits, job);
+	if (*why) {
+		if (!pods)
+			json_object_set_new(cl->pod_waits, job, pods = json_object());
+		json_object_set_new(pods, name, json_string(why));
+	} else if (pods) {
+		json_object_del(pods, name);
+		if (!json_object_size(pods))
+			json_object_del(cl->pod_waits, job);
+	}
+	pthread_mutex_unlock(&cl->waits_lock);
+}
+
+/* What holds a job's pods on its cluster: the first pod's reason, and how
+ * many more wait; false when none does. */
+static bool pods_wait_reason(struct cluster_rt *cl, const char *job_id, char *out, size_t len)
+{
+	json_t *pods;
+	bool known;
+
+	pthread_mutex_lock(&cl->waits_lock);
+	pods = json_object_get(cl->pod_waits, job_id);
+	known = json_object_size(pods) > 0;
+	if (known) {
+		const char *name = json_object_iter_key(json_object_iter(pods));
+		size_t more = json_object_size(pods) - 1;
+
+		if (more)
+			snprintf(out, len, "%s (pod %s and %zu more)", json_string_value(json_object_get(pods, name)),
+				 name, more);
+		else
+			snprintf(out, len, "%s (pod %s)", json_string_value(json_object_get(pods, name)), name);
+	}
+	pthread_mutex_unlock(&cl->waits_lock);
+	return known;
+}
+
 /* A pod's requests, counted while it holds them (Pending or Running). */
 static void account_pod(struct cluster_rt *cl, const char *type, const json_t *pod)
 {
@@ -1271,6 +1376,7 @@ static void account_pod(struct cluster_rt *cl, const char *type, const json_t *p
 	pool_pod(cl->d->opts.pool, cl->name, jstr(json_object_get(meta, "uid")),
 		 json_string_value(json_object_get(json_object_get(meta, "labels"), DISPATCH_JOB_LABEL)),
 		 jstr(json_object_get(meta, "namespace")), active, cores, memory, gpus);
+	note_pod_wait(cl, type, pod);
 }
 
 struct watcher {
@@ -1402,6 +1508,9 @@ static void *watcher_main(void *arg)
 			 jstr(json_object_get(json_object_get(r.body, "metadata"), "resourceVersion")));
 		if (!wt->apps) {
 			pool_forget_pods(cl->d->opts.pool, cl->name);
+			pthread_mutex_lock(&cl->waits_lock);
+			json_object_clear(cl->pod_waits);
+			pthread_mutex_unlock(&cl->waits_lock);
 			close_missing_usage(cl, json_object_get(r.body, "items"));
 		}
 		json_array_foreach(json_object_get(r.body, "items"), i, it)
@@ -1712,8 +1821,10 @@ void dispatch_stop(struct dispatch *d)
 		json_decref(d->clusters[i].seen);
 		json_decref(d->clusters[i].early);
 		json_decref(d->clusters[i].usage);
+		json_decref(d->clusters[i].pod_waits);
 		free(d->clusters[i].name);
 		pthread_mutex_destroy(&d->clusters[i].lock);
+		pthread_mutex_destroy(&d->clusters[i].waits_lock);
 		pthread_mutex_destroy(&d->clusters[i].rate_lock);
 		pthread_cond_destroy(&d->clusters[i].rate_free);
 	}
@@ -1769,12 +1880,14 @@ static enum gw_err add_cluster(struct dispatch *d, const struct router_cluster *
 	cl->seen = json_object();
 	cl->early = json_object();
 	cl->usage = json_object();
+	cl->pod_waits = json_object();
 	atomic_init(&cl->stop, false);
 	atomic_init(&cl->removed, false);
 	atomic_init(&cl->watch_until_ms, 0);
 	atomic_init(&cl->watch_halt, true);
 	atomic_init(&cl->watches_open, 0);
 	pthread_mutex_init(&cl->lock, NULL);
+	pthread_mutex_init(&cl->waits_lock, NULL);
 	pthread_mutex_init(&cl->rate_lock, NULL);
 	pthread_cond_init(&cl->rate_free, NULL);
 	cl->tokens = d->opts.cluster_qps;
@@ -1794,8 +1907,10 @@ static enum gw_err add_cluster(struct dispatch *d, const struct router_cluster *
 		json_decref(cl->seen);
 		json_decref(cl->early);
 		json_decref(cl->usage);
+		json_decref(cl->pod_waits);
 		free(cl->name);
 		pthread_mutex_destroy(&cl->lock);
+		pthread_mutex_destroy(&cl->waits_lock);
 		pthread_mutex_destroy(&cl->rate_lock);
 		pthread_cond_destroy(&cl->rate_free);
 		return rc;
@@ -1840,6 +1955,9 @@ bool dispatch_wait_reason(struct dispatch *d, const char *job_id, char *out, siz
 	if (known)
 		snprintf(out, len, "%s", json_string_value(w));
 	pthread_mutex_unlock(&d->lock);
+	/* Dispatched: what holds its pods on the cluster. */
+	for (size_t i = 0; !known && i < atomic_load(&d->nclusters); i++)
+		known = pods_wait_reason(&d->clusters[i], job_id, out, len);
 	if (!known) {
 		struct router *r = router_holder_get(d->opts.policy);
 
@@ -1884,7 +2002,7 @@ enum gw_err dispatch_start(struct store *store, const struct dispatch_options *o
 	d->opts = *opts;
 	if (!d->opts.instance)
 		d->opts.instance = d->owner;
-	gw_metrics_family(opts->metrics, "sparkgw_dispatch_latency_seconds", GW_HISTOGRAM,
+	gw_metrics_family(opts->metrics, "sparkgw_dispatch_latency_seconds", GW_HISTOGRAM_LONG,
 			  "From a job's submission to its driver created on a cluster (first runs).");
 	gw_metrics_family(opts->metrics, "sparkgw_dispatches_total", GW_COUNTER,
 			  "Dispatch attempts by cluster and outcome: created, failed (retried or given up), rejected.");

@@ -53,8 +53,9 @@ void dispatch_stop(struct dispatch *d);
 /* Connects to a cluster added at runtime. GW_ECONFLICT if one of that
  * name is there. */
 enum gw_err dispatch_add_cluster(struct dispatch *d, const struct router_cluster *cfg, char *err);
-/* Why a queued job waits, when dispatch knows (no cluster has room, …):
- * false when it does not. */
+/* Why a job waits, when dispatch knows: a queued one for room or a quota,
+ * a dispatched one for its pods (the scheduler's Unschedulable message, a
+ * container's waiting reason); false when nothing holds it. */
 bool dispatch_wait_reason(struct dispatch *d, const char *job_id, char *out, size_t len);
 
 /* Stops watching a cluster; the policy no longer names it. */

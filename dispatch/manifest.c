@@ -104,6 +104,23 @@ json_t *dispatch_final_conf(const struct store_job *job, const struct router_dec
 		if (fixed[i][0])
 			json_object_set_new(conf, fixed[i][0], json_pack("{s:s, s:s}", "value", fixed[i][1],
 									 "source", "gateway"));
+	/* Executors' GPUs as Spark asks them of Kubernetes: an amount of the
+	 * vendor's resource (vendor/gpu), which the spec names. */
+	{
+		const json_t *gpu = json_object_get(json_object_get(spec, "executor"), "gpu");
+		const char *resource = jstr_or(json_object_get(gpu, "name"), "nvidia.com/gpu");
+		const char *slash = strrchr(resource, '/');
+		char amount[24], vendor[200];
+
+		if (json_is_object(gpu) && slash && !strcmp(slash, "/gpu")) {
+			snprintf(amount, sizeof(amount), "%lld", jint_or(json_object_get(gpu, "quantity"), 1));
+			snprintf(vendor, sizeof(vendor), "%.*s", (int)(slash - resource), resource);
+			json_object_set_new(conf, "spark.executor.resource.gpu.amount",
+					    json_pack("{s:s, s:s}", "value", amount, "source", "gateway"));
+			json_object_set_new(conf, "spark.executor.resource.gpu.vendor",
+					    json_pack("{s:s, s:s}", "value", vendor, "source", "gateway"));
+		}
+	}
 	json_decref(spec);
 	return conf;
 }

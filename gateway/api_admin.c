@@ -20,7 +20,7 @@ static json_t *count_of(json_t *u, const char *key)
 static json_t *cluster_json(struct request *rq, const struct router *r, const struct router_cluster *c,
 			    json_t *live)
 {
-	json_t *state = json_object_get(live, c->name), *nss = json_object();
+	json_t *state = json_object_get(live, c->name), *nss = json_object(), *roles = json_array();
 	json_t *usage = json_object_get(state, "namespaces");
 	unsigned configured = 0;
 	long active = 0;
@@ -36,13 +36,22 @@ static json_t *cluster_json(struct request *rq, const struct router *r, const st
 			const struct router_namespace *ns = &r->groups[g].namespaces[n];
 			json_t *u = json_object_get(usage, ns->name);
 
-			json_object_set_new(nss, ns->name, json_pack("{s:s, s:i, s:o, s:o, s:o}",
+			json_t *entry = json_pack("{s:s, s:i, s:o, s:o, s:o}",
 				"group", r->groups[g].name, "maxPods", (int)ns->max_pods,
 				"pods", count_of(u, "pods"), "cores", count_of(u, "cores"),
-				"memoryBytes", count_of(u, "memoryBytes")));
+				"memoryBytes", count_of(u, "memoryBytes"));
+
+			if (ns->quota_cores > 0 || ns->quota_memory > 0 || ns->quota_gpus > 0)
+				json_object_set_new(entry, "quota", json_pack("{s:f, s:I, s:i}", "cores", ns->quota_cores,
+					"memoryBytes", (json_int_t)ns->quota_memory, "gpus", ns->quota_gpus));
+			json_object_set_new(nss, ns->name, entry);
 		}
+	for (size_t i = 0; i < c->nroles; i++)
+		json_array_append_new(roles, json_pack("{s:s, s:{s:f, s:I, s:i}}", "name", c->roles[i].name, "maxPod",
+			"cores", c->roles[i].max_cores, "memoryBytes", (json_int_t)c->roles[i].max_memory,
+			"gpus", c->roles[i].max_gpus));
 	store_count_active(rq->store, c->name, &active, err);
-	return json_pack("{s:s, s:s, s:s, s:b, s:O, s:i, s:i, s:I, s:b, s:o}",
+	return json_pack("{s:s, s:s, s:s, s:b, s:O, s:i, s:i, s:I, s:b, s:o, s:o}",
 			 "name", c->name, "mode", c->mode == ROUTER_SPARK_OPERATOR ? "spark-operator" : "driver-pod",
 			 "rotation", pool_rotation_name(pool_rotation_of(rq->services->pool, c->name)),
 			 "healthy", pool_healthy(rq->services->pool, c->name),
@@ -51,7 +60,7 @@ static json_t *cluster_json(struct request *rq, const struct router *r, const st
 			 "activeJobs", (json_int_t)active,
 			 /* A draining cluster is drained once nothing of ours runs there. */
 			 "drained", pool_rotation_of(rq->services->pool, c->name) == POOL_DRAINING && active == 0,
-			 "namespaces", nss);
+			 "namespaces", nss, "nodeRoles", roles);
 }
 
 enum MHD_Result api_pools(struct request *rq, const char *id)
@@ -86,6 +95,19 @@ enum MHD_Result api_pools(struct request *rq, const char *id)
 			 r->default_pool >= 0 ? r->pools[r->default_pool].name : NULL);
 	router_unref(r);
 	return http_reply_json(rq, 200, body, NULL);
+}
+
+enum MHD_Result api_clusters(struct request *rq, const char *id)
+{
+	struct router *r = router_holder_get(rq->services->policy);
+	json_t *live = pool_snapshot(rq->services->pool), *items = json_array();
+
+	(void)id;
+	for (size_t i = 0; i < r->nclusters; i++)
+		json_array_append_new(items, cluster_json(rq, r, &r->clusters[i], live));
+	json_decref(live);
+	router_unref(r);
+	return http_reply_json(rq, 200, json_pack("{s:o}", "items", items), NULL);
 }
 
 /* Looks the cluster up in the policy in force; NULL after answering 404. */

@@ -429,26 +429,42 @@ static struct jobview_entry *job_view(struct request *rq, const char *id, enum M
 	return e;
 }
 
+/* FNV-1a, 32 bits: tells one wait reason from another in an ETag. */
+static uint32_t text_hash(const char *text)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *text; text++)
+		h = (h ^ (unsigned char)*text) * 16777619u;
+	return h;
+}
+
 enum MHD_Result api_job_get(struct request *rq, const char *id)
 {
 	const char *match;
-	char etag[40];
+	char etag[48];
 	enum MHD_Result reply;
 	struct jobview_entry *e = job_view(rq, id, &reply);
 	char why[GW_ERRLEN];
+	bool waits;
 
 	if (!e)
 		return reply;
-	/* Every write to a job changes its rv: a poller that has it gets 304. */
-	snprintf(etag, sizeof(etag), "W/\"%lld\"", (long long)e->rv);
+	/* A job that waits says why, as the queue does. */
+	waits = !store_state_terminal(e->state) && rq->dispatch &&
+		dispatch_wait_reason(rq->dispatch, e->id, why, sizeof(why));
+	/* Every write to a job changes its rv: a poller that has it gets 304.
+	 * The reason it waits changes without a write, so it is in the tag. */
+	if (waits)
+		snprintf(etag, sizeof(etag), "W/\"%lld-%08x\"", (long long)e->rv, text_hash(why));
+	else
+		snprintf(etag, sizeof(etag), "W/\"%lld\"", (long long)e->rv);
 	match = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
 	if (match && e->state != STORE_QUEUED && (!strcmp(match, etag) || !strcmp(match, etag + 2))) {
 		jobview_release(e);
 		return http_reply_not_modified(rq, etag);
 	}
-	/* A queued job says why it waits, as the queue does. */
-	if (e->state == STORE_QUEUED && rq->dispatch &&
-	    dispatch_wait_reason(rq->dispatch, e->id, why, sizeof(why))) {
+	if (waits) {
 		json_t *reason = json_string(why);
 		char *quoted = reason ? json_dumps(reason, JSON_ENCODE_ANY) : NULL;
 		char *text = quoted ? malloc(e->len + strlen(quoted) + 16) : NULL;

@@ -167,6 +167,7 @@ enum MHD_Result api_job_events(struct request *rq, const char *id);
 enum MHD_Result api_job_logs(struct request *rq, const char *id);
 enum MHD_Result api_job_conf(struct request *rq, const char *id);
 enum MHD_Result api_pools(struct request *rq, const char *id);
+enum MHD_Result api_clusters(struct request *rq, const char *id);
 enum MHD_Result api_cluster_get(struct request *rq, const char *id);
 enum MHD_Result api_cluster_patch(struct request *rq, const char *id);
 enum MHD_Result api_cluster_cordon(struct request *rq, const char *id);

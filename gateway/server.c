@@ -105,6 +105,7 @@ static const struct route routes[] = {
 	{"GET", "/api/v1/jobs/*/conf", api_job_conf, AUTH_VIEWER},
 	{"GET", "/api/v1/pools", api_pools, AUTH_VIEWER},
 	{"GET", "/api/v1/queue", api_queue, AUTH_OPERATOR},
+	{"GET", "/api/v1/clusters", api_clusters, AUTH_VIEWER},
 	{"POST", "/api/v1/clusters", api_cluster_add, AUTH_ADMIN},
 	{"GET", "/api/v1/clusters/*", api_cluster_get, AUTH_VIEWER},
 	{"DELETE", "/api/v1/clusters/*", api_cluster_remove, AUTH_ADMIN},

@@ -4,6 +4,7 @@
 #include "common/timeutil.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,16 +17,21 @@ struct pool {
 
 /* A cluster's state object:
  * {rotation, weight, healthy, good, bad, lastError,
- *  pods: {uid: [ns, cores, memory, gpus]}, usage: {ns: [pods, cores, memory, gpus]},
- *  reserved: {job id: [ns, pods, cores, memory, gpus, until_ms]}} */
+ *  pods: {uid: [ns, cores, memory, gpus, job id or null]},
+ *  usage: {ns: [pods, cores, memory, gpus]},
+ *  jobs: {job id: [ns, pods, cores, memory, gpus]} (what each job's pods hold),
+ *  reserved: {job id: [ns, pods, cores, memory, gpus, until_ms]}}
+ * A namespace's usage is what its pods hold plus, for each job reserved
+ * there, the part of its demand its pods do not hold yet: executors come
+ * seconds after their driver, and until then their room stays taken. */
 static json_t *cluster_state(struct pool *p, const char *name)
 {
 	json_t *c = json_object_get(p->clusters, name);
 
 	if (!c) {
-		c = json_pack("{s:i, s:i, s:b, s:i, s:i, s:n, s:{}, s:{}, s:{}}", "rotation", POOL_ACTIVE,
+		c = json_pack("{s:i, s:i, s:b, s:i, s:i, s:n, s:{}, s:{}, s:{}, s:{}}", "rotation", POOL_ACTIVE,
 			      "weight", 0, "healthy", 1, "good", 0, "bad", 0, "lastError", "pods",
-			      "usage", "reserved");
+			      "usage", "jobs", "reserved");
 		json_object_set_new(p->clusters, name, c);
 	}
 	return c;
@@ -123,52 +129,132 @@ bool pool_healthy(struct pool *p, const char *cluster)
 	return h;
 }
 
-static void add_usage(json_t *usage, const char *ns, int sign, double cores, int64_t memory, int gpus)
+/* Adds sign times one pod's requests to the sums in u from index at:
+ * [pods, cores, memory, gpus]. */
+static void add_pod(json_t *u, size_t at, int sign, double cores, int64_t memory, int gpus)
 {
-	json_t *u = json_object_get(usage, ns);
+	json_array_set_new(u, at, json_integer(json_integer_value(json_array_get(u, at)) + sign));
+	json_array_set_new(u, at + 1, json_real(json_real_value(json_array_get(u, at + 1)) + sign * cores));
+	json_array_set_new(u, at + 2, json_integer(json_integer_value(json_array_get(u, at + 2)) + sign * memory));
+	json_array_set_new(u, at + 3, json_integer(json_integer_value(json_array_get(u, at + 3)) + sign * gpus));
+}
+
+/* One pod's requests in or out of its namespace's and its job's sums. */
+static void count_pod(json_t *c, const char *ns, const char *job_id, int sign, double cores,
+		      int64_t memory, int gpus)
+{
+	json_t *usage = json_object_get(c, "usage"), *jobs = json_object_get(c, "jobs");
+	json_t *u = json_object_get(usage, ns), *j;
 
 	if (!u) {
 		u = json_pack("[i, f, I, i]", 0, 0.0, (json_int_t)0, 0);
 		json_object_set_new(usage, ns, u);
 	}
-	json_array_set_new(u, 0, json_integer(json_integer_value(json_array_get(u, 0)) + sign));
-	json_array_set_new(u, 1, json_real(json_real_value(json_array_get(u, 1)) + sign * cores));
-	json_array_set_new(u, 2, json_integer(json_integer_value(json_array_get(u, 2)) + sign * memory));
-	json_array_set_new(u, 3, json_integer(json_integer_value(json_array_get(u, 3)) + sign * gpus));
+	add_pod(u, 0, sign, cores, memory, gpus);
+	if (!job_id)
+		return;
+	if (!(j = json_object_get(jobs, job_id))) {
+		j = json_pack("[s, i, f, I, i]", ns, 0, 0.0, (json_int_t)0, 0);
+		json_object_set_new(jobs, job_id, j);
+	}
+	add_pod(j, 1, sign, cores, memory, gpus);
 }
 
 void pool_pod(struct pool *p, const char *cluster, const char *uid, const char *job_id,
 	      const char *ns, bool active, double cores, int64_t memory, int gpus)
 {
 	json_t *c, *pods, *old;
+	bool was_counted;
 
 	pthread_mutex_lock(&p->lock);
 	c = cluster_state(p, cluster);
-	/* The job's real pods count from now on, not its reservation. */
-	if (job_id)
-		json_object_del(json_object_get(c, "reserved"), job_id);
 	pods = json_object_get(c, "pods");
 	old = json_object_get(pods, uid);
+	was_counted = old != NULL;
 	if (old) { /* take the old view out first: requests do not change, but be exact */
-		add_usage(json_object_get(c, "usage"), json_string_value(json_array_get(old, 0)), -1,
-			  json_real_value(json_array_get(old, 1)), json_integer_value(json_array_get(old, 2)),
+		count_pod(c, json_string_value(json_array_get(old, 0)), json_string_value(json_array_get(old, 4)),
+			  -1, json_real_value(json_array_get(old, 1)), json_integer_value(json_array_get(old, 2)),
 			  (int)json_integer_value(json_array_get(old, 3)));
 		json_object_del(pods, uid);
 	}
 	if (active) {
-		json_object_set_new(pods, uid, json_pack("[s, f, I, i]", ns, cores, (json_int_t)memory, gpus));
-		add_usage(json_object_get(c, "usage"), ns, 1, cores, memory, gpus);
+		json_object_set_new(pods, uid, json_pack("[s, f, I, i, s?]", ns, cores, (json_int_t)memory, gpus,
+							 job_id));
+		count_pod(c, ns, job_id, 1, cores, memory, gpus);
+	}
+	/* Its pods were there and are all gone (after the update, not in
+	 * its middle): the job left, and so does its reservation, whichever
+	 * process dispatched it. */
+	if (was_counted && job_id && json_integer_value(json_array_get(json_object_get(json_object_get(c, "jobs"), job_id), 1)) <= 0) {
+		json_object_del(json_object_get(c, "jobs"), job_id);
+		json_object_del(json_object_get(c, "reserved"), job_id);
 	}
 	pthread_mutex_unlock(&p->lock);
 }
 
-void pool_reserve(struct pool *p, const char *cluster, const char *job_id, const char *ns,
-		  const struct router_demand *d, int64_t ttl_ms)
+/* What ns holds in c: its pods, and what reserved jobs' pods do not hold
+ * yet (skip: a job left out). Caller holds the lock; drops lapsed
+ * reservations. */
+static void namespace_usage(json_t *c, const char *ns, const char *skip, struct router_usage *out)
 {
+	json_t *u = json_object_get(json_object_get(c, "usage"), ns), *res, *held;
+	int64_t now = gw_now_ms();
+	const char *job;
+	void *iter;
+
+	out->pods = (unsigned)json_integer_value(json_array_get(u, 0));
+	out->cores = json_real_value(json_array_get(u, 1));
+	out->memory = json_integer_value(json_array_get(u, 2));
+	out->gpus = (int)json_integer_value(json_array_get(u, 3));
+	json_object_foreach_safe(json_object_get(c, "reserved"), iter, job, res) {
+		json_int_t pods, memory, gpus;
+		double cores;
+
+		if (json_integer_value(json_array_get(res, 5)) < now) {
+			json_object_del(json_object_get(c, "reserved"), job);
+			continue;
+		}
+		if (strcmp(json_string_value(json_array_get(res, 0)), ns) || (skip && !strcmp(job, skip)))
+			continue;
+		held = json_object_get(json_object_get(c, "jobs"), job);
+		pods = json_integer_value(json_array_get(res, 1)) - json_integer_value(json_array_get(held, 1));
+		cores = json_real_value(json_array_get(res, 2)) - json_real_value(json_array_get(held, 2));
+		memory = json_integer_value(json_array_get(res, 3)) - json_integer_value(json_array_get(held, 3));
+		gpus = json_integer_value(json_array_get(res, 4)) - json_integer_value(json_array_get(held, 4));
+		out->pods += pods > 0 ? (unsigned)pods : 0;
+		out->cores += cores > 0 ? cores : 0;
+		out->memory += memory > 0 ? memory : 0;
+		out->gpus += gpus > 0 ? (int)gpus : 0;
+	}
+}
+
+bool pool_reserve(struct pool *p, const char *cluster, const char *job_id, const struct router_namespace *ns,
+		  const struct router_demand *d, bool force, int64_t ttl_ms)
+{
+	struct router_usage u;
+	bool fits;
+	json_t *c;
+
 	pthread_mutex_lock(&p->lock);
-	json_object_set_new(json_object_get(cluster_state(p, cluster), "reserved"), job_id,
-			    json_pack("[s, i, f, I, i, I]", ns, (int)d->pods, d->cores, (json_int_t)d->memory,
-				      d->gpus, (json_int_t)(gw_now_ms() + ttl_ms)));
+	c = cluster_state(p, cluster);
+	namespace_usage(c, ns->name, job_id, &u);
+	fits = force || router_namespace_fits(ns, &u, d);
+	if (fits)
+		json_object_set_new(json_object_get(c, "reserved"), job_id,
+				    json_pack("[s, i, f, I, i, I]", ns->name, (int)d->pods, d->cores,
+					      (json_int_t)d->memory, d->gpus, (json_int_t)(gw_now_ms() + ttl_ms)));
+	pthread_mutex_unlock(&p->lock);
+	return fits;
+}
+
+void pool_release(struct pool *p, const char *job_id)
+{
+	const char *name;
+	json_t *c;
+
+	pthread_mutex_lock(&p->lock);
+	json_object_foreach(p->clusters, name, c)
+		json_object_del(json_object_get(c, "reserved"), job_id);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -180,27 +266,49 @@ void pool_forget_pods(struct pool *p, const char *cluster)
 	c = cluster_state(p, cluster);
 	json_object_set_new(c, "pods", json_object());
 	json_object_set_new(c, "usage", json_object());
+	json_object_set_new(c, "jobs", json_object());
 	pthread_mutex_unlock(&p->lock);
 }
 
 json_t *pool_usage(struct pool *p, const char *cluster)
 {
-	json_t *u;
+	json_t *c, *u, *out, *held, *v;
+	const char *ns, *job;
 
 	pthread_mutex_lock(&p->lock);
-	u = json_deep_copy(json_object_get(cluster_state(p, cluster), "usage"));
+	c = cluster_state(p, cluster);
+	out = json_deep_copy(json_object_get(c, "usage"));
+	json_object_foreach(out, ns, u)
+		json_array_append_new(u, json_object());
+	json_object_foreach(json_object_get(c, "jobs"), job, held) {
+		v = json_array_get(json_object_get(out, json_string_value(json_array_get(held, 0))), 4);
+		json_object_set_new(v, job, json_pack("[O, O, O, O]", json_array_get(held, 1), json_array_get(held, 2),
+						      json_array_get(held, 3), json_array_get(held, 4)));
+	}
 	pthread_mutex_unlock(&p->lock);
-	return u;
+	return out;
 }
 
 void pool_set_usage(struct pool *p, const char *cluster, const json_t *usage)
 {
-	json_t *c;
+	json_t *c, *u, *jobs = json_object(), *held;
+	const char *ns, *job;
 
+	/* The watcher's per-job sums, so that this process's reservations
+	 * count only what their pods do not hold yet, as on the watcher. */
+	json_object_foreach((json_t *)(uintptr_t)usage, ns, u)
+		json_object_foreach(json_array_get(u, 4), job, held)
+			json_object_set_new(jobs, job, json_pack("[s, O, O, O, O]", ns, json_array_get(held, 0),
+								 json_array_get(held, 1), json_array_get(held, 2),
+								 json_array_get(held, 3)));
 	pthread_mutex_lock(&p->lock);
 	c = cluster_state(p, cluster);
+	json_object_foreach(json_object_get(c, "jobs"), job, held)
+		if (!json_object_get(jobs, job))
+			json_object_del(json_object_get(c, "reserved"), job);
 	json_object_set_new(c, "pods", json_object());
 	json_object_set_new(c, "usage", json_deep_copy(usage));
+	json_object_set_new(c, "jobs", jobs);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -266,30 +374,9 @@ static unsigned live_weight(void *arg, const char *cluster, unsigned configured)
 static void live_usage(void *arg, const char *cluster, const char *ns, struct router_usage *out)
 {
 	struct pool *p = arg;
-	int64_t now = gw_now_ms();
-	json_t *c, *u, *res;
-	const char *job;
-	void *iter;
 
 	pthread_mutex_lock(&p->lock);
-	c = cluster_state(p, cluster);
-	u = json_object_get(json_object_get(c, "usage"), ns);
-	out->pods = (unsigned)json_integer_value(json_array_get(u, 0));
-	out->cores = json_real_value(json_array_get(u, 1));
-	out->memory = json_integer_value(json_array_get(u, 2));
-	out->gpus = (int)json_integer_value(json_array_get(u, 3));
-	json_object_foreach_safe(json_object_get(c, "reserved"), iter, job, res) {
-		if (json_integer_value(json_array_get(res, 5)) < now) {
-			json_object_del(json_object_get(c, "reserved"), job);
-			continue;
-		}
-		if (strcmp(json_string_value(json_array_get(res, 0)), ns))
-			continue;
-		out->pods += (unsigned)json_integer_value(json_array_get(res, 1));
-		out->cores += json_real_value(json_array_get(res, 2));
-		out->memory += json_integer_value(json_array_get(res, 3));
-		out->gpus += (int)json_integer_value(json_array_get(res, 4));
-	}
+	namespace_usage(cluster_state(p, cluster), ns, NULL, out);
 	pthread_mutex_unlock(&p->lock);
 }
 

@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "router/router.h"
 
@@ -41,17 +42,24 @@ bool pool_healthy(struct pool *p, const char *cluster);
  * namespace, with its requests; active=false when it ended or went away. */
 void pool_pod(struct pool *p, const char *cluster, const char *uid, const char *job_id,
 	      const char *ns, bool active, double cores, int64_t memory, int gpus);
-/* Counts a dispatched job's demand in its namespace until the watcher sees
- * its pods (or ttl_ms passes), so that a burst cannot overfill a namespace
- * in the moment before the cluster reports the pods. */
-void pool_reserve(struct pool *p, const char *cluster, const char *job_id, const char *ns,
-		  const struct router_demand *demand, int64_t ttl_ms);
+/* Reserves a dispatched job's demand in namespace ns of cluster: it counts
+ * there, less what the job's pods already hold, until pool_release (the
+ * job left the cluster) or ttl_ms, so that neither the moment before the
+ * cluster reports its pods nor the executors' start after the driver lets
+ * a burst overfill the namespace. The check for room and the reservation
+ * are one step under the pool's lock, so that concurrent dispatches cannot
+ * all take the same room; false when the namespace has none left (force:
+ * reserve anyway, for a job pinned there). */
+bool pool_reserve(struct pool *p, const char *cluster, const char *job_id, const struct router_namespace *ns,
+		  const struct router_demand *demand, bool force, int64_t ttl_ms);
+void pool_release(struct pool *p, const char *job_id);
 /* Forgets a cluster's pods before a re-list adds them again. */
 void pool_forget_pods(struct pool *p, const char *cluster);
 
 /* What runs in each namespace of a cluster as this process's watcher saw
- * it: {ns: [pods, cores, memory bytes, gpus]} (caller owns), for the
- * replicas that do not watch the cluster. */
+ * it: {ns: [pods, cores, memory bytes, gpus, {job id: [pods, cores,
+ * memory, gpus]}]} (caller owns), for the replicas that do not watch the
+ * cluster. */
 json_t *pool_usage(struct pool *p, const char *cluster);
 /* Such a view, from the replica that watches the cluster, in place of
  * what this process saw (it does not watch it). */

@@ -254,6 +254,12 @@ static double headroom(const struct router_namespace *ns, const struct router_us
 	return h;
 }
 
+bool router_namespace_fits(const struct router_namespace *ns, const struct router_usage *u,
+			   const struct router_demand *d)
+{
+	return headroom(ns, u, d) >= -1e-9; /* sums of fractional cores */
+}
+
 static void layer(json_t *conf, const json_t *values, const char *source)
 {
 	const char *key;

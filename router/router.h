@@ -223,6 +223,11 @@ enum router_result router_place(const struct router *r, const struct router_live
 				const json_t *labels, const json_t *spec, const char *job_key,
 				struct router_decision *out, json_t **errors, char *detail);
 
+/* Whether a job's demand fits in ns on top of usage u: its active-pod cap
+ * and the quotas it sets. */
+bool router_namespace_fits(const struct router_namespace *ns, const struct router_usage *u,
+			   const struct router_demand *d);
+
 /* Spark conf keys a user may not set, because they would let a job leave
  * its namespace or its identity; NULL if key is allowed. */
 const char *router_protected_key(const char *key);

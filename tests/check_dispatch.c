@@ -400,6 +400,58 @@ START_TEST(test_driver_pod_unschedulable)
 }
 END_TEST
 
+/* Executors the scheduler cannot place: the running job says why, with
+ * the scheduler's message, in the API and the CLI; once they are gone the
+ * reason goes too (and the ETag changes with it). */
+START_TEST(test_pending_pods_say_why)
+{
+	char body[1024], url[300], cmd[600], *out;
+	const char *why = NULL;
+	json_t *job = NULL;
+	char *id;
+	FILE *p;
+	size_t n;
+
+	snprintf(body, sizeof(body),
+		 "{\"name\":\"wide\",\"labels\":{\"team\":\"dispatch\"},\"spec\":{\"type\":\"Python\","
+		 "\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"local:///opt/pi.py\","
+		 "\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"4\"},"
+		 "\"executor\":{\"instances\":2,\"cores\":32,\"memory\":\"1g\"}}}");
+	id = tu_submit(gw.base, body);
+	json_decref(tu_wait_job(gw.base, id, "RUNNING", 20000));
+	snprintf(url, sizeof(url), "%s/api/v1/jobs/%s", gw.base, id);
+	for (int i = 0; i < 100 && !why; i++) {
+		json_decref(job);
+		job = tu_get_json(url);
+		why = json_string_value(json_object_get(job, "waitReason"));
+		if (!why)
+			usleep(50000);
+	}
+	ck_assert_msg(why, "no waitReason on a job whose executors cannot be placed");
+	ck_assert_msg(strstr(why, "Unschedulable: 0/4 nodes are available: 4 Insufficient cpu.") &&
+		      strstr(why, "-exec-") && strstr(why, "and 1 more"), "waitReason: %s", why);
+	ck_assert_schema("Job", job);
+	json_decref(job);
+
+	snprintf(cmd, sizeof(cmd), "%s get %s -s %s", tu_gateway_bin(), id, gw.base);
+	p = popen(cmd, "r");
+	out = calloc(1, 8192);
+	n = fread(out, 1, 8191, p);
+	out[n] = '\0';
+	pclose(p);
+	ck_assert_msg(strstr(out, "Waiting:") && strstr(out, "Insufficient cpu"), "sparkgw get:\n%s", out);
+	free(out);
+
+	job = tu_wait_job(gw.base, id, "SUCCEEDED", 20000);
+	ck_assert_ptr_nonnull(job);
+	json_decref(job);
+	job = tu_get_json(url);
+	ck_assert_ptr_null(json_object_get(job, "waitReason"));
+	json_decref(job);
+	free(id);
+}
+END_TEST
+
 static void cancel_running(const char *resource)
 {
 	char *id = submit("long", "\"spark.kubesim.durationSeconds\":\"60\"", NULL);
@@ -679,6 +731,7 @@ Suite *dispatch_suite(void)
 	tcase_add_test(pods, test_driver_pod_oom);
 	tcase_add_test(pods, test_driver_pod_image_pull_failure);
 	tcase_add_test(pods, test_driver_pod_unschedulable);
+	tcase_add_test(pods, test_pending_pods_say_why);
 	tcase_add_test(pods, test_driver_pod_cancel_while_running);
 	tcase_add_test(pods, test_logs_follow_until_the_driver_ends);
 	tcase_add_test(pods, test_kubectl_against_kubesim);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/timeutil.h"
@@ -409,6 +410,43 @@ START_TEST(test_api_server_faults_under_steady_load)
 }
 END_TEST
 
+/* Resident memory does not grow with the clusters configured: twelve
+ * (on one simulated API server, under twelve names) idle within a few MiB
+ * of one. */
+START_TEST(test_memory_does_not_grow_with_clusters)
+{
+	static const char *const modes[12] = {"driver-pod", "driver-pod", "driver-pod", "driver-pod",
+					      "driver-pod", "driver-pod", "driver-pod", "driver-pod",
+					      "driver-pod", "driver-pod", "driver-pod", "driver-pod"};
+	struct tu_kubesim sim = {0}, names[12];
+	long rss[2];
+	char cfg[700], sub[600];
+
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "k", NULL), 0);
+	for (int i = 0; i < 12; i++) {
+		names[i] = sim;
+		snprintf(names[i].name, sizeof(names[i].name), "c%d", i + 1);
+	}
+	for (int run = 0; run < 2; run++) {
+		int n = run ? 12 : 1;
+		struct tu_gateway gw;
+
+		snprintf(sub, sizeof(sub), "%s/n%d", dir, n);
+		ck_assert_int_eq(mkdir(sub, 0700), 0);
+		tu_write_cluster_config(sub, names, modes, n, NULL, cfg, sizeof(cfg));
+		ck_assert_int_eq(tu_gateway_start(&gw, sub, "--config", cfg, NULL), 0);
+		sleep(3); /* every watcher has listed and reconciled */
+		rss[run] = rss_kib(gw.pid);
+		ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	}
+	ck_assert_int_gt(rss[0], 0);
+	if (!getenv("SPARKGW_SANITIZED") || strcmp(getenv("SPARKGW_SANITIZED"), "1"))
+		ck_assert_msg(rss[1] < rss[0] + 8 * 1024, "idle RSS: %ld KiB with 1 cluster, %ld KiB with 12",
+			      rss[0], rss[1]);
+	tu_kubesim_stop(&sim);
+}
+END_TEST
+
 Suite *faults_suite(void)
 {
 	Suite *s = suite_create("faults");
@@ -423,6 +461,7 @@ Suite *faults_suite(void)
 		tcase_add_test(tc, test_full_disk_answers_503_and_recovers);
 	tcase_add_test(tc, test_slow_clients_do_not_starve_others);
 	tcase_add_test(tc, test_api_server_faults_under_steady_load);
+	tcase_add_test(tc, test_memory_does_not_grow_with_clusters);
 	suite_add_tcase(s, tc);
 	return s;
 }

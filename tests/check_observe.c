@@ -211,6 +211,9 @@ START_TEST(test_metrics_parse_and_count)
 				   "code", "201", NULL), 9);
 	ck_assert_double_eq(sample(m, "sparkgw_dispatches_total", "cluster", "m", "outcome", "created", NULL), 3);
 	ck_assert_double_eq(sample(m, "sparkgw_dispatch_latency_seconds_count", NULL), 3);
+	/* Its buckets go on to hours, so that a backlog reads as a number. */
+	ck_assert_double_eq(sample(m, "sparkgw_dispatch_latency_seconds_bucket", "le", "3600", NULL), 3);
+	ck_assert_double_eq(sample(m, "sparkgw_dispatch_latency_seconds_bucket", "le", "86400", NULL), 3);
 	ck_assert_double_ge(sample(m, "sparkgw_watch_restarts_total", "cluster", "m", "resource", "pods", NULL), 1);
 	ck_assert_double_eq(sample(m, "sparkgw_cluster_healthy", "cluster", "m", NULL), 1);
 	ck_assert_double_ge(sample(m, "sparkgw_store_commit_seconds_count", NULL), 3);

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -572,6 +573,144 @@ START_TEST(test_add_and_remove_cluster_at_runtime)
 }
 END_TEST
 
+/* ---- namespace caps under a burst ---- */
+
+#define CAPS_POLICY                                                                                \
+	"pools:\n  - name: batch\n    clusters: [{name: a, weight: 1}]\n"                              \
+	"namespaceGroups:\n"                                                                         \
+	"  - name: by-pods\n    selector: team=pods\n    namespaces: [{name: capped-pods, maxPods: 20}]\n" \
+	"  - name: by-cores\n    selector: team=cores\n"                                              \
+	"    namespaces: [{name: capped-cores, quota: {cores: 12}}]\n"                                \
+	"dispatch: {workers: 16}\n"
+
+static void caps_setup(void)
+{
+	static const char *const modes[] = {"driver-pod"};
+
+	memset(sims, 0, sizeof(sims));
+	dir = tu_tmpdir("caps");
+	ck_assert_ptr_nonnull(dir);
+	ck_assert_int_eq(tu_kubesim_start(&sims[0], dir, "a", "--namespace", "capped-pods", "--namespace",
+					  "capped-cores", "--nodes", "8", NULL), 0);
+	tu_write_cluster_config(dir, sims, modes, 1, CAPS_POLICY, config, sizeof(config));
+	ck_assert_msg(tu_gateway_start(&gw, dir, "--config", config, NULL) == 0, "gateway did not start");
+}
+
+static void caps_teardown(void)
+{
+	tu_gateway_signal(&gw, SIGTERM);
+	tu_kubesim_stop(&sims[0]);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+struct ns_peak {
+	const char *ns;
+	unsigned pods;
+	double cores;
+};
+
+struct sampler {
+	struct ns_peak peaks[2];
+	atomic_bool stop;
+};
+
+/* What a namespace's pods hold now as the cluster lists them: those
+ * Pending or Running, and their cpu requests. */
+static void sample(const char *base, struct ns_peak *p)
+{
+	char url[300];
+	json_t *list, *pod, *c;
+	unsigned pods = 0;
+	double cores = 0;
+	size_t i, j;
+
+	snprintf(url, sizeof(url), "%s/api/v1/namespaces/%s/pods", base, p->ns);
+	list = tu_get_json(url);
+	json_array_foreach(json_object_get(list, "items"), i, pod) {
+		const char *phase = json_string_value(json_object_get(json_object_get(pod, "status"), "phase"));
+
+		if (!phase || (strcmp(phase, "Pending") && strcmp(phase, "Running")))
+			continue;
+		pods++;
+		json_array_foreach(json_object_get(json_object_get(pod, "spec"), "containers"), j, c) {
+			const char *cpu = json_string_value(json_object_get(json_object_get(json_object_get(c,
+				"resources"), "requests"), "cpu"));
+
+			cores += cpu ? atof(cpu) : 0;
+		}
+	}
+	json_decref(list);
+	if (pods > p->pods)
+		p->pods = pods;
+	if (cores > p->cores)
+		p->cores = cores;
+}
+
+static void *sampler_main(void *arg)
+{
+	struct sampler *s = arg;
+
+	/* Bounded: the test stops it long before. */
+	for (int n = 0; n < 4000 && !atomic_load(&s->stop); n++) {
+		for (int i = 0; i < 2; i++)
+			sample(sims[0].base, &s->peaks[i]);
+		usleep(50000);
+	}
+	return NULL;
+}
+
+/* A burst into namespaces with an active-pod cap and a core quota, with
+ * 16 concurrent dispatch workers and jobs of a driver and 4 executors:
+ * sampled every 50 ms, neither ever holds more than its cap, and every
+ * job runs to its end. */
+START_TEST(test_burst_never_exceeds_namespace_caps)
+{
+	struct sampler s = {.peaks = {{.ns = "capped-pods"}, {.ns = "capped-cores"}}};
+	char *ids[36];
+	pthread_t t;
+	int n = 0;
+
+	atomic_init(&s.stop, false);
+	ck_assert_int_eq(pthread_create(&t, NULL, sampler_main, &s), 0);
+	for (int i = 0; i < 36; i++)
+		ids[n++] = submit_as(i < 24 ? "pods" : "cores", NULL, 2, 4);
+	for (int i = 0; i < n; i++) {
+		json_t *job = tu_wait_job(gw.base, ids[i], "SUCCEEDED", 120000);
+
+		ck_assert_msg(job, "job %s did not succeed", ids[i]);
+		json_decref(job);
+		free(ids[i]);
+	}
+	atomic_store(&s.stop, true);
+	pthread_join(t, NULL);
+	/* 5 pods and 5 cores a job: 4 jobs fill the pod cap, 2 the quota. */
+	ck_assert_msg(s.peaks[0].pods <= 20, "capped-pods held %u pods (cap 20)", s.peaks[0].pods);
+	ck_assert_msg(s.peaks[1].cores <= 12 + 1e-9, "capped-cores held %.1f cores (quota 12)", s.peaks[1].cores);
+	/* The burst did fill them: the caps held against real pressure. */
+	ck_assert_msg(s.peaks[0].pods >= 15, "capped-pods peaked at %u pods", s.peaks[0].pods);
+	ck_assert_msg(s.peaks[1].cores >= 10 - 1e-9, "capped-cores peaked at %.1f cores", s.peaks[1].cores);
+
+	/* The cluster list shows those caps. */
+	{
+		char url[300];
+		json_t *list, *c, *ns;
+
+		snprintf(url, sizeof(url), "%s/api/v1/clusters", gw.base);
+		list = tu_get_json(url);
+		ck_assert_int_eq(json_array_size(json_object_get(list, "items")), 1);
+		c = json_array_get(json_object_get(list, "items"), 0);
+		ck_assert_schema("Cluster", c);
+		ck_assert_str_eq(json_string_value(json_object_get(c, "name")), "a");
+		ns = json_object_get(json_object_get(c, "namespaces"), "capped-cores");
+		ck_assert(json_real_value(json_object_get(json_object_get(ns, "quota"), "cores")) == 12);
+		ns = json_object_get(json_object_get(c, "namespaces"), "capped-pods");
+		ck_assert_int_eq(json_integer_value(json_object_get(ns, "maxPods")), 20);
+		json_decref(list);
+	}
+}
+END_TEST
+
 Suite *routing_suite(void)
 {
 	Suite *s = suite_create("routing");
@@ -588,6 +727,11 @@ Suite *routing_suite(void)
 	tcase_add_test(tc, test_stored_job_shows_placement_and_conf);
 	tcase_add_test(tc, test_reload_under_load_drops_nothing);
 	tcase_add_test(tc, test_add_and_remove_cluster_at_runtime);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("caps");
+	tcase_add_checked_fixture(tc, caps_setup, caps_teardown);
+	tcase_set_timeout(tc, 180);
+	tcase_add_test(tc, test_burst_never_exceeds_namespace_caps);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -276,6 +276,55 @@ START_TEST(test_cancel_semantics)
 }
 END_TEST
 
+/* Jobs by state and the queue by pool and team, as /metrics reads them,
+ * follow every submission, transition and removal. */
+START_TEST(test_state_counts_follow_every_change)
+{
+	struct store_op a;
+	char ids[4][STORE_ID_LEN], err[GW_ERRLEN], sql[200];
+	json_t *counts, *queued;
+
+	for (int i = 0; i < 4; i++) {
+		memset(&a, 0, sizeof(a));
+		a.kind = STORE_OP_SUBMIT;
+		a.submit.name = "c";
+		a.submit.user = "alice";
+		a.submit.labels_json = "{}";
+		a.submit.spec_json = "{\"type\":\"Python\"}";
+		a.submit.team = i < 3 ? "ads" : "search";
+		ck_assert_int_eq(store_execute(st, &a), GW_OK);
+		snprintf(ids[i], sizeof(ids[i]), "%s", a.job.id);
+		store_job_release(&a.job);
+	}
+	ck_assert_int_eq(move(ids[0], STORE_DISPATCHING, "x", &a), GW_OK);
+	store_job_release(&a.job);
+	ck_assert_int_eq(move(ids[0], STORE_SUBMITTED, "x", &a), GW_OK);
+	store_job_release(&a.job);
+	ck_assert_int_eq(move(ids[0], STORE_SUCCEEDED, "x", &a), GW_OK);
+	store_job_release(&a.job);
+	ck_assert_int_eq(cancel(ids[1], &a), GW_OK);
+	store_job_release(&a.job);
+	snprintf(sql, sizeof(sql), "DELETE FROM jobs WHERE id = '%s'", ids[0]);
+	exec_outside(sql);
+
+	ck_assert_int_eq(store_state_counts(st, &counts, &queued, err), GW_OK);
+	ck_assert_int_eq(json_integer_value(json_object_get(counts, "QUEUED")), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(counts, "CANCELLED")), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(counts, "SUCCEEDED")), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(counts, "DISPATCHING")), 0);
+	ck_assert_int_eq(json_array_size(queued), 2);
+	for (size_t i = 0; i < 2; i++) {
+		json_t *q = json_array_get(queued, i);
+
+		ck_assert_int_eq(json_integer_value(json_object_get(q, "count")), 1);
+		ck_assert(!strcmp(json_string_value(json_object_get(q, "team")), "ads") ||
+			  !strcmp(json_string_value(json_object_get(q, "team")), "search"));
+	}
+	json_decref(counts);
+	json_decref(queued);
+}
+END_TEST
+
 /* Lists with the selector text; returns the names, newest first. */
 static void list_names(const char *selector, int state, size_t limit, int64_t before,
 		       char *out, size_t outlen, int64_t *next)
@@ -578,6 +627,7 @@ Suite *store_suite(void)
 		tcase_add_test(c, test_state_machine_table);
 		tcase_add_test(c, test_transitions_write_events);
 		tcase_add_test(c, test_cancel_semantics);
+		tcase_add_test(c, test_state_counts_follow_every_change);
 		tcase_add_test(c, test_list_filters_and_pages);
 		tcase_add_test(c, test_persists_across_reopen);
 		tcase_add_test(c, test_refuses_newer_schema);

@@ -1,6 +1,9 @@
 #!/bin/sh
 # `make run`: three simulated clusters (kubesim; sim-c runs the Spark
-# operator) and the gateway configured for them, in the foreground.
+# operator) and the gateway configured for them, in the foreground. The
+# clusters have node pools for the policy's node roles (sim-b's GPU nodes
+# tainted), the PriorityClasses contrib/deploy/spark-cluster creates and
+# those the demo's critical pool names.
 # Ctrl-C stops everything. The clusters listen on SPARKGW_PORT+1..+3.
 set -eu
 
@@ -46,11 +49,19 @@ kubeconfig="$DATA/kubeconfig"
 
 for i in 1 2 3; do
 	name=sim-$(echo abc | cut -c$i)
-	operator=""
-	[ "$name" = sim-c ] && operator=--operator
+	# The node pools behind each cluster's node roles in demo-policy.yaml.
+	case $name in
+	sim-a) nodes="--node-pool cpu,count=4,cpu=16,memory=64Gi,label=node-role=cpu
+		--node-pool mem,count=2,cpu=16,memory=256Gi,label=node-role=memory" ;;
+	sim-b) nodes="--node-pool cpu,count=4,cpu=16,memory=64Gi,label=node-role=cpu
+		--node-pool gpu,count=2,cpu=32,memory=128Gi,gpus=8,label=node-role=gpu,taint=nvidia.com/gpu=present:NoSchedule" ;;
+	*) nodes="--operator --nodes 4" ;;
+	esac
+	# shellcheck disable=SC2086
 	"$BUILD/kubesim" --listen "127.0.0.1:$((PORT + i))" --name "$name" \
 		--namespace spark-jobs --namespace spark-search-1 --namespace spark-search-2 \
-		$operator &
+		--priority-class critical-driver=1001000 --priority-class critical-executor=2000 \
+		$nodes &
 	pids="$pids $!"
 done
 

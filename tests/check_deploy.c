@@ -13,6 +13,7 @@
 
 #define MANIFESTS "contrib/deploy/kubernetes"
 #define SQLITE_OVERLAY "contrib/deploy/kubernetes-sqlite"
+#define SPARK_CLUSTER "contrib/deploy/spark-cluster"
 
 static char *dir;
 
@@ -150,6 +151,62 @@ START_TEST(test_manifests_match_the_schemas)
 	closedir(d);
 	ck_assert_int_eq(listed, json_array_size(resources));
 	json_decref(kust);
+}
+END_TEST
+
+/* The index-th document of a multi-document YAML file. */
+static json_t *yaml_document(const char *path, int index)
+{
+	char text[8192], err[512];
+	const char *start = text, *sep;
+	json_t *doc = NULL;
+	FILE *f = fopen(path, "r");
+	size_t len;
+
+	ck_assert_ptr_nonnull(f);
+	len = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[len] = '\0';
+	for (int i = 0; i < index; i++) {
+		sep = strstr(start, "\n---\n");
+		ck_assert_ptr_nonnull(sep);
+		start = sep + 5;
+	}
+	sep = strstr(start, "\n---\n");
+	ck_assert_msg(gw_yaml_load_string(start, sep ? (size_t)(sep - start) + 1 : strlen(start), &doc, NULL, err) ==
+			      GW_OK, "%s", err);
+	return doc;
+}
+
+/* The classes every Spark cluster gets are valid scheduling.k8s.io/v1
+ * objects, drivers above executors and both below the system classes, and
+ * kubesim serves the same values, so that what tests preempt is what a
+ * cluster set up from the manifests would. */
+START_TEST(test_spark_cluster_priority_classes)
+{
+	static const char *const names[] = {"sparkgw-driver", "sparkgw-executor"};
+	json_int_t value[2];
+	struct tu_kubesim sim;
+
+	ck_assert_int_eq(rendered_objects_valid(SPARK_CLUSTER), 2);
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "deploy", NULL), 0);
+	for (int i = 0; i < 2; i++) {
+		char url[200];
+		json_t *doc = yaml_document(SPARK_CLUSTER "/priorityclasses.yaml", i), *served;
+
+		ck_assert_ptr_nonnull(doc);
+		ck_assert_str_eq(str_at(doc, "metadata", "name"), names[i]);
+		value[i] = json_integer_value(json_object_get(doc, "value"));
+		snprintf(url, sizeof(url), "%s/apis/scheduling.k8s.io/v1/priorityclasses/%s", sim.base, names[i]);
+		served = tu_get_json(url);
+		ck_assert_ptr_nonnull(served);
+		ck_assert_int_eq(json_integer_value(json_object_get(served, "value")), value[i]);
+		json_decref(served);
+		json_decref(doc);
+	}
+	ck_assert_int_gt(value[0], value[1]);
+	ck_assert_int_lt(value[0], 2000000000);
+	tu_kubesim_stop(&sim);
 }
 END_TEST
 
@@ -361,6 +418,7 @@ Suite *deploy_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_manifests_match_the_schemas);
 	tcase_add_test(tc, test_manifests_fit_together);
+	tcase_add_test(tc, test_spark_cluster_priority_classes);
 	tcase_add_test(tc, test_shipped_config_runs);
 	tcase_add_test(tc, test_sqlite_overlay_runs);
 	suite_add_tcase(s, tc);

@@ -343,6 +343,236 @@ START_TEST(test_throttle_and_token)
 }
 END_TEST
 
+/* Two 4-core nodes and a tainted GPU node, as a cluster's node pools. */
+static void sched_setup(void)
+{
+	dir = tu_tmpdir("kubesim");
+	ck_assert_ptr_nonnull(dir);
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "fleet", "--node-pool", "cpu,count=2,cpu=4,memory=16Gi",
+					  "--node-pool",
+					  "gpu,count=1,cpu=8,memory=32Gi,gpus=2,label=accelerator=nvidia,"
+					  "taint=nvidia.com/gpu=present:NoSchedule",
+					  NULL),
+			 0);
+}
+
+/* A pod asking cpu cores (and gpus), of a priority class (or none),
+ * tolerating the GPU taint or not. */
+static const char *sized_pod(const char *name, int cpu, int gpus, const char *priority_class, bool tolerates)
+{
+	static char body[1024];
+	char gpu[64] = "", pc[96] = "";
+
+	if (gpus)
+		snprintf(gpu, sizeof(gpu), ",\"nvidia.com/gpu\":\"%d\"", gpus);
+	if (priority_class)
+		snprintf(pc, sizeof(pc), "\"priorityClassName\":\"%s\",", priority_class);
+	snprintf(body, sizeof(body),
+		 "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"%s\"},\"spec\":{%s%s"
+		 "\"containers\":[{\"name\":\"c\",\"image\":\"busybox\",\"resources\":{\"requests\":{\"cpu\":\"%d\","
+		 "\"memory\":\"1Gi\"%s},\"limits\":{\"cpu\":\"%d\",\"memory\":\"1Gi\"%s}}}]}}",
+		 name, pc,
+		 tolerates ? "\"tolerations\":[{\"key\":\"nvidia.com/gpu\",\"operator\":\"Exists\","
+			     "\"effect\":\"NoSchedule\"}]," : "",
+		 cpu, gpu, cpu, gpu);
+	return body;
+}
+
+static void create_pod(const char *body)
+{
+	struct tu_response r = req("POST", "/api/v1/namespaces/spark-jobs/pods", body);
+
+	ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+	tu_response_release(&r);
+}
+
+/* The pod once the scheduler has said something of it (bound it or not),
+ * within 5 s; NULL if it never did. */
+static json_t *scheduled_pod(const char *name)
+{
+	char path[200];
+
+	snprintf(path, sizeof(path), "/api/v1/namespaces/spark-jobs/pods/%s", name);
+	for (int i = 0; i < 250; i++) {
+		struct tu_response r = req("GET", path, NULL);
+		json_t *pod = json_incref(r.json), *cond;
+		size_t k;
+
+		tu_response_release(&r);
+		if (json_object_get(json_object_get(pod, "spec"), "nodeName"))
+			return pod;
+		json_array_foreach(json_object_get(json_object_get(pod, "status"), "conditions"), k, cond)
+			if (!strcmp(json_string_value(json_object_get(cond, "type")), "PodScheduled"))
+				return pod;
+		json_decref(pod);
+		usleep(20 * 1000);
+	}
+	return NULL;
+}
+
+static const char *node_of(const json_t *pod)
+{
+	return json_string_value(json_object_get(json_object_get(pod, "spec"), "nodeName"));
+}
+
+/* The PodScheduled condition's field (reason, message). */
+static const char *scheduled_field(const json_t *pod, const char *field)
+{
+	json_t *cond;
+	size_t k;
+
+	json_array_foreach(json_object_get(json_object_get(pod, "status"), "conditions"), k, cond)
+		if (!strcmp(json_string_value(json_object_get(cond, "type")), "PodScheduled"))
+			return json_string_value(json_object_get(cond, field));
+	return NULL;
+}
+
+/* GPU pods land on the GPU node only; pods that do not tolerate its taint
+ * never do, even when it is the only one with room; what no node admits
+ * stays Pending, Unschedulable, with the scheduler's message. */
+START_TEST(test_scheduling_fits_nodes)
+{
+	json_t *pod;
+
+	create_pod(sized_pod("gpu-job", 2, 1, NULL, true));
+	pod = scheduled_pod("gpu-job");
+	ck_assert_ptr_nonnull(pod);
+	ck_assert_str_eq(node_of(pod), "fleet-gpu-0");
+	json_decref(pod);
+
+	create_pod(sized_pod("big-0", 3, 0, NULL, false));
+	create_pod(sized_pod("big-1", 3, 0, NULL, false));
+	create_pod(sized_pod("big-2", 3, 0, NULL, false));
+	for (int i = 0; i < 2; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "big-%d", i);
+		pod = scheduled_pod(name);
+		ck_assert_ptr_nonnull(pod);
+		ck_assert_msg(node_of(pod) && !strncmp(node_of(pod), "fleet-cpu-", 10), "%s on %s", name, node_of(pod));
+		json_decref(pod);
+	}
+	pod = scheduled_pod("big-2");
+	ck_assert_ptr_nonnull(pod);
+	ck_assert_ptr_null(node_of(pod));
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(pod, "status"), "phase")), "Pending");
+	ck_assert_str_eq(scheduled_field(pod, "reason"), "Unschedulable");
+	ck_assert_str_eq(scheduled_field(pod, "message"),
+			 "0/3 nodes are available: 1 node(s) had untolerated taint {nvidia.com/gpu: present},"
+			 " 2 Insufficient cpu. preemption: 0/3 nodes are available:"
+			 " 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod.");
+	json_decref(pod);
+
+	/* More GPUs than any node has: no node, whatever it tolerates. */
+	create_pod(sized_pod("gpu-greedy", 1, 4, NULL, true));
+	pod = scheduled_pod("gpu-greedy");
+	ck_assert_ptr_nonnull(pod);
+	ck_assert_ptr_null(node_of(pod));
+	ck_assert_str_eq(scheduled_field(pod, "message"),
+			 "0/3 nodes are available: 3 Insufficient nvidia.com/gpu. preemption: 0/3 nodes are available:"
+			 " 3 No preemption victims found for incoming pod.");
+	json_decref(pod);
+}
+END_TEST
+
+/* The pod objects of a watch's events of type, in order, named name (or
+ * any). */
+static json_t *watched(const char *stream, const char *type, const char *name)
+{
+	json_t *out = json_array();
+
+	for (const char *line = stream; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		json_t *ev = json_loadb(line, strcspn(line, "\n"), 0, NULL), *obj = json_object_get(ev, "object");
+
+		if (ev && !strcmp(json_string_value(json_object_get(ev, "type")), type) &&
+		    (!name || !strcmp(json_string_value(json_object_get(json_object_get(obj, "metadata"), "name")), name)))
+			json_array_append(out, obj);
+		json_decref(ev);
+	}
+	return out;
+}
+
+/* A driver that finds the nodes full of executors preempts one, as the
+ * scheduler does: the victim is marked DisruptionTarget and deleted, with
+ * an event naming the driver; the driver is nominated to its node and
+ * bound there once it is gone. A class the cluster lacks is refused. */
+START_TEST(test_drivers_preempt_executors)
+{
+	struct tu_response r;
+	json_t *pod = NULL, *victims, *nominations, *ev;
+	const char *victim = NULL, *node = NULL;
+	char rv[32], path[300], want[300];
+	bool preempted = false;
+	size_t k;
+
+	create_pod(sized_pod("exec-0", 3, 0, "sparkgw-executor", false));
+	create_pod(sized_pod("exec-1", 3, 0, "sparkgw-executor", false));
+	for (int i = 0; i < 2; i++) {
+		snprintf(want, sizeof(want), "exec-%d", i);
+		pod = scheduled_pod(want);
+		ck_assert_ptr_nonnull(node_of(pod));
+		ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(pod, "spec"), "priority")), 1000);
+		json_decref(pod);
+	}
+	r = req("GET", "/api/v1/namespaces/spark-jobs/pods", NULL);
+	snprintf(rv, sizeof(rv), "%s", json_string_value(json_object_get(json_object_get(r.json, "metadata"), "resourceVersion")));
+	tu_response_release(&r);
+
+	create_pod(sized_pod("driver", 3, 0, "sparkgw-driver", false));
+	pod = NULL;
+	for (int i = 0; i < 250 && !node_of(pod); i++) {
+		json_decref(pod);
+		pod = scheduled_pod("driver");
+		usleep(20 * 1000);
+	}
+	ck_assert_ptr_nonnull(node_of(pod));
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(pod, "spec"), "priority")), 1000000);
+
+	/* What happened, in order, as a watch from before the driver tells it. */
+	snprintf(path, sizeof(path), "/api/v1/namespaces/spark-jobs/pods?watch=true&resourceVersion=%s&timeoutSeconds=1", rv);
+	r = req("GET", path, NULL);
+	ck_assert_int_eq(r.status, 200);
+	victims = watched(r.body, "DELETED", NULL);
+	ck_assert_int_eq(json_array_size(victims), 1);
+	victim = json_string_value(json_object_get(json_object_get(json_array_get(victims, 0), "metadata"), "name"));
+	node = json_string_value(json_object_get(json_object_get(json_array_get(victims, 0), "spec"), "nodeName"));
+	ck_assert_str_eq(node_of(pod), node);
+	json_array_foreach(json_object_get(json_object_get(json_array_get(victims, 0), "status"), "conditions"), k, ev)
+		preempted = preempted || (!strcmp(json_string_value(json_object_get(ev, "type")), "DisruptionTarget") &&
+					  !strcmp(json_string_value(json_object_get(ev, "reason")), "PreemptionByScheduler"));
+	ck_assert_msg(preempted, "%s left without DisruptionTarget", victim);
+	nominations = watched(r.body, "MODIFIED", "driver");
+	preempted = false;
+	json_array_foreach(nominations, k, ev)
+		preempted = preempted || (json_string_value(json_object_get(json_object_get(ev, "status"), "nominatedNodeName")) &&
+					  !strcmp(json_string_value(json_object_get(json_object_get(ev, "status"), "nominatedNodeName")), node));
+	ck_assert_msg(preempted, "the driver was never nominated to %s", node);
+	ck_assert_ptr_null(json_object_get(json_object_get(pod, "status"), "nominatedNodeName"));
+	json_decref(nominations);
+	tu_response_release(&r);
+
+	/* The victim's event names its preemptor and the node. */
+	snprintf(want, sizeof(want), "Preempted by pod %s on node %s",
+		 json_string_value(json_object_get(json_object_get(pod, "metadata"), "uid")), node);
+	r = req("GET", "/api/v1/namespaces/spark-jobs/events", NULL);
+	preempted = false;
+	json_array_foreach(json_object_get(r.json, "items"), k, ev)
+		preempted = preempted || (!strcmp(json_string_value(json_object_get(ev, "reason")), "Preempted") &&
+					  !strcmp(json_string_value(json_object_get(json_object_get(ev, "involvedObject"),
+										    "name")), victim) &&
+					  !strcmp(json_string_value(json_object_get(ev, "message")), want));
+	ck_assert_msg(preempted, "no event \"%s\" in %s", want, r.body);
+	tu_response_release(&r);
+	json_decref(victims);
+	json_decref(pod);
+
+	r = req("POST", "/api/v1/namespaces/spark-jobs/pods", sized_pod("nope", 1, 0, "no-such-class", false));
+	assert_status(&r, 403, "Forbidden");
+	ck_assert_msg(strstr(r.body, "no PriorityClass with name no-such-class was found"), "%s", r.body);
+	tu_response_release(&r);
+}
+END_TEST
+
 Suite *kubesim_suite(void)
 {
 	Suite *s = suite_create("kubesim");
@@ -358,6 +588,12 @@ Suite *kubesim_suite(void)
 	tcase_add_test(tc, test_deletion_propagation);
 	tcase_add_test(tc, test_served_objects_match_schemas);
 	tcase_add_test(tc, test_throttle_and_token);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("scheduling");
+	tcase_add_checked_fixture(tc, sched_setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_scheduling_fits_nodes);
+	tcase_add_test(tc, test_drivers_preempt_executors);
 	suite_add_tcase(s, tc);
 	return s;
 }

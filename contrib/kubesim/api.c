@@ -1007,6 +1007,12 @@ static json_t *validate_new(struct ks_state *st, const struct target *t, json_t 
 			    !*json_string_value(json_object_get(ctr, "image")))
 				return status_object(422, "Invalid", "Pod", name,
 						     "Pod \"%s\" is invalid: spec.containers[%zu].image: Required value", name, i);
+		/* Priority admission: the class's value, or a refusal. */
+		if (ks_admit_priority(st, obj) < 0)
+			return status_object(403, "Forbidden", "pods", name,
+					     "pods \"%s\" is forbidden: no PriorityClass with name %s was found", name,
+					     json_string_value(json_object_get(json_object_get(obj, "spec"),
+									       "priorityClassName")));
 	}
 	if (ks_get(st, t->res, t->ns, name))
 		return status_object(409, "AlreadyExists", t->res->name, name, "%s \"%s\" already exists",

@@ -38,6 +38,12 @@ struct ks_options {
 	int nodes;
 	double node_cpu;        /* cores per node */
 	double node_memory;     /* bytes per node */
+	/* Node pools (--node-pool), in place of the plain nodes above:
+	 * "NAME,count=N,cpu=C,memory=M[,gpus=G][,label=K=V]...[,taint=K=V:EFFECT]...". */
+	const char *node_pools[16];
+	int nnode_pools;
+	const char *priority_classes[16]; /* "NAME=VALUE" */
+	int npriority_classes;
 	bool operator_mode;
 	const char *tls_cert, *tls_key;
 	const char *token;
@@ -69,13 +75,20 @@ struct ks_state {
 	/* What a tick looks at: the pods written since the last one, and the
 	 * running drivers by the time their run ends (key -> ms). */
 	json_t *pods_touched, *drivers_ending;
-	/* What the pods bound to each node request, while known (a binding,
-	 * an end or a removal makes it unknown until it is summed again). */
-	struct ks_node_use {
-		char name[64];
-		double cpu, mem;
-	} nodes[256];
-	bool nodes_known;
+	/* The scheduler's view of the nodes (sched.c): read again after a
+	 * node is written (nodes_listed false), and what the pods bound to
+	 * each hold, while known (a binding, an end or a removal makes it
+	 * unknown until it is summed again). */
+	struct ks_node {
+		char name[128];
+		json_t *labels, *taints; /* references */
+		bool unschedulable;
+		double alloc[3], used[3]; /* cpu, memory bytes, nvidia.com/gpu */
+		int pods, max_pods;
+	} *nodes;
+	int nnodes, nodes_cap;
+	json_t *node_index; /* name -> index into nodes */
+	bool nodes_listed, nodes_known;
 	int64_t rv;       /* last resourceVersion handed out */
 	struct ks_event *log; /* ring of the latest events */
 	size_t log_cap, log_start, log_len;
@@ -134,6 +147,17 @@ void *ks_sim_main(void *arg);
 json_t *ks_spark_conf(struct ks_state *st, const json_t *pod);
 /* Pod resource requests, cores and bytes. */
 void ks_pod_requests(const json_t *pod, double *cpu, double *mem);
+
+/* sched.c */
+/* Binds an unbound Pending pod to a node that fits it, or preempts for
+ * it, or says why it cannot be placed (PodScheduled=False). */
+void ks_schedule(struct ks_state *st, json_t *pod);
+/* Priority admission: sets spec.priority from the pod's PriorityClass (0
+ * without one); -1 when the class does not exist. Caller holds the lock. */
+int ks_admit_priority(struct ks_state *st, json_t *pod);
+/* spec.priority, as admission set it from the pod's PriorityClass. */
+int ks_pod_priority(const json_t *pod);
+void ks_nodes_release(struct ks_state *st);
 
 /* api.c */
 struct MHD_Daemon;

@@ -15,7 +15,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: kubesim --listen HOST:PORT --name NAME [--nodes N] [--node-cpu C]\n"
-		"               [--node-memory M] [--namespace NS]... [--operator]\n"
+		"               [--node-memory M] [--node-pool SPEC]... [--priority-class NAME=VALUE]...\n"
+		"               [--namespace NS]... [--operator]\n"
 		"               [--tls-cert F --tls-key F] [--token T]\n"
 		"               [--latency-ms N] [--error-rate F] [--throttle-qps Q]\n"
 		"               [--drop-watch-after S] [--compact-every S]\n");
@@ -31,23 +32,134 @@ static void add_namespace(struct ks_state *st, const char *name)
 					   "status", "phase", "Active"));
 }
 
-static void add_nodes(struct ks_state *st)
+static json_t *node_object(const char *name, const char *cpu, const char *mem, const char *gpus)
+{
+	json_t *node = json_pack("{s:{s:s, s:{s:s}}, s:{}, s:{s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s},"
+				 " s:[{s:s, s:s}]}}",
+				 "metadata", "name", name, "labels", "kubernetes.io/hostname", name, "spec",
+				 "status", "capacity", "cpu", cpu, "memory", mem, "pods", "110",
+				 "allocatable", "cpu", cpu, "memory", mem, "pods", "110",
+				 "conditions", "type", "Ready", "status", "True");
+
+	if (gpus) {
+		json_t *status = json_object_get(node, "status");
+
+		json_object_set_new(json_object_get(status, "capacity"), "nvidia.com/gpu", json_string(gpus));
+		json_object_set_new(json_object_get(status, "allocatable"), "nvidia.com/gpu", json_string(gpus));
+	}
+	return node;
+}
+
+/* A --node-pool: "NAME,count=N,cpu=C,memory=M[,gpus=G][,label=K=V]...
+ * [,taint=K=V:EFFECT]...", nodes NAME-0 … of the cluster's name. */
+static int add_node_pool(struct ks_state *st, const char *spec)
+{
+	const struct ks_resource *r = ks_resource_find("", "v1", "nodes");
+	char buf[1024], *save = NULL, *item, *pool;
+	const char *cpu = "16", *mem = "64Gi", *gpus = NULL;
+	json_t *labels = json_object(), *taints = json_array();
+	int count = 1;
+
+	snprintf(buf, sizeof(buf), "%s", spec);
+	pool = strtok_r(buf, ",", &save);
+	while (pool && (item = strtok_r(NULL, ",", &save))) {
+		char *eq = strchr(item, '=');
+
+		if (!eq)
+			goto bad;
+		*eq++ = '\0';
+		if (!strcmp(item, "count"))
+			count = atoi(eq);
+		else if (!strcmp(item, "cpu"))
+			cpu = eq;
+		else if (!strcmp(item, "memory"))
+			mem = eq;
+		else if (!strcmp(item, "gpus"))
+			gpus = eq;
+		else if (!strcmp(item, "label") && strchr(eq, '=')) {
+			*strchr(eq, '=') = '\0';
+			json_object_set_new(labels, eq, json_string(eq + strlen(eq) + 1));
+		} else if (!strcmp(item, "taint") && strchr(eq, '=') && strchr(eq, ':')) {
+			char *value = strchr(eq, '='), *effect = strchr(eq, ':');
+
+			*value++ = '\0';
+			*effect++ = '\0';
+			json_array_append_new(taints, json_pack("{s:s, s:s, s:s}", "key", eq, "value", value,
+								"effect", effect));
+		} else {
+			goto bad;
+		}
+	}
+	if (!pool || count < 0 || count > 1000)
+		goto bad;
+	for (int i = 0; i < count; i++) {
+		char name[160];
+		json_t *node;
+
+		snprintf(name, sizeof(name), "%s-%s-%d", st->opts->name, pool, i);
+		node = node_object(name, cpu, mem, gpus);
+		json_object_update(json_object_get(json_object_get(node, "metadata"), "labels"), labels);
+		if (json_array_size(taints))
+			json_object_set(json_object_get(node, "spec"), "taints", taints);
+		ks_insert(st, r, node);
+	}
+	json_decref(labels);
+	json_decref(taints);
+	return 0;
+bad:
+	fprintf(stderr, "kubesim: --node-pool: expected NAME,count=N,cpu=C,memory=M[,gpus=G][,label=K=V]"
+		"[,taint=K=V:EFFECT], got %s\n", spec);
+	json_decref(labels);
+	json_decref(taints);
+	return -1;
+}
+
+static int add_nodes(struct ks_state *st)
 {
 	const struct ks_resource *r = ks_resource_find("", "v1", "nodes");
 
+	if (st->opts->nnode_pools) {
+		for (int i = 0; i < st->opts->nnode_pools; i++)
+			if (add_node_pool(st, st->opts->node_pools[i]))
+				return -1;
+		return 0;
+	}
 	for (int i = 0; i < st->opts->nodes; i++) {
 		char name[96], cpu[32], mem[32];
 
 		snprintf(name, sizeof(name), "%s-node-%d", st->opts->name, i);
 		snprintf(cpu, sizeof(cpu), "%g", st->opts->node_cpu);
 		snprintf(mem, sizeof(mem), "%.0f", st->opts->node_memory);
-		ks_insert(st, r, json_pack("{s:{s:s, s:{s:s}}, s:{s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s},"
-					   " s:[{s:s, s:s}]}}",
-					   "metadata", "name", name, "labels", "kubernetes.io/hostname", name,
-					   "status", "capacity", "cpu", cpu, "memory", mem, "pods", "110",
-					   "allocatable", "cpu", cpu, "memory", mem, "pods", "110",
-					   "conditions", "type", "Ready", "status", "True"));
+		ks_insert(st, r, node_object(name, cpu, mem, NULL));
 	}
+	return 0;
+}
+
+/* The API server's own classes, the gateway's default ones as
+ * contrib/deploy/spark-cluster creates them, and those --priority-class
+ * asks for. */
+static int add_priority_classes(struct ks_state *st)
+{
+	const struct ks_resource *r = ks_resource_find("scheduling.k8s.io", "v1", "priorityclasses");
+	static const char *const builtin[] = {"system-cluster-critical=2000000000", "system-node-critical=2000001000",
+					      "sparkgw-driver=1000000", "sparkgw-executor=1000"};
+	int nbuiltin = (int)(sizeof(builtin) / sizeof(builtin[0]));
+
+	for (int i = 0; i < nbuiltin + st->opts->npriority_classes; i++) {
+		const char *spec = i < nbuiltin ? builtin[i] : st->opts->priority_classes[i - nbuiltin];
+		const char *eq = strchr(spec, '=');
+		char name[256];
+
+		if (!eq || eq == spec) {
+			fprintf(stderr, "kubesim: --priority-class: expected NAME=VALUE, got %s\n", spec);
+			return -1;
+		}
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - spec), spec);
+		ks_insert(st, r, json_pack("{s:{s:s}, s:I, s:s}", "metadata", "name", name, "value",
+					   (json_int_t)strtoll(eq + 1, NULL, 10), "preemptionPolicy",
+					   "PreemptLowerPriority"));
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -59,6 +171,8 @@ int main(int argc, char **argv)
 		{"node-cpu", required_argument, NULL, 'c'},
 		{"node-memory", required_argument, NULL, 'm'},
 		{"namespace", required_argument, NULL, 's'},
+		{"node-pool", required_argument, NULL, 'P'},
+		{"priority-class", required_argument, NULL, 'p'},
 		{"operator", no_argument, NULL, 'o'},
 		{"tls-cert", required_argument, NULL, 'C'},
 		{"tls-key", required_argument, NULL, 'K'},
@@ -96,6 +210,14 @@ int main(int argc, char **argv)
 			if (opts.nnamespaces < 32)
 				opts.namespaces[opts.nnamespaces++] = optarg;
 			break;
+		case 'P':
+			if (opts.nnode_pools < 16)
+				opts.node_pools[opts.nnode_pools++] = optarg;
+			break;
+		case 'p':
+			if (opts.npriority_classes < 16)
+				opts.priority_classes[opts.npriority_classes++] = optarg;
+			break;
 		case 'o': opts.operator_mode = true; break;
 		case 'C': opts.tls_cert = optarg; break;
 		case 'K': opts.tls_key = optarg; break;
@@ -128,7 +250,10 @@ int main(int argc, char **argv)
 	add_namespace(&st, "kube-public");
 	for (int i = 0; i < opts.nnamespaces; i++)
 		add_namespace(&st, opts.namespaces[i]);
-	add_nodes(&st);
+	if (add_nodes(&st) || add_priority_classes(&st)) {
+		ks_state_release(&st);
+		return 2;
+	}
 	d = ks_api_start(&st, err);
 	if (!d) {
 		fprintf(stderr, "kubesim: %s\n", err);

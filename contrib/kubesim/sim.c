@@ -1,5 +1,4 @@
-/* The simulated control plane: scheduler (first fit on node capacity),
- * kubelet (image pulls, container start and exit), a Spark driver that
+/* The simulated control plane (the scheduler is sched.c): kubelet (image pulls, container start and exit), a Spark driver that
  * starts executor pods and ends as its Spark conf asks, and with
  * --operator a Spark operator that turns SparkApplications into drivers.
  *
@@ -157,6 +156,18 @@ json_t *ks_spark_conf(struct ks_state *st, const json_t *pod)
 		}
 		if (json_is_string(json_object_get(exec, "memory")))
 			json_object_set(conf, "spark.executor.memory", json_object_get(exec, "memory"));
+		if (json_is_object(json_object_get(exec, "gpu"))) {
+			const json_t *gpu = json_object_get(exec, "gpu");
+			const char *gname = json_string_value(json_object_get(gpu, "name"));
+			const char *slash = gname ? strrchr(gname, '/') : NULL;
+
+			snprintf(n, sizeof(n), "%lld", json_is_integer(json_object_get(gpu, "quantity"))
+				 ? (long long)json_integer_value(json_object_get(gpu, "quantity")) : 1LL);
+			json_object_set_new(conf, "spark.executor.resource.gpu.amount", json_string(n));
+			if (slash)
+				json_object_set_new(conf, "spark.executor.resource.gpu.vendor",
+						    json_stringn(gname, (size_t)(slash - gname)));
+		}
 		{
 			/* The operator passes executor labels on as Spark conf. */
 			const char *k;
@@ -247,68 +258,6 @@ static void set_container_states(json_t *pod, json_t *state /* stolen */, bool r
 	json_decref(state);
 }
 
-/* What the pods bound to each node request; nodes are "<name>-node-<i>". */
-static void node_usage(struct ks_state *st, struct ks_node_use *nodes, int n)
-{
-	size_t prefix = strlen(st->opts->name) + strlen("-node-");
-	const char *key;
-	json_t *obj;
-
-	for (int i = 0; i < n; i++) {
-		snprintf(nodes[i].name, sizeof(nodes[i].name), "%s-node-%d", st->opts->name, i);
-		nodes[i].cpu = nodes[i].mem = 0;
-	}
-	json_object_foreach(st->pods, key, obj) {
-		const char *node = json_string_value(json_object_get(json_object_get(obj, "spec"), "nodeName"));
-		const char *phase = jstr(json_object_get(json_object_get(obj, "status"), "phase"));
-		double cpu, mem;
-		char *end;
-		long i;
-
-		if (!node || !strcmp(phase, "Succeeded") ||
-		    !strcmp(phase, "Failed") || strlen(node) <= prefix)
-			continue;
-		i = strtol(node + prefix, &end, 10);
-		if (*end || i < 0 || i >= n)
-			continue;
-		ks_pod_requests(obj, &cpu, &mem);
-		nodes[i].cpu += cpu;
-		nodes[i].mem += mem;
-	}
-}
-
-static void try_schedule(struct ks_state *st, json_t *pod, struct ks_node_use *nodes, int n)
-{
-	double cpu, mem;
-	char msg[160];
-
-	ks_pod_requests(pod, &cpu, &mem);
-	for (int i = 0; i < n; i++) {
-		if (nodes[i].cpu + cpu > st->opts->node_cpu + 1e-9 ||
-		    nodes[i].mem + mem > st->opts->node_memory)
-			continue;
-		nodes[i].cpu += cpu;
-		nodes[i].mem += mem;
-		pod = json_deep_copy(pod);
-		json_object_set_new(json_object_get(pod, "spec"), "nodeName", json_string(nodes[i].name));
-		set_condition(pod, "PodScheduled", "True", NULL, NULL);
-		snprintf(msg, sizeof(msg), "Successfully assigned %s/%s to %s", ks_ns(pod),
-			 ks_name(pod), nodes[i].name);
-		ks_record_event(st, pod, "Normal", "Scheduled", msg);
-		ks_update(st, ks_resource_find("", "v1", "pods"), pod);
-		st->nodes_known = true; /* its binding is counted above */
-		return;
-	}
-	if (condition_reason(pod, "PodScheduled"))
-		return; /* already said so */
-	pod = json_deep_copy(pod);
-	snprintf(msg, sizeof(msg), "0/%d nodes are available: %d Insufficient %s.", n, n,
-		 cpu > st->opts->node_cpu ? "cpu" : "memory");
-	set_condition(pod, "PodScheduled", "False", "Unschedulable", msg);
-	ks_record_event(st, pod, "Warning", "FailedScheduling", msg);
-	ks_update(st, ks_resource_find("", "v1", "pods"), pod);
-}
-
 /* Bound and Pending: pull the image and start, once the conf is there. */
 static void start_pod(struct ks_state *st, json_t *pod, const json_t *conf)
 {
@@ -366,11 +315,24 @@ static void apply_executor_conf(struct ks_state *st, const json_t *driver, const
 			ks_ns(driver), jstr(json_object_get(json_object_get(v, "configMap"), "name"))) : NULL;
 		const char *text = json_string_value(json_object_get(json_object_get(cm, "data"), base));
 		json_t *tpl = text ? json_loads(text, 0, NULL) : NULL, *tspec = json_object_get(tpl, "spec");
-		static const char *const fields[] = {"priorityClassName", "nodeSelector", "tolerations"};
+		static const char *const fields[] = {"priorityClassName", "nodeSelector", "tolerations", "affinity"};
+		json_t *tlimits = json_object_get(json_object_get(json_array_get(json_object_get(tspec, "containers"), 0),
+								  "resources"), "limits");
+		json_t *res = json_object_get(json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"), 0),
+					      "resources");
+		const char *rk;
+		json_t *rv;
 
 		for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
 			if (json_object_get(tspec, fields[f]))
 				json_object_set(json_object_get(pod, "spec"), fields[f], json_object_get(tspec, fields[f]));
+		/* Spark keeps the template's extended resources (GPUs). */
+		json_object_foreach(tlimits, rk, rv)
+			if (strcmp(rk, "cpu") && strcmp(rk, "memory")) {
+				if (!json_object_get(res, "limits"))
+					json_object_set_new(res, "limits", json_object());
+				json_object_set(json_object_get(res, "limits"), rk, rv);
+			}
 		if (json_object_get(json_object_get(tpl, "metadata"), "annotations"))
 			json_object_set(json_object_get(pod, "metadata"), "annotations",
 					json_object_get(json_object_get(tpl, "metadata"), "annotations"));
@@ -378,6 +340,23 @@ static void apply_executor_conf(struct ks_state *st, const json_t *driver, const
 		if (text)
 			break;
 	}
+}
+
+/* spark.executor.resource.gpu.amount of the vendor's GPUs, as Spark asks
+ * them of Kubernetes: a limit of VENDOR/gpu. */
+static void executor_gpus(const json_t *conf, json_t *pod)
+{
+	const char *amount = conf_get(conf, "spark.executor.resource.gpu.amount", NULL);
+	json_t *res = json_object_get(json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"), 0),
+				      "resources");
+	char key[256];
+
+	if (!amount || !res)
+		return;
+	snprintf(key, sizeof(key), "%s/gpu", conf_get(conf, "spark.executor.resource.gpu.vendor", "nvidia.com"));
+	if (!json_object_get(res, "limits"))
+		json_object_set_new(res, "limits", json_object());
+	json_object_set_new(json_object_get(res, "limits"), key, json_string(amount));
 }
 
 static void create_executors(struct ks_state *st, json_t *driver, const json_t *conf)
@@ -418,6 +397,9 @@ static void create_executors(struct ks_state *st, json_t *driver, const json_t *
 				"resources", "requests", "cpu", cores, "memory", memq,
 				"status", "phase", "Pending");
 		apply_executor_conf(st, driver, conf, pod);
+		executor_gpus(conf, pod);
+		if (ks_admit_priority(st, pod) < 0) /* Spark's request would fail; here it runs unranked */
+			json_object_set_new(json_object_get(pod, "spec"), "priority", json_integer(0));
 		ks_insert(st, pods, pod);
 	}
 }
@@ -494,11 +476,7 @@ static void step_pod(struct ks_state *st, const char *key, json_t *pod)
 		return;
 	}
 	if (!strcmp(phase, "Pending") && !json_object_get(json_object_get(pod, "spec"), "nodeName")) {
-		if (!st->nodes_known) {
-			node_usage(st, st->nodes, st->opts->nodes);
-			st->nodes_known = true;
-		}
-		try_schedule(st, pod, st->nodes, st->opts->nodes);
+		ks_schedule(st, pod);
 		return;
 	}
 	if (strcmp(phase, "Pending") && strcmp(phase, "Running"))
@@ -526,6 +504,33 @@ static void step_pod(struct ks_state *st, const char *key, json_t *pod)
 		}
 	}
 	json_decref(conf);
+}
+
+/* What the operator passes from the application to its driver pod:
+ * where it may run, its priority, its GPUs. */
+static void operator_driver_scheduling(const json_t *app_spec, json_t *pod)
+{
+	static const char *const fields[] = {"nodeSelector", "tolerations", "affinity", "priorityClassName"};
+	const json_t *driver = json_object_get(app_spec, "driver"), *gpu = json_object_get(driver, "gpu");
+	json_t *pspec = json_object_get(pod, "spec");
+
+	if (json_object_get(app_spec, "nodeSelector"))
+		json_object_set(pspec, "nodeSelector", json_object_get(app_spec, "nodeSelector"));
+	for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
+		if (json_object_get(driver, fields[f]))
+			json_object_set(pspec, fields[f], json_object_get(driver, fields[f]));
+	if (json_is_object(gpu)) {
+		json_t *res = json_object_get(json_array_get(json_object_get(pspec, "containers"), 0), "resources");
+		char n[24];
+
+		snprintf(n, sizeof(n), "%lld", json_is_integer(json_object_get(gpu, "quantity"))
+			 ? (long long)json_integer_value(json_object_get(gpu, "quantity")) : 1LL);
+		json_object_set_new(res, "limits", json_object());
+		json_object_set_new(json_object_get(res, "limits"),
+				    json_string_value(json_object_get(gpu, "name")) ? json_string_value(json_object_get(gpu, "name"))
+										: "nvidia.com/gpu",
+				    json_string(n));
+	}
 }
 
 /* The operator: a new SparkApplication gets its driver; after that the
@@ -576,6 +581,9 @@ static void step_app(struct ks_state *st, json_t *app)
 					"image", json_is_string(json_object_get(spec, "image")) ? json_string_value(json_object_get(spec, "image")) : "apache/spark:3.5.1",
 					"resources", "requests", "cpu", cores, "memory", mem,
 					"status", "phase", "Pending");
+			operator_driver_scheduling(spec, pod);
+			if (ks_admit_priority(st, pod) < 0)
+				json_object_set_new(json_object_get(pod, "spec"), "priority", json_integer(0));
 			ks_insert(st, pods, pod);
 		}
 		want = "SUBMITTED";

@@ -25,6 +25,7 @@ const struct ks_resource ks_resources[] = {
 	{"events", "event", "Event", "", "v1", true, "ev", false},
 	{"resourcequotas", "resourcequota", "ResourceQuota", "", "v1", true, "quota", false},
 	{"nodes", "node", "Node", "", "v1", false, "no", false},
+	{"priorityclasses", "priorityclass", "PriorityClass", "scheduling.k8s.io", "v1", false, "pc", false},
 	{"sparkapplications", "sparkapplication", "SparkApplication",
 	 "sparkoperator.k8s.io", "v1beta2", true, "sparkapp", true},
 };
@@ -125,6 +126,7 @@ void ks_state_release(struct ks_state *st)
 	json_decref(st->drivers_ending);
 	json_decref(st->watches_open);
 	json_decref(st->watches_peak);
+	ks_nodes_release(st);
 	pthread_cond_destroy(&st->changed);
 	pthread_mutex_destroy(&st->lock);
 }
@@ -254,6 +256,8 @@ void ks_insert(struct ks_state *st, const struct ks_resource *r, json_t *obj)
 	json_object_set(st->objects, key, obj);
 	if (is_pods(r))
 		pod_written(st, key, NULL, obj);
+	if (!strcmp(r->name, "nodes"))
+		st->nodes_listed = false;
 	if (orphaned(st, obj))
 		st->gc_due = true;
 	append_event(st, "ADDED", r, obj);
@@ -268,6 +272,8 @@ void ks_update(struct ks_state *st, const struct ks_resource *r, json_t *obj)
 	ks_key(r, ks_ns(obj), ks_name(obj), key, sizeof(key));
 	if (is_pods(r))
 		pod_written(st, key, json_object_get(st->objects, key), obj);
+	if (!strcmp(r->name, "nodes"))
+		st->nodes_listed = false;
 	json_object_set(st->objects, key, obj);
 	append_event(st, "MODIFIED", r, obj);
 	json_decref(obj);
@@ -285,6 +291,8 @@ void ks_remove(struct ks_state *st, const struct ks_resource *r, const char *ns,
 		return;
 	if (is_pods(r))
 		pod_written(st, key, obj, NULL);
+	if (!strcmp(r->name, "nodes"))
+		st->nodes_listed = false;
 	json_object_del(st->objects, key);
 	st->gc_due = true;
 	/* A DELETED event carries the last state with a fresh resourceVersion. */

@@ -18,7 +18,7 @@ const Ajv = require('ajv');
 const addFormats = require('ajv-formats');
 
 const SCHEMAS = path.join(__dirname, 'schemas');
-const OPENAPI_DOCS = ['k8s-api-v1-openapi.json', 'k8s-apps-rbac-v1-openapi.json'];
+const OPENAPI_DOCS = ['k8s-api-v1-openapi.json', 'k8s-apps-rbac-v1-openapi.json', 'k8s-scheduling-v1-openapi.json'];
 const SPARKAPP = { apiVersion: 'sparkoperator.k8s.io/v1beta2', kind: 'SparkApplication' };
 const ROOT_ID = 'urn:sparkgw:k8s-schemas';
 

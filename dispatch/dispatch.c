@@ -93,6 +93,7 @@ struct cluster_rt {
 	 * cannot place or whose container waits, while that lasts. */
 	pthread_mutex_t waits_lock;
 	json_t *pod_waits;
+	int64_t nodes_listed_ms; /* the prober's last node list (prober only) */
 };
 
 struct dispatch {
@@ -474,6 +475,10 @@ static enum router_result place(struct dispatch *d, struct router *r, const stru
 		free(text);
 	} else if (res == ROUTER_WAIT) {
 		snprintf(why, len, "%s", detail);
+	} else if (res == ROUTER_TOO_BIG) {
+		/* Accepted when nodes could hold it: it waits for them. */
+		snprintf(why, len, "NoNodes: %s", json_string_value(json_object_get(json_array_get(errors, 0), "message")));
+		res = ROUTER_WAIT;
 	}
 	json_decref(errors);
 	json_decref(labels);
@@ -491,8 +496,8 @@ static enum router_result place_and_reserve(struct dispatch *d, struct router *r
 	for (int tries = 0; tries < 4; tries++) {
 		enum router_result res = place(d, r, job, dec, why, len);
 
-		if (res != ROUTER_OK || pool_reserve(d->opts.pool, dec->cluster->name, job->id, dec->ns, &dec->demand,
-						     job->cluster != NULL, RESERVATION_MS))
+		if (res != ROUTER_OK || pool_reserve(d->opts.pool, dec->cluster->name, job->id, dec->ns, dec->role,
+						     &dec->demand, job->cluster != NULL, RESERVATION_MS))
 			return res;
 		router_decision_release(dec);
 	}
@@ -530,6 +535,7 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 		move_job(d, job.id, STORE_FAILED, "Unplaceable", why, NULL);
 		goto out;
 	case ROUTER_WAIT:
+	case ROUTER_TOO_BIG: /* place() makes it a wait */
 		pthread_mutex_lock(&d->lock);
 		json_object_set_new(d->waiting, job.id,
 				    json_pack("[I, s]", (json_int_t)(gw_now_ms() + WAIT_RETRY_MS), why));
@@ -1375,7 +1381,9 @@ static void account_pod(struct cluster_rt *cl, const char *type, const json_t *p
 	}
 	pool_pod(cl->d->opts.pool, cl->name, jstr(json_object_get(meta, "uid")),
 		 json_string_value(json_object_get(json_object_get(meta, "labels"), DISPATCH_JOB_LABEL)),
-		 jstr(json_object_get(meta, "namespace")), active, cores, memory, gpus);
+		 jstr(json_object_get(meta, "namespace")),
+		 json_string_value(json_object_get(json_object_get(pod, "spec"), "nodeName")), active, cores, memory,
+		 gpus);
 	note_pod_wait(cl, type, pod);
 }
 
@@ -1541,7 +1549,46 @@ static void *watcher_main(void *arg)
 	return NULL;
 }
 
-/* Health: each cluster's /readyz on an interval. */
+/* Nodes change slowly; a list from the API server's cache (resourceVersion
+ * 0) a minute apart keeps placement's view of them current enough. */
+#define NODES_EVERY_MS 60000
+#define NODES_PAGE 500
+
+/* The cluster's nodes, page by page, for placement; unknown to it when
+ * the list fails (a token not allowed to list nodes: placement then trusts
+ * the node roles' limits alone). */
+static void list_nodes(struct cluster_rt *cl)
+{
+	json_t *items = json_array();
+	char path[1200], cont[800] = "", err[GW_ERRLEN] = "";
+	bool ok = true;
+
+	do {
+		struct k8s_response r;
+		const char *next;
+
+		if (*cont)
+			snprintf(path, sizeof(path), "/api/v1/nodes?limit=%d&continue=%s", NODES_PAGE, cont);
+		else
+			snprintf(path, sizeof(path), "/api/v1/nodes?limit=%d&resourceVersion=0", NODES_PAGE);
+		ok = k8s_request(cl->probe_client, "GET", path, NULL, &r, err) == GW_OK && r.status == 200;
+		count_call(cl, "LIST", ok ? GW_OK : GW_EIO, ok ? 200 : r.status);
+		if (ok)
+			json_array_extend(items, json_object_get(r.body, "items"));
+		next = ok ? json_string_value(json_object_get(json_object_get(r.body, "metadata"), "continue")) : NULL;
+		snprintf(cont, sizeof(cont), "%s", next && strlen(next) < sizeof(cont) ? next : "");
+		k8s_response_release(&r);
+	} while (ok && *cont);
+	if (!ok)
+		gw_log(GW_LOG_WARN, "cluster %s: cannot list nodes (%s): placement counts on node roles' limits only",
+		       cl->name, *err ? err : "no answer");
+	pool_set_nodes(cl->d->opts.pool, cl->name, ok ? items : NULL);
+	json_decref(items);
+	cl->nodes_listed_ms = gw_now_ms();
+}
+
+/* Health: each cluster's /readyz on an interval, and its nodes now and
+ * then. */
 static void *prober_main(void *arg)
 {
 	struct dispatch *d = arg;
@@ -1561,6 +1608,8 @@ static void *prober_main(void *arg)
 				snprintf(err, sizeof(err), "/readyz answered %ld", r.status);
 			pool_report(d->opts.pool, d->clusters[i].name, ok, err);
 			k8s_response_release(&r);
+			if (ok && gw_now_ms() - d->clusters[i].nodes_listed_ms >= NODES_EVERY_MS)
+				list_nodes(&d->clusters[i]);
 		}
 		for (unsigned t = 0; t < d->opts.probe_s * 10 && !atomic_load(&d->stop); t++)
 			sleep_ms(100);

@@ -46,12 +46,26 @@ static json_t *cluster_json(struct request *rq, const struct router *r, const st
 					"memoryBytes", (json_int_t)ns->quota_memory, "gpus", ns->quota_gpus));
 			json_object_set_new(nss, ns->name, entry);
 		}
-	for (size_t i = 0; i < c->nroles; i++)
-		json_array_append_new(roles, json_pack("{s:s, s:{s:f, s:I, s:i}}", "name", c->roles[i].name, "maxPod",
+	for (size_t i = 0; i < c->nroles; i++) {
+		struct router_capacity cap;
+		json_t *role = json_pack("{s:s, s:{s:f, s:I, s:i}}", "name", c->roles[i].name, "maxPod",
 			"cores", c->roles[i].max_cores, "memoryBytes", (json_int_t)c->roles[i].max_memory,
-			"gpus", c->roles[i].max_gpus));
+			"gpus", c->roles[i].max_gpus);
+
+		/* What placement counts on: the role's nodes, and what is free. */
+		if (lv.capacity(lv.arg, c->name, &c->roles[i], &cap))
+			json_object_set_new(role, "capacity", json_pack("{s:i, s:{s:f, s:I, s:i, s:i}, s:{s:f, s:I, s:i, s:i}}",
+				"nodes", (int)cap.nodes,
+				"total", "cores", cap.total.cores, "memoryBytes", (json_int_t)cap.total.memory,
+				"gpus", cap.total.gpus, "pods", (int)cap.total.pods,
+				"free", "cores", cap.free.cores, "memoryBytes", (json_int_t)cap.free.memory,
+				"gpus", cap.free.gpus, "pods", (int)cap.free.pods));
+		else
+			json_object_set_new(role, "capacity", json_null());
+		json_array_append_new(roles, role);
+	}
 	store_count_active(rq->store, c->name, &active, err);
-	return json_pack("{s:s, s:s, s:s, s:b, s:O, s:i, s:i, s:I, s:b, s:o, s:o}",
+	return json_pack("{s:s, s:s, s:s, s:b, s:O, s:i, s:i, s:I, s:b, s:o, s:o, s:O}",
 			 "name", c->name, "mode", c->mode == ROUTER_SPARK_OPERATOR ? "spark-operator" : "driver-pod",
 			 "rotation", pool_rotation_name(pool_rotation_of(rq->services->pool, c->name)),
 			 "healthy", pool_healthy(rq->services->pool, c->name),
@@ -60,7 +74,8 @@ static json_t *cluster_json(struct request *rq, const struct router *r, const st
 			 "activeJobs", (json_int_t)active,
 			 /* A draining cluster is drained once nothing of ours runs there. */
 			 "drained", pool_rotation_of(rq->services->pool, c->name) == POOL_DRAINING && active == 0,
-			 "namespaces", nss, "nodeRoles", roles);
+			 "namespaces", nss, "nodeRoles", roles,
+			 "nodes", json_object_get(state, "nodes") ? json_object_get(state, "nodes") : json_null());
 }
 
 enum MHD_Result api_pools(struct request *rq, const char *id)

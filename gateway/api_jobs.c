@@ -185,8 +185,12 @@ static bool check_placement(struct request *rq, bool dry_run, enum MHD_Result *r
 		go_on = !dry_run;
 		goto done;
 	}
-	res = router_place(r, dry_run ? &live : NULL, NULL, labels, spec, "dry-run", &dec, &errors, detail);
-	if (res == ROUTER_INVALID) {
+	/* A submission is checked against the clusters' nodes only: whether
+	 * it could ever run, not whether there is room now. */
+	if (!dry_run)
+		live = (struct router_live){.capacity = live.capacity, .arg = live.arg};
+	res = router_place(r, &live, NULL, labels, spec, "dry-run", &dec, &errors, detail);
+	if (res == ROUTER_INVALID || res == ROUTER_TOO_BIG) {
 		*reply = http_reply_problem(rq, 422, "unplaceable", detail, errors);
 		errors = NULL;
 	} else if (res == ROUTER_OK && !schedule_fields(rq, r, &dec, spec, reply)) {

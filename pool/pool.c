@@ -1,6 +1,7 @@
 /* Cluster state, guarded by one mutex; small maps in jansson objects. */
 #include "pool/pool.h"
 
+#include "common/quantity.h"
 #include "common/timeutil.h"
 
 #include <pthread.h>
@@ -17,21 +18,25 @@ struct pool {
 
 /* A cluster's state object:
  * {rotation, weight, healthy, good, bad, lastError,
- *  pods: {uid: [ns, cores, memory, gpus, job id or null]},
+ *  pods: {uid: [ns, cores, memory, gpus, job id or null, node or null]},
  *  usage: {ns: [pods, cores, memory, gpus]},
- *  jobs: {job id: [ns, pods, cores, memory, gpus]} (what each job's pods hold),
- *  reserved: {job id: [ns, pods, cores, memory, gpus, until_ms]}}
+ *  jobs: {job id: [ns, pods, cores, memory, gpus, and the same four of its
+ *         pods bound to nodes]} (what each job's pods hold),
+ *  reserved: {job id: [ns, pods, cores, memory, gpus, until_ms, role]},
+ *  nodes: {name: [labels, taints, pods, cores, memory, gpus]} or null,
+ *  bound: {node: [pods, cores, memory, gpus]} (what our pods hold there)}
  * A namespace's usage is what its pods hold plus, for each job reserved
  * there, the part of its demand its pods do not hold yet: executors come
- * seconds after their driver, and until then their room stays taken. */
+ * seconds after their driver, and until then their room stays taken. A
+ * node role's likewise, with what is bound to its nodes. */
 static json_t *cluster_state(struct pool *p, const char *name)
 {
 	json_t *c = json_object_get(p->clusters, name);
 
 	if (!c) {
-		c = json_pack("{s:i, s:i, s:b, s:i, s:i, s:n, s:{}, s:{}, s:{}, s:{}}", "rotation", POOL_ACTIVE,
-			      "weight", 0, "healthy", 1, "good", 0, "bad", 0, "lastError", "pods",
-			      "usage", "jobs", "reserved");
+		c = json_pack("{s:i, s:i, s:b, s:i, s:i, s:n, s:{}, s:{}, s:{}, s:{}, s:n, s:{}}", "rotation",
+			      POOL_ACTIVE, "weight", 0, "healthy", 1, "good", 0, "bad", 0, "lastError", "pods",
+			      "usage", "jobs", "reserved", "nodes", "bound");
 		json_object_set_new(p->clusters, name, c);
 	}
 	return c;
@@ -139,48 +144,60 @@ static void add_pod(json_t *u, size_t at, int sign, double cores, int64_t memory
 	json_array_set_new(u, at + 3, json_integer(json_integer_value(json_array_get(u, at + 3)) + sign * gpus));
 }
 
-/* One pod's requests in or out of its namespace's and its job's sums. */
-static void count_pod(json_t *c, const char *ns, const char *job_id, int sign, double cores,
+/* One pod's requests in or out of its namespace's, its job's and its
+ * node's sums. */
+static void count_pod(json_t *c, const char *ns, const char *job_id, const char *node, int sign, double cores,
 		      int64_t memory, int gpus)
 {
 	json_t *usage = json_object_get(c, "usage"), *jobs = json_object_get(c, "jobs");
-	json_t *u = json_object_get(usage, ns), *j;
+	json_t *u = json_object_get(usage, ns), *j, *b;
 
 	if (!u) {
 		u = json_pack("[i, f, I, i]", 0, 0.0, (json_int_t)0, 0);
 		json_object_set_new(usage, ns, u);
 	}
 	add_pod(u, 0, sign, cores, memory, gpus);
+	if (node) {
+		if (!(b = json_object_get(json_object_get(c, "bound"), node))) {
+			b = json_pack("[i, f, I, i]", 0, 0.0, (json_int_t)0, 0);
+			json_object_set_new(json_object_get(c, "bound"), node, b);
+		}
+		add_pod(b, 0, sign, cores, memory, gpus);
+	}
 	if (!job_id)
 		return;
 	if (!(j = json_object_get(jobs, job_id))) {
-		j = json_pack("[s, i, f, I, i]", ns, 0, 0.0, (json_int_t)0, 0);
+		j = json_pack("[s, i, f, I, i, i, f, I, i]", ns, 0, 0.0, (json_int_t)0, 0, 0, 0.0, (json_int_t)0, 0);
 		json_object_set_new(jobs, job_id, j);
 	}
 	add_pod(j, 1, sign, cores, memory, gpus);
+	if (node)
+		add_pod(j, 5, sign, cores, memory, gpus);
 }
 
 void pool_pod(struct pool *p, const char *cluster, const char *uid, const char *job_id,
-	      const char *ns, bool active, double cores, int64_t memory, int gpus)
+	      const char *ns, const char *node, bool active, double cores, int64_t memory, int gpus)
 {
 	json_t *c, *pods, *old;
 	bool was_counted;
 
+	if (node && !*node)
+		node = NULL;
 	pthread_mutex_lock(&p->lock);
 	c = cluster_state(p, cluster);
 	pods = json_object_get(c, "pods");
 	old = json_object_get(pods, uid);
 	was_counted = old != NULL;
-	if (old) { /* take the old view out first: requests do not change, but be exact */
+	if (old) { /* take the old view out first: it may have been bound since */
 		count_pod(c, json_string_value(json_array_get(old, 0)), json_string_value(json_array_get(old, 4)),
-			  -1, json_real_value(json_array_get(old, 1)), json_integer_value(json_array_get(old, 2)),
-			  (int)json_integer_value(json_array_get(old, 3)));
+			  json_string_value(json_array_get(old, 5)), -1, json_real_value(json_array_get(old, 1)),
+			  json_integer_value(json_array_get(old, 2)), (int)json_integer_value(json_array_get(old, 3)));
 		json_object_del(pods, uid);
 	}
 	if (active) {
-		json_object_set_new(pods, uid, json_pack("[s, f, I, i, s?]", ns, cores, (json_int_t)memory, gpus,
-							 job_id));
-		count_pod(c, ns, job_id, 1, cores, memory, gpus);
+		json_object_set_new(pods, uid, json_pack("[s, f, I, i, s?, s?]", ns, cores, (json_int_t)memory, gpus,
+							 job_id, node));
+		count_pod(c, ns, job_id, node, 1, cores, memory, gpus);
 	}
 	/* Its pods were there and are all gone (after the update, not in
 	 * its middle): the job left, and so does its reservation, whichever
@@ -190,6 +207,180 @@ void pool_pod(struct pool *p, const char *cluster, const char *uid, const char *
 		json_object_del(json_object_get(c, "reserved"), job_id);
 	}
 	pthread_mutex_unlock(&p->lock);
+}
+
+/* A quantity's value, 0 when absent or malformed. */
+static double quantity(const json_t *v)
+{
+	double q = 0;
+
+	return json_string_value(v) && gw_quantity_parse(json_string_value(v), &q) == 0 ? q : 0;
+}
+
+void pool_set_nodes(struct pool *p, const char *cluster, const json_t *items)
+{
+	json_t *nodes = items ? json_object() : NULL, *n;
+	json_t *ready_type = json_string("Ready"), *true_status = json_string("True");
+	size_t i;
+
+	json_array_foreach((json_t *)(uintptr_t)items, i, n) {
+		json_t *alloc = json_object_get(json_object_get(n, "status"), "allocatable");
+		json_t *taints = json_array(), *t, *cond, *q;
+		const char *name = json_string_value(json_object_get(json_object_get(n, "metadata"), "name"));
+		const char *key;
+		bool ready = false;
+		double gpus = 0;
+		size_t k;
+
+		json_array_foreach(json_object_get(json_object_get(n, "status"), "conditions"), k, cond)
+			if (json_equal(json_object_get(cond, "type"), ready_type))
+				ready = json_equal(json_object_get(cond, "status"), true_status);
+		if (!name || !ready || json_is_true(json_object_get(json_object_get(n, "spec"), "unschedulable"))) {
+			json_decref(taints);
+			continue;
+		}
+		/* Only the taints that keep pods off; PreferNoSchedule does not. */
+		json_array_foreach(json_object_get(json_object_get(n, "spec"), "taints"), k, t) {
+			const char *effect = json_string_value(json_object_get(t, "effect"));
+
+			if (effect && (!strcmp(effect, "NoSchedule") || !strcmp(effect, "NoExecute")))
+				json_array_append(taints, t);
+		}
+		json_object_foreach(alloc, key, q)
+			if (strstr(key, "gpu"))
+				gpus += quantity(q);
+		json_object_set_new(nodes, name,
+				    json_pack("[O, o, I, f, I, I]",
+					      json_object_get(json_object_get(n, "metadata"), "labels")
+						      ? json_object_get(json_object_get(n, "metadata"), "labels") : json_object(),
+					      taints, (json_int_t)quantity(json_object_get(alloc, "pods")),
+					      quantity(json_object_get(alloc, "cpu")),
+					      (json_int_t)quantity(json_object_get(alloc, "memory")), (json_int_t)gpus));
+	}
+	json_decref(ready_type);
+	json_decref(true_status);
+	pthread_mutex_lock(&p->lock);
+	json_object_set_new(cluster_state(p, cluster), "nodes", nodes ? nodes : json_null());
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* A toleration (core/v1) admits the taint, as the scheduler matches them. */
+static bool tolerates(const json_t *tol, const json_t *taint)
+{
+	const char *key = json_string_value(json_object_get(tol, "key"));
+	const char *op = json_string_value(json_object_get(tol, "operator"));
+	const char *effect = json_string_value(json_object_get(tol, "effect"));
+	const char *value = json_string_value(json_object_get(tol, "value"));
+	const char *tkey = json_string_value(json_object_get(taint, "key"));
+	const char *tvalue = json_string_value(json_object_get(taint, "value"));
+
+	if (effect && *effect && strcmp(effect, json_string_value(json_object_get(taint, "effect"))))
+		return false;
+	if (op && !strcmp(op, "Exists"))
+		return !key || !*key || (tkey && !strcmp(key, tkey));
+	return key && tkey && !strcmp(key, tkey) && !strcmp(value ? value : "", tvalue ? tvalue : "");
+}
+
+/* The node (an entry of "nodes") is one the role's pods may land on. */
+static bool role_selects(const struct router_node_role *role, const json_t *node)
+{
+	const json_t *labels = json_array_get(node, 0), *taint, *v;
+	const char *key;
+	size_t i;
+
+	json_object_foreach((json_t *)(uintptr_t)role->node_selector, key, v)
+		if (!json_equal(json_object_get(labels, key), v))
+			return false;
+	json_array_foreach(json_array_get(node, 1), i, taint) {
+		bool ok = false;
+		size_t k;
+		json_t *tol;
+
+		json_array_foreach(role->tolerations, k, tol)
+			ok = ok || tolerates(tol, taint);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static void usage_max(struct router_usage *a, const struct router_usage *b)
+{
+	a->pods = b->pods > a->pods ? b->pods : a->pods;
+	a->cores = b->cores > a->cores ? b->cores : a->cores;
+	a->memory = b->memory > a->memory ? b->memory : a->memory;
+	a->gpus = b->gpus > a->gpus ? b->gpus : a->gpus;
+}
+
+/* a less what is given, none of it below 0; negative amounts take nothing. */
+static void usage_sub(struct router_usage *a, double pods, double cores, double memory, double gpus)
+{
+	pods = pods > 0 ? pods : 0;
+	cores = cores > 0 ? cores : 0;
+	memory = memory > 0 ? memory : 0;
+	gpus = gpus > 0 ? gpus : 0;
+	a->pods = pods >= a->pods ? 0 : a->pods - (unsigned)pods;
+	a->cores = cores >= a->cores ? 0 : a->cores - cores;
+	a->memory = memory >= (double)a->memory ? 0 : a->memory - (int64_t)memory;
+	a->gpus = gpus >= a->gpus ? 0 : a->gpus - (int)gpus;
+}
+
+/* What the role's nodes hold in c, and what is free of it: less our pods
+ * bound there and what jobs reserved on the role have not bound yet
+ * (skip: a job left out). False when c's nodes are not known. Caller holds
+ * the lock. */
+static bool role_capacity(json_t *c, const struct router_node_role *role, const char *skip,
+			  struct router_capacity *out)
+{
+	json_t *nodes = json_object_get(c, "nodes"), *n, *b, *res, *held;
+	const char *name, *job;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(nodes))
+		return false;
+	json_object_foreach(nodes, name, n) {
+		struct router_usage u = {.pods = (unsigned)json_integer_value(json_array_get(n, 2)),
+					 .cores = json_real_value(json_array_get(n, 3)),
+					 .memory = json_integer_value(json_array_get(n, 4)),
+					 .gpus = (int)json_integer_value(json_array_get(n, 5))};
+
+		if (!role_selects(role, n))
+			continue;
+		out->nodes++;
+		out->total.pods += u.pods;
+		out->total.cores += u.cores;
+		out->total.memory += u.memory;
+		out->total.gpus += u.gpus;
+		usage_max(&out->largest, &u);
+		b = json_object_get(json_object_get(c, "bound"), name);
+		usage_sub(&u, (double)json_integer_value(json_array_get(b, 0)), json_real_value(json_array_get(b, 1)),
+			  (double)json_integer_value(json_array_get(b, 2)), (double)json_integer_value(json_array_get(b, 3)));
+		out->free.pods += u.pods;
+		out->free.cores += u.cores;
+		out->free.memory += u.memory;
+		out->free.gpus += u.gpus;
+	}
+	json_object_foreach(json_object_get(c, "reserved"), job, res) {
+		const char *on = json_string_value(json_array_get(res, 6));
+
+		if (!on || strcmp(on, role->name) || (skip && !strcmp(job, skip)) ||
+		    json_integer_value(json_array_get(res, 5)) < gw_now_ms())
+			continue;
+		held = json_object_get(json_object_get(c, "jobs"), job);
+		usage_sub(&out->free,
+			  (double)(json_integer_value(json_array_get(res, 1)) - json_integer_value(json_array_get(held, 5))),
+			  json_real_value(json_array_get(res, 2)) - json_real_value(json_array_get(held, 6)),
+			  (double)(json_integer_value(json_array_get(res, 3)) - json_integer_value(json_array_get(held, 7))),
+			  (double)(json_integer_value(json_array_get(res, 4)) - json_integer_value(json_array_get(held, 8))));
+	}
+	return true;
+}
+
+/* The demand fits in what is free. */
+static bool capacity_fits(const struct router_capacity *cap, const struct router_demand *d)
+{
+	return d->pods <= cap->free.pods && d->cores <= cap->free.cores + 1e-9 && d->memory <= cap->free.memory &&
+	       d->gpus <= cap->free.gpus;
 }
 
 /* What ns holds in c: its pods, and what reserved jobs' pods do not hold
@@ -229,20 +420,23 @@ static void namespace_usage(json_t *c, const char *ns, const char *skip, struct 
 }
 
 bool pool_reserve(struct pool *p, const char *cluster, const char *job_id, const struct router_namespace *ns,
-		  const struct router_demand *d, bool force, int64_t ttl_ms)
+		  const struct router_node_role *role, const struct router_demand *d, bool force, int64_t ttl_ms)
 {
 	struct router_usage u;
+	struct router_capacity cap;
 	bool fits;
 	json_t *c;
 
 	pthread_mutex_lock(&p->lock);
 	c = cluster_state(p, cluster);
 	namespace_usage(c, ns->name, job_id, &u);
-	fits = force || router_namespace_fits(ns, &u, d);
+	fits = force || (router_namespace_fits(ns, &u, d) &&
+			 (!role || !role_capacity(c, role, job_id, &cap) || capacity_fits(&cap, d)));
 	if (fits)
 		json_object_set_new(json_object_get(c, "reserved"), job_id,
-				    json_pack("[s, i, f, I, i, I]", ns->name, (int)d->pods, d->cores,
-					      (json_int_t)d->memory, d->gpus, (json_int_t)(gw_now_ms() + ttl_ms)));
+				    json_pack("[s, i, f, I, i, I, s?]", ns->name, (int)d->pods, d->cores,
+					      (json_int_t)d->memory, d->gpus, (json_int_t)(gw_now_ms() + ttl_ms),
+					      role ? role->name : NULL));
 	pthread_mutex_unlock(&p->lock);
 	return fits;
 }
@@ -267,6 +461,7 @@ void pool_forget_pods(struct pool *p, const char *cluster)
 	json_object_set_new(c, "pods", json_object());
 	json_object_set_new(c, "usage", json_object());
 	json_object_set_new(c, "jobs", json_object());
+	json_object_set_new(c, "bound", json_object());
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -309,7 +504,28 @@ void pool_set_usage(struct pool *p, const char *cluster, const json_t *usage)
 	json_object_set_new(c, "pods", json_object());
 	json_object_set_new(c, "usage", json_deep_copy(usage));
 	json_object_set_new(c, "jobs", jobs);
+	json_object_set_new(c, "bound", json_object());
 	pthread_mutex_unlock(&p->lock);
+}
+
+/* {count, cores, memoryBytes, gpus} of the Ready, schedulable nodes, or
+ * null when they are not known. */
+static json_t *node_totals(json_t *c)
+{
+	json_t *nodes = json_object_get(c, "nodes"), *n;
+	double cores = 0;
+	json_int_t memory = 0, gpus = 0;
+	const char *name;
+
+	if (!json_is_object(nodes))
+		return json_null();
+	json_object_foreach(nodes, name, n) {
+		cores += json_real_value(json_array_get(n, 3));
+		memory += json_integer_value(json_array_get(n, 4));
+		gpus += json_integer_value(json_array_get(n, 5));
+	}
+	return json_pack("{s:I, s:f, s:I, s:I}", "count", (json_int_t)json_object_size(nodes), "cores", cores,
+			 "memoryBytes", memory, "gpus", gpus);
 }
 
 json_t *pool_snapshot(struct pool *p)
@@ -327,10 +543,10 @@ json_t *pool_snapshot(struct pool *p)
 							       json_array_get(u, 0), "cores", json_array_get(u, 1),
 							       "memoryBytes", json_array_get(u, 2), "gpus",
 							       json_array_get(u, 3)));
-		json_object_set_new(out, name, json_pack("{s:s, s:O, s:O, s:O, s:o}", "rotation",
+		json_object_set_new(out, name, json_pack("{s:s, s:O, s:O, s:O, s:o, s:o}", "rotation",
 			pool_rotation_name((enum pool_rotation)json_integer_value(json_object_get(c, "rotation"))),
 			"weightOverride", json_object_get(c, "weight"), "healthy", json_object_get(c, "healthy"),
-			"lastError", json_object_get(c, "lastError"), "namespaces", nss));
+			"lastError", json_object_get(c, "lastError"), "namespaces", nss, "nodes", node_totals(c)));
 	}
 	pthread_mutex_unlock(&p->lock);
 	return out;
@@ -380,8 +596,20 @@ static void live_usage(void *arg, const char *cluster, const char *ns, struct ro
 	pthread_mutex_unlock(&p->lock);
 }
 
+static bool live_capacity(void *arg, const char *cluster, const struct router_node_role *role,
+			  struct router_capacity *out)
+{
+	struct pool *p = arg;
+	bool known;
+
+	pthread_mutex_lock(&p->lock);
+	known = role_capacity(cluster_state(p, cluster), role, NULL, out);
+	pthread_mutex_unlock(&p->lock);
+	return known;
+}
+
 struct router_live pool_live(struct pool *p)
 {
 	return (struct router_live){.usable = live_usable, .weight = live_weight,
-				    .usage = live_usage, .arg = p};
+				    .usage = live_usage, .capacity = live_capacity, .arg = p};
 }

@@ -39,19 +39,26 @@ void pool_report(struct pool *p, const char *cluster, bool ok, const char *detai
 bool pool_healthy(struct pool *p, const char *cluster);
 
 /* What the watchers see: a pod (by uid) of job job_id that is active in a
- * namespace, with its requests; active=false when it ended or went away. */
+ * namespace, with its requests and the node it is bound to (NULL: none
+ * yet); active=false when it ended or went away. */
 void pool_pod(struct pool *p, const char *cluster, const char *uid, const char *job_id,
-	      const char *ns, bool active, double cores, int64_t memory, int gpus);
-/* Reserves a dispatched job's demand in namespace ns of cluster: it counts
- * there, less what the job's pods already hold, until pool_release (the
- * job left the cluster) or ttl_ms, so that neither the moment before the
- * cluster reports its pods nor the executors' start after the driver lets
- * a burst overfill the namespace. The check for room and the reservation
- * are one step under the pool's lock, so that concurrent dispatches cannot
- * all take the same room; false when the namespace has none left (force:
- * reserve anyway, for a job pinned there). */
+	      const char *ns, const char *node, bool active, double cores, int64_t memory, int gpus);
+/* The cluster's nodes as its API server lists them (a NodeList's items;
+ * NULL: not known, e.g. the list is not allowed): node roles hold what
+ * their Ready, schedulable nodes can. */
+void pool_set_nodes(struct pool *p, const char *cluster, const json_t *items);
+/* Reserves a dispatched job's demand in namespace ns and node role role of
+ * cluster: it counts there, less what the job's pods already hold, until
+ * pool_release (the job left the cluster) or ttl_ms, so that neither the
+ * moment before the cluster reports its pods nor the executors' start
+ * after the driver lets a burst overfill the namespace or the nodes. The
+ * check for room and the reservation are one step under the pool's lock,
+ * so that concurrent dispatches cannot all take the same room; false when
+ * the namespace or the role's nodes have none left (force: reserve anyway,
+ * for a job pinned there). */
 bool pool_reserve(struct pool *p, const char *cluster, const char *job_id, const struct router_namespace *ns,
-		  const struct router_demand *demand, bool force, int64_t ttl_ms);
+		  const struct router_node_role *role, const struct router_demand *demand, bool force,
+		  int64_t ttl_ms);
 void pool_release(struct pool *p, const char *job_id);
 /* Forgets a cluster's pods before a re-list adds them again. */
 void pool_forget_pods(struct pool *p, const char *cluster);
@@ -66,7 +73,8 @@ json_t *pool_usage(struct pool *p, const char *cluster);
 void pool_set_usage(struct pool *p, const char *cluster, const json_t *usage);
 
 /* {cluster: {rotation, weight, healthy, lastError, namespaces: {ns: {pods,
- * cores, memoryBytes, gpus}}}} for the admin API. */
+ * cores, memoryBytes, gpus}}, nodes: {count, cores, memoryBytes, gpus} or
+ * null}} for the admin API. */
 json_t *pool_snapshot(struct pool *p);
 
 #endif

@@ -327,6 +327,59 @@ static json_t *compose(const struct router_pool *pool, const struct router_clust
 	return conf;
 }
 
+static double gib(int64_t bytes)
+{
+	return (double)bytes / (double)(1LL << 30);
+}
+
+/* Why the role's nodes could never hold the job, as they are: each pod on
+ * one node, all of them at once. False (why set) when they could not. */
+static bool holds_ever(const struct router_capacity *cap, const char *role, struct pod_size driver,
+		       struct pod_size exec, unsigned nexec, const struct router_demand *d, char *why, size_t len)
+{
+	const struct router_usage *big = &cap->largest;
+
+	if (cap->nodes == 0) {
+		snprintf(why, len, "node role %s has no Ready, schedulable node", role);
+		return false;
+	}
+	for (int which = 0; which < 2; which++) {
+		struct pod_size s = which ? exec : driver;
+		const char *pod = which ? "an executor" : "the driver";
+
+		if (which && nexec == 0)
+			break;
+		if (s.cores > big->cores + 1e-9 || s.memory > big->memory || s.gpus > big->gpus) {
+			snprintf(why, len, "%s needs %g cores, %.1f GiB and %d GPUs; the largest node of role %s has"
+				 " %g cores, %.1f GiB and %d GPUs", pod, s.cores, gib(s.memory), s.gpus, role, big->cores,
+				 gib(big->memory), big->gpus);
+			return false;
+		}
+	}
+	if (d->cores > cap->total.cores + 1e-9 || d->memory > cap->total.memory || d->gpus > cap->total.gpus ||
+	    d->pods > cap->total.pods) {
+		snprintf(why, len, "the job needs %g cores, %.1f GiB and %d GPUs at once; the %u nodes of role %s"
+			 " have %g cores, %.1f GiB and %d GPUs", d->cores, gib(d->memory), d->gpus, cap->nodes, role,
+			 cap->total.cores, gib(cap->total.memory), cap->total.gpus);
+		return false;
+	}
+	return true;
+}
+
+/* Whether what is free on the role's nodes holds the job now; why says
+ * what is short when not. */
+static bool holds_now(const struct router_capacity *cap, const char *role, const struct router_demand *d,
+		      char *why, size_t len)
+{
+	if (d->cores <= cap->free.cores + 1e-9 && d->memory <= cap->free.memory && d->gpus <= cap->free.gpus &&
+	    d->pods <= cap->free.pods)
+		return true;
+	snprintf(why, len, "node role %s has %g of %g cores, %.1f of %.1f GiB and %d of %d GPUs free; the job needs"
+		 " %g cores, %.1f GiB and %d GPUs", role, cap->free.cores, cap->total.cores, gib(cap->free.memory),
+		 gib(cap->total.memory), cap->free.gpus, cap->total.gpus, d->cores, gib(d->memory), d->gpus);
+	return false;
+}
+
 static uint64_t hash_key(const char *key)
 {
 	uint64_t h = 1469598103934665603ULL;
@@ -356,11 +409,12 @@ enum router_result router_place(const struct router *r, const struct router_live
 		double room;
 		unsigned weight;
 	} cand[64];
-	size_t ncand = 0;
+	size_t ncand = 0, never = 0, considered = 0;
 	unsigned total = 0;
 	const char *key;
 	json_t *v;
-	char text[512], skipped[1024] = "";
+	char text[512], skipped[1024] = "", largest_place[512] = "";
+	double largest_cores = -1;
 
 	memset(out, 0, sizeof(*out));
 	*errors = json_array();
@@ -432,6 +486,33 @@ enum router_result router_place(const struct router *r, const struct router_live
 	}
 	if (json_array_size(*errors))
 		goto invalid;
+	if (!pin) { /* an empty namespace of the group must hold it */
+		const struct router_usage empty = {0};
+		const struct router_namespace *widest = NULL;
+		double best = -1e300;
+
+		for (size_t n = 0; n < group->nnamespaces; n++) {
+			double room = headroom(&group->namespaces[n], &empty, &out->demand);
+
+			if (room > best) {
+				best = room;
+				widest = &group->namespaces[n];
+			}
+		}
+		if (widest && best < -1e-9) {
+			char quota[160] = "";
+
+			if (widest->quota_cores > 0 || widest->quota_memory > 0 || widest->quota_gpus > 0)
+				snprintf(quota, sizeof(quota), " and a quota of %g cores, %.1f GiB, %d GPUs",
+					 widest->quota_cores, gib(widest->quota_memory), widest->quota_gpus);
+			add_error(*errors, "spec",
+				  "the job needs %u pods, %g cores, %.1f GiB and %d GPUs at once; the largest namespace"
+				  " of group %s, %s, has room for %u pods%s", out->demand.pods, out->demand.cores,
+				  gib(out->demand.memory), out->demand.gpus, group->name, widest->name, widest->max_pods,
+				  quota);
+			goto invalid;
+		}
+	}
 
 	for (size_t m = 0; m < pool->nmembers && ncand < 64; m++) {
 		const struct router_cluster *c = &r->clusters[pool->members[m].cluster];
@@ -440,10 +521,26 @@ enum router_result router_place(const struct router *r, const struct router_live
 		double best_room = -1;
 		char why[256] = "";
 
-		if (pin && strcmp(pin->cluster, c->name)) {
+		struct router_capacity cap;
+		bool nodes_known = !pin && role && live && live->capacity && live->capacity(live->arg, c->name, role, &cap);
+
+		if (pin && strcmp(pin->cluster, c->name))
 			continue; /* not where the job was placed before */
-		} else if (!role) {
+		considered++;
+		if (nodes_known && cap.total.cores > largest_cores) {
+			largest_cores = cap.total.cores;
+			snprintf(largest_place, sizeof(largest_place),
+				 "cluster %s, node role %s: %g cores, %.1f GiB and %d GPUs on %u nodes (the largest"
+				 " %g cores, %.1f GiB, %d GPUs)", c->name, role->name, cap.total.cores,
+				 gib(cap.total.memory), cap.total.gpus, cap.nodes, cap.largest.cores,
+				 gib(cap.largest.memory), cap.largest.gpus);
+		}
+		if (!role) {
 			snprintf(why, sizeof(why), "no node role fits");
+			never++;
+		} else if (nodes_known && !holds_ever(&cap, role->name, driver, exec, nexec, &out->demand, why,
+						      sizeof(why))) {
+			never++;
 		} else if (pin) {
 			/* Placed before: it goes back there, whatever the state now. */
 			for (size_t n = 0; n < group->nnamespaces && !best; n++)
@@ -453,14 +550,16 @@ enum router_result router_place(const struct router *r, const struct router_live
 			if (!best)
 				snprintf(why, sizeof(why), "namespace %s is no longer in group %s",
 					 pin->namespace, group->name);
-		} else if (live && !live->usable(live->arg, c->name, why, sizeof(why))) {
+		} else if (live && live->usable && !live->usable(live->arg, c->name, why, sizeof(why))) {
 			/* why says it */
+		} else if (nodes_known && live->usage && !holds_now(&cap, role->name, &out->demand, why, sizeof(why))) {
+			/* why says it: the job waits for room */
 		} else {
 			for (size_t n = 0; n < group->nnamespaces; n++) {
 				struct router_usage u = {0};
 				double room;
 
-				if (live)
+				if (live && live->usage)
 					live->usage(live->arg, c->name, group->namespaces[n].name, &u);
 				room = headroom(&group->namespaces[n], &u, &out->demand);
 				if (room >= 0 && room > best_room) {
@@ -481,10 +580,17 @@ enum router_result router_place(const struct router *r, const struct router_live
 		cand[ncand].role = role;
 		cand[ncand].ns = best;
 		cand[ncand].room = best_room;
-		cand[ncand].weight = live ? live->weight(live->arg, c->name, pool->members[m].weight)
-					  : pool->members[m].weight;
+		cand[ncand].weight = live && live->weight ? live->weight(live->arg, c->name, pool->members[m].weight)
+							  : pool->members[m].weight;
 		total += cand[ncand].weight;
 		ncand++;
+	}
+	if (ncand == 0 && considered > 0 && never == considered) {
+		add_error(*errors, "spec", "no cluster of pool %s could ever hold the job (%s); the largest place it"
+			  " could go is %s", pool->name, skipped, *largest_place ? largest_place : "none");
+		gw_seterr(detail, "the job is larger than any cluster of pool %s can hold", pool->name);
+		router_decision_release(out);
+		return ROUTER_TOO_BIG;
 	}
 	if (ncand == 0 || total == 0) {
 		gw_seterr(detail, "no cluster of pool %s can take the job now (%s)", pool->name,

@@ -170,6 +170,16 @@ struct router_usage {
 	int gpus;
 };
 
+/* What the nodes a node role selects can hold: all of them together, the
+ * largest one (each resource's largest), and what is free of them now. */
+struct router_capacity {
+	unsigned nodes;
+	struct router_usage total, largest, free;
+};
+
+/* Any callback may be NULL: every cluster usable, weights as configured,
+ * namespaces empty, nodes unknown. With capacity alone (the check at
+ * submission), a job no node role could ever hold is refused. */
 struct router_live {
 	/* False when the cluster must get no new jobs (unhealthy, cordoned,
 	 * draining), with the reason in why. */
@@ -177,6 +187,9 @@ struct router_live {
 	/* The weight in force (an operator may have changed it). */
 	unsigned (*weight)(void *arg, const char *cluster, unsigned configured);
 	void (*usage)(void *arg, const char *cluster, const char *ns, struct router_usage *out);
+	/* False when the cluster's nodes are not known. */
+	bool (*capacity)(void *arg, const char *cluster, const struct router_node_role *role,
+			 struct router_capacity *out);
 	void *arg;
 };
 
@@ -205,6 +218,10 @@ enum router_result {
 	ROUTER_OK,
 	ROUTER_INVALID, /* the job can never be placed: *errors says why (422) */
 	ROUTER_WAIT,    /* no capacity or cluster now: try again later */
+	/* No node role of the pool's clusters could hold it, as their nodes
+	 * are now (*errors says why, naming the largest place): refused at
+	 * submission, waited out once queued (nodes come back). */
+	ROUTER_TOO_BIG,
 };
 
 /* A placement decided before (a dispatch retried after a crash): the job

@@ -186,7 +186,7 @@ START_TEST(test_spark_cluster_priority_classes)
 {
 	static const char *const names[] = {"sparkgw-driver", "sparkgw-executor"};
 	json_int_t value[2];
-	struct tu_kubesim sim;
+	struct tu_kubesim sim = {0};
 
 	ck_assert_int_eq(rendered_objects_valid(SPARK_CLUSTER), 2);
 	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "deploy", NULL), 0);
@@ -223,7 +223,7 @@ START_TEST(test_manifests_fit_together)
 	json_t *pod = json_object_get(tpl, "spec"), *c = json_array_get(json_object_get(pod, "containers"), 0);
 	json_t *args = json_object_get(c, "args"), *mounts = json_object_get(c, "volumeMounts"), *m, *rule;
 	const char *config = json_string_value(json_array_get(args, 1)), *config_dir = NULL;
-	bool sparkapps = false, pods = false;
+	bool sparkapps = false, pods = false, nodes = false;
 	size_t i;
 
 	ck_assert(labels_within(json_object_get(json_object_get(json_object_get(dep, "spec"), "selector"), "matchLabels"),
@@ -254,8 +254,16 @@ START_TEST(test_manifests_fit_together)
 
 		pods = pods || (res && !strcmp(res, "pods"));
 		sparkapps = sparkapps || (res && !strcmp(res, "sparkapplications"));
+		/* Placement lists nodes to know what clusters can hold. */
+		if (res && !strcmp(res, "nodes")) {
+			json_t *verb;
+			size_t k;
+
+			json_array_foreach(json_object_get(rule, "verbs"), k, verb)
+				nodes = nodes || !strcmp(json_string_value(verb), "list");
+		}
 	}
-	ck_assert(pods && sparkapps);
+	ck_assert(pods && sparkapps && nodes);
 
 	/* The container reads its config from the ConfigMap's key. */
 	json_array_foreach(mounts, i, m)

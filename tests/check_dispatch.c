@@ -346,6 +346,36 @@ START_TEST(test_driver_pod_success)
 }
 END_TEST
 
+/* Another tenant's pods, one of cores cores bound to each of the 4 nodes
+ * (0: removed again): the scheduler counts them, the gateway cannot see
+ * them, as on a shared cluster. Critical ones, or drivers would preempt
+ * them. */
+static void occupy_nodes(int cores)
+{
+	for (int i = 0; i < 4; i++) {
+		char url[300], body[600];
+		struct tu_response r;
+
+		if (cores) {
+			static const char *const json[] = {"Content-Type: application/json", NULL};
+
+			snprintf(url, sizeof(url), "%s/api/v1/namespaces/default/pods", sim.base);
+			snprintf(body, sizeof(body),
+				 "{\"metadata\":{\"name\":\"tenant-%d\"},\"spec\":{\"nodeName\":\"sim-node-%d\","
+				 "\"priorityClassName\":\"system-cluster-critical\","
+				 "\"containers\":[{\"name\":\"c\",\"image\":\"busybox\",\"resources\":"
+				 "{\"requests\":{\"cpu\":\"%d\",\"memory\":\"1Gi\"}}}]}}", i, i, cores);
+			ck_assert_int_eq(tu_http("POST", url, json, body, strlen(body), &r), 0);
+			ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+		} else {
+			snprintf(url, sizeof(url), "%s/api/v1/namespaces/default/pods/tenant-%d", sim.base, i);
+			ck_assert_int_eq(tu_http("DELETE", url, NULL, NULL, 0, &r), 0);
+			ck_assert_int_eq(r.status, 200);
+		}
+		tu_response_release(&r);
+	}
+}
+
 static void expect_failure(const char *conf, const char *driver, const char *reason,
 			   const char *message_part)
 {
@@ -395,8 +425,10 @@ END_TEST
 
 START_TEST(test_driver_pod_unschedulable)
 {
-	expect_failure("\"spark.kubesim.durationSeconds\":\"1\"", "{\"cores\":64,\"memory\":\"1g\"}",
+	occupy_nodes(15);
+	expect_failure("\"spark.kubesim.durationSeconds\":\"1\"", "{\"cores\":4,\"memory\":\"1g\"}",
 		       "Unschedulable", "Insufficient cpu");
+	occupy_nodes(0);
 }
 END_TEST
 
@@ -416,7 +448,8 @@ START_TEST(test_pending_pods_say_why)
 		 "{\"name\":\"wide\",\"labels\":{\"team\":\"dispatch\"},\"spec\":{\"type\":\"Python\","
 		 "\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"local:///opt/pi.py\","
 		 "\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"4\"},"
-		 "\"executor\":{\"instances\":2,\"cores\":32,\"memory\":\"1g\"}}}");
+		 "\"executor\":{\"instances\":2,\"cores\":8,\"memory\":\"1g\"}}}");
+	occupy_nodes(10);
 	id = tu_submit(gw.base, body);
 	json_decref(tu_wait_job(gw.base, id, "RUNNING", 20000));
 	snprintf(url, sizeof(url), "%s/api/v1/jobs/%s", gw.base, id);
@@ -449,6 +482,7 @@ START_TEST(test_pending_pods_say_why)
 	ck_assert_ptr_null(json_object_get(job, "waitReason"));
 	json_decref(job);
 	free(id);
+	occupy_nodes(0);
 }
 END_TEST
 

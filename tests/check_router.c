@@ -91,7 +91,7 @@ static void fake_usage(void *arg, const char *cluster, const char *ns, struct ro
 static enum router_result place(struct router *r, struct fake *f, const char *labels, const char *spec,
 				const char *key, struct router_decision *d, json_t **errors)
 {
-	struct router_live live = {fake_usable, fake_weight, fake_usage, f};
+	struct router_live live = {.usable = fake_usable, .weight = fake_weight, .usage = fake_usage, .arg = f};
 	json_t *l = json_loads(labels, 0, NULL), *s = json_loads(spec, 0, NULL);
 	char detail[GW_ERRLEN];
 	enum router_result res = router_place(r, f ? &live : NULL, NULL, l, s, key, d, errors, detail);
@@ -275,7 +275,7 @@ START_TEST(test_live_state_rotation_and_headroom)
 	f.down = "a,b";
 	ck_assert_int_eq(place(r, &f, "{\"team\":\"search\"}", SPEC, "k", &d, &errors), ROUTER_WAIT);
 	{
-		struct router_live live = {fake_usable, fake_weight, fake_usage, &f};
+		struct router_live live = {.usable = fake_usable, .weight = fake_weight, .usage = fake_usage, .arg = &f};
 		json_t *l = json_loads("{\"team\":\"search\"}", 0, NULL), *s = json_loads(SPEC, 0, NULL);
 
 		ck_assert_int_eq(router_place(r, &live, NULL, l, s, "k", &d, &errors, detail), ROUTER_WAIT);
@@ -306,7 +306,7 @@ START_TEST(test_pin_keeps_the_placement)
 	char err[GW_ERRLEN], detail[GW_ERRLEN];
 	struct router *r = load(policy_yaml, err);
 	struct fake f = {.down = "b"};
-	struct router_live live = {fake_usable, fake_weight, fake_usage, &f};
+	struct router_live live = {.usable = fake_usable, .weight = fake_weight, .usage = fake_usage, .arg = &f};
 	struct router_pin pin = {.cluster = "b", .namespace = "search-2"};
 	json_t *l = json_loads("{\"team\":\"search\"}", 0, NULL), *s = json_loads(SPEC, 0, NULL), *errors;
 	struct router_decision d;

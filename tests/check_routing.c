@@ -37,6 +37,10 @@ static void write_config(int weight_a)
 	tu_write_cluster_config(dir, sims, modes, 2, extra, config, sizeof(config));
 }
 
+/* Cluster b's nodes: CPU ones and a GPU one, told apart by a label. */
+#define B_NODES "--node-pool", "cpu,count=3,cpu=16,memory=64Gi,label=accel=none", "--node-pool", \
+		"gpu,count=1,cpu=16,memory=64Gi,gpus=4,label=accel=gpu"
+
 static void setup(void)
 {
 	memset(sims, 0, sizeof(sims));
@@ -45,7 +49,7 @@ static void setup(void)
 	ck_assert_int_eq(tu_kubesim_start(&sims[0], dir, "a", "--namespace", "ns-one", "--namespace",
 					  "ns-two", NULL), 0);
 	ck_assert_int_eq(tu_kubesim_start(&sims[1], dir, "b", "--namespace", "ns-one", "--namespace",
-					  "ns-two", NULL), 0);
+					  "ns-two", B_NODES, NULL), 0);
 	write_config(3);
 	ck_assert_msg(tu_gateway_start(&gw, dir, "--config", config, NULL) == 0, "gateway did not start");
 }
@@ -237,7 +241,8 @@ START_TEST(test_unhealthy_cluster_leaves_and_returns)
 		free(id);
 	}
 	sims[1].keep_port = true;
-	ck_assert_int_eq(tu_kubesim_start(&sims[1], dir, "b", "--namespace", "ns-one", "--namespace", "ns-two", NULL), 0);
+	ck_assert_int_eq(tu_kubesim_start(&sims[1], dir, "b", "--namespace", "ns-one", "--namespace", "ns-two",
+					  B_NODES, NULL), 0);
 	for (int i = 0; i < 100; i++) {
 		json_decref(cl);
 		cl = tu_get_json(url);
@@ -711,6 +716,132 @@ START_TEST(test_burst_never_exceeds_namespace_caps)
 }
 END_TEST
 
+/* A job of `instances` executors of `cores` cores each, as the API takes it. */
+static void sized_body(char *body, size_t len, int instances, int cores, int seconds)
+{
+	snprintf(body, len,
+		 "{\"name\":\"sized\",\"labels\":{\"team\":\"t\"},\"spec\":{\"type\":\"Python\","
+		 "\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"local:///a.py\","
+		 "\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"%d\"},"
+		 "\"executor\":{\"instances\":%d,\"cores\":%d,\"memory\":\"1g\"}}}",
+		 seconds, instances, cores);
+}
+
+/* Until the gateway has listed both clusters' nodes (its prober does). */
+static void wait_for_nodes(void)
+{
+	char url[300];
+	int known = 0;
+
+	snprintf(url, sizeof(url), "%s/api/v1/clusters", gw.base);
+	for (int i = 0; i < 200 && known < 2; i++) {
+		json_t *list = tu_get_json(url), *c;
+		size_t j;
+
+		known = 0;
+		json_array_foreach(json_object_get(list, "items"), j, c) {
+			ck_assert_schema("Cluster", c);
+			known += json_integer_value(json_object_get(json_object_get(c, "nodes"), "count")) == 4;
+		}
+		json_decref(list);
+		if (known < 2)
+			usleep(50000);
+	}
+	ck_assert_int_eq(known, 2);
+}
+
+/* What the clusters list says placement counts on for a role. */
+static json_t *role_capacity(const char *cluster, const char *role)
+{
+	char url[300];
+	json_t *c = NULL, *r, *out = NULL;
+	size_t i;
+
+	snprintf(url, sizeof(url), "%s/api/v1/clusters/%s", gw.base, cluster);
+	c = tu_get_json(url);
+	json_array_foreach(json_object_get(c, "nodeRoles"), i, r)
+		if (!strcmp(json_string_value(json_object_get(r, "name")), role))
+			out = json_incref(json_object_get(r, "capacity"));
+	json_decref(c);
+	return out;
+}
+
+/* Each cluster has 4 nodes of 16 cores. A job larger than any is refused,
+ * naming the largest place; one no node can fit an executor of, too; jobs
+ * that fit but not beside others wait QUEUED saying so, then run. */
+START_TEST(test_placement_holds_whole_demand)
+{
+	struct tu_response r;
+	char body[1024], url[300], *ids[3];
+	const char *detail;
+	json_t *job;
+
+	wait_for_nodes();
+	job = role_capacity("a", "default");
+	ck_assert_int_eq(json_integer_value(json_object_get(job, "nodes")), 4);
+	ck_assert(json_number_value(json_object_get(json_object_get(job, "total"), "cores")) == 64);
+	json_decref(job);
+	snprintf(url, sizeof(url), "%s/api/v1/jobs", gw.base);
+	sized_body(body, sizeof(body), 30, 8, 1); /* 241 cores */
+	ck_assert_int_eq(tu_post_json(url, body, NULL, &r), 0);
+	ck_assert_msg(r.status == 422, "%ld %s", r.status, r.body);
+	ck_assert_ptr_nonnull(strstr(r.body, "unplaceable"));
+	detail = json_string_value(json_object_get(json_array_get(json_object_get(r.json, "errors"), 0), "message"));
+	ck_assert_ptr_nonnull(detail);
+	ck_assert_msg(strstr(detail, "241 cores") && strstr(detail, "the largest place it could go is cluster") &&
+			      strstr(detail, "node role default: 64 cores"), "%s", detail);
+	tu_response_release(&r);
+
+	sized_body(body, sizeof(body), 1, 20, 1); /* an executor no node holds */
+	ck_assert_int_eq(tu_post_json(url, body, NULL, &r), 0);
+	ck_assert_msg(r.status == 422, "%ld %s", r.status, r.body);
+	ck_assert_msg(strstr(r.body, "an executor needs 20 cores") && strstr(r.body, "largest node"), "%s", r.body);
+	tu_response_release(&r);
+
+	/* 49 cores each: one a cluster; whichever comes last waits for either. */
+	sized_body(body, sizeof(body), 12, 4, 3);
+	for (int i = 0; i < 3; i++)
+		ids[i] = tu_submit(gw.base, body);
+	{
+		const char *on[3] = {NULL, NULL, NULL};
+		json_t *jobs[3] = {NULL, NULL, NULL};
+		int placed_n = 0, waiting = -1;
+
+		for (int t = 0; t < 200 && (placed_n < 2 || waiting < 0); t++) {
+			placed_n = 0;
+			waiting = -1;
+			for (int i = 0; i < 3; i++) {
+				snprintf(url, sizeof(url), "%s/api/v1/jobs/%s", gw.base, ids[i]);
+				json_decref(jobs[i]);
+				jobs[i] = tu_get_json(url);
+				on[i] = cluster_of(jobs[i]);
+				placed_n += on[i] != NULL;
+				detail = json_string_value(json_object_get(jobs[i], "waitReason"));
+				if (!on[i] && detail && strstr(detail, "free"))
+					waiting = i;
+			}
+			if (placed_n < 2 || waiting < 0)
+				usleep(20000);
+		}
+		ck_assert_int_eq(placed_n, 2);
+		ck_assert_int_ge(waiting, 0);
+		ck_assert_str_eq(json_string_value(json_object_get(jobs[waiting], "state")), "QUEUED");
+		detail = json_string_value(json_object_get(jobs[waiting], "waitReason"));
+		ck_assert_msg(strstr(detail, "node role default has 15 of 64 cores") && strstr(detail, "needs 49 cores"),
+			      "%s", detail);
+		ck_assert_str_ne(on[(waiting + 1) % 3], on[(waiting + 2) % 3]);
+		for (int i = 0; i < 3; i++)
+			json_decref(jobs[i]);
+	}
+	for (int i = 0; i < 3; i++) {
+		job = tu_wait_job(gw.base, ids[i], "SUCCEEDED", 60000);
+		ck_assert_msg(job, "job %s did not succeed", ids[i]);
+		json_decref(job);
+		free(ids[i]);
+	}
+}
+END_TEST
+
 Suite *routing_suite(void)
 {
 	Suite *s = suite_create("routing");
@@ -727,6 +858,7 @@ Suite *routing_suite(void)
 	tcase_add_test(tc, test_stored_job_shows_placement_and_conf);
 	tcase_add_test(tc, test_reload_under_load_drops_nothing);
 	tcase_add_test(tc, test_add_and_remove_cluster_at_runtime);
+	tcase_add_test(tc, test_placement_holds_whole_demand);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("caps");
 	tcase_add_checked_fixture(tc, caps_setup, caps_teardown);

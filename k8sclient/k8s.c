@@ -12,6 +12,8 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/timeutil.h"
+#include "k8sclient/exec.h"
 #include "k8sclient/k8s.h"
 
 #define POOL_MAX 8
@@ -26,6 +28,11 @@ struct k8s_client {
 	CURL *idle[POOL_MAX];
 	int nidle;
 	uint64_t rng;
+	/* An exec plugin's token, until it expires or the server refuses it;
+	 * held while the plugin runs, so that it runs once for all. */
+	pthread_mutex_t cred_lock;
+	char *exec_token;
+	int64_t exec_expires_ms;
 };
 
 static char *dup_or_null(const char *s)
@@ -53,6 +60,8 @@ enum gw_err k8s_client_new(const struct k8s_config *cfg,
 	c->cfg.key_file = dup_or_null(cfg->key_file);
 	c->cfg.key_pem = dup_or_null(cfg->key_pem);
 	c->cfg.namespace = dup_or_null(cfg->namespace);
+	c->cfg.proxy_url = dup_or_null(cfg->proxy_url);
+	c->cfg.exec = cfg->exec ? json_deep_copy(cfg->exec) : NULL;
 	if (!c->cfg.server) {
 		k8s_config_release(&c->cfg);
 		free(c);
@@ -67,6 +76,7 @@ enum gw_err k8s_client_new(const struct k8s_config *cfg,
 	if (getrandom(&c->rng, sizeof(c->rng), 0) != (ssize_t)sizeof(c->rng) || !c->rng)
 		c->rng = 0x9e3779b97f4a7c15ULL;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->cred_lock, NULL);
 	*out = c;
 	return GW_OK;
 }
@@ -78,6 +88,8 @@ void k8s_client_free(struct k8s_client *c)
 	for (int i = 0; i < c->nidle; i++)
 		curl_easy_cleanup(c->idle[i]);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->cred_lock);
+	free(c->exec_token);
 	k8s_config_release(&c->cfg);
 	free(c);
 }
@@ -97,22 +109,60 @@ const char *k8s_status_reason(const struct k8s_response *r)
 	return kind && !strcmp(kind, "Status") && reason ? reason : "";
 }
 
-/* The bearer token, read from its file each time: tokens rotate. */
-static char *current_token(const struct k8s_client *c)
+/* The bearer token as kubectl picks it: the kubeconfig's token, else its
+ * token file (read each time: tokens rotate), else the exec plugin's
+ * (cached until it expires). *token is NULL when there is none. */
+static enum gw_err bearer(struct k8s_client *c, char **token, char *err)
 {
+	enum gw_err rc = GW_OK;
 	FILE *f;
 	char buf[8192];
 	size_t n;
 
-	if (c->cfg.token)
-		return strdup(c->cfg.token);
-	if (!c->cfg.token_file || !(f = fopen(c->cfg.token_file, "r")))
-		return NULL;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	return strdup(buf);
+	*token = NULL;
+	if (c->cfg.token) {
+		*token = strdup(c->cfg.token);
+		return *token ? GW_OK : GW_ENOMEM;
+	}
+	if (c->cfg.token_file) {
+		if (!(f = fopen(c->cfg.token_file, "r")))
+			return GW_OK; /* the server says 401 */
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		buf[strcspn(buf, "\r\n")] = '\0';
+		*token = strdup(buf);
+		return *token ? GW_OK : GW_ENOMEM;
+	}
+	if (!c->cfg.exec)
+		return GW_OK;
+	pthread_mutex_lock(&c->cred_lock);
+	if (!c->exec_token || gw_now_ms() >= c->exec_expires_ms) {
+		free(c->exec_token);
+		c->exec_token = NULL;
+		rc = k8s_exec_credential(c->cfg.exec, c->cfg.server, c->cfg.insecure, &c->exec_token,
+					 &c->exec_expires_ms, err);
+	}
+	if (rc == GW_OK && !(*token = strdup(c->exec_token)))
+		rc = GW_ENOMEM;
+	pthread_mutex_unlock(&c->cred_lock);
+	return rc;
+}
+
+/* The server refused the token: a plugin's is fetched again next time
+ * (unless another request already did). True when there is a new one to
+ * try. */
+static bool forget_token(struct k8s_client *c, const char *refused)
+{
+	if (!c->cfg.exec || c->cfg.token || c->cfg.token_file)
+		return false;
+	pthread_mutex_lock(&c->cred_lock);
+	if (c->exec_token && refused && !strcmp(c->exec_token, refused)) {
+		free(c->exec_token);
+		c->exec_token = NULL;
+	}
+	pthread_mutex_unlock(&c->cred_lock);
+	return true;
 }
 
 static void blob(CURL *h, CURLoption opt, const char *pem)
@@ -129,7 +179,12 @@ static void apply_common(const struct k8s_client *c, CURL *h)
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->opts.connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+	/* The kubeconfig's proxy-url, as kubectl; never the environment's
+	 * proxies, which are meant for the outside, not for API servers. */
+	if (c->cfg.proxy_url)
+		curl_easy_setopt(h, CURLOPT_PROXY, c->cfg.proxy_url);
+	else
+		curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
 	if (c->cfg.insecure) {
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -221,11 +276,9 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-static struct curl_slist *request_headers(const struct k8s_client *c, const char *method,
-					  bool has_body)
+static struct curl_slist *request_headers(const char *token, const char *method, bool has_body)
 {
 	struct curl_slist *hl = curl_slist_append(NULL, "Accept: application/json");
-	char *token = current_token(c);
 
 	if (token) {
 		char *auth = NULL;
@@ -234,7 +287,6 @@ static struct curl_slist *request_headers(const struct k8s_client *c, const char
 			hl = curl_slist_append(hl, auth);
 			free(auth);
 		}
-		free(token);
 	}
 	if (has_body)
 		hl = curl_slist_append(hl, !strcmp(method, "PATCH")
@@ -247,8 +299,9 @@ enum gw_err k8s_request(struct k8s_client *c, const char *method,
 			const char *path, const json_t *body,
 			struct k8s_response *resp, char *err)
 {
-	char *url = NULL, *payload = NULL;
-	struct curl_slist *hl;
+	char *url = NULL, *payload = NULL, *token = NULL;
+	struct curl_slist *hl = NULL;
+	bool token_renewed = false;
 	enum gw_err rc = GW_EIO;
 
 	memset(resp, 0, sizeof(*resp));
@@ -258,7 +311,9 @@ enum gw_err k8s_request(struct k8s_client *c, const char *method,
 		free(url);
 		return GW_ENOMEM;
 	}
-	hl = request_headers(c, method, payload != NULL);
+	if ((rc = bearer(c, &token, err)) != GW_OK)
+		goto out;
+	hl = request_headers(token, method, payload != NULL);
 	for (int attempt = 0;; attempt++) {
 		CURL *h = handle_get(c);
 		struct gw_buf out;
@@ -289,6 +344,20 @@ enum gw_err k8s_request(struct k8s_client *c, const char *method,
 		if (cc == CURLE_OK)
 			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 		handle_put(c, h);
+		/* A plugin's token may have been revoked before it expired: one
+		 * more try with a new one, as kubectl does. */
+		if (status == 401 && !token_renewed && forget_token(c, token)) {
+			token_renewed = true;
+			gw_buf_release(&out);
+			free(token);
+			curl_slist_free_all(hl);
+			hl = NULL;
+			if ((rc = bearer(c, &token, err)) != GW_OK)
+				break;
+			hl = request_headers(token, method, payload != NULL);
+			attempt--;
+			continue;
+		}
 		retry = cc != CURLE_OK || status == 429 || status >= 500;
 		if (!retry || attempt >= c->opts.max_retries) {
 			if (cc != CURLE_OK) {
@@ -314,7 +383,9 @@ enum gw_err k8s_request(struct k8s_client *c, const char *method,
 				 ? (hs.retry_after_s < MAX_RETRY_AFTER_S ? hs.retry_after_s : MAX_RETRY_AFTER_S) * 1000
 				 : backoff_ms(c, attempt));
 	}
+out:
 	curl_slist_free_all(hl);
+	free(token);
 	free(url);
 	free(payload);
 	return rc;
@@ -358,7 +429,7 @@ enum gw_err k8s_stream(struct k8s_client *c, const char *path, long timeout_s,
 	struct stream_state ss = {.fn = fn, .arg = arg, .stop = stop};
 	CURL *h = curl_easy_init();
 	struct curl_slist *hl;
-	char *url = NULL;
+	char *url = NULL, *token = NULL;
 	CURLcode cc;
 	enum gw_err rc = GW_OK;
 
@@ -369,8 +440,13 @@ enum gw_err k8s_stream(struct k8s_client *c, const char *path, long timeout_s,
 		curl_easy_cleanup(h);
 		return GW_ENOMEM;
 	}
+	if ((rc = bearer(c, &token, err)) != GW_OK) {
+		curl_easy_cleanup(h);
+		free(url);
+		return rc;
+	}
 	apply_common(c, h);
-	hl = request_headers(c, "GET", false);
+	hl = request_headers(token, "GET", false);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
@@ -385,8 +461,11 @@ enum gw_err k8s_stream(struct k8s_client *c, const char *path, long timeout_s,
 		gw_seterr(err, "GET %s: %s", path, curl_easy_strerror(cc));
 		rc = GW_EIO;
 	}
+	if (*status == 401) /* the caller's next try gets a new plugin token */
+		forget_token(c, token);
 	curl_slist_free_all(hl);
 	curl_easy_cleanup(h);
+	free(token);
 	free(url);
 	return rc;
 }

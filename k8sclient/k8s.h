@@ -21,6 +21,12 @@ struct k8s_config {
 	char *cert_file, *cert_pem;
 	char *key_file, *key_pem;
 	char *namespace;    /* the context's namespace, may be NULL */
+	char *proxy_url;    /* the cluster's proxy-url (http, https, socks5) */
+	/* users[].user.exec: a client.authentication.k8s.io credential plugin
+	 * (apiVersion, command resolved against the kubeconfig's folder when
+	 * it has a slash, args, env), run for a token when one is needed;
+	 * NULL when the user has none. */
+	json_t *exec;
 };
 
 /* Loads context (NULL: current-context) from a kubeconfig file; relative

@@ -24,6 +24,8 @@ void k8s_config_release(struct k8s_config *cfg)
 	free(cfg->key_file);
 	free(cfg->key_pem);
 	free(cfg->namespace);
+	free(cfg->proxy_url);
+	json_decref(cfg->exec);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -99,6 +101,67 @@ static enum gw_err pem_field(const json_t *obj, const char *key, char **out,
 	return GW_OK;
 }
 
+/* An exec credential plugin as kubectl takes it: checked here, run by the
+ * client. Only plugins that need no terminal can serve a daemon. */
+static enum gw_err exec_field(const json_t *exec, const char *base_dir, struct k8s_config *out, const char *path,
+			      char *err)
+{
+	const char *api = json_string_value(json_object_get(exec, "apiVersion"));
+	const char *command = json_string_value(json_object_get(exec, "command"));
+	const char *mode = json_string_value(json_object_get(exec, "interactiveMode"));
+	json_t *args = json_object_get(exec, "args"), *env = json_object_get(exec, "env"), *e;
+	size_t i;
+
+	if (!json_is_object(exec) || !command || !*command) {
+		gw_seterr(err, "%s: user.exec needs a command", path);
+		return GW_EINVAL;
+	}
+	if (!api || (strcmp(api, "client.authentication.k8s.io/v1") &&
+		     strcmp(api, "client.authentication.k8s.io/v1beta1"))) {
+		gw_seterr(err, "%s: user.exec.apiVersion must be client.authentication.k8s.io/v1 or v1beta1, not %s",
+			  path, api ? api : "missing");
+		return GW_EINVAL;
+	}
+	if (mode && !strcmp(mode, "Always")) {
+		gw_seterr(err, "%s: user.exec.interactiveMode is Always, but sparkgw runs with no terminal: use a plugin"
+			  " that needs none (interactiveMode Never or IfAvailable)", path);
+		return GW_EINVAL;
+	}
+	if (args && !json_is_array(args)) {
+		gw_seterr(err, "%s: user.exec.args must be a list of strings", path);
+		return GW_EINVAL;
+	}
+	json_array_foreach(args, i, e)
+		if (!json_is_string(e)) {
+			gw_seterr(err, "%s: user.exec.args[%zu] must be a string", path, i);
+			return GW_EINVAL;
+		}
+	if (env && !json_is_array(env) && !json_is_null(env)) {
+		gw_seterr(err, "%s: user.exec.env must be a list of {name, value}", path);
+		return GW_EINVAL;
+	}
+	json_array_foreach(env, i, e)
+		if (!json_is_string(json_object_get(e, "name")) || !json_is_string(json_object_get(e, "value"))) {
+			gw_seterr(err, "%s: user.exec.env[%zu] needs a name and a value", path, i);
+			return GW_EINVAL;
+		}
+	out->exec = json_pack("{s:s, s:o, s:o}", "apiVersion", api, "args", args ? json_deep_copy(args) : json_array(),
+			      "env", json_is_array(env) ? json_deep_copy(env) : json_array());
+	if (!out->exec)
+		return GW_ENOMEM;
+	/* A bare name is looked up on PATH; a path is the kubeconfig's. */
+	json_object_set_new(out->exec, "command", json_string(command));
+	if (strchr(command, '/') && command[0] != '/') {
+		char *full = NULL;
+
+		if (asprintf(&full, "%s/%s", base_dir, command) < 0)
+			return GW_ENOMEM;
+		json_object_set_new(out->exec, "command", json_string(full));
+		free(full);
+	}
+	return GW_OK;
+}
+
 enum gw_err k8s_kubeconfig_load(const char *path, const char *context,
 				struct k8s_config *out, char *err)
 {
@@ -147,6 +210,9 @@ enum gw_err k8s_kubeconfig_load(const char *path, const char *context,
 	if ((rc = pem_field(cluster, "certificate-authority-data", &out->ca_pem, path, err)) ||
 	    (rc = pem_field(user, "client-certificate-data", &out->cert_pem, path, err)) ||
 	    (rc = pem_field(user, "client-key-data", &out->key_pem, path, err)))
+		goto out;
+	out->proxy_url = string_field(cluster, "proxy-url");
+	if (json_object_get(user, "exec") && (rc = exec_field(json_object_get(user, "exec"), dir, out, path, err)))
 		goto out;
 	if (!out->server) {
 		rc = GW_ENOMEM;

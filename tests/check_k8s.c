@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/timeutil.h"
@@ -344,6 +345,159 @@ START_TEST(test_tls_and_token_from_kubeconfig)
 }
 END_TEST
 
+/* Lines in a file (0 when it does not exist). */
+static int lines_in(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	int n = 0, ch;
+
+	if (!f)
+		return 0;
+	while ((ch = fgetc(f)) != EOF)
+		n += ch == '\n';
+	fclose(f);
+	return n;
+}
+
+static void write_in(const char *name, const char *text)
+{
+	char path[700];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	write_text(path, text);
+}
+
+static long get_status(struct k8s_client *c, char *err)
+{
+	struct k8s_response r;
+	long status;
+
+	if (k8s_request(c, "GET", "/api/v1/namespaces", NULL, &r, err) != GW_OK)
+		return -1;
+	status = r.status;
+	k8s_response_release(&r);
+	return status;
+}
+
+/* A kubeconfig user with an exec plugin, as EKS, GKE and AKS write them:
+ * the plugin runs with its args and env and KUBERNETES_EXEC_INFO, once
+ * while its token is good, again when it expires or the server refuses
+ * it (a restarted server with a new token); a failing plugin's exit is
+ * the request's error. */
+START_TEST(test_exec_credential_plugin)
+{
+	char path[700], calls[700], text[2048], err[GW_ERRLEN];
+	struct tu_kubesim sim = {0};
+	struct k8s_config cfg;
+	struct k8s_client *c;
+	char *info;
+
+	write_in("plugin.sh",
+		 "#!/bin/sh\n"
+		 "echo \"$*\" >> \"$PLUGIN_DIR/calls\"\n"
+		 "printf '%s' \"$KUBERNETES_EXEC_INFO\" > \"$PLUGIN_DIR/info\"\n"
+		 "if [ -f \"$PLUGIN_DIR/fail\" ]; then echo 'plugin: no credentials' >&2; exit 3; fi\n"
+		 "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\","
+		 "\"status\":{\"token\":\"%s\",\"expirationTimestamp\":\"%s\"}}\\n' "
+		 "\"$(cat \"$PLUGIN_DIR/token\")\" \"$(cat \"$PLUGIN_DIR/expires\")\"\n");
+	snprintf(path, sizeof(path), "%s/plugin.sh", dir);
+	ck_assert_int_eq(chmod(path, 0755), 0);
+	write_in("token", "s3cret");
+	write_in("expires", "2099-01-01T00:00:00Z");
+	snprintf(calls, sizeof(calls), "%s/calls", dir);
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "exec", "--token", "s3cret", NULL), 0);
+	snprintf(path, sizeof(path), "%s/kubeconfig", dir);
+	snprintf(text, sizeof(text),
+		 "current-context: t\ncontexts:\n- name: t\n  context: {cluster: t, user: eks}\n"
+		 "clusters:\n- name: t\n  cluster: {server: '%s'}\n"
+		 "users:\n- name: eks\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
+		 "      command: ./plugin.sh\n      args: [eks, get-token, --cluster-name, t]\n"
+		 "      env: [{name: PLUGIN_DIR, value: '%s'}]\n      interactiveMode: Never\n",
+		 sim.base, dir);
+	write_text(path, text);
+	ck_assert_int_eq(k8s_kubeconfig_load(path, NULL, &cfg, err), GW_OK);
+	ck_assert_int_eq(k8s_client_new(&cfg, NULL, &c, err), GW_OK);
+	k8s_config_release(&cfg);
+
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(get_status(c, err), 200);
+	ck_assert_int_eq(lines_in(calls), 1); /* cached until it expires */
+	info = read_all(calls);
+	ck_assert_str_eq(info, "eks get-token --cluster-name t\n");
+	free(info);
+	snprintf(path, sizeof(path), "%s/info", dir);
+	info = read_all(path);
+	ck_assert_msg(strstr(info, "\"kind\":\"ExecCredential\"") && strstr(info, "\"interactive\":false") &&
+			      strstr(info, "client.authentication.k8s.io/v1"), "%s", info);
+	free(info);
+
+	/* The server now wants another token: one 401, the plugin again. */
+	tu_kubesim_stop(&sim);
+	sim.keep_port = true;
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "exec", "--token", "n3w", NULL), 0);
+	write_in("token", "n3w");
+	ck_assert_int_eq(get_status(c, err), 200);
+	ck_assert_int_eq(lines_in(calls), 2);
+
+	/* An expired token is not sent: each request runs the plugin. */
+	write_in("expires", "2020-01-01T00:00:00Z");
+	write_in("token", "n3w");
+	ck_assert_int_eq(get_status(c, err), 200); /* the cached one is good till 2099 */
+	ck_assert_int_eq(lines_in(calls), 2);
+	tu_kubesim_stop(&sim);
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "exec", "--token", "l4st", NULL), 0);
+	write_in("token", "l4st");
+	ck_assert_int_eq(get_status(c, err), 200);
+	ck_assert_int_eq(get_status(c, err), 200);
+	ck_assert_int_eq(lines_in(calls), 4); /* once refused, once expired */
+
+	/* A plugin that fails fails the request, saying how. */
+	write_in("fail", "");
+	ck_assert_int_eq(get_status(c, err), -1);
+	ck_assert_msg(strstr(err, "plugin.sh") && strstr(err, "exited with status 3"), "%s", err);
+	k8s_client_free(c);
+	tu_kubesim_stop(&sim);
+
+	/* Plugins that need a terminal cannot serve a daemon. */
+	snprintf(path, sizeof(path), "%s/kubeconfig", dir);
+	write_text(path, "current-context: t\ncontexts:\n- name: t\n  context: {cluster: t, user: u}\n"
+			 "clusters:\n- name: t\n  cluster: {server: 'http://127.0.0.1:1'}\n"
+			 "users:\n- name: u\n  user:\n    exec: {apiVersion: client.authentication.k8s.io/v1,"
+			 " command: gcloud, interactiveMode: Always}\n");
+	ck_assert_int_eq(k8s_kubeconfig_load(path, NULL, &cfg, err), GW_EINVAL);
+	ck_assert_msg(strstr(err, "interactiveMode"), "%s", err);
+}
+END_TEST
+
+/* A cluster's proxy-url is where requests go: through a proxy that is
+ * not there they fail, while the same server without it answers. */
+START_TEST(test_proxy_url)
+{
+	char path[700], text[1024], err[GW_ERRLEN];
+	struct tu_kubesim sim = {0};
+	struct k8s_config cfg;
+	struct k8s_client *c;
+
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "proxied", NULL), 0);
+	snprintf(path, sizeof(path), "%s/kubeconfig", dir);
+	snprintf(text, sizeof(text),
+		 "current-context: direct\ncontexts:\n- name: direct\n  context: {cluster: d, user: u}\n"
+		 "- name: proxied\n  context: {cluster: p, user: u}\n"
+		 "clusters:\n- name: d\n  cluster: {server: '%s'}\n"
+		 "- name: p\n  cluster: {server: '%s', proxy-url: 'http://127.0.0.1:%d'}\n"
+		 "users:\n- name: u\n  user: {}\n", sim.base, sim.base, tu_free_port());
+	write_text(path, text);
+	for (int proxied = 0; proxied < 2; proxied++) {
+		ck_assert_int_eq(k8s_kubeconfig_load(path, proxied ? "proxied" : "direct", &cfg, err), GW_OK);
+		ck_assert_int_eq(k8s_client_new(&cfg, &(struct k8s_client_options){.max_retries = 0}, &c, err), GW_OK);
+		k8s_config_release(&cfg);
+		ck_assert_int_eq(get_status(c, err), proxied ? -1 : 200);
+		k8s_client_free(c);
+	}
+	tu_kubesim_stop(&sim);
+}
+END_TEST
+
 Suite *k8s_suite(void)
 {
 	Suite *s = suite_create("k8sclient");
@@ -359,6 +513,8 @@ Suite *k8s_suite(void)
 	tcase_add_test(tc, test_429_honours_retry_after);
 	tcase_add_test(tc, test_watch_events_and_expiry);
 	tcase_add_test(tc, test_tls_and_token_from_kubeconfig);
+	tcase_add_test(tc, test_exec_credential_plugin);
+	tcase_add_test(tc, test_proxy_url);
 	suite_add_tcase(s, tc);
 	return s;
 }

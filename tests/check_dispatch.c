@@ -347,7 +347,7 @@ START_TEST(test_driver_pod_success)
 END_TEST
 
 /* Another tenant's pods, one of cores cores bound to each of the 4 nodes
- * (0: removed again): the scheduler counts them, the gateway cannot see
+ * (0: removed again, and waited for): the scheduler counts them, the gateway cannot see
  * them, as on a shared cluster. Critical ones, or drivers would preempt
  * them. */
 static void occupy_nodes(int cores)
@@ -371,6 +371,14 @@ static void occupy_nodes(int cores)
 			snprintf(url, sizeof(url), "%s/api/v1/namespaces/default/pods/tenant-%d", sim.base, i);
 			ck_assert_int_eq(tu_http("DELETE", url, NULL, NULL, 0, &r), 0);
 			ck_assert_int_eq(r.status, 200);
+			/* A bound pod terminates first, as on a kubelet: the name
+			 * is free once it is gone. */
+			for (int t = 0; t < 200 && r.status != 404; t++) {
+				tu_response_release(&r);
+				usleep(25000);
+				ck_assert_int_eq(tu_http("GET", url, NULL, NULL, 0, &r), 0);
+			}
+			ck_assert_int_eq(r.status, 404);
 		}
 		tu_response_release(&r);
 	}

@@ -573,6 +573,33 @@ START_TEST(test_drivers_preempt_executors)
 }
 END_TEST
 
+/* The official JavaScript client (tests/k8s/client.test.mjs) lists and
+ * creates, watches from a resourceVersion, resumes after the server drops
+ * the watch, gets 410 for a compacted one and relists, and keeps an
+ * informer's cache equal to the server's, against a kubesim that drops
+ * watches every 2 s and compacts every second. */
+START_TEST(test_official_js_client)
+{
+	char cmd[1200], log[700], line[512];
+	struct tu_kubesim js = {0};
+	int rc;
+	FILE *f;
+
+	ck_assert_int_eq(tu_kubesim_start(&js, dir, "js", "--drop-watch-after", "2", "--compact-every", "1", NULL), 0);
+	snprintf(log, sizeof(log), "%s/client-node.log", dir);
+	snprintf(cmd, sizeof(cmd), "cd tests/k8s && timeout 90 node client.test.mjs %s spark-jobs > %s 2>&1", js.base,
+		 log);
+	rc = system(cmd);
+	if (rc != 0 && (f = fopen(log, "r"))) {
+		while (fgets(line, sizeof(line), f))
+			fprintf(stderr, "client-node: %s", line);
+		fclose(f);
+	}
+	tu_kubesim_stop(&js);
+	ck_assert_msg(rc == 0, "node tests/k8s/client.test.mjs exited %d", rc);
+}
+END_TEST
+
 Suite *kubesim_suite(void)
 {
 	Suite *s = suite_create("kubesim");
@@ -588,6 +615,7 @@ Suite *kubesim_suite(void)
 	tcase_add_test(tc, test_deletion_propagation);
 	tcase_add_test(tc, test_served_objects_match_schemas);
 	tcase_add_test(tc, test_throttle_and_token);
+	tcase_add_test(tc, test_official_js_client);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("scheduling");
 	tcase_add_checked_fixture(tc, sched_setup, teardown);

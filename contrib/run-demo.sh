@@ -61,7 +61,7 @@ for i in 1 2 3; do
 	"$BUILD/kubesim" --listen "127.0.0.1:$((PORT + i))" --name "$name" \
 		--namespace spark-jobs --namespace spark-search-1 --namespace spark-search-2 \
 		--priority-class critical-driver=1001000 --priority-class critical-executor=2000 \
-		$nodes &
+		--openapi tests/k8s/schemas $nodes &
 	pids="$pids $!"
 done
 

@@ -30,11 +30,13 @@ static void teardown(void)
 static struct tu_response req(const char *method, const char *path, const char *body)
 {
 	static const char *const json[] = {"Content-Type: application/json", NULL};
+	static const char *const merge_patch[] = {"Content-Type: application/merge-patch+json", NULL};
 	struct tu_response r;
 	char url[600];
 
 	snprintf(url, sizeof(url), "%s%s", sim.base, path);
-	ck_assert_int_eq(tu_http(method, url, body ? json : NULL, body, body ? strlen(body) : 0, &r), 0);
+	ck_assert_int_eq(tu_http(method, url, !body ? NULL : strcmp(method, "PATCH") ? json : merge_patch, body,
+				 body ? strlen(body) : 0, &r), 0);
 	return r;
 }
 
@@ -64,7 +66,7 @@ START_TEST(test_discovery)
 	struct tu_response r = req("GET", "/version", NULL);
 	size_t i;
 	json_t *res;
-	bool pods = false;
+	bool pods = false, operator_group = false;
 
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_ptr_nonnull(json_string_value(json_object_get(r.json, "gitVersion")));
@@ -74,8 +76,10 @@ START_TEST(test_discovery)
 	tu_response_release(&r);
 	r = req("GET", "/apis", NULL);
 	ck_assert_str_eq(json_string_value(json_object_get(r.json, "kind")), "APIGroupList");
-	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "groups"), 0), "name")),
-			 "sparkoperator.k8s.io");
+	json_array_foreach(json_object_get(r.json, "groups"), i, res)
+		operator_group = operator_group ||
+				 !strcmp(json_string_value(json_object_get(res, "name")), "sparkoperator.k8s.io");
+	ck_assert(operator_group);
 	tu_response_release(&r);
 	r = req("GET", "/api/v1", NULL);
 	json_array_foreach(json_object_get(r.json, "resources"), i, res)
@@ -147,6 +151,16 @@ START_TEST(test_optimistic_concurrency)
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "data"), "b")), "3");
 	ck_assert_ptr_null(json_object_get(json_object_get(r.json, "data"), "a"));
 	tu_response_release(&r);
+	{
+		/* A patch says which kind it is, as the API server requires. */
+		static const char *const plain_json[] = {"Content-Type: application/json", NULL};
+		char url[600];
+
+		snprintf(url, sizeof(url), "%s/api/v1/namespaces/spark-jobs/configmaps/cm", sim.base);
+		ck_assert_int_eq(tu_http("PATCH", url, plain_json, "{}", 2, &r), 0);
+		assert_status(&r, 415, "UnsupportedMediaType");
+		tu_response_release(&r);
+	}
 }
 END_TEST
 

@@ -488,6 +488,8 @@ int tu_kubesim_start(struct tu_kubesim *k, const char *dir, const char *name, ..
 	argv[argc++] = (char *)(uintptr_t)name;
 	argv[argc++] = (char *)(uintptr_t)"--namespace";
 	argv[argc++] = (char *)(uintptr_t)"spark-jobs";
+	argv[argc++] = (char *)(uintptr_t)"--openapi";
+	argv[argc++] = (char *)(uintptr_t)"tests/k8s/schemas";
 	va_start(ap, name);
 	for (const char *a; argc < MAX_ARGS - 1 && (a = va_arg(ap, const char *));)
 		argv[argc++] = (char *)(uintptr_t)a;

@@ -4,9 +4,11 @@
  * log streams may block waiting for changes. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdint.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <microhttpd.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +90,14 @@ static json_t *status_object(unsigned code, const char *reason, const char *kind
 
 /* ---- discovery ---- */
 
+static bool served(const struct ks_state *st, const struct ks_resource *r)
+{
+	return !r->operator_only || st->opts->operator_mode;
+}
+
+/* Reviews are answered, never stored, so they are not in ks_resources. */
+static const char review_group[] = "authorization.k8s.io";
+
 static json_t *resource_list(const struct ks_state *st, const char *group, const char *version)
 {
 	json_t *list = json_array();
@@ -96,42 +106,90 @@ static json_t *resource_list(const struct ks_state *st, const char *group, const
 	for (size_t i = 0; i < ks_nresources; i++) {
 		const struct ks_resource *r = &ks_resources[i];
 		json_t *e;
+		char sub[96];
 
-		if (strcmp(r->group, group) || strcmp(r->version, version) ||
-		    (r->operator_only && !st->opts->operator_mode))
+		if (strcmp(r->group, group) || strcmp(r->version, version) || !served(st, r))
 			continue;
 		e = json_pack("{s:s, s:s, s:b, s:s, s:[s, s, s, s, s, s, s]}", "name", r->name,
 			      "singularName", r->singular, "namespaced", r->namespaced, "kind", r->kind,
 			      "verbs", "create", "delete", "get", "list", "patch", "update", "watch");
 		if (r->short_name)
 			json_object_set_new(e, "shortNames", json_pack("[s]", r->short_name));
-		if (*r->group)
+		if (*r->group && strcmp(r->group, "rbac.authorization.k8s.io") && strcmp(r->group, "scheduling.k8s.io"))
 			json_object_set_new(e, "categories", json_pack("[s]", "all"));
 		json_array_append_new(list, e);
-		if (!strcmp(r->name, "pods")) {
+		if (!strcmp(r->name, "pods"))
 			json_array_append_new(list, json_pack("{s:s, s:s, s:b, s:s, s:[s]}", "name", "pods/log",
 							      "singularName", "", "namespaced", true, "kind", "Pod", "verbs", "get"));
-			json_array_append_new(list, json_pack("{s:s, s:s, s:b, s:s, s:[s, s, s]}", "name", "pods/status",
-							      "singularName", "", "namespaced", true, "kind", "Pod", "verbs", "get", "patch", "update"));
-		}
-		if (*r->group)
-			json_array_append_new(list, json_pack("{s:s, s:s, s:b, s:s, s:[s, s, s]}", "name", "sparkapplications/status",
-							      "singularName", "", "namespaced", true, "kind", r->kind, "verbs", "get", "patch", "update"));
+		if (!strcmp(r->name, "services"))
+			json_array_append_new(list, json_pack("{s:s, s:s, s:b, s:s, s:[s, s, s, s, s, s, s]}", "name",
+							      "services/proxy", "singularName", "", "namespaced", true,
+							      "kind", "ServiceProxyOptions", "verbs", "create", "delete",
+							      "get", "patch", "update", "connect", "head"));
+		snprintf(sub, sizeof(sub), "%s/status", r->name);
+		if (r->status_sub)
+			json_array_append_new(list, json_pack("{s:s, s:s, s:b, s:s, s:[s, s, s]}", "name", sub,
+							      "singularName", "", "namespaced", r->namespaced, "kind", r->kind,
+							      "verbs", "get", "patch", "update"));
 	}
+	if (!strcmp(group, review_group) && !strcmp(version, "v1"))
+		json_array_append_new(list, json_pack("{s:s, s:s, s:b, s:s, s:[s]}", "name", "selfsubjectaccessreviews",
+						      "singularName", "selfsubjectaccessreview", "namespaced", false,
+						      "kind", "SelfSubjectAccessReview", "verbs", "create"));
 	snprintf(gv, sizeof(gv), "%s%s%s", group, *group ? "/" : "", version);
 	return json_pack("{s:s, s:s, s:s, s:o}", "kind", "APIResourceList", "apiVersion", "v1",
 			 "groupVersion", gv, "resources", list);
+}
+
+/* One version per group here, so it is the preferred one. */
+static json_t *api_group(const char *group, const char *version)
+{
+	char gv[96];
+
+	snprintf(gv, sizeof(gv), "%s/%s", group, version);
+	return json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}], s:{s:s, s:s}}", "kind", "APIGroup", "apiVersion", "v1",
+			 "name", group, "versions", "groupVersion", gv, "version", version,
+			 "preferredVersion", "groupVersion", gv, "version", version);
+}
+
+/* The served group's version, or NULL. */
+static const char *group_version(const struct ks_state *st, const char *group)
+{
+	if (!strcmp(group, review_group))
+		return "v1";
+	for (size_t i = 0; i < ks_nresources; i++)
+		if (*ks_resources[i].group && !strcmp(ks_resources[i].group, group) && served(st, &ks_resources[i]))
+			return ks_resources[i].version;
+	return NULL;
 }
 
 static json_t *group_list(const struct ks_state *st)
 {
 	json_t *groups = json_array();
 
-	if (st->opts->operator_mode)
-		json_array_append_new(groups, json_pack(
-			"{s:s, s:[{s:s, s:s}], s:{s:s, s:s}}", "name", "sparkoperator.k8s.io",
-			"versions", "groupVersion", "sparkoperator.k8s.io/v1beta2", "version", "v1beta2",
-			"preferredVersion", "groupVersion", "sparkoperator.k8s.io/v1beta2", "version", "v1beta2"));
+	for (size_t i = 0; i < ks_nresources; i++) {
+		const struct ks_resource *r = &ks_resources[i];
+		bool seen = false;
+
+		if (!*r->group || !served(st, r))
+			continue;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = !strcmp(ks_resources[j].group, r->group);
+		if (!seen) {
+			json_t *g = api_group(r->group, r->version);
+
+			json_object_del(g, "kind");
+			json_object_del(g, "apiVersion");
+			json_array_append_new(groups, g);
+		}
+	}
+	{
+		json_t *g = api_group(review_group, "v1");
+
+		json_object_del(g, "kind");
+		json_object_del(g, "apiVersion");
+		json_array_append_new(groups, g);
+	}
 	return json_pack("{s:s, s:s, s:o}", "kind", "APIGroupList", "apiVersion", "v1", "groups", groups);
 }
 
@@ -199,7 +257,7 @@ static int parse_target(const struct ks_state *st, const char *url, struct targe
 	} else {
 		return -1;
 	}
-	if (!t->res || (t->res->operator_only && !st->opts->operator_mode))
+	if (!t->res || !served(st, t->res))
 		return -1;
 	if (t->res->namespaced == false && *t->ns)
 		return -1;
@@ -1020,13 +1078,62 @@ static json_t *validate_new(struct ks_state *st, const struct target *t, json_t 
 	return NULL;
 }
 
+enum write { WRITE_PUT, WRITE_MERGE_PATCH, WRITE_STRATEGIC_PATCH };
+
+/* Secrets take stringData as the API server does: into data, base64. */
+static void fold_string_data(const struct ks_resource *r, json_t *obj)
+{
+	json_t *strings = json_object_get(obj, "stringData"), *data, *v;
+	const char *key;
+
+	if (strcmp(r->name, "secrets") || !json_is_object(strings))
+		return;
+	data = json_object_get(obj, "data");
+	if (!json_is_object(data))
+		json_object_set_new(obj, "data", data = json_object());
+	json_object_foreach(strings, key, v) {
+		const char *text = json_string_value(v) ? json_string_value(v) : "";
+		size_t len = strlen(text);
+		char *b64 = malloc(4 * ((len + 2) / 3) + 1);
+
+		if (!b64)
+			continue;
+		EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)text, (int)len);
+		json_object_set_new(data, key, json_string(b64));
+		free(b64);
+	}
+	json_object_del(obj, "stringData");
+}
+
+/* fieldValidation=Strict: an unknown field refuses the write, as the
+ * API server's strict decoding does; Warn and Ignore accept it (kubesim
+ * sends no warnings). NULL when the object may be written. */
+static json_t *strict_fields(struct ks_state *st, struct MHD_Connection *c, const struct target *t,
+			     json_t *obj)
+{
+	const char *mode = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "fieldValidation");
+	char path[512];
+
+	if (!mode || strcmp(mode, "Strict") || ks_openapi_unknown_field(st->openapi, t->res, obj, path, sizeof(path)) != 1)
+		return NULL;
+	return status_object(400, "BadRequest", NULL, NULL,
+			     "%s in version \"%s\" cannot be handled as a %s: strict decoding error: unknown field \"%s\"",
+			     t->res->kind, t->res->version, t->res->kind, path);
+}
+
+static bool dry_run(struct MHD_Connection *c)
+{
+	const char *dry = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "dryRun");
+
+	return dry && !strcmp(dry, "All");
+}
+
 static enum MHD_Result do_create(struct ks_state *st, struct MHD_Connection *c,
 				 const struct target *t, json_t *obj)
 {
 	json_t *meta = json_object_get(obj, "metadata"), *err, *stored;
 	const char *gen = json_string_value(json_object_get(meta, "generateName"));
 	const char *body_ns = json_string_value(json_object_get(meta, "namespace"));
-	const char *dry = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "dryRun");
 
 	if (!json_is_object(meta))
 		json_object_set_new(obj, "metadata", meta = json_object());
@@ -1037,6 +1144,11 @@ static enum MHD_Result do_create(struct ks_state *st, struct MHD_Connection *c,
 	}
 	if (t->res->namespaced)
 		json_object_set_new(meta, "namespace", json_string(t->ns));
+	fold_string_data(t->res, obj);
+	if ((err = strict_fields(st, c, t, obj))) {
+		json_decref(obj);
+		return send_json(c, 400, err);
+	}
 	pthread_mutex_lock(&st->lock);
 	if (!json_object_get(meta, "name") && gen) {
 		char name[300];
@@ -1065,7 +1177,7 @@ static enum MHD_Result do_create(struct ks_state *st, struct MHD_Connection *c,
 		json_decref(obj);
 		return send_json(c, (unsigned)json_integer_value(json_object_get(err, "code")), err);
 	}
-	if (dry && !strcmp(dry, "All")) {
+	if (dry_run(c)) {
 		pthread_mutex_unlock(&st->lock);
 		return send_json(c, 201, obj);
 	}
@@ -1078,9 +1190,9 @@ static enum MHD_Result do_create(struct ks_state *st, struct MHD_Connection *c,
 }
 
 static enum MHD_Result do_update(struct ks_state *st, struct MHD_Connection *c,
-				 const struct target *t, json_t *obj, bool patch)
+				 const struct target *t, json_t *obj, enum write how)
 {
-	json_t *cur, *next;
+	json_t *cur, *next, *err;
 	const char *want_rv;
 
 	pthread_mutex_lock(&st->lock);
@@ -1099,8 +1211,10 @@ static enum MHD_Result do_update(struct ks_state *st, struct MHD_Connection *c,
 				   "Operation cannot be fulfilled on %s \"%s\": the object has been modified; please apply your changes to the latest version and try again",
 				   t->res->name, t->name);
 	}
-	if (patch) {
+	if (how == WRITE_MERGE_PATCH) {
 		next = merge_patch(json_deep_copy(cur), obj);
+	} else if (how == WRITE_STRATEGIC_PATCH) {
+		next = ks_openapi_strategic_merge(st->openapi, t->res, json_deep_copy(cur), obj);
 	} else if (!strcmp(t->sub, "status")) {
 		next = json_deep_copy(cur);
 		json_object_set(next, "status", json_object_get(obj, "status"));
@@ -1118,6 +1232,16 @@ static enum MHD_Result do_update(struct ks_state *st, struct MHD_Connection *c,
 	json_object_set(next, "kind", json_object_get(cur, "kind"));
 	json_object_set(next, "apiVersion", json_object_get(cur, "apiVersion"));
 	json_decref(obj);
+	fold_string_data(t->res, next);
+	if ((err = strict_fields(st, c, t, next))) {
+		pthread_mutex_unlock(&st->lock);
+		json_decref(next);
+		return send_json(c, 400, err);
+	}
+	if (dry_run(c)) {
+		pthread_mutex_unlock(&st->lock);
+		return send_json(c, 200, next);
+	}
 	json_incref(next);
 	ks_update(st, t->res, next);
 	obj = serve_copy(st, t->res, next);
@@ -1142,6 +1266,10 @@ static enum MHD_Result do_delete(struct ks_state *st, struct MHD_Connection *c,
 				   t->res->name, t->name);
 	}
 	body = json_deep_copy(cur);
+	if (dry_run(c)) {
+		pthread_mutex_unlock(&st->lock);
+		return send_json(c, 200, body);
+	}
 	ks_delete(st, t->res, cur, prop ? prop : "Background");
 	after = ks_get(st, t->res, t->ns, t->name);
 	if (after) { /* still terminating or finalizing: show that state */
@@ -1153,6 +1281,159 @@ static enum MHD_Result do_delete(struct ks_state *st, struct MHD_Connection *c,
 }
 
 /* ---- dispatch ---- */
+
+/* 1 for /apis/GROUP, 2 for /apis/GROUP/VERSION of a served group, else 0. */
+static int discovery_target(const struct ks_state *st, const char *url, char group[64], const char **version)
+{
+	const char *g, *slash;
+	size_t len;
+
+	if (strncmp(url, "/apis/", 6))
+		return 0;
+	g = url + 6;
+	slash = strchr(g, '/');
+	len = slash ? (size_t)(slash - g) : strlen(g);
+	if (len >= 64)
+		return 0;
+	memcpy(group, g, len);
+	group[len] = '\0';
+	if (!(*version = group_version(st, group)))
+		return 0;
+	if (!slash)
+		return 1;
+	return strcmp(slash + 1, *version) ? 0 : 2;
+}
+
+/* /openapi/v2, /openapi/v3 and /openapi/v3/<group-version> (the ?hash
+ * a client adds is only for its cache). */
+static enum MHD_Result send_openapi(struct ks_state *st, struct MHD_Connection *c, const char *url)
+{
+	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+	const char *which = NULL, *text;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (!strcmp(url, "/openapi/v2")) {
+		/* No protobuf here: a client that takes only that is told so. */
+		if (accept && strstr(accept, "protobuf") && !strstr(accept, "json") && !strstr(accept, "*/*"))
+			return SEND_STATUS(c, 406, "NotAcceptable", NULL, NULL,
+					   "only the following media types are accepted: application/json");
+		which = "v2";
+	} else if (!strcmp(url, "/openapi/v3")) {
+		which = "v3";
+	} else if (!strncmp(url, "/openapi/v3/", 12)) {
+		which = url + 12;
+	}
+	if (!which || !(text = ks_openapi_document(st->openapi, which)))
+		return SEND_STATUS(c, 404, "NotFound", NULL, NULL, "the server could not find the requested resource");
+	r = MHD_create_response_from_buffer(strlen(text), (void *)(uintptr_t)text, MHD_RESPMEM_PERSISTENT);
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	ret = MHD_queue_response(c, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Reads a protobuf varint; false past end. */
+static bool pb_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; *p < end && shift < 64; shift += 7) {
+		unsigned char b = *(*p)++;
+
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return true;
+	}
+	return false;
+}
+
+/* The bytes of length-delimited field want in a protobuf message, or
+ * NULL. */
+static const unsigned char *pb_field(const unsigned char *p, size_t len, unsigned want, size_t *out)
+{
+	const unsigned char *end = p + len;
+	uint64_t key, n;
+
+	while (p && p < end && pb_varint(&p, end, &key)) {
+		switch (key & 7) {
+		case 0: if (!pb_varint(&p, end, &n)) return NULL; break;
+		case 1: p += 8; break;
+		case 5: p += 4; break;
+		case 2:
+			if (!pb_varint(&p, end, &n) || n > (uint64_t)(end - p))
+				return NULL;
+			if ((key >> 3) == want) {
+				*out = (size_t)n;
+				return p;
+			}
+			p += n;
+			break;
+		default: return NULL;
+		}
+	}
+	return NULL;
+}
+
+/* The spec of a SelfSubjectAccessReview sent as Kubernetes protobuf (as
+ * kubectl auth can-i sends it): the "k8s\0" envelope's runtime.Unknown
+ * holds the object, whose field 2 is the spec. */
+static json_t *review_spec_from_protobuf(const char *body, size_t len)
+{
+	static const char *const resource_fields[] = {"namespace", "verb", "group", "version",
+						      "resource", "subresource", "name"};
+	static const char *const path_fields[] = {"path", "verb"};
+	const unsigned char *raw, *spec, *attrs;
+	size_t raw_len, spec_len, attrs_len, n;
+	json_t *out;
+
+	if (len < 4 || memcmp(body, "k8s", 4) ||
+	    !(raw = pb_field((const unsigned char *)body + 4, len - 4, 2, &raw_len)) ||
+	    !(spec = pb_field(raw, raw_len, 2, &spec_len)))
+		return NULL;
+	out = json_object();
+	for (unsigned which = 1; which <= 2; which++) {
+		const char *const *names = which == 1 ? resource_fields : path_fields;
+		size_t count = which == 1 ? 7 : 2;
+		json_t *attr;
+
+		if (!(attrs = pb_field(spec, spec_len, which, &attrs_len)))
+			continue;
+		attr = json_object();
+		for (unsigned f = 1; f <= count; f++) {
+			const unsigned char *text = pb_field(attrs, attrs_len, f, &n);
+
+			if (text)
+				json_object_set_new(attr, names[f - 1], json_stringn((const char *)text, n));
+		}
+		json_object_set_new(out, which == 1 ? "resourceAttributes" : "nonResourceAttributes", attr);
+	}
+	return out;
+}
+
+/* kubectl auth can-i: kubesim authorizes every request it authenticated
+ * (there is no RBAC evaluation), and says so. The answer is JSON, which
+ * kubectl accepts beside protobuf. */
+static enum MHD_Result review_access(struct MHD_Connection *c, const struct request *rq)
+{
+	const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+	const char *body = rq->body.data ? rq->body.data : "";
+	json_t *review = NULL, *spec;
+
+	if (ct && !strncmp(ct, "application/vnd.kubernetes.protobuf", 35)) {
+		if ((spec = review_spec_from_protobuf(body, rq->body.len)))
+			review = json_pack("{s:s, s:s, s:{}, s:o}", "kind", "SelfSubjectAccessReview", "apiVersion",
+					   "authorization.k8s.io/v1", "metadata", "spec", spec);
+	} else {
+		review = json_loadb(body, rq->body.len, 0, NULL);
+	}
+	if (!json_is_object(review) || !json_is_object(json_object_get(review, "spec"))) {
+		json_decref(review);
+		return SEND_STATUS(c, 400, "BadRequest", NULL, NULL, "a SelfSubjectAccessReview needs a spec");
+	}
+	json_object_set_new(review, "status", json_pack("{s:b, s:s}", "allowed", true, "reason",
+						       "kubesim allows every authenticated request"));
+	return send_json(c, 201, review);
+}
 
 static bool authorized(const struct ks_state *st, struct MHD_Connection *c)
 {
@@ -1237,12 +1518,15 @@ static enum MHD_Result handle_api(struct ks_state *st, struct MHD_Connection *c,
 			json_decref(body);
 			return SEND_STATUS(c, 400, "BadRequest", NULL, NULL, "the body must be a JSON object");
 		}
-		if (!strcmp(method, "PATCH") && ct && strstr(ct, "json-patch")) {
-			json_decref(body);
-			return SEND_STATUS(c, 415, "UnsupportedMediaType", NULL, NULL,
-					   "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json");
-		}
-		return do_update(st, c, &t, body, !strcmp(method, "PATCH"));
+		if (!strcmp(method, "PUT"))
+			return do_update(st, c, &t, body, WRITE_PUT);
+		if (ct && !strncmp(ct, "application/merge-patch+json", 28))
+			return do_update(st, c, &t, body, WRITE_MERGE_PATCH);
+		if (ct && !strncmp(ct, "application/strategic-merge-patch+json", 38))
+			return do_update(st, c, &t, body, WRITE_STRATEGIC_PATCH);
+		json_decref(body);
+		return SEND_STATUS(c, 415, "UnsupportedMediaType", NULL, NULL,
+				   "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json");
 	}
 	if (!strcmp(method, "DELETE") && *t.name) {
 		enum MHD_Result ret = do_delete(st, c, &t, body);
@@ -1262,6 +1546,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	struct request *rq = *con_cls;
 	enum MHD_Result ret;
 	bool is_api;
+	char group[64];
+	const char *group_v;
 
 	(void)version;
 	if (!rq) {
@@ -1319,15 +1605,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 						  "clientCIDR", "0.0.0.0/0", "serverAddress", st->opts->listen));
 	else if (!strcmp(url, "/apis"))
 		ret = send_json(c, 200, group_list(st));
+	else if (!strncmp(url, "/openapi/", 9))
+		ret = send_openapi(st, c, url);
 	else if (!strcmp(url, "/api/v1"))
 		ret = send_json(c, 200, resource_list(st, "", "v1"));
-	else if (!strcmp(url, "/apis/sparkoperator.k8s.io") && st->opts->operator_mode)
-		ret = send_json(c, 200, json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}], s:{s:s, s:s}}",
-						  "kind", "APIGroup", "apiVersion", "v1", "name", "sparkoperator.k8s.io",
-						  "versions", "groupVersion", "sparkoperator.k8s.io/v1beta2", "version", "v1beta2",
-						  "preferredVersion", "groupVersion", "sparkoperator.k8s.io/v1beta2", "version", "v1beta2"));
-	else if (!strcmp(url, "/apis/sparkoperator.k8s.io/v1beta2") && st->opts->operator_mode)
-		ret = send_json(c, 200, resource_list(st, "sparkoperator.k8s.io", "v1beta2"));
+	else if (discovery_target(st, url, group, &group_v) == 1)
+		ret = send_json(c, 200, api_group(group, group_v));
+	else if (discovery_target(st, url, group, &group_v) == 2)
+		ret = send_json(c, 200, resource_list(st, group, group_v));
+	else if (!strcmp(url, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"))
+		ret = strcmp(method, "POST") ? SEND_STATUS(c, 405, "MethodNotAllowed", NULL, NULL,
+							   "the server does not allow this method on the requested resource")
+					     : review_access(c, rq);
 	else if (is_api)
 		ret = handle_api(st, c, url, method, rq);
 	else

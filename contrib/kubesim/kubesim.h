@@ -22,6 +22,7 @@ struct ks_resource {
 	bool namespaced;
 	const char *short_name; /* may be NULL */
 	bool operator_only;   /* served only with --operator */
+	bool status_sub;      /* has a /status subresource */
 };
 
 extern const struct ks_resource ks_resources[];
@@ -45,6 +46,9 @@ struct ks_options {
 	const char *priority_classes[16]; /* "NAME=VALUE" */
 	int npriority_classes;
 	bool operator_mode;
+	/* The vendored schemas (tests/k8s/schemas) /openapi/v2 and v3 are
+	 * built from; without it they answer 404, as with the feature off. */
+	const char *openapi_dir;
 	const char *tls_cert, *tls_key;
 	const char *token;
 	int latency_ms;
@@ -102,6 +106,7 @@ struct ks_state {
 	/* Watches open now and the most open at once, by resource name:
 	 * how many clients watch (served at /metrics). */
 	json_t *watches_open, *watches_peak;
+	struct ks_openapi *openapi;
 	/* throttle token bucket */
 	double tokens;
 	int64_t tokens_at_ms;
@@ -158,6 +163,24 @@ int ks_admit_priority(struct ks_state *st, json_t *pod);
 /* spec.priority, as admission set it from the pod's PriorityClass. */
 int ks_pod_priority(const json_t *pod);
 void ks_nodes_release(struct ks_state *st);
+
+/* openapi.c: the documents are built on first use; thread-safe, and
+ * not under st->lock. */
+struct ks_openapi;
+struct ks_openapi *ks_openapi_new(const struct ks_options *opts);
+void ks_openapi_free(struct ks_openapi *oa);
+/* which: "v3" (the root), "v2", or a group-version path ("api/v1",
+ * "apis/apps/v1"); NULL when there is none or the schemas did not load. */
+const char *ks_openapi_document(struct ks_openapi *oa, const char *which);
+/* 1 and the field's path ("spec.foo") when obj has a field its kind's
+ * schema does not know, 0 when not, -1 when there are no schemas. */
+int ks_openapi_unknown_field(struct ks_openapi *oa, const struct ks_resource *r, json_t *obj,
+			     char *path, size_t len);
+/* target (stolen) with a strategic merge patch applied, guided by the
+ * kind's schema (patch strategies and merge keys); without schemas lists
+ * are replaced. */
+json_t *ks_openapi_strategic_merge(struct ks_openapi *oa, const struct ks_resource *r, json_t *target,
+				   json_t *patch);
 
 /* api.c */
 struct MHD_Daemon;

@@ -16,7 +16,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: kubesim --listen HOST:PORT --name NAME [--nodes N] [--node-cpu C]\n"
 		"               [--node-memory M] [--node-pool SPEC]... [--priority-class NAME=VALUE]...\n"
-		"               [--namespace NS]... [--operator]\n"
+		"               [--namespace NS]... [--operator] [--openapi SCHEMA-DIR]\n"
 		"               [--tls-cert F --tls-key F] [--token T]\n"
 		"               [--latency-ms N] [--error-rate F] [--throttle-qps Q]\n"
 		"               [--drop-watch-after S] [--compact-every S]\n");
@@ -174,6 +174,7 @@ int main(int argc, char **argv)
 		{"node-pool", required_argument, NULL, 'P'},
 		{"priority-class", required_argument, NULL, 'p'},
 		{"operator", no_argument, NULL, 'o'},
+		{"openapi", required_argument, NULL, 'O'},
 		{"tls-cert", required_argument, NULL, 'C'},
 		{"tls-key", required_argument, NULL, 'K'},
 		{"token", required_argument, NULL, 't'},
@@ -219,6 +220,7 @@ int main(int argc, char **argv)
 				opts.priority_classes[opts.npriority_classes++] = optarg;
 			break;
 		case 'o': opts.operator_mode = true; break;
+		case 'O': opts.openapi_dir = optarg; break;
 		case 'C': opts.tls_cert = optarg; break;
 		case 'K': opts.tls_key = optarg; break;
 		case 't': opts.token = optarg; break;

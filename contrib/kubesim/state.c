@@ -18,16 +18,33 @@ static const char *jstr(const json_t *v)
 #define LOG_CAP 65536
 
 const struct ks_resource ks_resources[] = {
-	{"namespaces", "namespace", "Namespace", "", "v1", false, "ns", false},
-	{"pods", "pod", "Pod", "", "v1", true, "po", false},
-	{"services", "service", "Service", "", "v1", true, "svc", false},
-	{"configmaps", "configmap", "ConfigMap", "", "v1", true, "cm", false},
-	{"events", "event", "Event", "", "v1", true, "ev", false},
-	{"resourcequotas", "resourcequota", "ResourceQuota", "", "v1", true, "quota", false},
-	{"nodes", "node", "Node", "", "v1", false, "no", false},
-	{"priorityclasses", "priorityclass", "PriorityClass", "scheduling.k8s.io", "v1", false, "pc", false},
+	{"namespaces", "namespace", "Namespace", "", "v1", false, "ns", false, false},
+	{"pods", "pod", "Pod", "", "v1", true, "po", false, true},
+	{"services", "service", "Service", "", "v1", true, "svc", false, true},
+	{"configmaps", "configmap", "ConfigMap", "", "v1", true, "cm", false, false},
+	{"secrets", "secret", "Secret", "", "v1", true, NULL, false, false},
+	{"serviceaccounts", "serviceaccount", "ServiceAccount", "", "v1", true, "sa", false, false},
+	{"events", "event", "Event", "", "v1", true, "ev", false, false},
+	{"resourcequotas", "resourcequota", "ResourceQuota", "", "v1", true, "quota", false, true},
+	{"nodes", "node", "Node", "", "v1", false, "no", false, true},
+	{"deployments", "deployment", "Deployment", "apps", "v1", true, "deploy", false, true},
+	{"poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", "policy", "v1", true,
+	 "pdb", false, true},
+	{"clusterroles", "clusterrole", "ClusterRole", "rbac.authorization.k8s.io", "v1", false, NULL,
+	 false, false},
+	{"clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", "rbac.authorization.k8s.io",
+	 "v1", false, NULL, false, false},
+	{"roles", "role", "Role", "rbac.authorization.k8s.io", "v1", true, NULL, false, false},
+	{"rolebindings", "rolebinding", "RoleBinding", "rbac.authorization.k8s.io", "v1", true, NULL,
+	 false, false},
+	{"priorityclasses", "priorityclass", "PriorityClass", "scheduling.k8s.io", "v1", false, "pc",
+	 false, false},
 	{"sparkapplications", "sparkapplication", "SparkApplication",
-	 "sparkoperator.k8s.io", "v1beta2", true, "sparkapp", true},
+	 "sparkoperator.k8s.io", "v1beta2", true, "sparkapp", true, true},
+	/* The Prometheus operator's CRD, as on clusters that scrape the
+	 * gateway with it. */
+	{"servicemonitors", "servicemonitor", "ServiceMonitor", "monitoring.coreos.com", "v1", true,
+	 "smon", false, false},
 };
 const size_t ks_nresources = sizeof(ks_resources) / sizeof(ks_resources[0]);
 
@@ -110,7 +127,8 @@ int ks_state_init(struct ks_state *st, const struct ks_options *opts)
 	st->log = calloc(st->log_cap, sizeof(*st->log));
 	st->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)st << 16) ^ 0x9e3779b97f4a7c15ULL;
 	st->tokens = opts->throttle_qps;
-	return st->objects && st->log ? 0 : -1;
+	st->openapi = ks_openapi_new(opts);
+	return st->objects && st->log && st->openapi ? 0 : -1;
 }
 
 void ks_state_release(struct ks_state *st)
@@ -127,6 +145,7 @@ void ks_state_release(struct ks_state *st)
 	json_decref(st->watches_open);
 	json_decref(st->watches_peak);
 	ks_nodes_release(st);
+	ks_openapi_free(st->openapi);
 	pthread_cond_destroy(&st->changed);
 	pthread_mutex_destroy(&st->lock);
 }

@@ -417,24 +417,6 @@ START_TEST(test_sqlite_overlay_runs)
 }
 END_TEST
 
-/* kubectl against a kubesim, with its own discovery cache: output and
- * exit status. */
-static char *kubectl_on(const struct tu_kubesim *k, const char *args, int *status)
-{
-	char cmd[1200], *out = calloc(1, 1 << 16);
-	size_t n = 0;
-	FILE *p;
-
-	snprintf(cmd, sizeof(cmd), "kubectl --server %s --token x --cache-dir %s/kube-cache %s 2>&1", k->base, dir,
-		 args);
-	p = popen(cmd, "r");
-	ck_assert_ptr_nonnull(p);
-	n = fread(out, 1, (1 << 16) - 1, p);
-	out[n] = '\0';
-	*status = WEXITSTATUS(pclose(p));
-	return out;
-}
-
 static void write_text(const char *name, const char *text, char *path, size_t len)
 {
 	FILE *f;
@@ -459,14 +441,14 @@ START_TEST(test_manifests_apply_to_kubesim)
 	int status;
 
 	ck_assert_int_eq(tu_kubesim_start(&k, dir, "apply", NULL), 0);
-	out = kubectl_on(&k, "apply -k " MANIFESTS, &status);
+	out = tu_kubectl(&k, dir, "apply -k " MANIFESTS, &status);
 	ck_assert_msg(status == 0, "%s", out);
 	ck_assert_msg(strstr(out, "deployment.apps/sparkgw created") &&
 		      strstr(out, "clusterrolebinding.rbac.authorization.k8s.io/sparkgw created") &&
 		      strstr(out, "poddisruptionbudget.policy/sparkgw created") &&
 		      strstr(out, "servicemonitor.monitoring.coreos.com/sparkgw created"), "%s", out);
 	free(out);
-	out = kubectl_on(&k, "apply -k " MANIFESTS, &status);
+	out = tu_kubectl(&k, dir, "apply -k " MANIFESTS, &status);
 	ck_assert_msg(status == 0 && strstr(out, "deployment.apps/sparkgw unchanged") &&
 		      strstr(out, "configmap/sparkgw unchanged") && strstr(out, "service/sparkgw unchanged") &&
 		      strstr(out, "clusterrole.rbac.authorization.k8s.io/sparkgw unchanged") &&
@@ -474,52 +456,52 @@ START_TEST(test_manifests_apply_to_kubesim)
 		      "%s", out);
 	free(out);
 
-	out = kubectl_on(&k, "-n sparkgw set image deployment/sparkgw sparkgw=example.com/sparkgw:9.9", &status);
+	out = tu_kubectl(&k, dir, "-n sparkgw set image deployment/sparkgw sparkgw=example.com/sparkgw:9.9", &status);
 	ck_assert_msg(status == 0, "%s", out);
 	free(out);
-	out = kubectl_on(&k, "-n sparkgw get deployment sparkgw -o "
+	out = tu_kubectl(&k, dir, "-n sparkgw get deployment sparkgw -o "
 			 "jsonpath='{.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].ports[0].containerPort}'",
 			 &status);
 	ck_assert_str_eq(out, "example.com/sparkgw:9.9 8080");
 	free(out);
-	out = kubectl_on(&k, "apply -k " MANIFESTS, &status);
+	out = tu_kubectl(&k, dir, "apply -k " MANIFESTS, &status);
 	ck_assert_msg(status == 0 && strstr(out, "deployment.apps/sparkgw configured"), "%s", out);
 	free(out);
-	out = kubectl_on(&k, "-n sparkgw get deployment sparkgw -o jsonpath='{.spec.template.spec.containers[0].image}'",
+	out = tu_kubectl(&k, dir, "-n sparkgw get deployment sparkgw -o jsonpath='{.spec.template.spec.containers[0].image}'",
 			 &status);
 	ck_assert_msg(!strstr(out, "9.9") && strstr(out, "sparkgw:"), "%s", out);
 	free(out);
 
-	out = kubectl_on(&k, "explain deployment.spec.replicas", &status);
+	out = tu_kubectl(&k, dir, "explain deployment.spec.replicas", &status);
 	ck_assert_msg(status == 0 && strstr(out, "KIND:       Deployment") && strstr(out, "<integer>"), "%s", out);
 	free(out);
-	out = kubectl_on(&k, "explain pod.spec.containers.resources", &status);
+	out = tu_kubectl(&k, dir, "explain pod.spec.containers.resources", &status);
 	ck_assert_msg(status == 0 && strstr(out, "<ResourceRequirements>"), "%s", out);
 	free(out);
-	out = kubectl_on(&k, "auth can-i create pods -n sparkgw", &status);
+	out = tu_kubectl(&k, dir, "auth can-i create pods -n sparkgw", &status);
 	ck_assert_msg(status == 0 && !strcmp(out, "yes\n"), "%s", out);
 	free(out);
 
 	write_text("bad.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: bad, namespace: sparkgw}\n"
 		   "spec:\n  containers: [{name: c, image: busybox, imagePullPolicyy: Always}]\n", path, sizeof(path));
 	snprintf(args, sizeof(args), "apply -f %s", path);
-	out = kubectl_on(&k, args, &status);
+	out = tu_kubectl(&k, dir, args, &status);
 	ck_assert_msg(status != 0 && strstr(out, "strict decoding error: unknown field \"spec.containers[0].imagePullPolicyy\""),
 		      "%s", out);
 	free(out);
 	write_text("secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: token, namespace: sparkgw}\n"
 		   "stringData: {token: hello}\n", path, sizeof(path));
 	snprintf(args, sizeof(args), "apply --dry-run=server -f %s", path);
-	out = kubectl_on(&k, args, &status);
+	out = tu_kubectl(&k, dir, args, &status);
 	ck_assert_msg(status == 0 && strstr(out, "secret/token created (server dry run)"), "%s", out);
 	free(out);
-	out = kubectl_on(&k, "-n sparkgw get secret token", &status);
+	out = tu_kubectl(&k, dir, "-n sparkgw get secret token", &status);
 	ck_assert_msg(status != 0 && strstr(out, "NotFound"), "%s", out);
 	free(out);
 	snprintf(args, sizeof(args), "apply -f %s", path);
-	free(kubectl_on(&k, args, &status));
+	free(tu_kubectl(&k, dir, args, &status));
 	ck_assert_int_eq(status, 0);
-	out = kubectl_on(&k, "-n sparkgw get secret token -o jsonpath='{.data.token}|{.stringData}'", &status);
+	out = tu_kubectl(&k, dir, "-n sparkgw get secret token -o jsonpath='{.data.token}|{.stringData}'", &status);
 	ck_assert_str_eq(out, "aGVsbG8=|");
 	free(out);
 	tu_kubesim_stop(&k);

@@ -325,6 +325,149 @@ START_TEST(test_served_objects_match_schemas)
 	r = req("GET", "/api/v1/namespaces/spark-jobs/pods/app-driver", NULL);
 	ck_assert_msg(validate("pod", r.json, out, sizeof(out)) == 0, "operator's driver: %s", out);
 	tu_response_release(&r);
+	r = req("GET", "/api/v1/nodes/fid-node-0", NULL);
+	ck_assert_msg(validate("io.k8s.api.core.v1.Node", r.json, out, sizeof(out)) == 0, "node: %s", out);
+	tu_response_release(&r);
+}
+END_TEST
+
+/* The values of column name in kubectl's table text, one per row. */
+static int column_values(const char *table, const char *name, char values[][64], int max)
+{
+	const char *header_end = strchr(table, '\n'), *at = strstr(table, name), *line;
+	int n = 0;
+	size_t col;
+
+	if (!header_end || !at || at > header_end)
+		return -1;
+	col = (size_t)(at - table);
+	for (line = header_end + 1; *line && n < max; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : "") {
+		const char *eol = strchr(line, '\n') ? strchr(line, '\n') : line + strlen(line);
+		size_t len = 0;
+
+		if ((size_t)(eol - line) <= col)
+			continue;
+		while (line[col + len] && line[col + len] != ' ' && line[col + len] != '\n' && len < 63)
+			len++;
+		memcpy(values[n], line + col, len);
+		values[n++][len] = '\0';
+	}
+	return n;
+}
+
+/* Whether a line of text starts with first and holds also. */
+static bool row_with(const char *text, const char *first, const char *also)
+{
+	for (const char *line = text; *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : "") {
+		const char *eol = strchr(line, '\n') ? strchr(line, '\n') : line + strlen(line);
+		const char *hit = strstr(line, also);
+
+		if (!strncmp(line, first, strlen(first)) && hit && hit < eol)
+			return true;
+	}
+	return false;
+}
+
+/* kubectl's tables come from the server as a real API server prints
+ * them: pods -o wide with each pod's own IP and its node, nodes, events,
+ * services and the operator's SparkApplication columns; get -w shows a
+ * new pod's STATUS changes. */
+START_TEST(test_kubectl_tables)
+{
+	char values[8][64], *out;
+	int status, n;
+	FILE *watch;
+	size_t got;
+
+	for (int i = 0; i < 3; i++) {
+		char name[16];
+		struct tu_response r;
+
+		snprintf(name, sizeof(name), "ip-%d", i);
+		r = req("POST", "/api/v1/namespaces/spark-jobs/pods", pod_json(name, NULL));
+		ck_assert_int_eq(r.status, 201);
+		tu_response_release(&r);
+	}
+	{
+		struct tu_response r = req("POST", "/api/v1/namespaces/spark-jobs/services",
+			"{\"metadata\":{\"name\":\"ui\"},\"spec\":{\"clusterIP\":\"None\",\"selector\":{\"app\":\"x\"},"
+			"\"ports\":[{\"port\":4040,\"protocol\":\"TCP\"}]}}");
+
+		ck_assert_int_eq(r.status, 201);
+		tu_response_release(&r);
+		r = req("POST", "/apis/sparkoperator.k8s.io/v1beta2/namespaces/spark-jobs/sparkapplications",
+			"{\"apiVersion\":\"sparkoperator.k8s.io/v1beta2\",\"kind\":\"SparkApplication\","
+			"\"metadata\":{\"name\":\"pi\"},\"spec\":{\"type\":\"Scala\",\"sparkVersion\":\"3.5.1\","
+			"\"mainApplicationFile\":\"local:///pi.jar\",\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"0\"},"
+			"\"driver\":{\"cores\":1},\"executor\":{\"instances\":1}}}");
+		ck_assert_int_eq(r.status, 201);
+		tu_response_release(&r);
+	}
+	for (int i = 0; i < 100; i++) {
+		out = tu_kubectl(&sim, dir, "get pods -n spark-jobs -o wide", &status);
+		n = column_values(out, "IP ", values, 8);
+		if (n >= 3 && !strncmp(values[0], "10.", 3) && !strncmp(values[1], "10.", 3) && !strncmp(values[2], "10.", 3))
+			break;
+		free(out);
+		out = NULL;
+		usleep(50000);
+	}
+	ck_assert_ptr_nonnull(out);
+	ck_assert_msg(strstr(out, "READY") && strstr(out, "NODE") && strstr(out, "NOMINATED NODE"), "%s", out);
+	ck_assert_msg(strcmp(values[0], values[1]) && strcmp(values[1], values[2]) && strcmp(values[0], values[2]),
+		      "pod IPs not distinct: %s", out);
+	ck_assert_int_eq(column_values(out, "NODE ", values, 8), n);
+	ck_assert_msg(!strncmp(values[0], "fid-node-", 9), "%s", out);
+	free(out);
+
+	out = tu_kubectl(&sim, dir, "get nodes -o wide", &status);
+	ck_assert_msg(status == 0 && strstr(out, "STATUS") && strstr(out, "ROLES") && strstr(out, "VERSION") &&
+		      strstr(out, "INTERNAL-IP") && strstr(out, "CONTAINER-RUNTIME"), "%s", out);
+	ck_assert_int_eq(column_values(out, "STATUS", values, 8), 4);
+	ck_assert_str_eq(values[0], "Ready");
+	free(out);
+	out = tu_kubectl(&sim, dir, "get events -n spark-jobs", &status);
+	ck_assert_msg(status == 0 && strstr(out, "LAST SEEN") && strstr(out, "REASON") && strstr(out, "OBJECT") &&
+		      strstr(out, "pod/ip-0") && strstr(out, "Scheduled"), "%s", out);
+	free(out);
+	out = tu_kubectl(&sim, dir, "get services -n spark-jobs", &status);
+	ck_assert_msg(status == 0 && strstr(out, "CLUSTER-IP") && strstr(out, "PORT(S)") && strstr(out, "4040/TCP"),
+		      "%s", out);
+	free(out);
+	for (int i = 0; i < 100; i++) {
+		out = tu_kubectl(&sim, dir, "get sparkapplications -n spark-jobs", &status);
+		if (strstr(out, "COMPLETED"))
+			break;
+		free(out);
+		out = NULL;
+		usleep(50000);
+	}
+	ck_assert_ptr_nonnull(out);
+	ck_assert_msg(strstr(out, "STATUS") && strstr(out, "ATTEMPTS") && strstr(out, "START") && strstr(out, "FINISH") &&
+		      strstr(out, "AGE"), "%s", out);
+	ck_assert_int_eq(column_values(out, "ATTEMPTS", values, 8), 1);
+	ck_assert_str_eq(values[0], "1");
+	free(out);
+
+	{
+		char cmd[700];
+		struct tu_response r;
+
+		snprintf(cmd, sizeof(cmd), "timeout 3 kubectl --server %s --cache-dir %s/kube-cache get pods -n spark-jobs "
+			 "-w 2>&1", sim.base, dir);
+		watch = popen(cmd, "r");
+		ck_assert_ptr_nonnull(watch);
+		usleep(800000); /* listed, and watching */
+		r = req("POST", "/api/v1/namespaces/spark-jobs/pods", pod_json("watched", NULL));
+		ck_assert_int_eq(r.status, 201);
+		tu_response_release(&r);
+		out = calloc(1, 1 << 16);
+		got = fread(out, 1, (1 << 16) - 1, watch);
+		out[got] = '\0';
+		pclose(watch);
+		ck_assert_msg(row_with(out, "watched", "Pending") && row_with(out, "watched", "Running"), "get -w: %s", out);
+		free(out);
+	}
 }
 END_TEST
 
@@ -630,6 +773,7 @@ Suite *kubesim_suite(void)
 	tcase_add_test(tc, test_served_objects_match_schemas);
 	tcase_add_test(tc, test_throttle_and_token);
 	tcase_add_test(tc, test_official_js_client);
+	tcase_add_test(tc, test_kubectl_tables);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("scheduling");
 	tcase_add_checked_fixture(tc, sched_setup, teardown);

@@ -510,6 +510,22 @@ void tu_kubesim_stop(struct tu_kubesim *k)
 	k->pid = -1;
 }
 
+char *tu_kubectl(const struct tu_kubesim *k, const char *dir, const char *args, int *status)
+{
+	char cmd[1200], *out = calloc(1, 1 << 16);
+	size_t n = 0;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "kubectl --server %s --token x --cache-dir %s/kube-cache %s 2>&1", k->base, dir,
+		 args);
+	p = popen(cmd, "r");
+	if (p)
+		n = fread(out, 1, (1 << 16) - 1, p);
+	out[n] = '\0';
+	*status = p ? WEXITSTATUS(pclose(p)) : -1;
+	return out;
+}
+
 void tu_write_cluster_config(const char *dir, const struct tu_kubesim *sims,
 			     const char *const *modes, int n, const char *extra,
 			     char *config_path, size_t len)

@@ -118,6 +118,10 @@ struct tu_kubesim {
 int tu_kubesim_start(struct tu_kubesim *k, const char *dir, const char *name, ...);
 void tu_kubesim_stop(struct tu_kubesim *k);
 
+/* Runs kubectl args against k, with a discovery cache of its own under
+ * dir: its output (stdout and stderr; free it) and exit status. */
+char *tu_kubectl(const struct tu_kubesim *k, const char *dir, const char *args, int *status);
+
 /* Writes dir/kubeconfig (a context per cluster) and dir/gateway.yaml that
  * configures the gateway for them, plus extra YAML (may be NULL). modes[i]
  * is "driver-pod" or "spark-operator". Returns the config's path (static

@@ -450,77 +450,15 @@ static int hex_decode(const char *in, char *out, size_t outlen)
 }
 
 /* "5s", "3m", "2h", "4d", as kubectl prints ages. */
-static void age_text(const json_t *obj, char *out, size_t len)
+/* What the client asked to see: a Table (kubectl's Accept: …;as=Table),
+ * with whole objects in its rows when includeObject=Object. */
+static bool wants_table(struct MHD_Connection *c, bool *whole_objects)
 {
-	int64_t created = 0, secs;
+	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+	const char *include = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "includeObject");
 
-	gw_time_parse(jstr(json_object_get(json_object_get(obj, "metadata"), "creationTimestamp")), &created);
-	secs = (gw_now_ms() - created) / 1000;
-	if (secs < 0)
-		secs = 0;
-	if (secs < 120)
-		snprintf(out, len, "%llds", (long long)secs);
-	else if (secs < 7200)
-		snprintf(out, len, "%lldm", (long long)secs / 60);
-	else if (secs < 172800)
-		snprintf(out, len, "%lldh", (long long)secs / 3600);
-	else
-		snprintf(out, len, "%lldd", (long long)secs / 86400);
-}
-
-/* What kubectl shows in STATUS: a waiting or terminated container's reason,
- * Terminating, or the phase. */
-static const char *pod_status(const json_t *pod)
-{
-	const json_t *status = json_object_get(pod, "status");
-	const json_t *cs = json_array_get(json_object_get(status, "containerStatuses"), 0);
-	const char *r;
-
-	if (json_object_get(json_object_get(pod, "metadata"), "deletionTimestamp"))
-		return "Terminating";
-	if ((r = json_string_value(json_object_get(json_object_get(json_object_get(cs, "state"), "waiting"), "reason"))))
-		return r;
-	if ((r = json_string_value(json_object_get(json_object_get(json_object_get(cs, "state"), "terminated"), "reason"))))
-		return r;
-	return json_string_value(json_object_get(status, "phase")) ? json_string_value(json_object_get(status, "phase"))
-								    : "Unknown";
-}
-
-/* The server-side printing kubectl asks for (Accept: …;as=Table): pods get
- * kubectl's usual columns. */
-static json_t *pod_table(json_t *items, const char *rv)
-{
-	json_t *rows = json_array();
-	size_t i;
-	json_t *pod;
-
-	json_array_foreach(items, i, pod) {
-		json_t *containers = json_object_get(json_object_get(pod, "spec"), "containers");
-		json_t *statuses = json_object_get(json_object_get(pod, "status"), "containerStatuses");
-		size_t ready = 0, j;
-		json_t *cs;
-		char readiness[32], age[16];
-
-		json_array_foreach(statuses, j, cs)
-			ready += json_is_true(json_object_get(cs, "ready"));
-		snprintf(readiness, sizeof(readiness), "%zu/%zu", ready, json_array_size(containers));
-		age_text(pod, age, sizeof(age));
-		json_array_append_new(rows, json_pack("{s:[s, s, s, i, s], s:{s:s, s:s, s:O}}",
-			"cells", jstr(json_object_get(json_object_get(pod, "metadata"), "name")), readiness,
-			pod_status(pod), 0, age,
-			"object", "kind", "PartialObjectMetadata", "apiVersion", "meta.k8s.io/v1",
-			"metadata", json_object_get(pod, "metadata")));
-	}
-	return json_pack("{s:s, s:s, s:{s:s}, s:[{s:s, s:s, s:s, s:s, s:i}, {s:s, s:s, s:s, s:s, s:i},"
-			 " {s:s, s:s, s:s, s:s, s:i}, {s:s, s:s, s:s, s:s, s:i}, {s:s, s:s, s:s, s:s, s:i}], s:o}",
-			 "kind", "Table", "apiVersion", "meta.k8s.io/v1", "metadata", "resourceVersion", rv,
-			 "columnDefinitions",
-			 "name", "Name", "type", "string", "format", "name", "description", "Name of the pod", "priority", 0,
-			 "name", "Ready", "type", "string", "format", "", "description", "Ready containers", "priority", 0,
-			 "name", "Status", "type", "string", "format", "", "description", "Status of the pod", "priority", 0,
-			 "name", "Restarts", "type", "integer", "format", "", "description", "Container restarts", "priority", 0,
-			 "name", "Age", "type", "string", "format", "", "description", "Time since creation", "priority", 0,
-			 "rows", rows);
+	*whole_objects = include && !strcmp(include, "Object");
+	return accept && strstr(accept, "as=Table");
 }
 
 static enum MHD_Result do_list(struct ks_state *st, struct MHD_Connection *c, const struct target *t)
@@ -534,6 +472,7 @@ static enum MHD_Result do_list(struct ks_state *st, struct MHD_Connection *c, co
 	size_t nkeys = 0, i, remaining = 0;
 	json_t *items, *list, *obj;
 	const char *key;
+	bool whole_objects;
 
 	if (parse_selection(c, &sel, err)) {
 		gw_selector_free(sel.labels);
@@ -569,15 +508,13 @@ static enum MHD_Result do_list(struct ks_state *st, struct MHD_Connection *c, co
 	pthread_mutex_unlock(&st->lock);
 	free(keys);
 	gw_selector_free(sel.labels);
-	{
-		const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+	if (wants_table(c, &whole_objects)) {
+		json_t *table = ks_table(t->res, json_object_get(list, "items"), rv, true, whole_objects);
 
-		if (accept && strstr(accept, "as=Table") && !strcmp(t->res->name, "pods")) {
-			json_t *table = pod_table(json_object_get(list, "items"), rv);
-
-			json_decref(list);
-			return send_json(c, 200, table);
-		}
+		json_object_set(json_object_get(table, "metadata"), "continue",
+				json_object_get(json_object_get(list, "metadata"), "continue"));
+		json_decref(list);
+		return send_json(c, 200, table);
 	}
 	return send_json(c, 200, list);
 }
@@ -595,7 +532,15 @@ struct watch {
 	int64_t deadline_ms, drop_at_ms, bookmark_at_ms;
 	bool bookmarks, done;
 	bool counted; /* in st->watches_open */
+	/* Events as one-row Tables (kubectl get -w), the columns in the
+	 * first only. */
+	bool table, table_objects, columns_sent;
 };
+
+static const char *str_rv(const json_t *obj)
+{
+	return json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+}
 
 /* Counts a watch of resource opening (+1) or ending (-1); st->lock held. */
 static void count_watch(struct ks_state *st, const char *resource, int delta)
@@ -609,7 +554,16 @@ static void count_watch(struct ks_state *st, const char *resource, int delta)
 
 static void watch_emit(struct watch *w, const char *type, json_t *obj)
 {
-	json_t *ev = json_pack("{s:s, s:o}", "type", type, "object", obj);
+	json_t *ev;
+
+	if (w->table && strcmp(type, "ERROR") && strcmp(type, "BOOKMARK")) {
+		json_t *one = json_pack("[o]", obj);
+
+		obj = ks_table(w->t.res, one, str_rv(obj), !w->columns_sent, w->table_objects);
+		w->columns_sent = true;
+		json_decref(one);
+	}
+	ev = json_pack("{s:s, s:o}", "type", type, "object", obj);
 	char *text = json_dumps(ev, JSON_COMPACT);
 
 	if (text) {
@@ -758,6 +712,7 @@ static enum MHD_Result do_watch(struct ks_state *st, struct MHD_Connection *c, c
 	if (st->opts->drop_watch_after_s > 0)
 		w->drop_at_ms = now + (int64_t)(st->opts->drop_watch_after_s * 1000);
 	w->bookmarks = bm && !strcmp(bm, "true");
+	w->table = wants_table(c, &w->table_objects);
 	w->bookmark_at_ms = now + BOOKMARK_EVERY_MS;
 	pthread_mutex_lock(&st->lock);
 	if (rv_s && *rv_s && strcmp(rv_s, "0")) {

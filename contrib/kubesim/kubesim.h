@@ -107,6 +107,7 @@ struct ks_state {
 	 * how many clients watch (served at /metrics). */
 	json_t *watches_open, *watches_peak;
 	struct ks_openapi *openapi;
+	uint32_t pod_ips_given; /* pod IPs come from 10.244.0.0/16 in turn */
 	/* throttle token bucket */
 	double tokens;
 	int64_t tokens_at_ms;
@@ -181,6 +182,12 @@ int ks_openapi_unknown_field(struct ks_openapi *oa, const struct ks_resource *r,
  * are replaced. */
 json_t *ks_openapi_strategic_merge(struct ks_openapi *oa, const struct ks_resource *r, json_t *target,
 				   json_t *patch);
+
+/* table.c: items as the Table kubectl asks for (as=Table); columns
+ * only when with_columns (a watch sends them once), rows carrying the
+ * whole object or its metadata (includeObject). */
+json_t *ks_table(const struct ks_resource *r, json_t *items, const char *rv, bool with_columns,
+		 bool whole_objects);
 
 /* api.c */
 struct MHD_Daemon;

@@ -32,8 +32,10 @@ static void add_namespace(struct ks_state *st, const char *name)
 					   "status", "phase", "Active"));
 }
 
-static json_t *node_object(const char *name, const char *cpu, const char *mem, const char *gpus)
+/* Node serial numbers give each node its own address, 10.0.0.0/16. */
+static json_t *node_object(const char *name, int serial, const char *cpu, const char *mem, const char *gpus)
 {
+	char ip[32];
 	json_t *node = json_pack("{s:{s:s, s:{s:s}}, s:{}, s:{s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s},"
 				 " s:[{s:s, s:s}]}}",
 				 "metadata", "name", name, "labels", "kubernetes.io/hostname", name, "spec",
@@ -41,6 +43,16 @@ static json_t *node_object(const char *name, const char *cpu, const char *mem, c
 				 "allocatable", "cpu", cpu, "memory", mem, "pods", "110",
 				 "conditions", "type", "Ready", "status", "True");
 
+	snprintf(ip, sizeof(ip), "10.0.%d.%d", serial / 250 % 256, serial % 250 + 2);
+	json_object_set_new(json_object_get(node, "status"), "addresses",
+			    json_pack("[{s:s, s:s}, {s:s, s:s}]", "type", "InternalIP", "address", ip,
+				      "type", "Hostname", "address", name));
+	json_object_set_new(json_object_get(node, "status"), "nodeInfo",
+			    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "machineID", "",
+				      "systemUUID", "", "bootID", "", "kernelVersion", "6.1.0-kubesim",
+				      "osImage", "kubesim", "containerRuntimeVersion", "kubesim://1.0",
+				      "kubeletVersion", "v1.32.0-kubesim", "kubeProxyVersion", "",
+				      "operatingSystem", "linux", "architecture", "amd64"));
 	if (gpus) {
 		json_t *status = json_object_get(node, "status");
 
@@ -52,7 +64,7 @@ static json_t *node_object(const char *name, const char *cpu, const char *mem, c
 
 /* A --node-pool: "NAME,count=N,cpu=C,memory=M[,gpus=G][,label=K=V]...
  * [,taint=K=V:EFFECT]...", nodes NAME-0 … of the cluster's name. */
-static int add_node_pool(struct ks_state *st, const char *spec)
+static int add_node_pool(struct ks_state *st, const char *spec, int *serial)
 {
 	const struct ks_resource *r = ks_resource_find("", "v1", "nodes");
 	char buf[1024], *save = NULL, *item, *pool;
@@ -97,7 +109,7 @@ static int add_node_pool(struct ks_state *st, const char *spec)
 		json_t *node;
 
 		snprintf(name, sizeof(name), "%s-%s-%d", st->opts->name, pool, i);
-		node = node_object(name, cpu, mem, gpus);
+		node = node_object(name, (*serial)++, cpu, mem, gpus);
 		json_object_update(json_object_get(json_object_get(node, "metadata"), "labels"), labels);
 		if (json_array_size(taints))
 			json_object_set(json_object_get(node, "spec"), "taints", taints);
@@ -117,10 +129,11 @@ bad:
 static int add_nodes(struct ks_state *st)
 {
 	const struct ks_resource *r = ks_resource_find("", "v1", "nodes");
+	int serial = 0;
 
 	if (st->opts->nnode_pools) {
 		for (int i = 0; i < st->opts->nnode_pools; i++)
-			if (add_node_pool(st, st->opts->node_pools[i]))
+			if (add_node_pool(st, st->opts->node_pools[i], &serial))
 				return -1;
 		return 0;
 	}
@@ -130,7 +143,7 @@ static int add_nodes(struct ks_state *st)
 		snprintf(name, sizeof(name), "%s-node-%d", st->opts->name, i);
 		snprintf(cpu, sizeof(cpu), "%g", st->opts->node_cpu);
 		snprintf(mem, sizeof(mem), "%.0f", st->opts->node_memory);
-		ks_insert(st, r, node_object(name, cpu, mem, NULL));
+		ks_insert(st, r, node_object(name, i, cpu, mem, NULL));
 	}
 	return 0;
 }

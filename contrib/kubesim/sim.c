@@ -259,6 +259,27 @@ static void set_container_states(json_t *pod, json_t *state /* stolen */, bool r
 }
 
 /* Bound and Pending: pull the image and start, once the conf is there. */
+/* A running pod's podIP (its own, as from a CNI's pod range) and hostIP
+ * (its node's InternalIP). */
+static void pod_addresses(struct ks_state *st, json_t *pod)
+{
+	const char *node_name = json_string_value(json_object_get(json_object_get(pod, "spec"), "nodeName"));
+	json_t *status = json_object_get(pod, "status"), *addr;
+	json_t *node = node_name ? ks_get(st, ks_resource_find("", "v1", "nodes"), NULL, node_name) : NULL;
+	uint32_t n = st->pod_ips_given++ % (256u * 254u);
+	char ip[32];
+	size_t i;
+
+	snprintf(ip, sizeof(ip), "10.244.%u.%u", n / 254, n % 254 + 1);
+	json_object_set_new(status, "podIP", json_string(ip));
+	json_object_set_new(status, "podIPs", json_pack("[{s:s}]", "ip", ip));
+	json_array_foreach(json_object_get(json_object_get(node, "status"), "addresses"), i, addr)
+		if (!strcmp(json_string_value(json_object_get(addr, "type")), "InternalIP")) {
+			json_object_set(status, "hostIP", json_object_get(addr, "address"));
+			json_object_set_new(status, "hostIPs", json_pack("[{s:O}]", "ip", json_object_get(addr, "address")));
+		}
+}
+
 static void start_pod(struct ks_state *st, json_t *pod, const json_t *conf)
 {
 	bool driver = label(pod, "spark-role") && !strcmp(label(pod, "spark-role"), "driver");
@@ -284,7 +305,7 @@ static void start_pod(struct ks_state *st, json_t *pod, const json_t *conf)
 	pod = json_deep_copy(pod);
 	json_object_set_new(json_object_get(pod, "status"), "phase", json_string("Running"));
 	json_object_set_new(json_object_get(pod, "status"), "startTime", json_string(now));
-	json_object_set_new(json_object_get(pod, "status"), "podIP", json_string("10.0.0.1"));
+	pod_addresses(st, pod);
 	set_container_states(pod, json_pack("{s:{s:s}}", "running", "startedAt", now), true);
 	set_condition(pod, "Ready", "True", NULL, NULL);
 	set_annotation_ms(pod, "kubesim.io/started-ms", gw_now_ms());
@@ -543,7 +564,7 @@ static void step_app(struct ks_state *st, json_t *app)
 	const char *state = jstr(json_object_get(json_object_get(status, "applicationState"), "state"));
 	char driver_name[300], now[32];
 	json_t *driver, *copy;
-	const char *want = NULL, *error = NULL;
+	const char *want = NULL, *error = NULL, *submitted;
 
 	if (json_object_get(meta_of(app), "deletionTimestamp"))
 		return;
@@ -610,10 +631,15 @@ static void step_app(struct ks_state *st, json_t *app)
 	if (!want || !strcmp(want, state))
 		return;
 	copy = json_deep_copy(app);
+	/* The submission's time stays that of the submission; an execution
+	 * attempt counts once the driver has run. */
+	submitted = jstr(json_object_get(json_object_get(app, "status"), "lastSubmissionAttemptTime"));
 	status = json_pack("{s:{s:s}, s:{s:s, s:s}, s:i, s:s, s:s}",
 			   "applicationState", "state", want, "driverInfo", "podName", driver_name,
 			   "webUIAddress", "10.0.0.1:4040", "submissionAttempts", 1,
-			   "lastSubmissionAttemptTime", now, "sparkApplicationId", ks_name(app));
+			   "lastSubmissionAttemptTime", *submitted ? submitted : now, "sparkApplicationId", ks_name(app));
+	if (strcmp(want, "SUBMITTED"))
+		json_object_set_new(status, "executionAttempts", json_integer(1));
 	if (error)
 		json_object_set_new(json_object_get(status, "applicationState"), "errorMessage",
 				    json_string(error));

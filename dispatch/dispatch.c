@@ -1787,6 +1787,42 @@ enum gw_err dispatch_driver_log(struct dispatch *d, const struct store_job *job,
 	return rc;
 }
 
+enum gw_err dispatch_driver_ui(struct dispatch *d, const struct store_job *job, const char *rest,
+			       const char *ui_root, struct k8s_response *resp, char *prefix, size_t prefix_len,
+			       char *err)
+{
+	char forwarded[600];
+	const char *headers[] = {"Accept: */*", forwarded, NULL};
+
+	struct cluster_rt *cl = cluster_named(d, job->cluster);
+	struct dispatch_names names;
+	char *path = NULL, service[STORE_ID_LEN + 40];
+	enum gw_err rc;
+
+	memset(resp, 0, sizeof(*resp));
+	if (!cl || !job->driver_pod || !job->namespace) {
+		gw_seterr(err, "job %s has no driver yet", job->id);
+		return GW_ENOTFOUND;
+	}
+	dispatch_names(job, &names);
+	/* The Service in front of the driver's UI port: the gateway's own, or
+	 * the one the Spark operator makes for each application. */
+	if (cl->mode == ROUTER_DRIVER_POD)
+		snprintf(service, sizeof(service), "%s", names.service);
+	else
+		snprintf(service, sizeof(service), "%s-ui-svc", names.app);
+	snprintf(prefix, prefix_len, "/api/v1/namespaces/%s/services/%s:%d/proxy", job->namespace, service,
+		 DISPATCH_UI_PORT);
+	/* Spark's UI puts this before its links and its scripts' API calls
+	 * (UIUtils.uiRoot): so they come back to the gateway. */
+	snprintf(forwarded, sizeof(forwarded), "X-Forwarded-Context: %s", ui_root);
+	if (asprintf(&path, "%s/%s", prefix, rest) < 0)
+		return GW_ENOMEM;
+	rc = k8s_request_with(cl->client, "GET", path, NULL, headers, resp, err);
+	free(path);
+	return rc;
+}
+
 struct follow_ctx {
 	bool (*fn)(void *arg, const char *data, size_t len);
 	void *arg;

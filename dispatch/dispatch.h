@@ -107,6 +107,20 @@ json_t *dispatch_manifests(const struct store_job *job, const struct router_deci
 enum gw_err dispatch_driver_log(struct dispatch *d, const struct store_job *job,
 				long tail_lines, char **text, char *err);
 
+struct k8s_response;
+
+/* The Spark UI's port on the driver, behind its Service. */
+#define DISPATCH_UI_PORT 4040
+
+/* GETs rest (a path under the UI, with its query) from the running
+ * driver's Spark UI through its cluster's API server service proxy, the
+ * UI told that it is served under ui_root (X-Forwarded-Context). prefix
+ * gets the proxy's path, which the API server puts before the links of
+ * HTML pages and redirects. resp is the caller's to release. */
+enum gw_err dispatch_driver_ui(struct dispatch *d, const struct store_job *job, const char *rest,
+			       const char *ui_root, struct k8s_response *resp, char *prefix, size_t prefix_len,
+			       char *err);
+
 /* Follows the driver's log: streams it to fn (false stops) until the
  * driver ends or *stop is set. */
 enum gw_err dispatch_driver_log_follow(struct dispatch *d, const struct store_job *job,

@@ -277,7 +277,7 @@ static json_t *driver_pod(const struct store_job *job, const json_t *spec,
 		"args", args,
 		"ports", "name", "driver-rpc-port", "containerPort", 7078, "protocol", "TCP",
 		"name", "blockmanager", "containerPort", 7079, "protocol", "TCP",
-		"name", "spark-ui", "containerPort", 4040, "protocol", "TCP",
+		"name", "spark-ui", "containerPort", DISPATCH_UI_PORT, "protocol", "TCP",
 		"env", "name", "SPARK_DRIVER_BIND_ADDRESS", "valueFrom", "fieldRef", "apiVersion", "v1",
 		"fieldPath", "status.podIP", "name", "SPARK_CONF_DIR", "value", CONF_DIR,
 		"resources", resources(driver),
@@ -309,7 +309,7 @@ static json_t *driver_service(const struct store_job *job, const struct router_d
 			 "spark-role", "driver",
 			 "ports", "name", "driver-rpc-port", "port", 7078, "targetPort", 7078, "protocol", "TCP",
 			 "name", "blockmanager", "port", 7079, "targetPort", 7079, "protocol", "TCP",
-			 "name", "spark-ui", "port", 4040, "targetPort", 4040, "protocol", "TCP");
+			 "name", "spark-ui", "port", DISPATCH_UI_PORT, "targetPort", DISPATCH_UI_PORT, "protocol", "TCP");
 }
 
 /* Spark reads executor scheduling from a pod template file: the node role

@@ -22,7 +22,8 @@ bool gateway_sees_team(const struct request *rq, const char *team)
 bool gateway_authorize(struct request *rq, enum auth_role min_role, enum MHD_Result *reply)
 {
 	struct auth *auth = rq->services->auth;
-	char why[GW_ERRLEN], detail[GW_ERRLEN + 64], retry[16];
+	char why[GW_ERRLEN], detail[GW_ERRLEN + 64], retry[16], from_cookie[256];
+	const char *authorization, *cookie;
 	unsigned wait_s = 1;
 
 	if (!auth) { /* auth.mode none */
@@ -30,9 +31,16 @@ bool gateway_authorize(struct request *rq, enum auth_role min_role, enum MHD_Res
 		snprintf(rq->who.owner, sizeof(rq->who.owner), "anonymous");
 		return true;
 	}
-	if (auth_check(auth, MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
-							 MHD_HTTP_HEADER_AUTHORIZATION),
-		       &rq->who, why)) {
+	authorization = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	/* A browser following a Spark UI link sends no header: the dashboard
+	 * leaves the token in a cookie, which counts for those pages alone
+	 * (GET, so no cross-site request can change anything with it). */
+	if (!authorization && rq->route && !strcmp(rq->route, UI_ROUTE) &&
+	    (cookie = MHD_lookup_connection_value(rq->conn, MHD_COOKIE_KIND, UI_TOKEN_COOKIE))) {
+		snprintf(from_cookie, sizeof(from_cookie), "Bearer %s", cookie);
+		authorization = from_cookie;
+	}
+	if (auth_check(auth, authorization, &rq->who, why)) {
 		rq->denied = true;
 		*reply = http_reply_problem_header(rq, 401, "unauthenticated", why,
 						   MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"sparkgw\"");

@@ -15,8 +15,10 @@
 /* KEY_PATH: a string that may be left unset (NULL by default). KEY_AUTH:
  * token or none. */
 /* KEY_MOUNT: a URL path prefix ("/livy"), or "off" (NULL).
- * KEY_STORE_DRIVER: sqlite or postgres (true). */
-enum key_type { KEY_STRING, KEY_PATH, KEY_UINT, KEY_LOG_LEVEL, KEY_SYNC, KEY_AUTH, KEY_MOUNT, KEY_STORE_DRIVER };
+ * KEY_STORE_DRIVER: sqlite or postgres (true). KEY_URL: an http(s) URL
+ * kept without a trailing slash, or unset (NULL). */
+enum key_type { KEY_STRING, KEY_PATH, KEY_UINT, KEY_LOG_LEVEL, KEY_SYNC, KEY_AUTH, KEY_MOUNT, KEY_STORE_DRIVER,
+		KEY_URL };
 
 struct config_key {
 	const char *name;
@@ -92,6 +94,9 @@ static const struct config_key keys[] = {
 	/* The compatibility APIs: where Livy's is mounted, and the Spark
 	 * version given to its batches and to BPG's that name none. */
 	{"compat.livy_prefix", KEY_MOUNT, CFG(livy_prefix), "/livy", 0, 0},
+	/* The Spark History Server finished jobs' UIs link to
+	 * ({url}/history/{spark application id}/); unset, they have none. */
+	{"spark.history_server", KEY_URL, CFG(spark_history_server), NULL, 0, 0},
 	{"compat.spark_version", KEY_STRING, CFG(compat_spark_version), "3.5", 0, 0},
 	/* Livy lists only the sessions it still holds; GET /batches lists the
 	 * jobs submitted this recently, so that its cost is a day's jobs, not
@@ -116,6 +121,17 @@ static enum gw_err set_value(struct gateway_config *cfg, const struct config_key
 	void *field = (char *)cfg + k->offset;
 
 	switch (k->type) {
+	case KEY_URL:
+		if (!text)
+			return GW_OK;
+		if ((strncmp(text, "http://", 7) && strncmp(text, "https://", 8)) || strpbrk(text, " ?#")) {
+			gw_seterr(err, "%s must be an http:// or https:// URL without query, not '%s'", k->name, text);
+			return GW_EINVAL;
+		}
+		free(*(char **)field);
+		if (!(*(char **)field = strndup(text, strlen(text) - (text[strlen(text) - 1] == '/'))))
+			return GW_ENOMEM;
+		return GW_OK;
 	case KEY_PATH:
 		if (!text)
 			return GW_OK; /* unset by default */
@@ -237,7 +253,8 @@ void gateway_config_release(struct gateway_config *cfg)
 	cfg->policy_doc = cfg->policy_marks = NULL;
 	cfg->path = NULL;
 	for (size_t i = 0; i < NKEYS; i++)
-		if (keys[i].type == KEY_STRING || keys[i].type == KEY_PATH || keys[i].type == KEY_MOUNT) {
+		if (keys[i].type == KEY_STRING || keys[i].type == KEY_PATH || keys[i].type == KEY_MOUNT ||
+		    keys[i].type == KEY_URL) {
 			char **field = (char **)((char *)cfg + keys[i].offset);
 
 			free(*field);

@@ -46,6 +46,7 @@ struct gateway_config {
 	unsigned scheduler_max_commit_ms;
 	unsigned scheduler_cleanup_after_s;
 	char *livy_prefix;           /* NULL: the Livy API is off */
+	char *spark_history_server;  /* NULL: none */
 	char *compat_spark_version;
 	unsigned livy_list_s;        /* GET /batches: jobs submitted this recently */
 	json_t *compat_queues;       /* Livy's and BPG's queue -> labels; may be NULL */

@@ -48,7 +48,7 @@ struct request {
 	unsigned status;       /* of the response queued */
 	bool denied;           /* refused for who asks: 401, 403, 429, another team's 404 */
 	char method[8];
-	char path[256];
+	char path[1024];
 	char audit_team[64];   /* the team the call acted for, when known */
 	char audit_target[128]; /* what it acted on, when not the path's id */
 	const char *route;     /* the route's pattern, for metrics; NULL: none matched */
@@ -166,6 +166,11 @@ enum MHD_Result api_job_cancel(struct request *rq, const char *id);
 enum MHD_Result api_job_events(struct request *rq, const char *id);
 enum MHD_Result api_job_logs(struct request *rq, const char *id);
 enum MHD_Result api_job_conf(struct request *rq, const char *id);
+enum MHD_Result api_job_ui(struct request *rq, const char *id);
+/* The Spark UI's route, and the cookie that may carry a browser's token
+ * for it (the dashboard sets it). */
+#define UI_ROUTE "/api/v1/jobs/*/ui**"
+#define UI_TOKEN_COOKIE "sparkgw_token"
 enum MHD_Result api_pools(struct request *rq, const char *id);
 enum MHD_Result api_clusters(struct request *rq, const char *id);
 enum MHD_Result api_cluster_get(struct request *rq, const char *id);

@@ -18,7 +18,7 @@
 /* Every field but labels and spec, which are spliced in as stored. */
 static json_t *job_head(const struct store_job *job)
 {
-	char created[GW_TIME_LEN], updated[GW_TIME_LEN], rv[24], self[64], events[72], logs[72];
+	char created[GW_TIME_LEN], updated[GW_TIME_LEN], rv[24], self[64], events[72], logs[72], ui[72];
 	json_t *out;
 
 	gw_time_format(job->created_ms, created);
@@ -27,13 +27,14 @@ static json_t *job_head(const struct store_job *job)
 	snprintf(self, sizeof(self), "/api/v1/jobs/%s", job->id);
 	snprintf(events, sizeof(events), "/api/v1/jobs/%s/events", job->id);
 	snprintf(logs, sizeof(logs), "/api/v1/jobs/%s/logs", job->id);
-	out = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:s, s:s, s:{s:s, s:s, s:s}}",
+	snprintf(ui, sizeof(ui), "/api/v1/jobs/%s/ui/", job->id);
+	out = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s}}",
 			"id", job->id, "name", job->name, "user", job->user,
 			"state", store_state_name(job->state),
 			"reason", job->reason, "message", job->message,
 			"createdAt", created, "updatedAt", updated,
 			"resourceVersion", rv,
-			"links", "self", self, "events", events, "logs", logs);
+			"links", "self", self, "events", events, "logs", logs, "ui", ui);
 	if (!out)
 		return NULL;
 	if (job->cluster) {
@@ -51,7 +52,8 @@ static json_t *job_head(const struct store_job *job)
 	}
 	json_object_set_new(out, "run", json_integer(job->run > 1 ? job->run : 1));
 	json_object_set_new(out, "driver", job->driver_pod
-			    ? json_pack("{s:s, s:s?}", "podName", job->driver_pod, "sparkUI", job->spark_ui)
+			    ? json_pack("{s:s, s:s?, s:s}", "podName", job->driver_pod, "sparkUI", job->spark_ui,
+					"sparkApplicationId", job->id) /* the gateway sets spark.app.id */
 			    : json_null());
 	return out;
 }

@@ -79,7 +79,8 @@ typedef enum MHD_Result (*handler_fn)(struct request *rq, const char *id);
 
 struct route {
 	const char *method;
-	const char *path; /* '*' stands for one path segment */
+	const char *path; /* '*' stands for one path segment; a final "**" for
+			   * nothing or "/" and the rest */
 	handler_fn fn;
 	int min_role;     /* an enum auth_role, or OPEN: no token needed */
 };
@@ -103,6 +104,7 @@ static const struct route routes[] = {
 	{"GET", "/api/v1/jobs/*/events", api_job_events, AUTH_VIEWER},
 	{"GET", "/api/v1/jobs/*/logs", api_job_logs, AUTH_VIEWER},
 	{"GET", "/api/v1/jobs/*/conf", api_job_conf, AUTH_VIEWER},
+	{"GET", UI_ROUTE, api_job_ui, AUTH_VIEWER},
 	{"GET", "/api/v1/pools", api_pools, AUTH_VIEWER},
 	{"GET", "/api/v1/queue", api_queue, AUTH_OPERATOR},
 	{"GET", "/api/v1/clusters", api_clusters, AUTH_VIEWER},
@@ -145,7 +147,11 @@ static const struct route livy_routes[] = {
 static bool path_matches(const char *pattern, const char *url, char *id,
 			 size_t idlen)
 {
-	while (*pattern && *url) {
+	while (*pattern) {
+		if (!strcmp(pattern, "**"))
+			return *url == '\0' || *url == '/';
+		if (!*url)
+			break;
 		if (*pattern == '*') {
 			size_t n = strcspn(url, "/");
 

@@ -239,7 +239,20 @@ static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata)
 
 struct header_state {
 	long retry_after_s;
+	char content_type[128], location[1024];
 };
+
+/* A header's value, without its leading blanks and the line's end. */
+static void header_value(const char *ptr, size_t n, size_t name_len, char *out, size_t len)
+{
+	size_t from = name_len, to = n;
+
+	while (from < to && (ptr[from] == ' ' || ptr[from] == '\t'))
+		from++;
+	while (to > from && (ptr[to - 1] == '\r' || ptr[to - 1] == '\n' || ptr[to - 1] == ' '))
+		to--;
+	snprintf(out, len, "%.*s", (int)(to - from), ptr + from);
+}
 
 static size_t read_headers(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -248,6 +261,10 @@ static size_t read_headers(char *ptr, size_t size, size_t nmemb, void *userdata)
 
 	if (n > 12 && !strncasecmp(ptr, "Retry-After:", 12))
 		hs->retry_after_s = strtol(ptr + 12, NULL, 10);
+	else if (n > 13 && !strncasecmp(ptr, "Content-Type:", 13))
+		header_value(ptr, n, 13, hs->content_type, sizeof(hs->content_type));
+	else if (n > 9 && !strncasecmp(ptr, "Location:", 9))
+		header_value(ptr, n, 9, hs->location, sizeof(hs->location));
 	return n;
 }
 
@@ -276,9 +293,18 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-static struct curl_slist *request_headers(const char *token, const char *method, bool has_body)
+static struct curl_slist *request_headers(const char *token, const char *method, bool has_body,
+					  const char *const *extra)
 {
-	struct curl_slist *hl = curl_slist_append(NULL, "Accept: application/json");
+	struct curl_slist *hl = NULL;
+	bool accept_given = false;
+
+	for (size_t i = 0; extra && extra[i]; i++) {
+		hl = curl_slist_append(hl, extra[i]);
+		accept_given = accept_given || !strncasecmp(extra[i], "Accept:", 7);
+	}
+	if (!accept_given)
+		hl = curl_slist_append(hl, "Accept: application/json");
 
 	if (token) {
 		char *auth = NULL;
@@ -299,6 +325,12 @@ enum gw_err k8s_request(struct k8s_client *c, const char *method,
 			const char *path, const json_t *body,
 			struct k8s_response *resp, char *err)
 {
+	return k8s_request_with(c, method, path, body, NULL, resp, err);
+}
+
+enum gw_err k8s_request_with(struct k8s_client *c, const char *method, const char *path, const json_t *body,
+			     const char *const *headers, struct k8s_response *resp, char *err)
+{
 	char *url = NULL, *payload = NULL, *token = NULL;
 	struct curl_slist *hl = NULL;
 	bool token_renewed = false;
@@ -313,7 +345,7 @@ enum gw_err k8s_request(struct k8s_client *c, const char *method,
 	}
 	if ((rc = bearer(c, &token, err)) != GW_OK)
 		goto out;
-	hl = request_headers(token, method, payload != NULL);
+	hl = request_headers(token, method, payload != NULL, headers);
 	for (int attempt = 0;; attempt++) {
 		CURL *h = handle_get(c);
 		struct gw_buf out;
@@ -354,7 +386,7 @@ enum gw_err k8s_request(struct k8s_client *c, const char *method,
 			hl = NULL;
 			if ((rc = bearer(c, &token, err)) != GW_OK)
 				break;
-			hl = request_headers(token, method, payload != NULL);
+			hl = request_headers(token, method, payload != NULL, headers);
 			attempt--;
 			continue;
 		}
@@ -367,6 +399,9 @@ enum gw_err k8s_request(struct k8s_client *c, const char *method,
 				break;
 			}
 			resp->status = status;
+			resp->text_len = out.len;
+			snprintf(resp->content_type, sizeof(resp->content_type), "%s", hs.content_type);
+			snprintf(resp->location, sizeof(resp->location), "%s", hs.location);
 			resp->text = out.data ? out.data : strdup("");
 			resp->body = json_loads(resp->text, 0, NULL);
 			if (status >= 400)
@@ -446,7 +481,7 @@ enum gw_err k8s_stream(struct k8s_client *c, const char *path, long timeout_s,
 		return rc;
 	}
 	apply_common(c, h);
-	hl = request_headers(token, "GET", false);
+	hl = request_headers(token, "GET", false, NULL);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);

@@ -57,7 +57,9 @@ void k8s_client_free(struct k8s_client *c);
 struct k8s_response {
 	long status;   /* HTTP status */
 	json_t *body;  /* parsed JSON, or NULL */
-	char *text;    /* raw body */
+	char *text;    /* raw body, NUL-terminated */
+	size_t text_len;
+	char content_type[128], location[1024]; /* those headers, or "" */
 	int attempts;  /* requests sent, retries included */
 };
 
@@ -69,6 +71,11 @@ void k8s_response_release(struct k8s_response *r);
 enum gw_err k8s_request(struct k8s_client *c, const char *method,
 			const char *path, const json_t *body,
 			struct k8s_response *resp, char *err);
+
+/* The same with headers of the caller's ("Name: value", NULL-terminated;
+ * an Accept among them replaces application/json). */
+enum gw_err k8s_request_with(struct k8s_client *c, const char *method, const char *path, const json_t *body,
+			     const char *const *headers, struct k8s_response *resp, char *err);
 
 /* The Status reason of an error answer ("AlreadyExists", "NotFound", …),
  * or "" . */

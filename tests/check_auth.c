@@ -67,6 +67,24 @@ static long status_of(const char *method, const char *path, const char *token, c
 	return status;
 }
 
+/* GET of the job's path (/api/v1/jobs/ID then suffix) with the token as
+ * the dashboard's cookie and no Authorization header. */
+static long status_with_cookie(const char *id, const char *suffix, const char *token)
+{
+	char path[300], url[400], cookie[200];
+	const char *headers[] = {cookie, NULL};
+	struct tu_response r;
+	long status;
+
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s%s", id, suffix);
+	snprintf(url, sizeof(url), "%s%s", gw.base, path);
+	snprintf(cookie, sizeof(cookie), "Cookie: theme=dark; sparkgw_token=%s", token);
+	ck_assert_int_eq(tu_http("GET", url, headers, NULL, 0, &r), 0);
+	status = r.status;
+	tu_response_release(&r);
+	return status;
+}
+
 static const char job_fmt[] =
 	"{\"name\":\"a\",%s\"spec\":{\"type\":\"Python\",\"sparkVersion\":\"3.5.1\","
 	"\"mainApplicationFile\":\"a.py\"}}";
@@ -167,6 +185,14 @@ START_TEST(test_roles_and_team_scope)
 	r = call("GET", "/api/v1/jobs", op, NULL);
 	ck_assert_int_eq(json_array_size(json_object_get(r.json, "items")), 2);
 	tu_response_release(&r);
+
+	/* A browser on a Spark UI link has only the dashboard's cookie: it
+	 * counts there, with the team scope of its token, and nowhere else. */
+	ck_assert_int_eq(status_with_cookie(ads_job, "/ui/", viewer), 409);
+	ck_assert_int_eq(status_with_cookie(ads_job, "/ui/jobs/", search), 404);
+	ck_assert_int_eq(status_with_cookie(ads_job, "/ui/", "sgw_forged"), 401);
+	ck_assert_int_eq(status_with_cookie(ads_job, "", viewer), 401);
+	ck_assert_int_eq(status_with_cookie(ads_job, "/logs", viewer), 401);
 
 	/* Roles: the queue is for operators, tokens and audit for admins. */
 	ck_assert_int_eq(status_of("GET", "/api/v1/queue", viewer, NULL), 403);

@@ -224,9 +224,11 @@ static void start_driver_pod(void)
 	start_all("driver-pod", NULL, QUICK);
 }
 
+#define HISTORY_SERVER "http://spark-history.example:18080"
+
 static void start_operator(void)
 {
-	start_all("spark-operator", "--operator", QUICK);
+	start_all("spark-operator", "--operator", QUICK "spark:\n  history_server: " HISTORY_SERVER "/\n");
 }
 
 static void start_faulty(void)
@@ -516,6 +518,87 @@ static void cancel_running(const char *resource)
 	free(id);
 }
 
+static struct tu_response get_ui(const char *id, const char *rest)
+{
+	struct tu_response r;
+	char u[400];
+
+	snprintf(u, sizeof(u), "%s/api/v1/jobs/%s/ui%s", gw.base, id, rest);
+	ck_assert_int_eq(tu_http("GET", u, NULL, NULL, 0, &r), 0);
+	return r;
+}
+
+/* A running job's Spark UI comes through the gateway: its root redirects
+ * to its jobs page, whose links and scripts' root are the gateway's and
+ * not the API server proxy's, and its REST API names the application the
+ * job shows; once the job ends, the UI is the History Server's (at
+ * history, when given) or gone. */
+static void spark_ui_through_gateway(const char *history)
+{
+	char *id = submit("ui", "\"spark.kubesim.durationSeconds\":\"60\"", NULL), want[300];
+	json_t *job = tu_wait_job(gw.base, id, "RUNNING", 20000);
+	struct tu_response r;
+
+	ck_assert_ptr_nonnull(job);
+	snprintf(want, sizeof(want), "/api/v1/jobs/%s/ui/", id);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "links"), "ui")), want);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "driver"), "sparkApplicationId")), id);
+	json_decref(job);
+	r = get_ui(id, "");
+	ck_assert_int_eq(r.status, 302);
+	ck_assert_str_eq(r.location, want);
+	tu_response_release(&r);
+	r = get_ui(id, "/");
+	ck_assert_msg(r.status == 302, "%ld %s", r.status, r.body);
+	snprintf(want, sizeof(want), "/api/v1/jobs/%s/ui/jobs/", id);
+	ck_assert_str_eq(r.location, want);
+	tu_response_release(&r);
+	r = get_ui(id, "/jobs/");
+	ck_assert_msg(r.status == 200 && !strncmp(r.content_type, "text/html", 9), "%ld %s", r.status, r.body);
+	snprintf(want, sizeof(want), "href=\"/api/v1/jobs/%s/ui/executors/\"", id);
+	ck_assert_msg(strstr(r.body, want), "%s", r.body);
+	snprintf(want, sizeof(want), "setUIRoot('/api/v1/jobs/%s/ui')", id);
+	ck_assert_msg(strstr(r.body, want) && !strstr(r.body, "/proxy"), "%s", r.body);
+	tu_response_release(&r);
+	r = get_ui(id, "/api/v1/applications");
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(r.json, 0), "id")), id);
+	tu_response_release(&r);
+	r = get_ui(id, "/no/such/page");
+	ck_assert_int_eq(r.status, 404);
+	tu_response_release(&r);
+
+	snprintf(want, sizeof(want), "%s/api/v1/jobs/%s", gw.base, id);
+	ck_assert_int_eq(tu_http("DELETE", want, NULL, NULL, 0, &r), 0);
+	tu_response_release(&r);
+	job = tu_wait_job(gw.base, id, "CANCELLED", 20000);
+	ck_assert_ptr_nonnull(job);
+	json_decref(job);
+	r = get_ui(id, "/jobs/");
+	if (history) {
+		snprintf(want, sizeof(want), "%s/history/%s/jobs/", history, id);
+		ck_assert_int_eq(r.status, 302);
+		ck_assert_str_eq(r.location, want);
+	} else {
+		ck_assert_int_eq(r.status, 404);
+		ck_assert_ptr_nonnull(strstr(r.body, "spark.history_server"));
+	}
+	tu_response_release(&r);
+	free(id);
+}
+
+START_TEST(test_spark_ui_driver_pod)
+{
+	spark_ui_through_gateway(NULL);
+}
+END_TEST
+
+START_TEST(test_spark_ui_operator)
+{
+	spark_ui_through_gateway(HISTORY_SERVER);
+}
+END_TEST
+
 START_TEST(test_driver_pod_cancel_while_running)
 {
 	cancel_running("pods");
@@ -777,12 +860,14 @@ Suite *dispatch_suite(void)
 	tcase_add_test(pods, test_driver_pod_cancel_while_running);
 	tcase_add_test(pods, test_logs_follow_until_the_driver_ends);
 	tcase_add_test(pods, test_kubectl_against_kubesim);
+	tcase_add_test(pods, test_spark_ui_driver_pod);
 	suite_add_tcase(s, pods);
 
 	tcase_add_unchecked_fixture(op, start_operator, stop_all);
 	tcase_set_timeout(op, 60);
 	tcase_add_test(op, test_operator_success_and_failure);
 	tcase_add_test(op, test_operator_cancel);
+	tcase_add_test(op, test_spark_ui_operator);
 	suite_add_tcase(s, op);
 
 	/* These tests restart processes, so each starts its own. */

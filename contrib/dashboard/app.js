@@ -122,7 +122,17 @@ function renderSummary(j) {
     j.waitReason ? ' · waits: ' + j.waitReason : '');
   $('#d-cancel').disabled = finished(j) || j.state === 'CANCELLING';
   const ui = $('#d-ui');
-  if (j.driver && j.driver.sparkUI) { ui.href = j.driver.sparkUI; ui.style.display = ''; } else ui.style.display = 'none';
+  // Through the gateway: the running driver's UI, or a finished job's History Server page.
+  if (j.driver && j.links.ui) { ui.href = j.links.ui; ui.style.display = ''; } else ui.style.display = 'none';
+}
+
+// Spark UI links are followed by the browser, which sends no header: the
+// gateway takes the token from this cookie for those pages only.
+function shareTokenWithUI() {
+  const token = localStorage.getItem('sparkgw-token') || '';
+  const secure = location.protocol === 'https:' ? '; Secure' : '';
+  document.cookie = 'sparkgw_token=' + encodeURIComponent(token) + '; Path=/api/v1/jobs/; SameSite=Strict' + secure +
+    (token ? '' : '; Max-Age=0');
 }
 
 async function openJob(id) {
@@ -261,7 +271,8 @@ function poll() {
 function start() {
   for (const s of STATES) $('#f-state').append(el('option', { value: s }, s));
   $('#token').value = localStorage.getItem('sparkgw-token') || '';
-  $('#token').addEventListener('change', () => { localStorage.setItem('sparkgw-token', $('#token').value.trim()); loadJobs(true); });
+  $('#token').addEventListener('change', () => { localStorage.setItem('sparkgw-token', $('#token').value.trim()); shareTokenWithUI(); loadJobs(true); });
+  shareTokenWithUI();
   for (const b of document.querySelectorAll('nav button')) b.addEventListener('click', () => { shown = null; show(b.dataset.tab); });
   for (const id of ['#f-state', '#f-team', '#f-text']) $(id).addEventListener('input', renderJobs);
   $('#f-selector').addEventListener('change', () => loadJobs(true));

@@ -1365,6 +1365,45 @@ static json_t *review_spec_from_protobuf(const char *body, size_t len)
 	return out;
 }
 
+/* GET /api/v1/namespaces/NS/services/NAME[:PORT]/proxy[/PATH]; 0 when
+ * url is not that. */
+static int proxy_target(const char *url, char ns[128], char service[256], const char **path)
+{
+	const char *p = url + strlen("/api/v1/namespaces/"), *slash, *end;
+
+	if (strncmp(url, "/api/v1/namespaces/", 19) || !(slash = strchr(p, '/')) || (size_t)(slash - p) >= 128 ||
+	    strncmp(slash, "/services/", 10))
+		return 0;
+	snprintf(ns, 128, "%.*s", (int)(slash - p), p);
+	p = slash + 10;
+	if (!(end = strchr(p, '/')) || (size_t)(end - p) >= 256 || strncmp(end, "/proxy", 6) ||
+	    (end[6] && end[6] != '/'))
+		return 0;
+	snprintf(service, 256, "%.*s", (int)(end - p), p);
+	*path = end[6] ? end + 7 : "";
+	return 1;
+}
+
+static enum MHD_Result send_proxied(struct ks_state *st, struct MHD_Connection *c, const char *ns,
+				    const char *service, const char *path)
+{
+	struct ks_proxied out;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (ks_service_proxy(st, ns, service, path,
+			     MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-Context"), &out))
+		return SEND_STATUS(c, out.code, out.code == 404 ? "NotFound" : "ServiceUnavailable",
+				   out.code == 404 ? "services" : NULL, NULL, "%s", out.message);
+	r = MHD_create_response_from_buffer(out.len, out.body, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(r, "Content-Type", out.content_type);
+	if (*out.location)
+		MHD_add_response_header(r, "Location", out.location);
+	ret = MHD_queue_response(c, out.code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 /* kubectl auth can-i: kubesim authorizes every request it authenticated
  * (there is no RBAC evaluation), and says so. The answer is JSON, which
  * kubectl accepts beside protobuf. */
@@ -1501,8 +1540,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	struct request *rq = *con_cls;
 	enum MHD_Result ret;
 	bool is_api;
-	char group[64];
-	const char *group_v;
+	char group[64], proxy_ns[128], proxy_service[256];
+	const char *group_v, *proxy_path;
 
 	(void)version;
 	if (!rq) {
@@ -1572,6 +1611,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		ret = strcmp(method, "POST") ? SEND_STATUS(c, 405, "MethodNotAllowed", NULL, NULL,
 							   "the server does not allow this method on the requested resource")
 					     : review_access(c, rq);
+	else if (!strcmp(method, "GET") && proxy_target(url, proxy_ns, proxy_service, &proxy_path))
+		ret = send_proxied(st, c, proxy_ns, proxy_service, proxy_path);
 	else if (is_api)
 		ret = handle_api(st, c, url, method, rq);
 	else

@@ -189,6 +189,21 @@ json_t *ks_openapi_strategic_merge(struct ks_openapi *oa, const struct ks_resour
 json_t *ks_table(const struct ks_resource *r, json_t *items, const char *rv, bool with_columns,
 		 bool whole_objects);
 
+/* proxy.c: GET through a Service's proxy (service is "NAME[:PORT]", path
+ * what follows /proxy/); 0 with the answer in out (body is the caller's to
+ * free), -1 with a Status code and message when the proxy refuses. Takes
+ * st->lock. */
+struct ks_proxied {
+	unsigned code;
+	const char *content_type;
+	char *body;
+	size_t len;
+	char location[1024];
+	char message[256];
+};
+int ks_service_proxy(struct ks_state *st, const char *ns, const char *service, const char *path,
+		     const char *ui_root, struct ks_proxied *out);
+
 /* api.c */
 struct MHD_Daemon;
 struct MHD_Daemon *ks_api_start(struct ks_state *st, char *err);

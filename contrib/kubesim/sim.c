@@ -529,6 +529,27 @@ static void step_pod(struct ks_state *st, const char *key, json_t *pod)
 
 /* What the operator passes from the application to its driver pod:
  * where it may run, its priority, its GPUs. */
+/* The Service the operator puts in front of a driver's UI,
+ * "<app>-ui-svc", port 4040, owned by the application. */
+static void operator_ui_service(struct ks_state *st, json_t *app)
+{
+	const struct ks_resource *services = ks_resource_find("", "v1", "services");
+	char name[300];
+
+	snprintf(name, sizeof(name), "%s-ui-svc", ks_name(app));
+	if (ks_get(st, services, ks_ns(app), name))
+		return;
+	ks_insert(st, services, json_pack(
+		"{s:{s:s, s:s, s:{s:s}, s:[{s:s, s:s, s:s, s:s, s:b}]}, s:{s:s, s:{s:s, s:s},"
+		" s:[{s:s, s:i, s:i, s:s}]}}",
+		"metadata", "name", name, "namespace", ks_ns(app), "labels", "sparkoperator.k8s.io/app-name",
+		ks_name(app), "ownerReferences", "apiVersion", "sparkoperator.k8s.io/v1beta2", "kind",
+		"SparkApplication", "name", ks_name(app), "uid", jstr(json_object_get(meta_of(app), "uid")),
+		"controller", 1, "spec", "type", "ClusterIP", "selector", "spark-app-selector", ks_name(app),
+		"spark-role", "driver", "ports", "name", "spark-driver-ui-port", "port", 4040, "targetPort", 4040,
+		"protocol", "TCP"));
+}
+
 static void operator_driver_scheduling(const json_t *app_spec, json_t *pod)
 {
 	static const char *const fields[] = {"nodeSelector", "tolerations", "affinity", "priorityClassName"};
@@ -606,6 +627,7 @@ static void step_app(struct ks_state *st, json_t *app)
 			if (ks_admit_priority(st, pod) < 0)
 				json_object_set_new(json_object_get(pod, "spec"), "priority", json_integer(0));
 			ks_insert(st, pods, pod);
+			operator_ui_service(st, app);
 		}
 		want = "SUBMITTED";
 	} else if (!driver) {

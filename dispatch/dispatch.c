@@ -82,13 +82,14 @@ struct cluster_rt {
 	double tokens;
 	int64_t tokens_at_ms;
 	unsigned inflight;
-	pthread_mutex_t lock; /* guards seen, early */
+	pthread_mutex_t lock; /* guards seen, early, pending_drivers */
 	json_t *seen;         /* job id -> last object */
 	/* Job ids whose object was seen while the store had them DISPATCHING:
 	 * applied again until the dispatcher (maybe another replica's) has
 	 * marked them SUBMITTED. */
 	json_t *early;
 	json_t *usage;        /* pod uid -> 1: its run recorded, 2: its end too (watcher only) */
+	json_t *pending_drivers; /* operator mode: job id -> its Pending driver pod (under lock) */
 	/* job id -> {pod name: why it is not running yet}: a pod the scheduler
 	 * cannot place or whose container waits, while that lasts. */
 	pthread_mutex_t waits_lock;
@@ -957,14 +958,64 @@ static void on_commit(void *arg)
 
 /* ---- watchers ---- */
 
+/* Where a driver pod says the job is: as observed_state. Waiting past
+ * the pending or image pull timeout fails it (Unschedulable,
+ * ErrImagePull). */
+static int pod_state(struct cluster_rt *cl, const json_t *obj, char *reason, size_t rlen, char *message,
+		     size_t mlen)
+{
+	int64_t created = 0, now = gw_now_ms();
+
+	gw_time_parse(jstr(json_object_get(json_object_get(obj, "metadata"), "creationTimestamp")), &created);
+	const json_t *status = json_object_get(obj, "status");
+	const char *phase = jstr(json_object_get(status, "phase"));
+	const json_t *cs = json_array_get(json_object_get(status, "containerStatuses"), 0);
+	const json_t *term = json_object_get(json_object_get(cs, "state"), "terminated");
+	const json_t *waiting = json_object_get(json_object_get(cs, "state"), "waiting");
+	const json_t *conds = json_object_get(status, "conditions");
+	size_t i;
+	json_t *c;
+
+	if (!strcmp(phase, "Running"))
+		return snprintf(reason, rlen, "DriverRunning"), STORE_RUNNING;
+	if (!strcmp(phase, "Succeeded"))
+		return snprintf(reason, rlen, "Completed"), STORE_SUCCEEDED;
+	if (!strcmp(phase, "Failed")) {
+		const char *r = jstr(json_object_get(term, "reason"));
+
+		snprintf(reason, rlen, "%s", !strcmp(r, "OOMKilled") ? "OOMKilled" : "NonZeroExitCode");
+		snprintf(message, mlen, "the driver exited with code %lld%s%s",
+			 (long long)json_integer_value(json_object_get(term, "exitCode")),
+			 *r ? ": " : "", r);
+		return STORE_FAILED;
+	}
+	if (waiting) {
+		const char *r = jstr(json_object_get(waiting, "reason"));
+
+		if ((!strcmp(r, "ErrImagePull") || !strcmp(r, "ImagePullBackOff") ||
+		     !strcmp(r, "InvalidImageName")) &&
+		    now - created >= (int64_t)cl->d->opts.image_pull_timeout_s * 1000) {
+			snprintf(reason, rlen, "ErrImagePull");
+			snprintf(message, mlen, "%s", jstr(json_object_get(waiting, "message")));
+			return STORE_FAILED;
+		}
+	}
+	json_array_foreach(conds, i, c)
+		if (!strcmp(jstr(json_object_get(c, "type")), "PodScheduled") &&
+		    !strcmp(jstr(json_object_get(c, "reason")), "Unschedulable") &&
+		    now - created >= (int64_t)cl->d->opts.pending_timeout_s * 1000) {
+			snprintf(reason, rlen, "Unschedulable");
+			snprintf(message, mlen, "%s", jstr(json_object_get(c, "message")));
+			return STORE_FAILED;
+		}
+	return -1;
+}
+
 /* Where the object says the job is: the state it should move to, with
  * reason and message, or -1 for no change (yet). */
 static int observed_state(struct cluster_rt *cl, const json_t *obj, char *reason,
 			  size_t rlen, char *message, size_t mlen)
 {
-	int64_t created = 0, now = gw_now_ms();
-
-	gw_time_parse(jstr(json_object_get(json_object_get(obj, "metadata"), "creationTimestamp")), &created);
 	if (cl->mode == ROUTER_SPARK_OPERATOR) {
 		const json_t *st = json_object_get(json_object_get(obj, "status"), "applicationState");
 		const char *s = jstr(json_object_get(st, "state"));
@@ -979,50 +1030,8 @@ static int observed_state(struct cluster_rt *cl, const json_t *obj, char *reason
 			return STORE_FAILED;
 		}
 		return -1;
-	} else {
-		const json_t *status = json_object_get(obj, "status");
-		const char *phase = jstr(json_object_get(status, "phase"));
-		const json_t *cs = json_array_get(json_object_get(status, "containerStatuses"), 0);
-		const json_t *term = json_object_get(json_object_get(cs, "state"), "terminated");
-		const json_t *waiting = json_object_get(json_object_get(cs, "state"), "waiting");
-		const json_t *conds = json_object_get(status, "conditions");
-		size_t i;
-		json_t *c;
-
-		if (!strcmp(phase, "Running"))
-			return snprintf(reason, rlen, "DriverRunning"), STORE_RUNNING;
-		if (!strcmp(phase, "Succeeded"))
-			return snprintf(reason, rlen, "Completed"), STORE_SUCCEEDED;
-		if (!strcmp(phase, "Failed")) {
-			const char *r = jstr(json_object_get(term, "reason"));
-
-			snprintf(reason, rlen, "%s", !strcmp(r, "OOMKilled") ? "OOMKilled" : "NonZeroExitCode");
-			snprintf(message, mlen, "the driver exited with code %lld%s%s",
-				 (long long)json_integer_value(json_object_get(term, "exitCode")),
-				 *r ? ": " : "", r);
-			return STORE_FAILED;
-		}
-		if (waiting) {
-			const char *r = jstr(json_object_get(waiting, "reason"));
-
-			if ((!strcmp(r, "ErrImagePull") || !strcmp(r, "ImagePullBackOff") ||
-			     !strcmp(r, "InvalidImageName")) &&
-			    now - created >= (int64_t)cl->d->opts.image_pull_timeout_s * 1000) {
-				snprintf(reason, rlen, "ErrImagePull");
-				snprintf(message, mlen, "%s", jstr(json_object_get(waiting, "message")));
-				return STORE_FAILED;
-			}
-		}
-		json_array_foreach(conds, i, c)
-			if (!strcmp(jstr(json_object_get(c, "type")), "PodScheduled") &&
-			    !strcmp(jstr(json_object_get(c, "reason")), "Unschedulable") &&
-			    now - created >= (int64_t)cl->d->opts.pending_timeout_s * 1000) {
-				snprintf(reason, rlen, "Unschedulable");
-				snprintf(message, mlen, "%s", jstr(json_object_get(c, "message")));
-				return STORE_FAILED;
-			}
-		return -1;
 	}
+	return pod_state(cl, obj, reason, rlen, message, mlen);
 }
 
 /* The run an object belongs to (label absent: the first). */
@@ -1392,10 +1401,63 @@ struct watcher {
 	bool apps; /* SparkApplications, else pods */
 };
 
+/* The operator keeps an application SUBMITTED while its driver pod
+ * cannot be scheduled or pulled: the gateway judges that pod itself, as
+ * in driver-pod mode, and a run that waited past its timeout fails (its
+ * SparkApplication deleted, the namespace's room freed). */
+static void judge_operator_driver(struct cluster_rt *cl, const char *type, json_t *pod)
+{
+	const json_t *labels = json_object_get(json_object_get(pod, "metadata"), "labels");
+	const char *id = jstr(json_object_get(labels, DISPATCH_JOB_LABEL));
+	bool pending = strcmp(type, "DELETED") &&
+		       !strcmp(jstr(json_object_get(json_object_get(pod, "status"), "phase")), "Pending");
+	char reason[64] = "", message[GW_ERRLEN] = "", err[GW_ERRLEN];
+	struct store_job job;
+
+	if (!*id)
+		return;
+	pthread_mutex_lock(&cl->lock);
+	if (pending)
+		json_object_set(cl->pending_drivers, id, pod);
+	else
+		json_object_del(cl->pending_drivers, id);
+	pthread_mutex_unlock(&cl->lock);
+	if (!pending || pod_state(cl, pod, reason, sizeof(reason), message, sizeof(message)) != STORE_FAILED)
+		return;
+	if (store_job_get(cl->d->store, id, &job, err))
+		return;
+	if (job.state == STORE_SUBMITTED && job.cluster && !strcmp(job.cluster, cl->name) &&
+	    object_run(pod) == job.run) {
+		pthread_mutex_lock(&cl->lock);
+		json_object_del(cl->pending_drivers, id);
+		pthread_mutex_unlock(&cl->lock);
+		if (!run_failed(cl, &job, reason, *message ? message : NULL))
+			delete_driver(cl, &job);
+	}
+	store_job_release(&job);
+}
+
+/* Pending operator drivers, on the clock: their timeouts run out with
+ * nothing new on the cluster. */
+static void recheck_operator_drivers(struct cluster_rt *cl)
+{
+	json_t *copy, *pod;
+	const char *id;
+
+	pthread_mutex_lock(&cl->lock);
+	copy = json_copy(cl->pending_drivers);
+	pthread_mutex_unlock(&cl->lock);
+	json_object_foreach(copy, id, pod)
+		judge_operator_driver(cl, "MODIFIED", pod);
+	json_decref(copy);
+}
+
 static void observe(struct watcher *wt, const char *type, json_t *obj)
 {
 	if (!wt->apps) {
 		account_pod(wt->cl, type, obj);
+		if (wt->cl->mode == ROUTER_SPARK_OPERATOR && is_driver(obj))
+			judge_operator_driver(wt->cl, type, obj);
 		if (wt->cl->mode == ROUTER_SPARK_OPERATOR || !is_driver(obj))
 			return;
 	}
@@ -1425,8 +1487,11 @@ static bool on_watch_event(void *arg, const char *type, json_t *obj)
 		snprintf(w->rv, sizeof(w->rv), "%s", rv);
 	if (strcmp(type, "BOOKMARK"))
 		observe(w->wt, type, obj);
-	if (w->cl->mode == ROUTER_DRIVER_POD && gw_now_ms() >= w->recheck_at_ms) {
-		recheck_pending(w->cl, false);
+	if (!w->wt->apps && gw_now_ms() >= w->recheck_at_ms) {
+		if (w->cl->mode == ROUTER_DRIVER_POD)
+			recheck_pending(w->cl, false);
+		else
+			recheck_operator_drivers(w->cl);
 		w->recheck_at_ms = gw_now_ms() + 1000;
 	}
 	return !atomic_load(&w->cl->watch_halt);
@@ -1964,6 +2029,7 @@ static enum gw_err add_cluster(struct dispatch *d, const struct router_cluster *
 	cl->mode = cfg->mode;
 	cl->seen = json_object();
 	cl->early = json_object();
+	cl->pending_drivers = json_object();
 	cl->usage = json_object();
 	cl->pod_waits = json_object();
 	atomic_init(&cl->stop, false);
@@ -1991,6 +2057,7 @@ static enum gw_err add_cluster(struct dispatch *d, const struct router_cluster *
 		k8s_client_free(cl->client);
 		json_decref(cl->seen);
 		json_decref(cl->early);
+		json_decref(cl->pending_drivers);
 		json_decref(cl->usage);
 		json_decref(cl->pod_waits);
 		free(cl->name);

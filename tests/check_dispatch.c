@@ -737,6 +737,32 @@ START_TEST(test_operator_success_and_failure)
 }
 END_TEST
 
+/* The operator leaves an application SUBMITTED while its driver pod
+ * cannot start: the gateway's pending and image pull timeouts act on the
+ * pod, fail the job with the scheduler's or kubelet's reason, and remove
+ * the application (its driver with it). */
+START_TEST(test_operator_driver_timeouts)
+{
+	char *id = submit("nopull", "\"spark.kubesim.imagePullFail\":\"true\"", NULL);
+	json_t *job = tu_wait_job(gw.base, id, NULL, 20000);
+
+	ck_assert_ptr_nonnull(job);
+	ck_assert_str_eq(json_string_value(json_object_get(job, "state")), "FAILED");
+	ck_assert_str_eq(json_string_value(json_object_get(job, "reason")), "ErrImagePull");
+	for (int i = 0; i < 100 && (count_on_cluster("sparkapplications", id) || count_on_cluster("pods", id)); i++)
+		usleep(50000);
+	ck_assert_int_eq(count_on_cluster("sparkapplications", id), 0);
+	ck_assert_int_eq(count_on_cluster("pods", id), 0);
+	json_decref(job);
+	free(id);
+
+	occupy_nodes(15);
+	expect_failure("\"spark.kubesim.durationSeconds\":\"1\"", "{\"cores\":4,\"memory\":\"1g\"}",
+		       "Unschedulable", "Insufficient cpu");
+	occupy_nodes(0);
+}
+END_TEST
+
 START_TEST(test_operator_cancel)
 {
 	cancel_running("sparkapplications");
@@ -867,6 +893,7 @@ Suite *dispatch_suite(void)
 	tcase_set_timeout(op, 60);
 	tcase_add_test(op, test_operator_success_and_failure);
 	tcase_add_test(op, test_operator_cancel);
+	tcase_add_test(op, test_operator_driver_timeouts);
 	tcase_add_test(op, test_spark_ui_operator);
 	suite_add_tcase(s, op);
 

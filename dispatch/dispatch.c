@@ -47,6 +47,8 @@
 /* A dispatched job's room in its namespace is held until the job leaves
  * the cluster; this bounds it should that never be seen. */
 #define RESERVATION_MS (3600 * 1000)
+/* Jobs per cluster and state whose room a restart takes again. */
+#define RESTORE_MAX 100000
 #define MAX_CLUSTERS 256
 /* A cluster's watch lease: taken for WATCH_LEASE_MS, renewed every
  * WATCH_RENEW_MS; its holder stops watching WATCH_MARGIN_MS before the
@@ -2137,6 +2139,56 @@ void dispatch_remove_cluster(struct dispatch *d, const char *name)
 		gw_log(GW_LOG_INFO, "dispatch: cluster %s removed", name);
 }
 
+/* A restarted gateway takes the room of the jobs already on the clusters
+ * again (their placement, pinned, without a room check), so that their
+ * executors, not yet started, are not given away before the watchers see
+ * them. */
+static void restore_reservations(struct dispatch *d, const struct router *r)
+{
+	static const enum store_state on_cluster[] = {STORE_SUBMITTED, STORE_RUNNING};
+	size_t restored = 0;
+
+	for (size_t c = 0; c < r->nclusters; c++)
+		for (size_t s = 0; s < sizeof(on_cluster) / sizeof(on_cluster[0]); s++) {
+			struct store_job *jobs = NULL;
+			size_t n = 0;
+			char err[GW_ERRLEN];
+
+			if (store_jobs_in_state(d->store, on_cluster[s], r->clusters[c].name, RESTORE_MAX, &jobs, &n, err)) {
+				gw_log(GW_LOG_WARN, "dispatch: reservations of %s: %s", r->clusters[c].name, err);
+				continue;
+			}
+			for (size_t j = 0; j < n; j++) {
+				struct store_job job; /* whole: the listed ones are brief */
+				struct router_pin pin;
+				json_t *labels, *spec, *errors = NULL;
+				struct router_decision dec = {0};
+				char detail[GW_ERRLEN];
+
+				if (store_job_get(d->store, jobs[j].id, &job, err))
+					continue;
+				pin = (struct router_pin){.cluster = job.cluster, .namespace = job.namespace};
+				labels = json_loads(job.labels_json, 0, NULL);
+				spec = json_loads(job.spec_json, 0, NULL);
+				if (job.namespace &&
+				    router_place(r, NULL, &pin, labels, spec, job.id, &dec, &errors, detail) == ROUTER_OK &&
+				    pool_reserve(d->opts.pool, dec.cluster->name, job.id, dec.ns, dec.role, &dec.demand, true,
+						 RESERVATION_MS))
+					restored++;
+				router_decision_release(&dec);
+				json_decref(errors);
+				json_decref(labels);
+				json_decref(spec);
+				store_job_release(&job);
+			}
+			for (size_t j = 0; j < n; j++)
+				store_job_release(&jobs[j]);
+			free(jobs);
+		}
+	if (restored)
+		gw_log(GW_LOG_INFO, "dispatch: %zu job(s) on the clusters hold their room again", restored);
+}
+
 enum gw_err dispatch_start(struct store *store, const struct dispatch_options *opts,
 			   struct dispatch **out, char *err)
 {
@@ -2191,6 +2243,8 @@ enum gw_err dispatch_start(struct store *store, const struct dispatch_options *o
 	for (size_t i = 0; rc == GW_OK && i < r->nclusters; i++)
 		rc = add_cluster(d, &r->clusters[i], err);
 	pthread_mutex_unlock(&d->clusters_lock);
+	if (rc == GW_OK)
+		restore_reservations(d, r);
 	router_unref(r);
 	if (rc) {
 		dispatch_stop(d);

@@ -716,6 +716,55 @@ START_TEST(test_burst_never_exceeds_namespace_caps)
 }
 END_TEST
 
+/* A restarted gateway holds the room of jobs already on the cluster
+ * whose executors have not started yet: a job that would overfill the
+ * namespace beside them waits QUEUED, and the cap holds throughout. */
+START_TEST(test_restart_keeps_running_jobs_room)
+{
+	struct sampler s = {.peaks = {{.ns = "capped-pods"}, {.ns = "capped-cores"}}};
+	char body[1024], *first, *second, url[300];
+	json_t *job;
+	pthread_t t;
+
+	/* A driver and 10 executors, which it asks for 6 s after it starts. */
+	snprintf(body, sizeof(body),
+		 "{\"name\":\"slow-start\",\"labels\":{\"team\":\"pods\"},\"spec\":{\"type\":\"Python\","
+		 "\"sparkVersion\":\"3.5.1\",\"mainApplicationFile\":\"local:///a.py\",\"sparkConf\":"
+		 "{\"spark.kubesim.durationSeconds\":\"8\",\"spark.kubesim.executorDelaySeconds\":\"6\"},"
+		 "\"executor\":{\"instances\":10,\"cores\":1,\"memory\":\"1g\"}}}");
+	first = tu_submit(gw.base, body);
+	ck_assert_ptr_nonnull(first);
+	job = tu_wait_job(gw.base, first, "RUNNING", 20000);
+	ck_assert_ptr_nonnull(job);
+	json_decref(job);
+	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
+	ck_assert_int_eq(tu_gateway_restart(&gw, dir, "--config", config, NULL), 0);
+	atomic_init(&s.stop, false);
+	ck_assert_int_eq(pthread_create(&t, NULL, sampler_main, &s), 0);
+	second = submit_as("pods", NULL, 1, 10);
+	ck_assert_ptr_nonnull(second);
+	usleep(1500000);
+	snprintf(url, sizeof(url), "%s/api/v1/jobs/%s", gw.base, second);
+	job = tu_get_json(url);
+	ck_assert_msg(!strcmp(json_string_value(json_object_get(job, "state")), "QUEUED") &&
+		      strstr(json_string_value(json_object_get(job, "waitReason")), "by-pods has room"),
+		      "the second job did not wait: %s %s", json_string_value(json_object_get(job, "state")),
+		      json_string_value(json_object_get(job, "waitReason")));
+	json_decref(job);
+	for (int i = 0; i < 2; i++) {
+		job = tu_wait_job(gw.base, i ? second : first, "SUCCEEDED", 60000);
+		ck_assert_msg(job, "job %s did not succeed", i ? second : first);
+		json_decref(job);
+	}
+	atomic_store(&s.stop, true);
+	pthread_join(t, NULL);
+	ck_assert_msg(s.peaks[0].pods <= 20, "capped-pods held %u pods (cap 20)", s.peaks[0].pods);
+	ck_assert_msg(s.peaks[0].pods >= 11, "capped-pods peaked at %u pods", s.peaks[0].pods);
+	free(first);
+	free(second);
+}
+END_TEST
+
 /* A job of `instances` executors of `cores` cores each, as the API takes it. */
 static void sized_body(char *body, size_t len, int instances, int cores, int seconds)
 {
@@ -864,6 +913,7 @@ Suite *routing_suite(void)
 	tcase_add_checked_fixture(tc, caps_setup, caps_teardown);
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, test_burst_never_exceeds_namespace_caps);
+	tcase_add_test(tc, test_restart_keeps_running_jobs_room);
 	suite_add_tcase(s, tc);
 	return s;
 }

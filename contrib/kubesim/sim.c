@@ -8,6 +8,8 @@
  *   spark.kubesim.exitCode         driver exit code (default 0)
  *   spark.kubesim.oom=true         the driver is OOMKilled
  *   spark.kubesim.imagePullFail=true  the image never pulls: ErrImagePull
+ *   spark.kubesim.executorDelaySeconds  how long the driver takes to ask
+ *                                  for its executors (default 0)
  *   spark.executor.instances, spark.executor.cores, spark.executor.memory */
 #include <math.h>
 #include <stdint.h>
@@ -510,15 +512,21 @@ static void step_pod(struct ks_state *st, const char *key, json_t *pod)
 	} else if (driver) {
 		double secs = strtod(conf_get(conf, "spark.kubesim.durationSeconds", "5"), NULL);
 
-		if (!annotation(pod, "kubesim.io/executors")) {
+		double delay = strtod(conf_get(conf, "spark.kubesim.executorDelaySeconds", "0"), NULL);
+		int64_t started = annotation_ms(pod, "kubesim.io/started-ms");
+
+		if (!annotation(pod, "kubesim.io/executors") && gw_now_ms() >= started + (int64_t)(delay * 1000)) {
 			json_t *copy = json_deep_copy(pod);
-			int64_t ends = annotation_ms(pod, "kubesim.io/started-ms") + (int64_t)(secs * 1000);
+			int64_t ends = started + (int64_t)(secs * 1000);
 
 			create_executors(st, pod, conf);
 			set_annotation(copy, "kubesim.io/executors", "created");
 			set_annotation_ms(copy, "kubesim.io/ends-ms", ends);
 			ks_update(st, pods, copy);
 			json_object_set_new(st->drivers_ending, key, json_integer(ends));
+		} else if (!annotation(pod, "kubesim.io/executors")) {
+			/* Looked at again when it asks for them. */
+			json_object_set_new(st->drivers_ending, key, json_integer(started + (int64_t)(delay * 1000)));
 		} else if (gw_now_ms() >= annotation_ms(pod, "kubesim.io/ends-ms")) {
 			json_object_del(st->drivers_ending, key);
 			finish_driver(st, pod, conf);
@@ -527,8 +535,6 @@ static void step_pod(struct ks_state *st, const char *key, json_t *pod)
 	json_decref(conf);
 }
 
-/* What the operator passes from the application to its driver pod:
- * where it may run, its priority, its GPUs. */
 /* The Service the operator puts in front of a driver's UI,
  * "<app>-ui-svc", port 4040, owned by the application. */
 static void operator_ui_service(struct ks_state *st, json_t *app)
@@ -550,6 +556,8 @@ static void operator_ui_service(struct ks_state *st, json_t *app)
 		"protocol", "TCP"));
 }
 
+/* What the operator passes from the application to its driver pod:
+ * where it may run, its priority, its GPUs. */
 static void operator_driver_scheduling(const json_t *app_spec, json_t *pod)
 {
 	static const char *const fields[] = {"nodeSelector", "tolerations", "affinity", "priorityClassName"};

@@ -1,10 +1,15 @@
 /* k8sclient: kubeconfig and in-cluster configuration, the retry policy,
  * watches, TLS and bearer tokens, against kubesim. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -471,29 +476,176 @@ END_TEST
 
 /* A cluster's proxy-url is where requests go: through a proxy that is
  * not there they fail, while the same server without it answers. */
+/* A forward HTTP proxy, as a proxy-url names one: each connection's
+ * requests (absolute-form, as clients send them to a proxy) go to the
+ * server in origin form, the answers come back; the request lines seen
+ * are kept. One connection at a time is enough for one client. */
+struct forward_proxy {
+	int listener, port;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	char seen[4096];
+};
+
+static void relay(int client, int upstream_port, struct forward_proxy *fp)
+{
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)upstream_port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int up = socket(AF_INET, SOCK_STREAM, 0);
+	char buf[65536], prefix[64];
+	struct pollfd p[2] = {{.fd = client, .events = POLLIN}, {.fd = up, .events = POLLIN}};
+
+	snprintf(prefix, sizeof(prefix), "http://127.0.0.1:%d", upstream_port);
+	if (up < 0 || connect(up, (struct sockaddr *)&to, sizeof(to))) {
+		if (up >= 0)
+			close(up);
+		return;
+	}
+	p[1].fd = up;
+	for (int rounds = 0; rounds < 100000 && poll(p, 2, 5000) > 0; rounds++) {
+		if (p[0].revents & (POLLIN | POLLHUP)) {
+			ssize_t n = read(client, buf, sizeof(buf) - 1);
+			char *at;
+
+			if (n <= 0)
+				break;
+			buf[n] = '\0';
+			/* Absolute form to origin form, noting the request line. */
+			if ((at = strstr(buf, prefix)) && at - buf < 8) {
+				char *eol = strstr(buf, "\r\n");
+
+				pthread_mutex_lock(&fp->lock);
+				snprintf(fp->seen + strlen(fp->seen), sizeof(fp->seen) - strlen(fp->seen), "%.*s\n",
+					 eol ? (int)(eol - buf) : 0, buf);
+				pthread_mutex_unlock(&fp->lock);
+				memmove(at, at + strlen(prefix), (size_t)n - (size_t)(at - buf) - strlen(prefix) + 1);
+				n -= (ssize_t)strlen(prefix);
+			}
+			if (write(up, buf, (size_t)n) != n)
+				break;
+		}
+		if (p[1].revents & (POLLIN | POLLHUP)) {
+			ssize_t n = read(up, buf, sizeof(buf));
+
+			if (n <= 0 || write(client, buf, (size_t)n) != n)
+				break;
+		}
+	}
+	close(up);
+}
+
+struct proxy_run {
+	struct forward_proxy *fp;
+	int upstream_port;
+};
+
+static void *proxy_main(void *arg)
+{
+	struct proxy_run *run = arg;
+	int client;
+
+	while ((client = accept(run->fp->listener, NULL, NULL)) >= 0) {
+		relay(client, run->upstream_port, run->fp);
+		close(client);
+	}
+	free(run);
+	return NULL;
+}
+
+static void proxy_start(struct forward_proxy *fp, int upstream_port)
+{
+	struct sockaddr_in at = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(at);
+	struct proxy_run *run = malloc(sizeof(*run));
+
+	memset(fp, 0, sizeof(*fp));
+	pthread_mutex_init(&fp->lock, NULL);
+	fp->listener = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(fp->listener, 0);
+	ck_assert_int_eq(bind(fp->listener, (struct sockaddr *)&at, sizeof(at)), 0);
+	ck_assert_int_eq(listen(fp->listener, 4), 0);
+	ck_assert_int_eq(getsockname(fp->listener, (struct sockaddr *)&at, &len), 0);
+	fp->port = ntohs(at.sin_port);
+	run->fp = fp;
+	run->upstream_port = upstream_port;
+	ck_assert_int_eq(pthread_create(&fp->thread, NULL, proxy_main, run), 0);
+}
+
+static void proxy_stop(struct forward_proxy *fp)
+{
+	shutdown(fp->listener, SHUT_RDWR); /* accept() returns */
+	pthread_join(fp->thread, NULL);
+	close(fp->listener);
+	pthread_mutex_destroy(&fp->lock);
+}
+
+/* A cluster's proxy-url carries every request to it, as kubectl's does;
+ * a proxy that is down is the request's error. */
 START_TEST(test_proxy_url)
 {
-	char path[700], text[1024], err[GW_ERRLEN];
+	char path[700], text[1024], err[GW_ERRLEN], want[128];
 	struct tu_kubesim sim = {0};
+	struct forward_proxy fp;
 	struct k8s_config cfg;
 	struct k8s_client *c;
 
 	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "proxied", NULL), 0);
+	proxy_start(&fp, sim.port);
 	snprintf(path, sizeof(path), "%s/kubeconfig", dir);
 	snprintf(text, sizeof(text),
-		 "current-context: direct\ncontexts:\n- name: direct\n  context: {cluster: d, user: u}\n"
-		 "- name: proxied\n  context: {cluster: p, user: u}\n"
-		 "clusters:\n- name: d\n  cluster: {server: '%s'}\n"
-		 "- name: p\n  cluster: {server: '%s', proxy-url: 'http://127.0.0.1:%d'}\n"
-		 "users:\n- name: u\n  user: {}\n", sim.base, sim.base, tu_free_port());
+		 "current-context: proxied\ncontexts:\n- name: proxied\n  context: {cluster: p, user: u}\n"
+		 "- name: down\n  context: {cluster: d, user: u}\n"
+		 "clusters:\n- name: p\n  cluster: {server: '%s', proxy-url: 'http://127.0.0.1:%d'}\n"
+		 "- name: d\n  cluster: {server: '%s', proxy-url: 'http://127.0.0.1:%d'}\n"
+		 "users:\n- name: u\n  user: {}\n", sim.base, fp.port, sim.base, tu_free_port());
 	write_text(path, text);
-	for (int proxied = 0; proxied < 2; proxied++) {
-		ck_assert_int_eq(k8s_kubeconfig_load(path, proxied ? "proxied" : "direct", &cfg, err), GW_OK);
-		ck_assert_int_eq(k8s_client_new(&cfg, &(struct k8s_client_options){.max_retries = 0}, &c, err), GW_OK);
-		k8s_config_release(&cfg);
-		ck_assert_int_eq(get_status(c, err), proxied ? -1 : 200);
-		k8s_client_free(c);
-	}
+	ck_assert_int_eq(k8s_kubeconfig_load(path, "proxied", &cfg, err), GW_OK);
+	ck_assert_int_eq(k8s_client_new(&cfg, &(struct k8s_client_options){.max_retries = 0}, &c, err), GW_OK);
+	k8s_config_release(&cfg);
+	ck_assert_int_eq(get_status(c, err), 200);
+	ck_assert_int_eq(get_status(c, err), 200);
+	k8s_client_free(c);
+	snprintf(want, sizeof(want), "GET %s/api/v1/namespaces HTTP/1.1\nGET %s/api/v1/namespaces HTTP/1.1\n",
+		 sim.base, sim.base);
+	pthread_mutex_lock(&fp.lock);
+	ck_assert_str_eq(fp.seen, want);
+	pthread_mutex_unlock(&fp.lock);
+	proxy_stop(&fp);
+
+	ck_assert_int_eq(k8s_kubeconfig_load(path, "down", &cfg, err), GW_OK);
+	ck_assert_int_eq(k8s_client_new(&cfg, &(struct k8s_client_options){.max_retries = 0}, &c, err), GW_OK);
+	k8s_config_release(&cfg);
+	ck_assert_int_eq(get_status(c, err), -1);
+	k8s_client_free(c);
+	tu_kubesim_stop(&sim);
+}
+END_TEST
+
+/* A tokenFile is read again for each request, so a rotated token (a
+ * projected service account token, a sidecar's) takes effect at once. */
+START_TEST(test_token_file_rotation)
+{
+	char path[700], token[700], text[1024], err[GW_ERRLEN];
+	struct tu_kubesim sim = {0};
+	struct k8s_config cfg;
+	struct k8s_client *c;
+
+	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "rotating", "--token", "second-token", NULL), 0);
+	snprintf(token, sizeof(token), "%s/token", dir);
+	write_text(token, "first-token\n");
+	snprintf(path, sizeof(path), "%s/kubeconfig", dir);
+	snprintf(text, sizeof(text),
+		 "current-context: t\ncontexts:\n- name: t\n  context: {cluster: t, user: u}\n"
+		 "clusters:\n- name: t\n  cluster: {server: '%s'}\n"
+		 "users:\n- name: u\n  user: {tokenFile: token}\n", sim.base);
+	write_text(path, text);
+	ck_assert_int_eq(k8s_kubeconfig_load(path, NULL, &cfg, err), GW_OK);
+	ck_assert_int_eq(k8s_client_new(&cfg, NULL, &c, err), GW_OK);
+	k8s_config_release(&cfg);
+	ck_assert_int_eq(get_status(c, err), 401);
+	write_text(token, "second-token\n");
+	ck_assert_int_eq(get_status(c, err), 200);
+	k8s_client_free(c);
 	tu_kubesim_stop(&sim);
 }
 END_TEST
@@ -515,6 +667,7 @@ Suite *k8s_suite(void)
 	tcase_add_test(tc, test_tls_and_token_from_kubeconfig);
 	tcase_add_test(tc, test_exec_credential_plugin);
 	tcase_add_test(tc, test_proxy_url);
+	tcase_add_test(tc, test_token_file_rotation);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -2,7 +2,7 @@
  * a batch cluster. Filters in its order (NodeUnschedulable,
  * TaintToleration, NodeAffinity with nodeSelector, NodeResourcesFit for
  * cpu, memory, nvidia.com/gpu and the pod count), the node with the
- * least allocated cpu among those that fit, and when none fits,
+ * least allocated cpu and memory among those that fit, and when none fits,
  * preemption of lower-priority pods (the fewest, lowest first). A pod
  * that no node takes gets PodScheduled=False, reason Unschedulable, with
  * the scheduler's message: "0/12 nodes are available: 4 Insufficient cpu,
@@ -492,9 +492,16 @@ void ks_schedule(struct ks_state *st, json_t *pod)
 		int k = node_fails(n, pod, d, n->used, n->pods, reasons, &resource_only);
 
 		if (k == 0) {
-			/* Least allocated: the most cpu left, in proportion. */
-			double left = n->alloc[RES_CPU] > 0 ? 1 - (n->used[RES_CPU] + d[RES_CPU]) / n->alloc[RES_CPU] : 0;
+			/* Least allocated, as NodeResourcesFit scores it: the
+			 * share of cpu and memory left, a pod without requests
+			 * counted as 100m and 200Mi; of equal nodes, the one with
+			 * fewest pods (so such pods spread). */
+			double cpu = d[RES_CPU] > 0 ? d[RES_CPU] : 0.1;
+			double mem = d[RES_MEM] > 0 ? d[RES_MEM] : 200.0 * 1024 * 1024;
+			double left = (n->alloc[RES_CPU] > 0 ? 1 - (n->used[RES_CPU] + cpu) / n->alloc[RES_CPU] : 0) / 2 +
+				      (n->alloc[RES_MEM] > 0 ? 1 - (n->used[RES_MEM] + mem) / n->alloc[RES_MEM] : 0) / 2;
 
+			left -= n->pods * 1e-9;
 			if (left > best_free) {
 				best_free = left;
 				best = n;

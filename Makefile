@@ -61,12 +61,13 @@ $(BUILD)/obj/%.o: %.c
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # Migrations are embedded as C strings, in file-name order: SQLite's as
-# store_migrations, PostgreSQL's as store_pg_migrations.
+# store_migrations, PostgreSQL's as store_pg_migrations (each in
+# parentheses: clang takes a short one's lines for a missing comma).
 embed_sql = echo 'extern const char *const $(1)[];'; \
 	   echo 'extern const size_t $(1)_count;'; \
 	   echo 'const char *const $(1)[] = {'; \
 	   for f in $(2); do \
-	     sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $$f; echo ','; \
+	     echo '('; sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $$f; echo '),'; \
 	   done; \
 	   echo '};'; \
 	   echo 'const size_t $(1)_count = sizeof($(1)) / sizeof($(1)[0]);'

@@ -174,6 +174,7 @@ static enum gw_err move_job(struct dispatch *d, const char *id, enum store_state
 	if (fields) {
 		op.driver_pod = fields->driver_pod;
 		op.spark_ui = fields->spark_ui;
+		op.spark_app_id = fields->spark_app_id;
 		op.not_before_ms = fields->not_before_ms;
 		op.new_run = fields->new_run;
 	}
@@ -1082,6 +1083,19 @@ static void lost_driver(struct cluster_rt *cl, const char *job_id)
 	store_job_release(&job);
 }
 
+/* The Spark application id the object shows (the History Server names
+ * the application by it): the driver pod's spark-app-selector label, or
+ * the operator's status.sparkApplicationId; NULL when none yet. */
+static const char *spark_app_id(const struct cluster_rt *cl, const json_t *obj)
+{
+	const char *id = cl->mode == ROUTER_SPARK_OPERATOR
+				 ? json_string_value(json_object_get(json_object_get(obj, "status"), "sparkApplicationId"))
+				 : json_string_value(json_object_get(json_object_get(json_object_get(obj, "metadata"),
+									     "labels"), "spark-app-selector"));
+
+	return id && *id ? id : NULL;
+}
+
 /* Applies what the cluster says of one object to its job. */
 static void apply_object(struct cluster_rt *cl, const char *type, json_t *obj)
 {
@@ -1127,7 +1141,9 @@ static void apply_object(struct cluster_rt *cl, const char *type, json_t *obj)
 			if (run_failed(cl, &job, reason, *message ? message : NULL))
 				timed_out = false; /* its objects are deleted already */
 		} else {
-			move_job(cl->d, id, (enum store_state)to, reason, *message ? message : NULL, NULL);
+			struct store_op seen = {.spark_app_id = spark_app_id(cl, obj)};
+
+			move_job(cl->d, id, (enum store_state)to, reason, *message ? message : NULL, &seen);
 		}
 		if (timed_out) /* it would wait forever: free the namespace */
 			delete_driver(cl, &job);
@@ -1972,6 +1988,7 @@ void dispatch_stop(struct dispatch *d)
 		k8s_client_free(d->clusters[i].probe_client);
 		json_decref(d->clusters[i].seen);
 		json_decref(d->clusters[i].early);
+		json_decref(d->clusters[i].pending_drivers);
 		json_decref(d->clusters[i].usage);
 		json_decref(d->clusters[i].pod_waits);
 		free(d->clusters[i].name);

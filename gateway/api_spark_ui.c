@@ -93,8 +93,12 @@ static enum MHD_Result finished_ui(struct request *rq, const char *rest)
 		return http_reply_problem(rq, 404, "ui-ended",
 					  "the job's Spark UI ended with its driver, and no Spark History Server is "
 					  "configured (spark.history_server)", NULL);
-	/* The application id is the job's: the gateway sets spark.app.id. */
-	if (asprintf(&location, "%s/history/%s/%s", rq->cfg->spark_history_server, rq->op.job.id, rest) < 0)
+	if (!rq->op.job.spark_app_id)
+		return http_reply_problem(rq, 404, "ui-ended",
+					  "the job ended before its driver reported a Spark application id, so the "
+					  "Spark History Server has no application of it", NULL);
+	if (asprintf(&location, "%s/history/%s/%s", rq->cfg->spark_history_server, rq->op.job.spark_app_id,
+		     rest) < 0)
 		return MHD_NO;
 	ret = redirect(rq, location);
 	free(location);

@@ -122,7 +122,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		"UPDATE jobs SET pool = ?2, cores_milli = ?3, memory_mib = ?4, gpus = ?5 WHERE seq = ?1",
 	[STMT_JOB_NEW_RUN] =
 		"UPDATE jobs SET run = run + 1, attempts = 0, cluster = NULL, namespace = NULL,"
-		" driver_pod = NULL, spark_ui = NULL, placement = NULL, not_before_ms = ?2"
+		" driver_pod = NULL, spark_ui = NULL, spark_app_id = NULL, placement = NULL, not_before_ms = ?2"
 		" WHERE seq = ?1",
 	[STMT_JOB_RENEW] =
 		"UPDATE jobs SET lease_until_ms = ?3 WHERE id = ?1 AND lease_owner = ?2"
@@ -226,7 +226,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_JOB_PLACE] =
 		"UPDATE jobs SET cluster = coalesce(?2, cluster),"
 		" namespace = coalesce(?3, namespace), driver_pod = coalesce(?4, driver_pod),"
-		" spark_ui = coalesce(?5, spark_ui), not_before_ms = ?6 WHERE seq = ?1",
+		" spark_ui = coalesce(?5, spark_ui), not_before_ms = ?6,"
+		" spark_app_id = coalesce(?7, spark_app_id) WHERE seq = ?1",
 	[STMT_JOB_SET_PLACEMENT] = "UPDATE jobs SET placement = ?2 WHERE seq = ?1",
 	[STMT_CLUSTER_SETTINGS_PUT] =
 		"INSERT INTO cluster_settings (name, rotation, weight) VALUES (?1, ?2, ?3)"

@@ -62,6 +62,7 @@ struct store_job {
 	char *namespace;
 	char *driver_pod;
 	char *spark_ui;
+	char *spark_app_id; /* what the driver reported; NULL until then */
 	char *lease_owner;      /* gateway process dispatching it */
 	int64_t lease_until_ms;
 	int attempts;           /* dispatch attempts so far */
@@ -229,6 +230,7 @@ struct store_op {
 	const char *message;             /* CANCEL, TRANSITION; may be NULL */
 	/* CLAIM, TRANSITION: fields to set when not NULL. */
 	const char *cluster, *namespace, *driver_pod, *spark_ui;
+	const char *spark_app_id;        /* TRANSITION: the driver's Spark application id */
 	const char *placement_json;      /* CLAIM: the explanation to keep */
 	const char *lease_owner;         /* CLAIM, RENEW, WATCH_LEASE, WATCH_RELEASE */
 	/* CLAIM: the pool placed in and the demand placed with replace the

@@ -94,7 +94,7 @@ enum gw_err store_row_to_job(struct db_stmt *st, struct store_job *job);
 	" jobs.driver_pod, jobs.spark_ui, jobs.lease_owner,"                  \
 	" jobs.lease_until_ms, jobs.attempts, jobs.not_before_ms, jobs.placement,"  \
 	" jobs.priority, jobs.team, jobs.pool, jobs.cores_milli, jobs.memory_mib,"   \
-	" jobs.gpus, jobs.run, jobs.ttl_s, jobs.cleaned_ms, jobs.spec_shown"
+	" jobs.gpus, jobs.run, jobs.ttl_s, jobs.cleaned_ms, jobs.spec_shown, jobs.spark_app_id"
 /* The same, without the large spec ('{}') and placement (NULL): for loops
  * over many jobs that never read them. */
 #define STORE_JOB_COLUMNS_BRIEF                                                \
@@ -104,7 +104,7 @@ enum gw_err store_row_to_job(struct db_stmt *st, struct store_job *job);
 	" jobs.driver_pod, jobs.spark_ui, jobs.lease_owner,"                  \
 	" jobs.lease_until_ms, jobs.attempts, jobs.not_before_ms, NULL,"      \
 	" jobs.priority, jobs.team, jobs.pool, jobs.cores_milli, jobs.memory_mib,"   \
-	" jobs.gpus, jobs.run, jobs.ttl_s, jobs.cleaned_ms, NULL"
+	" jobs.gpus, jobs.run, jobs.ttl_s, jobs.cleaned_ms, NULL, jobs.spark_app_id"
 
 /* The states in which a job holds resources on a cluster. */
 #define STORE_ACTIVE_STATES "('DISPATCHING', 'SUBMITTED', 'RUNNING', 'CANCELLING')"

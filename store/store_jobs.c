@@ -76,6 +76,7 @@ void store_job_release(struct store_job *job)
 	free(job->namespace);
 	free(job->driver_pod);
 	free(job->spark_ui);
+	free(job->spark_app_id);
 	free(job->lease_owner);
 	free(job->placement_json);
 	free(job->team);
@@ -151,6 +152,7 @@ enum gw_err store_row_to_job(struct db_stmt *st, struct store_job *job)
 	job->ttl_s = db_col_int64(st, 28);
 	job->cleaned_ms = db_col_int64(st, 29);
 	job->spec_shown_json = column_text(st, 30, &oom);
+	job->spark_app_id = column_text(st, 31, &oom);
 	if (oom) {
 		store_job_release(job);
 		return GW_ENOMEM;
@@ -578,6 +580,7 @@ static enum gw_err write_placement(struct store_conn *c, int64_t seq,
 	db_bind_text(st, 4, op->driver_pod);
 	db_bind_text(st, 5, op->spark_ui);
 	db_bind_int64(st, 6, op->not_before_ms);
+	db_bind_text(st, 7, op->spark_app_id);
 	return store_step_done(c, st, err);
 }
 

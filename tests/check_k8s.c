@@ -315,10 +315,12 @@ START_TEST(test_tls_and_token_from_kubeconfig)
 	snprintf(text, sizeof(text),
 		 "current-context: t\ncontexts:\n- name: t\n  context: {cluster: t, user: u}\n"
 		 "- name: wrong\n  context: {cluster: t, user: w}\n- name: noca\n  context: {cluster: n, user: u}\n"
+		 "- name: insecure\n  context: {cluster: i, user: u}\n"
 		 "clusters:\n- name: t\n  cluster:\n    server: https://127.0.0.1:%d\n    certificate-authority-data: %s\n"
 		 "- name: n\n  cluster:\n    server: https://127.0.0.1:%d\n"
+		 "- name: i\n  cluster:\n    server: https://127.0.0.1:%d\n    insecure-skip-tls-verify: true\n"
 		 "users:\n- name: u\n  user: {token: s3cret}\n- name: w\n  user: {token: guess}\n",
-		 sim.port, ca, sim.port);
+		 sim.port, ca, sim.port, sim.port);
 	write_text(path, text);
 
 	ck_assert_int_eq(k8s_kubeconfig_load(path, NULL, &cfg, err), GW_OK);
@@ -343,6 +345,14 @@ START_TEST(test_tls_and_token_from_kubeconfig)
 	k8s_config_release(&cfg);
 	ck_assert_int_eq(k8s_request(c, "GET", "/api/v1/namespaces", NULL, &r, err), GW_EIO);
 	ck_assert_msg(strstr(err, "SSL") || strstr(err, "certificate"), "%s", err);
+	k8s_client_free(c);
+	/* Unless the kubeconfig says to skip it, as kubectl honours. */
+	ck_assert_int_eq(k8s_kubeconfig_load(path, "insecure", &cfg, err), GW_OK);
+	ck_assert_int_eq(k8s_client_new(&cfg, &(struct k8s_client_options){.max_retries = 0}, &c, err), GW_OK);
+	k8s_config_release(&cfg);
+	ck_assert_int_eq(k8s_request(c, "GET", "/api/v1/namespaces", NULL, &r, err), GW_OK);
+	ck_assert_int_eq(r.status, 200);
+	k8s_response_release(&r);
 	k8s_client_free(c);
 	free(pem);
 	free(ca);

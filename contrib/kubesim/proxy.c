@@ -80,8 +80,8 @@ static void spark_ui(struct ks_state *st, const json_t *driver, const char *path
 	json_t *conf = ks_spark_conf(st, driver);
 	const char *labelled = jstr(json_object_get(json_object_get(json_object_get(driver, "metadata"), "labels"),
 						    "spark-app-selector"));
-	const char *id = json_string_value(json_object_get(conf, "spark.app.id"))
-				 ? json_string_value(json_object_get(conf, "spark.app.id")) : labelled;
+	/* Spark on Kubernetes names the application as the label says. */
+	const char *id = *labelled ? labelled : jstr(json_object_get(conf, "spark.app.id"));
 	const char *name = json_string_value(json_object_get(conf, "spark.app.name"))
 				   ? json_string_value(json_object_get(conf, "spark.app.name")) : ks_name(driver);
 	struct gw_buf b;

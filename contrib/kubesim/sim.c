@@ -537,7 +537,7 @@ static void step_pod(struct ks_state *st, const char *key, json_t *pod)
 
 /* The Service the operator puts in front of a driver's UI,
  * "<app>-ui-svc", port 4040, owned by the application. */
-static void operator_ui_service(struct ks_state *st, json_t *app)
+static void operator_ui_service(struct ks_state *st, json_t *app, const char *app_id)
 {
 	const struct ks_resource *services = ks_resource_find("", "v1", "services");
 	char name[300];
@@ -551,7 +551,7 @@ static void operator_ui_service(struct ks_state *st, json_t *app)
 		"metadata", "name", name, "namespace", ks_ns(app), "labels", "sparkoperator.k8s.io/app-name",
 		ks_name(app), "ownerReferences", "apiVersion", "sparkoperator.k8s.io/v1beta2", "kind",
 		"SparkApplication", "name", ks_name(app), "uid", jstr(json_object_get(meta_of(app), "uid")),
-		"controller", 1, "spec", "type", "ClusterIP", "selector", "spark-app-selector", ks_name(app),
+		"controller", 1, "spec", "type", "ClusterIP", "selector", "spark-app-selector", app_id,
 		"spark-role", "driver", "ports", "name", "spark-driver-ui-port", "port", 4040, "targetPort", 4040,
 		"protocol", "TCP"));
 }
@@ -591,12 +591,16 @@ static void step_app(struct ks_state *st, json_t *app)
 	const struct ks_resource *pods = ks_resource_find("", "v1", "pods");
 	json_t *spec = json_object_get(app, "spec"), *status = json_object_get(app, "status");
 	const char *state = jstr(json_object_get(json_object_get(status, "applicationState"), "state"));
-	char driver_name[300], now[32];
+	char driver_name[300], now[32], app_id[64] = "spark-";
 	json_t *driver, *copy;
-	const char *want = NULL, *error = NULL, *submitted;
+	const char *want = NULL, *error = NULL, *submitted, *uid = jstr(json_object_get(meta_of(app), "uid"));
 
 	if (json_object_get(meta_of(app), "deletionTimestamp"))
 		return;
+	/* spark-submit names the application "spark-" and 32 hex digits. */
+	for (size_t i = 0, at = 6; uid[i] && at < 38; i++)
+		if (uid[i] != '-')
+			app_id[at++] = uid[i], app_id[at] = '\0';
 	snprintf(driver_name, sizeof(driver_name), "%s-driver", ks_name(app));
 	driver = ks_get(st, pods, ks_ns(app), driver_name);
 	ks_now_rfc3339(now);
@@ -619,7 +623,7 @@ static void step_app(struct ks_state *st, json_t *app)
 				labels = json_object();
 			json_object_set_new(labels, "spark-role", json_string("driver"));
 			json_object_set_new(labels, "sparkoperator.k8s.io/app-name", json_string(ks_name(app)));
-			json_object_set_new(labels, "spark-app-selector", json_string(ks_name(app)));
+			json_object_set_new(labels, "spark-app-selector", json_string(app_id));
 			pod = json_pack("{s:{s:s, s:s, s:o, s:[{s:s, s:s, s:s, s:s, s:b, s:b}]},"
 					" s:{s:s, s:[{s:s, s:s, s:{s:{s:s, s:s}}}]}, s:{s:s}}",
 					"metadata", "name", driver_name, "namespace", ks_ns(app), "labels", labels,
@@ -635,7 +639,7 @@ static void step_app(struct ks_state *st, json_t *app)
 			if (ks_admit_priority(st, pod) < 0)
 				json_object_set_new(json_object_get(pod, "spec"), "priority", json_integer(0));
 			ks_insert(st, pods, pod);
-			operator_ui_service(st, app);
+			operator_ui_service(st, app, app_id);
 		}
 		want = "SUBMITTED";
 	} else if (!driver) {
@@ -667,7 +671,7 @@ static void step_app(struct ks_state *st, json_t *app)
 	status = json_pack("{s:{s:s}, s:{s:s, s:s}, s:i, s:s, s:s}",
 			   "applicationState", "state", want, "driverInfo", "podName", driver_name,
 			   "webUIAddress", "10.0.0.1:4040", "submissionAttempts", 1,
-			   "lastSubmissionAttemptTime", *submitted ? submitted : now, "sparkApplicationId", ks_name(app));
+			   "lastSubmissionAttemptTime", *submitted ? submitted : now, "sparkApplicationId", app_id);
 	if (strcmp(want, "SUBMITTED"))
 		json_object_set_new(status, "executionAttempts", json_integer(1));
 	if (error)

@@ -198,6 +198,9 @@ static void object_path(const char *ns, const char *name, const char *kind,
 			 ns, name ? "/" : "", name ? name : "");
 	else if (!strcmp(kind, "Pod"))
 		snprintf(out, len, "/api/v1/namespaces/%s/pods%s%s", ns, name ? "/" : "", name ? name : "");
+	else if (!strcmp(kind, "PodGroup"))
+		snprintf(out, len, "/apis/scheduling.volcano.sh/v1beta1/namespaces/%s/podgroups%s%s", ns,
+			 name ? "/" : "", name ? name : "");
 	else if (!strcmp(kind, "Service"))
 		snprintf(out, len, "/api/v1/namespaces/%s/services%s%s", ns, name ? "/" : "", name ? name : "");
 	else

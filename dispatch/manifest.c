@@ -104,6 +104,9 @@ json_t *dispatch_final_conf(const struct store_job *job, const struct router_dec
 		if (fixed[i][0])
 			json_object_set_new(conf, fixed[i][0], json_pack("{s:s, s:s}", "value", fixed[i][1],
 									 "source", "gateway"));
+	if (router_batch_scheduler(d))
+		json_object_set_new(conf, "spark.kubernetes.scheduler.name",
+				    json_pack("{s:s, s:s}", "value", router_batch_scheduler(d)->name, "source", "gateway"));
 	/* Executors' GPUs as Spark asks them of Kubernetes: an amount of the
 	 * vendor's resource (vendor/gpu), which the spec names. */
 	{
@@ -240,6 +243,102 @@ static json_t *resources(const json_t *pod_spec)
 	return res;
 }
 
+/* An ownerReferences entry naming the driver pod; its uid comes later. */
+static json_t *owned_by_driver(const struct dispatch_names *names)
+{
+	return json_pack("[{s:s, s:s, s:s, s:s, s:b}]", "apiVersion", "v1", "kind", "Pod",
+			 "name", names->driver_pod, "uid", "", "controller", 1);
+}
+
+static void pod_group_name(const struct dispatch_names *names, char *out, size_t len)
+{
+	snprintf(out, len, "%s-podgroup", names->app);
+}
+
+/* YuniKorn's gang: the driver, then every executor the job asks for,
+ * each group with one member's resources. */
+static json_t *task_groups(const json_t *spec, const struct router_decision *d)
+{
+	json_t *driver = resources(json_object_get(spec, "driver"));
+	json_t *executor = resources(json_object_get(spec, "executor"));
+	json_t *groups = json_pack("[{s:s, s:i, s:O}, {s:s, s:i, s:O}]", "name", "spark-driver", "minMember", 1,
+				   "minResource", json_object_get(driver, "requests"), "name", "spark-executor",
+				   "minMember", d->demand.pods > 1 ? (int)d->demand.pods - 1 : 0, "minResource",
+				   json_object_get(executor, "requests"));
+	char *text = json_dumps(groups, JSON_COMPACT);
+	json_t *out = json_string(text ? text : "[]");
+
+	free(text);
+	json_decref(groups);
+	json_decref(driver);
+	json_decref(executor);
+	return out;
+}
+
+/* A pod, or the executors' template, for the cluster's batch scheduler:
+ * its schedulerName and the scheduler's gang metadata (Volcano's pod
+ * group annotation; YuniKorn's application id, queue label and task
+ * groups, as Spark's guide to YuniKorn sets them). */
+static void batch_scheduling(json_t *pod, const struct store_job *job, const json_t *spec,
+			     const struct router_decision *d, const struct dispatch_names *names, const char *task)
+{
+	const struct router_batch_scheduler *b = router_batch_scheduler(d);
+	json_t *meta = json_object_get(pod, "metadata"), *ann, *labels;
+	char group[STORE_ID_LEN + 48];
+
+	if (!b)
+		return;
+	json_object_set_new(json_object_get(pod, "spec"), "schedulerName", json_string(b->name));
+	if (!(ann = json_object_get(meta, "annotations")))
+		json_object_set_new(meta, "annotations", ann = json_object());
+	if (!(labels = json_object_get(meta, "labels")))
+		json_object_set_new(meta, "labels", labels = json_object());
+	if (!strcmp(b->name, "volcano")) {
+		pod_group_name(names, group, sizeof(group));
+		json_object_set_new(ann, "scheduling.k8s.io/group-name", json_string(group));
+	} else if (!strcmp(b->name, "yunikorn")) {
+		json_object_set_new(ann, "yunikorn.apache.org/app-id", json_string(job->id));
+		json_object_set_new(ann, "yunikorn.apache.org/task-group-name", json_string(task));
+		if (b->queue)
+			json_object_set_new(labels, "queue", json_string(b->queue));
+		if (!strcmp(task, "spark-driver"))
+			json_object_set_new(ann, "yunikorn.apache.org/task-groups", task_groups(spec, d));
+	}
+}
+
+/* Volcano's PodGroup for a driver-pod job, as Spark's guide to Volcano
+ * writes it: one member (the driver; Spark asks for executors once the
+ * driver runs, so a larger minMember could never be met) and the whole
+ * job's resources as minResources, so that Volcano admits the driver only
+ * when the driver and every executor fit. Owned by the driver, as the
+ * job's other objects. */
+static json_t *pod_group(const struct store_job *job, const struct router_decision *d,
+			 const struct dispatch_names *names)
+{
+	const struct router_batch_scheduler *b = router_batch_scheduler(d);
+	char group[STORE_ID_LEN + 48], cpu[32], memory[32];
+	json_t *pg, *min;
+
+	pod_group_name(names, group, sizeof(group));
+	snprintf(cpu, sizeof(cpu), "%g", d->demand.cores);
+	snprintf(memory, sizeof(memory), "%lldMi", (long long)((d->demand.memory + (1 << 20) - 1) >> 20));
+	pg = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}, s:o}, s:{s:i, s:{s:s, s:s}, s:s}}", "apiVersion",
+		       "scheduling.volcano.sh/v1beta1", "kind", "PodGroup", "metadata", "name", group, "namespace",
+		       d->ns->name, "labels", DISPATCH_JOB_LABEL, job->id, "ownerReferences", owned_by_driver(names),
+		       "spec", "minMember", 1, "minResources", "cpu", cpu, "memory", memory,
+		       "priorityClassName", d->pool->driver_priority_class);
+	min = json_object_get(json_object_get(pg, "spec"), "minResources");
+	if (d->demand.gpus > 0) {
+		char gpus[16];
+
+		snprintf(gpus, sizeof(gpus), "%d", d->demand.gpus);
+		json_object_set_new(min, "nvidia.com/gpu", json_string(gpus));
+	}
+	if (b && b->queue)
+		json_object_set_new(json_object_get(pg, "spec"), "queue", json_string(b->queue));
+	return pg;
+}
+
 static json_t *driver_pod(const struct store_job *job, const json_t *spec,
 			  const struct router_decision *d, const struct dispatch_names *names)
 {
@@ -286,14 +385,8 @@ static json_t *driver_pod(const struct store_job *job, const json_t *spec,
 		"items", "key", "spark.properties", "path", "spark.properties",
 		"key", EXECUTOR_TEMPLATE, "path", EXECUTOR_TEMPLATE);
 	json_array_extend(json_object_get(json_object_get(pod, "spec"), "containers"), d->cluster->sidecars);
+	batch_scheduling(pod, job, spec, d, names, "spark-driver");
 	return pod;
-}
-
-/* An ownerReferences entry naming the driver pod; its uid comes later. */
-static json_t *owned_by_driver(const struct dispatch_names *names)
-{
-	return json_pack("[{s:s, s:s, s:s, s:s, s:b}]", "apiVersion", "v1", "kind", "Pod",
-			 "name", names->driver_pod, "uid", "", "controller", 1);
 }
 
 static json_t *driver_service(const struct store_job *job, const struct router_decision *d,
@@ -314,7 +407,8 @@ static json_t *driver_service(const struct store_job *job, const struct router_d
 
 /* Spark reads executor scheduling from a pod template file: the node role
  * and the lower priority class, so that executors are preempted first. */
-static char *executor_template(const struct store_job *job, const struct router_decision *d)
+static char *executor_template(const struct store_job *job, const json_t *spec, const struct router_decision *d,
+			       const struct dispatch_names *names)
 {
 	/* The first container is Spark's; sidecars follow it. */
 	json_t *tpl = json_pack("{s:s, s:s, s:{s:o}, s:{s:s, s:O, s:O, s:[{s:s}]}}", "apiVersion", "v1",
@@ -325,6 +419,7 @@ static char *executor_template(const struct store_job *job, const struct router_
 	char *text;
 
 	json_array_extend(json_object_get(json_object_get(tpl, "spec"), "containers"), d->cluster->sidecars);
+	batch_scheduling(tpl, job, spec, d, names, "spark-executor");
 	text = json_dumps(tpl, JSON_INDENT(2) | JSON_SORT_KEYS); /* JSON is YAML */
 
 	json_decref(tpl);
@@ -335,10 +430,12 @@ static json_t *driver_config_map(const struct store_job *job, const struct route
 				 const struct dispatch_names *names)
 {
 	json_t *conf = dispatch_final_conf(job, d);
-	char *props = properties_text(conf), *tpl = executor_template(job, d);
+	json_t *spec = json_loads(job->spec_json, 0, NULL);
+	char *props = properties_text(conf), *tpl = executor_template(job, spec, d, names);
 	json_t *cm = NULL;
 
 	json_decref(conf);
+	json_decref(spec);
 	if (props && tpl)
 		cm = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}, s:o}, s:{s:s, s:s}}",
 			       "apiVersion", "v1", "kind", "ConfigMap",
@@ -395,6 +492,16 @@ static json_t *spark_application(const struct store_job *job, json_t *spec,
 	json_object_set_new(driver, "serviceAccount", json_string(service_account(d)));
 	schedule_pod(driver, job, d, d->pool->driver_priority_class);
 	schedule_pod(exec, job, d, d->pool->executor_priority_class);
+	/* The operator makes the batch scheduler's objects itself. */
+	if (router_batch_scheduler(d)) {
+		const struct router_batch_scheduler *b = router_batch_scheduler(d);
+		json_t *options = json_pack("{s:s}", "priorityClassName", d->pool->driver_priority_class);
+
+		if (b->queue)
+			json_object_set_new(options, "queue", json_string(b->queue));
+		json_object_set_new(app_spec, "batchScheduler", json_string(b->name));
+		json_object_set_new(app_spec, "batchSchedulerOptions", options);
+	}
 	return json_pack("{s:s, s:s, s:{s:s, s:s, s:o, s:o}, s:o}",
 			 "apiVersion", "sparkoperator.k8s.io/v1beta2", "kind", "SparkApplication",
 			 "metadata", "name", names->app, "namespace", d->ns->name, "labels", job_labels(job),
@@ -417,6 +524,9 @@ json_t *dispatch_manifests(const struct store_job *job, const struct router_deci
 	else
 		out = json_pack("[o, o, o]", driver_pod(job, spec, d, &names),
 				driver_service(job, d, &names), driver_config_map(job, d, &names));
+	if (out && d->cluster->mode == ROUTER_DRIVER_POD && router_batch_scheduler(d) &&
+	    !strcmp(router_batch_scheduler(d)->name, "volcano"))
+		json_array_append_new(out, pod_group(job, d, &names));
 	if (!out)
 		gw_seterr(err, "cannot build the manifests of job %s", job->id);
 done:

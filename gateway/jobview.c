@@ -52,7 +52,7 @@ static json_t *job_head(const struct store_job *job)
 	}
 	json_object_set_new(out, "run", json_integer(job->run > 1 ? job->run : 1));
 	json_object_set_new(out, "driver", job->driver_pod
-			    ? json_pack("{s:s, s:s?, s:s?}", "podName", job->driver_pod, "sparkUI", job->spark_ui,
+			    ? json_pack("{s:s, s:s?, s:s*}", "podName", job->driver_pod, "sparkUI", job->spark_ui,
 					"sparkApplicationId", job->spark_app_id)
 			    : json_null());
 	return out;

@@ -75,6 +75,13 @@ void router_decision_release(struct router_decision *d)
 	memset(d, 0, sizeof(*d));
 }
 
+const struct router_batch_scheduler *router_batch_scheduler(const struct router_decision *d)
+{
+	if (d->cluster && d->cluster->batch.name)
+		return &d->cluster->batch;
+	return d->pool && d->pool->batch.name ? &d->pool->batch : NULL;
+}
+
 static void reason(json_t *reasons, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void reason(json_t *reasons, const char *fmt, ...)

@@ -351,6 +351,27 @@ static enum gw_err parse_namespace(struct loader *ld, json_t *v, const char *at,
 	return GW_OK;
 }
 
+/* batchScheduler: {name, queue}. */
+static enum gw_err parse_batch(struct loader *ld, json_t *v, const char *at, struct router_batch_scheduler *b)
+{
+	static const char *const keys[] = {"name", "queue", NULL};
+	json_t *bs = json_object_get(v, "batchScheduler");
+	char sub[256], why[GW_ERRLEN];
+	enum gw_err rc;
+
+	if (!bs)
+		return GW_OK;
+	snprintf(sub, sizeof(sub), "%s.batchScheduler", at);
+	if (!json_is_object(bs))
+		return fail(ld, sub, "%s must be a map with a name and a queue", sub);
+	if ((rc = only_keys(ld, bs, sub, keys)) || (rc = get_string(ld, bs, sub, "name", true, NULL, &b->name)) ||
+	    (rc = get_string(ld, bs, sub, "queue", false, NULL, &b->queue)))
+		return rc;
+	if (!gw_dns1123_subdomain_valid(b->name, why))
+		return fail(ld, sub, "%s.name '%s' is not a scheduler name: %s", sub, b->name, why);
+	return GW_OK;
+}
+
 static void cluster_release(struct router_cluster *c)
 {
 	free(c->name);
@@ -362,6 +383,8 @@ static void cluster_release(struct router_cluster *c)
 	json_decref(c->overrides);
 	json_decref(c->annotations);
 	json_decref(c->sidecars);
+	free(c->batch.name);
+	free(c->batch.queue);
 	for (size_t i = 0; i < c->nroles; i++)
 		role_release(&c->roles[i]);
 	free(c->roles);
@@ -372,7 +395,7 @@ static enum gw_err parse_cluster(struct loader *ld, json_t *v, const char *at,
 {
 	static const char *const keys[] = {"name", "kubeconfig", "context", "mode", "namespace",
 					   "image", "serviceAccount", "defaults", "overrides",
-					   "annotations", "nodeRoles", "sidecars", NULL};
+					   "annotations", "nodeRoles", "sidecars", "batchScheduler", NULL};
 	json_t *roles = json_object_get(v, "nodeRoles");
 	char *mode = NULL, sub[256], why[GW_ERRLEN];
 	enum gw_err rc;
@@ -387,7 +410,8 @@ static enum gw_err parse_cluster(struct loader *ld, json_t *v, const char *at,
 	    (rc = get_string(ld, v, at, "serviceAccount", false, "spark", &c->service_account)) ||
 	    (rc = get_conf(ld, v, at, "defaults", &c->defaults)) ||
 	    (rc = get_conf(ld, v, at, "overrides", &c->overrides)) ||
-	    (rc = get_conf(ld, v, at, "annotations", &c->annotations)))
+	    (rc = get_conf(ld, v, at, "annotations", &c->annotations)) ||
+	    (rc = parse_batch(ld, v, at, &c->batch)))
 		goto out;
 	if (!gw_dns1123_label_valid(c->name, why)) {
 		rc = fail(ld, at, "cluster name '%s' is not a DNS-1123 label: %s", c->name, why);
@@ -463,6 +487,8 @@ static void router_free(struct router *r)
 		free(r->pools[i].default_role);
 		free(r->pools[i].driver_priority_class);
 		free(r->pools[i].executor_priority_class);
+		free(r->pools[i].batch.name);
+		free(r->pools[i].batch.queue);
 		json_decref(r->pools[i].conf_allow);
 		json_decref(r->pools[i].conf_deny);
 	}
@@ -574,7 +600,8 @@ static enum gw_err parse_pool(struct loader *ld, struct router *r, json_t *v, co
 			      struct router_pool *p)
 {
 	static const char *const keys[] = {"name", "clusters", "defaults", "images", "nodeRole",
-					   "priorityClasses", "limits", "maxRunSeconds", "sparkConf", "prices", NULL};
+					   "priorityClasses", "limits", "maxRunSeconds", "sparkConf", "prices",
+					   "batchScheduler", NULL};
 	json_t *members = json_object_get(v, "clusters"), *pc = json_object_get(v, "priorityClasses");
 	json_t *limits = json_object_get(v, "limits");
 	char sub[256];
@@ -588,7 +615,8 @@ static enum gw_err parse_pool(struct loader *ld, struct router *r, json_t *v, co
 	    (rc = get_string(ld, v, at, "nodeRole", false, NULL, &p->default_role)) ||
 	    (rc = get_string(ld, pc, at, "driver", false, "sparkgw-driver", &p->driver_priority_class)) ||
 	    (rc = get_string(ld, pc, at, "executor", false, "sparkgw-executor", &p->executor_priority_class)) ||
-	    (rc = get_number(ld, v, at, "maxRunSeconds", 0, 31536000, &max_run)))
+	    (rc = get_number(ld, v, at, "maxRunSeconds", 0, 31536000, &max_run)) ||
+	    (rc = parse_batch(ld, v, at, &p->batch)))
 		return rc;
 	p->max_run_s = (unsigned)max_run;
 	snprintf(sub, sizeof(sub), "%s.prices", at);

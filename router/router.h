@@ -29,6 +29,14 @@ struct router_node_role {
 	json_t *tolerations;   /* array of core/v1 Tolerations */
 };
 
+/* A batch scheduler a cluster's Spark pods go to (their schedulerName),
+ * with the queue they take; Volcano and YuniKorn get their gang
+ * scheduling objects too. */
+struct router_batch_scheduler {
+	char *name;  /* "volcano", "yunikorn" or another scheduler's; NULL: the default scheduler */
+	char *queue; /* NULL: the scheduler's default queue */
+};
+
 struct router_cluster {
 	char *name;
 	char *kubeconfig;
@@ -40,6 +48,7 @@ struct router_cluster {
 	json_t *overrides;      /* sparkConf above the user's */
 	json_t *annotations;    /* added to drivers and executors */
 	json_t *sidecars;       /* core/v1 Containers added to drivers and executors */
+	struct router_batch_scheduler batch; /* over the pool's */
 	struct router_node_role *roles;
 	size_t nroles;
 };
@@ -92,6 +101,7 @@ struct router_pool {
 	json_t *conf_allow, *conf_deny;
 	/* Prices for cost attribution, per hour; 0: not priced. */
 	double price_core_hour, price_memory_gib_hour, price_gpu_hour;
+	struct router_batch_scheduler batch; /* for its clusters that name none */
 };
 
 struct router_rule {
@@ -213,6 +223,9 @@ struct router_decision {
 };
 
 void router_decision_release(struct router_decision *d);
+/* The batch scheduler of the decision's cluster, or else of its pool;
+ * NULL for the default scheduler. */
+const struct router_batch_scheduler *router_batch_scheduler(const struct router_decision *d);
 
 enum router_result {
 	ROUTER_OK,

@@ -176,6 +176,108 @@ START_TEST(test_manifests_match_schemas)
 }
 END_TEST
 
+#define BATCH_POLICY                                                                            \
+	"clusters:\n  - name: c\n    kubeconfig: /dev/null\n    mode: %s\n%s"                      \
+	"pools:\n  - name: p\n    clusters: [{name: c, weight: 1}]\n"                             \
+	"    batchScheduler: {name: volcano, queue: spark}\n"                                       \
+	"namespaceGroups:\n  - {name: all, namespaces: [{name: spark-jobs}]}\n"
+
+static const char *annotation_of(const json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(json_object_get(json_object_get(obj, "metadata"), "annotations"), key));
+}
+
+/* A pool's or cluster's batch scheduler: Volcano gets a PodGroup for the
+ * whole job (valid against Volcano's CRD) and its pods point at it;
+ * YuniKorn gets its application, queue and task groups; the operator is
+ * told which scheduler to use; a bad scheduler name is refused. */
+START_TEST(test_batch_scheduler_manifests)
+{
+	char yaml[2048], err[4096], group[128];
+	struct router *r;
+	struct router_decision dec;
+	struct store_job job = sample_job();
+	json_t *objs, *pod, *pg, *cm, *tasks, *doc, *marks;
+	const char *tpl, *props;
+
+	job.spec_json = (char *)(uintptr_t)
+		"{\"type\":\"Scala\",\"sparkVersion\":\"3.5.1\",\"mainClass\":\"org.apache.spark.examples.SparkPi\","
+		"\"mainApplicationFile\":\"local:///opt/spark/examples/jars/spark-examples.jar\","
+		"\"driver\":{\"cores\":2,\"memory\":\"2g\"},\"executor\":{\"instances\":3,\"cores\":2,\"memory\":\"4g\"}}";
+	snprintf(yaml, sizeof(yaml), BATCH_POLICY, "driver-pod", "");
+	r = policy(yaml);
+	objs = manifests_for(r, &job, &dec);
+	ck_assert_int_eq(json_array_size(objs), 4);
+	pod = json_array_get(objs, 0);
+	pg = json_array_get(objs, 3);
+	ck_assert_msg(validate_with_node("pod", pod, err, sizeof(err)) == 0, "pod: %s", err);
+	ck_assert_msg(validate_with_node("podgroup", pg, err, sizeof(err)) == 0, "podgroup: %s", err);
+	snprintf(group, sizeof(group), "%s-podgroup", job.id);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(pg, "metadata"), "name")), group);
+	/* The driver, admitted when it and 3 executors of 2 cores all fit. */
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(pg, "spec"), "minMember")), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(pg, "spec"), "minResources"),
+							   "cpu")), "8");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(pg, "spec"), "queue")), "spark");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(pod, "spec"), "schedulerName")), "volcano");
+	ck_assert_str_eq(annotation_of(pod, "scheduling.k8s.io/group-name"), group);
+	cm = json_array_get(objs, 2);
+	tpl = json_string_value(json_object_get(json_object_get(cm, "data"), "executor-pod-template.yaml"));
+	ck_assert_msg(strstr(tpl, "\"schedulerName\": \"volcano\"") && strstr(tpl, group), "%s", tpl);
+	props = json_string_value(json_object_get(json_object_get(cm, "data"), "spark.properties"));
+	ck_assert_ptr_nonnull(strstr(props, "spark.kubernetes.scheduler.name=volcano\n"));
+	json_decref(objs);
+	router_decision_release(&dec);
+	router_unref(r);
+
+	/* The cluster's own scheduler wins over the pool's. */
+	snprintf(yaml, sizeof(yaml), BATCH_POLICY, "driver-pod",
+		 "    batchScheduler: {name: yunikorn, queue: root.spark}\n");
+	r = policy(yaml);
+	objs = manifests_for(r, &job, &dec);
+	ck_assert_int_eq(json_array_size(objs), 3);
+	pod = json_array_get(objs, 0);
+	ck_assert_msg(validate_with_node("pod", pod, err, sizeof(err)) == 0, "pod: %s", err);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(pod, "spec"), "schedulerName")), "yunikorn");
+	ck_assert_str_eq(annotation_of(pod, "yunikorn.apache.org/app-id"), job.id);
+	ck_assert_str_eq(annotation_of(pod, "yunikorn.apache.org/task-group-name"), "spark-driver");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(pod, "metadata"), "labels"),
+							   "queue")), "root.spark");
+	tasks = json_loads(annotation_of(pod, "yunikorn.apache.org/task-groups"), 0, NULL);
+	ck_assert_int_eq(json_array_size(tasks), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(tasks, 1), "minMember")), 3);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_array_get(tasks, 1), "minResource"),
+							   "cpu")), "2");
+	json_decref(tasks);
+	tpl = json_string_value(json_object_get(json_object_get(json_array_get(objs, 2), "data"),
+						"executor-pod-template.yaml"));
+	ck_assert_msg(strstr(tpl, "\"yunikorn.apache.org/task-group-name\": \"spark-executor\""), "%s", tpl);
+	json_decref(objs);
+	router_decision_release(&dec);
+	router_unref(r);
+
+	snprintf(yaml, sizeof(yaml), BATCH_POLICY, "spark-operator", "");
+	r = policy(yaml);
+	objs = manifests_for(r, &job, &dec);
+	ck_assert_int_eq(json_array_size(objs), 1);
+	ck_assert_msg(validate_with_node("sparkapp", json_array_get(objs, 0), err, sizeof(err)) == 0, "%s", err);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_array_get(objs, 0), "spec"),
+							   "batchScheduler")), "volcano");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(json_array_get(objs, 0),
+		"spec"), "batchSchedulerOptions"), "queue")), "spark");
+	json_decref(objs);
+	router_decision_release(&dec);
+	router_unref(r);
+
+	snprintf(yaml, sizeof(yaml), BATCH_POLICY, "driver-pod", "    batchScheduler: {name: Not A Name}\n");
+	ck_assert_int_eq(gw_yaml_load_string(yaml, strlen(yaml), &doc, &marks, err), GW_OK);
+	ck_assert_int_ne(router_load(doc, marks, "test.yaml", &r, err), GW_OK);
+	ck_assert_msg(strstr(err, "batchScheduler.name"), "%s", err);
+	json_decref(doc);
+	json_decref(marks);
+}
+END_TEST
+
 /* ---- end to end ---- */
 
 static char *dir;
@@ -231,6 +333,13 @@ static void start_operator(void)
 	start_all("spark-operator", "--operator", QUICK "spark:\n  history_server: " HISTORY_SERVER "/\n");
 }
 
+static void start_volcano(void)
+{
+	start_all("driver-pod", NULL,
+		  QUICK "pools:\n  - name: batch\n    clusters: [{name: sim, weight: 1}]\n"
+		  "    batchScheduler: {name: volcano, queue: spark}\n");
+}
+
 static void start_faulty(void)
 {
 	start_all("driver-pod",
@@ -261,6 +370,9 @@ static int count_on_cluster(const char *resource, const char *id)
 
 	if (!strcmp(resource, "pods"))
 		snprintf(url, sizeof(url), "%s/api/v1/pods?labelSelector=sparkgw%%2Fjob-id%%3D%s,spark-role%%3Ddriver",
+			 sim.base, id);
+	else if (!strcmp(resource, "podgroups"))
+		snprintf(url, sizeof(url), "%s/apis/scheduling.volcano.sh/v1beta1/podgroups?labelSelector=sparkgw%%2Fjob-id%%3D%s",
 			 sim.base, id);
 	else
 		snprintf(url, sizeof(url), "%s/apis/sparkoperator.k8s.io/v1beta2/sparkapplications?labelSelector=sparkgw%%2Fjob-id%%3D%s",
@@ -770,6 +882,40 @@ START_TEST(test_operator_driver_timeouts)
 }
 END_TEST
 
+/* On a pool with Volcano, a job's driver goes to Volcano with a PodGroup
+ * that Volcano (kubesim) admits once the whole job fits; the job runs to
+ * its end, and its PodGroup goes with its driver. */
+START_TEST(test_volcano_pool_runs_jobs)
+{
+	char *id = submit("gang", "\"spark.kubesim.durationSeconds\":\"30\"", NULL), url[400];
+	json_t *job = tu_wait_job(gw.base, id, "RUNNING", 20000), *pg, *pod;
+	struct tu_response r;
+
+	ck_assert_ptr_nonnull(job);
+	json_decref(job);
+	snprintf(url, sizeof(url), "%s/apis/scheduling.volcano.sh/v1beta1/namespaces/spark-jobs/podgroups/%s-podgroup",
+		 sim.base, id);
+	pg = tu_get_json(url);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(pg, "spec"), "queue")), "spark");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(pg, "status"), "phase")), "Inqueue");
+	json_decref(pg);
+	snprintf(url, sizeof(url), "%s/api/v1/namespaces/spark-jobs/pods/%s-driver", sim.base, id);
+	pod = tu_get_json(url);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(pod, "spec"), "schedulerName")), "volcano");
+	json_decref(pod);
+	snprintf(url, sizeof(url), "%s/api/v1/jobs/%s", gw.base, id);
+	ck_assert_int_eq(tu_http("DELETE", url, NULL, NULL, 0, &r), 0);
+	tu_response_release(&r);
+	job = tu_wait_job(gw.base, id, "CANCELLED", 20000);
+	ck_assert_ptr_nonnull(job);
+	json_decref(job);
+	for (int i = 0; i < 100 && count_on_cluster("podgroups", id); i++)
+		usleep(50000);
+	ck_assert_int_eq(count_on_cluster("podgroups", id), 0);
+	free(id);
+}
+END_TEST
+
 START_TEST(test_operator_cancel)
 {
 	cancel_running("sparkapplications");
@@ -875,11 +1021,13 @@ Suite *dispatch_suite(void)
 	TCase *manifests = tcase_create("manifests");
 	TCase *pods = tcase_create("driver-pod");
 	TCase *op = tcase_create("spark-operator");
+	TCase *volcano = tcase_create("volcano");
 	TCase *faults = tcase_create("faults");
 	TCase *restarts = tcase_create("restarts");
 
 	tcase_set_timeout(manifests, 30);
 	tcase_add_test(manifests, test_manifests_match_schemas);
+	tcase_add_test(manifests, test_batch_scheduler_manifests);
 	suite_add_tcase(s, manifests);
 
 	tcase_add_unchecked_fixture(pods, start_driver_pod, stop_all);
@@ -903,6 +1051,11 @@ Suite *dispatch_suite(void)
 	tcase_add_test(op, test_operator_driver_timeouts);
 	tcase_add_test(op, test_spark_ui_operator);
 	suite_add_tcase(s, op);
+
+	tcase_add_unchecked_fixture(volcano, start_volcano, stop_all);
+	tcase_set_timeout(volcano, 60);
+	tcase_add_test(volcano, test_volcano_pool_runs_jobs);
+	suite_add_tcase(s, volcano);
 
 	/* These tests restart processes, so each starts its own. */
 	tcase_add_checked_fixture(faults, start_faulty, stop_all);

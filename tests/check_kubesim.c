@@ -584,6 +584,91 @@ static const char *scheduled_field(const json_t *pod, const char *field)
 	return NULL;
 }
 
+static void create_group(const char *name, int min_member, const char *cpu)
+{
+	char body[400];
+	struct tu_response r;
+
+	snprintf(body, sizeof(body),
+		 "{\"apiVersion\":\"scheduling.volcano.sh/v1beta1\",\"kind\":\"PodGroup\",\"metadata\":{\"name\":\"%s\"},"
+		 "\"spec\":{\"minMember\":%d,\"minResources\":{\"cpu\":\"%s\",\"memory\":\"1Gi\"}}}",
+		 name, min_member, cpu);
+	r = req("POST", "/apis/scheduling.volcano.sh/v1beta1/namespaces/spark-jobs/podgroups", body);
+	ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+	tu_response_release(&r);
+}
+
+static void create_gang_pod(const char *name, const char *group)
+{
+	char body[600];
+
+	snprintf(body, sizeof(body),
+		 "{\"metadata\":{\"name\":\"%s\",\"annotations\":{\"scheduling.k8s.io/group-name\":\"%s\"}},"
+		 "\"spec\":{\"schedulerName\":\"volcano\",\"containers\":[{\"name\":\"c\",\"image\":\"busybox\","
+		 "\"resources\":{\"requests\":{\"cpu\":\"1\",\"memory\":\"1Gi\"}}}]}}", name, group);
+	create_pod(body);
+}
+
+static const char *group_phase(const char *name, char *out, size_t len)
+{
+	char path[200];
+	struct tu_response r;
+
+	snprintf(path, sizeof(path), "/apis/scheduling.volcano.sh/v1beta1/namespaces/spark-jobs/podgroups/%s", name);
+	r = req("GET", path, NULL);
+	snprintf(out, len, "%s", json_string_value(json_object_get(json_object_get(r.json, "status"), "phase"))
+		 ? json_string_value(json_object_get(json_object_get(r.json, "status"), "phase")) : "");
+	tu_response_release(&r);
+	return out;
+}
+
+/* Volcano's gang admission: a group's pods wait until minMember of them
+ * exist and the nodes have room for its minResources, saying so as
+ * Volcano does; then they are scheduled; a pod naming no group waits. */
+START_TEST(test_volcano_gang)
+{
+	char phase[32];
+	json_t *pod;
+
+	create_group("too-big", 1, "20");
+	create_gang_pod("gang-a", "too-big");
+	pod = scheduled_pod("gang-a");
+	ck_assert_ptr_nonnull(pod);
+	ck_assert_ptr_null(node_of(pod));
+	ck_assert_msg(strstr(scheduled_field(pod, "message"), "1/1 tasks in gang unschedulable: pod group is not ready"),
+		      "%s", scheduled_field(pod, "message"));
+	json_decref(pod);
+	ck_assert_str_eq(group_phase("too-big", phase, sizeof(phase)), "Pending");
+
+	create_group("pair", 2, "2");
+	create_gang_pod("pair-0", "pair");
+	pod = scheduled_pod("pair-0");
+	ck_assert_ptr_nonnull(pod);
+	ck_assert_ptr_null(node_of(pod));
+	ck_assert_msg(strstr(scheduled_field(pod, "message"), "1 Pending, 2 minAvailable"), "%s",
+		      scheduled_field(pod, "message"));
+	json_decref(pod);
+	create_gang_pod("pair-1", "pair");
+	for (int i = 0; i < 2; i++) {
+		pod = NULL;
+		for (int t = 0; t < 100 && !(pod && node_of(pod)); t++) {
+			json_decref(pod);
+			usleep(20000);
+			pod = scheduled_pod(i ? "pair-1" : "pair-0");
+		}
+		ck_assert_msg(pod && node_of(pod), "pair-%d was not scheduled", i);
+		json_decref(pod);
+	}
+	ck_assert_str_eq(group_phase("pair", phase, sizeof(phase)), "Inqueue");
+
+	create_gang_pod("orphan", "missing");
+	pod = scheduled_pod("orphan");
+	ck_assert_ptr_nonnull(pod);
+	ck_assert_str_eq(scheduled_field(pod, "message"), "pod group missing is not found");
+	json_decref(pod);
+}
+END_TEST
+
 /* GPU pods land on the GPU node only; pods that do not tolerate its taint
  * never do, even when it is the only one with room; what no node admits
  * stays Pending, Unschedulable, with the scheduler's message. */
@@ -780,6 +865,7 @@ Suite *kubesim_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_scheduling_fits_nodes);
 	tcase_add_test(tc, test_drivers_preempt_executors);
+	tcase_add_test(tc, test_volcano_gang);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -4,8 +4,9 @@
  * operations carry x-kubernetes-group-version-kind and the fieldValidation
  * parameter, which is how kubectl learns that the server validates) and
  * the schemas they use; /openapi/v2 is the same definitions as Swagger
- * 2.0. Kinds the vendored files do not describe (PodDisruptionBudget,
- * ServiceMonitor) get a schema that keeps any spec. Loaded on first use:
+ * 2.0. Custom resources take their CRD's schema (SparkApplication,
+ * PodGroup); kinds the vendored files do not describe
+ * (PodDisruptionBudget, ServiceMonitor) get one that keeps any spec. Loaded on first use:
  * most kubesims never serve them. */
 #include <pthread.h>
 #include <stdio.h>
@@ -259,7 +260,7 @@ static uint64_t fnv1a(const char *s)
 
 static int build(struct ks_openapi *oa, const char *dir)
 {
-	json_t *core = NULL, *extra = NULL, *sched = NULL, *crd = NULL, *src = NULL, *docs = NULL;
+	json_t *core = NULL, *extra = NULL, *sched = NULL, *crd = NULL, *pg = NULL, *src = NULL, *docs = NULL;
 	json_t *root_paths, *v2, *doc;
 	const char *gv;
 	char *text;
@@ -268,7 +269,8 @@ static int build(struct ks_openapi *oa, const char *dir)
 	if (!(core = load(dir, "k8s-api-v1-openapi.json", oa->err)) ||
 	    !(extra = load(dir, "k8s-apps-rbac-v1-openapi.json", oa->err)) ||
 	    !(sched = load(dir, "k8s-scheduling-v1-openapi.json", oa->err)) ||
-	    !(crd = load(dir, "sparkapplication-v1beta2.schema.json", oa->err)))
+	    !(crd = load(dir, "sparkapplication-v1beta2.schema.json", oa->err)) ||
+	    !(pg = load(dir, "podgroup-v1beta1.schema.json", oa->err)))
 		goto fail;
 	src = json_deep_copy(json_object_get(json_object_get(core, "components"), "schemas"));
 	json_object_update(src, json_object_get(json_object_get(extra, "components"), "schemas"));
@@ -300,7 +302,8 @@ static int build(struct ks_openapi *oa, const char *dir)
 				snprintf(custom, sizeof(custom), "io.k8s.api.policy.%s.%s", r->version, r->kind);
 			name = custom;
 			json_object_set_new(oa->schemas, name,
-					    custom_schema(r, strcmp(r->kind, "SparkApplication") ? NULL : crd));
+					    custom_schema(r, !strcmp(r->kind, "SparkApplication") ? crd
+							     : !strcmp(r->kind, "PodGroup") ? pg : NULL));
 		}
 		snprintf(kind, sizeof(kind), "%s/%s/%s", r->group, r->version, r->kind);
 		json_object_set_new(oa->by_kind, kind, json_string(name));
@@ -342,6 +345,7 @@ fail:
 	json_decref(extra);
 	json_decref(sched);
 	json_decref(crd);
+	json_decref(pg);
 	json_decref(src);
 	json_decref(docs);
 	return rc;

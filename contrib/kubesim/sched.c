@@ -474,6 +474,98 @@ static void preempt(struct ks_state *st, json_t *pod, const struct ks_node *n, c
 	ks_update(st, pods, pod);
 }
 
+/* Says why the pod is not scheduled (PodScheduled=False, Unschedulable),
+ * once per change, as the scheduler's events are. */
+static void unschedulable(struct ks_state *st, json_t *pod, const char *msg)
+{
+	char key[512];
+	json_t *now;
+
+	if (scheduled_message(pod) && !strcmp(scheduled_message(pod), msg))
+		return;
+	ks_key(ks_resource_find("", "v1", "pods"), ks_ns(pod), ks_name(pod), key, sizeof(key));
+	now = json_object_get(st->objects, key);
+	pod = json_deep_copy(now ? now : pod);
+	set_scheduled(pod, "False", "Unschedulable", msg);
+	ks_record_event(st, pod, "Warning", "FailedScheduling", msg);
+	ks_update(st, ks_resource_find("", "v1", "pods"), pod);
+}
+
+static const char *group_of(const json_t *pod)
+{
+	return json_string_value(json_object_get(json_object_get(json_object_get(pod, "metadata"), "annotations"),
+						 "scheduling.k8s.io/group-name"));
+}
+
+/* Volcano's gang admission, for a pod that goes to Volcano and names a
+ * PodGroup: the group is admitted (Inqueue) once minMember of its pods
+ * exist and the nodes have room for its minResources; until then its
+ * pods wait, saying so. An admitted group's pods are scheduled as any. */
+static bool gang_admits(struct ks_state *st, json_t *pod)
+{
+	const char *scheduler = json_string_value(json_object_get(json_object_get(pod, "spec"), "schedulerName"));
+	const char *group = group_of(pod), *key;
+	const struct ks_resource *groups = ks_resource_find("scheduling.volcano.sh", "v1beta1", "podgroups");
+	json_t *pg, *spec, *min, *member, *status;
+	double free_[NRES] = {0}, want[NRES];
+	int members = 0, pending = 0, min_member;
+	char msg[512];
+
+	if (!scheduler || strcmp(scheduler, "volcano") || !group)
+		return true;
+	if (!(pg = ks_get(st, groups, ks_ns(pod), group))) {
+		snprintf(msg, sizeof(msg), "pod group %s is not found", group);
+		unschedulable(st, pod, msg);
+		return false;
+	}
+	status = json_object_get(pg, "status");
+	if (!strcmp(jstr(json_object_get(status, "phase")), "Inqueue") ||
+	    !strcmp(jstr(json_object_get(status, "phase")), "Running"))
+		return true;
+	json_object_foreach(st->pods, key, member) {
+		const char *phase = jstr(json_object_get(json_object_get(member, "status"), "phase"));
+
+		if (!strcmp(ks_ns(member), ks_ns(pod)) && group_of(member) && !strcmp(group_of(member), group) &&
+		    (!strcmp(phase, "Pending") || !strcmp(phase, "Running"))) {
+			members++;
+			pending += !strcmp(phase, "Pending");
+		}
+	}
+	spec = json_object_get(pg, "spec");
+	min = json_object_get(spec, "minResources");
+	min_member = json_is_integer(json_object_get(spec, "minMember")) ? (int)json_integer_value(json_object_get(spec, "minMember")) : 1;
+	want[RES_CPU] = quantity(json_object_get(min, "cpu"));
+	want[RES_MEM] = quantity(json_object_get(min, "memory"));
+	want[RES_GPU] = quantity(json_object_get(min, "nvidia.com/gpu"));
+	ensure_nodes(st);
+	for (int i = 0; i < st->nnodes; i++)
+		if (!st->nodes[i].unschedulable)
+			for (int r = 0; r < NRES; r++)
+				free_[r] += st->nodes[i].alloc[r] - st->nodes[i].used[r];
+	if (members >= min_member && want[RES_CPU] <= free_[RES_CPU] + 1e-9 && want[RES_MEM] <= free_[RES_MEM] &&
+	    want[RES_GPU] <= free_[RES_GPU]) {
+		pg = json_deep_copy(pg);
+		json_object_set_new(pg, "status", json_pack("{s:s, s:[{s:s, s:s, s:s}]}", "phase", "Inqueue",
+							      "conditions", "type", "Scheduled", "status", "True", "reason",
+							      "tasks in gang are ready to be scheduled"));
+		ks_update(st, groups, pg);
+		return true;
+	}
+	/* Volcano's words for a gang it holds back. */
+	snprintf(msg, sizeof(msg), "%d/%d tasks in gang unschedulable: pod group is not ready, %d Pending, %d minAvailable%s",
+		 pending, members, pending, min_member,
+		 members >= min_member ? "; the cluster has no room for the group's minResources" : "");
+	if (strcmp(jstr(json_object_get(status, "phase")), "Pending")) {
+		pg = json_deep_copy(pg);
+		json_object_set_new(pg, "status", json_pack("{s:s, s:[{s:s, s:s, s:s, s:s}]}", "phase", "Pending",
+							      "conditions", "type", "Unschedulable", "status", "True",
+							      "reason", "NotEnoughResources", "message", msg));
+		ks_update(st, groups, pg);
+	}
+	unschedulable(st, pod, msg);
+	return false;
+}
+
 void ks_schedule(struct ks_state *st, json_t *pod)
 {
 	json_t *hist = json_object(), *preempt_hist = json_object();
@@ -485,6 +577,8 @@ void ks_schedule(struct ks_state *st, json_t *pod)
 	const char *nominated = json_string_value(json_object_get(json_object_get(pod, "status"), "nominatedNodeName"));
 	bool resource_only;
 
+	if (!gang_admits(st, pod))
+		goto out;
 	ensure_nodes(st);
 	pod_demand(pod, d);
 	for (int i = 0; i < st->nnodes; i++) {
@@ -533,19 +627,8 @@ void ks_schedule(struct ks_state *st, json_t *pod)
 		fit_message(preempt_hist, st->nnodes, more, sizeof(more));
 		snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), " preemption: %s", more);
 	}
-	/* Said once per change, as the scheduler's events are; on the pod as
-	 * it is now (preemption may have nominated it). */
-	if (!scheduled_message(pod) || strcmp(scheduled_message(pod), msg)) {
-		char key[512];
-		json_t *now;
-
-		ks_key(ks_resource_find("", "v1", "pods"), ks_ns(pod), ks_name(pod), key, sizeof(key));
-		now = json_object_get(st->objects, key);
-		pod = json_deep_copy(now ? now : pod);
-		set_scheduled(pod, "False", "Unschedulable", msg);
-		ks_record_event(st, pod, "Warning", "FailedScheduling", msg);
-		ks_update(st, ks_resource_find("", "v1", "pods"), pod);
-	}
+	/* On the pod as it is now (preemption may have nominated it). */
+	unschedulable(st, pod, msg);
 out:
 	json_decref(hist);
 	json_decref(preempt_hist);

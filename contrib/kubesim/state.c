@@ -45,6 +45,9 @@ const struct ks_resource ks_resources[] = {
 	 * gateway with it. */
 	{"servicemonitors", "servicemonitor", "ServiceMonitor", "monitoring.coreos.com", "v1", true,
 	 "smon", false, false},
+	/* Volcano's gang scheduling: a pod naming a group waits until the
+	 * group is admitted (sched.c). */
+	{"podgroups", "podgroup", "PodGroup", "scheduling.volcano.sh", "v1beta1", true, "pg", false, true},
 };
 const size_t ks_nresources = sizeof(ks_resources) / sizeof(ks_resources[0]);
 

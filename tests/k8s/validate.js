@@ -6,7 +6,7 @@
 //   node tests/k8s/validate.js [--kind NAME] FILE.json|-
 //
 // The schema is the one whose x-kubernetes-group-version-kind matches the
-// object's apiVersion and kind (SparkApplication: the operator's CRD);
+// object's apiVersion and kind (SparkApplication, PodGroup: their CRDs');
 // --kind names one instead, by definition name (io.k8s.api.core.v1.PodSpec)
 // or by kind for pod templates and other kindless fragments.
 // Prints OK and exits 0, or one error a line and exits 1; 2 on usage.
@@ -19,7 +19,13 @@ const addFormats = require('ajv-formats');
 
 const SCHEMAS = path.join(__dirname, 'schemas');
 const OPENAPI_DOCS = ['k8s-api-v1-openapi.json', 'k8s-apps-rbac-v1-openapi.json', 'k8s-scheduling-v1-openapi.json'];
-const SPARKAPP = { apiVersion: 'sparkoperator.k8s.io/v1beta2', kind: 'SparkApplication' };
+// Custom resources, by the --kind alias too.
+const CRDS = [
+  { alias: 'sparkapp', apiVersion: 'sparkoperator.k8s.io/v1beta2', kind: 'SparkApplication',
+    file: 'sparkapplication-v1beta2.schema.json' },
+  { alias: 'podgroup', apiVersion: 'scheduling.volcano.sh/v1beta1', kind: 'PodGroup',
+    file: 'podgroup-v1beta1.schema.json' },
+];
 const ROOT_ID = 'urn:sparkgw:k8s-schemas';
 
 function fail(code, msg) {
@@ -83,13 +89,14 @@ function main() {
   ajv.addSchema({ $id: ROOT_ID, definitions });
 
   let schema, expect = null;
-  const isSparkApp = obj && obj.apiVersion === SPARKAPP.apiVersion && obj.kind === SPARKAPP.kind;
-  if (kindArg === 'sparkapp' || (!kindArg && isSparkApp)) {
-    // The CRD says only {type: object} of metadata; the API server checks
+  const crd = CRDS.find((c) => kindArg ? kindArg === c.alias
+    : obj && obj.apiVersion === c.apiVersion && obj.kind === c.kind);
+  if (crd) {
+    // A CRD says only {type: object} of metadata; the API server checks
     // it as ObjectMeta.
-    schema = closeObjects(readJSON(path.join(SCHEMAS, 'sparkapplication-v1beta2.schema.json')));
+    schema = closeObjects(readJSON(path.join(SCHEMAS, crd.file)));
     schema.properties.metadata = { $ref: `${ROOT_ID}#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta` };
-    expect = SPARKAPP;
+    expect = { apiVersion: crd.apiVersion, kind: crd.kind };
   } else {
     let name = kindArg && definitions[kindArg] ? kindArg : null;
     if (!name) {

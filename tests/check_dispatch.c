@@ -528,7 +528,10 @@ START_TEST(test_driver_pod_oom)
 }
 END_TEST
 
-START_TEST(test_driver_pod_image_pull_failure)
+/* A job whose image never pulls fails ErrImagePull, and what it made
+ * (its driver pod, and its SparkApplication when one is named) leaves
+ * the namespace: a driver that can never start holds no room. */
+static void image_pull_fails(const char *app_resource)
 {
 	char *id = submit("nopull", "\"spark.kubesim.imagePullFail\":\"true\"", NULL);
 	json_t *job = tu_wait_job(gw.base, id, NULL, 20000);
@@ -536,12 +539,19 @@ START_TEST(test_driver_pod_image_pull_failure)
 	ck_assert_ptr_nonnull(job);
 	ck_assert_str_eq(json_string_value(json_object_get(job, "state")), "FAILED");
 	ck_assert_str_eq(json_string_value(json_object_get(job, "reason")), "ErrImagePull");
-	/* A driver that can never start is removed from the namespace. */
-	for (int i = 0; i < 100 && count_on_cluster("pods", id); i++)
+	for (int i = 0; i < 100 && (count_on_cluster("pods", id) || (app_resource && count_on_cluster(app_resource, id)));
+	     i++)
 		usleep(50000);
 	ck_assert_int_eq(count_on_cluster("pods", id), 0);
+	if (app_resource)
+		ck_assert_int_eq(count_on_cluster(app_resource, id), 0);
 	json_decref(job);
 	free(id);
+}
+
+START_TEST(test_driver_pod_image_pull_failure)
+{
+	image_pull_fails(NULL);
 }
 END_TEST
 
@@ -862,19 +872,7 @@ END_TEST
  * the application (its driver with it). */
 START_TEST(test_operator_driver_timeouts)
 {
-	char *id = submit("nopull", "\"spark.kubesim.imagePullFail\":\"true\"", NULL);
-	json_t *job = tu_wait_job(gw.base, id, NULL, 20000);
-
-	ck_assert_ptr_nonnull(job);
-	ck_assert_str_eq(json_string_value(json_object_get(job, "state")), "FAILED");
-	ck_assert_str_eq(json_string_value(json_object_get(job, "reason")), "ErrImagePull");
-	for (int i = 0; i < 100 && (count_on_cluster("sparkapplications", id) || count_on_cluster("pods", id)); i++)
-		usleep(50000);
-	ck_assert_int_eq(count_on_cluster("sparkapplications", id), 0);
-	ck_assert_int_eq(count_on_cluster("pods", id), 0);
-	json_decref(job);
-	free(id);
-
+	image_pull_fails("sparkapplications");
 	occupy_nodes(15);
 	expect_failure("\"spark.kubesim.durationSeconds\":\"1\"", "{\"cores\":4,\"memory\":\"1g\"}",
 		       "Unschedulable", "Insufficient cpu");

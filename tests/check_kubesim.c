@@ -471,6 +471,49 @@ START_TEST(test_kubectl_tables)
 }
 END_TEST
 
+/* Events go after the event TTL, as an API server's do, and a watcher
+ * sees them go. */
+START_TEST(test_events_expire)
+{
+	struct tu_kubesim other = {0};
+	static const char *const json[] = {"Content-Type: application/json", NULL};
+	struct tu_response r;
+	char url[300], rv[32];
+	json_t *list;
+	size_t n = 0;
+
+	ck_assert_int_eq(tu_kubesim_start(&other, dir, "forgetful", "--event-ttl", "1", NULL), 0);
+	snprintf(url, sizeof(url), "%s/api/v1/namespaces/spark-jobs/pods", other.base);
+	ck_assert_int_eq(tu_http("POST", url, json, pod_json("noted", NULL), strlen(pod_json("noted", NULL)), &r), 0);
+	ck_assert_int_eq(r.status, 201);
+	tu_response_release(&r);
+	snprintf(url, sizeof(url), "%s/api/v1/namespaces/spark-jobs/events", other.base);
+	for (int i = 0; i < 50 && n == 0; i++) {
+		list = tu_get_json(url);
+		n = json_array_size(json_object_get(list, "items"));
+		snprintf(rv, sizeof(rv), "%s", json_string_value(json_object_get(json_object_get(list, "metadata"),
+										    "resourceVersion")));
+		json_decref(list);
+		if (!n)
+			usleep(20000);
+	}
+	ck_assert_uint_gt(n, 0);
+	for (int i = 0; i < 150 && n; i++) {
+		usleep(20000);
+		list = tu_get_json(url);
+		n = json_array_size(json_object_get(list, "items"));
+		json_decref(list);
+	}
+	ck_assert_uint_eq(n, 0);
+	snprintf(url, sizeof(url), "%s/api/v1/namespaces/spark-jobs/events?watch=true&resourceVersion=%s&timeoutSeconds=1",
+		 other.base, rv);
+	ck_assert_int_eq(tu_http("GET", url, NULL, NULL, 0, &r), 0);
+	ck_assert_ptr_nonnull(strstr(r.body, "{\"type\":\"DELETED\""));
+	tu_response_release(&r);
+	tu_kubesim_stop(&other);
+}
+END_TEST
+
 START_TEST(test_throttle_and_token)
 {
 	struct tu_kubesim other = {0};
@@ -857,6 +900,7 @@ Suite *kubesim_suite(void)
 	tcase_add_test(tc, test_deletion_propagation);
 	tcase_add_test(tc, test_served_objects_match_schemas);
 	tcase_add_test(tc, test_throttle_and_token);
+	tcase_add_test(tc, test_events_expire);
 	tcase_add_test(tc, test_official_js_client);
 	tcase_add_test(tc, test_kubectl_tables);
 	suite_add_tcase(s, tc);

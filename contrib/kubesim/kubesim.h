@@ -56,6 +56,7 @@ struct ks_options {
 	double throttle_qps;
 	double drop_watch_after_s;
 	double compact_every_s;
+	double event_ttl_s;     /* Events are removed this long after they are made (--event-ttl) */
 	const char *namespaces[32];
 	int nnamespaces;
 };
@@ -76,6 +77,14 @@ struct ks_state {
 	const struct ks_options *opts;
 	json_t *objects;  /* "resource/namespace/name" -> object */
 	json_t *pods;     /* the pods of objects, for the simulation's walks */
+	json_t *apps;     /* the SparkApplications of objects, for the operator's */
+	/* Events by age, to expire them (the API server's event TTL): a ring
+	 * of keys and when they lapse, oldest first. */
+	struct ks_lapse {
+		char *key;
+		int64_t at_ms;
+	} *lapses;
+	size_t lapses_cap, lapses_start, lapses_len;
 	/* What a tick looks at: the pods written since the last one, and the
 	 * running drivers by the time their run ends (key -> ms). */
 	json_t *pods_touched, *drivers_ending;
@@ -136,6 +145,8 @@ void ks_delete(struct ks_state *st, const struct ks_resource *r, json_t *obj,
 /* Garbage collection pass: removes dependents of vanished owners and
  * finishes foreground deletions. */
 void ks_collect_garbage(struct ks_state *st);
+/* Removes the Events whose TTL has run out. */
+void ks_expire_events(struct ks_state *st, int64_t now_ms);
 /* Records a core/v1 Event about obj. */
 void ks_record_event(struct ks_state *st, json_t *obj, const char *type,
 		     const char *reason, const char *message);

@@ -19,7 +19,7 @@ static void usage(FILE *out)
 		"               [--namespace NS]... [--operator] [--openapi SCHEMA-DIR]\n"
 		"               [--tls-cert F --tls-key F] [--token T]\n"
 		"               [--latency-ms N] [--error-rate F] [--throttle-qps Q]\n"
-		"               [--drop-watch-after S] [--compact-every S]\n");
+		"               [--drop-watch-after S] [--compact-every S] [--event-ttl S]\n");
 }
 
 static void add_namespace(struct ks_state *st, const char *name)
@@ -196,11 +196,13 @@ int main(int argc, char **argv)
 		{"throttle-qps", required_argument, NULL, 'q'},
 		{"drop-watch-after", required_argument, NULL, 'd'},
 		{"compact-every", required_argument, NULL, 'x'},
+		{"event-ttl", required_argument, NULL, 'E'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
+	/* Events live an hour, as the API server's --event-ttl says by default. */
 	struct ks_options opts = {.name = "kubesim", .nodes = 4, .node_cpu = 16,
-				  .node_memory = 64.0 * 1024 * 1024 * 1024};
+				  .node_memory = 64.0 * 1024 * 1024 * 1024, .event_ttl_s = 3600};
 	struct ks_state st;
 	struct MHD_Daemon *d;
 	pthread_t sim;
@@ -242,6 +244,7 @@ int main(int argc, char **argv)
 		case 'q': opts.throttle_qps = strtod(optarg, NULL); break;
 		case 'd': opts.drop_watch_after_s = strtod(optarg, NULL); break;
 		case 'x': opts.compact_every_s = strtod(optarg, NULL); break;
+		case 'E': opts.event_ttl_s = strtod(optarg, NULL); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

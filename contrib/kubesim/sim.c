@@ -698,9 +698,8 @@ static void tick(struct ks_state *st)
 		if (json_integer_value(v) <= now)
 			json_array_append_new(keys, json_string(key));
 	if (st->opts->operator_mode)
-		json_object_foreach(st->objects, key, obj)
-			if (!strncmp(key, "sparkapplications/", 18))
-				json_array_append_new(keys, json_string(key));
+		json_object_foreach(st->apps, key, obj)
+			json_array_append_new(keys, json_string(key));
 	json_array_foreach(keys, i, k) {
 		const char *name = json_string_value(k);
 
@@ -722,6 +721,7 @@ static void tick(struct ks_state *st)
 		json_decref(obj);
 	}
 	json_decref(keys);
+	ks_expire_events(st, now);
 	if (st->gc_due) {
 		st->gc_due = false;
 		ks_collect_garbage(st);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/timeutil.h"
 #include "contrib/kubesim/kubesim.h"
 
 static const char *jstr(const json_t *v)
@@ -122,6 +123,7 @@ int ks_state_init(struct ks_state *st, const struct ks_options *opts)
 	st->opts = opts;
 	st->objects = json_object();
 	st->pods = json_object();
+	st->apps = json_object();
 	st->pods_touched = json_object();
 	st->drivers_ending = json_object();
 	st->watches_open = json_object();
@@ -143,6 +145,10 @@ void ks_state_release(struct ks_state *st)
 	free(st->tls_key_pem);
 	json_decref(st->objects);
 	json_decref(st->pods);
+	json_decref(st->apps);
+	for (size_t i = 0; i < st->lapses_len; i++)
+		free(st->lapses[(st->lapses_start + i) % st->lapses_cap].key);
+	free(st->lapses);
 	json_decref(st->pods_touched);
 	json_decref(st->drivers_ending);
 	json_decref(st->watches_open);
@@ -259,6 +265,31 @@ static bool orphaned(struct ks_state *st, const json_t *obj)
 	return json_array_size(refs) > 0;
 }
 
+/* Notes when an Event lapses; oldest first, as they are made. */
+static void remember_lapse(struct ks_state *st, const char *key)
+{
+	struct ks_lapse *l;
+
+	if (st->lapses_len == st->lapses_cap) {
+		size_t cap = st->lapses_cap ? st->lapses_cap * 2 : 1024;
+		struct ks_lapse *grown = malloc(cap * sizeof(*grown));
+
+		if (!grown)
+			return;
+		for (size_t i = 0; i < st->lapses_len; i++)
+			grown[i] = st->lapses[(st->lapses_start + i) % st->lapses_cap];
+		free(st->lapses);
+		st->lapses = grown;
+		st->lapses_cap = cap;
+		st->lapses_start = 0;
+	}
+	l = &st->lapses[(st->lapses_start + st->lapses_len) % st->lapses_cap];
+	if (!(l->key = strdup(key)))
+		return;
+	l->at_ms = gw_now_ms() + (int64_t)(st->opts->event_ttl_s * 1000);
+	st->lapses_len++;
+}
+
 void ks_insert(struct ks_state *st, const struct ks_resource *r, json_t *obj)
 {
 	json_t *meta = json_object_get(obj, "metadata");
@@ -278,6 +309,10 @@ void ks_insert(struct ks_state *st, const struct ks_resource *r, json_t *obj)
 	json_object_set(st->objects, key, obj);
 	if (is_pods(r))
 		pod_written(st, key, NULL, obj);
+	if (!strcmp(r->name, "sparkapplications"))
+		json_object_set(st->apps, key, obj);
+	if (!strcmp(r->name, "events") && st->opts->event_ttl_s > 0)
+		remember_lapse(st, key);
 	if (!strcmp(r->name, "nodes"))
 		st->nodes_listed = false;
 	if (orphaned(st, obj))
@@ -294,6 +329,8 @@ void ks_update(struct ks_state *st, const struct ks_resource *r, json_t *obj)
 	ks_key(r, ks_ns(obj), ks_name(obj), key, sizeof(key));
 	if (is_pods(r))
 		pod_written(st, key, json_object_get(st->objects, key), obj);
+	if (!strcmp(r->name, "sparkapplications"))
+		json_object_set(st->apps, key, obj);
 	if (!strcmp(r->name, "nodes"))
 		st->nodes_listed = false;
 	json_object_set(st->objects, key, obj);
@@ -313,10 +350,12 @@ void ks_remove(struct ks_state *st, const struct ks_resource *r, const char *ns,
 		return;
 	if (is_pods(r))
 		pod_written(st, key, obj, NULL);
+	json_object_del(st->apps, key);
 	if (!strcmp(r->name, "nodes"))
 		st->nodes_listed = false;
 	json_object_del(st->objects, key);
-	st->gc_due = true;
+	/* What it owned is collected; an Event owns nothing. */
+	st->gc_due = st->gc_due || strcmp(r->name, "events");
 	/* A DELETED event carries the last state with a fresh resourceVersion. */
 	stamp_rv(st, obj);
 	append_event(st, "DELETED", r, obj);
@@ -504,6 +543,24 @@ void ks_record_event(struct ks_state *st, json_t *obj, const char *type,
 		       "type", type, "reason", reason, "message", message,
 		       "firstTimestamp", now, "lastTimestamp", now, "count", 1,
 		       "source", "component", "kubesim");
-	if (ev)
-		ks_insert(st, events, ev);
+	if (!ev)
+		return;
+	ks_insert(st, events, ev);
+}
+
+void ks_expire_events(struct ks_state *st, int64_t now_ms)
+{
+	const struct ks_resource *events = ks_resource_find("", "v1", "events");
+
+	while (st->lapses_len && st->lapses[st->lapses_start].at_ms <= now_ms) {
+		struct ks_lapse *l = &st->lapses[st->lapses_start];
+		json_t *ev = json_incref(json_object_get(st->objects, l->key));
+
+		if (ev)
+			ks_remove(st, events, ks_ns(ev), ks_name(ev));
+		json_decref(ev);
+		free(l->key);
+		st->lapses_start = (st->lapses_start + 1) % st->lapses_cap;
+		st->lapses_len--;
+	}
 }

@@ -640,6 +640,21 @@ static void cancel_running(const char *resource)
 	free(id);
 }
 
+/* Cancels the job and waits until it is CANCELLED. */
+static void cancel_and_wait(const char *id)
+{
+	struct tu_response r;
+	char url[300];
+	json_t *job;
+
+	snprintf(url, sizeof(url), "%s/api/v1/jobs/%s", gw.base, id);
+	ck_assert_int_eq(tu_http("DELETE", url, NULL, NULL, 0, &r), 0);
+	tu_response_release(&r);
+	job = tu_wait_job(gw.base, id, "CANCELLED", 20000);
+	ck_assert_ptr_nonnull(job);
+	json_decref(job);
+}
+
 static struct tu_response get_ui(const char *id, const char *rest)
 {
 	struct tu_response r;
@@ -697,12 +712,7 @@ static void spark_ui_through_gateway(const char *history)
 	ck_assert_int_eq(r.status, 404);
 	tu_response_release(&r);
 
-	snprintf(want, sizeof(want), "%s/api/v1/jobs/%s", gw.base, id);
-	ck_assert_int_eq(tu_http("DELETE", want, NULL, NULL, 0, &r), 0);
-	tu_response_release(&r);
-	job = tu_wait_job(gw.base, id, "CANCELLED", 20000);
-	ck_assert_ptr_nonnull(job);
-	json_decref(job);
+	cancel_and_wait(id);
 	r = get_ui(id, "/jobs/");
 	if (history) {
 		snprintf(want, sizeof(want), "%s/history/%s/jobs/", history, app);
@@ -887,7 +897,6 @@ START_TEST(test_volcano_pool_runs_jobs)
 {
 	char *id = submit("gang", "\"spark.kubesim.durationSeconds\":\"30\"", NULL), url[400];
 	json_t *job = tu_wait_job(gw.base, id, "RUNNING", 20000), *pg, *pod;
-	struct tu_response r;
 
 	ck_assert_ptr_nonnull(job);
 	json_decref(job);
@@ -901,12 +910,7 @@ START_TEST(test_volcano_pool_runs_jobs)
 	pod = tu_get_json(url);
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(pod, "spec"), "schedulerName")), "volcano");
 	json_decref(pod);
-	snprintf(url, sizeof(url), "%s/api/v1/jobs/%s", gw.base, id);
-	ck_assert_int_eq(tu_http("DELETE", url, NULL, NULL, 0, &r), 0);
-	tu_response_release(&r);
-	job = tu_wait_job(gw.base, id, "CANCELLED", 20000);
-	ck_assert_ptr_nonnull(job);
-	json_decref(job);
+	cancel_and_wait(id);
 	for (int i = 0; i < 100 && count_on_cluster("podgroups", id); i++)
 		usleep(50000);
 	ck_assert_int_eq(count_on_cluster("podgroups", id), 0);

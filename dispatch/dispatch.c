@@ -971,8 +971,6 @@ static int pod_state(struct cluster_rt *cl, const json_t *obj, char *reason, siz
 		     size_t mlen)
 {
 	int64_t created = 0, now = gw_now_ms();
-
-	gw_time_parse(jstr(json_object_get(json_object_get(obj, "metadata"), "creationTimestamp")), &created);
 	const json_t *status = json_object_get(obj, "status");
 	const char *phase = jstr(json_object_get(status, "phase"));
 	const json_t *cs = json_array_get(json_object_get(status, "containerStatuses"), 0);
@@ -982,6 +980,7 @@ static int pod_state(struct cluster_rt *cl, const json_t *obj, char *reason, siz
 	size_t i;
 	json_t *c;
 
+	gw_time_parse(jstr(json_object_get(json_object_get(obj, "metadata"), "creationTimestamp")), &created);
 	if (!strcmp(phase, "Running"))
 		return snprintf(reason, rlen, "DriverRunning"), STORE_RUNNING;
 	if (!strcmp(phase, "Succeeded"))
@@ -1833,14 +1832,24 @@ static void *leaser_main(void *arg)
 
 /* ---- lifecycle ---- */
 
+/* The cluster of the job's driver; NULL (GW_ENOTFOUND in err) before it
+ * has one. */
+static struct cluster_rt *driver_cluster(struct dispatch *d, const struct store_job *job, char *err)
+{
+	struct cluster_rt *cl = cluster_named(d, job->cluster);
+
+	if (!cl || !job->driver_pod || !job->namespace) {
+		gw_seterr(err, "job %s has no driver yet", job->id);
+		return NULL;
+	}
+	return cl;
+}
+
 static enum gw_err log_path(struct dispatch *d, const struct store_job *job, long tail_lines,
 			    bool follow, struct cluster_rt **cl, char *path, size_t len, char *err)
 {
-	*cl = cluster_named(d, job->cluster);
-	if (!*cl || !job->driver_pod || !job->namespace) {
-		gw_seterr(err, "job %s has no driver yet", job->id);
+	if (!(*cl = driver_cluster(d, job, err)))
 		return GW_ENOTFOUND;
-	}
 	snprintf(path, len, "/api/v1/namespaces/%s/pods/%s/log?follow=%s", job->namespace,
 		 job->driver_pod, follow ? "true" : "false");
 	if (tail_lines >= 0)
@@ -1877,19 +1886,15 @@ enum gw_err dispatch_driver_ui(struct dispatch *d, const struct store_job *job, 
 			       const char *ui_root, struct k8s_response *resp, char *prefix, size_t prefix_len,
 			       char *err)
 {
-	char forwarded[600];
+	char forwarded[600], *path = NULL, service[STORE_ID_LEN + 40];
 	const char *headers[] = {"Accept: */*", forwarded, NULL};
-
-	struct cluster_rt *cl = cluster_named(d, job->cluster);
+	struct cluster_rt *cl = driver_cluster(d, job, err);
 	struct dispatch_names names;
-	char *path = NULL, service[STORE_ID_LEN + 40];
 	enum gw_err rc;
 
 	memset(resp, 0, sizeof(*resp));
-	if (!cl || !job->driver_pod || !job->namespace) {
-		gw_seterr(err, "job %s has no driver yet", job->id);
+	if (!cl)
 		return GW_ENOTFOUND;
-	}
 	dispatch_names(job, &names);
 	/* The Service in front of the driver's UI port: the gateway's own, or
 	 * the one the Spark operator makes for each application. */

@@ -426,16 +426,14 @@ static char *executor_template(const struct store_job *job, const json_t *spec, 
 	return text;
 }
 
-static json_t *driver_config_map(const struct store_job *job, const struct router_decision *d,
+static json_t *driver_config_map(const struct store_job *job, const json_t *spec, const struct router_decision *d,
 				 const struct dispatch_names *names)
 {
 	json_t *conf = dispatch_final_conf(job, d);
-	json_t *spec = json_loads(job->spec_json, 0, NULL);
 	char *props = properties_text(conf), *tpl = executor_template(job, spec, d, names);
 	json_t *cm = NULL;
 
 	json_decref(conf);
-	json_decref(spec);
 	if (props && tpl)
 		cm = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}, s:o}, s:{s:s, s:s}}",
 			       "apiVersion", "v1", "kind", "ConfigMap",
@@ -521,12 +519,14 @@ json_t *dispatch_manifests(const struct store_job *job, const struct router_deci
 	dispatch_names(job, &names);
 	if (d->cluster->mode == ROUTER_SPARK_OPERATOR)
 		out = json_pack("[o]", spark_application(job, spec, d, &names));
-	else
-		out = json_pack("[o, o, o]", driver_pod(job, spec, d, &names),
-				driver_service(job, d, &names), driver_config_map(job, d, &names));
-	if (out && d->cluster->mode == ROUTER_DRIVER_POD && router_batch_scheduler(d) &&
-	    !strcmp(router_batch_scheduler(d)->name, "volcano"))
-		json_array_append_new(out, pod_group(job, d, &names));
+	else {
+		const struct router_batch_scheduler *b = router_batch_scheduler(d);
+
+		out = json_pack("[o, o, o]", driver_pod(job, spec, d, &names), driver_service(job, d, &names),
+				driver_config_map(job, spec, d, &names));
+		if (out && b && !strcmp(b->name, "volcano"))
+			json_array_append_new(out, pod_group(job, d, &names));
+	}
 	if (!out)
 		gw_seterr(err, "cannot build the manifests of job %s", job->id);
 done:

@@ -16,6 +16,7 @@
 
 struct query {
 	struct gw_buf *out;
+	bool started; /* its "?" is written */
 	bool failed;
 };
 
@@ -33,10 +34,11 @@ static enum MHD_Result add_argument(void *cls, enum MHD_ValueKind kind, const ch
 	struct query *q = cls;
 
 	(void)kind;
-	if (gw_buf_append(q->out, q->out->len && strchr(q->out->data, '?') ? "&" : "?", 1) != GW_OK ||
+	if (gw_buf_append(q->out, q->started ? "&" : "?", 1) != GW_OK ||
 	    !append_escaped(q->out, key) ||
 	    (value && (gw_buf_append(q->out, "=", 1) != GW_OK || !append_escaped(q->out, value))))
 		q->failed = true;
+	q->started = true;
 	return MHD_YES;
 }
 

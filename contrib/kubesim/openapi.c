@@ -65,11 +65,9 @@ static json_t *load(const char *dir, const char *file, char *err)
 	return doc;
 }
 
-/* Copies the schema called name from src into dst, with every schema it
- * refers to. */
-static void copy_schema(json_t *dst, const json_t *src, const char *name);
-
-static void copy_refs(json_t *dst, const json_t *src, json_t *v)
+/* Calls fn with every object of v that refers to a schema ("$ref":
+ * "#/components/schemas/NAME") and that schema's name. */
+static void each_ref(json_t *v, void (*fn)(json_t *holder, const char *name, void *arg), void *arg)
 {
 	const char *key;
 	json_t *item;
@@ -77,27 +75,36 @@ static void copy_refs(json_t *dst, const json_t *src, json_t *v)
 
 	if (json_is_array(v)) {
 		json_array_foreach(v, i, item)
-			copy_refs(dst, src, item);
+			each_ref(item, fn, arg);
 		return;
 	}
 	json_object_foreach(v, key, item) {
 		const char *ref = json_string_value(item);
 
 		if (!strcmp(key, "$ref") && ref && !strncmp(ref, schema_prefix, sizeof(schema_prefix) - 1))
-			copy_schema(dst, src, ref + sizeof(schema_prefix) - 1);
+			fn(v, ref + sizeof(schema_prefix) - 1, arg);
 		else if (json_is_object(item) || json_is_array(item))
-			copy_refs(dst, src, item);
+			each_ref(item, fn, arg);
 	}
 }
 
-static void copy_schema(json_t *dst, const json_t *src, const char *name)
-{
-	json_t *s = json_object_get(src, name);
+struct schema_copy {
+	json_t *dst;
+	const json_t *src;
+};
 
-	if (!s || json_object_get(dst, name))
+/* Copies the schema called name from src into dst, with every schema it
+ * refers to. */
+static void copy_schema(json_t *holder, const char *name, void *arg)
+{
+	struct schema_copy *c = arg;
+	json_t *s = json_object_get(c->src, name);
+
+	(void)holder;
+	if (!s || json_object_get(c->dst, name))
 		return;
-	json_object_set(dst, name, s);
-	copy_refs(dst, src, s);
+	json_object_set(c->dst, name, s);
+	each_ref(s, copy_schema, c);
 }
 
 static bool has_kind(const json_t *schema, const struct ks_resource *r)
@@ -223,30 +230,14 @@ static void add_paths(json_t *paths, const struct ks_resource *r, const char *sc
 						   "delete", operation(r, "delete", schema, false)));
 }
 
-/* Rewrites v3 schema references to Swagger 2.0's. */
-static void to_v2_refs(json_t *v)
+/* A v3 schema reference as Swagger 2.0 writes it. */
+static void to_v2_ref(json_t *holder, const char *name, void *arg)
 {
-	const char *key;
-	json_t *item;
-	size_t i;
+	char v2[512];
 
-	if (json_is_array(v)) {
-		json_array_foreach(v, i, item)
-			to_v2_refs(item);
-		return;
-	}
-	json_object_foreach(v, key, item) {
-		const char *ref = json_string_value(item);
-
-		if (!strcmp(key, "$ref") && ref && !strncmp(ref, schema_prefix, sizeof(schema_prefix) - 1)) {
-			char v2[512];
-
-			snprintf(v2, sizeof(v2), "#/definitions/%s", ref + sizeof(schema_prefix) - 1);
-			json_object_set_new(v, key, json_string(v2));
-		} else if (json_is_object(item) || json_is_array(item)) {
-			to_v2_refs(item);
-		}
-	}
+	(void)arg;
+	snprintf(v2, sizeof(v2), "#/definitions/%s", name);
+	json_object_set_new(holder, "$ref", json_string(v2));
 }
 
 static uint64_t fnv1a(const char *s)
@@ -316,7 +307,7 @@ static int build(struct ks_openapi *oa, const char *dir)
 			json_object_set_new(docs, gvpath, doc);
 		}
 		schemas = json_object_get(json_object_get(doc, "components"), "schemas");
-		copy_schema(schemas, oa->schemas, name);
+		copy_schema(NULL, name, &(struct schema_copy){.dst = schemas, .src = oa->schemas});
 		add_paths(json_object_get(doc, "paths"), r, name);
 	}
 	oa->texts = json_object();
@@ -334,7 +325,7 @@ static int build(struct ks_openapi *oa, const char *dir)
 	oa->root = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
 	v2 = json_deep_copy(oa->schemas);
-	to_v2_refs(v2);
+	each_ref(v2, to_v2_ref, NULL);
 	doc = json_pack("{s:s, s:{s:s, s:s}, s:{}, s:o}", "swagger", "2.0", "info", "title", "Kubernetes",
 			"version", "v1.32.0-kubesim", "paths", "definitions", v2);
 	oa->v2 = json_dumps(doc, JSON_COMPACT);

@@ -35,7 +35,7 @@ endif
 
 COMMON_SRC  := $(wildcard common/*.c)
 STORE_SRC   := $(wildcard store/*.c)
-GATEWAY_SRC := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
+GATEWAY_SRC := $(wildcard gateway/*/*.c)
 MODULE_SRC  := $(wildcard k8sclient/*.c router/*.c pool/*.c dispatch/*.c cli/*.c)
 LIB_SRC     := $(COMMON_SRC) $(STORE_SRC) $(MODULE_SRC) $(GATEWAY_SRC)
 TEST_SRC    := $(wildcard tests/*.c)
@@ -87,7 +87,7 @@ $(BUILD)/obj/gen/migrations.o: $(BUILD)/gen/migrations.c
 DASHBOARD := contrib/dashboard/index.html contrib/dashboard/app.js contrib/dashboard/style.css
 $(BUILD)/gen/dashboard.c: $(DASHBOARD) Makefile
 	@mkdir -p $(dir $@)
-	@{ echo '#include "gateway/assets.h"'; \
+	@{ echo '#include "gateway/api/assets.h"'; \
 	   n=0; for f in $(DASHBOARD); do \
 	     echo "static const unsigned char asset$$n[] = {"; \
 	     od -An -v -tx1 $$f | sed -e 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
@@ -163,7 +163,7 @@ test-valgrind: deps $(BUILD)/sparkgw $(BUILD)/kubesim $(BUILD)/check_sparkgw
 FUZZ_TARGETS := submission selector quantity yaml policy kubeconfig compat http
 FUZZ_SECONDS ?= 30
 FUZZ_CC      := clang $(CPPFLAGS) $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined
-FUZZ_SRC     := $(COMMON_SRC) gateway/submission.c gateway/compat.c $(wildcard router/*.c)
+FUZZ_SRC     := $(COMMON_SRC) gateway/api/submission.c gateway/compat/translate.c $(wildcard router/*.c)
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
 	@mkdir -p build-fuzz

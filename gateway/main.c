@@ -18,10 +18,10 @@
 #include "pool/pool.h"
 #include "router/router.h"
 #include "cli/cli.h"
-#include "gateway/cli.h"
-#include "gateway/config.h"
-#include "gateway/jobview.h"
-#include "gateway/server.h"
+#include "gateway/auth/cli.h"
+#include "gateway/config/config.h"
+#include "gateway/api/jobview.h"
+#include "gateway/http/http.h"
 #include "store/store.h"
 
 #define EXIT_STARTUP 2

@@ -15,7 +15,7 @@
 
 
 #include "common/yamljson.h"
-#include "gateway/compat.h"
+#include "gateway/compat/compat.h"
 #include "tests/testutil.h"
 
 static char *dir;

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/submission.h"
+#include "gateway/api/submission.h"
 #include "tests/testutil.h"
 
 /* Parses text; returns the status and leaves errors for inspection. */

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "common/yamljson.h"
-#include "gateway/compat.h"
+#include "gateway/compat/compat.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -14,10 +14,10 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "gateway/auth.h"
-#include "gateway/config.h"
-#include "gateway/jobview.h"
-#include "gateway/server.h"
+#include "gateway/auth/auth.h"
+#include "gateway/config/config.h"
+#include "gateway/api/jobview.h"
+#include "gateway/http/http.h"
 #include "pool/pool.h"
 
 /* The admin token the seeds carry. */

@@ -2,7 +2,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gateway/submission.h"
+#include "gateway/api/submission.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,7 +1,7 @@
 /* HTTP server: connection handling, routing, response helpers and the
  * small operational endpoints (health, readiness, version). */
-#include "gateway/server.h"
-#include "gateway/jobview.h"
+#include "gateway/http/http.h"
+#include "gateway/api/jobview.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,7 +24,7 @@
 
 #include "common/log.h"
 #include "common/metrics.h"
-#include "gateway/http_int.h"
+#include "gateway/api/api.h"
 
 #ifndef GW_VERSION
 #define GW_VERSION "0.0.0"

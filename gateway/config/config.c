@@ -1,5 +1,5 @@
 /* Declarative configuration table and its YAML loader. */
-#include "gateway/config.h"
+#include "gateway/config/config.h"
 
 #include <errno.h>
 #include <jansson.h>

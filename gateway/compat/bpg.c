@@ -8,9 +8,9 @@
 
 #include "common/timeutil.h"
 #include "common/yamljson.h"
-#include "gateway/compat.h"
-#include "gateway/http_int.h"
-#include "gateway/jobview.h"
+#include "gateway/compat/compat.h"
+#include "gateway/api/api.h"
+#include "gateway/api/jobview.h"
 
 /* BPG takes JSON or YAML, by Content-Type or, without one, by a look. */
 static bool body_is_yaml(const char *ct, const char *body, size_t len)

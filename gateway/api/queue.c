@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "common/timeutil.h"
-#include "gateway/http_int.h"
+#include "gateway/api/api.h"
 #include "router/router.h"
 
 enum MHD_Result api_queue(struct request *rq, const char *id)

@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "gateway/assets.h"
-#include "gateway/http_int.h"
+#include "gateway/api/assets.h"
+#include "gateway/api/api.h"
 
 static const char *content_type(const char *path)
 {

@@ -7,8 +7,8 @@
 
 #include "common/err.h"
 #include "dispatch/dispatch.h"
-#include "gateway/auth.h"
-#include "gateway/config.h"
+#include "gateway/auth/auth.h"
+#include "gateway/config/config.h"
 #include "store/store.h"
 
 struct gateway_server;

@@ -1,5 +1,5 @@
 /* Livy and BPG request bodies into the native submission shape. */
-#include "gateway/compat.h"
+#include "gateway/compat/compat.h"
 
 #include <ctype.h>
 #include <stdio.h>

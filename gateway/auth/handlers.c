@@ -12,7 +12,7 @@
 
 #include "common/log.h"
 #include "common/timeutil.h"
-#include "gateway/http_int.h"
+#include "gateway/api/api.h"
 
 bool gateway_sees_team(const struct request *rq, const char *team)
 {

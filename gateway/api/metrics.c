@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "common/metrics.h"
-#include "gateway/http_int.h"
+#include "gateway/api/api.h"
 #include "pool/pool.h"
 
 void gateway_metrics_declare(struct gw_metrics *m)

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "gateway/http_int.h"
+#include "gateway/api/api.h"
 
 #define FOLLOW_BUFFER (1u << 20)
 

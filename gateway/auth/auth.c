@@ -1,5 +1,5 @@
 /* Tokens, their cache, roles and per-token rate limits. */
-#include "gateway/auth.h"
+#include "gateway/auth/auth.h"
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>

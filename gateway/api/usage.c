@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "common/timeutil.h"
-#include "gateway/http_int.h"
+#include "gateway/api/api.h"
 
 #define DEFAULT_WINDOW_MS (24LL * 3600 * 1000)
 

@@ -10,10 +10,10 @@
 
 #include "common/buf.h"
 #include "dispatch/dispatch.h"
-#include "gateway/auth.h"
-#include "gateway/config.h"
-#include "gateway/server.h"
-#include "gateway/submission.h"
+#include "gateway/auth/auth.h"
+#include "gateway/config/config.h"
+#include "gateway/http/http.h"
+#include "gateway/api/submission.h"
 #include "store/store.h"
 
 struct gateway_server;

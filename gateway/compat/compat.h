@@ -7,7 +7,7 @@
 
 #include <jansson.h>
 
-#include "gateway/submission.h"
+#include "gateway/api/submission.h"
 #include "store/store.h"
 
 struct compat_settings {

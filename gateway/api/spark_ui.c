@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "common/buf.h"
-#include "gateway/http_int.h"
+#include "gateway/api/api.h"
 #include "k8sclient/k8s.h"
 
 #define UI_PAGE_MAX (64u << 20)

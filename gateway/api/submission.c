@@ -1,7 +1,7 @@
 /* Validation of job submissions. The spec's field names are the Spark
  * operator's SparkApplication v1beta2 names; the tables below say which of
  * them the gateway accepts and with what constraints. */
-#include "gateway/submission.h"
+#include "gateway/api/submission.h"
 
 #include <stdarg.h>
 #include <stdbool.h>

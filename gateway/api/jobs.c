@@ -12,8 +12,8 @@
 #include "common/labels.h"
 #include "common/redact.h"
 #include "common/timeutil.h"
-#include "gateway/http_int.h"
-#include "gateway/jobview.h"
+#include "gateway/api/api.h"
+#include "gateway/api/jobview.h"
 #include "pool/pool.h"
 #include "router/router.h"
 

@@ -1,5 +1,5 @@
 /* Job texts and their cache. */
-#include "gateway/jobview.h"
+#include "gateway/api/jobview.h"
 
 #include <jansson.h>
 #include <pthread.h>

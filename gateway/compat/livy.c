@@ -10,8 +10,8 @@
 
 #include "common/labels.h"
 #include "common/timeutil.h"
-#include "gateway/compat.h"
-#include "gateway/http_int.h"
+#include "gateway/compat/compat.h"
+#include "gateway/api/api.h"
 
 #define LIVY_DEFAULT_SIZE 100
 #define LIVY_MAX_SIZE 1000

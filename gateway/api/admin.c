@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/http_int.h"
+#include "gateway/api/api.h"
 #include "pool/pool.h"
 #include "router/router.h"
 

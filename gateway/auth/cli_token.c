@@ -6,8 +6,8 @@
 
 #include "common/log.h"
 #include "common/timeutil.h"
-#include "gateway/auth.h"
-#include "gateway/cli.h"
+#include "gateway/auth/auth.h"
+#include "gateway/auth/cli.h"
 
 #define EXIT_USAGE 2
 

@@ -12,16 +12,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "dispatch/dispatch.h"
-#include "pool/pool.h"
-#include "router/router.h"
-#include "cli/cli.h"
+#include "gateway/api/jobview.h"
+#include "gateway/api/serve.h"
+#include "gateway/auth/auth.h"
 #include "gateway/auth/cli.h"
 #include "gateway/config/config.h"
-#include "gateway/api/jobview.h"
 #include "gateway/http/http.h"
+#include "pool/pool.h"
+#include "router/router.h"
 #include "store/store.h"
 
 #define EXIT_STARTUP 2
@@ -261,7 +263,31 @@ static int prepare_data_dir(const char *dir, char *err)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* Everything the serving process holds, owned here and freed by
+ * gateway_teardown in the reverse order of starting. */
+struct gateway {
+	struct gateway_config cfg;
+	struct gw_metrics *metrics;
+	struct jobview *jobs_view;
+	struct store *store;
+	struct router_holder *policy;
+	struct pool *pool;
+	struct dispatch *dispatch;
+	struct auth *auth;
+	struct gateway_server *server;
+	struct reload_ctx reload;
+	bool reload_ready; /* reload.lock and reload.file initialised */
+	int listen_fd;
+	char instance[400]; /* host/listen, who holds leases */
+};
+
+struct flags {
+	const char *config_path, *listen, *data, *sets[64];
+	size_t nsets;
+};
+
+/* The serving flags; -1 to go on, else the exit code. */
+static int parse_flags(int argc, char **argv, struct flags *f)
 {
 	static const struct option options[] = {
 		{"config", required_argument, NULL, 'c'},
@@ -271,40 +297,19 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *config_path = NULL, *listen = NULL, *data = NULL, *sets[64];
-	size_t nsets = 0;
-	struct gateway_config cfg;
-	struct store *store = NULL;
-	struct gateway_server *server = NULL;
-	struct dispatch *dispatch = NULL;
-	struct router_holder *policy = NULL;
-	struct pool *pool = NULL;
-	struct auth *auth = NULL;
-	struct gw_metrics *metrics = NULL;
-	struct reload_ctx reload = {0};
-	struct gateway_services services;
-	struct store_options sopts = {0};
-	struct jobview *jobs_view = NULL;
-	char err[GW_ERRLEN], dbpath[PATH_MAX], instance[400];
-	sigset_t stop_signals;
-	int opt, sig = 0, listen_fd = -1;
-	enum gw_err started;
+	int opt;
 
-	if (argc > 1 && !strcmp(argv[1], "token"))
-		return gateway_token_main(argc - 1, argv + 1);
-	if (argc > 1 && cli_is_command(argv[1]))
-		return cli_main(argc - 1, argv + 1);
 	while ((opt = getopt_long(argc, argv, "c:l:d:s:h", options, NULL)) != -1) {
 		switch (opt) {
-		case 'c': config_path = optarg; break;
-		case 'l': listen = optarg; break;
-		case 'd': data = optarg; break;
+		case 'c': f->config_path = optarg; break;
+		case 'l': f->listen = optarg; break;
+		case 'd': f->data = optarg; break;
 		case 's':
-			if (nsets == sizeof(sets) / sizeof(sets[0])) {
+			if (f->nsets == sizeof(f->sets) / sizeof(f->sets[0])) {
 				fprintf(stderr, "sparkgw: too many --set\n");
 				return EXIT_STARTUP;
 			}
-			sets[nsets++] = optarg;
+			f->sets[f->nsets++] = optarg;
 			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_STARTUP;
@@ -314,163 +319,234 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sparkgw: unexpected argument '%s'\n", argv[optind]);
 		return EXIT_STARTUP;
 	}
+	return -1;
+}
 
-	if (gateway_config_defaults(&cfg) ||
-	    (config_path && gateway_config_load(&cfg, config_path, err)) ||
-	    (listen && gateway_config_set(&cfg, "listen", listen, err)) ||
-	    (data && gateway_config_set(&cfg, "data", data, err)) || apply_sets(&cfg, sets, nsets, err)) {
-		fprintf(stderr, "sparkgw: config: %s\n", err);
-		gateway_config_release(&cfg);
-		return EXIT_STARTUP;
-	}
-	gw_log_set_level((enum gw_log_level)cfg.log_level);
+/* Defaults, then the file, then the flags over it. */
+static enum gw_err load_config(struct gateway_config *cfg, const struct flags *f, char *err)
+{
+	enum gw_err rc;
 
-	/* Every thread inherits this mask; only sigwait below sees the signals. */
-	sigemptyset(&stop_signals);
-	sigaddset(&stop_signals, SIGINT);
-	sigaddset(&stop_signals, SIGTERM);
-	sigaddset(&stop_signals, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+	if ((rc = gateway_config_defaults(cfg)) ||
+	    (f->config_path && (rc = gateway_config_load(cfg, f->config_path, err))) ||
+	    (f->listen && (rc = gateway_config_set(cfg, "listen", f->listen, err))) ||
+	    (f->data && (rc = gateway_config_set(cfg, "data", f->data, err))) ||
+	    (rc = apply_sets(cfg, f->sets, f->nsets, err)))
+		return rc;
+	gw_log_set_level((enum gw_log_level)cfg->log_level);
+	return GW_OK;
+}
+
+/* Every thread inherits this mask; only wait_for_stop sees the signals. */
+static void block_signals(sigset_t *stop_signals)
+{
+	sigemptyset(stop_signals);
+	sigaddset(stop_signals, SIGINT);
+	sigaddset(stop_signals, SIGTERM);
+	sigaddset(stop_signals, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, stop_signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	/* A file over its size limit is a failed write (503), not a dead process. */
 	signal(SIGXFSZ, SIG_IGN);
+}
 
-	if (!(metrics = gw_metrics_new())) {
+/* The listening socket first, so that a busy port is the first error; then
+ * the data directory (SQLite's; PostgreSQL needs none) and the store. */
+static enum gw_err open_store(struct gateway *gw, char *err)
+{
+	const struct gateway_config *cfg = &gw->cfg;
+	struct store_options sopts = {0};
+	char dbpath[PATH_MAX];
+	enum gw_err rc;
+
+	if (!(gw->metrics = gw_metrics_new()) || !(gw->jobs_view = jobview_new(cfg->http_job_cache_bytes))) {
 		gw_seterr(err, "out of memory");
-		goto startup_failed;
+		return GW_ENOMEM;
 	}
-	/* The data directory holds the SQLite database; PostgreSQL needs none. */
-	if (gateway_listen(cfg.listen, &listen_fd, err) ||
-	    (!cfg.store_postgres && prepare_data_dir(cfg.data_dir, err)))
-		goto startup_failed;
-	if (cfg.store_postgres && !cfg.store_dsn) {
+	if ((rc = http_listen(cfg->listen, &gw->listen_fd, err)))
+		return rc;
+	if (!cfg->store_postgres && prepare_data_dir(cfg->data_dir, err))
+		return GW_EIO;
+	if (cfg->store_postgres && !cfg->store_dsn) {
 		gw_seterr(err, "store.driver postgres needs store.dsn");
-		goto startup_failed;
+		return GW_EINVAL;
 	}
-	snprintf(dbpath, sizeof(dbpath), "%s/sparkgw.db", cfg.data_dir);
+	snprintf(dbpath, sizeof(dbpath), "%s/sparkgw.db", cfg->data_dir);
 	sopts.path = dbpath;
-	sopts.postgres_dsn = cfg.store_postgres ? cfg.store_dsn : NULL;
-	sopts.synchronous_full = cfg.store_sync_full;
-	sopts.batch_max = cfg.store_batch_max;
-	sopts.metrics = metrics;
-	if (!(jobs_view = jobview_new(cfg.http_job_cache_bytes))) {
-		gw_seterr(err, "out of memory");
-		goto startup_failed;
-	}
+	sopts.postgres_dsn = cfg->store_postgres ? cfg->store_dsn : NULL;
+	sopts.synchronous_full = cfg->store_sync_full;
+	sopts.batch_max = cfg->store_batch_max;
+	sopts.metrics = gw->metrics;
 	sopts.jobs_changed = jobview_invalidate;
-	sopts.jobs_changed_arg = jobs_view;
-	if (store_open(&sopts, &store, err))
-		goto startup_failed;
-	reload.overlay = NULL;
-	if (store_policy_overlay(store, &reload.overlay, err) != GW_OK ||
-	    gateway_config_apply_overlay(&cfg, reload.overlay, err) != GW_OK) {
+	sopts.jobs_changed_arg = gw->jobs_view;
+	return store_open(&sopts, &gw->store, err);
+}
+
+/* The policy in force: the file's, with the clusters added or removed at
+ * runtime, and the clusters' rotation and weights as operators left them. */
+static enum gw_err load_policy(struct gateway *gw, char *err)
+{
+	if (store_policy_overlay(gw->store, &gw->reload.overlay, err) != GW_OK ||
+	    gateway_config_apply_overlay(&gw->cfg, gw->reload.overlay, err) != GW_OK) {
 		/* The file changed under clusters added at runtime: the file wins. */
 		gw_log(GW_LOG_WARN, "clusters added or removed at runtime are not applied: %s", err);
-		json_decref(reload.overlay);
-		reload.overlay = json_object();
+		json_decref(gw->reload.overlay);
+		gw->reload.overlay = json_object();
 	}
-	policy = router_holder_new(router_ref(cfg.router));
-	pool = pool_new(NULL);
-	if (!policy || !pool) {
+	gw->policy = router_holder_new(router_ref(gw->cfg.router));
+	gw->pool = pool_new(NULL);
+	if (!gw->policy || !gw->pool) {
 		gw_seterr(err, "out of memory");
-		goto startup_failed;
+		return GW_ENOMEM;
 	}
-	restore_cluster_settings(store, pool);
-	{
-		struct dispatch_options dopts = {
-			.policy = policy, .pool = pool,
-			.workers = cfg.dispatch_workers, .probe_s = cfg.dispatch_probe_s,
-			.lease_s = cfg.dispatch_lease_s,
-			.max_attempts = cfg.dispatch_max_attempts,
-			.retry_base_ms = cfg.dispatch_retry_base_ms,
-			.pending_timeout_s = cfg.dispatch_pending_timeout_s,
-			.image_pull_timeout_s = cfg.dispatch_image_pull_timeout_s,
-			.aging_s = cfg.scheduler_aging_s,
-			.cluster_qps = cfg.scheduler_cluster_qps,
-			.cluster_concurrency = cfg.scheduler_cluster_concurrency,
-			.max_running_per_team = cfg.scheduler_max_running_per_team,
-			.max_run_s = cfg.scheduler_max_run_s,
-			.cleanup_after_s = cfg.scheduler_cleanup_after_s,
-			.retention_s = cfg.store_retention_s,
-			.metrics = metrics,
-			.instance = instance,
-		};
-		char host[256] = "localhost";
+	restore_cluster_settings(gw->store, gw->pool);
+	return GW_OK;
+}
 
-		gethostname(host, sizeof(host) - 1);
-		snprintf(instance, sizeof(instance), "%s/%s", host, cfg.listen);
-		if (!cfg.router->nclusters)
-			gw_log(GW_LOG_WARN, "no clusters configured: jobs are stored, not dispatched");
-		if (dispatch_start(store, &dopts, &dispatch, err))
-			goto startup_failed;
-	}
-	reload.config_path = config_path;
-	reload.policy = policy;
-	reload.store = store;
-	reload.dispatch = dispatch;
+static enum gw_err start_dispatch(struct gateway *gw, char *err)
+{
+	const struct gateway_config *cfg = &gw->cfg;
+	struct dispatch_options dopts = {
+		.policy = gw->policy, .pool = gw->pool,
+		.workers = cfg->dispatch_workers, .probe_s = cfg->dispatch_probe_s,
+		.lease_s = cfg->dispatch_lease_s,
+		.max_attempts = cfg->dispatch_max_attempts,
+		.retry_base_ms = cfg->dispatch_retry_base_ms,
+		.pending_timeout_s = cfg->dispatch_pending_timeout_s,
+		.image_pull_timeout_s = cfg->dispatch_image_pull_timeout_s,
+		.aging_s = cfg->scheduler_aging_s,
+		.cluster_qps = cfg->scheduler_cluster_qps,
+		.cluster_concurrency = cfg->scheduler_cluster_concurrency,
+		.max_running_per_team = cfg->scheduler_max_running_per_team,
+		.max_run_s = cfg->scheduler_max_run_s,
+		.cleanup_after_s = cfg->scheduler_cleanup_after_s,
+		.retention_s = cfg->store_retention_s,
+		.metrics = gw->metrics,
+		.instance = gw->instance,
+	};
+	char host[256] = "localhost";
+
+	gethostname(host, sizeof(host) - 1);
+	snprintf(gw->instance, sizeof(gw->instance), "%s/%s", host, cfg->listen);
+	if (!cfg->router->nclusters)
+		gw_log(GW_LOG_WARN, "no clusters configured: jobs are stored, not dispatched");
+	return dispatch_start(gw->store, &dopts, &gw->dispatch, err);
+}
+
+/* What SIGHUP and the cluster API rebuild the policy from. */
+static void prepare_reload(struct gateway *gw, const char *config_path)
+{
+	struct reload_ctx *r = &gw->reload;
+
+	r->config_path = config_path;
+	r->policy = gw->policy;
+	r->store = gw->store;
+	r->dispatch = gw->dispatch;
 	/* The file as loaded, to rebuild the policy from when clusters change. */
-	gateway_config_defaults(&reload.file);
-	router_unref(reload.file.router);
-	reload.file.router = router_ref(cfg.router);
-	reload.file.policy_doc = cfg.policy_doc ? json_incref(cfg.policy_doc) : NULL;
-	reload.file.policy_marks = cfg.policy_marks ? json_incref(cfg.policy_marks) : NULL;
-	reload.file.path = cfg.path ? strdup(cfg.path) : NULL;
-	pthread_mutex_init(&reload.lock, NULL);
-	if (cfg.auth_none) {
-		gw_log(GW_LOG_WARN, "auth.mode is none: anyone who reaches %s may do anything", cfg.listen);
-	} else if (!(auth = auth_new(store, cfg.auth_rate, cfg.auth_burst))) {
+	gateway_config_defaults(&r->file);
+	router_unref(r->file.router);
+	r->file.router = router_ref(gw->cfg.router);
+	r->file.policy_doc = gw->cfg.policy_doc ? json_incref(gw->cfg.policy_doc) : NULL;
+	r->file.policy_marks = gw->cfg.policy_marks ? json_incref(gw->cfg.policy_marks) : NULL;
+	r->file.path = gw->cfg.path ? strdup(gw->cfg.path) : NULL;
+	pthread_mutex_init(&r->lock, NULL);
+	gw->reload_ready = true;
+}
+
+static enum gw_err start_serving(struct gateway *gw, char *err)
+{
+	const struct gateway_config *cfg = &gw->cfg;
+	struct gateway_services services;
+	enum gw_err rc;
+
+	if (cfg->auth_none) {
+		gw_log(GW_LOG_WARN, "auth.mode is none: anyone who reaches %s may do anything", cfg->listen);
+	} else if (!(gw->auth = auth_new(gw->store, cfg->auth_rate, cfg->auth_burst))) {
 		gw_seterr(err, "out of memory");
-		goto startup_failed;
+		return GW_ENOMEM;
 	}
-	gateway_metrics_declare(metrics);
-	services = (struct gateway_services){.store = store, .dispatch = dispatch, .policy = policy,
-					     .pool = pool, .auth = auth, .metrics = metrics, .jobs_view = jobs_view,
-					     .reload = reload_policy,
-					     .change_clusters = change_clusters, .reload_arg = &reload};
-	started = gateway_server_start(&cfg, &services, listen_fd, &server, err);
-	listen_fd = -1; /* the server's from here, even on failure */
-	if (started != GW_OK)
-		goto startup_failed;
-	if (cfg.store_postgres)
-		gw_log(GW_LOG_INFO, "sparkgw listening on %s, store on postgres", cfg.listen);
+	gateway_metrics_declare(gw->metrics);
+	services = (struct gateway_services){.store = gw->store, .dispatch = gw->dispatch, .policy = gw->policy,
+					     .pool = gw->pool, .auth = gw->auth, .metrics = gw->metrics,
+					     .jobs_view = gw->jobs_view, .reload = reload_policy,
+					     .change_clusters = change_clusters, .reload_arg = &gw->reload};
+	rc = gateway_server_start(cfg, &services, gw->listen_fd, &gw->server, err);
+	gw->listen_fd = -1; /* the server's from here, even on failure */
+	if (rc)
+		return rc;
+	if (cfg->store_postgres)
+		gw_log(GW_LOG_INFO, "sparkgw listening on %s, store on postgres", cfg->listen);
 	else
-		gw_log(GW_LOG_INFO, "sparkgw listening on %s, data in %s", cfg.listen, cfg.data_dir);
+		gw_log(GW_LOG_INFO, "sparkgw listening on %s, data in %s", cfg->listen, cfg->data_dir);
+	return GW_OK;
+}
+
+/* Until SIGINT or SIGTERM; SIGHUP reloads the policy. */
+static void wait_for_stop(struct gateway *gw, const sigset_t *stop_signals)
+{
+	char err[GW_ERRLEN];
+	int sig = 0;
 
 	for (;;) {
-		if (sigwait(&stop_signals, &sig) != 0)
+		if (sigwait(stop_signals, &sig) != 0)
 			continue;
 		if (sig != SIGHUP)
 			break;
-		reload_policy(&reload, err);
+		reload_policy(&gw->reload, err);
 	}
 	gw_log(GW_LOG_INFO, "received %s: shutting down", strsignal(sig));
-	gateway_server_stop(server);
-	dispatch_stop(dispatch);
-	auth_free(auth);
-	pool_free(pool);
-	router_holder_free(policy);
-	pthread_mutex_destroy(&reload.lock);
-	gateway_config_release(&reload.file);
-	json_decref(reload.overlay);
-	store_close(store);
-	jobview_free(jobs_view);
-	gw_metrics_free(metrics);
-	gateway_config_release(&cfg);
+}
+
+/* Stops accepting and finishes requests in flight, then the loops, then
+ * closes the database; whatever of it was started. */
+static void gateway_teardown(struct gateway *gw)
+{
+	gateway_server_stop(gw->server);
+	if (gw->listen_fd >= 0)
+		close(gw->listen_fd);
+	dispatch_stop(gw->dispatch);
+	auth_free(gw->auth);
+	pool_free(gw->pool);
+	router_holder_free(gw->policy);
+	if (gw->reload_ready) {
+		pthread_mutex_destroy(&gw->reload.lock);
+		gateway_config_release(&gw->reload.file);
+	}
+	json_decref(gw->reload.overlay);
+	store_close(gw->store);
+	jobview_free(gw->jobs_view);
+	gw_metrics_free(gw->metrics);
+	gateway_config_release(&gw->cfg);
+}
+
+int main(int argc, char **argv)
+{
+	struct gateway gw = {.listen_fd = -1};
+	struct flags flags = {0};
+	char err[GW_ERRLEN];
+	sigset_t stop_signals;
+	int exit_code;
+
+	if (argc > 1 && !strcmp(argv[1], "token"))
+		return gateway_token_main(argc - 1, argv + 1);
+	if (argc > 1 && cli_is_command(argv[1]))
+		return cli_main(argc - 1, argv + 1);
+	if ((exit_code = parse_flags(argc, argv, &flags)) >= 0)
+		return exit_code;
+	if (load_config(&gw.cfg, &flags, err)) {
+		fprintf(stderr, "sparkgw: config: %s\n", err);
+		gateway_config_release(&gw.cfg);
+		return EXIT_STARTUP;
+	}
+	block_signals(&stop_signals);
+	if (open_store(&gw, err) || load_policy(&gw, err) || start_dispatch(&gw, err) ||
+	    (prepare_reload(&gw, flags.config_path), start_serving(&gw, err))) {
+		fprintf(stderr, "sparkgw: %s\n", err);
+		gateway_teardown(&gw);
+		return EXIT_STARTUP;
+	}
+	wait_for_stop(&gw, &stop_signals);
+	gateway_teardown(&gw);
 	gw_log(GW_LOG_INFO, "stopped");
 	return 0;
-
-startup_failed:
-	fprintf(stderr, "sparkgw: %s\n", err);
-	if (listen_fd >= 0)
-		close(listen_fd);
-	dispatch_stop(dispatch);
-	auth_free(auth);
-	pool_free(pool);
-	router_holder_free(policy);
-	json_decref(reload.overlay);
-	store_close(store);
-	jobview_free(jobs_view);
-	gw_metrics_free(metrics);
-	gateway_config_release(&cfg);
-	return EXIT_STARTUP;
 }

@@ -78,8 +78,9 @@ static json_t *cluster_json(struct request *rq, const struct router *r, const st
 			 "nodes", json_object_get(state, "nodes") ? json_object_get(state, "nodes") : json_null());
 }
 
-enum MHD_Result api_pools(struct request *rq, const char *id)
+enum MHD_Result api_pools(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	struct router *r = router_holder_get(rq->services->policy);
 	json_t *live = pool_snapshot(rq->services->pool), *pools = json_array(), *groups = json_array();
 	json_t *rules = json_array(), *body;
@@ -109,11 +110,12 @@ enum MHD_Result api_pools(struct request *rq, const char *id)
 			 "rules", rules, "defaultPool",
 			 r->default_pool >= 0 ? r->pools[r->default_pool].name : NULL);
 	router_unref(r);
-	return http_reply_json(rq, 200, body, NULL);
+	return http_reply_json(&rq->http, 200, body, NULL);
 }
 
-enum MHD_Result api_clusters(struct request *rq, const char *id)
+enum MHD_Result api_clusters(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	struct router *r = router_holder_get(rq->services->policy);
 	json_t *live = pool_snapshot(rq->services->pool), *items = json_array();
 
@@ -122,7 +124,7 @@ enum MHD_Result api_clusters(struct request *rq, const char *id)
 		json_array_append_new(items, cluster_json(rq, r, &r->clusters[i], live));
 	json_decref(live);
 	router_unref(r);
-	return http_reply_json(rq, 200, json_pack("{s:o}", "items", items), NULL);
+	return http_reply_json(&rq->http, 200, json_pack("{s:o}", "items", items), NULL);
 }
 
 /* Looks the cluster up in the policy in force; NULL after answering 404. */
@@ -134,13 +136,14 @@ static const struct router_cluster *find_cluster(struct request *rq, struct rout
 
 	if (!c) {
 		snprintf(detail, sizeof(detail), "no cluster named %.64s", name);
-		*reply = http_reply_problem(rq, 404, "not-found", detail, NULL);
+		*reply = http_reply_problem(&rq->http, 404, "not-found", detail, NULL);
 	}
 	return c;
 }
 
-enum MHD_Result api_cluster_get(struct request *rq, const char *id)
+enum MHD_Result api_cluster_get(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	struct router *r = router_holder_get(rq->services->policy);
 	const struct router_cluster *c;
 	enum MHD_Result reply;
@@ -148,7 +151,7 @@ enum MHD_Result api_cluster_get(struct request *rq, const char *id)
 
 	if ((c = find_cluster(rq, r, id, &reply))) {
 		live = pool_snapshot(rq->services->pool);
-		reply = http_reply_json(rq, 200, cluster_json(rq, r, c, live), NULL);
+		reply = http_reply_json(&rq->http, 200, cluster_json(rq, r, c, live), NULL);
 		json_decref(live);
 	}
 	router_unref(r);
@@ -164,14 +167,14 @@ static enum MHD_Result settings_committed(struct request *rq)
 	json_t *live;
 
 	if (rq->op.rc)
-		return http_reply_store_error(rq, rq->op.rc, rq->op.err);
+		return gateway_reply_store_error(rq, rq->op.rc, rq->op.err);
 	pool_set_rotation(rq->services->pool, rq->job_id,
 			  (enum pool_rotation)pool_rotation_parse(rq->op.rotation));
 	pool_set_weight(rq->services->pool, rq->job_id, (unsigned)rq->op.weight);
 	r = router_holder_get(rq->services->policy);
 	if ((c = find_cluster(rq, r, rq->job_id, &reply))) {
 		live = pool_snapshot(rq->services->pool);
-		reply = http_reply_json(rq, 200, cluster_json(rq, r, c, live), NULL);
+		reply = http_reply_json(&rq->http, 200, cluster_json(rq, r, c, live), NULL);
 		json_decref(live);
 	}
 	router_unref(r);
@@ -191,12 +194,12 @@ static enum MHD_Result save_settings(struct request *rq, const char *name, enum 
 	/* The cluster name lives in the request until the commit answers. */
 	snprintf(rq->job_id, sizeof(rq->job_id), "%s", name);
 	if (strcmp(rq->job_id, name))
-		return http_reply_problem(rq, 400, "bad-request", "cluster name too long", NULL);
+		return http_reply_problem(&rq->http, 400, "bad-request", "cluster name too long", NULL);
 	rq->op.kind = STORE_OP_CLUSTER_SETTINGS;
 	rq->op.cluster = rq->job_id;
 	rq->op.rotation = pool_rotation_name(rot);
 	rq->op.weight = weight;
-	return http_run_async(rq, settings_committed);
+	return gateway_run_async(rq, settings_committed);
 }
 
 static int current_weight(struct request *rq, const char *name)
@@ -208,44 +211,51 @@ static int current_weight(struct request *rq, const char *name)
 	return w;
 }
 
-enum MHD_Result api_cluster_cordon(struct request *rq, const char *id)
+enum MHD_Result api_cluster_cordon(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
+
 	return save_settings(rq, id, POOL_CORDONED, current_weight(rq, id));
 }
 
-enum MHD_Result api_cluster_drain(struct request *rq, const char *id)
+enum MHD_Result api_cluster_drain(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
+
 	return save_settings(rq, id, POOL_DRAINING, current_weight(rq, id));
 }
 
-enum MHD_Result api_cluster_uncordon(struct request *rq, const char *id)
+enum MHD_Result api_cluster_uncordon(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
+
 	return save_settings(rq, id, POOL_ACTIVE, current_weight(rq, id));
 }
 
-enum MHD_Result api_cluster_patch(struct request *rq, const char *id)
+enum MHD_Result api_cluster_patch(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	char detail[GW_ERRLEN];
-	json_t *body = gateway_json_parse(rq->body.data ? rq->body.data : "", rq->body.len, detail);
+	json_t *body = gateway_json_parse(rq->http.body.data ? rq->http.body.data : "", rq->http.body.len, detail);
 	json_t *w = json_object_get(body, "weight");
 	const char *key;
 	json_t *v;
 	int weight;
 
 	if (!body)
-		return http_reply_problem(rq, 400, "malformed-body", detail, NULL);
+		return http_reply_problem(&rq->http, 400, "malformed-body", detail, NULL);
 	json_object_foreach(body, key, v)
 		if (strcmp(key, "weight")) {
 			/* key lives in body: the problem is built before body goes. */
 			json_t *errors = json_pack("[{s:s, s:s}]", "field", key, "message", "unknown field");
 
 			json_decref(body);
-			return http_reply_problem(rq, 422, "validation-failed", "only weight can be changed",
+			return http_reply_problem(&rq->http, 422, "validation-failed", "only weight can be changed",
 						  errors);
 		}
 	if (!json_is_integer(w) || json_integer_value(w) < 0 || json_integer_value(w) > 1000000) {
 		json_decref(body);
-		return http_reply_problem(rq, 422, "validation-failed", "weight must be an integer from 0 to 1000000",
+		return http_reply_problem(&rq->http, 422, "validation-failed", "weight must be an integer from 0 to 1000000",
 					  json_pack("[{s:s, s:s}]", "field", "weight", "message",
 						    "must be an integer from 0 (the configured weight) to 1000000"));
 	}
@@ -254,36 +264,38 @@ enum MHD_Result api_cluster_patch(struct request *rq, const char *id)
 	return save_settings(rq, id, pool_rotation_of(rq->services->pool, id), weight);
 }
 
-enum MHD_Result api_reload(struct request *rq, const char *id)
+enum MHD_Result api_reload(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	char err[GW_ERRLEN];
 
 	(void)id;
 	if (rq->services->reload(rq->services->reload_arg, err) != GW_OK)
-		return http_reply_problem(rq, 422, "invalid-policy", err, NULL);
-	return http_reply_json(rq, 200, json_pack("{s:s}", "status", "reloaded"), NULL);
+		return http_reply_problem(&rq->http, 422, "invalid-policy", err, NULL);
+	return http_reply_json(&rq->http, 200, json_pack("{s:s}", "status", "reloaded"), NULL);
 }
 
 static enum MHD_Result reply_change_error(struct request *rq, enum gw_err rc, const char *err)
 {
 	switch (rc) {
 	case GW_ENOTFOUND:
-		return http_reply_problem(rq, 404, "not-found", err, NULL);
+		return http_reply_problem(&rq->http, 404, "not-found", err, NULL);
 	case GW_ECONFLICT:
-		return http_reply_problem(rq, 409, "conflict", err, NULL);
+		return http_reply_problem(&rq->http, 409, "conflict", err, NULL);
 	case GW_EINVAL:
-		return http_reply_problem(rq, 422, "invalid-policy", err, NULL);
+		return http_reply_problem(&rq->http, 422, "invalid-policy", err, NULL);
 	default:
-		return http_reply_store_error(rq, rc, err);
+		return gateway_reply_store_error(rq, rc, err);
 	}
 }
 
 /* POST /api/v1/clusters: a cluster entry as in the policy file, plus the
  * pool it joins and its weight there. */
-enum MHD_Result api_cluster_add(struct request *rq, const char *id)
+enum MHD_Result api_cluster_add(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	char detail[GW_ERRLEN], err[GW_ERRLEN];
-	json_t *body = gateway_json_parse(rq->body.data ? rq->body.data : "", rq->body.len, detail);
+	json_t *body = gateway_json_parse(rq->http.body.data ? rq->http.body.data : "", rq->http.body.len, detail);
 	struct router *r;
 	const struct router_cluster *c;
 	enum MHD_Result reply;
@@ -291,7 +303,7 @@ enum MHD_Result api_cluster_add(struct request *rq, const char *id)
 
 	(void)id;
 	if (!body)
-		return http_reply_problem(rq, 400, "malformed-body", detail, NULL);
+		return http_reply_problem(&rq->http, 400, "malformed-body", detail, NULL);
 	rc = rq->services->change_clusters(rq->services->reload_arg, NULL, body, err);
 	if (rc) {
 		json_decref(body);
@@ -305,22 +317,23 @@ enum MHD_Result api_cluster_add(struct request *rq, const char *id)
 		char location[300];
 
 		snprintf(location, sizeof(location), "/api/v1/clusters/%s", c->name);
-		reply = http_reply_json(rq, 201, cluster_json(rq, r, c, live), MHD_HTTP_HEADER_LOCATION,
+		reply = http_reply_json(&rq->http, 201, cluster_json(rq, r, c, live), MHD_HTTP_HEADER_LOCATION,
 					location, NULL);
 		json_decref(live);
 	} else {
-		reply = http_reply_problem(rq, 500, "internal", "the cluster was added but is not in force", NULL);
+		reply = http_reply_problem(&rq->http, 500, "internal", "the cluster was added but is not in force", NULL);
 	}
 	router_unref(r);
 	return reply;
 }
 
-enum MHD_Result api_cluster_remove(struct request *rq, const char *id)
+enum MHD_Result api_cluster_remove(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	char err[GW_ERRLEN];
 	enum gw_err rc = rq->services->change_clusters(rq->services->reload_arg, id, NULL, err);
 
 	if (rc)
 		return reply_change_error(rq, rc, err);
-	return http_reply_json(rq, 200, json_pack("{s:s, s:s}", "status", "removed", "name", id), NULL);
+	return http_reply_json(&rq->http, 200, json_pack("{s:s, s:s}", "status", "removed", "name", id), NULL);
 }

@@ -1,38 +1,33 @@
-/* Internals shared by the HTTP server (server.c) and the API handlers
- * (api_*.c): the per-request state and response helpers. */
-#ifndef GW_HTTP_INT_H
-#define GW_HTTP_INT_H
+/* The API layer's internals, shared by its handlers (api/, compat/, auth/):
+ * the per-request state and the helpers that submit, load and cancel jobs.
+ * Handlers take the HTTP layer's request and find theirs with
+ * api_request(); the route table (routes.c) names them all. */
+#ifndef GW_API_H
+#define GW_API_H
 
 #include <jansson.h>
 #include <microhttpd.h>
 #include <stdbool.h>
-#include <time.h>
 
-#include "common/buf.h"
 #include "dispatch/dispatch.h"
+#include "gateway/api/serve.h"
+#include "gateway/api/submission.h"
 #include "gateway/auth/auth.h"
 #include "gateway/config/config.h"
 #include "gateway/http/http.h"
-#include "gateway/api/submission.h"
 #include "store/store.h"
 
-struct gateway_server;
-
-/* One HTTP request, owned by the MHD thread that serves its connection,
- * except while suspended on a store write, when only the store's writer
- * thread touches op (then resumes the connection). */
+/* One API request: the HTTP layer's (first, so that the layer allocates
+ * the whole), then what the handlers keep. Owned by the MHD thread that
+ * serves its connection, except while suspended on a store write, when
+ * only the store's writer thread touches op (then resumes the connection). */
 struct request {
-	struct gateway_server *srv;
+	struct http_request http;
 	const struct gateway_services *services;
 	struct store *store;
 	struct dispatch *dispatch; /* NULL without clusters */
 	struct gateway_followers *followers;
 	const struct gateway_config *cfg;
-	struct MHD_Connection *conn;
-	struct gw_buf body;
-	bool responded; /* a response was queued before the body was read */
-	bool too_large; /* the body is over the cap: drained, then 413 */
-	size_t discarded;
 
 	/* An asynchronous store write and the step that answers it. */
 	struct store_op op;
@@ -45,19 +40,14 @@ struct request {
 	/* Who asks (with auth.mode none: an admin of every team), and what
 	 * the audit trail keeps of the call. */
 	struct auth_principal who;
-	unsigned status;       /* of the response queued */
-	bool denied;           /* refused for who asks: 401, 403, 429, another team's 404 */
-	char method[8];
-	char path[1024];
 	char audit_team[64];   /* the team the call acted for, when known */
 	char audit_target[128]; /* what it acted on, when not the path's id */
-	const char *route;     /* the route's pattern, for metrics; NULL: none matched */
-	struct timespec started;
-	char request_id[72];   /* X-Request-Id: the client's, or a new one */
-	bool problem_msg;      /* problems also carry "msg", as Livy's errors do */
-	/* A facade's: renames the fields of validation errors to its own. */
-	void (*rename_fields)(json_t *errors);
 };
+
+static inline struct request *api_request(struct http_request *h)
+{
+	return (struct request *)h;
+}
 
 /* Whether the caller may see a job of that team (absent team: only
  * operators and admins). */
@@ -68,42 +58,18 @@ bool gateway_authorize(struct request *rq, enum auth_role min_role, enum MHD_Res
  * denied. */
 void gateway_audit(struct request *rq);
 
-/* 304 Not Modified with the ETag the client has. */
-enum MHD_Result http_reply_not_modified(struct request *rq, const char *etag);
-/* Queues text (copied) as text/plain. */
-enum MHD_Result http_reply_text(struct request *rq, unsigned status, const char *text);
-/* Queues body (stolen) as application/json; extra header pairs may follow,
- * NULL-terminated. */
-enum MHD_Result http_reply_json(struct request *rq, unsigned status,
-				json_t *body, ...);
-/* Queues text (taken over) as application/json; header pairs may follow,
- * NULL-terminated. */
-enum MHD_Result http_reply_json_text(struct request *rq, unsigned status, char *text, ...);
+/* The job as the API shows it, with one header pair (both may be NULL). */
+enum MHD_Result gateway_reply_job(struct request *rq, unsigned status, const struct store_job *job,
+				  const char *header, const char *value);
 struct jobview_entry;
 /* Queues a cached job's text, holding the entry (its reference is taken
  * over) until it is sent; header pairs may follow, NULL-terminated. */
-enum MHD_Result http_reply_job_entry(struct request *rq, unsigned status, struct jobview_entry *e, ...);
-/* An RFC 9457 problem. errors (stolen, may be NULL) is the list of
- * {field, message} for validation problems. */
-enum MHD_Result http_reply_problem(struct request *rq, unsigned status,
-				   const char *slug, const char *detail,
-				   json_t *errors);
-/* Queues resp (taken over; NULL is MHD_NO) with the request's id, and
- * notes the status for metrics and the audit trail. */
-enum MHD_Result http_queue(struct request *rq, unsigned status, struct MHD_Response *resp);
-/* A problem with one header of its own (WWW-Authenticate, Retry-After). */
-enum MHD_Result http_reply_problem_header(struct request *rq, unsigned status, const char *slug,
-					  const char *detail, const char *hname, const char *hvalue);
-/* A problem with a Retry-After header, for 429 and 503. */
-enum MHD_Result http_reply_problem_retry(struct request *rq, unsigned status, const char *slug,
-					 const char *detail, const char *retry_after_s);
+enum MHD_Result gateway_reply_job_entry(struct request *rq, unsigned status, struct jobview_entry *e, ...);
 /* Maps a store error to 404/409/503/500. */
-enum MHD_Result http_reply_store_error(struct request *rq, enum gw_err rc,
-				       const char *detail);
+enum MHD_Result gateway_reply_store_error(struct request *rq, enum gw_err rc, const char *detail);
 /* Suspends the connection and queues rq->op; resume() answers once it has
  * committed. */
-enum MHD_Result http_run_async(struct request *rq,
-			       enum MHD_Result (*resume)(struct request *rq));
+enum MHD_Result gateway_run_async(struct request *rq, enum MHD_Result (*resume)(struct request *rq));
 
 /* Submits a body in the native shape (JSON text, borrowed until answered)
  * as POST /api/v1/jobs does: sheds load, validates, applies the caller's
@@ -151,7 +117,7 @@ bool gateway_load_job(struct request *rq, const char *id, enum MHD_Result *reply
  * (404), no log from its cluster (404, 409), the cluster unreachable (502). */
 bool gateway_driver_log(struct request *rq, long tail_lines, char **text, enum MHD_Result *reply);
 
-/* Log followers of a server (api_logs.c). */
+/* Log followers of a server (logs.c). */
 struct gateway_followers;
 struct gateway_followers *gateway_followers_new(void);
 /* Asks every follower to end; their streams close within a second. */
@@ -159,50 +125,50 @@ void gateway_followers_stop(struct gateway_followers *f);
 void gateway_followers_free(struct gateway_followers *f);
 
 /* Handlers; id is the path segment for routes with one. */
-enum MHD_Result api_job_submit(struct request *rq, const char *id);
-enum MHD_Result api_job_get(struct request *rq, const char *id);
-enum MHD_Result api_job_list(struct request *rq, const char *id);
-enum MHD_Result api_job_cancel(struct request *rq, const char *id);
-enum MHD_Result api_job_events(struct request *rq, const char *id);
-enum MHD_Result api_job_logs(struct request *rq, const char *id);
-enum MHD_Result api_job_conf(struct request *rq, const char *id);
-enum MHD_Result api_job_ui(struct request *rq, const char *id);
+enum MHD_Result api_job_submit(struct http_request *h, const char *id);
+enum MHD_Result api_job_get(struct http_request *h, const char *id);
+enum MHD_Result api_job_list(struct http_request *h, const char *id);
+enum MHD_Result api_job_cancel(struct http_request *h, const char *id);
+enum MHD_Result api_job_events(struct http_request *h, const char *id);
+enum MHD_Result api_job_logs(struct http_request *h, const char *id);
+enum MHD_Result api_job_conf(struct http_request *h, const char *id);
+enum MHD_Result api_job_ui(struct http_request *h, const char *id);
 /* The Spark UI's route, and the cookie that may carry a browser's token
  * for it (the dashboard sets it). */
 #define UI_ROUTE "/api/v1/jobs/*/ui**"
 #define UI_TOKEN_COOKIE "sparkgw_token"
-enum MHD_Result api_pools(struct request *rq, const char *id);
-enum MHD_Result api_clusters(struct request *rq, const char *id);
-enum MHD_Result api_cluster_get(struct request *rq, const char *id);
-enum MHD_Result api_cluster_patch(struct request *rq, const char *id);
-enum MHD_Result api_cluster_cordon(struct request *rq, const char *id);
-enum MHD_Result api_cluster_drain(struct request *rq, const char *id);
-enum MHD_Result api_cluster_uncordon(struct request *rq, const char *id);
-enum MHD_Result api_reload(struct request *rq, const char *id);
-enum MHD_Result api_cluster_add(struct request *rq, const char *id);
-enum MHD_Result api_cluster_remove(struct request *rq, const char *id);
-enum MHD_Result api_queue(struct request *rq, const char *id);
-enum MHD_Result api_token_create(struct request *rq, const char *id);
-enum MHD_Result api_token_list(struct request *rq, const char *id);
-enum MHD_Result api_token_revoke(struct request *rq, const char *id);
-enum MHD_Result api_audit(struct request *rq, const char *id);
-enum MHD_Result api_metrics(struct request *rq, const char *id);
-enum MHD_Result api_usage(struct request *rq, const char *id);
-enum MHD_Result api_ui(struct request *rq, const char *id);
-/* The Livy batch API (api_livy.c) and the Batch Processing Gateway API
- * (api_bpg.c); gateway_compat_route() finds their handler for a path. */
-enum MHD_Result api_livy_submit(struct request *rq, const char *id);
-enum MHD_Result api_livy_list(struct request *rq, const char *id);
-enum MHD_Result api_livy_get(struct request *rq, const char *id);
-enum MHD_Result api_livy_state(struct request *rq, const char *id);
-enum MHD_Result api_livy_log(struct request *rq, const char *id);
-enum MHD_Result api_livy_delete(struct request *rq, const char *id);
-enum MHD_Result api_bpg_submit(struct request *rq, const char *id);
-enum MHD_Result api_bpg_status(struct request *rq, const char *id);
-enum MHD_Result api_bpg_driver(struct request *rq, const char *id);
-enum MHD_Result api_bpg_describe(struct request *rq, const char *id);
-enum MHD_Result api_bpg_log(struct request *rq, const char *id);
-enum MHD_Result api_bpg_delete(struct request *rq, const char *id);
+enum MHD_Result api_pools(struct http_request *h, const char *id);
+enum MHD_Result api_clusters(struct http_request *h, const char *id);
+enum MHD_Result api_cluster_get(struct http_request *h, const char *id);
+enum MHD_Result api_cluster_patch(struct http_request *h, const char *id);
+enum MHD_Result api_cluster_cordon(struct http_request *h, const char *id);
+enum MHD_Result api_cluster_drain(struct http_request *h, const char *id);
+enum MHD_Result api_cluster_uncordon(struct http_request *h, const char *id);
+enum MHD_Result api_reload(struct http_request *h, const char *id);
+enum MHD_Result api_cluster_add(struct http_request *h, const char *id);
+enum MHD_Result api_cluster_remove(struct http_request *h, const char *id);
+enum MHD_Result api_queue(struct http_request *h, const char *id);
+enum MHD_Result api_token_create(struct http_request *h, const char *id);
+enum MHD_Result api_token_list(struct http_request *h, const char *id);
+enum MHD_Result api_token_revoke(struct http_request *h, const char *id);
+enum MHD_Result api_audit(struct http_request *h, const char *id);
+enum MHD_Result api_metrics(struct http_request *h, const char *id);
+enum MHD_Result api_usage(struct http_request *h, const char *id);
+enum MHD_Result api_ui(struct http_request *h, const char *id);
+/* The Livy batch API (compat/livy.c) and the Batch Processing Gateway API
+ * (compat/bpg.c). */
+enum MHD_Result api_livy_submit(struct http_request *h, const char *id);
+enum MHD_Result api_livy_list(struct http_request *h, const char *id);
+enum MHD_Result api_livy_get(struct http_request *h, const char *id);
+enum MHD_Result api_livy_state(struct http_request *h, const char *id);
+enum MHD_Result api_livy_log(struct http_request *h, const char *id);
+enum MHD_Result api_livy_delete(struct http_request *h, const char *id);
+enum MHD_Result api_bpg_submit(struct http_request *h, const char *id);
+enum MHD_Result api_bpg_status(struct http_request *h, const char *id);
+enum MHD_Result api_bpg_driver(struct http_request *h, const char *id);
+enum MHD_Result api_bpg_describe(struct http_request *h, const char *id);
+enum MHD_Result api_bpg_log(struct http_request *h, const char *id);
+enum MHD_Result api_bpg_delete(struct http_request *h, const char *id);
 
 
 #endif

@@ -19,8 +19,9 @@ static const char *content_type(const char *path)
 	return "text/html; charset=utf-8";
 }
 
-enum MHD_Result api_ui(struct request *rq, const char *id)
+enum MHD_Result api_ui(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	char path[160], etag[64];
 	const char *match;
 	struct MHD_Response *resp;
@@ -30,9 +31,9 @@ enum MHD_Result api_ui(struct request *rq, const char *id)
 		if (strcmp(gateway_assets[i].path, path))
 			continue;
 		snprintf(etag, sizeof(etag), "\"%s-%zu\"", GW_GIT_COMMIT, gateway_assets[i].len);
-		match = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+		match = MHD_lookup_connection_value(rq->http.conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
 		if (match && !strcmp(match, etag))
-			return http_reply_not_modified(rq, etag);
+			return http_reply_not_modified(&rq->http, etag);
 		resp = MHD_create_response_from_buffer(gateway_assets[i].len,
 						       (void *)(uintptr_t)gateway_assets[i].data, MHD_RESPMEM_PERSISTENT);
 		if (!resp)
@@ -43,7 +44,7 @@ enum MHD_Result api_ui(struct request *rq, const char *id)
 		MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 		MHD_add_response_header(resp, "Content-Security-Policy",
 					"default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:");
-		return http_queue(rq, 200, resp);
+		return http_queue(&rq->http, 200, resp);
 	}
-	return http_reply_problem(rq, 404, "not-found", "no such file", NULL);
+	return http_reply_problem(&rq->http, 404, "not-found", "no such file", NULL);
 }

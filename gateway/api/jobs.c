@@ -1,36 +1,31 @@
-/* The /api/v1/jobs handlers: submit, read, list, cancel, events. */
+/* The /api/v1/jobs handlers but submit: read, list, cancel, events, conf;
+ * and loading a job for the handlers that act on one. */
 #include <ctype.h>
 #include <errno.h>
 #include <openssl/evp.h>
-#include <openssl/sha.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <stdint.h>
 #include <string.h>
-#include <strings.h>
 
-#include "common/labels.h"
 #include "common/redact.h"
 #include "common/timeutil.h"
 #include "gateway/api/api.h"
 #include "gateway/api/jobview.h"
-#include "pool/pool.h"
-#include "router/router.h"
 
 #define LIST_DEFAULT_LIMIT 50
 #define LIST_MAX_LIMIT 1000
-#define IDEMPOTENCY_KEY_MAX 255
 
 /* The job as the API shows it, as an answer with header pairs. */
-static enum MHD_Result reply_job(struct request *rq, unsigned status, const struct store_job *job,
+enum MHD_Result gateway_reply_job(struct request *rq, unsigned status, const struct store_job *job,
 				 const char *header, const char *value)
 {
 	size_t len;
 	char *text = jobview_render(job, &len);
 
 	if (!text)
-		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
-	return http_reply_json_text(rq, status, text, header, value, NULL);
+		return gateway_reply_store_error(rq, GW_ENOMEM, "out of memory");
+	return http_reply_json_text(&rq->http, status, text, header, value, NULL);
 }
 
 /* A job id as the store makes them; anything else cannot exist. */
@@ -51,324 +46,10 @@ enum MHD_Result gateway_reply_no_job(struct request *rq, const char *id)
 	char detail[160];
 
 	snprintf(detail, sizeof(detail), "job %.64s not found", id);
-	return http_reply_problem(rq, 404, "not-found", detail, NULL);
+	return http_reply_problem(&rq->http, 404, "not-found", detail, NULL);
 }
 
 /* ---- submit ---- */
-
-static bool content_type_is_json(const char *ct)
-{
-	size_t n = strlen("application/json");
-
-	if (!ct || strncasecmp(ct, "application/json", n) != 0)
-		return false;
-	ct += n;
-	while (*ct == ' ' || *ct == '\t')
-		ct++;
-	return *ct == '\0' || *ct == ';';
-}
-
-static bool idempotency_key_valid(const char *key)
-{
-	size_t n = strlen(key);
-
-	if (n == 0 || n > IDEMPOTENCY_KEY_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (key[i] < 0x21 || key[i] > 0x7e)
-			return false;
-	return true;
-}
-
-bool gateway_submit_stored(struct request *rq, enum MHD_Result *reply)
-{
-	struct store_op *op = &rq->op;
-
-	if (op->rc == GW_ECONFLICT)
-		*reply = http_reply_problem(rq, 409, "idempotency-key-reused", op->err, NULL);
-	else if (op->rc == GW_EBUSY)
-		*reply = http_reply_problem_retry(rq, 429, "queue-full", op->err, "10");
-	else if (op->rc)
-		*reply = http_reply_store_error(rq, op->rc, op->err);
-	if (op->rc)
-		return false;
-	snprintf(rq->audit_target, sizeof(rq->audit_target), "job %s", op->job.id);
-	snprintf(rq->audit_team, sizeof(rq->audit_team), "%s", op->job.team ? op->job.team : "");
-	return true;
-}
-
-static enum MHD_Result submit_committed(struct request *rq)
-{
-	enum MHD_Result reply;
-	char location[64];
-
-	if (!gateway_submit_stored(rq, &reply))
-		return reply;
-	snprintf(location, sizeof(location), "/api/v1/jobs/%s", rq->op.job.id);
-	return reply_job(rq, rq->op.unchanged ? 200 : 201, &rq->op.job, MHD_HTTP_HEADER_LOCATION, location);
-}
-
-/* The submission's priority rank, or a 422 naming the priorities there are. */
-static bool resolve_priority(struct request *rq, const struct router *r, const json_t *labels,
-			     enum MHD_Result *reply)
-{
-	const char *value = json_string_value(json_object_get(labels, "priority"));
-	int rank = router_priority_rank(r, value);
-	char names[GW_ERRLEN] = "", msg[GW_ERRLEN + 32];
-
-	if (rank >= 0) {
-		rq->op.submit.priority = rank;
-		return true;
-	}
-	for (size_t i = 0; i < r->npriorities; i++)
-		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", i ? ", " : "",
-			 r->priorities[i]);
-	snprintf(msg, sizeof(msg), "must be one of %s", names);
-	*reply = http_reply_problem(rq, 422, "validation-failed", "the submission has 1 invalid field",
-				    json_pack("[{s:s, s:s}]", "field", "labels[priority]", "message", msg));
-	return false;
-}
-
-/* What the scheduler needs of a placeable submission: its pool, demand,
- * time to live and the limits it is queued under. False, with a 422, for
- * a job bigger than its team or pool may ever run. */
-static bool schedule_fields(struct request *rq, const struct router *r, const struct router_decision *dec,
-			    const json_t *spec, enum MHD_Result *reply)
-{
-	struct store_submission *sub = &rq->op.submit;
-	static const struct store_demand none;
-	const json_t *ttl = json_object_get(spec, "timeToLiveSeconds");
-	struct store_limits team, pool;
-	char why[GW_ERRLEN], detail[GW_ERRLEN + 64];
-
-	snprintf(rq->pool_name, sizeof(rq->pool_name), "%s", dec->pool->name);
-	sub->pool = rq->pool_name;
-	sub->demand = dispatch_demand(&dec->demand);
-	sub->ttl_s = json_is_integer(ttl) ? (int)json_integer_value(ttl) : -1;
-	dispatch_pool_limits(r, dec->pool->name, &sub->pool_limits);
-	team = sub->team_limits;
-	pool = sub->pool_limits;
-	team.running = pool.running = 0; /* what it asks for, against an empty team and pool */
-	if ((rq->sub.team && store_limits_exceeded(&team, "team", rq->sub.team, 0, &none, &sub->demand,
-						   why, sizeof(why))) ||
-	    store_limits_exceeded(&pool, "pool", dec->pool->name, 0, &none, &sub->demand, why, sizeof(why))) {
-		snprintf(detail, sizeof(detail), "the job could never run: %s", why);
-		*reply = http_reply_problem(rq, 422, "unplaceable", detail, NULL);
-		return false;
-	}
-	return true;
-}
-
-/* Places the submission: without live state (is it placeable at all?) or,
- * for a dry run, as a dispatch would now, answering with the explanation.
- * False when it answered. */
-static bool check_placement(struct request *rq, bool dry_run, enum MHD_Result *reply)
-{
-	struct router *r = router_holder_get(rq->services->policy);
-	struct router_live live = pool_live(rq->services->pool);
-	struct router_decision dec;
-	json_t *labels = json_incref(rq->sub.labels);
-	json_t *spec = json_incref(rq->sub.spec), *errors = NULL;
-	char detail[GW_ERRLEN];
-	enum router_result res = ROUTER_INVALID;
-	bool go_on = false;
-
-	rq->op.submit.ttl_s = -1;
-	dispatch_team_limits(r, rq->sub.team, rq->cfg->scheduler_max_running_per_team,
-			     rq->cfg->scheduler_max_queued_per_team, &rq->op.submit.team_limits, NULL);
-	if (!resolve_priority(rq, r, labels, reply))
-		goto done;
-	if (r->nclusters == 0) { /* store-only: nothing to place on */
-		if (dry_run)
-			*reply = http_reply_json(rq, 200, json_pack("{s:b, s:s, s:s}", "dryRun", 1, "placeable",
-								    "later", "reason", "no clusters are configured"), NULL);
-		go_on = !dry_run;
-		goto done;
-	}
-	/* A submission is checked against the clusters' nodes only: whether
-	 * it could ever run, not whether there is room now. */
-	if (!dry_run)
-		live = (struct router_live){.capacity = live.capacity, .arg = live.arg};
-	res = router_place(r, &live, NULL, labels, spec, "dry-run", &dec, &errors, detail);
-	if (res == ROUTER_INVALID || res == ROUTER_TOO_BIG) {
-		*reply = http_reply_problem(rq, 422, "unplaceable", detail, errors);
-		errors = NULL;
-	} else if (res == ROUTER_OK && !schedule_fields(rq, r, &dec, spec, reply)) {
-		/* answered */
-	} else if (!dry_run) {
-		go_on = true;
-	} else if (res == ROUTER_WAIT) {
-		*reply = http_reply_json(rq, 200, json_pack("{s:b, s:s, s:s}", "dryRun", 1, "placeable",
-							    "later", "reason", detail), NULL);
-	} else {
-		/* A stand-in job: what dispatch would build for this submission. */
-		struct store_job job = {.name = rq->sub.name, .user = rq->sub.user, .run = 1,
-					.labels_json = rq->sub.labels_json, .spec_json = rq->sub.spec_json};
-		char err[GW_ERRLEN];
-		json_t *manifests;
-
-		json_t *placement;
-
-		snprintf(job.id, sizeof(job.id), "j00000000000dryrun000");
-		manifests = dispatch_manifests(&job, &dec, err);
-		placement = dispatch_placement_json(&job, &dec);
-		gw_redact_conf(json_object_get(placement, "conf"));
-		gw_redact_document(manifests);
-		*reply = http_reply_json(rq, 200, json_pack("{s:b, s:s, s:o, s:o}", "dryRun", 1,
-							    "placeable", "now", "placement", placement,
-							    "manifests", manifests ? manifests : json_array()),
-					 NULL);
-	}
-	if (res == ROUTER_OK)
-		router_decision_release(&dec);
-done:
-	json_decref(errors);
-	json_decref(labels);
-	json_decref(spec);
-	router_unref(r);
-	return go_on;
-}
-
-/* With tokens, the job's user is the token's owner and its team one of
- * the token's: the one named in the labels, or the token's only team. */
-static bool apply_identity(struct request *rq, enum MHD_Result *reply)
-{
-	struct gateway_submission *sub = &rq->sub;
-	json_t *labels;
-	char detail[GW_ERRLEN];
-	char *text;
-
-	if (!rq->services->auth)
-		return true;
-	free(sub->user);
-	sub->user = strdup(rq->who.owner);
-	if (sub->team) {
-		if (auth_sees_team(&rq->who, sub->team))
-			return true;
-		snprintf(detail, sizeof(detail), "token %s may not submit for team %s", rq->who.token_id, sub->team);
-		rq->denied = true;
-		*reply = http_reply_problem(rq, 403, "forbidden", detail, NULL);
-		return false;
-	}
-	if (json_array_size(rq->who.teams) != 1) {
-		if (rq->who.role >= AUTH_OPERATOR)
-			return true;
-		*reply = http_reply_problem(rq, 422, "validation-failed", "the submission has 1 invalid field",
-					    json_pack("[{s:s, s:s}]", "field", "labels[team]", "message",
-						      "is required: this token submits for several teams"));
-		return false;
-	}
-	labels = sub->labels;
-	json_object_set(labels, "team", json_array_get(rq->who.teams, 0));
-	text = json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS);
-	free(sub->labels_json);
-	sub->labels_json = text;
-	sub->team = strdup(json_string_value(json_array_get(rq->who.teams, 0)));
-	if (!sub->user || !sub->labels_json || !sub->team) {
-		*reply = http_reply_store_error(rq, GW_ENOMEM, "out of memory");
-		return false;
-	}
-	return true;
-}
-
-enum MHD_Result gateway_submit(struct request *rq, const char *body, size_t len, const char *idempotency_key,
-			       bool dry_run, enum MHD_Result (*committed)(struct request *rq))
-{
-	enum MHD_Result reply;
-	char detail[GW_ERRLEN];
-	json_t *errors = NULL;
-	struct store_submission *sub = &rq->op.submit;
-	long queued;
-	double commit_ms;
-
-	if (idempotency_key && !idempotency_key_valid(idempotency_key)) {
-		snprintf(detail, sizeof(detail), "Idempotency-Key must be 1 to %d visible ASCII characters",
-			 IDEMPOTENCY_KEY_MAX);
-		return http_reply_problem(rq, 400, "bad-idempotency-key", detail, NULL);
-	}
-	/* Shed early when the store or the dispatcher falls behind, rather
-	 * than make every caller wait. */
-	store_load(rq->store, &queued, &commit_ms);
-	if (rq->cfg->scheduler_max_queue_depth && queued >= (long)rq->cfg->scheduler_max_queue_depth) {
-		snprintf(detail, sizeof(detail), "%ld jobs are queued, the most the gateway takes; retry later",
-			 queued);
-		return http_reply_problem_retry(rq, 429, "overloaded", detail, "5");
-	}
-	if (rq->cfg->scheduler_max_commit_ms && commit_ms > rq->cfg->scheduler_max_commit_ms) {
-		snprintf(detail, sizeof(detail), "the store commits in %.0f ms on average; retry later", commit_ms);
-		return http_reply_problem_retry(rq, 429, "overloaded", detail, "5");
-	}
-	switch (gateway_submission_parse(body, len, &rq->sub, &errors, detail)) {
-	case BODY_OK:
-		break;
-	case BODY_MALFORMED:
-		return http_reply_problem(rq, 400, "malformed-body", detail, NULL);
-	case BODY_INVALID:
-		return http_reply_problem(rq, 422, "validation-failed", detail, errors);
-	case BODY_NOMEM:
-		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
-	}
-	if (!apply_identity(rq, &reply))
-		return reply;
-	/* Whatever the policy can never place is refused now, not later. */
-	if (!check_placement(rq, dry_run, &reply))
-		return reply;
-	if (idempotency_key && !(rq->idempotency_key = strdup(idempotency_key)))
-		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
-
-	rq->op.kind = STORE_OP_SUBMIT;
-	sub->name = rq->sub.name;
-	sub->user = rq->sub.user;
-	sub->labels_json = rq->sub.labels_json;
-	sub->spec_json = rq->sub.spec_json;
-	sub->spec_shown_json = rq->sub.spec_shown_json;
-	sub->idempotency_key = rq->idempotency_key;
-	sub->team = rq->sub.team;
-	/* A retry is "the same request" when its body is byte-identical. */
-	SHA256((const unsigned char *)body, len, sub->body_sha256);
-	return http_run_async(rq, committed);
-}
-
-enum MHD_Result gateway_submit_translated(struct request *rq, enum gateway_body_status st, json_t *doc,
-					  json_t *errors, const char *detail, const char *idempotency_key,
-					  enum MHD_Result (*committed)(struct request *rq))
-{
-	char *text = st == BODY_OK ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-
-	json_decref(doc);
-	if (st == BODY_INVALID)
-		return http_reply_problem(rq, 422, "validation-failed", detail, errors);
-	/* The text must live until the answer: it becomes the request's body. */
-	gw_buf_release(&rq->body);
-	gw_buf_init(&rq->body, SIZE_MAX);
-	if (!text || gw_buf_append(&rq->body, text, strlen(text))) {
-		free(text);
-		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
-	}
-	free(text);
-	return gateway_submit(rq, rq->body.data, rq->body.len, idempotency_key, false, committed);
-}
-
-enum MHD_Result api_job_submit(struct request *rq, const char *id)
-{
-	const char *ct = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
-						     MHD_HTTP_HEADER_CONTENT_TYPE);
-	const char *key = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
-						      "Idempotency-Key");
-	const char *dry = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "dryRun");
-	char detail[GW_ERRLEN];
-
-	(void)id;
-	if (!content_type_is_json(ct)) {
-		snprintf(detail, sizeof(detail),
-			 "the body must be application/json, not %.100s", ct ? ct : "(none)");
-		return http_reply_problem(rq, 415, "unsupported-media-type", detail, NULL);
-	}
-	return gateway_submit(rq, rq->body.data ? rq->body.data : "", rq->body.len, key,
-			      dry && !strcmp(dry, "true"), submit_committed);
-}
-
-/* ---- read ---- */
 
 bool gateway_load_job(struct request *rq, const char *id, enum MHD_Result *reply)
 {
@@ -383,7 +64,7 @@ bool gateway_load_job(struct request *rq, const char *id, enum MHD_Result *reply
 	if (rc == GW_ENOTFOUND)
 		*reply = gateway_reply_no_job(rq, id);
 	else if (rc)
-		*reply = http_reply_store_error(rq, rc, err);
+		*reply = gateway_reply_store_error(rq, rc, err);
 	return rc == GW_OK;
 }
 
@@ -395,7 +76,7 @@ enum gw_err gateway_admit_job(struct request *rq, enum gw_err rc)
 		/* Another team's job: as if there were none, so its existence
 		 * does not leak. */
 		store_job_release(&rq->op.job);
-		rq->denied = true;
+		rq->http.denied = true;
 		return GW_ENOTFOUND;
 	}
 	snprintf(rq->audit_target, sizeof(rq->audit_target), "job %s", rq->op.job.id);
@@ -418,13 +99,13 @@ static struct jobview_entry *job_view(struct request *rq, const char *id, enum M
 		e = jobview_put(view, epoch, &rq->op.job);
 		store_job_release(&rq->op.job);
 		if (!e)
-			*reply = http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+			*reply = gateway_reply_store_error(rq, GW_ENOMEM, "out of memory");
 		return e;
 	}
 	if (!gateway_sees_team(rq, e->team)) {
 		/* Another team's job: as if there were none. */
 		jobview_release(e);
-		rq->denied = true;
+		rq->http.denied = true;
 		*reply = gateway_reply_no_job(rq, id);
 		return NULL;
 	}
@@ -443,8 +124,9 @@ static uint32_t text_hash(const char *text)
 	return h;
 }
 
-enum MHD_Result api_job_get(struct request *rq, const char *id)
+enum MHD_Result api_job_get(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	const char *match;
 	char etag[48];
 	enum MHD_Result reply;
@@ -463,10 +145,10 @@ enum MHD_Result api_job_get(struct request *rq, const char *id)
 		snprintf(etag, sizeof(etag), "W/\"%lld-%08x\"", (long long)e->rv, text_hash(why));
 	else
 		snprintf(etag, sizeof(etag), "W/\"%lld\"", (long long)e->rv);
-	match = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	match = MHD_lookup_connection_value(rq->http.conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
 	if (match && e->state != STORE_QUEUED && (!strcmp(match, etag) || !strcmp(match, etag + 2))) {
 		jobview_release(e);
-		return http_reply_not_modified(rq, etag);
+		return http_reply_not_modified(&rq->http, etag);
 	}
 	if (waits) {
 		json_t *reason = json_string(why);
@@ -479,14 +161,15 @@ enum MHD_Result api_job_get(struct request *rq, const char *id)
 		free(quoted);
 		jobview_release(e);
 		if (!text)
-			return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
-		return http_reply_json_text(rq, 200, text, MHD_HTTP_HEADER_ETAG, etag, NULL);
+			return gateway_reply_store_error(rq, GW_ENOMEM, "out of memory");
+		return http_reply_json_text(&rq->http, 200, text, MHD_HTTP_HEADER_ETAG, etag, NULL);
 	}
-	return http_reply_job_entry(rq, 200, e, MHD_HTTP_HEADER_ETAG, etag, NULL);
+	return gateway_reply_job_entry(rq, 200, e, MHD_HTTP_HEADER_ETAG, etag, NULL);
 }
 
-enum MHD_Result api_job_conf(struct request *rq, const char *id)
+enum MHD_Result api_job_conf(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	enum MHD_Result reply;
 	json_t *stored, *conf;
 
@@ -497,12 +180,13 @@ enum MHD_Result api_job_conf(struct request *rq, const char *id)
 	json_decref(stored);
 	gw_redact_conf(conf);
 	if (!conf)
-		return http_reply_problem(rq, 404, "not-placed", "the job has not been placed yet", NULL);
-	return http_reply_json(rq, 200, json_pack("{s:o}", "conf", conf), NULL);
+		return http_reply_problem(&rq->http, 404, "not-placed", "the job has not been placed yet", NULL);
+	return http_reply_json(&rq->http, 200, json_pack("{s:o}", "conf", conf), NULL);
 }
 
-enum MHD_Result api_job_events(struct request *rq, const char *id)
+enum MHD_Result api_job_events(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	enum MHD_Result reply;
 	struct store_event *events;
 	size_t n;
@@ -516,7 +200,7 @@ enum MHD_Result api_job_events(struct request *rq, const char *id)
 	if (rc == GW_ENOTFOUND)
 		return gateway_reply_no_job(rq, id);
 	if (rc)
-		return http_reply_store_error(rq, rc, err);
+		return gateway_reply_store_error(rq, rc, err);
 	items = json_array();
 	for (size_t i = 0; items && i < n; i++) {
 		char at[GW_TIME_LEN];
@@ -536,8 +220,8 @@ enum MHD_Result api_job_events(struct request *rq, const char *id)
 	}
 	store_events_free(events, n);
 	if (!items)
-		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
-	return http_reply_json(rq, 200, json_pack("{s:o}", "items", items), NULL);
+		return gateway_reply_store_error(rq, GW_ENOMEM, "out of memory");
+	return http_reply_json(&rq->http, 200, json_pack("{s:o}", "items", items), NULL);
 }
 
 /* ---- list ---- */
@@ -683,8 +367,9 @@ bool gateway_visible_selector(struct request *rq, const char *text, struct gw_se
 	return gw_selector_parse(all, out, err) == GW_OK;
 }
 
-enum MHD_Result api_job_list(struct request *rq, const char *id)
+enum MHD_Result api_job_list(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	struct list_args a = {.q = {.state = -1, .limit = LIST_DEFAULT_LIMIT}};
 	struct store_job *jobs = NULL;
 	size_t n = 0;
@@ -697,12 +382,12 @@ enum MHD_Result api_job_list(struct request *rq, const char *id)
 	a.errors = json_array();
 	if (!a.errors)
 		return MHD_NO;
-	MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, collect_list_arg, &a);
+	MHD_get_connection_values(rq->http.conn, MHD_GET_ARGUMENT_KIND, collect_list_arg, &a);
 	if (a.q.changes && a.q.before_seq)
 		list_error(&a, "updatedSince", "pages by its own cursor: leave out continue");
 	if (json_array_size(a.errors)) {
 		gw_selector_free(a.selector);
-		return http_reply_problem(rq, 400, "bad-query", "invalid query parameters",
+		return http_reply_problem(&rq->http, 400, "bad-query", "invalid query parameters",
 					  a.errors);
 	}
 	json_decref(a.errors);
@@ -712,18 +397,18 @@ enum MHD_Result api_job_list(struct request *rq, const char *id)
 		gw_selector_free(a.selector);
 		a.selector = NULL;
 		if (!gateway_visible_selector(rq, a.selector_text, &a.selector, &any, err))
-			return http_reply_problem(rq, 400, "bad-query", err, NULL);
+			return http_reply_problem(&rq->http, 400, "bad-query", err, NULL);
 		if (!any)
-			return http_reply_json(rq, 200, json_pack("{s:[]}", "items"), NULL);
+			return http_reply_json(&rq->http, 200, json_pack("{s:[]}", "items"), NULL);
 		a.q.selector = a.selector;
 	}
 	epoch = jobview_epoch(rq->services->jobs_view);
 	rc = store_job_list(rq->store, &a.q, &jobs, &n, &next, err);
 	gw_selector_free(a.selector);
 	if (rc == GW_EINVAL)
-		return http_reply_problem(rq, 400, "bad-query", err, NULL);
+		return http_reply_problem(&rq->http, 400, "bad-query", err, NULL);
 	if (rc)
-		return http_reply_store_error(rq, rc, err);
+		return gateway_reply_store_error(rq, rc, err);
 	{
 		/* The items' texts are the cached ones where current. */
 		char tail[128] = "";
@@ -759,9 +444,9 @@ enum MHD_Result api_job_list(struct request *rq, const char *id)
 		      gw_buf_append(&out, "}", 1);
 		if (oom) {
 			gw_buf_release(&out);
-			return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+			return gateway_reply_store_error(rq, GW_ENOMEM, "out of memory");
 		}
-		return http_reply_json_text(rq, 200, out.data, NULL);
+		return http_reply_json_text(&rq->http, 200, out.data, NULL);
 	}
 }
 
@@ -774,13 +459,14 @@ static enum MHD_Result cancel_committed(struct request *rq)
 	if (op->rc == GW_ENOTFOUND)
 		return gateway_reply_no_job(rq, rq->job_id);
 	if (op->rc)
-		return http_reply_store_error(rq, op->rc, op->err);
+		return gateway_reply_store_error(rq, op->rc, op->err);
 	/* 202 while the cluster has yet to confirm; 200 once it is final. */
-	return reply_job(rq, op->job.state == STORE_CANCELLED ? 200 : 202, &op->job, NULL, NULL);
+	return gateway_reply_job(rq, op->job.state == STORE_CANCELLED ? 200 : 202, &op->job, NULL, NULL);
 }
 
-enum MHD_Result api_job_cancel(struct request *rq, const char *id)
+enum MHD_Result api_job_cancel(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	enum MHD_Result reply;
 
 	if (!gateway_load_job(rq, id, &reply))
@@ -796,6 +482,6 @@ enum MHD_Result gateway_cancel(struct request *rq, enum MHD_Result (*committed)(
 	rq->op.job_id = rq->job_id;
 	rq->op.reason = "CancelledByUser";
 	rq->op.message = "cancelled through the API";
-	return http_run_async(rq, committed);
+	return gateway_run_async(rq, committed);
 }
 

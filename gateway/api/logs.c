@@ -167,7 +167,7 @@ static enum MHD_Result start_follow(struct request *rq, long tail_lines)
 	pthread_mutex_lock(&f->lock);
 	if (f->count >= rq->cfg->http_max_log_followers) {
 		pthread_mutex_unlock(&f->lock);
-		return http_reply_problem(rq, 503, "too-many-followers",
+		return http_reply_problem(&rq->http, 503, "too-many-followers",
 					  "too many log streams are open; retry later", NULL);
 	}
 	f->count++;
@@ -177,10 +177,10 @@ static enum MHD_Result start_follow(struct request *rq, long tail_lines)
 		pthread_mutex_lock(&f->lock);
 		f->count--;
 		pthread_mutex_unlock(&f->lock);
-		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+		return gateway_reply_store_error(rq, GW_ENOMEM, "out of memory");
 	}
 	lf->owner = f;
-	lf->conn = rq->conn;
+	lf->conn = rq->http.conn;
 	lf->dispatch = rq->dispatch;
 	lf->job = rq->op.job;
 	memset(&rq->op.job, 0, sizeof(rq->op.job));
@@ -202,7 +202,7 @@ static enum MHD_Result start_follow(struct request *rq, long tail_lines)
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
-	return http_queue(rq, 200, resp);
+	return http_queue(&rq->http, 200, resp);
 }
 
 bool gateway_driver_log(struct request *rq, long tail_lines, char **text, enum MHD_Result *reply)
@@ -212,14 +212,14 @@ bool gateway_driver_log(struct request *rq, long tail_lines, char **text, enum M
 
 	*text = NULL;
 	if (!rq->dispatch || !rq->op.job.driver_pod) {
-		*reply = http_reply_problem(rq, 404, "no-driver", "the job has no driver on a cluster yet", NULL);
+		*reply = http_reply_problem(&rq->http, 404, "no-driver", "the job has no driver on a cluster yet", NULL);
 		return false;
 	}
 	rc = dispatch_driver_log(rq->dispatch, &rq->op.job, tail_lines, text, err);
 	if (rc == GW_ENOTFOUND || rc == GW_EINVAL)
-		*reply = http_reply_problem(rq, rc == GW_ENOTFOUND ? 404 : 409, "no-driver-log", err, NULL);
+		*reply = http_reply_problem(&rq->http, rc == GW_ENOTFOUND ? 404 : 409, "no-driver-log", err, NULL);
 	else if (rc)
-		*reply = http_reply_problem(rq, 502, "cluster-unavailable", err, NULL);
+		*reply = http_reply_problem(&rq->http, 502, "cluster-unavailable", err, NULL);
 	if (rc) {
 		free(*text);
 		*text = NULL;
@@ -227,10 +227,11 @@ bool gateway_driver_log(struct request *rq, long tail_lines, char **text, enum M
 	return rc == GW_OK;
 }
 
-enum MHD_Result api_job_logs(struct request *rq, const char *id)
+enum MHD_Result api_job_logs(struct http_request *h, const char *id)
 {
-	const char *tail = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "tailLines");
-	const char *follow = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "follow");
+	struct request *rq = api_request(h);
+	const char *tail = MHD_lookup_connection_value(rq->http.conn, MHD_GET_ARGUMENT_KIND, "tailLines");
+	const char *follow = MHD_lookup_connection_value(rq->http.conn, MHD_GET_ARGUMENT_KIND, "follow");
 	char *text, *end;
 	long tail_lines = -1;
 	enum MHD_Result ret;
@@ -239,11 +240,11 @@ enum MHD_Result api_job_logs(struct request *rq, const char *id)
 		errno = 0;
 		tail_lines = strtol(tail, &end, 10);
 		if (!*tail || *end || errno || tail_lines < 0 || tail_lines > 1000000)
-			return http_reply_problem(rq, 400, "bad-query",
+			return http_reply_problem(&rq->http, 400, "bad-query",
 						  "tailLines must be an integer from 0 to 1000000", NULL);
 	}
 	if (follow && strcmp(follow, "true") && strcmp(follow, "false"))
-		return http_reply_problem(rq, 400, "bad-query", "follow must be true or false", NULL);
+		return http_reply_problem(&rq->http, 400, "bad-query", "follow must be true or false", NULL);
 	if (!gateway_load_job(rq, id, &ret))
 		return ret;
 	/* Asked first without following, so that a missing or unstarted driver
@@ -254,7 +255,7 @@ enum MHD_Result api_job_logs(struct request *rq, const char *id)
 		free(text);
 		return start_follow(rq, tail_lines);
 	}
-	ret = http_reply_text(rq, 200, text);
+	ret = http_reply_text(&rq->http, 200, text);
 	free(text);
 	return ret;
 }

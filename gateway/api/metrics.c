@@ -66,17 +66,18 @@ static enum gw_err read_gauges(struct request *rq, char *err)
 	return rc;
 }
 
-enum MHD_Result api_metrics(struct request *rq, const char *id)
+enum MHD_Result api_metrics(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	struct MHD_Response *resp;
 	char err[GW_ERRLEN], *text;
 	enum gw_err rc;
 
 	(void)id;
 	if (!rq->services->metrics)
-		return http_reply_problem(rq, 404, "not-found", "metrics are off", NULL);
+		return http_reply_problem(&rq->http, 404, "not-found", "metrics are off", NULL);
 	if ((rc = read_gauges(rq, err)))
-		return http_reply_store_error(rq, rc, err);
+		return gateway_reply_store_error(rq, rc, err);
 	text = gw_metrics_render(rq->services->metrics);
 	resp = text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE) : NULL;
 	if (!resp) {
@@ -84,5 +85,5 @@ enum MHD_Result api_metrics(struct request *rq, const char *id)
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
-	return http_queue(rq, 200, resp);
+	return http_queue(&rq->http, 200, resp);
 }

@@ -9,11 +9,12 @@
 #include "gateway/api/api.h"
 #include "router/router.h"
 
-enum MHD_Result api_queue(struct request *rq, const char *id)
+enum MHD_Result api_queue(struct http_request *h, const char *id)
 {
-	const char *team = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "team");
-	const char *pool = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "pool");
-	const char *limit_s = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "limit");
+	struct request *rq = api_request(h);
+	const char *team = MHD_lookup_connection_value(rq->http.conn, MHD_GET_ARGUMENT_KIND, "team");
+	const char *pool = MHD_lookup_connection_value(rq->http.conn, MHD_GET_ARGUMENT_KIND, "pool");
+	const char *limit_s = MHD_lookup_connection_value(rq->http.conn, MHD_GET_ARGUMENT_KIND, "limit");
 	struct dispatch_defaults defaults = {.max_running_per_team = rq->cfg->scheduler_max_running_per_team};
 	struct dispatch_pick *picks = NULL;
 	struct store_queue q;
@@ -31,21 +32,21 @@ enum MHD_Result api_queue(struct request *rq, const char *id)
 		errno = 0;
 		v = strtol(limit_s, &end, 10);
 		if (!*limit_s || *end || errno || v < 1 || v > 10000)
-			return http_reply_problem(rq, 400, "bad-query", "limit must be an integer from 1 to 10000", NULL);
+			return http_reply_problem(&rq->http, 400, "bad-query", "limit must be an integer from 1 to 10000", NULL);
 		limit = (size_t)v;
 	}
 	/* Each team's first `limit` jobs are enough to order the first
 	 * `limit` of the whole queue. */
 	rc = store_queue_read(rq->store, gw_now_ms(), (int64_t)rq->cfg->scheduler_aging_s * 1000, limit, &q, err);
 	if (rc)
-		return http_reply_store_error(rq, rc, err);
+		return gateway_reply_store_error(rq, rc, err);
 	r = router_holder_get(rq->services->policy);
 	picks = calloc(q.njobs + 1, sizeof(*picks));
 	if (!picks || dispatch_order(r, &defaults, &q, NULL, NULL, picks)) {
 		free(picks);
 		store_queue_release(&q);
 		router_unref(r);
-		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+		return gateway_reply_store_error(rq, GW_ENOMEM, "out of memory");
 	}
 	items = json_array();
 	for (size_t i = 0, ready = 0; i < q.njobs && i < limit; i++) {
@@ -71,5 +72,5 @@ enum MHD_Result api_queue(struct request *rq, const char *id)
 	free(picks);
 	store_queue_release(&q);
 	router_unref(r);
-	return http_reply_json(rq, 200, json_pack("{s:o}", "items", items), NULL);
+	return http_reply_json(&rq->http, 200, json_pack("{s:o}", "items", items), NULL);
 }

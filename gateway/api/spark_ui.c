@@ -83,7 +83,7 @@ static enum MHD_Result redirect(struct request *rq, const char *location)
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
-	return http_queue(rq, 302, resp);
+	return http_queue(&rq->http, 302, resp);
 }
 
 static enum MHD_Result finished_ui(struct request *rq, const char *rest)
@@ -92,11 +92,11 @@ static enum MHD_Result finished_ui(struct request *rq, const char *rest)
 	enum MHD_Result ret;
 
 	if (!rq->cfg->spark_history_server)
-		return http_reply_problem(rq, 404, "ui-ended",
+		return http_reply_problem(&rq->http, 404, "ui-ended",
 					  "the job's Spark UI ended with its driver, and no Spark History Server is "
 					  "configured (spark.history_server)", NULL);
 	if (!rq->op.job.spark_app_id)
-		return http_reply_problem(rq, 404, "ui-ended",
+		return http_reply_problem(&rq->http, 404, "ui-ended",
 					  "the job ended before its driver reported a Spark application id, so the "
 					  "Spark History Server has no application of it", NULL);
 	if (asprintf(&location, "%s/history/%s/%s", rq->cfg->spark_history_server, rq->op.job.spark_app_id,
@@ -116,7 +116,7 @@ static enum MHD_Result relay(struct request *rq, struct k8s_response *r, const c
 	if (!strncmp(r->content_type, "text/html", 9) ? !unproxy(r->text, r->text_len, prefix, ui_root, &body)
 						    : gw_buf_append(&body, r->text, r->text_len) != GW_OK) {
 		gw_buf_release(&body);
-		return http_reply_problem(rq, 502, "ui-too-large", "the Spark UI's page is too large", NULL);
+		return http_reply_problem(&rq->http, 502, "ui-too-large", "the Spark UI's page is too large", NULL);
 	}
 	resp = MHD_create_response_from_buffer(body.len, body.data, MHD_RESPMEM_MUST_FREE);
 	if (!resp) {
@@ -134,13 +134,14 @@ static enum MHD_Result relay(struct request *rq, struct k8s_response *r, const c
 		gw_buf_release(&where);
 	}
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	return http_queue(rq, (unsigned)r->status, resp);
+	return http_queue(&rq->http, (unsigned)r->status, resp);
 }
 
-enum MHD_Result api_job_ui(struct request *rq, const char *id)
+enum MHD_Result api_job_ui(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	char ui_root[STORE_ID_LEN + 32], prefix[600], err[GW_ERRLEN];
-	const char *rest = rq->path + strlen("/api/v1/jobs/") + strlen(id) + strlen("/ui");
+	const char *rest = rq->http.path + strlen("/api/v1/jobs/") + strlen(id) + strlen("/ui");
 	struct k8s_response r;
 	struct gw_buf path;
 	struct query q = {.out = &path};
@@ -148,8 +149,8 @@ enum MHD_Result api_job_ui(struct request *rq, const char *id)
 	enum gw_err rc;
 
 	snprintf(ui_root, sizeof(ui_root), "/api/v1/jobs/%s/ui", id);
-	if (strlen(rq->path) >= sizeof(rq->path) - 1)
-		return http_reply_problem(rq, 414, "uri-too-long", "the Spark UI path is too long", NULL);
+	if (strlen(rq->http.path) >= sizeof(rq->http.path) - 1)
+		return http_reply_problem(&rq->http, 414, "uri-too-long", "the Spark UI path is too long", NULL);
 	if (!gateway_load_job(rq, id, &ret))
 		return ret;
 	/* The UI's own links are relative to its root, with a slash. */
@@ -163,27 +164,27 @@ enum MHD_Result api_job_ui(struct request *rq, const char *id)
 	if (store_state_terminal(rq->op.job.state))
 		return finished_ui(rq, rest);
 	if (!rq->dispatch || !rq->op.job.driver_pod)
-		return http_reply_problem(rq, 409, "no-driver", "the job has no running driver yet", NULL);
+		return http_reply_problem(&rq->http, 409, "no-driver", "the job has no running driver yet", NULL);
 	gw_buf_init(&path, 8192);
 	if (gw_buf_append(&path, rest, strlen(rest)) != GW_OK)
 		q.failed = true;
-	MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, add_argument, &q);
+	MHD_get_connection_values(rq->http.conn, MHD_GET_ARGUMENT_KIND, add_argument, &q);
 	if (q.failed) {
 		gw_buf_release(&path);
-		return http_reply_problem(rq, 414, "uri-too-long", "the Spark UI path is too long", NULL);
+		return http_reply_problem(&rq->http, 414, "uri-too-long", "the Spark UI path is too long", NULL);
 	}
 	rc = dispatch_driver_ui(rq->dispatch, &rq->op.job, path.data ? path.data : "", ui_root, &r, prefix,
 				sizeof(prefix), err);
 	gw_buf_release(&path);
 	if (rc == GW_ENOTFOUND)
-		return http_reply_problem(rq, 409, "no-driver", err, NULL);
+		return http_reply_problem(&rq->http, 409, "no-driver", err, NULL);
 	if (rc)
-		return http_reply_problem(rq, 502, "cluster-unavailable", err, NULL);
+		return http_reply_problem(&rq->http, 502, "cluster-unavailable", err, NULL);
 	/* The API server's own refusals (no endpoints yet, forbidden) are its
 	 * Status; the UI's answers are the UI's. */
 	if (r.status >= 500 && !strcmp(json_string_value(json_object_get(r.body, "kind")) ?
 					       json_string_value(json_object_get(r.body, "kind")) : "", "Status"))
-		ret = http_reply_problem(rq, 502, "ui-unavailable",
+		ret = http_reply_problem(&rq->http, 502, "ui-unavailable",
 					 json_string_value(json_object_get(r.body, "message")) ?
 						 json_string_value(json_object_get(r.body, "message")) :
 						 "the cluster could not reach the Spark UI",

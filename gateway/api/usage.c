@@ -12,7 +12,7 @@
 
 static bool time_arg(struct request *rq, const char *name, int64_t def, int64_t *out)
 {
-	const char *v = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
+	const char *v = MHD_lookup_connection_value(rq->http.conn, MHD_GET_ARGUMENT_KIND, name);
 
 	*out = def;
 	return !v || gw_time_parse(v, out) == 0;
@@ -43,9 +43,10 @@ static void add_row(json_t *items, const json_t *row, const struct router *r, bo
 	json_object_set_new(item, "cost", json_real(json_real_value(json_object_get(item, "cost")) + cost));
 }
 
-enum MHD_Result api_usage(struct request *rq, const char *id)
+enum MHD_Result api_usage(struct http_request *h, const char *id)
 {
-	const char *group = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "groupBy");
+	struct request *rq = api_request(h);
+	const char *group = MHD_lookup_connection_value(rq->http.conn, MHD_GET_ARGUMENT_KIND, "groupBy");
 	int64_t now = gw_now_ms();
 	struct store_usage_query q = {.now_ms = now};
 	char err[GW_ERRLEN], from[GW_TIME_LEN], to[GW_TIME_LEN];
@@ -60,11 +61,11 @@ enum MHD_Result api_usage(struct request *rq, const char *id)
 
 	(void)id;
 	if (group && strcmp(group, "team") && (strncmp(group, "label:", 6) || !group[6]))
-		return http_reply_problem(rq, 400, "bad-query", "groupBy must be team or label:KEY", NULL);
+		return http_reply_problem(&rq->http, 400, "bad-query", "groupBy must be team or label:KEY", NULL);
 	q.label = group && !strncmp(group, "label:", 6) ? group + 6 : NULL;
 	if (!time_arg(rq, "to", now, &q.to_ms) || !time_arg(rq, "from", q.to_ms - DEFAULT_WINDOW_MS, &q.from_ms) ||
 	    q.from_ms >= q.to_ms)
-		return http_reply_problem(rq, 400, "bad-query",
+		return http_reply_problem(&rq->http, 400, "bad-query",
 					  "from and to must be RFC 3339 times, from before to (default: the last 24 h)",
 					  NULL);
 	/* Others' usage is theirs: non-operators see their teams only. */
@@ -74,7 +75,7 @@ enum MHD_Result api_usage(struct request *rq, const char *id)
 	json_decref(none);
 	if (rc) {
 		json_decref(rows);
-		return http_reply_store_error(rq, rc, err);
+		return gateway_reply_store_error(rq, rc, err);
 	}
 	r = router_holder_get(rq->services->policy);
 	items = json_object();
@@ -91,6 +92,6 @@ enum MHD_Result api_usage(struct request *rq, const char *id)
 	json_decref(rows);
 	gw_time_format(q.from_ms, from);
 	gw_time_format(q.to_ms, to);
-	return http_reply_json(rq, 200, json_pack("{s:s, s:s, s:s, s:o}", "from", from, "to", to, "groupBy",
+	return http_reply_json(&rq->http, 200, json_pack("{s:s, s:s, s:s, s:o}", "from", from, "to", to, "groupBy",
 						  group ? group : "team", "items", list), NULL);
 }

@@ -31,18 +31,18 @@ bool gateway_authorize(struct request *rq, enum auth_role min_role, enum MHD_Res
 		snprintf(rq->who.owner, sizeof(rq->who.owner), "anonymous");
 		return true;
 	}
-	authorization = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	authorization = MHD_lookup_connection_value(rq->http.conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	/* A browser following a Spark UI link sends no header: the dashboard
 	 * leaves the token in a cookie, which counts for those pages alone
 	 * (GET, so no cross-site request can change anything with it). */
-	if (!authorization && rq->route && !strcmp(rq->route, UI_ROUTE) &&
-	    (cookie = MHD_lookup_connection_value(rq->conn, MHD_COOKIE_KIND, UI_TOKEN_COOKIE))) {
+	if (!authorization && rq->http.route && !strcmp(rq->http.route, UI_ROUTE) &&
+	    (cookie = MHD_lookup_connection_value(rq->http.conn, MHD_COOKIE_KIND, UI_TOKEN_COOKIE))) {
 		snprintf(from_cookie, sizeof(from_cookie), "Bearer %s", cookie);
 		authorization = from_cookie;
 	}
 	if (auth_check(auth, authorization, &rq->who, why)) {
-		rq->denied = true;
-		*reply = http_reply_problem_header(rq, 401, "unauthenticated", why,
+		rq->http.denied = true;
+		*reply = http_reply_problem_header(&rq->http, 401, "unauthenticated", why,
 						   MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"sparkgw\"");
 		return false;
 	}
@@ -50,15 +50,15 @@ bool gateway_authorize(struct request *rq, enum auth_role min_role, enum MHD_Res
 		snprintf(detail, sizeof(detail), "token %s is over its %u requests a second", rq->who.token_id,
 			 rq->cfg->auth_rate);
 		snprintf(retry, sizeof(retry), "%u", wait_s);
-		rq->denied = true;
-		*reply = http_reply_problem_retry(rq, 429, "rate-limited", detail, retry);
+		rq->http.denied = true;
+		*reply = http_reply_problem_retry(&rq->http, 429, "rate-limited", detail, retry);
 		return false;
 	}
 	if (rq->who.role < min_role) {
 		snprintf(detail, sizeof(detail), "role %s may not do this; it needs %s", auth_role_name(rq->who.role),
 			 auth_role_name(min_role));
-		rq->denied = true;
-		*reply = http_reply_problem(rq, 403, "forbidden", detail, NULL);
+		rq->http.denied = true;
+		*reply = http_reply_problem(&rq->http, 403, "forbidden", detail, NULL);
 		return false;
 	}
 	return true;
@@ -93,10 +93,10 @@ struct audit_op {
 
 void gateway_audit(struct request *rq)
 {
-	bool mutating = strcmp(rq->method, "GET") && strcmp(rq->method, "HEAD");
+	bool mutating = strcmp(rq->http.method, "GET") && strcmp(rq->http.method, "HEAD");
 	struct audit_op *a;
 
-	if (!rq->status || (!mutating && !rq->denied))
+	if (!rq->http.status || (!mutating && !rq->http.denied))
 		return;
 	a = calloc(1, sizeof(*a));
 	if (!a)
@@ -105,16 +105,16 @@ void gateway_audit(struct request *rq)
 	snprintf(a->team, sizeof(a->team), "%s",
 		 rq->audit_team[0] ? rq->audit_team : json_string_value(json_array_get(rq->who.teams, 0))
 							   ? json_string_value(json_array_get(rq->who.teams, 0)) : "");
-	snprintf(a->action, sizeof(a->action), "%s %s", rq->method, rq->path);
+	snprintf(a->action, sizeof(a->action), "%s %s", rq->http.method, rq->http.path);
 	snprintf(a->target, sizeof(a->target), "%s", rq->audit_target);
 	snprintf(a->outcome, sizeof(a->outcome), "%s",
-		 rq->denied ? "denied" : rq->status < 400 ? "ok" : "failed");
-	remote_address(rq->conn, a->remote, sizeof(a->remote));
+		 rq->http.denied ? "denied" : rq->http.status < 400 ? "ok" : "failed");
+	remote_address(rq->http.conn, a->remote, sizeof(a->remote));
 	a->op.kind = STORE_OP_AUDIT;
 	a->op.audit = (struct store_audit){
 		.time_ms = gw_now_ms(), .token_id = a->token_id[0] ? a->token_id : NULL,
 		.team = a->team[0] ? a->team : NULL, .action = a->action,
-		.target = a->target[0] ? a->target : NULL, .outcome = a->outcome, .status = (int)rq->status,
+		.target = a->target[0] ? a->target : NULL, .outcome = a->outcome, .status = (int)rq->http.status,
 		.remote = a->remote[0] ? a->remote : NULL};
 	a->op.done = audit_done;
 	/* Not awaited: it commits with the next group of writes. */
@@ -123,8 +123,9 @@ void gateway_audit(struct request *rq)
 }
 
 /* POST /api/v1/tokens {owner, teams, role, expires}: the token, once. */
-enum MHD_Result api_token_create(struct request *rq, const char *id)
+enum MHD_Result api_token_create(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	json_t *body, *teams;
 	const char *owner, *role_name, *expires;
 	char detail[GW_ERRLEN], token[AUTH_TOKEN_LEN], token_id[32], at[GW_TIME_LEN];
@@ -134,9 +135,9 @@ enum MHD_Result api_token_create(struct request *rq, const char *id)
 	enum MHD_Result reply;
 
 	(void)id;
-	body = gateway_json_parse(rq->body.data ? rq->body.data : "", rq->body.len, detail);
+	body = gateway_json_parse(rq->http.body.data ? rq->http.body.data : "", rq->http.body.len, detail);
 	if (!body)
-		return http_reply_problem(rq, 400, "malformed-body", detail, NULL);
+		return http_reply_problem(&rq->http, 400, "malformed-body", detail, NULL);
 	owner = json_string_value(json_object_get(body, "owner"));
 	role_name = json_string_value(json_object_get(body, "role"));
 	expires = json_string_value(json_object_get(body, "expires"));
@@ -144,14 +145,14 @@ enum MHD_Result api_token_create(struct request *rq, const char *id)
 	role = auth_role_parse(role_name);
 	if (!owner || role < 0 || !json_is_array(teams) || (json_object_get(body, "expires") && !expires)) {
 		json_decref(body);
-		return http_reply_problem(rq, 422, "validation-failed",
+		return http_reply_problem(&rq->http, 422, "validation-failed",
 					  "a token needs owner (string), teams (list of team names), role (viewer,"
 					  " submitter, operator or admin) and may have expires (\"30d\", \"12h\")", NULL);
 	}
 	if (expires) {
 		if ((ttl = auth_duration_ms(expires)) < 0) {
 			json_decref(body);
-			return http_reply_problem(rq, 422, "validation-failed",
+			return http_reply_problem(&rq->http, 422, "validation-failed",
 						  "expires must be a duration such as 30d, 12h, 90m or 45s", NULL);
 		}
 		expires_ms = gw_now_ms() + ttl;
@@ -159,16 +160,16 @@ enum MHD_Result api_token_create(struct request *rq, const char *id)
 	rc = auth_token_create(rq->store, owner, teams, (enum auth_role)role, expires_ms, token, token_id, detail);
 	if (rc == GW_EINVAL) {
 		json_decref(body);
-		return http_reply_problem(rq, 422, "validation-failed", detail, NULL);
+		return http_reply_problem(&rq->http, 422, "validation-failed", detail, NULL);
 	}
 	if (rc) {
 		json_decref(body);
-		return http_reply_store_error(rq, rc, detail);
+		return gateway_reply_store_error(rq, rc, detail);
 	}
 	snprintf(rq->audit_target, sizeof(rq->audit_target), "token %s", token_id);
 	if (expires_ms)
 		gw_time_format(expires_ms, at);
-	reply = http_reply_json(rq, 201, json_pack("{s:s, s:s, s:s, s:O, s:s, s:s*}", "id", token_id,
+	reply = http_reply_json(&rq->http, 201, json_pack("{s:s, s:s, s:s, s:O, s:s, s:s*}", "id", token_id,
 		"token", token, "owner", owner, "teams", teams, "role", role_name, "expiresAt", expires_ms ? at : NULL),
 		NULL);
 	OPENSSL_cleanse(token, sizeof(token));
@@ -176,8 +177,9 @@ enum MHD_Result api_token_create(struct request *rq, const char *id)
 	return reply;
 }
 
-enum MHD_Result api_token_list(struct request *rq, const char *id)
+enum MHD_Result api_token_list(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	json_t *items;
 	char err[GW_ERRLEN];
 	enum gw_err rc;
@@ -185,13 +187,14 @@ enum MHD_Result api_token_list(struct request *rq, const char *id)
 	(void)id;
 	if ((rc = store_token_list(rq->store, &items, err))) {
 		json_decref(items);
-		return http_reply_store_error(rq, rc, err);
+		return gateway_reply_store_error(rq, rc, err);
 	}
-	return http_reply_json(rq, 200, json_pack("{s:o}", "items", items), NULL);
+	return http_reply_json(&rq->http, 200, json_pack("{s:o}", "items", items), NULL);
 }
 
-enum MHD_Result api_token_revoke(struct request *rq, const char *id)
+enum MHD_Result api_token_revoke(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	struct store_op op = {.kind = STORE_OP_TOKEN_REVOKE};
 	enum gw_err rc;
 
@@ -199,32 +202,33 @@ enum MHD_Result api_token_revoke(struct request *rq, const char *id)
 	snprintf(rq->audit_target, sizeof(rq->audit_target), "token %s", op.token.id);
 	rc = store_execute(rq->store, &op);
 	if (rc == GW_ENOTFOUND)
-		return http_reply_problem(rq, 404, "not-found", op.err, NULL);
+		return http_reply_problem(&rq->http, 404, "not-found", op.err, NULL);
 	if (rc)
-		return http_reply_store_error(rq, rc, op.err);
+		return gateway_reply_store_error(rq, rc, op.err);
 	auth_forget(rq->services->auth, op.token.id);
-	return http_reply_json(rq, 200, json_pack("{s:s, s:b}", "id", op.token.id, "revoked", 1), NULL);
+	return http_reply_json(&rq->http, 200, json_pack("{s:s, s:b}", "id", op.token.id, "revoked", 1), NULL);
 }
 
 /* GET /api/v1/audit?token=&team=&action=&outcome=&since=&limit=&continue= */
-enum MHD_Result api_audit(struct request *rq, const char *id)
+enum MHD_Result api_audit(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	struct store_audit_query q = {.limit = 100};
-	const char *since = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "since");
-	const char *limit = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "limit");
-	const char *cont = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "continue");
+	const char *since = MHD_lookup_connection_value(rq->http.conn, MHD_GET_ARGUMENT_KIND, "since");
+	const char *limit = MHD_lookup_connection_value(rq->http.conn, MHD_GET_ARGUMENT_KIND, "limit");
+	const char *cont = MHD_lookup_connection_value(rq->http.conn, MHD_GET_ARGUMENT_KIND, "continue");
 	char err[GW_ERRLEN], next[24];
 	int64_t next_seq;
 	json_t *items, *out;
 	enum gw_err rc;
 
 	(void)id;
-	q.token_id = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "token");
-	q.team = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "team");
-	q.action = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "action");
-	q.outcome = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "outcome");
+	q.token_id = MHD_lookup_connection_value(rq->http.conn, MHD_GET_ARGUMENT_KIND, "token");
+	q.team = MHD_lookup_connection_value(rq->http.conn, MHD_GET_ARGUMENT_KIND, "team");
+	q.action = MHD_lookup_connection_value(rq->http.conn, MHD_GET_ARGUMENT_KIND, "action");
+	q.outcome = MHD_lookup_connection_value(rq->http.conn, MHD_GET_ARGUMENT_KIND, "outcome");
 	if (since && gw_time_parse(since, &q.since_ms))
-		return http_reply_problem(rq, 400, "bad-query", "since must be an RFC 3339 time", NULL);
+		return http_reply_problem(&rq->http, 400, "bad-query", "since must be an RFC 3339 time", NULL);
 	if (limit) {
 		char *end;
 		long v;
@@ -232,7 +236,7 @@ enum MHD_Result api_audit(struct request *rq, const char *id)
 		errno = 0;
 		v = strtol(limit, &end, 10);
 		if (!*limit || *end || errno || v < 1 || v > 1000)
-			return http_reply_problem(rq, 400, "bad-query", "limit must be an integer from 1 to 1000", NULL);
+			return http_reply_problem(&rq->http, 400, "bad-query", "limit must be an integer from 1 to 1000", NULL);
 		q.limit = (size_t)v;
 	}
 	if (cont) {
@@ -241,16 +245,16 @@ enum MHD_Result api_audit(struct request *rq, const char *id)
 		errno = 0;
 		q.before_seq = strtoll(cont, &end, 10);
 		if (!*cont || *end || errno || q.before_seq < 1)
-			return http_reply_problem(rq, 400, "bad-query", "continue is not a cursor of this list", NULL);
+			return http_reply_problem(&rq->http, 400, "bad-query", "continue is not a cursor of this list", NULL);
 	}
 	if ((rc = store_audit_list(rq->store, &q, &items, &next_seq, err))) {
 		json_decref(items);
-		return http_reply_store_error(rq, rc, err);
+		return gateway_reply_store_error(rq, rc, err);
 	}
 	out = json_pack("{s:o}", "items", items);
 	if (next_seq) {
 		snprintf(next, sizeof(next), "%lld", (long long)next_seq);
 		json_object_set_new(out, "continue", json_string(next));
 	}
-	return http_reply_json(rq, 200, out, NULL);
+	return http_reply_json(&rq->http, 200, out, NULL);
 }

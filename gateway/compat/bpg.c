@@ -31,30 +31,31 @@ static enum MHD_Result submitted(struct request *rq)
 
 	if (!gateway_submit_stored(rq, &reply))
 		return reply;
-	return http_reply_json(rq, 200, json_pack("{s:s}", "submissionId", rq->op.job.id), NULL);
+	return http_reply_json(&rq->http, 200, json_pack("{s:s}", "submissionId", rq->op.job.id), NULL);
 }
 
-enum MHD_Result api_bpg_submit(struct request *rq, const char *id)
+enum MHD_Result api_bpg_submit(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	struct compat_settings cs = {rq->cfg->compat_spark_version, rq->cfg->compat_queues};
-	const char *ct = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-	const char *key = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Idempotency-Key");
-	const char *data = rq->body.data ? rq->body.data : "";
+	const char *ct = MHD_lookup_connection_value(rq->http.conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *key = MHD_lookup_connection_value(rq->http.conn, MHD_HEADER_KIND, "Idempotency-Key");
+	const char *data = rq->http.body.data ? rq->http.body.data : "";
 	char detail[GW_ERRLEN];
 	json_t *body = NULL, *native = NULL, *errors = NULL;
 	enum gateway_body_status st;
 
 	(void)id;
-	rq->rename_fields = compat_bpg_fields;
-	if (body_is_yaml(ct, data, rq->body.len)) {
-		if (gw_yaml_load_string(data, rq->body.len, &body, NULL, detail) != GW_OK)
-			return http_reply_problem(rq, 400, "malformed-body", detail, NULL);
+	rq->http.rename_fields = compat_bpg_fields;
+	if (body_is_yaml(ct, data, rq->http.body.len)) {
+		if (gw_yaml_load_string(data, rq->http.body.len, &body, NULL, detail) != GW_OK)
+			return http_reply_problem(&rq->http, 400, "malformed-body", detail, NULL);
 		if (!json_is_object(body)) {
 			json_decref(body);
-			return http_reply_problem(rq, 400, "malformed-body", "the submission must be a mapping", NULL);
+			return http_reply_problem(&rq->http, 400, "malformed-body", "the submission must be a mapping", NULL);
 		}
-	} else if (!(body = gateway_json_parse(data, rq->body.len, detail))) {
-		return http_reply_problem(rq, 400, "malformed-body", detail, NULL);
+	} else if (!(body = gateway_json_parse(data, rq->http.body.len, detail))) {
+		return http_reply_problem(&rq->http, 400, "malformed-body", detail, NULL);
 	}
 	st = compat_bpg_submission(body, &cs, &native, &errors, detail);
 	json_decref(body);
@@ -78,8 +79,9 @@ static int64_t running_since(struct request *rq, const char *job_id)
 	return at;
 }
 
-enum MHD_Result api_bpg_status(struct request *rq, const char *id)
+enum MHD_Result api_bpg_status(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	enum MHD_Result reply;
 	const struct store_job *job;
 	bool ended;
@@ -95,7 +97,7 @@ enum MHD_Result api_bpg_status(struct request *rq, const char *id)
 			   job->run, "duration", (json_int_t)(end_ms - job->created_ms), "applicationState",
 			   compat_bpg_state(job->state));
 	if (!status)
-		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+		return gateway_reply_store_error(rq, GW_ENOMEM, "out of memory");
 	if (job->driver_pod) /* spark.app.id is the job's id */
 		json_object_set_new(status, "sparkApplicationId", json_string(job->id));
 	if (ended)
@@ -110,11 +112,12 @@ enum MHD_Result api_bpg_status(struct request *rq, const char *id)
 	}
 	if (job->spark_ui && job->state == STORE_RUNNING)
 		json_object_set_new(status, "sparkUIUrl", json_string(job->spark_ui));
-	return http_reply_json(rq, 200, status, NULL);
+	return http_reply_json(&rq->http, 200, status, NULL);
 }
 
-enum MHD_Result api_bpg_driver(struct request *rq, const char *id)
+enum MHD_Result api_bpg_driver(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	enum MHD_Result reply;
 	int64_t started;
 	json_t *driver;
@@ -125,12 +128,13 @@ enum MHD_Result api_bpg_driver(struct request *rq, const char *id)
 	started = rq->op.job.driver_pod ? running_since(rq, rq->op.job.id) : 0;
 	driver = started ? json_pack("{s:s, s:I}", "podName", rq->op.job.driver_pod, "startTime", (json_int_t)started)
 			 : json_object();
-	return http_reply_json(rq, 200, driver, NULL);
+	return http_reply_json(&rq->http, 200, driver, NULL);
 }
 
 /* The spec (secrets redacted) as YAML, then the job's timeline. */
-enum MHD_Result api_bpg_describe(struct request *rq, const char *id)
+enum MHD_Result api_bpg_describe(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	enum MHD_Result reply;
 	const struct store_job *job;
 	struct store_event *events = NULL;
@@ -149,7 +153,7 @@ enum MHD_Result api_bpg_describe(struct request *rq, const char *id)
 	    store_job_events(rq->store, job->id, &events, &n, err) != GW_OK) {
 		json_decref(spec);
 		free(yaml);
-		return http_reply_store_error(rq, GW_EIO, "cannot read the job");
+		return gateway_reply_store_error(rq, GW_EIO, "cannot read the job");
 	}
 	json_decref(spec);
 	gw_buf_init(&out, SIZE_MAX);
@@ -168,31 +172,32 @@ enum MHD_Result api_bpg_describe(struct request *rq, const char *id)
 	store_events_free(events, n);
 	if (oom) {
 		gw_buf_release(&out);
-		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+		return gateway_reply_store_error(rq, GW_ENOMEM, "out of memory");
 	}
-	reply = http_reply_text(rq, 200, out.data);
+	reply = http_reply_text(&rq->http, 200, out.data);
 	gw_buf_release(&out);
 	return reply;
 }
 
 /* GET /skatev2/log?subId=ID (or appId=ID, the same here): the driver's log. */
-enum MHD_Result api_bpg_log(struct request *rq, const char *id)
+enum MHD_Result api_bpg_log(struct http_request *h, const char *id)
 {
-	const char *sub = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "subId");
-	const char *app = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "appId");
-	const char *exec = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "execId");
+	struct request *rq = api_request(h);
+	const char *sub = MHD_lookup_connection_value(rq->http.conn, MHD_GET_ARGUMENT_KIND, "subId");
+	const char *app = MHD_lookup_connection_value(rq->http.conn, MHD_GET_ARGUMENT_KIND, "appId");
+	const char *exec = MHD_lookup_connection_value(rq->http.conn, MHD_GET_ARGUMENT_KIND, "execId");
 	char *text;
 	enum MHD_Result reply;
 
 	(void)id;
 	if ((sub && *sub) == (app && *app))
-		return http_reply_problem(rq, 400, "bad-query", "give subId or appId, one of them", NULL);
+		return http_reply_problem(&rq->http, 400, "bad-query", "give subId or appId, one of them", NULL);
 	if (exec && *exec)
-		return http_reply_problem(rq, 400, "bad-query",
+		return http_reply_problem(&rq->http, 400, "bad-query",
 					  "executor logs are not served; execId is not supported", NULL);
 	if (!gateway_load_job(rq, sub && *sub ? sub : app, &reply) || !gateway_driver_log(rq, -1, &text, &reply))
 		return reply;
-	reply = http_reply_text(rq, 200, text);
+	reply = http_reply_text(&rq->http, 200, text);
 	free(text);
 	return reply;
 }
@@ -203,12 +208,13 @@ static enum MHD_Result deleted(struct request *rq)
 
 	/* A job that had ended already is as good as deleted. */
 	if (op->rc && op->rc != GW_ECONFLICT)
-		return http_reply_store_error(rq, op->rc, op->err);
-	return http_reply_json(rq, 200, json_object(), NULL);
+		return gateway_reply_store_error(rq, op->rc, op->err);
+	return http_reply_json(&rq->http, 200, json_object(), NULL);
 }
 
-enum MHD_Result api_bpg_delete(struct request *rq, const char *id)
+enum MHD_Result api_bpg_delete(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	enum MHD_Result reply;
 
 	if (!gateway_load_job(rq, id, &reply))

@@ -1,7 +1,7 @@
 /* The compatibility APIs' bodies and vocabulary: Apache Livy's batch
  * requests and Batch Processing Gateway's submissions, translated into the
  * native submission shape, and the native job states in their words. Knows
- * nothing of HTTP (api_livy.c and api_bpg.c serve them). */
+ * nothing of HTTP (livy.c and bpg.c serve them). */
 #ifndef GW_COMPAT_H
 #define GW_COMPAT_H
 

@@ -20,7 +20,7 @@
 /* Livy's query integers; -1 when absent, -2 when not a number in range. */
 static long query_long(struct request *rq, const char *name, long min, long max)
 {
-	const char *v = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
+	const char *v = MHD_lookup_connection_value(rq->http.conn, MHD_GET_ARGUMENT_KIND, name);
 	char *end;
 	long n;
 
@@ -36,7 +36,7 @@ static enum MHD_Result bad_query(struct request *rq, const char *name, long min,
 	char detail[128];
 
 	snprintf(detail, sizeof(detail), "%s must be an integer from %ld to %ld", name, min, max);
-	return http_reply_problem(rq, 400, "bad-query", detail, NULL);
+	return http_reply_problem(&rq->http, 400, "bad-query", detail, NULL);
 }
 
 /* The job's timeline as log lines, the last `max` of them: what the gateway
@@ -86,9 +86,9 @@ static enum MHD_Result reply_batch(struct request *rq, unsigned status, const st
 	json_t *batch = batch_json(rq, job);
 
 	if (!batch)
-		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+		return gateway_reply_store_error(rq, GW_ENOMEM, "out of memory");
 	snprintf(location, sizeof(location), "%s/batches/%lld", rq->cfg->livy_prefix, (long long)job->seq);
-	return http_reply_json(rq, status, batch, MHD_HTTP_HEADER_LOCATION, location, NULL);
+	return http_reply_json(&rq->http, status, batch, MHD_HTTP_HEADER_LOCATION, location, NULL);
 }
 
 static enum MHD_Result submitted(struct request *rq)
@@ -100,19 +100,20 @@ static enum MHD_Result submitted(struct request *rq)
 	return reply_batch(rq, rq->op.unchanged ? 200 : 201, &rq->op.job);
 }
 
-enum MHD_Result api_livy_submit(struct request *rq, const char *id)
+enum MHD_Result api_livy_submit(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	struct compat_settings cs = {rq->cfg->compat_spark_version, rq->cfg->compat_queues};
-	const char *key = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Idempotency-Key");
+	const char *key = MHD_lookup_connection_value(rq->http.conn, MHD_HEADER_KIND, "Idempotency-Key");
 	char detail[GW_ERRLEN];
 	json_t *body, *native = NULL, *errors = NULL;
 	enum gateway_body_status st;
 
 	(void)id;
-	rq->rename_fields = compat_livy_fields;
-	body = gateway_json_parse(rq->body.data ? rq->body.data : "", rq->body.len, detail);
+	rq->http.rename_fields = compat_livy_fields;
+	body = gateway_json_parse(rq->http.body.data ? rq->http.body.data : "", rq->http.body.len, detail);
 	if (!body)
-		return http_reply_problem(rq, 400, "malformed-body", detail, NULL);
+		return http_reply_problem(&rq->http, 400, "malformed-body", detail, NULL);
 	st = compat_livy_submission(body, &cs, &native, &errors, detail);
 	json_decref(body);
 	return gateway_submit_translated(rq, st, native, errors, detail, key, submitted);
@@ -131,17 +132,18 @@ static bool load_batch(struct request *rq, const char *id, enum MHD_Result *repl
 					       : gateway_admit_job(rq, store_job_get_seq(rq->store, seq, &rq->op.job, err));
 	if (rc == GW_ENOTFOUND) {
 		snprintf(detail, sizeof(detail), "Session '%.64s' not found.", id);
-		*reply = http_reply_problem(rq, 404, "not-found", detail, NULL);
+		*reply = http_reply_problem(&rq->http, 404, "not-found", detail, NULL);
 	} else if (rc) {
-		*reply = http_reply_store_error(rq, rc, err);
+		*reply = gateway_reply_store_error(rq, rc, err);
 	}
 	return rc == GW_OK;
 }
 
 /* The caller's batches submitted in the last compat.livy_list_seconds,
  * oldest first, paged by position as Livy pages its sessions. */
-enum MHD_Result api_livy_list(struct request *rq, const char *id)
+enum MHD_Result api_livy_list(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	struct store_list_query q = {.state = -1, .oldest_first = true};
 	long from = query_long(rq, "from", 0, 100000000), size = query_long(rq, "size", 1, LIVY_MAX_SIZE);
 	struct gw_selector *visible = NULL;
@@ -162,10 +164,10 @@ enum MHD_Result api_livy_list(struct request *rq, const char *id)
 	q.limit = size < 0 ? LIVY_DEFAULT_SIZE : (size_t)size;
 	q.created_after_ms = gw_now_ms() - (int64_t)rq->cfg->livy_list_s * 1000;
 	if ((rc = store_first_seq_since(rq->store, q.created_after_ms, &q.from_seq, err)))
-		return http_reply_store_error(rq, rc, err);
+		return gateway_reply_store_error(rq, rc, err);
 	if (rq->services->auth && rq->who.role < AUTH_OPERATOR) {
 		if (!gateway_visible_selector(rq, NULL, &visible, &any, err))
-			return http_reply_problem(rq, 400, "bad-query", err, NULL);
+			return http_reply_problem(&rq->http, 400, "bad-query", err, NULL);
 		q.selector = visible;
 	}
 	any = any && q.from_seq != INT64_MAX; /* INT64_MAX: nothing that recent */
@@ -174,7 +176,7 @@ enum MHD_Result api_livy_list(struct request *rq, const char *id)
 		rc = store_job_list(rq->store, &q, &jobs, &n, &next, err);
 	gw_selector_free(visible);
 	if (rc)
-		return http_reply_store_error(rq, rc, err);
+		return gateway_reply_store_error(rq, rc, err);
 	sessions = json_array();
 	for (size_t i = 0; sessions && i < n; i++)
 		if (json_array_append_new(sessions, batch_json(rq, &jobs[i]))) {
@@ -183,14 +185,15 @@ enum MHD_Result api_livy_list(struct request *rq, const char *id)
 		}
 	store_jobs_free(jobs, n);
 	if (!sessions)
-		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
-	return http_reply_json(rq, 200, json_pack("{s:I, s:I, s:o}", "from", (json_int_t)q.offset, "total",
+		return gateway_reply_store_error(rq, GW_ENOMEM, "out of memory");
+	return http_reply_json(&rq->http, 200, json_pack("{s:I, s:I, s:o}", "from", (json_int_t)q.offset, "total",
 						  (json_int_t)total, "sessions", sessions),
 			       NULL);
 }
 
-enum MHD_Result api_livy_get(struct request *rq, const char *id)
+enum MHD_Result api_livy_get(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	enum MHD_Result reply;
 
 	if (!load_batch(rq, id, &reply))
@@ -198,13 +201,14 @@ enum MHD_Result api_livy_get(struct request *rq, const char *id)
 	return reply_batch(rq, 200, &rq->op.job);
 }
 
-enum MHD_Result api_livy_state(struct request *rq, const char *id)
+enum MHD_Result api_livy_state(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	enum MHD_Result reply;
 
 	if (!load_batch(rq, id, &reply))
 		return reply;
-	return http_reply_json(rq, 200, json_pack("{s:I, s:s}", "id", (json_int_t)rq->op.job.seq, "state",
+	return http_reply_json(&rq->http, 200, json_pack("{s:I, s:s}", "id", (json_int_t)rq->op.job.seq, "state",
 						  compat_livy_state(rq->op.job.state)),
 			       NULL);
 }
@@ -229,8 +233,9 @@ static json_t *log_lines(struct request *rq, const struct store_job *job)
 	return lines;
 }
 
-enum MHD_Result api_livy_log(struct request *rq, const char *id)
+enum MHD_Result api_livy_log(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	long from = query_long(rq, "from", 0, LIVY_MAX_LOG_LINES), size = query_long(rq, "size", 0, LIVY_MAX_LOG_LINES);
 	enum MHD_Result reply;
 	json_t *lines, *page;
@@ -244,7 +249,7 @@ enum MHD_Result api_livy_log(struct request *rq, const char *id)
 		return reply;
 	if (!(lines = log_lines(rq, &rq->op.job)) || !(page = json_array())) {
 		json_decref(lines);
-		return http_reply_store_error(rq, GW_ENOMEM, "out of memory");
+		return gateway_reply_store_error(rq, GW_ENOMEM, "out of memory");
 	}
 	/* As Livy: 100 lines unless told, and the last ones unless from is. */
 	total = json_array_size(lines);
@@ -253,7 +258,7 @@ enum MHD_Result api_livy_log(struct request *rq, const char *id)
 	for (size_t i = start; i < total && i - start < count; i++)
 		json_array_append(page, json_array_get(lines, i));
 	json_decref(lines);
-	return http_reply_json(rq, 200, json_pack("{s:I, s:I, s:I, s:o}", "id", (json_int_t)rq->op.job.seq, "from",
+	return http_reply_json(&rq->http, 200, json_pack("{s:I, s:I, s:I, s:o}", "id", (json_int_t)rq->op.job.seq, "from",
 						  (json_int_t)start, "total", (json_int_t)total, "log", page),
 			       NULL);
 }
@@ -265,12 +270,13 @@ static enum MHD_Result deleted(struct request *rq)
 	struct store_op *op = &rq->op;
 
 	if (op->rc && op->rc != GW_ECONFLICT)
-		return http_reply_store_error(rq, op->rc, op->err);
-	return http_reply_json(rq, 200, json_pack("{s:s}", "msg", "deleted"), NULL);
+		return gateway_reply_store_error(rq, op->rc, op->err);
+	return http_reply_json(&rq->http, 200, json_pack("{s:s}", "msg", "deleted"), NULL);
 }
 
-enum MHD_Result api_livy_delete(struct request *rq, const char *id)
+enum MHD_Result api_livy_delete(struct http_request *h, const char *id)
 {
+	struct request *rq = api_request(h);
 	enum MHD_Result reply;
 
 	if (!load_batch(rq, id, &reply))

@@ -14,9 +14,10 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "gateway/api/jobview.h"
+#include "gateway/api/serve.h"
 #include "gateway/auth/auth.h"
 #include "gateway/config/config.h"
-#include "gateway/api/jobview.h"
 #include "gateway/http/http.h"
 #include "pool/pool.h"
 
@@ -72,7 +73,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	so.path = path;
 	so.jobs_changed = jobview_invalidate;
 	so.jobs_changed_arg = view = jobview_new(1 << 20);
-	if (!view || store_open(&so, &store, err) || gateway_listen(cfg.listen, &fd, err) ||
+	if (!view || store_open(&so, &store, err) || http_listen(cfg.listen, &fd, err) ||
 	    getsockname(fd, (struct sockaddr *)&server_addr, &len))
 		abort();
 	snprintf(token.token.id, sizeof(token.token.id), FUZZ_TOKEN_ID);

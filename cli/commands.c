@@ -797,6 +797,7 @@ static bool parse_long(const char *text, long min, long *out)
 	return *text && !*end && !errno && *out >= min;
 }
 
+/* Long only by its flat switch over the flags, one short case each. */
 int cli_main(int argc, char **argv)
 {
 	static const struct option options[] = {

@@ -1,3 +1,5 @@
+/* The metrics registry: families and their series behind one lock, and
+ * the text exposition /metrics serves. */
 #include "common/metrics.h"
 
 #include <jansson.h>

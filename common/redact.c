@@ -1,3 +1,4 @@
+/* Redaction of secret-looking Spark properties (see redact.h). */
 #include "common/redact.h"
 
 #include <stdio.h>

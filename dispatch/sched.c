@@ -146,6 +146,45 @@ static struct group *group_of(struct group *groups, size_t *ngroups, const struc
 	return g;
 }
 
+/* The group with jobs left whose dominant share is the smallest (ties: the
+ * better-ranked next job); NULL when every group is done or blocked. */
+static struct group *most_behind(struct group *groups, size_t ngroups, const struct store_queue *q)
+{
+	struct group *best = NULL;
+	double best_share = 0;
+
+	for (size_t k = 0; k < ngroups; k++) {
+		struct group *g = &groups[k];
+		double share;
+
+		if (g->blocked || g->next == g->njobs || g->pool_tally->why[0])
+			continue;
+		share = dominant_share(g);
+		if (!best || share < best_share ||
+		    (share == best_share && by_rank(&q->jobs[g->jobs[g->next]], &q->jobs[best->jobs[best->next]]) < 0)) {
+			best = g;
+			best_share = share;
+		}
+	}
+	return best;
+}
+
+/* The jobs not picked wait, each saying why, in rank order after the
+ * picks[0..out). */
+static void the_rest_wait(const struct group *groups, const size_t *job_group, const bool *picked, size_t n,
+			  struct dispatch_pick *picks, size_t out)
+{
+	for (size_t j = 0; j < n; j++) {
+		const struct group *g = &groups[job_group[j]];
+
+		if (picked[j])
+			continue;
+		picks[out] = (struct dispatch_pick){.job = j};
+		snprintf(picks[out].why, sizeof(picks[out].why), "%s", g->blocked ? g->blocked : g->pool_tally->why);
+		out++;
+	}
+}
+
 enum gw_err dispatch_order(const struct router *r, const struct dispatch_defaults *defaults,
 			   struct store_queue *q, bool (*on_its_way)(void *arg, const char *id),
 			   void *arg, struct dispatch_pick *picks)
@@ -200,25 +239,10 @@ enum gw_err dispatch_order(const struct router *r, const struct dispatch_default
 	}
 
 	for (;;) {
-		struct group *best = NULL;
-		double best_share = 0;
+		struct group *best = most_behind(groups, ngroups, q);
 		const struct store_queued *job;
 		size_t j;
 
-		for (size_t k = 0; k < ngroups; k++) {
-			struct group *g = &groups[k];
-			double share;
-
-			if (g->blocked || g->next == g->njobs || g->pool_tally->why[0])
-				continue;
-			share = dominant_share(g);
-			if (!best || share < best_share ||
-			    (share == best_share &&
-			     by_rank(&q->jobs[g->jobs[g->next]], &q->jobs[best->jobs[best->next]]) < 0)) {
-				best = g;
-				best_share = share;
-			}
-		}
 		if (!best)
 			break;
 		j = best->jobs[best->next];
@@ -250,17 +274,7 @@ enum gw_err dispatch_order(const struct router *r, const struct dispatch_default
 		add_demand(&best->team_tally->used, &job->demand);
 		add_demand(&best->pool_tally->used, &job->demand);
 	}
-	/* The rest wait, each saying why, in rank order. */
-	for (size_t j = 0; j < n; j++) {
-		const struct group *g = &groups[job_group[j]];
-
-		if (picked[j])
-			continue;
-		picks[out] = (struct dispatch_pick){.job = j};
-		snprintf(picks[out].why, sizeof(picks[out].why), "%s",
-			 g->blocked ? g->blocked : g->pool_tally->why);
-		out++;
-	}
+	the_rest_wait(groups, job_group, picked, n, picks, out);
 	rc = GW_OK;
 out:
 	for (size_t k = 0; groups && k < ngroups; k++)

@@ -396,241 +396,308 @@ static uint64_t hash_key(const char *key)
 	return h;
 }
 
-enum router_result router_place(const struct router *r, const struct router_live *live,
-				const struct router_pin *pin,
-				const json_t *labels, const json_t *spec, const char *job_key,
-				struct router_decision *out, json_t **errors, char *detail)
+/* Spark properties a job may not set: the gateway's, and those its pool
+ * denies or does not allow (pool NULL: only the gateway's). */
+static void check_conf(const json_t *user, const struct router_pool *pool, json_t *errors)
 {
-	const json_t *user = json_object_get(spec, "sparkConf");
-	struct pod_size driver = pod_size(json_object_get(spec, "driver"));
-	struct pod_size exec = pod_size(json_object_get(spec, "executor"));
-	unsigned nexec = executor_count(spec);
-	bool gpu = wants_gpu(labels, spec);
-	const struct router_rule *rule = NULL;
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)(uintptr_t)user, key, v) {
+		const char *which = pool ? NULL : router_protected_key(key);
+		char field[300];
+
+		snprintf(field, sizeof(field), "spec.sparkConf[%s]", key);
+		if (which)
+			add_error(errors, field, "may not be set by a job (the gateway decides %s)", which);
+		else if (pool && conf_listed(pool->conf_deny, key))
+			add_error(errors, field, "pool %s does not take this property", pool->name);
+		else if (pool && json_array_size(pool->conf_allow) && !conf_listed(pool->conf_allow, key))
+			add_error(errors, field, "pool %s takes only the properties it allows", pool->name);
+	}
+}
+
+/* The pool of the first rule the labels match, else the default pool. */
+static const struct router_pool *choose_pool(const struct router *r, const json_t *labels,
+					     const struct router_rule **rule, json_t *reasons, json_t *errors)
+{
+	char text[512];
+
+	*rule = NULL;
+	for (size_t i = 0; i < r->nrules && !*rule; i++)
+		if (gw_selector_matches(r->rules[i].selector, labels))
+			*rule = &r->rules[i];
+	if (*rule) {
+		reason(reasons, "labels match rule %zu (%s): pool %s", (size_t)(*rule - r->rules) + 1, (*rule)->text,
+		       r->pools[(*rule)->pool].name);
+		return &r->pools[(*rule)->pool];
+	}
+	if (r->default_pool >= 0) {
+		reason(reasons, "no rule matches: default pool %s", r->pools[r->default_pool].name);
+		return &r->pools[r->default_pool];
+	}
+	add_error(errors, "labels", "no routing rule matches labels %s and there is no default pool",
+		  label_text(labels, text, sizeof(text)));
+	return NULL;
+}
+
+/* The rule's namespace group, else the first whose selector the labels match. */
+static const struct router_group *choose_group(const struct router *r, const struct router_rule *rule,
+					       const json_t *labels, json_t *reasons, json_t *errors)
+{
+	const struct router_group *group = rule && rule->group >= 0 ? &r->groups[rule->group] : NULL;
+	char text[512];
+
+	for (size_t i = 0; i < r->ngroups && !group; i++)
+		if (gw_selector_matches(r->groups[i].selector, labels))
+			group = &r->groups[i];
+	if (!group) {
+		add_error(errors, "labels", "no namespace group serves labels %s", label_text(labels, text, sizeof(text)));
+		return NULL;
+	}
+	reason(reasons, "namespace group %s%s%s", group->name,
+	       rule && rule->group >= 0 ? " (named by the rule)" : *group->selector_text ? " serves " : "",
+	       rule && rule->group >= 0 ? "" : group->selector_text);
+	return group;
+}
+
+/* Whether an empty namespace of the group would hold the job; an error
+ * naming the widest when none would. */
+static bool fits_a_namespace(const struct router_group *group, const struct router_demand *demand, json_t *errors)
+{
+	const struct router_usage empty = {0};
+	const struct router_namespace *widest = NULL;
+	double best = -1e300;
+	char quota[160] = "";
+
+	for (size_t n = 0; n < group->nnamespaces; n++) {
+		double room = headroom(&group->namespaces[n], &empty, demand);
+
+		if (room > best) {
+			best = room;
+			widest = &group->namespaces[n];
+		}
+	}
+	if (!widest || best >= -1e-9)
+		return true;
+	if (widest->quota_cores > 0 || widest->quota_memory > 0 || widest->quota_gpus > 0)
+		snprintf(quota, sizeof(quota), " and a quota of %g cores, %.1f GiB, %d GPUs", widest->quota_cores,
+			 gib(widest->quota_memory), widest->quota_gpus);
+	add_error(errors, "spec",
+		  "the job needs %u pods, %g cores, %.1f GiB and %d GPUs at once; the largest namespace"
+		  " of group %s, %s, has room for %u pods%s", demand->pods, demand->cores, gib(demand->memory),
+		  demand->gpus, group->name, widest->name, widest->max_pods, quota);
+	return false;
+}
+
+#define MAX_CANDIDATES 64
+
+/* One placement under way: the job's shape and the clusters of its pool
+ * that could take it. */
+struct placing {
+	const struct router *r;
+	const struct router_live *live;
+	const struct router_pin *pin;
 	const struct router_pool *pool;
-	const struct router_group *group = NULL;
+	const struct router_group *group;
+	struct pod_size driver, exec;
+	unsigned nexec;
+	bool gpu;
+	struct router_decision *out;
 	struct {
 		size_t member;
 		const struct router_node_role *role;
 		const struct router_namespace *ns;
 		double room;
 		unsigned weight;
-	} cand[64];
-	size_t ncand = 0, never = 0, considered = 0;
-	unsigned total = 0;
-	const char *key;
-	json_t *v;
-	char text[512], skipped[1024] = "", largest_place[512] = "";
-	double largest_cores = -1;
+	} cand[MAX_CANDIDATES];
+	size_t ncand, never, considered;
+	unsigned total;
+	char skipped[1024];       /* each cluster skipped, and why */
+	char largest_place[512];  /* the largest node role seen, for a job too big */
+	double largest_cores;
+};
+
+/* The namespace of the group with the most room left after the job on
+ * cluster c; NULL with why when none has room. */
+static const struct router_namespace *roomiest(const struct placing *pl, const struct router_cluster *c,
+					       double *best_room, char *why, size_t len)
+{
+	const struct router_namespace *best = NULL;
+
+	*best_room = -1;
+	for (size_t n = 0; n < pl->group->nnamespaces; n++) {
+		struct router_usage u = {0};
+		double room;
+
+		if (pl->live && pl->live->usage)
+			pl->live->usage(pl->live->arg, c->name, pl->group->namespaces[n].name, &u);
+		room = headroom(&pl->group->namespaces[n], &u, &pl->out->demand);
+		if (room >= 0 && room > *best_room) {
+			*best_room = room;
+			best = &pl->group->namespaces[n];
+		}
+	}
+	if (!best)
+		snprintf(why, len, "no namespace of group %s has room", pl->group->name);
+	return best;
+}
+
+/* Cluster member m of the pool: a candidate, or skipped with the reason
+ * (counted as never when it could never hold the job). */
+static void consider(struct placing *pl, size_t m)
+{
+	const struct router_live *live = pl->live;
+	const struct router_cluster *c = &pl->r->clusters[pl->pool->members[m].cluster];
+	const struct router_node_role *role = pick_role(c, pl->pool, pl->gpu, pl->driver, pl->exec);
+	const struct router_namespace *best = NULL;
+	double best_room = -1;
+	char why[256] = "";
+	struct router_capacity cap;
+	bool nodes_known = !pl->pin && role && live && live->capacity && live->capacity(live->arg, c->name, role, &cap);
+
+	if (pl->pin && strcmp(pl->pin->cluster, c->name))
+		return; /* not where the job was placed before */
+	pl->considered++;
+	if (nodes_known && cap.total.cores > pl->largest_cores) {
+		pl->largest_cores = cap.total.cores;
+		snprintf(pl->largest_place, sizeof(pl->largest_place),
+			 "cluster %s, node role %s: %g cores, %.1f GiB and %d GPUs on %u nodes (the largest"
+			 " %g cores, %.1f GiB, %d GPUs)", c->name, role->name, cap.total.cores, gib(cap.total.memory),
+			 cap.total.gpus, cap.nodes, cap.largest.cores, gib(cap.largest.memory), cap.largest.gpus);
+	}
+	if (!role) {
+		snprintf(why, sizeof(why), "no node role fits");
+		pl->never++;
+	} else if (nodes_known && !holds_ever(&cap, role->name, pl->driver, pl->exec, pl->nexec, &pl->out->demand,
+					      why, sizeof(why))) {
+		pl->never++;
+	} else if (pl->pin) {
+		/* Placed before: it goes back there, whatever the state now. */
+		for (size_t n = 0; n < pl->group->nnamespaces && !best; n++)
+			if (!strcmp(pl->group->namespaces[n].name, pl->pin->namespace))
+				best = &pl->group->namespaces[n];
+		best_room = 0;
+		if (!best)
+			snprintf(why, sizeof(why), "namespace %s is no longer in group %s", pl->pin->namespace,
+				 pl->group->name);
+	} else if (live && live->usable && !live->usable(live->arg, c->name, why, sizeof(why))) {
+		/* why says it */
+	} else if (nodes_known && live->usage && !holds_now(&cap, role->name, &pl->out->demand, why, sizeof(why))) {
+		/* why says it: the job waits for room */
+	} else {
+		best = roomiest(pl, c, &best_room, why, sizeof(why));
+	}
+	if (!best) {
+		reason(pl->out->reasons, "cluster %s skipped: %s", c->name, why);
+		snprintf(pl->skipped + strlen(pl->skipped), sizeof(pl->skipped) - strlen(pl->skipped), "%s%s: %s",
+			 *pl->skipped ? "; " : "", c->name, why);
+		return;
+	}
+	pl->cand[pl->ncand].member = m;
+	pl->cand[pl->ncand].role = role;
+	pl->cand[pl->ncand].ns = best;
+	pl->cand[pl->ncand].room = best_room;
+	pl->cand[pl->ncand].weight = live && live->weight ? live->weight(live->arg, c->name, pl->pool->members[m].weight)
+							  : pl->pool->members[m].weight;
+	pl->total += pl->cand[pl->ncand].weight;
+	pl->ncand++;
+}
+
+/* A candidate by weight, the same one for the same job key. */
+static void pick_weighted(struct placing *pl, const char *job_key)
+{
+	struct router_decision *out = pl->out;
+	uint64_t pick = hash_key(job_key) % pl->total;
+	size_t i = 0;
+
+	while (pick >= pl->cand[i].weight) {
+		pick -= pl->cand[i].weight;
+		i++;
+	}
+	out->cluster = &pl->r->clusters[pl->pool->members[pl->cand[i].member].cluster];
+	out->ns = pl->cand[i].ns;
+	out->role = pl->cand[i].role;
+	reason(out->reasons, "cluster %s: weight %u of %u among %zu usable", out->cluster->name, pl->cand[i].weight,
+	       pl->total, pl->ncand);
+	reason(out->reasons, "namespace %s: most room (%.0f%% left after this job)", out->ns->name,
+	       pl->cand[i].room * 100);
+	reason(out->reasons, "node role %s%s", out->role->name, pl->gpu ? " (GPU)" : "");
+}
+
+/* Whether any cluster of the pool has a node role for the job's pods. */
+static bool any_role_fits(const struct placing *pl)
+{
+	for (size_t m = 0; m < pl->pool->nmembers; m++)
+		if (pick_role(&pl->r->clusters[pl->pool->members[m].cluster], pl->pool, pl->gpu, pl->driver, pl->exec))
+			return true;
+	return false;
+}
+
+enum router_result router_place(const struct router *r, const struct router_live *live,
+				const struct router_pin *pin,
+				const json_t *labels, const json_t *spec, const char *job_key,
+				struct router_decision *out, json_t **errors, char *detail)
+{
+	const json_t *user = json_object_get(spec, "sparkConf");
+	const struct router_rule *rule;
+	struct placing place = {.r = r, .live = live, .pin = pin, .out = out, .largest_cores = -1,
+			       .driver = pod_size(json_object_get(spec, "driver")),
+			       .exec = pod_size(json_object_get(spec, "executor")),
+			       .nexec = executor_count(spec), .gpu = wants_gpu(labels, spec)};
+	struct placing *pl = &place;
+	enum router_result result = ROUTER_INVALID;
 
 	memset(out, 0, sizeof(*out));
 	*errors = json_array();
 	out->reasons = json_array();
-	json_object_foreach((json_t *)(uintptr_t)user, key, v) {
-		const char *which = router_protected_key(key);
-		char field[300];
-
-		snprintf(field, sizeof(field), "spec.sparkConf[%s]", key);
-		if (which)
-			add_error(*errors, field, "may not be set by a job (the gateway decides %s)", which);
-	}
-	for (size_t i = 0; i < r->nrules && !rule; i++)
-		if (gw_selector_matches(r->rules[i].selector, labels))
-			rule = &r->rules[i];
-	if (rule) {
-		pool = &r->pools[rule->pool];
-		reason(out->reasons, "labels match rule %zu (%s): pool %s", (size_t)(rule - r->rules) + 1,
-		       rule->text, pool->name);
-	} else if (r->default_pool >= 0) {
-		pool = &r->pools[r->default_pool];
-		reason(out->reasons, "no rule matches: default pool %s", pool->name);
-	} else {
-		add_error(*errors, "labels", "no routing rule matches labels %s and there is no default pool",
-			  label_text(labels, text, sizeof(text)));
+	check_conf(user, NULL, *errors);
+	if (!(pl->pool = choose_pool(r, labels, &rule, out->reasons, *errors)))
 		goto invalid;
-	}
-	json_object_foreach((json_t *)(uintptr_t)user, key, v) {
-		char field[300];
-
-		snprintf(field, sizeof(field), "spec.sparkConf[%s]", key);
-		if (conf_listed(pool->conf_deny, key))
-			add_error(*errors, field, "pool %s does not take this property", pool->name);
-		else if (json_array_size(pool->conf_allow) && !conf_listed(pool->conf_allow, key))
-			add_error(*errors, field, "pool %s takes only the properties it allows", pool->name);
-	}
-	if (json_array_size(*errors))
+	check_conf(user, pl->pool, *errors);
+	if (json_array_size(*errors) || !(pl->group = choose_group(r, rule, labels, out->reasons, *errors)))
 		goto invalid;
-	if (rule && rule->group >= 0)
-		group = &r->groups[rule->group];
-	for (size_t i = 0; i < r->ngroups && !group; i++)
-		if (gw_selector_matches(r->groups[i].selector, labels))
-			group = &r->groups[i];
-	if (!group) {
-		add_error(*errors, "labels", "no namespace group serves labels %s",
-			  label_text(labels, text, sizeof(text)));
-		goto invalid;
-	}
-	reason(out->reasons, "namespace group %s%s%s", group->name,
-	       rule && rule->group >= 0 ? " (named by the rule)" : *group->selector_text ? " serves " : "",
-	       rule && rule->group >= 0 ? "" : group->selector_text);
-	out->pool = pool;
-	out->group = group;
+	out->pool = pl->pool;
+	out->group = pl->group;
 	out->demand = (struct router_demand){
-		.pods = 1 + nexec,
-		.cores = driver.cores + nexec * exec.cores,
-		.memory = driver.memory + (int64_t)nexec * exec.memory,
-		.gpus = driver.gpus + (int)nexec * exec.gpus,
+		.pods = 1 + pl->nexec,
+		.cores = pl->driver.cores + pl->nexec * pl->exec.cores,
+		.memory = pl->driver.memory + (int64_t)pl->nexec * pl->exec.memory,
+		.gpus = pl->driver.gpus + (int)pl->nexec * pl->exec.gpus,
 	};
-	{
-		bool any_role = false;
-
-		for (size_t m = 0; m < pool->nmembers && !any_role; m++)
-			any_role = pick_role(&r->clusters[pool->members[m].cluster], pool, gpu, driver, exec) != NULL;
-		if (!any_role) {
-			explain_limits(r, pool, gpu, driver, exec, *errors);
-			goto invalid;
-		}
-	}
-	if (json_array_size(*errors))
+	if (!any_role_fits(pl)) {
+		explain_limits(r, pl->pool, pl->gpu, pl->driver, pl->exec, *errors);
 		goto invalid;
-	if (!pin) { /* an empty namespace of the group must hold it */
-		const struct router_usage empty = {0};
-		const struct router_namespace *widest = NULL;
-		double best = -1e300;
-
-		for (size_t n = 0; n < group->nnamespaces; n++) {
-			double room = headroom(&group->namespaces[n], &empty, &out->demand);
-
-			if (room > best) {
-				best = room;
-				widest = &group->namespaces[n];
-			}
-		}
-		if (widest && best < -1e-9) {
-			char quota[160] = "";
-
-			if (widest->quota_cores > 0 || widest->quota_memory > 0 || widest->quota_gpus > 0)
-				snprintf(quota, sizeof(quota), " and a quota of %g cores, %.1f GiB, %d GPUs",
-					 widest->quota_cores, gib(widest->quota_memory), widest->quota_gpus);
-			add_error(*errors, "spec",
-				  "the job needs %u pods, %g cores, %.1f GiB and %d GPUs at once; the largest namespace"
-				  " of group %s, %s, has room for %u pods%s", out->demand.pods, out->demand.cores,
-				  gib(out->demand.memory), out->demand.gpus, group->name, widest->name, widest->max_pods,
-				  quota);
-			goto invalid;
-		}
 	}
-
-	for (size_t m = 0; m < pool->nmembers && ncand < 64; m++) {
-		const struct router_cluster *c = &r->clusters[pool->members[m].cluster];
-		const struct router_node_role *role = pick_role(c, pool, gpu, driver, exec);
-		const struct router_namespace *best = NULL;
-		double best_room = -1;
-		char why[256] = "";
-
-		struct router_capacity cap;
-		bool nodes_known = !pin && role && live && live->capacity && live->capacity(live->arg, c->name, role, &cap);
-
-		if (pin && strcmp(pin->cluster, c->name))
-			continue; /* not where the job was placed before */
-		considered++;
-		if (nodes_known && cap.total.cores > largest_cores) {
-			largest_cores = cap.total.cores;
-			snprintf(largest_place, sizeof(largest_place),
-				 "cluster %s, node role %s: %g cores, %.1f GiB and %d GPUs on %u nodes (the largest"
-				 " %g cores, %.1f GiB, %d GPUs)", c->name, role->name, cap.total.cores,
-				 gib(cap.total.memory), cap.total.gpus, cap.nodes, cap.largest.cores,
-				 gib(cap.largest.memory), cap.largest.gpus);
-		}
-		if (!role) {
-			snprintf(why, sizeof(why), "no node role fits");
-			never++;
-		} else if (nodes_known && !holds_ever(&cap, role->name, driver, exec, nexec, &out->demand, why,
-						      sizeof(why))) {
-			never++;
-		} else if (pin) {
-			/* Placed before: it goes back there, whatever the state now. */
-			for (size_t n = 0; n < group->nnamespaces && !best; n++)
-				if (!strcmp(group->namespaces[n].name, pin->namespace))
-					best = &group->namespaces[n];
-			best_room = 0;
-			if (!best)
-				snprintf(why, sizeof(why), "namespace %s is no longer in group %s",
-					 pin->namespace, group->name);
-		} else if (live && live->usable && !live->usable(live->arg, c->name, why, sizeof(why))) {
-			/* why says it */
-		} else if (nodes_known && live->usage && !holds_now(&cap, role->name, &out->demand, why, sizeof(why))) {
-			/* why says it: the job waits for room */
-		} else {
-			for (size_t n = 0; n < group->nnamespaces; n++) {
-				struct router_usage u = {0};
-				double room;
-
-				if (live && live->usage)
-					live->usage(live->arg, c->name, group->namespaces[n].name, &u);
-				room = headroom(&group->namespaces[n], &u, &out->demand);
-				if (room >= 0 && room > best_room) {
-					best_room = room;
-					best = &group->namespaces[n];
-				}
-			}
-			if (!best)
-				snprintf(why, sizeof(why), "no namespace of group %s has room", group->name);
-		}
-		if (!best) {
-			reason(out->reasons, "cluster %s skipped: %s", c->name, why);
-			snprintf(skipped + strlen(skipped), sizeof(skipped) - strlen(skipped), "%s%s: %s",
-				 *skipped ? "; " : "", c->name, why);
-			continue;
-		}
-		cand[ncand].member = m;
-		cand[ncand].role = role;
-		cand[ncand].ns = best;
-		cand[ncand].room = best_room;
-		cand[ncand].weight = live && live->weight ? live->weight(live->arg, c->name, pool->members[m].weight)
-							  : pool->members[m].weight;
-		total += cand[ncand].weight;
-		ncand++;
-	}
-	if (ncand == 0 && considered > 0 && never == considered) {
+	/* Unless pinned, an empty namespace of the group must hold it. */
+	if (json_array_size(*errors) || (!pin && !fits_a_namespace(pl->group, &out->demand, *errors)))
+		goto invalid;
+	for (size_t m = 0; m < pl->pool->nmembers && pl->ncand < MAX_CANDIDATES; m++)
+		consider(pl, m);
+	if (pl->ncand == 0 && pl->considered > 0 && pl->never == pl->considered) {
 		add_error(*errors, "spec", "no cluster of pool %s could ever hold the job (%s); the largest place it"
-			  " could go is %s", pool->name, skipped, *largest_place ? largest_place : "none");
-		gw_seterr(detail, "the job is larger than any cluster of pool %s can hold", pool->name);
-		router_decision_release(out);
-		return ROUTER_TOO_BIG;
+			  " could go is %s", pl->pool->name, pl->skipped, *pl->largest_place ? pl->largest_place : "none");
+		gw_seterr(detail, "the job is larger than any cluster of pool %s can hold", pl->pool->name);
+		result = ROUTER_TOO_BIG;
+		goto refused;
 	}
-	if (ncand == 0 || total == 0) {
-		gw_seterr(detail, "no cluster of pool %s can take the job now (%s)", pool->name,
-			  *skipped ? skipped : "every weight is 0");
+	if (pl->ncand == 0 || pl->total == 0) {
+		gw_seterr(detail, "no cluster of pool %s can take the job now (%s)", pl->pool->name,
+			  *pl->skipped ? pl->skipped : "every weight is 0");
 		json_decref(*errors);
 		*errors = NULL;
-		router_decision_release(out);
-		return ROUTER_WAIT;
+		result = ROUTER_WAIT;
+		goto refused;
 	}
-	{
-		uint64_t pick = hash_key(job_key) % total;
-		size_t i = 0;
-
-		while (pick >= cand[i].weight) {
-			pick -= cand[i].weight;
-			i++;
-		}
-		out->cluster = &r->clusters[pool->members[cand[i].member].cluster];
-		out->ns = cand[i].ns;
-		out->role = cand[i].role;
-		reason(out->reasons, "cluster %s: weight %u of %u among %zu usable", out->cluster->name,
-		       cand[i].weight, total, ncand);
-		reason(out->reasons, "namespace %s: most room (%.0f%% left after this job)", out->ns->name,
-		       cand[i].room * 100);
-		reason(out->reasons, "node role %s%s", out->role->name, gpu ? " (GPU)" : "");
-	}
-	out->conf = compose(pool, out->cluster, out->ns, spec);
+	pick_weighted(pl, job_key);
+	out->conf = compose(pl->pool, out->cluster, out->ns, spec);
 	json_decref(*errors);
 	*errors = NULL;
 	return ROUTER_OK;
 invalid:
 	gw_seterr(detail, "the job cannot be placed: %zu problem%s", json_array_size(*errors),
 		  json_array_size(*errors) == 1 ? "" : "s");
+refused:
 	router_decision_release(out);
-	return ROUTER_INVALID;
+	return result;
 }

@@ -1,4 +1,7 @@
-/* Connections, schema migrations and the group-commit writer thread. */
+/* The store's front: opening (schema migrations), the group-commit
+ * writer thread that runs every write, and the routing of each write to
+ * the part of the store it belongs to (jobs, auth, usage). Connections,
+ * statements and readers are the core's (core.c). */
 #include "store/store_int.h"
 
 #include <pthread.h>
@@ -17,16 +20,6 @@ extern const size_t store_migrations_count;
 extern const char *const store_pg_migrations[];
 extern const size_t store_pg_migrations_count;
 
-/* PostgreSQL: the advisory lock every write transaction of every replica
- * takes first. One writer at a time keeps the rvs (change counters) in
- * commit order, which pollers of changes rely on, and makes the checks
- * of quotas and idempotency keys exact across replicas; each holder
- * commits a whole batch, so the lock is taken once per batch. */
-#define STORE_PG_WRITE_LOCK 1936747367 /* "spkg" */
-#define GW_STR_(x) #x
-#define GW_STR(x) GW_STR_(x)
-/* Where writers tell other replicas that jobs changed. */
-#define STORE_PG_CHANNEL "sparkgw_jobs"
 
 struct queue_node {
 	struct store_op *op;
@@ -36,49 +29,6 @@ struct queue_node {
 	struct queue_node *next;
 };
 
-struct store {
-	enum db_driver driver;
-	char *target;          /* SQLite file, or PostgreSQL connection string */
-	char version[32];      /* the engine's */
-	bool sync_full;
-	size_t batch_max;
-
-	struct store_conn *writer; /* owned by the writer thread once started */
-	pthread_t writer_thread;
-
-	pthread_mutex_t lock; /* guards head, tail, closing */
-	pthread_cond_t wake;      /* writer: work arrived or closing */
-	pthread_cond_t done_cond; /* store_execute waiters: a batch finished */
-	struct queue_node *head, *tail;
-	bool closing;
-
-	pthread_mutex_t pool_lock; /* guards free_readers */
-	struct store_conn *free_readers;
-
-	void (*commit_hook)(void *arg); /* set before writes begin */
-	void *commit_hook_arg;
-
-	void (*jobs_changed)(void *arg, const int64_t *seqs, size_t n);
-	void *jobs_changed_arg;
-	int64_t *changed;            /* writer: seqs of the jobs written in the batch */
-	size_t nchanged, changed_cap;
-	bool changed_oom;            /* one was not noted: report "any" */
-
-	atomic_long queued;          /* jobs in QUEUED */
-	_Atomic double commit_ms;    /* moving average of a batch's commit */
-	struct gw_metrics *metrics;
-};
-
-const char *store_engine(const struct store *s, const char **version)
-{
-	*version = s->version;
-	return s->driver == DB_POSTGRES ? "postgres" : "sqlite";
-}
-
-enum db_driver store_driver(const struct store *s)
-{
-	return s->driver;
-}
 
 void store_load(struct store *s, long *queued, double *commit_ms)
 {
@@ -92,238 +42,6 @@ void store_set_commit_hook(struct store *s, void (*fn)(void *arg), void *arg)
 	s->commit_hook = fn;
 	s->commit_hook_arg = arg;
 	pthread_mutex_unlock(&s->lock);
-}
-
-static const char *const stmt_sql[STMT_COUNT] = {
-	[STMT_JOB_BY_ID] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE id = ?1",
-	[STMT_JOB_BY_SEQ] = "SELECT " STORE_JOB_COLUMNS " FROM jobs WHERE seq = ?1",
-	/* seq grows with creation time: the first job created since is the
-	 * first of the window, found in the index rather than by a scan. */
-	[STMT_FIRST_SEQ_SINCE] = "SELECT seq FROM jobs WHERE created_ms >= ?1 ORDER BY created_ms LIMIT 1",
-	[STMT_JOB_EVENTS] =
-		"SELECT e.seq, e.time_ms, e.state, e.previous, e.reason, e.message"
-		" FROM job_events e JOIN jobs j ON j.seq = e.job_seq"
-		" WHERE j.id = ?1 ORDER BY e.seq",
-	[STMT_JOB_INSERT] =
-		"INSERT INTO jobs (id, name, \"user\", state, reason, labels, spec, created_ms,"
-		" updated_ms, rv, priority, team, pool, cores_milli, memory_mib, gpus, ttl_s, spec_shown)"
-		" VALUES (?1, ?2, ?3, 'QUEUED', 'Submitted', ?4, ?5, ?6, ?6, ?15, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-		" RETURNING seq",
-	/* What a team or pool uses: count and sums over its active jobs. */
-	[STMT_TEAM_ACTIVE] =
-		"SELECT count(*), " STORE_SUMS " FROM jobs"
-		" WHERE team = ?1 AND state IN " STORE_ACTIVE_STATES,
-	[STMT_TEAM_QUEUED] = "SELECT count(*) FROM jobs WHERE team = ?1 AND state = 'QUEUED'",
-	[STMT_POOL_ACTIVE] =
-		"SELECT count(*), " STORE_SUMS " FROM jobs"
-		" WHERE pool = ?1 AND state IN " STORE_ACTIVE_STATES,
-	[STMT_POOL_QUEUED] = "SELECT count(*) FROM jobs WHERE pool = ?1 AND state = 'QUEUED'",
-	[STMT_JOB_SET_DEMAND] =
-		"UPDATE jobs SET pool = ?2, cores_milli = ?3, memory_mib = ?4, gpus = ?5 WHERE seq = ?1",
-	[STMT_JOB_NEW_RUN] =
-		"UPDATE jobs SET run = run + 1, attempts = 0, cluster = NULL, namespace = NULL,"
-		" driver_pod = NULL, spark_ui = NULL, spark_app_id = NULL, placement = NULL, not_before_ms = ?2"
-		" WHERE seq = ?1",
-	[STMT_JOB_RENEW] =
-		"UPDATE jobs SET lease_until_ms = ?3 WHERE id = ?1 AND lease_owner = ?2"
-		" AND state = 'DISPATCHING'",
-	[STMT_JOB_CLEANED] = "UPDATE jobs SET cleaned_ms = ?2 WHERE id = ?1",
-	/* Oldest first, through the partial index of finished jobs; the
-	 * foreign keys take labels, events and idempotency keys along. */
-	[STMT_JOBS_PRUNE] =
-		"DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs"
-		" WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'REJECTED')"
-		" AND updated_ms < ?1 AND (cleaned_ms > 0 OR cluster IS NULL)"
-		" ORDER BY updated_ms LIMIT ?2)",
-	/* A new job's first event takes the next seq of the events, which its
-	 * row carries as its rv from the start. */
-	[STMT_NEXT_EVENT_SEQ] =
-		"SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'job_events'), 0) + 1",
-	[STMT_FIRST_EVENT_INSERT] =
-		"INSERT INTO job_events (seq, job_seq, time_ms, state, reason) VALUES (?1, ?2, ?3, 'QUEUED', 'Submitted')",
-	[STMT_AUDIT_INSERT] =
-		"INSERT INTO audit (time_ms, token_id, team, action, target, outcome,"
-		" status, remote) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-	[STMT_TOKEN_INSERT] =
-		"INSERT INTO tokens (id, secret_sha256, owner, teams, role, created_ms,"
-		" expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	[STMT_TOKEN_REVOKE] =
-		"UPDATE tokens SET revoked_ms = CASE WHEN revoked_ms = 0 THEN ?2"
-		" ELSE revoked_ms END WHERE id = ?1",
-	/* A pod's first sighting fixes its start; an end is set once. */
-	[STMT_POD_USAGE_UPSERT] =
-		"INSERT INTO pod_usage (uid, cluster, job_seq, team, pool, role, cores_milli,"
-		" memory_mib, gpus, start_ms, end_ms)"
-		" SELECT ?1, ?2, seq, team, pool, ?4, ?5, ?6, ?7, ?8, ?9 FROM jobs WHERE id = ?3"
-		" ON CONFLICT (uid) DO UPDATE SET end_ms = excluded.end_ms"
-		" WHERE pod_usage.end_ms = 0 AND excluded.end_ms > 0",
-	/* Pods gone while nobody watched: ended when their job did, if it
-	 * did, else now (at most the downtime is counted). */
-	[STMT_POD_USAGE_CLOSE] =
-		"UPDATE pod_usage SET end_ms = max(start_ms, coalesce((SELECT CASE WHEN"
-		" jobs.state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') THEN min(jobs.updated_ms, ?2)"
-		" END FROM jobs WHERE jobs.seq = pod_usage.job_seq), ?2))"
-		" WHERE cluster = ?1 AND end_ms = 0 AND uid NOT IN (SELECT value FROM json_each(?3))",
-	/* The lease changes hands only once its holder's time ran out. */
-	[STMT_WATCH_LEASE] =
-		"INSERT INTO watch_leases (cluster, owner, until_ms) VALUES (?1, ?2, ?3)"
-		" ON CONFLICT (cluster) DO UPDATE SET owner = excluded.owner, until_ms = excluded.until_ms"
-		" WHERE watch_leases.owner = excluded.owner OR watch_leases.until_ms < ?4",
-	[STMT_WATCH_RELEASE] = "DELETE FROM watch_leases WHERE cluster = ?1 AND owner = ?2",
-	[STMT_REPLICA_ALIVE] =
-		"INSERT INTO gateway_replicas (instance, until_ms) VALUES (?1, ?2)"
-		" ON CONFLICT (instance) DO UPDATE SET until_ms = excluded.until_ms",
-	/* Processes silent for an hour are forgotten (pods replaced, hosts gone). */
-	[STMT_REPLICAS_FORGET] = "DELETE FROM gateway_replicas WHERE until_ms < ?1 - 3600000",
-	[STMT_CLUSTER_USAGE_PUT] =
-		"INSERT INTO cluster_usage (cluster, usage, updated_ms) VALUES (?1, ?2, ?3)"
-		" ON CONFLICT (cluster) DO UPDATE SET usage = excluded.usage, updated_ms = excluded.updated_ms",
-	/* The writer's transaction and each operation's savepoint, prepared
-	 * once rather than parsed for every operation. */
-	[STMT_BEGIN] = "BEGIN IMMEDIATE",
-	[STMT_COMMIT] = "COMMIT",
-	[STMT_SAVEPOINT] = "SAVEPOINT op",
-	[STMT_RELEASE] = "RELEASE op",
-	[STMT_ROLLBACK_TO] = "ROLLBACK TO op",
-	/* Brief rows for the loops over many jobs. The partial indexes are
-	 * named: without statistics the planner would walk every finished or
-	 * every running job. */
-	[STMT_JOBS_TO_CLEAN] =
-		"SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs INDEXED BY jobs_to_clean"
-		" WHERE cleaned_ms = 0 AND cluster IS NOT NULL"
-		" AND state IN ('SUCCEEDED', 'FAILED', 'CANCELLED')"
-		" AND updated_ms + 1000 * (CASE WHEN ttl_s >= 0 THEN ttl_s ELSE ?2 END) <= ?1"
-		" ORDER BY updated_ms LIMIT ?3",
-	[STMT_JOBS_IN_STATE] =
-		"SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs WHERE state = ?1 ORDER BY seq LIMIT ?2",
-	[STMT_JOBS_IN_STATE_ON] =
-		"SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs WHERE state = ?1 AND cluster = ?2"
-		" ORDER BY seq LIMIT ?3",
-	[STMT_JOBS_RUNNING_BEFORE] =
-		"SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs INDEXED BY jobs_running"
-		" WHERE state = 'RUNNING' AND updated_ms < ?1 ORDER BY updated_ms LIMIT ?2",
-	[STMT_JOBS_LABELLED_RUNNING] =
-		"SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs WHERE seq IN (SELECT job_seq"
-		" FROM job_labels WHERE key = ?1 AND state = 'RUNNING') ORDER BY seq LIMIT ?2",
-	[STMT_LABEL_INSERT] =
-		"INSERT INTO job_labels (job_seq, key, value, state)"
-		" VALUES (?1, ?2, ?3, 'QUEUED')",
-	[STMT_EVENT_INSERT] =
-		"INSERT INTO job_events (job_seq, time_ms, state, previous, reason,"
-		" message) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING seq",
-	[STMT_JOB_UPDATE] =
-		"UPDATE jobs SET state = ?2, reason = ?3, message = ?4,"
-		" updated_ms = ?5, rv = ?6 WHERE seq = ?1",
-	[STMT_LABELS_UPDATE] = "UPDATE job_labels SET state = ?2 WHERE job_seq = ?1",
-	[STMT_IDEM_GET] =
-		"SELECT body_sha256, job_seq FROM idempotency_keys"
-		" WHERE \"user\" = ?1 AND key = ?2",
-	[STMT_IDEM_INSERT] =
-		"INSERT INTO idempotency_keys (\"user\", key, body_sha256, job_seq,"
-		" created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-	[STMT_PING] = "SELECT count(*) FROM sqlite_schema",
-	/* Each field is kept when its parameter is NULL. */
-	[STMT_JOB_PLACE] =
-		"UPDATE jobs SET cluster = coalesce(?2, cluster),"
-		" namespace = coalesce(?3, namespace), driver_pod = coalesce(?4, driver_pod),"
-		" spark_ui = coalesce(?5, spark_ui), not_before_ms = ?6,"
-		" spark_app_id = coalesce(?7, spark_app_id) WHERE seq = ?1",
-	[STMT_JOB_SET_PLACEMENT] = "UPDATE jobs SET placement = ?2 WHERE seq = ?1",
-	[STMT_CLUSTER_SETTINGS_PUT] =
-		"INSERT INTO cluster_settings (name, rotation, weight) VALUES (?1, ?2, ?3)"
-		" ON CONFLICT (name) DO UPDATE SET rotation = excluded.rotation,"
-		" weight = excluded.weight",
-	[STMT_OVERLAY_PUT] =
-		"INSERT INTO policy_overlay (id, doc) VALUES (1, ?1)"
-		" ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
-	[STMT_JOB_LEASE] =
-		"UPDATE jobs SET lease_owner = ?2, lease_until_ms = ?3,"
-		" attempts = attempts + ?4 WHERE seq = ?1",
-};
-
-/* PostgreSQL's text where it differs from SQLite's. */
-static const char *const stmt_sql_pg[STMT_COUNT] = {
-	/* The job is born with the rv of its first event, whose seq is taken
-	 * under the write lock. */
-	[STMT_SUBMIT_PG] =
-		"WITH r AS (SELECT nextval('job_events_seq_seq') AS rv),"
-		" j AS (INSERT INTO jobs (id, name, \"user\", state, reason, labels, spec, created_ms, updated_ms, rv,"
-		"  priority, team, pool, cores_milli, memory_mib, gpus, ttl_s, spec_shown)"
-		"  SELECT ?1::text, ?2::text, ?3::text, 'QUEUED', 'Submitted', ?4::text, ?5::text, ?6, ?6, r.rv,"
-		"  ?7, ?8::text, ?9::text, ?10, ?11, ?12, ?13, ?14::text FROM r RETURNING seq, rv),"
-		" l AS (INSERT INTO job_labels (job_seq, key, value, state)"
-		"  SELECT j.seq, e.key, e.value, 'QUEUED' FROM j, json_each_text(?4::text::json) e),"
-		" e AS (INSERT INTO job_events (seq, job_seq, time_ms, state, reason)"
-		"  SELECT j.rv, j.seq, ?6, 'QUEUED', 'Submitted' FROM j),"
-		" i AS (INSERT INTO idempotency_keys (\"user\", key, body_sha256, job_seq, created_ms)"
-		"  SELECT ?3::text, ?15::text, ?16, j.seq, ?6 FROM j WHERE ?15::text IS NOT NULL)"
-		" SELECT seq, rv FROM j",
-	[STMT_POD_USAGE_CLOSE] =
-		"UPDATE pod_usage SET end_ms = greatest(start_ms, coalesce((SELECT CASE WHEN"
-		" jobs.state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') THEN least(jobs.updated_ms, ?2)"
-		" END FROM jobs WHERE jobs.seq = pod_usage.job_seq), ?2))"
-		" WHERE cluster = ?1 AND end_ms = 0 AND uid NOT IN (SELECT json_array_elements_text(?3::json))",
-	[STMT_BEGIN] = "BEGIN",
-	[STMT_WRITE_LOCK] = "SELECT pg_advisory_xact_lock(" GW_STR(STORE_PG_WRITE_LOCK) ")",
-	[STMT_NOTIFY] = "SELECT pg_notify('" STORE_PG_CHANNEL "', '')",
-	[STMT_JOBS_TO_CLEAN] =
-		"SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs"
-		" WHERE cleaned_ms = 0 AND cluster IS NOT NULL"
-		" AND state IN ('SUCCEEDED', 'FAILED', 'CANCELLED')"
-		" AND updated_ms + 1000 * (CASE WHEN ttl_s >= 0 THEN ttl_s ELSE ?2 END) <= ?1"
-		" ORDER BY updated_ms LIMIT ?3",
-	[STMT_JOBS_RUNNING_BEFORE] =
-		"SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs"
-		" WHERE state = 'RUNNING' AND updated_ms < ?1 ORDER BY updated_ms LIMIT ?2",
-	[STMT_PING] = "SELECT 1",
-};
-
-struct db_stmt *store_conn_stmt(struct store_conn *c, enum store_stmt which,
-			       char *err)
-{
-	struct db_stmt *st = c->stmts[which];
-	const char *sql = stmt_sql[which];
-
-	if (st) {
-		db_reset(st);
-		return st;
-	}
-	if (db_driver(c->db) == DB_POSTGRES && stmt_sql_pg[which])
-		sql = stmt_sql_pg[which];
-	if (!sql) {
-		gw_seterr(err, "statement %d is not for this database", (int)which);
-		return NULL;
-	}
-	if (!(st = db_prepare(c->db, sql, (int)which, err)))
-		return NULL;
-	c->stmts[which] = st;
-	return st;
-}
-
-static void conn_close(struct store_conn *c)
-{
-	if (!c)
-		return;
-	for (size_t i = 0; i < STMT_COUNT; i++)
-		db_finalize(c->stmts[i]);
-	db_close(c->db);
-	free(c);
-}
-
-static enum gw_err conn_open(const struct store *s, bool reader, struct store_conn **out, char *err)
-{
-	struct store_conn *c = calloc(1, sizeof(*c));
-	enum gw_err rc;
-
-	*out = NULL;
-	if (!c)
-		return GW_ENOMEM;
-	if ((rc = db_connect(s->driver, s->target, reader, s->sync_full, &c->db, err))) {
-		free(c);
-		return rc;
-	}
-	*out = c;
-	return GW_OK;
 }
 
 /* Applies the migrations past the recorded version, all in one
@@ -376,54 +94,6 @@ out:
 		return rc;
 	}
 	return db_exec(db, "COMMIT", err);
-}
-
-struct store_conn *store_reader_get(struct store *s, char *err)
-{
-	struct store_conn *c;
-
-	pthread_mutex_lock(&s->pool_lock);
-	c = s->free_readers;
-	if (c)
-		s->free_readers = c->next_free;
-	pthread_mutex_unlock(&s->pool_lock);
-	if (!c && conn_open(s, true, &c, err))
-		return NULL;
-	if (db_reconnect(c->db, err)) {
-		conn_close(c);
-		return NULL;
-	}
-	return c;
-}
-
-void store_reader_put(struct store *s, struct store_conn *c)
-{
-	pthread_mutex_lock(&s->pool_lock);
-	c->next_free = s->free_readers;
-	s->free_readers = c;
-	pthread_mutex_unlock(&s->pool_lock);
-}
-
-struct db_stmt *store_read_begin(struct store *s, const char *sql, struct store_conn **c, char *err)
-{
-	struct db_stmt *st;
-
-	if (!(*c = store_reader_get(s, err)))
-		return NULL;
-	if (!(st = db_prepare((*c)->db, sql, -1, err))) {
-		store_reader_put(s, *c);
-		*c = NULL;
-	}
-	return st;
-}
-
-enum gw_err store_read_end(struct store *s, struct store_conn *c, struct db_stmt *st, int src, char *err)
-{
-	enum gw_err rc = src == DB_DONE || src == DB_ROW ? GW_OK : db_error(c->db, err);
-
-	db_finalize(st);
-	store_reader_put(s, c);
-	return rc;
 }
 
 /* Notes a job the writer changed. */
@@ -525,6 +195,29 @@ static enum gw_err writer_begin(struct store *s, char *err)
 	return writer_step(s->writer, STMT_WRITE_LOCK, err);
 }
 
+/* Runs one write inside the writer's open transaction, by its part of
+ * the store. */
+static void apply_op(struct store_conn *c, struct store_op *op)
+{
+	switch (op->kind) {
+	case STORE_OP_TOKEN_CREATE:
+	case STORE_OP_TOKEN_REVOKE:
+	case STORE_OP_AUDIT:
+		op->rc = store_apply_auth_op(c, op);
+		break;
+	case STORE_OP_POD_USAGE:
+	case STORE_OP_POD_USAGE_CLOSE:
+		op->rc = store_apply_usage_op(c, op);
+		break;
+	default:
+		op->rc = store_apply_job_op(c, op);
+		break;
+	}
+	/* A failed op keeps the job as it was for the caller's message. */
+	if (op->rc && op->rc != GW_ECONFLICT && op->rc != GW_ESTATE)
+		store_job_release(&op->job);
+}
+
 /* Clears what a run of the op set, for a run of the batch again. */
 static void op_clear(struct store_op *op)
 {
@@ -553,7 +246,7 @@ static struct queue_node *apply_batch(struct store *s, struct queue_node *batch)
 		op_clear(n->op);
 		if (!pg)
 			writer_step(s->writer, STMT_SAVEPOINT, NULL);
-		store_apply_op(s->writer, n->op);
+		apply_op(s->writer, n->op);
 		if (pg && db_txn_failed(s->writer->db)) {
 			n->aborted = true;
 			return n;
@@ -754,9 +447,9 @@ static void destroy(struct store *s)
 		struct store_conn *c = s->free_readers;
 
 		s->free_readers = c->next_free;
-		conn_close(c);
+		store_conn_close(c);
 	}
-	conn_close(s->writer);
+	store_conn_close(s->writer);
 	free(s->changed);
 	free(s->target);
 	pthread_cond_destroy(&s->done_cond);
@@ -794,7 +487,7 @@ enum gw_err store_open(const struct store_options *opts, struct store **out,
 		goto fail;
 	atomic_init(&s->commit_ms, 0.0);
 	atomic_init(&s->queued, 0);
-	if ((rc = conn_open(s, false, &s->writer, err)) || (rc = migrate(s->writer->db, err)) ||
+	if ((rc = store_conn_open(s, false, &s->writer, err)) || (rc = migrate(s->writer->db, err)) ||
 	    (rc = db_listen(s->writer->db, STORE_PG_CHANNEL, err)))
 		goto fail;
 	{

@@ -1,7 +1,14 @@
-/* Internals shared by store.c (connections, migrations, writer thread) and
- * store_jobs.c (job SQL and the state machine). Not for other modules. */
+/* Internals of the store, not for other modules. Its parts depend on the
+ * core (core.c: the store, connections, statements, readers), never on
+ * each other; the front (store.c: migrations, the writer, the routing of
+ * writes) uses them all:
+ *   store.c -> store_jobs.c, store_reads.c, store_auth.c, store_usage.c -> core.c -> db.c */
 #ifndef GW_STORE_INT_H
 #define GW_STORE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 
 #include "store/db.h"
 #include "store/store.h"
@@ -61,6 +68,54 @@ enum store_stmt {
 	STMT_COUNT
 };
 
+/* PostgreSQL: the advisory lock every write transaction of every replica
+ * takes first. One writer at a time keeps the rvs (change counters) in
+ * commit order, which pollers of changes rely on, and makes the checks
+ * of quotas and idempotency keys exact across replicas; each holder
+ * commits a whole batch, so the lock is taken once per batch. */
+#define STORE_PG_WRITE_LOCK 1936747367 /* "spkg" */
+#define GW_STR_(x) #x
+#define GW_STR(x) GW_STR_(x)
+/* Where writers tell other replicas that jobs changed. */
+#define STORE_PG_CHANNEL "sparkgw_jobs"
+
+struct queue_node;
+
+/* The store: shared by the front (store.c: the writer and its queue) and
+ * the core (core.c: connections and readers). */
+struct store {
+	enum db_driver driver;
+	char *target;          /* SQLite file, or PostgreSQL connection string */
+	char version[32];      /* the engine's */
+	bool sync_full;
+	size_t batch_max;
+
+	struct store_conn *writer; /* owned by the writer thread once started */
+	pthread_t writer_thread;
+
+	pthread_mutex_t lock; /* guards head, tail, closing */
+	pthread_cond_t wake;      /* writer: work arrived or closing */
+	pthread_cond_t done_cond; /* store_execute waiters: a batch finished */
+	struct queue_node *head, *tail;
+	bool closing;
+
+	pthread_mutex_t pool_lock; /* guards free_readers */
+	struct store_conn *free_readers;
+
+	void (*commit_hook)(void *arg); /* set before writes begin */
+	void *commit_hook_arg;
+
+	void (*jobs_changed)(void *arg, const int64_t *seqs, size_t n);
+	void *jobs_changed_arg;
+	int64_t *changed;            /* writer: seqs of the jobs written in the batch */
+	size_t nchanged, changed_cap;
+	bool changed_oom;            /* one was not noted: report "any" */
+
+	atomic_long queued;          /* jobs in QUEUED */
+	_Atomic double commit_ms;    /* moving average of a batch's commit */
+	struct gw_metrics *metrics;
+};
+
 /* One database connection with its prepared statements; used by one
  * thread at a time (the writer's, or a reader checked out of the pool). */
 struct store_conn {
@@ -74,15 +129,21 @@ struct store_conn {
 struct db_stmt *store_conn_stmt(struct store_conn *c, enum store_stmt which,
 			       char *err);
 
-/* Runs one write inside the writer's open transaction. */
-void store_apply_op(struct store_conn *c, struct store_op *op);
-/* The token and audit writes (store_auth.c). */
+/* The writes of each part, run by the writer inside its open transaction:
+ * jobs and the fleet's settings (store_jobs.c), tokens and audit
+ * (store_auth.c), pod usage (store_usage.c). */
+enum gw_err store_apply_job_op(struct store_conn *c, struct store_op *op);
 enum gw_err store_apply_auth_op(struct store_conn *c, struct store_op *op);
-/* The pod usage writes (store_usage.c). */
 enum gw_err store_apply_usage_op(struct store_conn *c, struct store_op *op);
 /* A step to GW_OK at DB_DONE. */
 enum gw_err store_step_done(struct store_conn *c, struct db_stmt *st, char *err);
 
+/* A text column, copied (NULL for NULL; *oom set when out of memory). */
+char *store_column_text(struct db_stmt *st, int col, bool *oom);
+/* The job of the statement which (by id or by seq) into
+ * *job; GW_ENOTFOUND when there is none. */
+enum gw_err store_load_job(struct store_conn *c, enum store_stmt which, const char *id, int64_t seq,
+			   struct store_job *job, char *err);
 /* Reads a row of the job column list (see STORE_JOB_COLUMNS). */
 enum gw_err store_row_to_job(struct db_stmt *st, struct store_job *job);
 
@@ -131,6 +192,9 @@ static inline const char *store_sql(const struct store_conn *c, const char *lite
 	return db_driver(c->db) == DB_POSTGRES ? pg : lite;
 }
 
+/* A connection of the store's engine (reader: read-only, for the pool). */
+enum gw_err store_conn_open(const struct store *s, bool reader, struct store_conn **out, char *err);
+void store_conn_close(struct store_conn *c);
 /* Checks a reader out of the pool (opening one if none is free). */
 struct store_conn *store_reader_get(struct store *s, char *err);
 void store_reader_put(struct store *s, struct store_conn *c);

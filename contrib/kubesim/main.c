@@ -175,7 +175,8 @@ static int add_priority_classes(struct ks_state *st)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* The flags into *opts; -1 to go on, else the exit code. */
+static int parse_flags(int argc, char **argv, struct ks_options *o)
 {
 	static const struct option options[] = {
 		{"listen", required_argument, NULL, 'l'},
@@ -200,6 +201,56 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		switch (opt) {
+		case 'l': o->listen = optarg; break;
+		case 'n': o->name = optarg; break;
+		case 'N': o->nodes = atoi(optarg); break;
+		case 'c': o->node_cpu = strtod(optarg, NULL); break;
+		case 'm':
+			if (gw_quantity_parse(optarg, &o->node_memory)) {
+				fprintf(stderr, "kubesim: --node-memory: not a quantity: %s\n", optarg);
+				return 2;
+			}
+			break;
+		case 's':
+			if (o->nnamespaces < 32)
+				o->namespaces[o->nnamespaces++] = optarg;
+			break;
+		case 'P':
+			if (o->nnode_pools < 16)
+				o->node_pools[o->nnode_pools++] = optarg;
+			break;
+		case 'p':
+			if (o->npriority_classes < 16)
+				o->priority_classes[o->npriority_classes++] = optarg;
+			break;
+		case 'o': o->operator_mode = true; break;
+		case 'O': o->openapi_dir = optarg; break;
+		case 'C': o->tls_cert = optarg; break;
+		case 'K': o->tls_key = optarg; break;
+		case 't': o->token = optarg; break;
+		case 'L': o->latency_ms = atoi(optarg); break;
+		case 'e': o->error_rate = strtod(optarg, NULL); break;
+		case 'q': o->throttle_qps = strtod(optarg, NULL); break;
+		case 'd': o->drop_watch_after_s = strtod(optarg, NULL); break;
+		case 'x': o->compact_every_s = strtod(optarg, NULL); break;
+		case 'E': o->event_ttl_s = strtod(optarg, NULL); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!o->listen || o->nodes < 0 || o->nodes > 256 || (!o->tls_cert != !o->tls_key)) {
+		usage(stderr);
+		return 2;
+	}
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
 	/* Events live an hour, as the API server's --event-ttl says by default. */
 	struct ks_options opts = {.name = "kubesim", .nodes = 4, .node_cpu = 16,
 				  .node_memory = 64.0 * 1024 * 1024 * 1024, .event_ttl_s = 3600};
@@ -208,51 +259,10 @@ int main(int argc, char **argv)
 	pthread_t sim;
 	sigset_t stop;
 	char err[GW_ERRLEN];
-	int opt, sig;
+	int sig, code;
 
-	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-		switch (opt) {
-		case 'l': opts.listen = optarg; break;
-		case 'n': opts.name = optarg; break;
-		case 'N': opts.nodes = atoi(optarg); break;
-		case 'c': opts.node_cpu = strtod(optarg, NULL); break;
-		case 'm':
-			if (gw_quantity_parse(optarg, &opts.node_memory)) {
-				fprintf(stderr, "kubesim: --node-memory: not a quantity: %s\n", optarg);
-				return 2;
-			}
-			break;
-		case 's':
-			if (opts.nnamespaces < 32)
-				opts.namespaces[opts.nnamespaces++] = optarg;
-			break;
-		case 'P':
-			if (opts.nnode_pools < 16)
-				opts.node_pools[opts.nnode_pools++] = optarg;
-			break;
-		case 'p':
-			if (opts.npriority_classes < 16)
-				opts.priority_classes[opts.npriority_classes++] = optarg;
-			break;
-		case 'o': opts.operator_mode = true; break;
-		case 'O': opts.openapi_dir = optarg; break;
-		case 'C': opts.tls_cert = optarg; break;
-		case 'K': opts.tls_key = optarg; break;
-		case 't': opts.token = optarg; break;
-		case 'L': opts.latency_ms = atoi(optarg); break;
-		case 'e': opts.error_rate = strtod(optarg, NULL); break;
-		case 'q': opts.throttle_qps = strtod(optarg, NULL); break;
-		case 'd': opts.drop_watch_after_s = strtod(optarg, NULL); break;
-		case 'x': opts.compact_every_s = strtod(optarg, NULL); break;
-		case 'E': opts.event_ttl_s = strtod(optarg, NULL); break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
-	if (!opts.listen || opts.nodes < 0 || opts.nodes > 256 || (!opts.tls_cert != !opts.tls_key)) {
-		usage(stderr);
-		return 2;
-	}
+	if ((code = parse_flags(argc, argv, &opts)) >= 0)
+		return code;
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);

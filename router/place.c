@@ -396,23 +396,35 @@ static uint64_t hash_key(const char *key)
 	return h;
 }
 
-/* Spark properties a job may not set: the gateway's, and those its pool
- * denies or does not allow (pool NULL: only the gateway's). */
-static void check_conf(const json_t *user, const struct router_pool *pool, json_t *errors)
+/* Spark properties the gateway decides, which no job may set. */
+static void check_protected_conf(const json_t *user, json_t *errors)
 {
 	const char *key;
 	json_t *v;
 
 	json_object_foreach((json_t *)(uintptr_t)user, key, v) {
-		const char *which = pool ? NULL : router_protected_key(key);
+		const char *which = router_protected_key(key);
 		char field[300];
 
 		snprintf(field, sizeof(field), "spec.sparkConf[%s]", key);
 		if (which)
 			add_error(errors, field, "may not be set by a job (the gateway decides %s)", which);
-		else if (pool && conf_listed(pool->conf_deny, key))
+	}
+}
+
+/* Spark properties the pool denies, or does not allow. */
+static void check_pool_conf(const json_t *user, const struct router_pool *pool, json_t *errors)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)(uintptr_t)user, key, v) {
+		char field[300];
+
+		snprintf(field, sizeof(field), "spec.sparkConf[%s]", key);
+		if (conf_listed(pool->conf_deny, key))
 			add_error(errors, field, "pool %s does not take this property", pool->name);
-		else if (pool && json_array_size(pool->conf_allow) && !conf_listed(pool->conf_allow, key))
+		else if (json_array_size(pool->conf_allow) && !conf_listed(pool->conf_allow, key))
 			add_error(errors, field, "pool %s takes only the properties it allows", pool->name);
 	}
 }
@@ -651,10 +663,10 @@ enum router_result router_place(const struct router *r, const struct router_live
 	memset(out, 0, sizeof(*out));
 	*errors = json_array();
 	out->reasons = json_array();
-	check_conf(user, NULL, *errors);
+	check_protected_conf(user, *errors);
 	if (!(pl->pool = choose_pool(r, labels, &rule, out->reasons, *errors)))
 		goto invalid;
-	check_conf(user, pl->pool, *errors);
+	check_pool_conf(user, pl->pool, *errors);
 	if (json_array_size(*errors) || !(pl->group = choose_group(r, rule, labels, out->reasons, *errors)))
 		goto invalid;
 	out->pool = pl->pool;

@@ -170,5 +170,4 @@ enum MHD_Result api_bpg_describe(struct http_request *h, const char *id);
 enum MHD_Result api_bpg_log(struct http_request *h, const char *id);
 enum MHD_Result api_bpg_delete(struct http_request *h, const char *id);
 
-
 #endif

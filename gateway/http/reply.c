@@ -21,9 +21,7 @@ enum MHD_Result http_queue(struct http_request *h, unsigned status, struct MHD_R
 	return ret;
 }
 
-/* Queues resp with the header pairs of ap and a JSON content type. */
-enum MHD_Result http_queue_json(struct http_request *h, unsigned status, struct MHD_Response *resp,
-				  va_list ap)
+enum MHD_Result http_queue_json(struct http_request *h, unsigned status, struct MHD_Response *resp, va_list ap)
 {
 	const char *name;
 

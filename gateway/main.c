@@ -350,8 +350,9 @@ static void block_signals(sigset_t *stop_signals)
 	signal(SIGXFSZ, SIG_IGN);
 }
 
-/* The listening socket first, so that a busy port is the first error; then
- * the data directory (SQLite's; PostgreSQL needs none) and the store. */
+/* The metrics registry and the job cache; then the listening socket, so
+ * that a busy port is the first error reported; then the data directory
+ * (SQLite's; PostgreSQL needs none) and the store. */
 static enum gw_err open_store(struct gateway *gw, char *err)
 {
 	const struct gateway_config *cfg = &gw->cfg;
@@ -519,6 +520,17 @@ static void gateway_teardown(struct gateway *gw)
 	gateway_config_release(&gw->cfg);
 }
 
+/* Everything, in order, up to serving. */
+static enum gw_err start(struct gateway *gw, const struct flags *f, char *err)
+{
+	enum gw_err rc;
+
+	if ((rc = open_store(gw, err)) || (rc = load_policy(gw, err)) || (rc = start_dispatch(gw, err)))
+		return rc;
+	prepare_reload(gw, f->config_path);
+	return start_serving(gw, err);
+}
+
 int main(int argc, char **argv)
 {
 	struct gateway gw = {.listen_fd = -1};
@@ -539,8 +551,7 @@ int main(int argc, char **argv)
 		return EXIT_STARTUP;
 	}
 	block_signals(&stop_signals);
-	if (open_store(&gw, err) || load_policy(&gw, err) || start_dispatch(&gw, err) ||
-	    (prepare_reload(&gw, flags.config_path), start_serving(&gw, err))) {
+	if (start(&gw, &flags, err)) {
 		fprintf(stderr, "sparkgw: %s\n", err);
 		gateway_teardown(&gw);
 		return EXIT_STARTUP;

@@ -1,8 +1,9 @@
 /* Internals of the store, not for other modules. Its parts depend on the
- * core (core.c: the store, connections, statements, readers), never on
- * each other; the front (store.c: migrations, the writer, the routing of
- * writes) uses them all:
- *   store.c -> store_jobs.c, store_reads.c, store_auth.c, store_usage.c -> core.c -> db.c */
+ * core (core.c: the store, connections, statements, readers, the job row),
+ * never on each other; the front (store.c: migrations, the writer) routes
+ * each write to the part it belongs to, and reads go to store_reads.c:
+ *   store.c -> store_jobs.c, store_auth.c, store_usage.c -> core.c -> db.c
+ *   store_reads.c -> core.c */
 #ifndef GW_STORE_INT_H
 #define GW_STORE_INT_H
 

@@ -593,6 +593,24 @@ json_t *tu_wait_job(const char *base, const char *id, const char *want, int time
 	return NULL;
 }
 
+/* A gateway that died of a signal it was not sent: its last words, which
+ * are gone with the test's directory otherwise. */
+static void print_log_tail(const char *path, int code)
+{
+	char tail[4096];
+	size_t n = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return;
+	if (fseek(f, -(long)(sizeof(tail) - 1), SEEK_END) != 0)
+		rewind(f);
+	n = fread(tail, 1, sizeof(tail) - 1, f);
+	tail[n] = '\0';
+	fclose(f);
+	fprintf(stderr, "gateway exited %d; the end of %s:\n%s\n", code, path, tail);
+}
+
 int tu_gateway_signal(struct tu_gateway *gw, int sig)
 {
 	int status;
@@ -603,8 +621,12 @@ int tu_gateway_signal(struct tu_gateway *gw, int sig)
 	/* Bounded: a gateway that ignores SIGTERM for 20 s is a failure. */
 	for (int i = 0; i < 2000; i++) {
 		if (waitpid(gw->pid, &status, WNOHANG) == gw->pid) {
+			int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+
 			gw->pid = -1;
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+			if (code > 128 && sig != SIGKILL)
+				print_log_tail(gw->log, code);
+			return code;
 		}
 		usleep(10000);
 	}

@@ -31,6 +31,7 @@ struct http_server {
 	const struct gateway_config *cfg;
 	int listen_fd;
 	atomic_int in_flight; /* requests between first callback and completion */
+	atomic_bool stopping; /* new requests get 503 while those in flight finish */
 	atomic_ullong requests; /* numbers the request ids made here */
 	char id_prefix[16];     /* random per process, so ids are unique across restarts */
 	char *tls_cert, *tls_key, *tls_ca; /* PEM, NULL without TLS */
@@ -234,6 +235,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		srv->app->request_init(h, srv->app->arg);
 		*con_cls = h;
 		atomic_fetch_add(&srv->in_flight, 1);
+		if (atomic_load(&srv->stopping)) {
+			h->responded = true;
+			return http_reply_problem_retry(h, 503, "shutting-down",
+							"this gateway is shutting down; retry in a moment", "1");
+		}
 		if (srv->tls_ca && !client_verified(conn)) {
 			h->responded = true;
 			h->denied = true;
@@ -367,6 +373,7 @@ enum gw_err http_server_start(const struct gateway_config *cfg, const struct htt
 	srv->cfg = cfg;
 	srv->listen_fd = listen_fd;
 	atomic_init(&srv->in_flight, 0);
+	atomic_init(&srv->stopping, false);
 	if (cfg->http_tls_cert || cfg->http_tls_key) {
 		if (!cfg->http_tls_cert || !cfg->http_tls_key) {
 			gw_seterr(err, "TLS needs both http.tls_cert and http.tls_key");
@@ -422,13 +429,14 @@ void http_server_stop(struct http_server *srv)
 {
 	struct timespec tick = {0, 10 * 1000 * 1000};
 	unsigned waited_ms = 0;
-	int fd;
 
 	if (!srv)
 		return;
-	fd = MHD_quiesce_daemon(srv->daemon);
-	if (fd >= 0)
-		close(fd);
+	/* Not MHD_quiesce_daemon: with a thread pool on epoll it races the
+	 * workers removing the listen socket and aborts (libmicrohttpd 0.9.75,
+	 * "Failed to remove listen FD from epoll set"). The socket stays open
+	 * until MHD_stop_daemon; what arrives meanwhile is refused with 503. */
+	atomic_store(&srv->stopping, true);
 	if (srv->app->stopping)
 		srv->app->stopping(srv->app->arg);
 	while (atomic_load(&srv->in_flight) > 0 &&

@@ -160,7 +160,7 @@ test-valgrind: deps $(BUILD)/sparkgw $(BUILD)/kubesim $(BUILD)/check_sparkgw
 
 # libFuzzer targets, each run for FUZZ_SECONDS from its seed corpus; new
 # inputs go to build-fuzz/corpus, crashes to build-fuzz/.
-FUZZ_TARGETS := submission selector quantity yaml policy kubeconfig compat http
+FUZZ_TARGETS := submission selector quantity yaml policy kubeconfig compat http sql
 FUZZ_SECONDS ?= 30
 FUZZ_CC      := clang $(CPPFLAGS) $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined
 FUZZ_SRC     := $(COMMON_SRC) gateway/api/submission.c gateway/compat/translate.c $(wildcard router/*.c)

@@ -262,4 +262,18 @@ bool router_namespace_fits(const struct router_namespace *ns, const struct route
  * its namespace or its identity; NULL if key is allowed. */
 const char *router_protected_key(const char *key);
 
+/* What a SQL script does, for sending catalogue-only scripts to shared
+ * servers: DDL only when every statement is DDL (CREATE TABLE ... AS a
+ * query is DML). */
+enum router_sql_kind {
+	ROUTER_SQL_DDL,
+	ROUTER_SQL_DML,
+	ROUTER_SQL_EMPTY,   /* comments and semicolons only */
+	ROUTER_SQL_INVALID, /* an unterminated string, identifier or comment */
+};
+
+/* Classifies sql[0..len); reason says why (the verbs, or the first
+ * statement that is not DDL, or what is unterminated). */
+enum router_sql_kind router_sql_classify(const char *sql, size_t len, char *reason, size_t reason_len);
+
 #endif

@@ -390,6 +390,62 @@ START_TEST(test_policy_errors_name_line_and_column)
 }
 END_TEST
 
+/* DDL-only scripts may go to a shared server; anything that reads or writes
+ * data may not, however its keywords hide in strings and comments. */
+START_TEST(test_sql_ddl_and_dml)
+{
+	static const struct {
+		const char *sql;
+		enum router_sql_kind want;
+		const char *reason;
+	} cases[] = {
+		{"CREATE TABLE t (a INT) USING parquet; ALTER TABLE t ADD COLUMNS (b STRING);\nset spark.sql.x=1",
+		 ROUTER_SQL_DDL, "all 3 statements are DDL (ALTER, CREATE, SET)"},
+		{"drop table if exists t", ROUTER_SQL_DDL, "all 1 statement is DDL (DROP)"},
+		{"MSCK REPAIR TABLE t; ANALYZE TABLE t COMPUTE STATISTICS; USE db; TRUNCATE TABLE t;",
+		 ROUTER_SQL_DDL, "(ANALYZE, MSCK, TRUNCATE, USE)"},
+		/* RESET is not SET, and both are named. */
+		{"RESET; SET a=b", ROUTER_SQL_DDL, "(RESET, SET)"},
+		/* A view stores its query, not data. */
+		{"CREATE OR REPLACE VIEW v AS SELECT * FROM t", ROUTER_SQL_DDL, "(CREATE)"},
+		{"CREATE FUNCTION f AS 'com.example.F'", ROUTER_SQL_DDL, "(CREATE)"},
+		/* CTAS writes data, however the query is introduced. */
+		{"CREATE TABLE t USING parquet AS SELECT * FROM s", ROUTER_SQL_DML,
+		 "statement 1 is CREATE TABLE ... AS a query"},
+		{"create table t as (select 1)", ROUTER_SQL_DML, "statement 1 is CREATE TABLE ... AS a query"},
+		{"CREATE TABLE t TBLPROPERTIES ('k'='v') AS WITH x AS (SELECT 1) SELECT * FROM x", ROUTER_SQL_DML,
+		 "AS a query"},
+		{"REPLACE TABLE t USING delta AS SELECT 1", ROUTER_SQL_DML, "REPLACE TABLE ... AS a query"},
+		/* A column named "as" inside the column list is not CTAS. */
+		{"CREATE TABLE t (`as` INT, select_count INT)", ROUTER_SQL_DDL, "(CREATE)"},
+		{"CREATE TABLE t (a INT); INSERT INTO t VALUES (1)", ROUTER_SQL_DML, "statement 2 is INSERT, not DDL"},
+		{"(SELECT 1)", ROUTER_SQL_DML, "statement 1 is a query, not DDL"},
+		{"WITH x AS (SELECT 1) SELECT * FROM x", ROUTER_SQL_DML, "statement 1 is WITH"},
+		/* DDL words inside strings, identifiers and comments count for nothing. */
+		{"SELECT 'CREATE TABLE x; DROP' FROM t", ROUTER_SQL_DML, "statement 1 is SELECT"},
+		{"-- DROP TABLE t;\nINSERT INTO t SELECT 1", ROUTER_SQL_DML, "statement 1 is INSERT"},
+		{"/* CREATE /* nested; */ ALTER; */ UPDATE t SET a = 1", ROUTER_SQL_DML, "statement 1 is UPDATE"},
+		{"ALTER TABLE t SET TBLPROPERTIES ('c'='it''s; INSERT', 'd'=\"a\\\"; b\")", ROUTER_SQL_DDL,
+		 "all 1 statement is DDL (ALTER)"},
+		{"DROP TABLE `we;ird``name`; -- trailing ; INSERT\n", ROUTER_SQL_DDL, "all 1 statement is DDL (DROP)"},
+		{"'CREATE TABLE t'", ROUTER_SQL_DML, "statement 1 is a query"},
+		{" ;; -- nothing\n/* at all */ ;", ROUTER_SQL_EMPTY, "no statements"},
+		{"", ROUTER_SQL_EMPTY, "no statements"},
+		{"CREATE TABLE t COMMENT 'unterminated", ROUTER_SQL_INVALID, "unterminated string starting at offset 23"},
+		{"DROP TABLE t /* open", ROUTER_SQL_INVALID, "unterminated comment starting at offset 13"},
+		{"DROP TABLE `t", ROUTER_SQL_INVALID, "unterminated quoted identifier"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char reason[256] = "";
+		enum router_sql_kind got = router_sql_classify(cases[i].sql, strlen(cases[i].sql), reason, sizeof(reason));
+
+		ck_assert_msg(got == cases[i].want, "case %zu (%s): kind %d, %s", i, cases[i].sql, got, reason);
+		ck_assert_msg(strstr(reason, cases[i].reason) != NULL, "case %zu: reason '%s'", i, reason);
+	}
+}
+END_TEST
+
 Suite *router_suite(void)
 {
 	Suite *s = suite_create("router");
@@ -404,6 +460,7 @@ Suite *router_suite(void)
 	tcase_add_test(tc, test_pin_keeps_the_placement);
 	tcase_add_test(tc, test_composer_precedence);
 	tcase_add_test(tc, test_policy_errors_name_line_and_column);
+	tcase_add_test(tc, test_sql_ddl_and_dml);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,1 @@
+CREATE TABLE t (a INT) USING parquet; SET x=1

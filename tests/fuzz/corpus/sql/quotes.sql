@@ -1,0 +1,1 @@
+ALTER TABLE `x``y` SET TBLPROPERTIES ('k'='it''s', "q\"")

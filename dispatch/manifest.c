@@ -16,6 +16,7 @@
 #define MIN_OVERHEAD (384LL << 20)
 #define CONF_DIR "/opt/spark/conf"
 #define EXECUTOR_TEMPLATE "executor-pod-template.yaml"
+#define SQL_CLI_CLASS "org.apache.spark.sql.hive.thriftserver.SparkSQLCLIDriver"
 
 static const char *jstr_or(const json_t *v, const char *def)
 {
@@ -339,6 +340,23 @@ static json_t *pod_group(const struct store_job *job, const struct router_decisi
 	return pg;
 }
 
+/* A SQL job runs Spark's SQL CLI in the driver pod (client mode there, so
+ * spark-submit accepts it) on its statements or its file of them. */
+static bool sql_entry(const json_t *spec, json_t *args)
+{
+	const char *type = json_string_value(json_object_get(spec, "type"));
+	const char *sql = json_string_value(json_object_get(spec, "sql"));
+
+	if (!type || strcmp(type, "SQL"))
+		return false;
+	json_array_append_new(args, json_string("--class"));
+	json_array_append_new(args, json_string(SQL_CLI_CLASS));
+	json_array_append_new(args, json_string("spark-internal"));
+	json_array_append_new(args, json_string(sql ? "-e" : "-f"));
+	json_array_append_new(args, json_string(sql ? sql : json_string_value(json_object_get(spec, "mainApplicationFile"))));
+	return true;
+}
+
 static json_t *driver_pod(const struct store_job *job, const json_t *spec,
 			  const struct router_decision *d, const struct dispatch_names *names)
 {
@@ -351,11 +369,13 @@ static json_t *driver_pod(const struct store_job *job, const json_t *spec,
 	json_object_set_new(labels, "spark-app-selector", json_string(job->id));
 	json_object_set_new(labels, "spark-app-name", json_string(job->name));
 	args = json_pack("[s, s, s]", "driver", "--properties-file", CONF_DIR "/spark.properties");
-	if (json_is_string(json_object_get(spec, "mainClass"))) {
-		json_array_append_new(args, json_string("--class"));
-		json_array_append(args, json_object_get(spec, "mainClass"));
+	if (!sql_entry(spec, args)) {
+		if (json_is_string(json_object_get(spec, "mainClass"))) {
+			json_array_append_new(args, json_string("--class"));
+			json_array_append(args, json_object_get(spec, "mainClass"));
+		}
+		json_array_append(args, json_object_get(spec, "mainApplicationFile"));
 	}
-	json_array_append(args, json_object_get(spec, "mainApplicationFile"));
 	json_array_foreach(json_object_get(spec, "arguments"), i, a)
 		json_array_append(args, a);
 	pod = json_pack(

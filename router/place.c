@@ -515,6 +515,7 @@ struct placing {
 	struct pod_size driver, exec;
 	unsigned nexec;
 	bool gpu;
+	bool sql; /* runs Spark's SQL CLI, which spark-submit refuses in cluster mode */
 	struct router_decision *out;
 	struct {
 		size_t member;
@@ -578,7 +579,11 @@ static void consider(struct placing *pl, size_t m)
 			 " %g cores, %.1f GiB, %d GPUs)", c->name, role->name, cap.total.cores, gib(cap.total.memory),
 			 cap.total.gpus, cap.nodes, cap.largest.cores, gib(cap.largest.memory), cap.largest.gpus);
 	}
-	if (!role) {
+	if (pl->sql && c->mode == ROUTER_SPARK_OPERATOR) {
+		snprintf(why, sizeof(why), "its Spark operator submits in cluster mode, where Spark's SQL CLI does"
+			 " not run (type SQL needs a driver-pod cluster)");
+		pl->never++;
+	} else if (!role) {
 		snprintf(why, sizeof(why), "no node role fits");
 		pl->never++;
 	} else if (nodes_known && !holds_ever(&cap, role->name, pl->driver, pl->exec, pl->nexec, &pl->out->demand,
@@ -637,6 +642,13 @@ static void pick_weighted(struct placing *pl, const char *job_key)
 	reason(out->reasons, "node role %s%s", out->role->name, pl->gpu ? " (GPU)" : "");
 }
 
+static bool is_sql(const json_t *spec)
+{
+	const char *type = json_string_value(json_object_get(spec, "type"));
+
+	return type && !strcmp(type, "SQL");
+}
+
 /* Whether any cluster of the pool has a node role for the job's pods. */
 static bool any_role_fits(const struct placing *pl)
 {
@@ -656,7 +668,8 @@ enum router_result router_place(const struct router *r, const struct router_live
 	struct placing place = {.r = r, .live = live, .pin = pin, .out = out, .largest_cores = -1,
 			       .driver = pod_size(json_object_get(spec, "driver")),
 			       .exec = pod_size(json_object_get(spec, "executor")),
-			       .nexec = executor_count(spec), .gpu = wants_gpu(labels, spec)};
+			       .nexec = executor_count(spec), .gpu = wants_gpu(labels, spec),
+			       .sql = is_sql(spec)};
 	struct placing *pl = &place;
 	enum router_result result = ROUTER_INVALID;
 
@@ -689,7 +702,7 @@ enum router_result router_place(const struct router *r, const struct router_live
 	if (pl->ncand == 0 && pl->considered > 0 && pl->never == pl->considered) {
 		add_error(*errors, "spec", "no cluster of pool %s could ever hold the job (%s); the largest place it"
 			  " could go is %s", pl->pool->name, pl->skipped, *pl->largest_place ? pl->largest_place : "none");
-		gw_seterr(detail, "the job is larger than any cluster of pool %s can hold", pl->pool->name);
+		gw_seterr(detail, "no cluster of pool %s could ever hold the job", pl->pool->name);
 		result = ROUTER_TOO_BIG;
 		goto refused;
 	}

@@ -446,6 +446,42 @@ START_TEST(test_sql_ddl_and_dml)
 }
 END_TEST
 
+/* spark-submit refuses Spark's SQL CLI in cluster mode, the one a Spark
+ * operator submits in: SQL jobs go to driver-pod clusters only. */
+START_TEST(test_sql_jobs_only_on_driver_pod_clusters)
+{
+	static const char yaml[] =
+		"clusters:\n"
+		"  - {name: op, kubeconfig: /k, mode: spark-operator}\n"
+		"  - {name: pods, kubeconfig: /k}\n"
+		"pools:\n"
+		"  - {name: mixed, clusters: [op, pods]}\n"
+		"  - {name: operators, clusters: [op]}\n"
+		"namespaceGroups:\n  - {name: all, namespaces: [ns]}\n"
+		"routing:\n  rules:\n    - {selector: 'team=op', pool: operators}\n  defaultPool: mixed\n";
+	static const char sql[] = "{\"type\":\"SQL\",\"sparkVersion\":\"3.5.1\",\"sql\":\"SHOW TABLES\"}";
+	char err[GW_ERRLEN] = "", key[32];
+	struct router *r = load(yaml, err);
+	struct router_decision d;
+	json_t *errors;
+
+	ck_assert_msg(r != NULL, "%s", err);
+	for (int i = 0; i < 20; i++) {
+		snprintf(key, sizeof(key), "sql-%d", i);
+		ck_assert_int_eq(place(r, NULL, "{\"team\":\"t\"}", sql, key, &d, &errors), ROUTER_OK);
+		ck_assert_str_eq(d.cluster->name, "pods");
+		router_decision_release(&d);
+	}
+	ck_assert_int_eq(place(r, NULL, "{\"team\":\"op\"}", sql, "k", &d, &errors), ROUTER_TOO_BIG);
+	ck_assert(error_mentions(errors, "spec", "Spark's SQL CLI does not run"));
+	json_decref(errors);
+	/* Other types still go there. */
+	ck_assert_int_eq(place(r, NULL, "{\"team\":\"op\"}", SPEC, "k", &d, &errors), ROUTER_OK);
+	router_decision_release(&d);
+	router_unref(r);
+}
+END_TEST
+
 Suite *router_suite(void)
 {
 	Suite *s = suite_create("router");
@@ -461,6 +497,7 @@ Suite *router_suite(void)
 	tcase_add_test(tc, test_composer_precedence);
 	tcase_add_test(tc, test_policy_errors_name_line_and_column);
 	tcase_add_test(tc, test_sql_ddl_and_dml);
+	tcase_add_test(tc, test_sql_jobs_only_on_driver_pod_clusters);
 	suite_add_tcase(s, tc);
 	return s;
 }

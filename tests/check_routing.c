@@ -376,6 +376,72 @@ START_TEST(test_dry_run_explains_and_stores_nothing)
 }
 END_TEST
 
+static json_t *dry_run_sql(const char *sql_json, long want_status)
+{
+	char u[256], body[2048];
+	struct tu_response r;
+	json_t *out;
+
+	snprintf(body, sizeof(body),
+		 "{\"name\":\"sql\",\"labels\":{\"team\":\"t\"},\"spec\":{\"type\":\"SQL\",\"sparkVersion\":\"3.5.1\","
+		 "\"sql\":%s}}", sql_json);
+	snprintf(u, sizeof(u), "%s/api/v1/jobs?dryRun=true", gw.base);
+	ck_assert_int_eq(tu_post_json(u, body, NULL, &r), 0);
+	ck_assert_msg(r.status == want_status, "%ld: %s", r.status, r.body);
+	out = json_incref(r.json);
+	tu_response_release(&r);
+	return out;
+}
+
+/* A SQL job says in its dry run whether its statements are DDL only, read
+ * past strings and comments, and runs Spark's SQL CLI on them. */
+START_TEST(test_sql_jobs_classified_and_run)
+{
+	json_t *dry = dry_run_sql("\"-- INSERT INTO t VALUES (1);\\nCREATE TABLE t (a INT) COMMENT 'no; SELECT';"
+				  " SET spark.sql.x=1\"", 200);
+	json_t *sql = json_object_get(json_object_get(dry, "placement"), "sql"), *args = NULL, *m;
+	size_t i;
+	char *id;
+
+	ck_assert_schema("DryRun", dry);
+	ck_assert_str_eq(json_string_value(json_object_get(sql, "statements")), "DDL");
+	ck_assert_str_eq(json_string_value(json_object_get(sql, "reason")), "all 2 statements are DDL (CREATE, SET)");
+	ck_assert_str_eq(json_string_value(json_object_get(sql, "execution")), "dedicated");
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(sql, "executionReason")), "no shared servers"));
+	json_array_foreach(json_object_get(dry, "manifests"), i, m)
+		if (!strcmp(json_string_value(json_object_get(m, "kind")), "Pod"))
+			args = json_object_get(json_array_get(json_object_get(json_object_get(m, "spec"), "containers"), 0),
+					       "args");
+	ck_assert_str_eq(json_string_value(json_array_get(args, 4)), "org.apache.spark.sql.hive.thriftserver.SparkSQLCLIDriver");
+	ck_assert_str_eq(json_string_value(json_array_get(args, 6)), "-e");
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_array_get(args, 7)), "CREATE TABLE t"));
+	json_decref(dry);
+
+	dry = dry_run_sql("\"CREATE TABLE t USING parquet AS SELECT * FROM s\"", 200);
+	sql = json_object_get(json_object_get(dry, "placement"), "sql");
+	ck_assert_str_eq(json_string_value(json_object_get(sql, "statements")), "DML");
+	ck_assert_str_eq(json_string_value(json_object_get(sql, "reason")),
+			 "statement 1 is CREATE TABLE ... AS a query, which writes data");
+	json_decref(dry);
+
+	/* Statements that do not lex are refused at submission, not on a cluster. */
+	dry = dry_run_sql("\"DROP TABLE t; SELECT 'open\"", 422);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(dry, "errors"), 0), "field")),
+			 "spec.sql");
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(json_array_get(json_object_get(dry, "errors"), 0),
+								       "message")), "unterminated string starting at offset 21"));
+	json_decref(dry);
+
+	id = tu_submit(gw.base, "{\"name\":\"ddl\",\"labels\":{\"team\":\"t\"},\"spec\":{\"type\":\"SQL\",\"sparkVersion\":"
+				"\"3.5.1\",\"sql\":\"CREATE TABLE t (a INT)\",\"sparkConf\":{\"spark.kubesim.durationSeconds\":\"1\"}}}");
+	dry = tu_wait_job(gw.base, id, NULL, 20000);
+	ck_assert_ptr_nonnull(dry);
+	ck_assert_str_eq(json_string_value(json_object_get(dry, "state")), "SUCCEEDED");
+	json_decref(dry);
+	free(id);
+}
+END_TEST
+
 START_TEST(test_stored_job_shows_placement_and_conf)
 {
 	char *id = submit_as("t", NULL, 1, 1), u[256];
@@ -904,6 +970,7 @@ Suite *routing_suite(void)
 	tcase_add_test(tc, test_full_namespace_sends_jobs_to_the_next);
 	tcase_add_test(tc, test_gpu_jobs_on_gpu_roles);
 	tcase_add_test(tc, test_dry_run_explains_and_stores_nothing);
+	tcase_add_test(tc, test_sql_jobs_classified_and_run);
 	tcase_add_test(tc, test_stored_job_shows_placement_and_conf);
 	tcase_add_test(tc, test_reload_under_load_drops_nothing);
 	tcase_add_test(tc, test_add_and_remove_cluster_at_runtime);

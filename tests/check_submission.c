@@ -130,6 +130,13 @@ START_TEST(test_field_errors)
 		{"{\"name\":\"x\",\"spec\":{\"dynamicAllocation\":{\"minExecutors\":5,\"maxExecutors\":2}}}", "spec.dynamicAllocation.minExecutors", "maxExecutors"},
 		{"{\"name\":\"x\",\"spec\":{\"restartPolicy\":{\"type\":\"Sometimes\"}}}", "spec.restartPolicy.type", "one of"},
 		{"{\"name\":\"x\",\"spec\":{\"deps\":{\"jars\":\"a.jar\"}}}", "spec.deps.jars", "array"},
+		{"{\"name\":\"x\",\"spec\":{\"type\":\"Python\"}}", "spec.mainApplicationFile", "is required"},
+		{"{\"name\":\"x\",\"spec\":{\"type\":\"Python\",\"sql\":\"SHOW TABLES\"}}", "spec.sql", "only for type SQL"},
+		{"{\"name\":\"x\",\"spec\":{\"type\":\"SQL\"}}", "spec.sql", "required for type SQL"},
+		{"{\"name\":\"x\",\"spec\":{\"type\":\"SQL\",\"sql\":\"USE a\",\"mainApplicationFile\":\"q.sql\"}}", "spec.sql", "exclusive"},
+		{"{\"name\":\"x\",\"spec\":{\"type\":\"SQL\",\"sql\":\"USE a\",\"mainClass\":\"a.B\"}}", "spec.mainClass", "not for type SQL"},
+		{"{\"name\":\"x\",\"spec\":{\"type\":\"SQL\",\"sql\":\"-- only a comment\"}}", "spec.sql", "no statements"},
+		{"{\"name\":\"x\",\"spec\":{\"type\":\"SQL\",\"sql\":\"USE /* a\"}}", "spec.sql", "unterminated comment starting at offset 4"},
 	};
 	struct gateway_submission sub;
 	char detail[GW_ERRLEN];

@@ -12,6 +12,7 @@
 #include "common/labels.h"
 #include "common/quantity.h"
 #include "common/redact.h"
+#include "router/router.h"
 
 enum field_type {
 	T_STRING,
@@ -42,7 +43,7 @@ struct field {
 #define TYPED(n, t) {n, t, false, 0, 0, NULL, NULL}
 #define ENUMF(n, req, vals) {n, T_ENUM, req, 0, 0, NULL, vals}
 
-static const char *const app_types[] = {"Java", "Scala", "Python", "R", NULL};
+static const char *const app_types[] = {"Java", "Scala", "Python", "R", "SQL", NULL};
 static const char *const modes[] = {"cluster", NULL};
 static const char *const pull_policies[] = {"Always", "IfNotPresent", "Never", NULL};
 static const char *const python_versions[] = {"2", "3", NULL};
@@ -104,8 +105,9 @@ static const struct field spec_fields[] = {
 	ENUMF("mode", false, modes),
 	STR("image", false),
 	ENUMF("imagePullPolicy", false, pull_policies),
-	STR("mainApplicationFile", true),
+	STR("mainApplicationFile", false), /* required but for SQL, which may carry sql instead */
 	STR("mainClass", false),
+	{"sql", T_STRING, false, 1, 262144, NULL, NULL},
 	TYPED("arguments", T_STR_LIST),
 	TYPED("sparkConf", T_STR_MAP),
 	TYPED("hadoopConf", T_STR_MAP),
@@ -293,6 +295,34 @@ static void check_object(struct checker *ck, json_t *obj,
 		}
 }
 
+/* A SQL job: its statements inline, or a file of them, run by Spark's SQL
+ * CLI; statements that cannot be lexed are refused now, not on a cluster. */
+static void check_sql(struct checker *ck, const json_t *spec)
+{
+	const char *sql = json_string_value(json_object_get(spec, "sql"));
+	bool file = json_object_get(spec, "mainApplicationFile") != NULL;
+	char reason[200];
+
+	if (json_object_get(spec, "mainClass"))
+		add_error(ck, "spec.mainClass", "is not for type SQL: Spark's SQL CLI runs the statements");
+	if (!sql && !file) {
+		add_error(ck, "spec.sql", "is required for type SQL (or mainApplicationFile, a file of statements)");
+	} else if (sql && file) {
+		add_error(ck, "spec.sql", "and mainApplicationFile are exclusive: give the statements or a file of them");
+	} else if (sql) {
+		switch (router_sql_classify(sql, strlen(sql), reason, sizeof(reason))) {
+		case ROUTER_SQL_INVALID:
+			add_error(ck, "spec.sql", "cannot be read: %s", reason);
+			break;
+		case ROUTER_SQL_EMPTY:
+			add_error(ck, "spec.sql", "has no statements");
+			break;
+		default:
+			break;
+		}
+	}
+}
+
 /* Rules that span fields. */
 static void check_spec_rules(struct checker *ck, const json_t *spec)
 {
@@ -304,6 +334,12 @@ static void check_spec_rules(struct checker *ck, const json_t *spec)
 	if (type && (!strcmp(type, "Java") || !strcmp(type, "Scala")) &&
 	    !json_object_get(spec, "mainClass"))
 		add_error(ck, "spec.mainClass", "is required for %s applications", type);
+	if (type && !strcmp(type, "SQL"))
+		check_sql(ck, spec);
+	else if (json_object_get(spec, "sql"))
+		add_error(ck, "spec.sql", "is only for type SQL");
+	else if (!json_object_get(spec, "mainApplicationFile"))
+		add_error(ck, "spec.mainApplicationFile", "is required");
 	if (json_is_integer(lo) && json_is_integer(hi) &&
 	    json_integer_value(lo) > json_integer_value(hi))
 		add_error(ck, "spec.dynamicAllocation.minExecutors",

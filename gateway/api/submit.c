@@ -116,6 +116,30 @@ static bool schedule_fields(struct request *rq, const struct router *r, const st
 	return true;
 }
 
+/* For a dry run of a SQL job: what its statements do and where they run.
+ * DDL alone could share a long-lived server; no pool declares one yet, so
+ * every SQL job runs on a driver of its own. NULL for other types. */
+static json_t *sql_execution(const json_t *spec, const struct router_decision *d)
+{
+	const char *type = json_string_value(json_object_get(spec, "type"));
+	const char *sql = json_string_value(json_object_get(spec, "sql"));
+	enum router_sql_kind kind;
+	char reason[256];
+
+	if (!type || strcmp(type, "SQL"))
+		return NULL;
+	if (!sql)
+		return json_pack("{s:s, s:s, s:s, s:s}", "statements", "unread", "reason",
+				 "the statements are in mainApplicationFile, which the gateway does not read",
+				 "execution", "dedicated", "executionReason", "statements not known to be DDL");
+	kind = router_sql_classify(sql, strlen(sql), reason, sizeof(reason));
+	if (kind != ROUTER_SQL_DDL)
+		return json_pack("{s:s, s:s, s:s, s:s}", "statements", "DML", "reason", reason, "execution",
+				 "dedicated", "executionReason", "DML runs on a driver of its own");
+	return json_pack("{s:s, s:s, s:s, s:s++}", "statements", "DDL", "reason", reason, "execution", "dedicated",
+			 "executionReason", "DDL only, but pool ", d->pool->name, " declares no shared servers");
+}
+
 /* Places the submission: without live state (is it placeable at all?) or,
  * for a dry run, as a dispatch would now, answering with the explanation.
  * False when it answered. */
@@ -164,11 +188,13 @@ static bool check_placement(struct request *rq, bool dry_run, enum MHD_Result *r
 		char err[GW_ERRLEN];
 		json_t *manifests;
 
-		json_t *placement;
+		json_t *placement, *sql;
 
 		snprintf(job.id, sizeof(job.id), "j00000000000dryrun000");
 		manifests = dispatch_manifests(&job, &dec, err);
 		placement = dispatch_placement_json(&job, &dec);
+		if ((sql = sql_execution(spec, &dec)))
+			json_object_set_new(placement, "sql", sql);
 		gw_redact_conf(json_object_get(placement, "conf"));
 		gw_redact_document(manifests);
 		*reply = http_reply_json(&rq->http, 200, json_pack("{s:b, s:s, s:o, s:o}", "dryRun", 1,

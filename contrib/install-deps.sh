@@ -6,11 +6,12 @@ set -eu
 
 PACKAGES="build-essential pkg-config clang libmicrohttpd-dev libjansson-dev
 libcurl4-openssl-dev libsqlite3-dev libssl-dev libyaml-dev libgnutls28-dev check curl
-openssl valgrind python3-prometheus-client chromium wrk libpq-dev postgresql"
+openssl valgrind python3-prometheus-client prometheus chromium wrk libpq-dev postgresql"
 
 # libmicrohttpd's TLS is GnuTLS: its headers let the gateway verify client
 # certificates. valgrind runs the end-to-end suite once (make test-valgrind).
-# The metrics test reads /metrics with the Prometheus client's own parser;
+# The metrics test reads /metrics with the Prometheus client's own parser
+# and lints it with promtool (package prometheus; its server is not started);
 # the dashboard test drives Debian's Chromium with playwright-core (npm).
 # `make bench` loads the gateway with wrk. The PostgreSQL store links
 # libpq; its tests start their own server with postgresql's initdb.

@@ -54,6 +54,17 @@ void dispatch_sleep_ms(long ms)
 /* A state change, setting the placement and driver fields given in
  * fields (may be NULL); a job that moved on meanwhile (ESTATE) is not an
  * error. */
+void dispatch_count_finished(struct dispatch *d, enum store_state state, const char *reason)
+{
+	char why[200], labels[300];
+
+	if (!d)
+		return;
+	gw_metrics_escape(reason ? reason : "", why, sizeof(why));
+	snprintf(labels, sizeof(labels), "state=\"%s\",reason=\"%s\"", store_state_name(state), why);
+	gw_metrics_add(d->opts.metrics, "sparkgw_jobs_finished_total", labels, 1);
+}
+
 enum gw_err dispatch_move_job(struct dispatch *d, const char *id, enum store_state to,
 			    const char *reason, const char *message,
 			    const struct store_op *fields)
@@ -73,6 +84,8 @@ enum gw_err dispatch_move_job(struct dispatch *d, const char *id, enum store_sta
 	/* Off the cluster (ended, or back to the queue): its room is free. */
 	if (rc == GW_OK && (to == STORE_QUEUED || store_state_terminal(to)))
 		pool_release(d->opts.pool, id);
+	if (rc == GW_OK && store_state_terminal(to) && !op.unchanged)
+		dispatch_count_finished(d, to, reason);
 	if (rc && rc != GW_ESTATE)
 		gw_log(GW_LOG_WARN, "dispatch: job %s -> %s: %s", id, store_state_name(to), op.err);
 	else if (rc == GW_OK)

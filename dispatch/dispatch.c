@@ -241,6 +241,8 @@ enum gw_err dispatch_start(struct store *store, const struct dispatch_options *o
 			  "Kubernetes API server requests by cluster, verb and status code (error: no answer).");
 	gw_metrics_family(opts->metrics, "sparkgw_watch_restarts_total", GW_COUNTER,
 			  "Lists that (re)start a cluster watch, by cluster and resource.");
+	gw_metrics_family(opts->metrics, "sparkgw_jobs_finished_total", GW_COUNTER,
+			  "Jobs that ended, by final state and reason (Completed, OOMKilled, CancelledByUser, ...).");
 	if (!d->opts.cluster_qps)
 		d->opts.cluster_qps = 100;
 	if (!d->opts.cluster_concurrency)

@@ -61,6 +61,10 @@ bool dispatch_wait_reason(struct dispatch *d, const char *job_id, char *out, siz
 /* Stops watching a cluster; the policy no longer names it. */
 void dispatch_remove_cluster(struct dispatch *d, const char *name);
 
+/* Counts a job that reached a terminal state (sparkgw_jobs_finished_total):
+ * the loops count theirs; the API counts the queued jobs it cancels. */
+void dispatch_count_finished(struct dispatch *d, enum store_state state, const char *reason);
+
 /* ---- scheduling (sched.c) ---- */
 
 /* A team's limits in force: the policy's team entry, else the configured

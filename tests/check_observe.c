@@ -1,11 +1,13 @@
 /* Observability: request ids in answers and logs, /metrics read by the
  * Prometheus client library's own text-format parser, ETags with 304 and
  * the updatedSince cursor for cheap polling. */
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/quantity.h"
@@ -60,6 +62,9 @@ static json_t *scrape(void)
 	fputs(r.body, f);
 	fclose(f);
 	tu_response_release(&r);
+	/* Prometheus's own linter: names, types, help, units. */
+	snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
+	ck_assert_msg(system(cmd) == 0, "promtool check metrics found problems in %s", path);
 	snprintf(cmd, sizeof(cmd),
 		 "/usr/bin/python3 -c 'import json, sys\n"
 		 "from prometheus_client.parser import text_string_to_metric_families as parse\n"
@@ -219,6 +224,14 @@ START_TEST(test_metrics_parse_and_count)
 	ck_assert_double_ge(sample(m, "sparkgw_store_commit_seconds_count", NULL), 3);
 	ck_assert_double_eq(sample(m, "sparkgw_store_commit_seconds_bucket", "le", "+Inf", NULL),
 			    sample(m, "sparkgw_store_commit_seconds_count", NULL));
+	ck_assert_double_eq(sample(m, "sparkgw_jobs_finished_total", "state", "SUCCEEDED", "reason", "Completed", NULL), 3);
+	ck_assert_double_eq(sample(m, "sparkgw_build_info", "version", GW_VERSION, NULL), 1);
+	/* The process collector's series, as Prometheus clients name them. */
+	ck_assert_double_lt(fabs(sample(m, "process_start_time_seconds", NULL) - (double)time(NULL)), 120);
+	ck_assert_double_gt(sample(m, "process_resident_memory_bytes", NULL), 1 << 20);
+	ck_assert_double_gt(sample(m, "process_open_fds", NULL), 3);
+	ck_assert_double_gt(sample(m, "process_max_fds", NULL), sample(m, "process_open_fds", NULL));
+	ck_assert_double_gt(sample(m, "process_cpu_seconds_total", NULL), 0);
 	json_decref(m);
 	monitoring_files_use_real_metrics();
 	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);
@@ -230,6 +243,23 @@ START_TEST(test_metrics_parse_and_count)
 	free(submit("waiting"));
 	m = scrape();
 	ck_assert_double_eq(sample(m, "sparkgw_queue_depth", "team", "waiting", NULL), 2);
+	json_decref(m);
+	/* A queued job cancelled ends there, and is counted with its reason. */
+	{
+		char *id = submit("waiting"), url[200];
+		struct tu_response r;
+
+		snprintf(url, sizeof(url), "%s/api/v1/jobs/%s", gw.base, id);
+		ck_assert_int_eq(tu_http("DELETE", url, NULL, NULL, 0, &r), 0);
+		ck_assert_int_eq(r.status, 200);
+		tu_response_release(&r);
+		ck_assert_int_eq(tu_http("DELETE", url, NULL, NULL, 0, &r), 0); /* again: no second ending */
+		tu_response_release(&r);
+		free(id);
+	}
+	m = scrape();
+	ck_assert_double_eq(sample(m, "sparkgw_jobs_finished_total", "state", "CANCELLED", "reason", "CancelledByUser",
+				   NULL), 1);
 	json_decref(m);
 }
 END_TEST

@@ -32,6 +32,7 @@ struct request {
 	/* An asynchronous store write and the step that answers it. */
 	struct store_op op;
 	enum MHD_Result (*resume)(struct request *rq);
+	enum MHD_Result (*cancelled)(struct request *rq); /* a cancel's answer, in its facade's words */
 	struct gateway_submission sub;
 	char *idempotency_key;
 	char job_id[STORE_ID_LEN];

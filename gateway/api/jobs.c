@@ -474,6 +474,14 @@ enum MHD_Result api_job_cancel(struct http_request *h, const char *id)
 	return gateway_cancel(rq, cancel_committed);
 }
 
+/* A queued job ends here, not in a control loop: count it as they do. */
+static enum MHD_Result cancel_done(struct request *rq)
+{
+	if (!rq->op.rc && !rq->op.unchanged && rq->op.job.state == STORE_CANCELLED)
+		dispatch_count_finished(rq->dispatch, STORE_CANCELLED, rq->op.reason);
+	return rq->cancelled(rq);
+}
+
 enum MHD_Result gateway_cancel(struct request *rq, enum MHD_Result (*committed)(struct request *rq))
 {
 	snprintf(rq->job_id, sizeof(rq->job_id), "%s", rq->op.job.id);
@@ -482,6 +490,7 @@ enum MHD_Result gateway_cancel(struct request *rq, enum MHD_Result (*committed)(
 	rq->op.job_id = rq->job_id;
 	rq->op.reason = "CancelledByUser";
 	rq->op.message = "cancelled through the API";
-	return gateway_run_async(rq, committed);
+	rq->cancelled = committed;
+	return gateway_run_async(rq, cancel_done);
 }
 

@@ -453,6 +453,19 @@ static const struct router_pool *choose_pool(const struct router *r, const json_
 	return NULL;
 }
 
+void router_refusals(const struct router *r, const json_t *labels, const json_t *spec, json_t *errors)
+{
+	const json_t *user = json_object_get(spec, "sparkConf");
+	const struct router_rule *rule;
+	const struct router_pool *pool;
+	json_t *reasons = json_array();
+
+	check_protected_conf(user, errors);
+	if ((pool = choose_pool(r, labels, &rule, reasons, errors)))
+		check_pool_conf(user, pool, errors);
+	json_decref(reasons);
+}
+
 /* The rule's namespace group, else the first whose selector the labels match. */
 static const struct router_group *choose_group(const struct router *r, const struct router_rule *rule,
 					       const json_t *labels, json_t *reasons, json_t *errors)

@@ -253,6 +253,12 @@ enum router_result router_place(const struct router *r, const struct router_live
 				const json_t *labels, const json_t *spec, const char *job_key,
 				struct router_decision *out, json_t **errors, char *detail);
 
+/* Adds to errors what the policy refuses of a submission whatever its
+ * sizes: protected or pool-denied Spark conf keys, labels no rule routes.
+ * For a submission that failed validation (labels and spec may hold
+ * anything), so that one answer lists every problem. */
+void router_refusals(const struct router *r, const json_t *labels, const json_t *spec, json_t *errors);
+
 /* Whether a job's demand fits in ns on top of usage u: its active-pod cap
  * and the quotas it sets. */
 bool router_namespace_fits(const struct router_namespace *ns, const struct router_usage *u,

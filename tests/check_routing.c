@@ -442,6 +442,38 @@ START_TEST(test_sql_jobs_classified_and_run)
 }
 END_TEST
 
+/* Seven mistakes of four kinds — fields, a label, a missing field, a
+ * protected Spark conf key the policy refuses — all in one answer. */
+START_TEST(test_all_problems_in_one_answer)
+{
+	static const char body[] =
+		"{\"name\":\"Bad_Name\",\"colour\":1,\"labels\":{\"team\":\"-ads\"},\"spec\":{\"type\":\"Python\","
+		"\"mainApplicationFile\":\"a.py\",\"executor\":{\"memory\":\"lots\"},\"driver\":{\"cores\":0},"
+		"\"sparkConf\":{\"spark.kubernetes.namespace\":\"kube-system\"}}}";
+	static const char *const fields[] = {"name", "colour", "labels[team]", "spec.sparkVersion",
+					     "spec.executor.memory", "spec.driver.cores",
+					     "spec.sparkConf[spark.kubernetes.namespace]"};
+	struct tu_response r;
+	char u[256];
+
+	snprintf(u, sizeof(u), "%s/api/v1/jobs", gw.base);
+	ck_assert_int_eq(tu_post_json(u, body, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 422);
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "type")), "urn:sparkgw:problem:validation-failed");
+	ck_assert_msg(json_array_size(json_object_get(r.json, "errors")) == 7, "%s", r.body);
+	for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+		bool found = false;
+		size_t i;
+		json_t *e;
+
+		json_array_foreach(json_object_get(r.json, "errors"), i, e)
+			found = found || !strcmp(json_string_value(json_object_get(e, "field")), fields[f]);
+		ck_assert_msg(found, "no error for %s in %s", fields[f], r.body);
+	}
+	tu_response_release(&r);
+}
+END_TEST
+
 START_TEST(test_stored_job_shows_placement_and_conf)
 {
 	char *id = submit_as("t", NULL, 1, 1), u[256];
@@ -971,6 +1003,7 @@ Suite *routing_suite(void)
 	tcase_add_test(tc, test_gpu_jobs_on_gpu_roles);
 	tcase_add_test(tc, test_dry_run_explains_and_stores_nothing);
 	tcase_add_test(tc, test_sql_jobs_classified_and_run);
+	tcase_add_test(tc, test_all_problems_in_one_answer);
 	tcase_add_test(tc, test_stored_job_shows_placement_and_conf);
 	tcase_add_test(tc, test_reload_under_load_drops_nothing);
 	tcase_add_test(tc, test_add_and_remove_cluster_at_runtime);

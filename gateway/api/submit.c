@@ -254,6 +254,32 @@ static bool apply_identity(struct request *rq, enum MHD_Result *reply)
 	return true;
 }
 
+/* A submission that failed validation gets the policy's refusals in the
+ * same answer, not in a second round; a field reported already is left. */
+static void add_policy_refusals(struct request *rq, const char *body, size_t len, json_t *errors)
+{
+	json_t *doc = json_loadb(body, len, 0, NULL), *more = json_array(), *e;
+	struct router *r = router_holder_get(rq->services->policy);
+	size_t i, j;
+
+	/* Store-only (no clusters), placement checks nothing either. */
+	if (r->nclusters && json_is_object(doc) && json_is_object(json_object_get(doc, "spec")))
+		router_refusals(r, json_object_get(doc, "labels"), json_object_get(doc, "spec"), more);
+	json_array_foreach(more, i, e) {
+		json_t *field = json_object_get(e, "field");
+		bool known = false;
+		json_t *have;
+
+		json_array_foreach(errors, j, have)
+			known = known || json_equal(json_object_get(have, "field"), field);
+		if (!known)
+			json_array_append(errors, e);
+	}
+	json_decref(more);
+	json_decref(doc);
+	router_unref(r);
+}
+
 enum MHD_Result gateway_submit(struct request *rq, const char *body, size_t len, const char *idempotency_key,
 			       bool dry_run, enum MHD_Result (*committed)(struct request *rq))
 {
@@ -287,6 +313,9 @@ enum MHD_Result gateway_submit(struct request *rq, const char *body, size_t len,
 	case BODY_MALFORMED:
 		return http_reply_problem(&rq->http, 400, "malformed-body", detail, NULL);
 	case BODY_INVALID:
+		add_policy_refusals(rq, body, len, errors);
+		snprintf(detail, sizeof(detail), "the submission has %zu invalid field%s", json_array_size(errors),
+			 json_array_size(errors) == 1 ? "" : "s");
 		return http_reply_problem(&rq->http, 422, "validation-failed", detail, errors);
 	case BODY_NOMEM:
 		return gateway_reply_store_error(rq, GW_ENOMEM, "out of memory");

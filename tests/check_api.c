@@ -7,8 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
+#include "common/yamljson.h"
+#include "gateway/api/serve.h"
+#include "gateway/http/http.h"
 #include "tests/testutil.h"
 
 static char *dir;
@@ -632,11 +636,93 @@ static TCase *api_tests(const char *name, void (*setup)(void), void (*teardown)(
 	return tc;
 }
 
+/* An OpenAPI path as the route tables write it: each {parameter} a '*'
+ * (a route ending in "**" matches what it begins). */
+static void as_route(const char *path, char *out, size_t len)
+{
+	size_t n = 0;
+
+	for (const char *p = path; *p && n + 2 < len; p++) {
+		if (*p == '{') {
+			out[n++] = '*';
+			while (*p && *p != '}')
+				p++;
+		} else {
+			out[n++] = *p;
+		}
+	}
+	out[n] = '\0';
+}
+
+static bool route_serves(const struct http_route *r, const char *method, const char *path)
+{
+	size_t plen = strlen(r->path);
+
+	if (strcasecmp(r->method, method))
+		return false;
+	if (plen >= 2 && !strcmp(r->path + plen - 2, "**"))
+		return !strncmp(r->path, path, plen - 2);
+	return !strcmp(r->path, path);
+}
+
+/* The contract and the route tables agree: every served route is in
+ * api/openapi.yaml with a summary, and every operation there is served. */
+START_TEST(test_contract_covers_every_route)
+{
+	static const char *const methods[] = {"get", "post", "put", "patch", "delete"};
+	const char *src = getenv("SPARKGW_SRC") ? getenv("SPARKGW_SRC") : ".";
+	char path[512], err[GW_ERRLEN];
+	json_t *doc = NULL, *paths, *ops;
+	const char *p;
+	size_t covered[2][64] = {{0}};
+
+	snprintf(path, sizeof(path), "%s/api/openapi.yaml", src);
+	ck_assert_msg(gw_yaml_load_file(path, &doc, NULL, err) == GW_OK, "%s", err);
+	paths = json_object_get(doc, "paths");
+	json_object_foreach(paths, p, ops) {
+		char route[256];
+
+		as_route(p, route, sizeof(route));
+		for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
+			json_t *op = json_object_get(ops, methods[m]);
+			bool served = false;
+
+			if (!op)
+				continue;
+			ck_assert_msg(json_is_string(json_object_get(op, "summary")), "%s %s has no summary", methods[m], p);
+			for (int livy = 0; livy < 2; livy++) {
+				size_t n;
+				const struct http_route *t = gateway_routes(livy, &n);
+
+				ck_assert_uint_le(n, 64);
+				for (size_t i = 0; i < n; i++)
+					if (route_serves(&t[i], methods[m], route)) {
+						covered[livy][i]++;
+						served = true;
+					}
+			}
+			ck_assert_msg(served, "%s %s is in the contract but not served", methods[m], p);
+		}
+	}
+	for (int livy = 0; livy < 2; livy++) {
+		size_t n;
+		const struct http_route *t = gateway_routes(livy, &n);
+
+		for (size_t i = 0; i < n; i++)
+			ck_assert_msg(covered[livy][i], "%s %s is served but not in the contract", t[i].method, t[i].path);
+	}
+	json_decref(doc);
+}
+END_TEST
+
 Suite *api_suite(void)
 {
 	Suite *s = suite_create("api");
+	TCase *contract = tcase_create("contract");
 
 	suite_add_tcase(s, api_tests("v1", start_gateway, stop_gateway));
+	tcase_add_test(contract, test_contract_covers_every_route);
+	suite_add_tcase(s, contract);
 	return s;
 }
 

@@ -106,6 +106,12 @@ static const struct http_route livy_routes[] = {
 	{"GET", "/livy/batches/*/log", api_livy_log, AUTH_VIEWER},
 };
 
+const struct http_route *gateway_routes(bool livy, size_t *n)
+{
+	*n = livy ? sizeof(livy_routes) / sizeof(livy_routes[0]) : sizeof(routes) / sizeof(routes[0]);
+	return livy ? livy_routes : routes;
+}
+
 static void request_init(struct http_request *h, void *arg)
 {
 	struct gateway_server *srv = arg;

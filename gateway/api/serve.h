@@ -4,6 +4,8 @@
 #define GW_SERVE_H
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 #include "common/err.h"
 #include "gateway/config/config.h"
@@ -45,5 +47,10 @@ enum gw_err gateway_server_start(const struct gateway_config *cfg, const struct 
 void gateway_server_stop(struct gateway_server *srv);
 /* Declares the families /metrics fills at each scrape. */
 void gateway_metrics_declare(struct gw_metrics *m);
+
+struct http_route;
+/* The route tables served: the native one, and Livy's (under its prefix);
+ * the contract test holds api/openapi.yaml to them. */
+const struct http_route *gateway_routes(bool livy, size_t *n);
 
 #endif

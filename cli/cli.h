@@ -5,8 +5,10 @@
 
 #include <stdbool.h>
 
-/* Whether name is one of the client's commands. */
-bool cli_is_command(const char *name);
+/* Where the client's command is in argv — after nothing but the global
+ * options (--server, --token), as in `sparkgw -s URL list` — or 0 when
+ * argv is not a client command line. */
+int cli_command_at(int argc, char **argv);
 /* Runs the command argv[0]. Exit status: 0 done (with --wait: the job
  * succeeded), 1 the job did not succeed or the server refused, 2 usage,
  * 3 the server could not be reached. */

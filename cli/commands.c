@@ -603,6 +603,23 @@ static int cmd_logs(struct ctx *x)
 	return ok ? 0 : problem.status ? CLI_EXIT_FAILED : CLI_EXIT_UNREACHABLE;
 }
 
+/* The client's version, and the server's when it answers. */
+static int cmd_version(struct ctx *x)
+{
+	int status = 0;
+	json_t *v;
+
+	printf("client: %s (commit %s)\n", GW_VERSION, GW_GIT_COMMIT);
+	fflush(stdout);
+	if (!(v = call(x, "GET", "/api/v1/version", NULL, NULL, &status)))
+		return status;
+	printf("server: %s (commit %s, store %s)\n", json_string_value(json_object_get(v, "version")),
+	       json_string_value(json_object_get(v, "gitCommit")),
+	       json_string_value(json_object_get(json_object_get(v, "store"), "driver")));
+	json_decref(v);
+	return 0;
+}
+
 /* ---- operators' ---- */
 
 static int cmd_queue(struct ctx *x)
@@ -726,6 +743,7 @@ static const struct command commands[] = {
 	{"cordon", 1, "cordon CLUSTER", cmd_cordon},
 	{"drain", 1, "drain CLUSTER", cmd_drain},
 	{"uncordon", 1, "uncordon CLUSTER", cmd_uncordon},
+	{"version", 0, "version", cmd_version},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -738,18 +756,33 @@ static const struct command *find_command(const char *name)
 	return NULL;
 }
 
-bool cli_is_command(const char *name)
+int cli_command_at(int argc, char **argv)
 {
-	return find_command(name) != NULL;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "-s") || !strcmp(a, "--server") || !strcmp(a, "--token"))
+			i++; /* and its value */
+		else if (!strncmp(a, "--server=", 9) || !strncmp(a, "--token=", 8) || (!strncmp(a, "-s", 2) && a[2]))
+			continue;
+		else
+			return find_command(a) ? i : 0;
+	}
+	return 0;
 }
 
-static void usage(FILE *out)
+/* cmd's usage alone, or every command's when cmd is NULL. */
+static void usage(FILE *out, const struct command *cmd)
 {
-	fprintf(out, "usage: sparkgw COMMAND [options]\n");
-	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(out, "       sparkgw %s\n", commands[i].usage);
+	if (cmd) {
+		fprintf(out, "usage: sparkgw %s\n", cmd->usage);
+	} else {
+		fprintf(out, "usage: sparkgw [-s URL] [--token TOKEN] COMMAND [options]\n");
+		for (size_t i = 0; i < NCOMMANDS; i++)
+			fprintf(out, "       sparkgw %s\n", commands[i].usage);
+	}
 	fprintf(out,
-		"options of every command:\n"
+		"options of every command (before or after it):\n"
 		"  -s, --server URL   the gateway (else $SPARKGW_URL, the config file, %s)\n"
 		"      --token TOKEN  API token (else $SPARKGW_TOKEN, the config file)\n"
 		"config file: $SPARKGW_CONFIG, else ~/.config/sparkgw/config.yaml, with keys server and token\n"
@@ -874,7 +907,7 @@ int cli_main(int argc, char **argv)
 			}
 			break;
 		case 'h':
-			usage(stdout);
+			usage(stdout, cmd);
 			rc = 0;
 			goto out;
 		default:
@@ -886,7 +919,7 @@ int cli_main(int argc, char **argv)
 		if (cmd)
 			fprintf(stderr, "usage: sparkgw %s\n", cmd->usage);
 		else
-			usage(stderr);
+			usage(stderr, NULL);
 		goto out;
 	}
 	x.args = argv + optind;

@@ -202,8 +202,9 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: sparkgw [--config FILE] [--listen HOST:PORT] [--data DIR] [--set KEY=VALUE]...\n"
 		"       sparkgw token create|list|revoke ... (sparkgw token --help)\n"
-		"       sparkgw submit|get|list|logs|cancel|events|queue|clusters|cordon|drain|uncordon ...\n"
-		"                      the client of a gateway (sparkgw submit --help)\n"
+		"       sparkgw [-s URL] submit|get|list|logs|cancel|events|queue|clusters|cordon|drain|\n"
+		"                      uncordon|version ...: the client of a gateway (sparkgw COMMAND --help)\n"
+		"       sparkgw --version\n"
 		"  --config FILE       YAML configuration (every key has a default)\n"
 		"  --listen HOST:PORT  address to serve on (default 127.0.0.1:8080)\n"
 		"  --data DIR          directory for the database (default ./var)\n"
@@ -531,18 +532,40 @@ static enum gw_err start(struct gateway *gw, const struct flags *f, char *err)
 	return start_serving(gw, err);
 }
 
+/* The client with its command first and the global options it came
+ * after behind it, where its option parser takes them. */
+static int run_cli(int argc, char **argv, int command_at)
+{
+	char **args = calloc((size_t)argc + 1, sizeof(*args)); /* NULL-ended, as argv */
+	int n = 0, rc;
+
+	if (!args)
+		return EXIT_STARTUP;
+	args[n++] = argv[command_at];
+	for (int i = 1; i < argc; i++)
+		if (i != command_at)
+			args[n++] = argv[i];
+	rc = cli_main(n, args);
+	free(args);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct gateway gw = {.listen_fd = -1};
 	struct flags flags = {0};
 	char err[GW_ERRLEN];
 	sigset_t stop_signals;
-	int exit_code;
+	int exit_code, command_at;
 
 	if (argc > 1 && !strcmp(argv[1], "token"))
 		return gateway_token_main(argc - 1, argv + 1);
-	if (argc > 1 && cli_is_command(argv[1]))
-		return cli_main(argc - 1, argv + 1);
+	if (argc == 2 && !strcmp(argv[1], "--version")) {
+		printf("sparkgw %s (commit %s)\n", GW_VERSION, GW_GIT_COMMIT);
+		return 0;
+	}
+	if ((command_at = cli_command_at(argc, argv)) > 0)
+		return run_cli(argc, argv, command_at);
 	if ((exit_code = parse_flags(argc, argv, &flags)) >= 0)
 		return exit_code;
 	if (load_config(&gw.cfg, &flags, err)) {

@@ -786,6 +786,26 @@ START_TEST(test_cli_errors_and_settings)
 	run_cli(&run, NULL, "list", "-s", nowhere, NULL);
 	ck_assert_int_eq(run.status, 3);
 
+	/* kubectl's habits: global options before the command, help per
+	 * command, versions of both ends. */
+	run_cli(&run, NULL, "--server", gw.base, "get", "j0000000000000000000x", NULL);
+	ck_assert_int_eq(run.status, 1);
+	ck_assert_ptr_nonnull(strstr(run.err, "not found"));
+	run_cli(&run, NULL, "get", "--help", NULL);
+	ck_assert_int_eq(run.status, 0);
+	ck_assert_ptr_nonnull(strstr(run.out, "usage: sparkgw get ID"));
+	ck_assert_ptr_null(strstr(run.out, "submit -f"));
+	run_cli(&run, NULL, "-s", gw.base, "version", NULL);
+	ck_assert_msg(run.status == 0, "%s", run.err);
+	ck_assert_ptr_nonnull(strstr(run.out, "client: " GW_VERSION " (commit " GW_GIT_COMMIT ")"));
+	ck_assert_ptr_nonnull(strstr(run.out, "server: " GW_VERSION " (commit "));
+	run_cli(&run, NULL, "version", "-s", nowhere, NULL);
+	ck_assert_int_eq(run.status, 3);
+	ck_assert_ptr_nonnull(strstr(run.out, "client: " GW_VERSION));
+	run_cli(&run, NULL, "--version", NULL);
+	ck_assert_int_eq(run.status, 0);
+	ck_assert_ptr_nonnull(strstr(run.out, "sparkgw " GW_VERSION));
+
 	/* The config file serves when nothing else names a server; the
 	 * environment wins over it. */
 	snprintf(config, sizeof(config), "%s/cli.yaml", dir);

@@ -46,7 +46,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/migrations.o $(BUIL
 KUBESIM_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard contrib/kubesim/*.c) $(COMMON_SRC))
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps run test check test-postgres test-asan test-valgrind fuzz bench clean
+.PHONY: all deps run test check test-postgres test-asan test-valgrind fuzz bench clean FORCE
 all: $(BUILD)/sparkgw $(BUILD)/kubesim
 
 deps:
@@ -59,6 +59,16 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The commit the build names (GW_GIT_COMMIT), rewritten only when it
+# changes, so that the objects naming it are rebuilt then and only then.
+$(BUILD)/gen/commit: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(GIT_COMMIT)' | cmp -s - $@ || echo '$(GIT_COMMIT)' > $@
+COMMIT_USERS := gateway/api/dashboard.c gateway/api/metrics.c gateway/api/routes.c gateway/main.c \
+	cli/commands.c tests/check_compat.c
+$(COMMIT_USERS:%.c=$(BUILD)/obj/%.o): $(BUILD)/gen/commit
+FORCE:
 
 # Migrations are embedded as C strings, in file-name order: SQLite's as
 # store_migrations, PostgreSQL's as store_pg_migrations (each in

@@ -51,9 +51,6 @@ void dispatch_sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* A state change, setting the placement and driver fields given in
- * fields (may be NULL); a job that moved on meanwhile (ESTATE) is not an
- * error. */
 void dispatch_count_finished(struct dispatch *d, enum store_state state, const char *reason)
 {
 	char why[200], labels[300];
@@ -65,6 +62,9 @@ void dispatch_count_finished(struct dispatch *d, enum store_state state, const c
 	gw_metrics_add(d->opts.metrics, "sparkgw_jobs_finished_total", labels, 1);
 }
 
+/* A state change, setting the placement and driver fields given in
+ * fields (may be NULL); a job that moved on meanwhile (ESTATE) is not an
+ * error. */
 enum gw_err dispatch_move_job(struct dispatch *d, const char *id, enum store_state to,
 			    const char *reason, const char *message,
 			    const struct store_op *fields)
@@ -84,7 +84,7 @@ enum gw_err dispatch_move_job(struct dispatch *d, const char *id, enum store_sta
 	/* Off the cluster (ended, or back to the queue): its room is free. */
 	if (rc == GW_OK && (to == STORE_QUEUED || store_state_terminal(to)))
 		pool_release(d->opts.pool, id);
-	if (rc == GW_OK && store_state_terminal(to) && !op.unchanged)
+	if (rc == GW_OK && store_state_terminal(to))
 		dispatch_count_finished(d, to, reason);
 	if (rc && rc != GW_ESTATE)
 		gw_log(GW_LOG_WARN, "dispatch: job %s -> %s: %s", id, store_state_name(to), op.err);

@@ -344,10 +344,9 @@ static json_t *pod_group(const struct store_job *job, const struct router_decisi
  * spark-submit accepts it) on its statements or its file of them. */
 static bool sql_entry(const json_t *spec, json_t *args)
 {
-	const char *type = json_string_value(json_object_get(spec, "type"));
 	const char *sql = json_string_value(json_object_get(spec, "sql"));
 
-	if (!type || strcmp(type, "SQL"))
+	if (!router_is_sql(spec))
 		return false;
 	json_array_append_new(args, json_string("--class"));
 	json_array_append_new(args, json_string(SQL_CLI_CLASS));

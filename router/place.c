@@ -655,13 +655,6 @@ static void pick_weighted(struct placing *pl, const char *job_key)
 	reason(out->reasons, "node role %s%s", out->role->name, pl->gpu ? " (GPU)" : "");
 }
 
-static bool is_sql(const json_t *spec)
-{
-	const char *type = json_string_value(json_object_get(spec, "type"));
-
-	return type && !strcmp(type, "SQL");
-}
-
 /* Whether any cluster of the pool has a node role for the job's pods. */
 static bool any_role_fits(const struct placing *pl)
 {
@@ -682,7 +675,7 @@ enum router_result router_place(const struct router *r, const struct router_live
 			       .driver = pod_size(json_object_get(spec, "driver")),
 			       .exec = pod_size(json_object_get(spec, "executor")),
 			       .nexec = executor_count(spec), .gpu = wants_gpu(labels, spec),
-			       .sql = is_sql(spec)};
+			       .sql = router_is_sql(spec)};
 	struct placing *pl = &place;
 	enum router_result result = ROUTER_INVALID;
 

@@ -278,6 +278,9 @@ enum router_sql_kind {
 	ROUTER_SQL_INVALID, /* an unterminated string, identifier or comment */
 };
 
+/* Whether a submission's spec is a SQL job (spec.type SQL). */
+bool router_is_sql(const json_t *spec);
+
 /* Classifies sql[0..len); reason says why (the verbs, or the first
  * statement that is not DDL, or what is unterminated). */
 enum router_sql_kind router_sql_classify(const char *sql, size_t len, char *reason, size_t reason_len);

@@ -32,8 +32,16 @@ struct statement {
 };
 
 struct lexer {
-	const char *p, *end;
+	const char *start, *p, *end;
 	char error[128];
+};
+
+/* The script so far: its statements, the DDL verbs met (bits of
+ * ddl_verbs), and where the reason goes. */
+struct tally {
+	unsigned statements, seen;
+	char *reason;
+	size_t reason_len;
 };
 
 /* Where word is in list, or -1. */
@@ -49,7 +57,7 @@ static int index_in(const char *word, const char *const *list, size_t n)
 
 /* Past a quoted run closed by q; a doubled q or a backslash escapes in
  * strings, only a doubled one in `identifiers`. */
-static bool skip_quoted(struct lexer *lx, char q, const char *script)
+static bool skip_quoted(struct lexer *lx, char q)
 {
 	const char *start = lx->p++;
 
@@ -67,12 +75,12 @@ static bool skip_quoted(struct lexer *lx, char q, const char *script)
 		}
 	}
 	snprintf(lx->error, sizeof(lx->error), "unterminated %s starting at offset %td",
-		 q == '`' ? "quoted identifier" : "string", start - script);
+		 q == '`' ? "quoted identifier" : "string", start - lx->start);
 	return false;
 }
 
 /* Past a block comment; Spark's nest. */
-static bool skip_block_comment(struct lexer *lx, const char *script)
+static bool skip_block_comment(struct lexer *lx)
 {
 	const char *start = lx->p;
 	unsigned depth = 0;
@@ -89,7 +97,7 @@ static bool skip_block_comment(struct lexer *lx, const char *script)
 			lx->p++;
 		}
 	}
-	snprintf(lx->error, sizeof(lx->error), "unterminated comment starting at offset %td", start - script);
+	snprintf(lx->error, sizeof(lx->error), "unterminated comment starting at offset %td", start - lx->start);
 	return false;
 }
 
@@ -116,22 +124,25 @@ static void take_word(struct statement *st, const char *w, size_t len)
 }
 
 /* A statement ended: false (and the reason) when it is DML, else its verb
- * joins seen. */
-static bool judge(const struct statement *st, unsigned index, unsigned *seen, char *reason, size_t reason_len)
+ * joins those seen. */
+static bool end_statement(const struct statement *st, struct tally *t)
 {
 	int verb = INDEX_IN(st->verb, ddl_verbs);
 
+	if (!st->words)
+		return true; /* an empty statement: ";;" */
+	t->statements++;
 	if (st->creates_table && st->as_query) {
-		snprintf(reason, reason_len, "statement %u is %s TABLE ... AS a query, which writes data",
-			 index, st->verb);
+		snprintf(t->reason, t->reason_len, "statement %u is %s TABLE ... AS a query, which writes data",
+			 t->statements, st->verb);
 		return false;
 	}
 	if (verb < 0) {
-		snprintf(reason, reason_len, "statement %u is %s, not DDL", index,
+		snprintf(t->reason, t->reason_len, "statement %u is %s, not DDL", t->statements,
 			 st->verb[0] ? st->verb : "a query");
 		return false;
 	}
-	*seen |= 1u << verb;
+	t->seen |= 1u << verb;
 	return true;
 }
 
@@ -146,27 +157,35 @@ static void name_verbs(unsigned seen, char *out, size_t len)
 			used += (size_t)snprintf(out + used, len - used, "%s%s", used ? ", " : "", ddl_verbs[i]);
 }
 
+bool router_is_sql(const json_t *spec)
+{
+	const char *type = json_string_value(json_object_get(spec, "type"));
+
+	return type && !strcmp(type, "SQL");
+}
+
 enum router_sql_kind router_sql_classify(const char *sql, size_t len, char *reason, size_t reason_len)
 {
-	struct lexer lx = {.p = sql, .end = sql + len};
+	struct lexer lx = {.start = sql, .p = sql, .end = sql + len};
+	struct tally t = {.reason = reason, .reason_len = reason_len};
 	struct statement st = {0};
 	char verbs[160];
-	unsigned index = 0, ddl = 0, seen = 0;
-	bool dml = false;
 
-	while (lx.p < lx.end && !dml) {
+	while (lx.p < lx.end) {
 		char c = *lx.p;
 
 		if (c == '\'' || c == '"' || c == '`') {
-			if (!skip_quoted(&lx, c, sql))
+			if (!skip_quoted(&lx, c))
 				goto invalid;
-			st.words += st.depth == 0 && st.words == 0; /* a statement can't start quoted */
+			/* A statement that opens with a literal is no DDL: it counts
+			 * as one with an empty verb. */
+			st.words += st.depth == 0 && st.words == 0;
 			st.after_as = false;
 		} else if (c == '-' && lx.p + 1 < lx.end && lx.p[1] == '-') {
 			while (lx.p < lx.end && *lx.p != '\n')
 				lx.p++;
 		} else if (c == '/' && lx.p + 1 < lx.end && lx.p[1] == '*') {
-			if (!skip_block_comment(&lx, sql))
+			if (!skip_block_comment(&lx))
 				goto invalid;
 		} else if (isalpha((unsigned char)c) || c == '_') {
 			const char *w = lx.p;
@@ -175,11 +194,8 @@ enum router_sql_kind router_sql_classify(const char *sql, size_t len, char *reas
 				lx.p++;
 			take_word(&st, w, (size_t)(lx.p - w));
 		} else if (c == ';' && st.depth == 0) {
-			if (st.words) {
-				index++;
-				dml = !judge(&st, index, &seen, reason, reason_len);
-				ddl += !dml;
-			}
+			if (!end_statement(&st, &t))
+				return ROUTER_SQL_DML;
 			st = (struct statement){0};
 			lx.p++;
 		} else {
@@ -197,19 +213,15 @@ enum router_sql_kind router_sql_classify(const char *sql, size_t len, char *reas
 			lx.p++;
 		}
 	}
-	if (!dml && st.words) {
-		index++;
-		dml = !judge(&st, index, &seen, reason, reason_len);
-		ddl += !dml;
-	}
-	if (dml)
+	if (!end_statement(&st, &t))
 		return ROUTER_SQL_DML;
-	if (!ddl) {
+	if (!t.statements) {
 		snprintf(reason, reason_len, "no statements");
 		return ROUTER_SQL_EMPTY;
 	}
-	name_verbs(seen, verbs, sizeof(verbs));
-	snprintf(reason, reason_len, "all %u statement%s DDL (%s)", ddl, ddl == 1 ? " is" : "s are", verbs);
+	name_verbs(t.seen, verbs, sizeof(verbs));
+	snprintf(reason, reason_len, "all %u statement%s DDL (%s)", t.statements, t.statements == 1 ? " is" : "s are",
+		 verbs);
 	return ROUTER_SQL_DDL;
 invalid:
 	snprintf(reason, reason_len, "%s", lx.error);

@@ -798,7 +798,7 @@ START_TEST(test_cli_errors_and_settings)
 	run_cli(&run, NULL, "-s", gw.base, "version", NULL);
 	ck_assert_msg(run.status == 0, "%s", run.err);
 	ck_assert_ptr_nonnull(strstr(run.out, "client: " GW_VERSION " (commit " GW_GIT_COMMIT ")"));
-	ck_assert_ptr_nonnull(strstr(run.out, "server: " GW_VERSION " (commit "));
+	ck_assert_ptr_nonnull(strstr(run.out, "server: " GW_VERSION " (commit " GW_GIT_COMMIT ", store "));
 	run_cli(&run, NULL, "version", "-s", nowhere, NULL);
 	ck_assert_int_eq(run.status, 3);
 	ck_assert_ptr_nonnull(strstr(run.out, "client: " GW_VERSION));

@@ -121,12 +121,11 @@ static bool schedule_fields(struct request *rq, const struct router *r, const st
  * every SQL job runs on a driver of its own. NULL for other types. */
 static json_t *sql_execution(const json_t *spec, const struct router_decision *d)
 {
-	const char *type = json_string_value(json_object_get(spec, "type"));
 	const char *sql = json_string_value(json_object_get(spec, "sql"));
 	enum router_sql_kind kind;
 	char reason[256];
 
-	if (!type || strcmp(type, "SQL"))
+	if (!router_is_sql(spec))
 		return NULL;
 	if (!sql)
 		return json_pack("{s:s, s:s, s:s, s:s}", "statements", "unread", "reason",

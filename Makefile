@@ -66,7 +66,7 @@ $(BUILD)/gen/commit: FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(GIT_COMMIT)' | cmp -s - $@ || echo '$(GIT_COMMIT)' > $@
 COMMIT_USERS := gateway/api/dashboard.c gateway/api/metrics.c gateway/api/routes.c gateway/main.c \
-	cli/commands.c tests/check_compat.c
+	cli/commands.c tests/check_cli.c
 $(COMMIT_USERS:%.c=$(BUILD)/obj/%.o): $(BUILD)/gen/commit
 FORCE:
 
@@ -170,7 +170,7 @@ test-valgrind: deps $(BUILD)/sparkgw $(BUILD)/kubesim $(BUILD)/check_sparkgw
 
 # libFuzzer targets, each run for FUZZ_SECONDS from its seed corpus; new
 # inputs go to build-fuzz/corpus, crashes to build-fuzz/.
-FUZZ_TARGETS := submission selector quantity yaml policy kubeconfig compat http sql
+FUZZ_TARGETS := submission selector quantity yaml policy kubeconfig compat http sql jsonpath
 FUZZ_SECONDS ?= 30
 FUZZ_CC      := clang $(CPPFLAGS) $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined
 FUZZ_SRC     := $(COMMON_SRC) gateway/api/submission.c gateway/compat/translate.c $(wildcard router/*.c)
@@ -180,6 +180,10 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
 	$(FUZZ_CC) -o $@ $< $(FUZZ_SRC) $(LIBS)
 
 build-fuzz/fuzz_kubeconfig: tests/fuzz/fuzz_kubeconfig.c $(COMMON_SRC) k8sclient/kubeconfig.c
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) -o $@ $^ $(LIBS)
+
+build-fuzz/fuzz_jsonpath: tests/fuzz/fuzz_jsonpath.c $(COMMON_SRC) cli/jsonpath.c
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) -o $@ $^ $(LIBS)
 

@@ -223,6 +223,7 @@ void cli_print_problem(const struct cli_response *r)
 
 struct cli_table {
 	size_t ncols, nrows, cap;
+	size_t printed; /* rows already printed */
 	unsigned shrinkable;
 	char **cells; /* nrows * ncols, the header first */
 };
@@ -293,7 +294,7 @@ void cli_table_print(struct cli_table *t, FILE *out, size_t width)
 		w[widest]--;
 		total--;
 	}
-	for (size_t r = 0; r < t->nrows; r++) {
+	for (size_t r = t->printed; r < t->nrows; r++) {
 		for (size_t i = 0; i < t->ncols; i++) {
 			const char *cell = t->cells[r * t->ncols + i];
 			size_t n = strlen(cell);
@@ -308,6 +309,7 @@ void cli_table_print(struct cli_table *t, FILE *out, size_t width)
 		}
 		fputc('\n', out);
 	}
+	t->printed = t->nrows;
 }
 
 void cli_table_free(struct cli_table *t)

@@ -6,7 +6,7 @@ set -eu
 
 PACKAGES="build-essential pkg-config clang libmicrohttpd-dev libjansson-dev
 libcurl4-openssl-dev libsqlite3-dev libssl-dev libyaml-dev libgnutls28-dev check curl
-openssl valgrind python3-prometheus-client prometheus chromium wrk libpq-dev postgresql"
+openssl valgrind python3-prometheus-client prometheus chromium wrk libpq-dev postgresql zsh"
 
 # libmicrohttpd's TLS is GnuTLS: its headers let the gateway verify client
 # certificates. valgrind runs the end-to-end suite once (make test-valgrind).
@@ -14,7 +14,8 @@ openssl valgrind python3-prometheus-client prometheus chromium wrk libpq-dev pos
 # and lints it with promtool (package prometheus; its server is not started);
 # the dashboard test drives Debian's Chromium with playwright-core (npm).
 # `make bench` loads the gateway with wrk. The PostgreSQL store links
-# libpq; its tests start their own server with postgresql's initdb.
+# libpq; its tests start their own server with postgresql's initdb. zsh
+# loads the command line's zsh completion in a test.
 # The tests also run node (objects against the schemas in tests/k8s) and
 # kubectl, which the machine image provides; node comes from Debian if it is
 # absent.

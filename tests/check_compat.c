@@ -1,15 +1,12 @@
 /* Clients and drop-in compatibility: the Livy batch API (our requests from
- * Livy's documentation, and the npm livy-client), the Batch Processing
- * Gateway API, and the sparkgw command line against a gateway with a
- * simulated cluster. */
-#include <fcntl.h>
+ * Livy's documentation, and the npm livy-client) and the Batch Processing
+ * Gateway API against a gateway with a simulated cluster; tokens across
+ * the facades and the command line. */
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -542,430 +539,6 @@ START_TEST(test_bpg_json_delete_and_refusals)
 }
 END_TEST
 
-/* ---- the command line ---- */
-
-struct cli_run {
-	int status;
-	char out[16384], err[8192];
-};
-
-/* Runs `sparkgw ARGS…` with env (NULL-terminated "K=V", may be NULL) on
- * top of an environment without SPARKGW_* settings; at most 90 s. */
-static void run_cli(struct cli_run *res, const char *const *env, ...)
-{
-	char *argv[32], out_path[700], err_path[700];
-	int argc = 0, status = 0;
-	va_list ap;
-	pid_t pid;
-	FILE *f;
-	size_t n;
-
-	argv[argc++] = (char *)(uintptr_t)tu_gateway_bin();
-	va_start(ap, env);
-	for (const char *a; argc < 31 && (a = va_arg(ap, const char *));)
-		argv[argc++] = (char *)(uintptr_t)a;
-	va_end(ap);
-	argv[argc] = NULL;
-	snprintf(out_path, sizeof(out_path), "%s/cli.out", dir);
-	snprintf(err_path, sizeof(err_path), "%s/cli.err", dir);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600), e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		dup2(o, 1);
-		dup2(e, 2);
-		unsetenv("SPARKGW_URL");
-		unsetenv("SPARKGW_TOKEN");
-		unsetenv("SPARKGW_CONFIG");
-		unsetenv("COLUMNS");
-		setenv("HOME", dir, 1);
-		for (size_t i = 0; env && env[i]; i++)
-			putenv((char *)(uintptr_t)env[i]);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	for (int i = 0; i < 900 && waitpid(pid, &status, WNOHANG) != pid; i++) {
-		usleep(100000);
-		if (i == 899) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-		}
-	}
-	res->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	f = fopen(out_path, "r");
-	n = f ? fread(res->out, 1, sizeof(res->out) - 1, f) : 0;
-	res->out[n] = '\0';
-	if (f)
-		fclose(f);
-	f = fopen(err_path, "r");
-	n = f ? fread(res->err, 1, sizeof(res->err) - 1, f) : 0;
-	res->err[n] = '\0';
-	if (f)
-		fclose(f);
-}
-
-/* A job file in YAML, as people write them. */
-static const char *job_file(const char *name, const char *seconds, const char *exit_code)
-{
-	static char path[700];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s.yaml", dir, name);
-	f = fopen(path, "w");
-	ck_assert_ptr_nonnull(f);
-	fprintf(f,
-		"name: %s\n"
-		"labels: {team: cli}\n"
-		"spec:\n"
-		"  type: Scala\n"
-		"  sparkVersion: \"3.5\"\n"
-		"  mainClass: org.apache.spark.examples.SparkPi\n"
-		"  mainApplicationFile: local:///opt/spark/examples/jars/spark-examples.jar\n"
-		"  sparkConf:\n"
-		"    spark.kubesim.durationSeconds: \"%s\"\n"
-		"    spark.kubesim.exitCode: \"%s\"\n"
-		"  driver: {cores: 1, memory: 1g}\n"
-		"  executor: {instances: 1, cores: 1, memory: 1g}\n",
-		name, seconds, exit_code);
-	fclose(f);
-	return path;
-}
-
-/* The id the command printed alone on its first line. */
-static void first_line(const char *text, char *out, size_t len)
-{
-	snprintf(out, len, "%.*s", (int)strcspn(text, "\n"), text);
-}
-
-START_TEST(test_cli_submit_wait_exit_codes)
-{
-	struct cli_run run;
-	char id[64], url[300];
-	json_t *job;
-
-	/* To success: exit 0, the id on stdout, the states on stderr. */
-	run_cli(&run, NULL, "submit", "-f", job_file("ok", "1", "0"), "--label", "stage=prod", "--conf",
-		"spark.sql.shuffle.partitions=8", "--wait", "-s", gw.base, NULL);
-	ck_assert_msg(run.status == 0, "exit %d: %s", run.status, run.err);
-	first_line(run.out, id, sizeof(id));
-	ck_assert_int_eq(strlen(id), 21);
-	ck_assert_ptr_nonnull(strstr(run.err, "RUNNING"));
-	ck_assert_ptr_nonnull(strstr(run.err, "SUCCEEDED"));
-	snprintf(url, sizeof(url), "%s/api/v1/jobs/%s", gw.base, id);
-	job = tu_get_json(url);
-	ck_assert_str_eq(json_string_value(json_object_get(job, "state")), "SUCCEEDED");
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "labels"), "stage")), "prod");
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(job, "spec"), "sparkConf"),
-							   "spark.sql.shuffle.partitions")),
-			 "8");
-	json_decref(job);
-
-	/* To failure: exit 1, and the reason said. */
-	run_cli(&run, NULL, "submit", "-f", job_file("bad", "1", "3"), "--wait", "-s", gw.base, NULL);
-	ck_assert_msg(run.status == 1, "exit %d: %s", run.status, run.err);
-	ck_assert_ptr_nonnull(strstr(run.err, "FAILED"));
-
-	/* From standard input too, and JSON. */
-	{
-		char cmd[1600], path[700];
-		char *body = tu_job_body("from-stdin", "cli");
-		FILE *f;
-		int rc;
-
-		snprintf(path, sizeof(path), "%s/stdin.json", dir);
-		f = fopen(path, "w");
-		fputs(body, f);
-		fclose(f);
-		free(body);
-		snprintf(cmd, sizeof(cmd), "%s submit -f - -s %s < %s > %s/stdin.out 2>&1", tu_gateway_bin(), gw.base,
-			 path, dir);
-		rc = system(cmd);
-		ck_assert_int_eq(WEXITSTATUS(rc), 0);
-		snprintf(cmd, sizeof(cmd), "%s submit -f - -s %s < /dev/null > /dev/null 2>&1", tu_gateway_bin(), gw.base);
-		rc = system(cmd);
-		ck_assert_int_eq(WEXITSTATUS(rc), 1); /* an empty document: the server says what is missing */
-	}
-}
-END_TEST
-
-START_TEST(test_cli_logs_follow_to_the_end)
-{
-	struct cli_run run;
-	char id[64];
-
-	run_cli(&run, NULL, "submit", "-f", job_file("logged", "2", "0"), "-s", gw.base, NULL);
-	ck_assert_int_eq(run.status, 0);
-	first_line(run.out, id, sizeof(id));
-	/* Followed from before the driver starts, the stream waits for it and
-	 * ends when the driver does. */
-	run_cli(&run, NULL, "logs", "-f", id, "-s", gw.base, NULL);
-	ck_assert_msg(run.status == 0, "exit %d: %s", run.status, run.err);
-	ck_assert_ptr_nonnull(strstr(run.out, "Running Spark version"));
-	ck_assert_ptr_nonnull(strstr(run.out, "Successfully stopped SparkContext"));
-	run_cli(&run, NULL, "logs", "--tail", "1", id, "-s", gw.base, NULL);
-	ck_assert_int_eq(run.status, 0);
-	ck_assert_ptr_nonnull(strstr(run.out, "Successfully stopped SparkContext"));
-	ck_assert_ptr_null(strstr(run.out, "Running Spark version"));
-}
-END_TEST
-
-START_TEST(test_cli_list_get_events_output)
-{
-	struct cli_run run;
-	char id[64], env_url[128], columns[] = "COLUMNS=60";
-	const char *env[] = {env_url, columns, NULL};
-	json_t *doc = NULL;
-	char err[256];
-
-	snprintf(env_url, sizeof(env_url), "SPARKGW_URL=%s", gw.base);
-	run_cli(&run, env, "submit", "-f", job_file("listed-job-with-a-rather-long-name", "1", "0"), "--wait", NULL);
-	ck_assert_int_eq(run.status, 0);
-	first_line(run.out, id, sizeof(id));
-
-	/* A table sized to the terminal: 60 columns, the name cut. */
-	run_cli(&run, env, "list", "-l", "team=cli", NULL);
-	ck_assert_int_eq(run.status, 0);
-	ck_assert_ptr_nonnull(strstr(run.out, "ID"));
-	ck_assert_ptr_nonnull(strstr(run.out, "STATE"));
-	ck_assert_ptr_nonnull(strstr(run.out, id));
-	for (char *line = run.out; *line; line += strcspn(line, "\n") + (line[strcspn(line, "\n")] != '\0'))
-		ck_assert_int_le(strcspn(line, "\n"), 60);
-	ck_assert_ptr_nonnull(strstr(run.out, "..."));
-	run_cli(&run, env, "list", "-l", "team=nobody", NULL);
-	ck_assert_ptr_null(strstr(run.out, id));
-
-	run_cli(&run, env, "list", "--state", "SUCCEEDED", "-o", "json", NULL);
-	ck_assert_int_eq(run.status, 0);
-	doc = json_loads(run.out, 0, NULL);
-	ck_assert_int_ge(json_array_size(json_object_get(doc, "items")), 1);
-	json_decref(doc);
-
-	run_cli(&run, env, "get", id, "-o", "yaml", NULL);
-	ck_assert_int_eq(run.status, 0);
-	ck_assert_int_eq(gw_yaml_load_string(run.out, strlen(run.out), &doc, NULL, err), GW_OK);
-	ck_assert_str_eq(json_string_value(json_object_get(doc, "id")), id);
-	json_decref(doc);
-	run_cli(&run, env, "get", id, NULL);
-	ck_assert_ptr_nonnull(strstr(run.out, "State:      SUCCEEDED"));
-
-	run_cli(&run, env, "events", id, NULL);
-	ck_assert_int_eq(run.status, 0);
-	ck_assert_ptr_nonnull(strstr(run.out, "QUEUED"));
-	ck_assert_ptr_nonnull(strstr(run.out, "SUCCEEDED"));
-}
-END_TEST
-
-/* Refusals print the server's problem and exit 1; usage is 2, no server 3;
- * the server comes from the flag, the environment or the config file. */
-START_TEST(test_cli_errors_and_settings)
-{
-	struct cli_run run;
-	char bad[700], config[700], cfg_env[800], nowhere[64], url_env[100];
-	FILE *f;
-
-	snprintf(bad, sizeof(bad), "%s/bad.json", dir);
-	f = fopen(bad, "w");
-	fputs("{\"name\":\"Bad Name\",\"spec\":{\"type\":\"Python\",\"sparkVersion\":\"3.5\"}}", f);
-	fclose(f);
-	run_cli(&run, NULL, "submit", "-f", bad, "-s", gw.base, NULL);
-	ck_assert_int_eq(run.status, 1);
-	ck_assert_ptr_nonnull(strstr(run.err, "invalid field"));
-	ck_assert_ptr_nonnull(strstr(run.err, "spec.mainApplicationFile"));
-
-	run_cli(&run, NULL, "get", "j0000000000000000000x", "-s", gw.base, NULL);
-	ck_assert_int_eq(run.status, 1);
-	ck_assert_ptr_nonnull(strstr(run.err, "not found"));
-
-	run_cli(&run, NULL, "get", NULL);
-	ck_assert_int_eq(run.status, 2);
-	run_cli(&run, NULL, "list", "-o", "xml", NULL);
-	ck_assert_int_eq(run.status, 2);
-
-	snprintf(nowhere, sizeof(nowhere), "http://127.0.0.1:%d", tu_free_port());
-	run_cli(&run, NULL, "list", "-s", nowhere, NULL);
-	ck_assert_int_eq(run.status, 3);
-
-	/* kubectl's habits: global options before the command, help per
-	 * command, versions of both ends. */
-	run_cli(&run, NULL, "--server", gw.base, "get", "j0000000000000000000x", NULL);
-	ck_assert_int_eq(run.status, 1);
-	ck_assert_ptr_nonnull(strstr(run.err, "not found"));
-	run_cli(&run, NULL, "get", "--help", NULL);
-	ck_assert_int_eq(run.status, 0);
-	ck_assert_ptr_nonnull(strstr(run.out, "usage: sparkgw get ID"));
-	ck_assert_ptr_null(strstr(run.out, "submit -f"));
-	run_cli(&run, NULL, "-s", gw.base, "version", NULL);
-	ck_assert_msg(run.status == 0, "%s", run.err);
-	ck_assert_ptr_nonnull(strstr(run.out, "client: " GW_VERSION " (commit " GW_GIT_COMMIT ")"));
-	ck_assert_ptr_nonnull(strstr(run.out, "server: " GW_VERSION " (commit " GW_GIT_COMMIT ", store "));
-	run_cli(&run, NULL, "version", "-s", nowhere, NULL);
-	ck_assert_int_eq(run.status, 3);
-	ck_assert_ptr_nonnull(strstr(run.out, "client: " GW_VERSION));
-	run_cli(&run, NULL, "--version", NULL);
-	ck_assert_int_eq(run.status, 0);
-	ck_assert_ptr_nonnull(strstr(run.out, "sparkgw " GW_VERSION));
-
-	/* The config file serves when nothing else names a server; the
-	 * environment wins over it. */
-	snprintf(config, sizeof(config), "%s/cli.yaml", dir);
-	f = fopen(config, "w");
-	fprintf(f, "server: %s\n", gw.base);
-	fclose(f);
-	snprintf(cfg_env, sizeof(cfg_env), "SPARKGW_CONFIG=%s", config);
-	{
-		const char *env[] = {cfg_env, NULL};
-
-		run_cli(&run, env, "clusters", NULL);
-		ck_assert_msg(run.status == 0, "%s", run.err);
-		ck_assert_ptr_nonnull(strstr(run.out, "compat"));
-	}
-	snprintf(url_env, sizeof(url_env), "SPARKGW_URL=%s", nowhere);
-	{
-		const char *env[] = {cfg_env, url_env, NULL};
-
-		run_cli(&run, env, "clusters", NULL);
-		ck_assert_int_eq(run.status, 3);
-	}
-}
-END_TEST
-
-START_TEST(test_cli_dry_run_and_operators)
-{
-	struct cli_run run;
-	char id[64];
-
-	run_cli(&run, NULL, "submit", "-f", job_file("dry", "1", "0"), "--dry-run", "-s", gw.base, NULL);
-	ck_assert_msg(run.status == 0, "%s", run.err);
-	ck_assert_ptr_nonnull(strstr(run.out, "placeable now"));
-	ck_assert_ptr_nonnull(strstr(run.out, "cluster compat"));
-	ck_assert_ptr_nonnull(strstr(run.out, "spark.app.name"));
-
-	/* Cordoned, the cluster takes nothing: the job waits in the queue. */
-	run_cli(&run, NULL, "cordon", "compat", "-s", gw.base, NULL);
-	ck_assert_int_eq(run.status, 0);
-	ck_assert_ptr_nonnull(strstr(run.out, "cordoned"));
-	run_cli(&run, NULL, "clusters", "-s", gw.base, NULL);
-	ck_assert_ptr_nonnull(strstr(run.out, "cordoned"));
-	run_cli(&run, NULL, "submit", "-f", job_file("queued", "1", "0"), "-s", gw.base, NULL);
-	first_line(run.out, id, sizeof(id));
-	for (int i = 0; i < 50; i++) {
-		run_cli(&run, NULL, "queue", "-s", gw.base, NULL);
-		if (strstr(run.out, id))
-			break;
-		usleep(100000);
-	}
-	ck_assert_ptr_nonnull(strstr(run.out, id));
-	run_cli(&run, NULL, "uncordon", "compat", "-s", gw.base, NULL);
-	ck_assert_int_eq(run.status, 0);
-	ck_assert_ptr_nonnull(strstr(run.out, "active"));
-	run_cli(&run, NULL, "cancel", id, "-s", gw.base, NULL);
-	ck_assert_int_eq(run.status, 0);
-	ck_assert_ptr_nonnull(strstr(run.out, id));
-	run_cli(&run, NULL, "cordon", "no-such-cluster", "-s", gw.base, NULL);
-	ck_assert_int_eq(run.status, 1);
-}
-END_TEST
-
-/* The README's walk-through with the command line, against `make run`'s
- * gateway (contrib/run-demo.sh: three simulated clusters, the demo policy). */
-START_TEST(test_cli_walkthrough_on_make_run)
-{
-	char port[16], data[700], build[600], base[64], url_env[100], ok_id[64], *slash;
-	const char *env[] = {url_env, NULL};
-	struct cli_run run;
-	pid_t demo;
-	int status;
-	bool up = false;
-
-	snprintf(port, sizeof(port), "%d", tu_free_port_run(4));
-	snprintf(data, sizeof(data), "%s/demo", dir);
-	snprintf(build, sizeof(build), "%s", tu_gateway_bin());
-	if ((slash = strrchr(build, '/')))
-		*slash = '\0'; /* run-demo.sh takes the binaries' directory */
-	else
-		snprintf(build, sizeof(build), ".");
-	snprintf(base, sizeof(base), "http://127.0.0.1:%s", port);
-	snprintf(url_env, sizeof(url_env), "SPARKGW_URL=%s", base);
-	demo = fork();
-	ck_assert_int_ge(demo, 0);
-	if (demo == 0) {
-		char log[800];
-		int fd;
-
-		snprintf(log, sizeof(log), "%s/demo.log", dir);
-		fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		setpgid(0, 0); /* one group: the script, its clusters and gateway */
-		prctl(PR_SET_PDEATHSIG, SIGTERM); /* a failed test takes them down too */
-		setenv("SPARKGW_PORT", port, 1);
-		setenv("SPARKGW_DATA", data, 1);
-		setenv("BUILD", build, 1);
-		execlp("sh", "sh", "contrib/run-demo.sh", (char *)NULL);
-		_exit(127);
-	}
-	setpgid(demo, demo);
-	for (int i = 0; i < 200 && !up; i++) {
-		char healthz[100];
-		struct tu_response r;
-
-		snprintf(healthz, sizeof(healthz), "%s/healthz", base);
-		up = tu_http("GET", healthz, NULL, NULL, 0, &r) == 0 && r.status == 200;
-		tu_response_release(&r);
-		if (!up)
-			usleep(100000);
-	}
-	ck_assert_msg(up, "make run's gateway did not come up (see demo.log)");
-
-	{
-		FILE *f;
-		char job[700];
-
-		snprintf(job, sizeof(job), "%s/pi.yaml", dir);
-		f = fopen(job, "w");
-		fputs("name: spark-pi\n"
-		      "labels: {team: search, priority: high}\n"
-		      "spec:\n"
-		      "  type: Scala\n"
-		      "  sparkVersion: \"3.5.1\"\n"
-		      "  mainClass: org.apache.spark.examples.SparkPi\n"
-		      "  mainApplicationFile: local:///opt/spark/examples/jars/spark-examples.jar\n"
-		      "  arguments: [\"1000\"]\n"
-		      "  driver:   {cores: 1, memory: 1g}\n"
-		      "  executor: {instances: 2, cores: 2, memory: 2g}\n",
-		      f);
-		fclose(f);
-
-		run_cli(&run, env, "submit", "-f", job, "--dry-run", NULL);
-		ck_assert_msg(run.status == 0, "%s", run.err);
-		ck_assert_ptr_nonnull(strstr(run.out, "namespace spark-search-")); /* team search's group */
-		run_cli(&run, env, "submit", "-f", job, "--wait", NULL);
-		ck_assert_msg(run.status == 0, "exit %d: %s", run.status, run.err);
-		first_line(run.out, ok_id, sizeof(ok_id));
-		run_cli(&run, env, "submit", "-f", job, "--conf", "spark.kubesim.exitCode=1", "--wait", NULL);
-		ck_assert_msg(run.status == 1, "exit %d: %s", run.status, run.err);
-		ck_assert_ptr_nonnull(strstr(run.err, "FAILED"));
-	}
-	run_cli(&run, env, "logs", "-f", ok_id, NULL);
-	ck_assert_int_eq(run.status, 0);
-	ck_assert_ptr_nonnull(strstr(run.out, "Successfully stopped SparkContext"));
-	run_cli(&run, env, "list", "-l", "team=search", "-o", "wide", NULL);
-	ck_assert_int_eq(run.status, 0);
-	ck_assert_ptr_nonnull(strstr(run.out, ok_id));
-	ck_assert_ptr_nonnull(strstr(run.out, "FAILED"));
-	ck_assert_ptr_nonnull(strstr(run.out, "NAMESPACE"));
-	run_cli(&run, env, "cordon", "sim-b", NULL);
-	ck_assert_int_eq(run.status, 0);
-	run_cli(&run, env, "uncordon", "sim-b", NULL);
-	ck_assert_int_eq(run.status, 0);
-
-	kill(-demo, SIGTERM);
-	for (int i = 0; i < 100 && waitpid(demo, &status, WNOHANG) != demo; i++)
-		usleep(100000);
-}
-END_TEST
-
 /* ---- with tokens ---- */
 
 /* A token made with `sparkgw token create ARGS`. */
@@ -1001,7 +574,7 @@ START_TEST(test_tokens_scope_the_facades_and_cli)
 	struct tu_gateway g;
 	char *tdir = tu_tmpdir("compat-auth"), *ads, *search, path[200], id[64], env_token[120], env_url[100];
 	struct tu_response r;
-	struct cli_run run;
+	struct tu_cli_run run;
 	long long batch;
 
 	ck_assert_ptr_nonnull(tdir);
@@ -1042,17 +615,17 @@ START_TEST(test_tokens_scope_the_facades_and_cli)
 	tu_response_release(&r);
 
 	/* The command line: refused without a token, served with one. */
-	run_cli(&run, NULL, "get", id, "-s", g.base, NULL);
+	tu_cli(&run, dir, NULL, "get", id, "-s", g.base, NULL);
 	ck_assert_int_eq(run.status, 1);
 	ck_assert_ptr_nonnull(strstr(run.err, "401"));
-	run_cli(&run, NULL, "get", id, "-s", g.base, "--token", search, NULL);
+	tu_cli(&run, dir, NULL, "get", id, "-s", g.base, "--token", search, NULL);
 	ck_assert_msg(run.status == 0, "%s", run.err);
 	snprintf(env_token, sizeof(env_token), "SPARKGW_TOKEN=%s", search);
 	snprintf(env_url, sizeof(env_url), "SPARKGW_URL=%s", g.base);
 	{
 		const char *env[] = {env_token, env_url, NULL};
 
-		run_cli(&run, env, "list", NULL);
+		tu_cli(&run, dir, env, "list", NULL);
 		ck_assert_int_eq(run.status, 0);
 		ck_assert_ptr_nonnull(strstr(run.out, id));
 	}
@@ -1136,7 +709,6 @@ Suite *compat_suite(void)
 	TCase *unit = tcase_create("translation");
 	TCase *livy = tcase_create("livy");
 	TCase *bpg = tcase_create("bpg");
-	TCase *cli = tcase_create("cli");
 	TCase *tokens = tcase_create("settings");
 
 	tcase_add_test(unit, test_livy_request_translation);
@@ -1161,15 +733,6 @@ Suite *compat_suite(void)
 	tcase_add_test(bpg, test_bpg_json_delete_and_refusals);
 	suite_add_tcase(s, bpg);
 
-	tcase_add_unchecked_fixture(cli, start_fleet, stop_fleet);
-	tcase_set_timeout(cli, 180);
-	tcase_add_test(cli, test_cli_submit_wait_exit_codes);
-	tcase_add_test(cli, test_cli_logs_follow_to_the_end);
-	tcase_add_test(cli, test_cli_list_get_events_output);
-	tcase_add_test(cli, test_cli_errors_and_settings);
-	tcase_add_test(cli, test_cli_dry_run_and_operators);
-	tcase_add_test(cli, test_cli_walkthrough_on_make_run);
-	suite_add_tcase(s, cli);
 
 	tcase_add_test(tokens, test_tokens_scope_the_facades_and_cli);
 	tcase_add_test(tokens, test_livy_prefix_setting);

@@ -46,6 +46,7 @@ int main(void)
 	srunner_add_suite(sr, observe_suite());
 	srunner_add_suite(sr, faults_suite());
 	srunner_add_suite(sr, compat_suite());
+	srunner_add_suite(sr, cli_suite());
 	srunner_add_suite(sr, deploy_suite());
 	srunner_add_suite(sr, replicas_suite());
 	srunner_run_all(sr, CK_NORMAL);

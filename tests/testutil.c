@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1056,4 +1057,82 @@ int tu_validate_k8s(const char *kind, json_t *obj, const char *tmpdir, char *out
 	status = p ? pclose(p) : -1;
 	unlink(path);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ---- the command line ---- */
+
+pid_t tu_cli_spawn(const char *dir, const char *tag, const char *const *env, const char *const *argv)
+{
+	char out_path[700], err_path[700];
+	const char *args[48];
+	size_t n = 0;
+	pid_t pid;
+
+	args[n++] = tu_gateway_bin();
+	for (; argv[n - 1] && n < 47; n++)
+		args[n] = argv[n - 1];
+	args[n] = NULL;
+	snprintf(out_path, sizeof(out_path), "%s/%s.out", dir, tag);
+	snprintf(err_path, sizeof(err_path), "%s/%s.err", dir, tag);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600), e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		dup2(o, 1);
+		dup2(e, 2);
+		unsetenv("SPARKGW_URL");
+		unsetenv("SPARKGW_TOKEN");
+		unsetenv("SPARKGW_CONFIG");
+		unsetenv("COLUMNS");
+		setenv("HOME", dir, 1);
+		for (size_t i = 0; env && env[i]; i++)
+			putenv((char *)(uintptr_t)env[i]);
+		execv(args[0], (char *const *)(uintptr_t)args);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void read_into(const char *path, char *buf, size_t size)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, size - 1, f) : 0;
+
+	buf[n] = '\0';
+	if (f)
+		fclose(f);
+}
+
+void tu_cli_collect(pid_t pid, const char *dir, const char *tag, struct tu_cli_run *res)
+{
+	char path[700];
+	int status = 0;
+
+	for (int i = 0; i < 900 && waitpid(pid, &status, WNOHANG) != pid; i++) {
+		usleep(100000);
+		if (i == 899) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+		}
+	}
+	res->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	snprintf(path, sizeof(path), "%s/%s.out", dir, tag);
+	read_into(path, res->out, sizeof(res->out));
+	snprintf(path, sizeof(path), "%s/%s.err", dir, tag);
+	read_into(path, res->err, sizeof(res->err));
+}
+
+void tu_cli(struct tu_cli_run *res, const char *dir, const char *const *env, ...)
+{
+	const char *argv[40];
+	size_t n = 0;
+	va_list ap;
+
+	va_start(ap, env);
+	while (n < 39 && (argv[n] = va_arg(ap, const char *)))
+		n++;
+	va_end(ap);
+	argv[n] = NULL;
+	tu_cli_collect(tu_cli_spawn(dir, "cli", env, argv), dir, "cli", res);
 }

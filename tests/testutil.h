@@ -28,6 +28,7 @@ Suite *auth_suite(void);
 Suite *observe_suite(void);
 Suite *faults_suite(void);
 Suite *compat_suite(void);
+Suite *cli_suite(void);
 Suite *deploy_suite(void);
 Suite *replicas_suite(void);
 
@@ -175,6 +176,20 @@ void tu_schema_unload(void);
  * name such as io.k8s.api.core.v1.PodTemplateSpec) or, when kind is NULL,
  * as its own apiVersion and kind say; 0 when valid, else its output in out. */
 int tu_validate_k8s(const char *kind, json_t *obj, const char *tmpdir, char *out, size_t outlen);
+
+/* The sparkgw command line, run as a user would: in an environment
+ * without SPARKGW_* settings or COLUMNS, HOME at dir, with env's "K=V"
+ * (NULL-ended, may be NULL) on top; argv NULL-ended after sparkgw. */
+struct tu_cli_run {
+	int status; /* the exit status, or 128 + the signal */
+	char out[32768], err[8192];
+};
+/* Starts it with its output in dir/TAG.out and .err; returns its pid. */
+pid_t tu_cli_spawn(const char *dir, const char *tag, const char *const *env, const char *const *argv);
+/* Waits (90 s at most, then kills) for a spawned run and reads its output. */
+void tu_cli_collect(pid_t pid, const char *dir, const char *tag, struct tu_cli_run *res);
+/* Both: a run to its end. */
+void tu_cli(struct tu_cli_run *res, const char *dir, const char *const *env, ...);
 
 /* A valid submission body, with the given name and team label. */
 char *tu_job_body(const char *name, const char *team);

@@ -1,5 +1,6 @@
 /* The sparkgw command line: a client of a gateway's REST API (submit, get,
- * list, logs, cancel, events, queue, clusters, cordon, drain, uncordon). */
+ * list, logs, cancel, events, queue, clusters, cordon, drain, uncordon,
+ * version, help, completion); docs/cli.md is its manual. */
 #ifndef GW_CLI_CLIENT_H
 #define GW_CLI_CLIENT_H
 

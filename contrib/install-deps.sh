@@ -44,9 +44,10 @@ fi
 
 # The tests' npm packages, pinned by their lock files: playwright-core for
 # the dashboard, a published Livy client for the Livy API, ajv for the
-# Kubernetes schemas and the official Kubernetes JavaScript client.
+# Kubernetes schemas, the official Kubernetes JavaScript client and Redocly's
+# CLI, which lints api/openapi.yaml.
 cd "$(dirname "$0")/.."
-for pkg in browser/playwright-core livy/livy-client k8s/ajv k8s/@kubernetes/client-node; do
+for pkg in browser/playwright-core livy/livy-client k8s/ajv k8s/@kubernetes/client-node contract/@redocly/cli; do
 	if [ ! -d "tests/${pkg%%/*}/node_modules/${pkg#*/}" ]; then
 		echo "install-deps: npm ci in tests/${pkg%%/*}" >&2
 		(cd "tests/${pkg%%/*}" && npm ci --no-audit --no-fund --loglevel=error)

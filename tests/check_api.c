@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/yamljson.h"
@@ -715,6 +716,42 @@ START_TEST(test_contract_covers_every_route)
 }
 END_TEST
 
+/* Redocly's linter (pinned in tests/contract), by redocly.yaml's strict
+ * rules, in directory at: its exit status. */
+static int redocly_lint(const char *src, const char *at, const char *log)
+{
+	char cmd[2400];
+
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true "
+		 "'%s/tests/contract/node_modules/.bin/redocly' lint api/openapi.yaml > '%s' 2>&1",
+		 at, src, log);
+	return WEXITSTATUS(system(cmd));
+}
+
+/* The contract passes Redocly's strict lint, and the lint bites: a copy
+ * with one operation's 401 taken out fails it. */
+START_TEST(test_contract_lints_clean)
+{
+	const char *src = getenv("SPARKGW_SRC") ? getenv("SPARKGW_SRC") : ".";
+	char *tmp = tu_tmpdir("lint"), *abs_src = realpath(src, NULL), cmd[2400], log[700];
+
+	ck_assert_ptr_nonnull(abs_src);
+	snprintf(log, sizeof(log), "%s/lint.log", tmp);
+	ck_assert_msg(redocly_lint(abs_src, abs_src, log) == 0, "redocly lint api/openapi.yaml failed: see %s", log);
+	snprintf(cmd, sizeof(cmd),
+		 "mkdir -p '%s/api' && cp '%s/redocly.yaml' '%s/.redocly.lint-ignore.yaml' '%s/' && "
+		 "awk '/operationId: listPools/ {p = 1} p && /401/ {p = 0; next} {print}' '%s/api/openapi.yaml' "
+		 "> '%s/api/openapi.yaml'",
+		 tmp, abs_src, abs_src, tmp, abs_src, tmp);
+	ck_assert_int_eq(WEXITSTATUS(system(cmd)), 0);
+	ck_assert_int_ne(redocly_lint(abs_src, tmp, log), 0);
+	tu_rmtree(tmp);
+	free(tmp);
+	free(abs_src);
+}
+END_TEST
+
 Suite *api_suite(void)
 {
 	Suite *s = suite_create("api");
@@ -722,6 +759,7 @@ Suite *api_suite(void)
 
 	suite_add_tcase(s, api_tests("v1", start_gateway, stop_gateway));
 	tcase_add_test(contract, test_contract_covers_every_route);
+	tcase_add_test(contract, test_contract_lints_clean);
 	suite_add_tcase(s, contract);
 	return s;
 }

@@ -403,15 +403,23 @@ enum gw_err store_audit_list(struct store *s, const struct store_audit_query *q,
  * [{pool, team, count}]. */
 enum gw_err store_state_counts(struct store *s, json_t **counts, json_t **queued, char *err);
 
+enum store_usage_group { STORE_USAGE_BY_TEAM, STORE_USAGE_BY_LABEL, STORE_USAGE_BY_USER, STORE_USAGE_BY_JOB };
+
 struct store_usage_query {
 	int64_t from_ms, to_ms, now_ms;
-	const char *label;   /* group by this label's value; NULL: by team */
+	enum store_usage_group group;
+	const char *label;   /* STORE_USAGE_BY_LABEL: this label's value */
 	const json_t *teams; /* array: only these teams; NULL: all */
 };
 
 /* Resources held within [from, to) (running pods up to now), by group and
  * pool: [{key, pool, coreSeconds, memoryGiBSeconds, gpuSeconds}]. */
 enum gw_err store_usage_sum(struct store *s, const struct store_usage_query *q, json_t **out, char *err);
+
+/* The pods a job's runs held (by pod_usage), oldest first: [{role,
+ * cluster, pool, coresMilli, memoryMiB, gpus, startMs, endMs (0 while it
+ * runs), coreSeconds, memoryGiBSeconds, gpuSeconds (up to now_ms)}]. */
+enum gw_err store_job_pods(struct store *s, const char *job_id, int64_t now_ms, json_t **out, char *err);
 
 /* "sqlite" or "postgres", and the engine's version in version. */
 const char *store_engine(const struct store *s, const char **version);

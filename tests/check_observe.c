@@ -438,6 +438,34 @@ START_TEST(test_usage_by_team_and_label)
 	ck_usage(u, "dev", b_core, b_gib);
 	ck_usage(u, "", c_core, c_gib);
 	json_decref(u);
+	u = usage("groupBy=job");
+	ck_usage(u, a, a_core, a_gib);
+	ck_usage(u, c, c_core, c_gib);
+	json_decref(u);
+	u = usage("groupBy=user"); /* none named one: all anonymous */
+	ck_usage(u, "anonymous", a_core + b_core + c_core, a_gib + b_gib + c_gib);
+	json_decref(u);
+
+	/* One job's pods, for its page: what each held, the total and its cost. */
+	{
+		char url[300];
+		json_t *pods, *pod, *total;
+
+		snprintf(url, sizeof(url), "%s/api/v1/jobs/%s/pods", gw.base, a);
+		pods = tu_get_json(url);
+		ck_assert_ptr_nonnull(pods);
+		ck_assert_schema("JobPods", pods);
+		ck_assert_int_eq(json_array_size(json_object_get(pods, "items")), 1);
+		pod = json_array_get(json_object_get(pods, "items"), 0);
+		ck_assert_str_eq(json_string_value(json_object_get(pod, "role")), "driver");
+		ck_assert_int_eq(json_integer_value(json_object_get(pod, "coresMilli")), 2000);
+		ck_assert(json_is_string(json_object_get(pod, "endedAt")));
+		total = json_object_get(pods, "total");
+		ck_assert_double_eq_tol(json_real_value(json_object_get(total, "coreSeconds")), a_core, 1e-6);
+		ck_assert_double_eq_tol(json_real_value(json_object_get(total, "cost")), a_core / 1000 + a_gib / 10000,
+					1e-9);
+		json_decref(pods);
+	}
 
 	/* A restart lists the same pods again: nothing is counted twice. */
 	ck_assert_int_eq(tu_gateway_signal(&gw, SIGTERM), 0);

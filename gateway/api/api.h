@@ -155,6 +155,7 @@ enum MHD_Result api_token_revoke(struct http_request *h, const char *id);
 enum MHD_Result api_audit(struct http_request *h, const char *id);
 enum MHD_Result api_metrics(struct http_request *h, const char *id);
 enum MHD_Result api_usage(struct http_request *h, const char *id);
+enum MHD_Result api_job_pods(struct http_request *h, const char *id);
 enum MHD_Result api_ui(struct http_request *h, const char *id);
 /* The Livy batch API (compat/livy.c) and the Batch Processing Gateway API
  * (compat/bpg.c). */

@@ -70,6 +70,7 @@ static const struct http_route routes[] = {
 	{"GET", "/api/v1/jobs/*/events", api_job_events, AUTH_VIEWER},
 	{"GET", "/api/v1/jobs/*/logs", api_job_logs, AUTH_VIEWER},
 	{"GET", "/api/v1/jobs/*/conf", api_job_conf, AUTH_VIEWER},
+	{"GET", "/api/v1/jobs/*/pods", api_job_pods, AUTH_VIEWER},
 	{"GET", UI_ROUTE, api_job_ui, AUTH_VIEWER},
 	{"GET", "/api/v1/pools", api_pools, AUTH_VIEWER},
 	{"GET", "/api/v1/queue", api_queue, AUTH_OPERATOR},

@@ -1,4 +1,4 @@
-/* GET /api/v1/usage?groupBy=team|label:KEY&from=&to=: core-, memory- and
+/* GET /api/v1/usage?groupBy=team|user|job|label:KEY&from=&to=: core-, memory- and
  * GPU-seconds held by the pods of jobs within a window, by team or by a
  * label's value, priced by the pools' price tables. */
 #include <stdio.h>
@@ -60,9 +60,18 @@ enum MHD_Result api_usage(struct http_request *h, const char *id)
 	enum gw_err rc;
 
 	(void)id;
-	if (group && strcmp(group, "team") && (strncmp(group, "label:", 6) || !group[6]))
-		return http_reply_problem(&rq->http, 400, "bad-query", "groupBy must be team or label:KEY", NULL);
-	q.label = group && !strncmp(group, "label:", 6) ? group + 6 : NULL;
+	if (!group || !strcmp(group, "team"))
+		q.group = STORE_USAGE_BY_TEAM;
+	else if (!strcmp(group, "user"))
+		q.group = STORE_USAGE_BY_USER;
+	else if (!strcmp(group, "job"))
+		q.group = STORE_USAGE_BY_JOB;
+	else if (!strncmp(group, "label:", 6) && group[6])
+		q.group = STORE_USAGE_BY_LABEL;
+	else
+		return http_reply_problem(&rq->http, 400, "bad-query", "groupBy must be team, user, job or label:KEY",
+					  NULL);
+	q.label = q.group == STORE_USAGE_BY_LABEL ? group + 6 : NULL;
 	if (!time_arg(rq, "to", now, &q.to_ms) || !time_arg(rq, "from", q.to_ms - DEFAULT_WINDOW_MS, &q.from_ms) ||
 	    q.from_ms >= q.to_ms)
 		return http_reply_problem(&rq->http, 400, "bad-query",
@@ -94,4 +103,50 @@ enum MHD_Result api_usage(struct http_request *h, const char *id)
 	gw_time_format(q.to_ms, to);
 	return http_reply_json(&rq->http, 200, json_pack("{s:s, s:s, s:s, s:o}", "from", from, "to", to, "groupBy",
 						  group ? group : "team", "items", list), NULL);
+}
+
+/* GET /api/v1/jobs/{id}/pods: the pods the job's runs held (drivers and
+ * executors, running or ended) and their total, priced as usage is. */
+enum MHD_Result api_job_pods(struct http_request *h, const char *id)
+{
+	struct request *rq = api_request(h);
+	json_t *pods, *totals, *total, *pod;
+	enum MHD_Result reply;
+	char err[GW_ERRLEN];
+	struct router *r;
+	bool priced = false;
+	enum gw_err rc;
+	size_t i;
+
+	if (!gateway_load_job(rq, id, &reply))
+		return reply;
+	if ((rc = store_job_pods(rq->store, id, gw_now_ms(), &pods, err))) {
+		json_decref(pods);
+		return gateway_reply_store_error(rq, rc, err);
+	}
+	totals = json_object();
+	r = router_holder_get(rq->services->policy);
+	json_array_foreach(pods, i, pod) {
+		char started[GW_TIME_LEN], ended[GW_TIME_LEN];
+		int64_t end_ms = json_integer_value(json_object_get(pod, "endMs"));
+
+		json_object_set_new(pod, "key", json_string(id));
+		add_row(totals, pod, r, &priced);
+		json_object_del(pod, "key");
+		gw_time_format(json_integer_value(json_object_get(pod, "startMs")), started);
+		gw_time_format(end_ms, ended);
+		json_object_set_new(pod, "startedAt", json_string(started));
+		json_object_set_new(pod, "endedAt", end_ms ? json_string(ended) : json_null());
+		json_object_del(pod, "startMs");
+		json_object_del(pod, "endMs");
+	}
+	router_unref(r);
+	total = json_object_get(totals, id);
+	total = total ? json_incref(total)
+		      : json_pack("{s:f, s:f, s:f}", "coreSeconds", 0.0, "memoryGiBSeconds", 0.0, "gpuSeconds", 0.0);
+	json_decref(totals);
+	json_object_del(total, "key");
+	if (!priced)
+		json_object_del(total, "cost");
+	return http_reply_json(&rq->http, 200, json_pack("{s:o, s:o}", "items", pods, "total", total), NULL);
 }

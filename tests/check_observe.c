@@ -532,12 +532,14 @@ START_TEST(test_dashboard_in_a_browser)
 {
 	struct tu_kubesim sim = {0};
 	static const char *const mode = "driver-pod";
-	static const char *const shots[] = {"jobs.png", "job.png", "fleet.png", "usage.png"};
+	static const char *const shots[] = {"queued.png", "jobs.png", "job.png", "fleet.png", "usage.png"};
 	char cfg[700], cmd[1200];
 	int status;
 
 	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "web", NULL), 0);
-	tu_write_cluster_config(dir, &sim, &mode, 1, NULL, cfg, sizeof(cfg));
+	tu_write_cluster_config(dir, &sim, &mode, 1,
+				"pools: [{name: web, clusters: [web], prices: {coreHour: 0.04, memoryGiBHour: 0.005}}]\n", cfg,
+				sizeof(cfg));
 	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", cfg, NULL), 0);
 	snprintf(cmd, sizeof(cmd), "node tests/browser/dashboard.test.js %s %s > %s/browser.log 2>&1", gw.base, dir, dir);
 	status = system(cmd);

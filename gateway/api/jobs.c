@@ -367,6 +367,26 @@ bool gateway_visible_selector(struct request *rq, const char *text, struct gw_se
 	return gw_selector_parse(all, out, err) == GW_OK;
 }
 
+/* A listed job's cached text, with why it waits when it does (as a GET
+ * of it says); false when out is full. */
+static bool append_job(struct request *rq, struct gw_buf *out, const struct jobview_entry *e)
+{
+	char why[GW_ERRLEN], *quoted;
+	json_t *reason;
+	bool ok;
+
+	if (store_state_terminal(e->state) || !rq->dispatch || !dispatch_wait_reason(rq->dispatch, e->id, why, sizeof(why)))
+		return gw_buf_append(out, e->text, e->len) == GW_OK;
+	reason = json_string(why);
+	quoted = reason ? json_dumps(reason, JSON_ENCODE_ANY) : NULL;
+	ok = quoted && gw_buf_append(out, e->text, e->len - 1) == GW_OK &&
+	     gw_buf_append(out, ",\"waitReason\":", 14) == GW_OK && gw_buf_append(out, quoted, strlen(quoted)) == GW_OK &&
+	     gw_buf_append(out, "}", 1) == GW_OK;
+	json_decref(reason);
+	free(quoted);
+	return ok;
+}
+
 enum MHD_Result api_job_list(struct http_request *h, const char *id)
 {
 	struct request *rq = api_request(h);
@@ -427,7 +447,7 @@ enum MHD_Result api_job_list(struct http_request *h, const char *id)
 			}
 			if (!e)
 				e = jobview_put(rq->services->jobs_view, epoch, &jobs[i]);
-			oom = !e || (i && gw_buf_append(&out, ",", 1)) || gw_buf_append(&out, e->text, e->len);
+			oom = !e || (i && gw_buf_append(&out, ",", 1)) || !append_job(rq, &out, e);
 			jobview_release(e);
 		}
 		if (a.q.changes) /* the next poll's cursor: the last change read, else the same */

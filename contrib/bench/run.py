@@ -474,6 +474,24 @@ class Bench:
                              port, os.path.join(self.work, f"kubesim-{i}.log")))
         return sims
 
+    def kubesim_churn(self):
+        """kubesim's cost a change, with few and with many objects held: a
+        delete used to copy every key and collect garbage over all."""
+        rates = {}
+        for held in (1_000, 30_000):
+            port = free_port()
+            sim = Proc([os.path.join(self.build, "kubesim"), "--listen", f"127.0.0.1:{port}",
+                        "--name", "churn", "--namespace", "spark-jobs"],
+                       port, os.path.join(self.work, f"kubesim-churn-{held}.log"))
+            try:
+                rates[held] = churn_pairs(port, held, max(2, self.seconds // 2))
+            finally:
+                sim.stop()
+        self.results["kubesim_churn"] = {
+            "pairs_per_s_1k_held": rates[1_000], "pairs_per_s_30k_held": rates[30_000],
+            "ratio_30k_to_1k": rates[30_000] / rates[1_000]}
+        log(f"kubesim churn: {self.results['kubesim_churn']}")
+
     def dispatch(self):
         data = self.new_data("dispatch")
         ports = [free_port() for _ in range(CLUSTERS)]
@@ -582,6 +600,29 @@ def count_pods(port):
     conn.request("GET", "/api/v1/namespaces/spark-jobs/pods?labelSelector=spark-role%3Ddriver")
     items = json.loads(conn.getresponse().read())["items"]
     return len(items)
+
+
+def churn_pairs(port, held, seconds):
+    """Create+delete pairs per second on a kubesim already holding `held`
+    ConfigMaps: what a fleet's day asks of a cluster that keeps objects."""
+    c = http.client.HTTPConnection("127.0.0.1", port)
+
+    def call(method, path, body=None):
+        c.request(method, path, body=json.dumps(body) if body else None,
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        r.read()
+        return r.status
+    for i in range(held):
+        call("POST", "/api/v1/namespaces/spark-jobs/configmaps", {"metadata": {"name": f"held-{i}"}})
+    n, end = 0, time.time() + seconds
+    t0 = time.time()
+    while time.time() < end:
+        call("POST", "/api/v1/namespaces/spark-jobs/configmaps", {"metadata": {"name": f"x-{n}"}})
+        if call("DELETE", f"/api/v1/namespaces/spark-jobs/configmaps/x-{n}") != 200:
+            raise RuntimeError("kubesim refused a delete")
+        n += 1
+    return n / (time.time() - t0)
 
 
 def direct_creates(ports, pod_file, seconds):
@@ -780,6 +821,11 @@ def table(r):
                  f"gateway CPU {p['gateway_cpu_with_pollers']:.0%} of a core "
                  f"({p['gateway_cpu_submissions_only']:.0%} without pollers); poll p99 {p['poll_p99_ms']:.1f} ms",
                  "", ""))
+    if "kubesim_churn" in r:
+        kc = r["kubesim_churn"]
+        rows.append(("kubesim create+delete, 30k objects held vs 1k",
+                     f"{kc['pairs_per_s_30k_held']:,.0f} vs {kc['pairs_per_s_1k_held']:,.0f} pairs/s",
+                     f"{kc['ratio_30k_to_1k']:.0%}", "≥ 80% (cost by the change, not the store)"))
     ds = r["dispatch"]
     rows.append(("Dispatch 10k queued jobs, 10 kubesim clusters",
                  f"{ds['drivers_per_s']:,.0f} drivers/s ({ds['api_creates_per_s']:,.0f} API creates/s)",
@@ -822,7 +868,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=5, help="length of each timed run")
     ap.add_argument("--only", help="comma-separated phases, for a partial run (not written to --out)")
     args = ap.parse_args()
-    phases = ["http_baseline", "store_baseline", "submit", "scaling", "dispatch", "postgres"]
+    phases = ["http_baseline", "store_baseline", "submit", "scaling", "kubesim_churn", "dispatch", "postgres"]
     only = args.only.split(",") if args.only else phases
     if not shutil.which("wrk"):
         sys.exit("bench: wrk is missing (contrib/install-deps.sh installs it)")

@@ -107,8 +107,12 @@ struct ks_state {
 	size_t log_cap, log_start, log_len;
 	int64_t compacted_rv; /* watches from before this get 410 */
 	int64_t compacted_at_ms;
-	/* Something was deleted or gained an owner since the last collection. */
-	bool gc_due;
+	/* The garbage collector's work, proportional to what changed: every
+	 * owner uid's dependents (uid -> {key: true}), the dependents whose
+	 * owner went or never was (to check), and the objects waiting in
+	 * foreground deletion for their dependents to go. */
+	json_t *dependents, *gc_check, *foreground;
+	bool gc_due; /* gc_check or foreground has keys */
 	uint64_t rng;
 	bool stopping;
 	char *tls_cert_pem, *tls_key_pem;

@@ -1,6 +1,7 @@
 /* kubesim's object store: objects by key, a global resourceVersion, the
  * event log that watches read, deletion with finalizers and owner
  * references, and garbage collection. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,9 @@ int ks_state_init(struct ks_state *st, const struct ks_options *opts)
 	st->objects = json_object();
 	st->pods = json_object();
 	st->apps = json_object();
+	st->dependents = json_object();
+	st->gc_check = json_object();
+	st->foreground = json_object();
 	st->pods_touched = json_object();
 	st->drivers_ending = json_object();
 	st->watches_open = json_object();
@@ -146,6 +150,9 @@ void ks_state_release(struct ks_state *st)
 	json_decref(st->objects);
 	json_decref(st->pods);
 	json_decref(st->apps);
+	json_decref(st->dependents);
+	json_decref(st->gc_check);
+	json_decref(st->foreground);
 	for (size_t i = 0; i < st->lapses_len; i++)
 		free(st->lapses[(st->lapses_start + i) % st->lapses_cap].key);
 	free(st->lapses);
@@ -290,6 +297,50 @@ static void remember_lapse(struct ks_state *st, const char *key)
 	st->lapses_len++;
 }
 
+static json_t *owner_refs(const json_t *obj)
+{
+	return json_object_get(json_object_get(obj, "metadata"), "ownerReferences");
+}
+
+/* Adds (or drops) key as a dependent of each owner obj names. */
+static void index_owners(struct ks_state *st, const char *key, const json_t *obj, bool add)
+{
+	size_t i;
+	json_t *ref;
+
+	json_array_foreach(owner_refs(obj), i, ref) {
+		const char *uid = jstr(json_object_get(ref, "uid"));
+		json_t *set = json_object_get(st->dependents, uid);
+
+		if (add) {
+			if (!set)
+				json_object_set_new(st->dependents, uid, set = json_object());
+			json_object_set_new(set, key, json_true());
+		} else if (set) {
+			json_object_del(set, key);
+			if (!json_object_size(set))
+				json_object_del(st->dependents, uid);
+		}
+	}
+}
+
+static void check_later(struct ks_state *st, const char *key)
+{
+	json_object_set_new(st->gc_check, key, json_true());
+	st->gc_due = true;
+}
+
+/* Snapshot of a set's keys, for walks that change it. */
+static json_t *keys_of(const json_t *set)
+{
+	json_t *keys = json_array(), *v;
+	const char *key;
+
+	json_object_foreach((json_t *)(uintptr_t)set, key, v)
+		json_array_append_new(keys, json_string(key));
+	return keys;
+}
+
 void ks_insert(struct ks_state *st, const struct ks_resource *r, json_t *obj)
 {
 	json_t *meta = json_object_get(obj, "metadata");
@@ -315,8 +366,9 @@ void ks_insert(struct ks_state *st, const struct ks_resource *r, json_t *obj)
 		remember_lapse(st, key);
 	if (!strcmp(r->name, "nodes"))
 		st->nodes_listed = false;
+	index_owners(st, key, obj, true);
 	if (orphaned(st, obj))
-		st->gc_due = true;
+		check_later(st, key);
 	append_event(st, "ADDED", r, obj);
 	json_decref(obj);
 }
@@ -333,6 +385,8 @@ void ks_update(struct ks_state *st, const struct ks_resource *r, json_t *obj)
 		json_object_set(st->apps, key, obj);
 	if (!strcmp(r->name, "nodes"))
 		st->nodes_listed = false;
+	index_owners(st, key, json_object_get(st->objects, key), false);
+	index_owners(st, key, obj, true);
 	json_object_set(st->objects, key, obj);
 	append_event(st, "MODIFIED", r, obj);
 	json_decref(obj);
@@ -354,8 +408,17 @@ void ks_remove(struct ks_state *st, const struct ks_resource *r, const char *ns,
 	if (!strcmp(r->name, "nodes"))
 		st->nodes_listed = false;
 	json_object_del(st->objects, key);
-	/* What it owned is collected; an Event owns nothing. */
-	st->gc_due = st->gc_due || strcmp(r->name, "events");
+	json_object_del(st->foreground, key);
+	index_owners(st, key, obj, false);
+	/* What it owned is checked by the next collection. */
+	{
+		json_t *set = json_object_get(st->dependents, jstr(json_object_get(json_object_get(obj, "metadata"), "uid")));
+		const char *dep;
+		json_t *v;
+
+		json_object_foreach(set, dep, v)
+			check_later(st, dep);
+	}
 	/* A DELETED event carries the last state with a fresh resourceVersion. */
 	stamp_rv(st, obj);
 	append_event(st, "DELETED", r, obj);
@@ -370,30 +433,6 @@ static const struct ks_resource *resource_of(const char *key)
 		if (strlen(ks_resources[i].name) == n && !strncmp(ks_resources[i].name, key, n))
 			return &ks_resources[i];
 	return NULL;
-}
-
-static bool owned_by(const json_t *obj, const char *uid)
-{
-	json_t *refs = json_object_get(json_object_get(obj, "metadata"), "ownerReferences");
-	size_t i;
-	json_t *ref;
-
-	json_array_foreach(refs, i, ref)
-		if (!strcmp(jstr(json_object_get(ref, "uid")), uid))
-			return true;
-	return false;
-}
-
-/* Snapshot of keys, so that callers may change the map while walking. */
-static json_t *all_keys(struct ks_state *st)
-{
-	json_t *keys = json_array();
-	const char *key;
-	json_t *v;
-
-	json_object_foreach(st->objects, key, v)
-		json_array_append_new(keys, json_string(key));
-	return keys;
 }
 
 static bool has_finalizer(const json_t *obj, const char *name)
@@ -418,11 +457,10 @@ void ks_delete(struct ks_state *st, const struct ks_resource *r, json_t *obj,
 
 	if (json_object_get(meta, "deletionTimestamp"))
 		return; /* already being deleted */
-	st->gc_due = true;
 	/* A copy: updating the stored object below frees obj. */
 	snprintf(uid, sizeof(uid), "%s", jstr(json_object_get(meta, "uid")));
 	ks_now_rfc3339(now);
-	keys = all_keys(st);
+	keys = keys_of(json_object_get(st->dependents, uid));
 	if (propagation && !strcmp(propagation, "Orphan")) {
 		json_array_foreach(keys, i, k) {
 			json_t *dep = json_object_get(st->objects, json_string_value(k));
@@ -430,7 +468,7 @@ void ks_delete(struct ks_state *st, const struct ks_resource *r, json_t *obj,
 			size_t j;
 			json_t *ref;
 
-			if (!dep || !owned_by(dep, uid))
+			if (!dep)
 				continue;
 			dep = json_deep_copy(dep);
 			refs = json_object_get(json_object_get(dep, "metadata"), "ownerReferences");
@@ -452,11 +490,18 @@ void ks_delete(struct ks_state *st, const struct ks_resource *r, json_t *obj,
 		json_array_append_new(fins, json_string("foregroundDeletion"));
 		json_object_set_new(meta, "deletionTimestamp", json_string(now));
 		json_object_set_new(meta, "deletionGracePeriodSeconds", json_integer(0));
+		{
+			char key[512];
+
+			ks_key(r, ks_ns(copy), ks_name(copy), key, sizeof(key));
+			json_object_set_new(st->foreground, key, json_true());
+			st->gc_due = true;
+		}
 		ks_update(st, r, copy);
 		json_array_foreach(keys, i, k) {
 			json_t *dep = json_object_get(st->objects, json_string_value(k));
 
-			if (dep && owned_by(dep, uid))
+			if (dep)
 				ks_delete(st, resource_of(json_string_value(k)), dep, "Background");
 		}
 	} else if (!strcmp(r->name, "pods") && json_object_get(json_object_get(copy, "spec"), "nodeName") &&
@@ -477,32 +522,31 @@ void ks_delete(struct ks_state *st, const struct ks_resource *r, json_t *obj,
 
 void ks_collect_garbage(struct ks_state *st)
 {
-	json_t *keys = all_keys(st);
-	json_t *obj, *k;
+	json_t *keys = keys_of(st->gc_check), *obj, *k;
 	size_t i;
 
+	json_object_clear(st->gc_check);
 	json_array_foreach(keys, i, k) {
 		obj = json_object_get(st->objects, json_string_value(k));
 		if (obj && orphaned(st, obj))
 			ks_delete(st, resource_of(json_string_value(k)), obj, "Background");
 	}
+	json_decref(keys);
 	/* Foreground deletions finish once no dependent is left. */
+	keys = keys_of(st->foreground);
 	json_array_foreach(keys, i, k) {
 		const struct ks_resource *r = resource_of(json_string_value(k));
-		const char *uid;
-		bool dependents = false;
-		const char *okey;
-		json_t *other, *copy, *fins, *kept, *f;
+		json_t *copy, *fins, *kept, *f;
 		size_t j;
 
 		obj = json_object_get(st->objects, json_string_value(k));
-		if (!obj || !has_finalizer(obj, "foregroundDeletion"))
+		if (!obj || !has_finalizer(obj, "foregroundDeletion")) {
+			json_object_del(st->foreground, json_string_value(k));
 			continue;
-		uid = json_string_value(json_object_get(json_object_get(obj, "metadata"), "uid"));
-		json_object_foreach(st->objects, okey, other)
-			dependents = dependents || owned_by(other, uid);
-		if (dependents)
+		}
+		if (json_object_get(st->dependents, jstr(json_object_get(json_object_get(obj, "metadata"), "uid"))))
 			continue;
+		json_object_del(st->foreground, json_string_value(k));
 		copy = json_deep_copy(obj);
 		fins = json_object_get(json_object_get(copy, "metadata"), "finalizers");
 		kept = json_array();
@@ -520,6 +564,7 @@ void ks_collect_garbage(struct ks_state *st)
 		ks_update(st, r, copy);
 	}
 	json_decref(keys);
+	st->gc_due = json_object_size(st->gc_check) || json_object_size(st->foreground);
 }
 
 void ks_record_event(struct ks_state *st, json_t *obj, const char *type,

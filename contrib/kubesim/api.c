@@ -391,7 +391,7 @@ static void quota_usage(struct ks_state *st, json_t *quota)
 	char text[64], prefix[300];
 
 	snprintf(prefix, sizeof(prefix), "pods/%s/", ns);
-	json_object_foreach(st->objects, key, obj) {
+	json_object_foreach(st->pods, key, obj) {
 		const char *phase = jstr(json_object_get(json_object_get(obj, "status"), "phase"));
 		double c, m;
 
@@ -470,7 +470,7 @@ static enum MHD_Result do_list(struct ks_state *st, struct MHD_Connection *c, co
 	struct selection sel;
 	const char **keys;
 	size_t nkeys = 0, i, remaining = 0;
-	json_t *items, *list, *obj;
+	json_t *items, *list, *obj, *of_kind;
 	const char *key;
 	bool whole_objects;
 
@@ -483,8 +483,9 @@ static enum MHD_Result do_list(struct ks_state *st, struct MHD_Connection *c, co
 		return SEND_STATUS(c, 400, "BadRequest", NULL, NULL, "continue key is not valid");
 	}
 	pthread_mutex_lock(&st->lock);
-	keys = malloc((json_object_size(st->objects) + 1) * sizeof(*keys));
-	json_object_foreach(st->objects, key, obj)
+	of_kind = json_object_get(st->of_resource, t->res->name);
+	keys = malloc((json_object_size(of_kind) + 1) * sizeof(*keys));
+	json_object_foreach(of_kind, key, obj)
 		if (key_in_scope(key, t) && strcmp(key, after) > 0 && selected(&sel, obj))
 			keys[nkeys++] = key;
 	qsort(keys, nkeys, sizeof(*keys), cmp_keys);
@@ -721,10 +722,11 @@ static enum MHD_Result do_watch(struct ks_state *st, struct MHD_Connection *c, c
 		/* No version: the current state as ADDED events, then changes. */
 		const char *key;
 		json_t *obj;
-		const char **keys = malloc((json_object_size(st->objects) + 1) * sizeof(*keys));
+		json_t *of_kind = json_object_get(st->of_resource, t->res->name);
+		const char **keys = malloc((json_object_size(of_kind) + 1) * sizeof(*keys));
 		size_t n = 0;
 
-		json_object_foreach(st->objects, key, obj)
+		json_object_foreach(of_kind, key, obj)
 			if (key_in_scope(key, t) && selected(&w->sel, obj))
 				keys[n++] = key;
 		qsort(keys, n, sizeof(*keys), cmp_keys);

@@ -78,6 +78,7 @@ struct ks_state {
 	json_t *objects;  /* "resource/namespace/name" -> object */
 	json_t *pods;     /* the pods of objects, for the simulation's walks */
 	json_t *apps;     /* the SparkApplications of objects, for the operator's */
+	json_t *of_resource; /* resource name -> {key: object}: what a list or watch walks */
 	/* Events by age, to expire them (the API server's event TTL): a ring
 	 * of keys and when they lapse, oldest first. */
 	struct ks_lapse {

@@ -440,14 +440,14 @@ static void finish_driver(struct ks_state *st, json_t *pod, const json_t *conf)
 	json_t *k;
 
 	ks_now_rfc3339(now);
-	/* Spark removes its executors when the application ends. */
-	json_object_foreach(st->pods, key, obj)
-		if (label(obj, "spark-role") && !strcmp(label(obj, "spark-role"), "executor")) {
-			json_t *ref = json_array_get(json_object_get(meta_of(obj), "ownerReferences"), 0);
+	/* Spark removes its executors when the application ends: the pods
+	 * the driver owns (by the owner index, not a walk over every pod). */
+	json_object_foreach(json_object_get(st->dependents, uid), key, obj) {
+		json_t *exec = json_object_get(st->pods, key);
 
-			if (!strcmp(jstr(json_object_get(ref, "uid")), uid))
-				json_array_append_new(keys, json_string(ks_name(obj)));
-		}
+		if (exec && label(exec, "spark-role") && !strcmp(label(exec, "spark-role"), "executor"))
+			json_array_append_new(keys, json_string(ks_name(exec)));
+	}
 	json_array_foreach(keys, i, k) {
 		json_t *exec = ks_get(st, ks_resource_find("", "v1", "pods"), ks_ns(pod), json_string_value(k));
 

@@ -125,6 +125,7 @@ int ks_state_init(struct ks_state *st, const struct ks_options *opts)
 	st->objects = json_object();
 	st->pods = json_object();
 	st->apps = json_object();
+	st->of_resource = json_object();
 	st->dependents = json_object();
 	st->gc_check = json_object();
 	st->foreground = json_object();
@@ -150,6 +151,7 @@ void ks_state_release(struct ks_state *st)
 	json_decref(st->objects);
 	json_decref(st->pods);
 	json_decref(st->apps);
+	json_decref(st->of_resource);
 	json_decref(st->dependents);
 	json_decref(st->gc_check);
 	json_decref(st->foreground);
@@ -297,6 +299,19 @@ static void remember_lapse(struct ks_state *st, const char *key)
 	st->lapses_len++;
 }
 
+/* Keeps of_resource in step with objects: obj stored under key, or gone (NULL). */
+static void index_resource(struct ks_state *st, const struct ks_resource *r, const char *key, json_t *obj)
+{
+	json_t *set = json_object_get(st->of_resource, r->name);
+
+	if (!set)
+		json_object_set_new(st->of_resource, r->name, set = json_object());
+	if (obj)
+		json_object_set(set, key, obj);
+	else
+		json_object_del(set, key);
+}
+
 static json_t *owner_refs(const json_t *obj)
 {
 	return json_object_get(json_object_get(obj, "metadata"), "ownerReferences");
@@ -358,6 +373,7 @@ void ks_insert(struct ks_state *st, const struct ks_resource *r, json_t *obj)
 	stamp_rv(st, obj);
 	ks_key(r, ks_ns(obj), ks_name(obj), key, sizeof(key));
 	json_object_set(st->objects, key, obj);
+	index_resource(st, r, key, obj);
 	if (is_pods(r))
 		pod_written(st, key, NULL, obj);
 	if (!strcmp(r->name, "sparkapplications"))
@@ -388,6 +404,7 @@ void ks_update(struct ks_state *st, const struct ks_resource *r, json_t *obj)
 	index_owners(st, key, json_object_get(st->objects, key), false);
 	index_owners(st, key, obj, true);
 	json_object_set(st->objects, key, obj);
+	index_resource(st, r, key, obj);
 	append_event(st, "MODIFIED", r, obj);
 	json_decref(obj);
 }
@@ -408,6 +425,7 @@ void ks_remove(struct ks_state *st, const struct ks_resource *r, const char *ns,
 	if (!strcmp(r->name, "nodes"))
 		st->nodes_listed = false;
 	json_object_del(st->objects, key);
+	index_resource(st, r, key, NULL);
 	json_object_del(st->foreground, key);
 	index_owners(st, key, obj, false);
 	/* What it owned is checked by the next collection. */

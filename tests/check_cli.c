@@ -22,22 +22,12 @@ static struct tu_gateway gw;
 
 static void start_fleet(void)
 {
-	static const char *const mode = "driver-pod";
-	char cfg[700];
-
-	dir = tu_tmpdir("cli");
-	ck_assert_ptr_nonnull(dir);
-	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "sim-cli", NULL), 0);
-	tu_write_cluster_config(dir, &sim, &mode, 1, NULL, cfg, sizeof(cfg));
-	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", cfg, NULL), 0);
+	tu_one_cluster_start(&dir, &sim, &gw, "cli", "sim-cli", NULL);
 }
 
 static void stop_fleet(void)
 {
-	tu_gateway_signal(&gw, SIGTERM);
-	tu_kubesim_stop(&sim);
-	tu_rmtree(dir);
-	free(dir);
+	tu_one_cluster_stop(&dir, &sim, &gw);
 }
 
 

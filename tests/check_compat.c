@@ -30,22 +30,12 @@ static const char compat_yaml[] =
  * talk to them). */
 static void start_fleet(void)
 {
-	static const char *const mode = "driver-pod";
-	char cfg[700];
-
-	dir = tu_tmpdir("compat");
-	ck_assert_ptr_nonnull(dir);
-	ck_assert_int_eq(tu_kubesim_start(&sim, dir, "compat", NULL), 0);
-	tu_write_cluster_config(dir, &sim, &mode, 1, compat_yaml, cfg, sizeof(cfg));
-	ck_assert_int_eq(tu_gateway_start(&gw, dir, "--config", cfg, NULL), 0);
+	tu_one_cluster_start(&dir, &sim, &gw, "compat", "compat", compat_yaml);
 }
 
 static void stop_fleet(void)
 {
-	tu_gateway_signal(&gw, SIGTERM);
-	tu_kubesim_stop(&sim);
-	tu_rmtree(dir);
-	free(dir);
+	tu_one_cluster_stop(&dir, &sim, &gw);
 }
 
 static struct tu_response call(const char *method, const char *path, const char *content_type, const char *body)

@@ -1059,6 +1059,28 @@ int tu_validate_k8s(const char *kind, json_t *obj, const char *tmpdir, char *out
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+void tu_one_cluster_start(char **dir, struct tu_kubesim *sim, struct tu_gateway *gw, const char *tag,
+			  const char *cluster, const char *extra)
+{
+	static const char *const mode = "driver-pod";
+	char cfg[700];
+
+	*dir = tu_tmpdir(tag);
+	ck_assert_ptr_nonnull(*dir);
+	ck_assert_int_eq(tu_kubesim_start(sim, *dir, cluster, NULL), 0);
+	tu_write_cluster_config(*dir, sim, &mode, 1, extra, cfg, sizeof(cfg));
+	ck_assert_int_eq(tu_gateway_start(gw, *dir, "--config", cfg, NULL), 0);
+}
+
+void tu_one_cluster_stop(char **dir, struct tu_kubesim *sim, struct tu_gateway *gw)
+{
+	tu_gateway_signal(gw, SIGTERM);
+	tu_kubesim_stop(sim);
+	tu_rmtree(*dir);
+	free(*dir);
+	*dir = NULL;
+}
+
 /* ---- the command line ---- */
 
 pid_t tu_cli_spawn(const char *dir, const char *tag, const char *const *env, const char *const *argv)

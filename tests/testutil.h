@@ -177,6 +177,13 @@ void tu_schema_unload(void);
  * as its own apiVersion and kind say; 0 when valid, else its output in out. */
 int tu_validate_k8s(const char *kind, json_t *obj, const char *tmpdir, char *out, size_t outlen);
 
+/* One kubesim cluster (driver-pod mode) and a gateway on it, in a fresh
+ * temporary directory (*dir): the fixture of test cases that only talk
+ * to them. extra is more of the gateway's YAML config, or NULL. */
+void tu_one_cluster_start(char **dir, struct tu_kubesim *sim, struct tu_gateway *gw, const char *tag,
+			  const char *cluster, const char *extra);
+void tu_one_cluster_stop(char **dir, struct tu_kubesim *sim, struct tu_gateway *gw);
+
 /* The sparkgw command line, run as a user would: in an environment
  * without SPARKGW_* settings or COLUMNS, HOME at dir, with env's "K=V"
  * (NULL-ended, may be NULL) on top; argv NULL-ended after sparkgw. */

@@ -612,7 +612,7 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 	(void)pos;
 	for (;;) {
-		int64_t now, wake;
+		int64_t now, wake, gone;
 		struct timespec until;
 
 		if (w->out_off < w->out.len) {
@@ -636,10 +636,11 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
 		if (now >= w->deadline_ms)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		pthread_mutex_lock(&st->lock);
-		if (w->next_rv < st->compacted_rv) {
+		gone = json_integer_value(json_object_get(st->compacted_of, w->t.res->name));
+		if (w->next_rv < gone) {
 			watch_emit(w, "ERROR", status_object(410, "Expired", NULL, NULL,
 				   "too old resource version: %lld (%lld)", (long long)w->next_rv,
-				   (long long)st->compacted_rv));
+				   (long long)gone));
 			w->done = true;
 		} else {
 			watch_collect(w);

@@ -106,7 +106,10 @@ struct ks_state {
 	int64_t rv;       /* last resourceVersion handed out */
 	struct ks_event *log; /* ring of the latest events */
 	size_t log_cap, log_start, log_len;
-	int64_t compacted_rv; /* watches from before this get 410 */
+	/* By resource name: the latest event's rv, and the latest one
+	 * compacted away; a watch of that resource from before the latter gets
+	 * 410, as from an API server's per-resource watch cache. */
+	json_t *last_rv_of, *compacted_of;
 	int64_t compacted_at_ms;
 	/* The garbage collector's work, proportional to what changed: every
 	 * owner uid's dependents (uid -> {key: true}), the dependents whose

@@ -731,8 +731,9 @@ static void tick(struct ks_state *st)
 		if (st->compacted_at_ms == 0)
 			st->compacted_at_ms = now;
 		if (now - st->compacted_at_ms >= (int64_t)(st->opts->compact_every_s * 1000)) {
-			/* Everything before now is gone: watches must re-list. */
-			st->compacted_rv = st->rv;
+			/* Every event before now is gone: watches from before a
+			 * resource's latest one must re-list. */
+			json_object_update(st->compacted_of, st->last_rv_of);
 			st->compacted_at_ms = now;
 			pthread_cond_broadcast(&st->changed);
 		}

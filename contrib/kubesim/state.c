@@ -126,6 +126,8 @@ int ks_state_init(struct ks_state *st, const struct ks_options *opts)
 	st->pods = json_object();
 	st->apps = json_object();
 	st->of_resource = json_object();
+	st->last_rv_of = json_object();
+	st->compacted_of = json_object();
 	st->dependents = json_object();
 	st->gc_check = json_object();
 	st->foreground = json_object();
@@ -152,6 +154,8 @@ void ks_state_release(struct ks_state *st)
 	json_decref(st->pods);
 	json_decref(st->apps);
 	json_decref(st->of_resource);
+	json_decref(st->last_rv_of);
+	json_decref(st->compacted_of);
 	json_decref(st->dependents);
 	json_decref(st->gc_check);
 	json_decref(st->foreground);
@@ -175,7 +179,7 @@ static void append_event(struct ks_state *st, const char *type,
 
 	if (st->log_len == st->log_cap) { /* drop the oldest: it is compacted */
 		e = &st->log[st->log_start];
-		st->compacted_rv = e->rv;
+		json_object_set_new(st->compacted_of, e->res->name, json_integer(e->rv));
 		json_decref(e->obj);
 		st->log_start = (st->log_start + 1) % st->log_cap;
 		st->log_len--;
@@ -184,6 +188,7 @@ static void append_event(struct ks_state *st, const char *type,
 	e->rv = st->rv;
 	e->type = type;
 	e->res = r;
+	json_object_set_new(st->last_rv_of, r->name, json_integer(st->rv));
 	e->obj = json_deep_copy(obj);
 	st->log_len++;
 	pthread_cond_broadcast(&st->changed);

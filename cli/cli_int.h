@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -53,8 +54,11 @@ struct cli_command {
 
 /* The last value of a flag, NULL when it was not given. */
 const char *cli_flag(const struct cli_ctx *x, enum cli_flag_id id);
-/* A flag's value as a whole number >= min; false (said on stderr) when it is not one. */
+/* A flag's value as a whole number >= min into *out (left as it is when
+ * the flag was not given); false (said on stderr) when it is not one. */
 bool cli_flag_long(const struct cli_ctx *x, enum cli_flag_id id, long min, long *out);
+/* When --timeout ends (0: never); false (said) on a bad value. */
+bool cli_deadline(const struct cli_ctx *x, time_t *deadline);
 
 int cli_cmd_submit(struct cli_ctx *x);
 int cli_cmd_get(struct cli_ctx *x);
@@ -85,6 +89,11 @@ bool cli_print_as_asked(const struct cli_ctx *x, const json_t *doc, const json_t
 const char *cli_strip_kind(const char *arg, const char *kind);
 /* A state the job ends in. */
 bool cli_state_final(const char *state);
+/* One poll of a job at path by ETag: etag holds the "If-None-Match: …"
+ * header between polls ("" at first). A new version is in *job. */
+enum cli_poll { CLI_POLL_CHANGED, CLI_POLL_SAME, CLI_POLL_REFUSED, CLI_POLL_UNREACHABLE };
+enum cli_poll cli_poll_job(struct cli_ctx *x, const char *path, char *etag, size_t etag_len, json_t **job,
+			   char *err);
 /* Polls job id until it ends; says each new state on stderr. */
 int cli_wait_for(struct cli_ctx *x, const char *id);
 

@@ -212,17 +212,6 @@ static int print_change(const struct cli_ctx *x, struct cli_table *t, const json
 	return status;
 }
 
-/* A --timeout's end (0: none); false on a bad value. */
-static bool deadline_of(const struct cli_ctx *x, time_t *deadline)
-{
-	long seconds;
-
-	if (!cli_flag_long(x, CLI_TIMEOUT, 1, &seconds))
-		return false;
-	*deadline = seconds ? time(NULL) + seconds : 0;
-	return true;
-}
-
 /* ---- get ---- */
 
 static void print_job(const json_t *job)
@@ -267,33 +256,24 @@ static void job_moment(const json_t *job, char *out, size_t len)
 static int watch_job(struct cli_ctx *x, const char *id)
 {
 	char path[128], header[96] = "", last[512] = "", now[512], err[GW_ERRLEN];
-	struct cli_response r;
 	struct cli_table *t;
 	time_t deadline;
 	int status = 0;
 
-	if (!deadline_of(x, &deadline) || !(t = job_table(x)))
+	if (!cli_deadline(x, &deadline) || !(t = job_table(x)))
 		return CLI_EXIT_USAGE;
 	snprintf(path, sizeof(path), "/api/v1/jobs/%s", id);
 	while (!status && (!deadline || time(NULL) < deadline)) {
 		json_t *job;
+		enum cli_poll poll = cli_poll_job(x, path, header, sizeof(header), &job, err);
 		bool over;
 
-		if (!cli_request(x->client, "GET", path, NULL, *header ? header : NULL, &r, err)) {
+		if (poll == CLI_POLL_UNREACHABLE)
 			fprintf(stderr, "sparkgw: %s\n", err);
-			status = CLI_EXIT_UNREACHABLE;
+		if (poll == CLI_POLL_UNREACHABLE || poll == CLI_POLL_REFUSED) {
+			status = poll == CLI_POLL_UNREACHABLE ? CLI_EXIT_UNREACHABLE : CLI_EXIT_FAILED;
 			break;
 		}
-		if (r.status != 200 && r.status != 304 && r.status != 503) {
-			cli_print_problem(&r);
-			cli_response_release(&r);
-			status = CLI_EXIT_FAILED;
-			break;
-		}
-		job = r.status == 200 ? cli_response_json(&r) : NULL;
-		if (job && *r.etag)
-			snprintf(header, sizeof(header), "If-None-Match: %s", r.etag);
-		cli_response_release(&r);
 		job_moment(job, now, sizeof(now));
 		if (job && strcmp(now, last)) {
 			status = print_change(x, t, job);
@@ -369,7 +349,7 @@ static int watch_list(struct cli_ctx *x, const json_t *shown, struct cli_table *
 	int status = 0;
 	size_t i;
 
-	if (!seen || !deadline_of(x, &deadline)) {
+	if (!seen || !cli_deadline(x, &deadline)) {
 		json_decref(seen);
 		return CLI_EXIT_USAGE;
 	}
@@ -425,8 +405,6 @@ int cli_cmd_list(struct cli_ctx *x)
 		json_decref(items);
 		return CLI_EXIT_USAGE;
 	}
-	if (!cli_flag(x, CLI_LIMIT))
-		limit = 50;
 	list_query(x, true, query, sizeof(query));
 	json_object_set_new(doc, "items", items);
 	if (cli_flag(x, CLI_CONTINUE))
@@ -531,7 +509,7 @@ int cli_cmd_logs(struct cli_ctx *x)
 	char *id = escape(cli_strip_kind(x->args[0], "job")), path[256], err[GW_ERRLEN];
 	bool follow = cli_flag(x, CLI_FOLLOW) != NULL, ok = false, said = false;
 	struct cli_response problem;
-	long tail;
+	long tail = 0;
 	int rc;
 
 	if (!cli_flag_long(x, CLI_TAIL, 0, &tail)) {

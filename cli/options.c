@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -170,27 +171,58 @@ bool cli_flag_long(const struct cli_ctx *x, enum cli_flag_id id, long min, long 
 	const char *text = cli_flag(x, id);
 	char *end;
 
+	long v;
+
+	if (!text)
+		return true;
 	errno = 0;
-	*out = text ? strtol(text, &end, 10) : 0;
-	if (text && (!*text || *end || errno || *out < min)) {
+	v = strtol(text, &end, 10);
+	if (!*text || *end || errno || v < min) {
 		fprintf(stderr, "sparkgw: --%s takes a whole number%s, not '%s'\n", flags[id].name,
 			min > 0 ? " above 0" : "", text);
 		return false;
 	}
+	*out = v;
 	return true;
+}
+
+bool cli_deadline(const struct cli_ctx *x, time_t *deadline)
+{
+	long seconds = 0;
+
+	if (!cli_flag_long(x, CLI_TIMEOUT, 1, &seconds))
+		return false;
+	*deadline = seconds ? time(NULL) + seconds : 0;
+	return true;
+}
+
+/* How many words of argv a global option with a value takes there: 1 for
+ * "--server=URL" or "-sURL", 2 for "--server URL" or "-s URL"; 0 when
+ * a is none of them. */
+static int global_option_words(const char *a)
+{
+	for (int id = 0; id < CLI_NFLAGS; id++) {
+		const struct flag *f = &flags[id];
+		size_t n = strlen(f->name);
+
+		if (!global((enum cli_flag_id)id) || !f->arg)
+			continue;
+		if (!strncmp(a, "--", 2) && !strncmp(a + 2, f->name, n) && (a[2 + n] == '\0' || a[2 + n] == '='))
+			return a[2 + n] ? 1 : 2;
+		if (f->letter && a[0] == '-' && a[1] == f->letter)
+			return a[2] ? 1 : 2;
+	}
+	return 0;
 }
 
 int cli_command_at(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
+		int words = global_option_words(argv[i]);
 
-		if (!strcmp(a, "-s") || !strcmp(a, "--server") || !strcmp(a, "--token"))
-			i++; /* and its value */
-		else if (!strncmp(a, "--server=", 9) || !strncmp(a, "--token=", 8) || (!strncmp(a, "-s", 2) && a[2]))
-			continue;
-		else
-			return find_command(a) ? i : 0;
+		if (!words)
+			return find_command(argv[i]) ? i : 0;
+		i += words - 1; /* and its value */
 	}
 	return 0;
 }

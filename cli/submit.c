@@ -152,12 +152,11 @@ static void set_string(const struct cli_ctx *x, enum cli_flag_id id, json_t *obj
 
 static bool set_number(const struct cli_ctx *x, enum cli_flag_id id, json_t *obj, const char *key, long min)
 {
-	long n;
+	long n = 0;
 
 	if (!cli_flag_long(x, id, min, &n))
 		return false;
-	if (cli_flag(x, id))
-		json_object_set_new(obj, key, json_integer(n));
+	json_object_set_new(obj, key, json_integer(n));
 	return true;
 }
 
@@ -234,7 +233,7 @@ static bool apply_flags(const struct cli_ctx *x, json_t *doc, bool from_file)
 		set_list(x, CLI_PACKAGES, deps, "packages");
 		set_list(x, CLI_REPOSITORIES, deps, "repositories");
 	}
-	if (x->given[CLI_DRIVER_MEMORY] || x->given[CLI_DRIVER_CORES])
+	if (x->given[CLI_DRIVER_MEMORY])
 		set_string(x, CLI_DRIVER_MEMORY, object_at(spec, "driver"), "memory");
 	if (x->given[CLI_DRIVER_CORES] && !set_number(x, CLI_DRIVER_CORES, object_at(spec, "driver"), "cores", 1))
 		return false;
@@ -376,33 +375,54 @@ static void placement_phrase(const json_t *job, char *out, size_t len)
 		*out = '\0';
 }
 
+enum cli_poll cli_poll_job(struct cli_ctx *x, const char *path, char *etag, size_t etag_len, json_t **job,
+			   char *err)
+{
+	struct cli_response r;
+	long status;
+
+	*job = NULL;
+	if (!cli_request(x->client, "GET", path, NULL, *etag ? etag : NULL, &r, err))
+		return CLI_POLL_UNREACHABLE;
+	status = r.status;
+	/* 503: the gateway is starting or stopping; the job is still there. */
+	if (status != 200 && status != 304 && status != 503)
+		cli_print_problem(&r);
+	if (status == 200) {
+		if (*r.etag)
+			snprintf(etag, etag_len, "If-None-Match: %s", r.etag);
+		*job = cli_response_json(&r);
+	}
+	cli_response_release(&r);
+	return status == 200 ? CLI_POLL_CHANGED : status == 304 || status == 503 ? CLI_POLL_SAME : CLI_POLL_REFUSED;
+}
+
 /* Polls the job (its ETag saves the gateway the work while nothing
  * changes) and says each new state on stderr, until it ends. */
 int cli_wait_for(struct cli_ctx *x, const char *id)
 {
 	char path[96], header[96] = "", last[64] = "", where[300], err[GW_ERRLEN];
-	long timeout_s = 0;
 	time_t deadline, since = time(NULL);
-	struct cli_response r;
 	unsigned failures = 0;
 	/* On a terminal, a line that counts the time in the current state;
 	 * a pipe or a CI log gets only the changes. */
 	bool ticking = isatty(2);
 
-	if (!cli_flag_long(x, CLI_TIMEOUT, 1, &timeout_s))
+	if (!cli_deadline(x, &deadline))
 		return CLI_EXIT_USAGE;
-	deadline = timeout_s > 0 ? time(NULL) + timeout_s : 0;
 	snprintf(path, sizeof(path), "/api/v1/jobs/%s", id);
 	for (;;) {
 		json_t *job;
 		const char *state, *reason, *wait_reason;
+		enum cli_poll poll;
 
 		if (deadline && time(NULL) >= deadline) {
-			fprintf(stderr, "sparkgw: %s: gave up waiting after %lds (last state %s)\n", id, timeout_s,
-				*last ? last : "unknown");
+			fprintf(stderr, "sparkgw: %s: gave up waiting after %ss (last state %s)\n", id,
+				cli_flag(x, CLI_TIMEOUT), *last ? last : "unknown");
 			return CLI_EXIT_FAILED;
 		}
-		if (!cli_request(x->client, "GET", path, NULL, *header ? header : NULL, &r, err)) {
+		poll = cli_poll_job(x, path, header, sizeof(header), &job, err);
+		if (poll == CLI_POLL_UNREACHABLE) {
 			/* The gateway restarting is no reason to give up on the job. */
 			if (++failures == 30) {
 				fprintf(stderr, "sparkgw: %s\n", err);
@@ -412,22 +432,14 @@ int cli_wait_for(struct cli_ctx *x, const char *id)
 			continue;
 		}
 		failures = 0;
-		if (r.status == 304 || r.status == 503) {
+		if (poll == CLI_POLL_REFUSED)
+			return CLI_EXIT_FAILED;
+		if (poll == CLI_POLL_SAME) {
 			if (ticking && *last)
 				fprintf(stderr, "\r\033[K  %s for %llds", last, (long long)(time(NULL) - since));
-			cli_response_release(&r);
 			usleep(500 * 1000);
 			continue;
 		}
-		if (r.status != 200) {
-			cli_print_problem(&r);
-			cli_response_release(&r);
-			return CLI_EXIT_FAILED;
-		}
-		if (*r.etag)
-			snprintf(header, sizeof(header), "If-None-Match: %s", r.etag);
-		job = cli_response_json(&r);
-		cli_response_release(&r);
 		state = str(job, "state");
 		reason = str(job, "reason");
 		wait_reason = str(job, "waitReason");

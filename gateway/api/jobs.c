@@ -124,6 +124,32 @@ static uint32_t text_hash(const char *text)
 	return h;
 }
 
+/* Why a job not yet ended waits, when the dispatcher knows (as the queue says). */
+static bool job_waits(struct request *rq, const struct jobview_entry *e, char *why, size_t len)
+{
+	return !store_state_terminal(e->state) && rq->dispatch && dispatch_wait_reason(rq->dispatch, e->id, why, len);
+}
+
+/* Appends e's cached text to out, with why (when it waits, else NULL) as
+ * its last member; false when out is full or memory ran out. */
+static bool append_job(struct gw_buf *out, const struct jobview_entry *e, const char *why)
+{
+	json_t *reason;
+	char *quoted;
+	bool ok;
+
+	if (!why)
+		return gw_buf_append(out, e->text, e->len) == GW_OK;
+	reason = json_string(why);
+	quoted = reason ? json_dumps(reason, JSON_ENCODE_ANY) : NULL;
+	ok = quoted && gw_buf_append(out, e->text, e->len - 1) == GW_OK &&
+	     gw_buf_append(out, ",\"waitReason\":", 14) == GW_OK && gw_buf_append(out, quoted, strlen(quoted)) == GW_OK &&
+	     gw_buf_append(out, "}", 1) == GW_OK;
+	json_decref(reason);
+	free(quoted);
+	return ok;
+}
+
 enum MHD_Result api_job_get(struct http_request *h, const char *id)
 {
 	struct request *rq = api_request(h);
@@ -137,8 +163,7 @@ enum MHD_Result api_job_get(struct http_request *h, const char *id)
 	if (!e)
 		return reply;
 	/* A job that waits says why, as the queue does. */
-	waits = !store_state_terminal(e->state) && rq->dispatch &&
-		dispatch_wait_reason(rq->dispatch, e->id, why, sizeof(why));
+	waits = job_waits(rq, e, why, sizeof(why));
 	/* Every write to a job changes its rv: a poller that has it gets 304.
 	 * The reason it waits changes without a write, so it is in the tag. */
 	if (waits)
@@ -151,18 +176,17 @@ enum MHD_Result api_job_get(struct http_request *h, const char *id)
 		return http_reply_not_modified(&rq->http, etag);
 	}
 	if (waits) {
-		json_t *reason = json_string(why);
-		char *quoted = reason ? json_dumps(reason, JSON_ENCODE_ANY) : NULL;
-		char *text = quoted ? malloc(e->len + strlen(quoted) + 16) : NULL;
+		struct gw_buf text;
+		bool ok;
 
-		if (text)
-			sprintf(text, "%.*s,\"waitReason\":%s}", (int)e->len - 1, e->text, quoted);
-		json_decref(reason);
-		free(quoted);
+		gw_buf_init(&text, SIZE_MAX);
+		ok = append_job(&text, e, why);
 		jobview_release(e);
-		if (!text)
+		if (!ok) {
+			gw_buf_release(&text);
 			return gateway_reply_store_error(rq, GW_ENOMEM, "out of memory");
-		return http_reply_json_text(&rq->http, 200, text, MHD_HTTP_HEADER_ETAG, etag, NULL);
+		}
+		return http_reply_json_text(&rq->http, 200, text.data, MHD_HTTP_HEADER_ETAG, etag, NULL);
 	}
 	return gateway_reply_job_entry(rq, 200, e, MHD_HTTP_HEADER_ETAG, etag, NULL);
 }
@@ -367,26 +391,6 @@ bool gateway_visible_selector(struct request *rq, const char *text, struct gw_se
 	return gw_selector_parse(all, out, err) == GW_OK;
 }
 
-/* A listed job's cached text, with why it waits when it does (as a GET
- * of it says); false when out is full. */
-static bool append_job(struct request *rq, struct gw_buf *out, const struct jobview_entry *e)
-{
-	char why[GW_ERRLEN], *quoted;
-	json_t *reason;
-	bool ok;
-
-	if (store_state_terminal(e->state) || !rq->dispatch || !dispatch_wait_reason(rq->dispatch, e->id, why, sizeof(why)))
-		return gw_buf_append(out, e->text, e->len) == GW_OK;
-	reason = json_string(why);
-	quoted = reason ? json_dumps(reason, JSON_ENCODE_ANY) : NULL;
-	ok = quoted && gw_buf_append(out, e->text, e->len - 1) == GW_OK &&
-	     gw_buf_append(out, ",\"waitReason\":", 14) == GW_OK && gw_buf_append(out, quoted, strlen(quoted)) == GW_OK &&
-	     gw_buf_append(out, "}", 1) == GW_OK;
-	json_decref(reason);
-	free(quoted);
-	return ok;
-}
-
 enum MHD_Result api_job_list(struct http_request *h, const char *id)
 {
 	struct request *rq = api_request(h);
@@ -431,7 +435,7 @@ enum MHD_Result api_job_list(struct http_request *h, const char *id)
 		return gateway_reply_store_error(rq, rc, err);
 	{
 		/* The items' texts are the cached ones where current. */
-		char tail[128] = "";
+		char tail[128] = "", why[GW_ERRLEN];
 		struct gw_buf out;
 		bool oom;
 
@@ -447,7 +451,8 @@ enum MHD_Result api_job_list(struct http_request *h, const char *id)
 			}
 			if (!e)
 				e = jobview_put(rq->services->jobs_view, epoch, &jobs[i]);
-			oom = !e || (i && gw_buf_append(&out, ",", 1)) || !append_job(rq, &out, e);
+			oom = !e || (i && gw_buf_append(&out, ",", 1)) ||
+			      !append_job(&out, e, job_waits(rq, e, why, sizeof(why)) ? why : NULL);
 			jobview_release(e);
 		}
 		if (a.q.changes) /* the next poll's cursor: the last change read, else the same */

@@ -18,10 +18,10 @@ static bool time_arg(struct request *rq, const char *name, int64_t def, int64_t 
 	return !v || gw_time_parse(v, out) == 0;
 }
 
-/* Adds a (group, pool) row to its group's item, priced by the pool. */
-static void add_row(json_t *items, const json_t *row, const struct router *r, bool *priced)
+/* Adds a row of usage (coreSeconds, memoryGiBSeconds, gpuSeconds, pool)
+ * to items' member key, priced by the row's pool. */
+static void add_row(json_t *items, const char *key, const json_t *row, const struct router *r, bool *priced)
 {
-	const char *key = json_string_value(json_object_get(row, "key"));
 	const struct router_pool *p = router_pool_named(r, json_string_value(json_object_get(row, "pool")));
 	double core = json_real_value(json_object_get(row, "coreSeconds"));
 	double mem = json_real_value(json_object_get(row, "memoryGiBSeconds"));
@@ -89,7 +89,7 @@ enum MHD_Result api_usage(struct http_request *h, const char *id)
 	r = router_holder_get(rq->services->policy);
 	items = json_object();
 	json_array_foreach(rows, i, row)
-		add_row(items, row, r, &priced);
+		add_row(items, json_string_value(json_object_get(row, "key")), row, r, &priced);
 	router_unref(r);
 	list = json_array();
 	json_object_foreach(items, key, item) {
@@ -130,9 +130,7 @@ enum MHD_Result api_job_pods(struct http_request *h, const char *id)
 		char started[GW_TIME_LEN], ended[GW_TIME_LEN];
 		int64_t end_ms = json_integer_value(json_object_get(pod, "endMs"));
 
-		json_object_set_new(pod, "key", json_string(id));
-		add_row(totals, pod, r, &priced);
-		json_object_del(pod, "key");
+		add_row(totals, id, pod, r, &priced);
 		gw_time_format(json_integer_value(json_object_get(pod, "startMs")), started);
 		gw_time_format(end_ms, ended);
 		json_object_set_new(pod, "startedAt", json_string(started));

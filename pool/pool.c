@@ -10,9 +10,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A reservation's end, in a min-heap by time: reservations lapse in the
+ * order they end without a walk over all of them. An entry whose
+ * reservation was released or renewed since is skipped when it comes up. */
+struct lapse {
+	int64_t until_ms;
+	char *cluster, *job;
+};
+
 struct pool {
-	pthread_mutex_t lock; /* guards clusters */
+	pthread_mutex_t lock; /* guards clusters and lapses */
 	json_t *clusters;     /* name -> state object (below) */
+	struct lapse *lapses;
+	size_t nlapses, lapses_cap;
 	struct pool_options opts;
 };
 
@@ -24,19 +34,24 @@ struct pool {
  *         pods bound to nodes]} (what each job's pods hold),
  *  reserved: {job id: [ns, pods, cores, memory, gpus, until_ms, role]},
  *  nodes: {name: [labels, taints, pods, cores, memory, gpus]} or null,
- *  bound: {node: [pods, cores, memory, gpus]} (what our pods hold there)}
+ *  bound: {node: [pods, cores, memory, gpus]} (what our pods hold there),
+ *  pending: {ns: [pods, millicores, memory, gpus]},
+ *  pendingRole: {role: [pods, millicores, memory, gpus]}}
  * A namespace's usage is what its pods hold plus, for each job reserved
  * there, the part of its demand its pods do not hold yet: executors come
  * seconds after their driver, and until then their room stays taken. A
- * node role's likewise, with what is bound to its nodes. */
+ * node role's likewise, with what is bound to its nodes. Those parts are
+ * kept summed in pending and pendingRole (millicores: sums that go up and
+ * down stay exact), so that a placement reads a sum instead of walking
+ * every reservation of a burst. */
 static json_t *cluster_state(struct pool *p, const char *name)
 {
 	json_t *c = json_object_get(p->clusters, name);
 
 	if (!c) {
-		c = json_pack("{s:i, s:i, s:b, s:i, s:i, s:n, s:{}, s:{}, s:{}, s:{}, s:n, s:{}}", "rotation",
-			      POOL_ACTIVE, "weight", 0, "healthy", 1, "good", 0, "bad", 0, "lastError", "pods",
-			      "usage", "jobs", "reserved", "nodes", "bound");
+		c = json_pack("{s:i, s:i, s:b, s:i, s:i, s:n, s:{}, s:{}, s:{}, s:{}, s:n, s:{}, s:{}, s:{}}",
+			      "rotation", POOL_ACTIVE, "weight", 0, "healthy", 1, "good", 0, "bad", 0, "lastError",
+			      "pods", "usage", "jobs", "reserved", "nodes", "bound", "pending", "pendingRole");
 		json_object_set_new(p->clusters, name, c);
 	}
 	return c;
@@ -60,6 +75,11 @@ void pool_free(struct pool *p)
 	if (!p)
 		return;
 	json_decref(p->clusters);
+	for (size_t i = 0; i < p->nlapses; i++) {
+		free(p->lapses[i].cluster);
+		free(p->lapses[i].job);
+	}
+	free(p->lapses);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -144,6 +164,133 @@ static void add_pod(json_t *u, size_t at, int sign, double cores, int64_t memory
 	json_array_set_new(u, at + 3, json_integer(json_integer_value(json_array_get(u, at + 3)) + sign * gpus));
 }
 
+/* What job's reservation res still takes: its demand less what the job's
+ * pods hold (held from index at: 1 in the namespace, 5 bound to nodes),
+ * none of it below 0; cores in millicores. */
+static void outstanding(const json_t *res, const json_t *held, size_t at, json_int_t out[4])
+{
+	double cores = json_real_value(json_array_get(res, 2)) - json_real_value(json_array_get(held, at + 1));
+
+	out[0] = json_integer_value(json_array_get(res, 1)) - json_integer_value(json_array_get(held, at));
+	out[1] = (json_int_t)(cores * 1000 + (cores < 0 ? -0.5 : 0.5));
+	out[2] = json_integer_value(json_array_get(res, 3)) - json_integer_value(json_array_get(held, at + 2));
+	out[3] = json_integer_value(json_array_get(res, 4)) - json_integer_value(json_array_get(held, at + 3));
+	for (int i = 0; i < 4; i++)
+		out[i] = out[i] > 0 ? out[i] : 0;
+}
+
+static void add_sums(json_t *sums, const char *key, int sign, const json_int_t v[4])
+{
+	json_t *a = json_object_get(sums, key);
+
+	if (!a) {
+		a = json_pack("[I, I, I, I]", (json_int_t)0, (json_int_t)0, (json_int_t)0, (json_int_t)0);
+		json_object_set_new(sums, key, a);
+	}
+	for (size_t i = 0; i < 4; i++)
+		json_array_set_new(a, i, json_integer(json_integer_value(json_array_get(a, i)) + sign * v[i]));
+}
+
+/* Moves job's reservation (if any) into (sign 1) or out of (-1) the
+ * cluster's pending sums. Every change to a reservation or to what its
+ * job's pods hold is bracketed: out before, in after. */
+static void account(json_t *c, const char *job, int sign)
+{
+	json_t *res = json_object_get(json_object_get(c, "reserved"), job);
+	json_t *held = json_object_get(json_object_get(c, "jobs"), job);
+	const char *role = json_string_value(json_array_get(res, 6));
+	json_int_t v[4];
+
+	if (!res)
+		return;
+	outstanding(res, held, 1, v);
+	add_sums(json_object_get(c, "pending"), json_string_value(json_array_get(res, 0)), sign, v);
+	if (role) {
+		outstanding(res, held, 5, v);
+		add_sums(json_object_get(c, "pendingRole"), role, sign, v);
+	}
+}
+
+static void drop_reservation(json_t *c, const char *job)
+{
+	account(c, job, -1);
+	json_object_del(json_object_get(c, "reserved"), job);
+}
+
+/* The pending sums again from every reservation, after what the jobs hold
+ * was replaced wholesale. */
+static void recount(json_t *c)
+{
+	json_t *res;
+	const char *job;
+
+	json_object_set_new(c, "pending", json_object());
+	json_object_set_new(c, "pendingRole", json_object());
+	json_object_foreach(json_object_get(c, "reserved"), job, res)
+		account(c, job, 1);
+}
+
+static void lapse_swap(struct pool *p, size_t a, size_t b)
+{
+	struct lapse t = p->lapses[a];
+
+	p->lapses[a] = p->lapses[b];
+	p->lapses[b] = t;
+}
+
+static bool lapse_push(struct pool *p, const char *cluster, const char *job, int64_t until_ms)
+{
+	size_t i = p->nlapses;
+
+	if (p->nlapses == p->lapses_cap) {
+		size_t cap = p->lapses_cap ? 2 * p->lapses_cap : 64;
+		struct lapse *grown = realloc(p->lapses, cap * sizeof(*grown));
+
+		if (!grown)
+			return false;
+		p->lapses = grown;
+		p->lapses_cap = cap;
+	}
+	p->lapses[i] = (struct lapse){.until_ms = until_ms, .cluster = strdup(cluster), .job = strdup(job)};
+	if (!p->lapses[i].cluster || !p->lapses[i].job) {
+		free(p->lapses[i].cluster);
+		free(p->lapses[i].job);
+		return false;
+	}
+	p->nlapses++;
+	for (; i > 0 && p->lapses[(i - 1) / 2].until_ms > p->lapses[i].until_ms; i = (i - 1) / 2)
+		lapse_swap(p, i, (i - 1) / 2);
+	return true;
+}
+
+/* Drops the reservations that ended before now. Caller holds the lock. */
+static void lapse_due(struct pool *p, int64_t now)
+{
+	while (p->nlapses && p->lapses[0].until_ms < now) {
+		struct lapse top = p->lapses[0];
+		json_t *c = json_object_get(p->clusters, top.cluster);
+		json_t *res = json_object_get(json_object_get(c, "reserved"), top.job);
+
+		if (res && json_integer_value(json_array_get(res, 5)) == top.until_ms)
+			drop_reservation(c, top.job);
+		free(top.cluster);
+		free(top.job);
+		p->lapses[0] = p->lapses[--p->nlapses];
+		for (size_t i = 0;;) {
+			size_t l = 2 * i + 1, r = l + 1, m = i;
+
+			if (l < p->nlapses && p->lapses[l].until_ms < p->lapses[m].until_ms)
+				m = l;
+			if (r < p->nlapses && p->lapses[r].until_ms < p->lapses[m].until_ms)
+				m = r;
+			if (m == i)
+				break;
+			lapse_swap(p, i, m);
+			i = m;
+		}
+	}
+}
+
 /* One pod's requests in or out of its namespace's, its job's and its
  * node's sums. */
 static void count_pod(json_t *c, const char *ns, const char *job_id, const char *node, int sign, double cores,
@@ -166,6 +313,7 @@ static void count_pod(json_t *c, const char *ns, const char *job_id, const char 
 	}
 	if (!job_id)
 		return;
+	account(c, job_id, -1);
 	if (!(j = json_object_get(jobs, job_id))) {
 		j = json_pack("[s, i, f, I, i, i, f, I, i]", ns, 0, 0.0, (json_int_t)0, 0, 0, 0.0, (json_int_t)0, 0);
 		json_object_set_new(jobs, job_id, j);
@@ -173,6 +321,7 @@ static void count_pod(json_t *c, const char *ns, const char *job_id, const char 
 	add_pod(j, 1, sign, cores, memory, gpus);
 	if (node)
 		add_pod(j, 5, sign, cores, memory, gpus);
+	account(c, job_id, 1);
 }
 
 void pool_pod(struct pool *p, const char *cluster, const char *uid, const char *job_id,
@@ -203,8 +352,8 @@ void pool_pod(struct pool *p, const char *cluster, const char *uid, const char *
 	 * its middle): the job left, and so does its reservation, whichever
 	 * process dispatched it. */
 	if (was_counted && job_id && json_integer_value(json_array_get(json_object_get(json_object_get(c, "jobs"), job_id), 1)) <= 0) {
+		drop_reservation(c, job_id);
 		json_object_del(json_object_get(c, "jobs"), job_id);
-		json_object_del(json_object_get(c, "reserved"), job_id);
 	}
 	pthread_mutex_unlock(&p->lock);
 }
@@ -325,15 +474,35 @@ static void usage_sub(struct router_usage *a, double pods, double cores, double 
 	a->gpus = gpus >= a->gpus ? 0 : a->gpus - (int)gpus;
 }
 
+/* What reservations on key (a namespace: sums "pending", at 1; a node role:
+ * "pendingRole", at 5) take that their pods do not hold yet, less skip's
+ * part (a job left out). */
+static void pending_of(json_t *c, const char *sums, const char *key, size_t at, const char *skip, json_int_t v[4])
+{
+	json_t *a = json_object_get(json_object_get(c, sums), key);
+	json_t *res = skip ? json_object_get(json_object_get(c, "reserved"), skip) : NULL;
+	const char *on = json_string_value(json_array_get(res, at == 1 ? 0 : 6));
+	json_int_t own[4];
+
+	for (size_t i = 0; i < 4; i++)
+		v[i] = json_integer_value(json_array_get(a, i));
+	if (!on || strcmp(on, key))
+		return;
+	outstanding(res, json_object_get(json_object_get(c, "jobs"), skip), at, own);
+	for (size_t i = 0; i < 4; i++)
+		v[i] -= own[i];
+}
+
 /* What the role's nodes hold in c, and what is free of it: less our pods
  * bound there and what jobs reserved on the role have not bound yet
  * (skip: a job left out). False when c's nodes are not known. Caller holds
- * the lock. */
+ * the lock and has let lapsed reservations go. */
 static bool role_capacity(json_t *c, const struct router_node_role *role, const char *skip,
 			  struct router_capacity *out)
 {
-	json_t *nodes = json_object_get(c, "nodes"), *n, *b, *res, *held;
-	const char *name, *job;
+	json_t *nodes = json_object_get(c, "nodes"), *n, *b;
+	json_int_t pending[4];
+	const char *name;
 
 	memset(out, 0, sizeof(*out));
 	if (!json_is_object(nodes))
@@ -360,19 +529,10 @@ static bool role_capacity(json_t *c, const struct router_node_role *role, const 
 		out->free.memory += u.memory;
 		out->free.gpus += u.gpus;
 	}
-	json_object_foreach(json_object_get(c, "reserved"), job, res) {
-		const char *on = json_string_value(json_array_get(res, 6));
-
-		if (!on || strcmp(on, role->name) || (skip && !strcmp(job, skip)) ||
-		    json_integer_value(json_array_get(res, 5)) < gw_now_ms())
-			continue;
-		held = json_object_get(json_object_get(c, "jobs"), job);
-		usage_sub(&out->free,
-			  (double)(json_integer_value(json_array_get(res, 1)) - json_integer_value(json_array_get(held, 5))),
-			  json_real_value(json_array_get(res, 2)) - json_real_value(json_array_get(held, 6)),
-			  (double)(json_integer_value(json_array_get(res, 3)) - json_integer_value(json_array_get(held, 7))),
-			  (double)(json_integer_value(json_array_get(res, 4)) - json_integer_value(json_array_get(held, 8))));
-	}
+	/* Each reservation's part is at least 0, so taking their sum at once
+	 * is taking them one by one. */
+	pending_of(c, "pendingRole", role->name, 5, skip, pending);
+	usage_sub(&out->free, (double)pending[0], (double)pending[1] / 1000, (double)pending[2], (double)pending[3]);
 	return true;
 }
 
@@ -384,39 +544,18 @@ static bool capacity_fits(const struct router_capacity *cap, const struct router
 }
 
 /* What ns holds in c: its pods, and what reserved jobs' pods do not hold
- * yet (skip: a job left out). Caller holds the lock; drops lapsed
- * reservations. */
+ * yet (skip: a job left out). Caller holds the lock and has let lapsed
+ * reservations go. */
 static void namespace_usage(json_t *c, const char *ns, const char *skip, struct router_usage *out)
 {
-	json_t *u = json_object_get(json_object_get(c, "usage"), ns), *res, *held;
-	int64_t now = gw_now_ms();
-	const char *job;
-	void *iter;
+	json_t *u = json_object_get(json_object_get(c, "usage"), ns);
+	json_int_t pending[4];
 
-	out->pods = (unsigned)json_integer_value(json_array_get(u, 0));
-	out->cores = json_real_value(json_array_get(u, 1));
-	out->memory = json_integer_value(json_array_get(u, 2));
-	out->gpus = (int)json_integer_value(json_array_get(u, 3));
-	json_object_foreach_safe(json_object_get(c, "reserved"), iter, job, res) {
-		json_int_t pods, memory, gpus;
-		double cores;
-
-		if (json_integer_value(json_array_get(res, 5)) < now) {
-			json_object_del(json_object_get(c, "reserved"), job);
-			continue;
-		}
-		if (strcmp(json_string_value(json_array_get(res, 0)), ns) || (skip && !strcmp(job, skip)))
-			continue;
-		held = json_object_get(json_object_get(c, "jobs"), job);
-		pods = json_integer_value(json_array_get(res, 1)) - json_integer_value(json_array_get(held, 1));
-		cores = json_real_value(json_array_get(res, 2)) - json_real_value(json_array_get(held, 2));
-		memory = json_integer_value(json_array_get(res, 3)) - json_integer_value(json_array_get(held, 3));
-		gpus = json_integer_value(json_array_get(res, 4)) - json_integer_value(json_array_get(held, 4));
-		out->pods += pods > 0 ? (unsigned)pods : 0;
-		out->cores += cores > 0 ? cores : 0;
-		out->memory += memory > 0 ? memory : 0;
-		out->gpus += gpus > 0 ? (int)gpus : 0;
-	}
+	pending_of(c, "pending", ns, 1, skip, pending);
+	out->pods = (unsigned)(json_integer_value(json_array_get(u, 0)) + pending[0]);
+	out->cores = json_real_value(json_array_get(u, 1)) + (double)pending[1] / 1000;
+	out->memory = json_integer_value(json_array_get(u, 2)) + pending[2];
+	out->gpus = (int)(json_integer_value(json_array_get(u, 3)) + pending[3]);
 }
 
 bool pool_reserve(struct pool *p, const char *cluster, const char *job_id, const struct router_namespace *ns,
@@ -424,19 +563,26 @@ bool pool_reserve(struct pool *p, const char *cluster, const char *job_id, const
 {
 	struct router_usage u;
 	struct router_capacity cap;
+	int64_t now = gw_now_ms();
 	bool fits;
 	json_t *c;
 
 	pthread_mutex_lock(&p->lock);
+	lapse_due(p, now);
 	c = cluster_state(p, cluster);
 	namespace_usage(c, ns->name, job_id, &u);
 	fits = force || (router_namespace_fits(ns, &u, d) &&
 			 (!role || !role_capacity(c, role, job_id, &cap) || capacity_fits(&cap, d)));
-	if (fits)
+	/* Without its end in the heap a reservation would never lapse. */
+	fits = fits && lapse_push(p, cluster, job_id, now + ttl_ms);
+	if (fits) {
+		account(c, job_id, -1);
 		json_object_set_new(json_object_get(c, "reserved"), job_id,
 				    json_pack("[s, i, f, I, i, I, s?]", ns->name, (int)d->pods, d->cores,
-					      (json_int_t)d->memory, d->gpus, (json_int_t)(gw_now_ms() + ttl_ms),
+					      (json_int_t)d->memory, d->gpus, (json_int_t)(now + ttl_ms),
 					      role ? role->name : NULL));
+		account(c, job_id, 1);
+	}
 	pthread_mutex_unlock(&p->lock);
 	return fits;
 }
@@ -448,7 +594,7 @@ void pool_release(struct pool *p, const char *job_id)
 
 	pthread_mutex_lock(&p->lock);
 	json_object_foreach(p->clusters, name, c)
-		json_object_del(json_object_get(c, "reserved"), job_id);
+		drop_reservation(c, job_id);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -462,6 +608,7 @@ void pool_forget_pods(struct pool *p, const char *cluster)
 	json_object_set_new(c, "usage", json_object());
 	json_object_set_new(c, "jobs", json_object());
 	json_object_set_new(c, "bound", json_object());
+	recount(c);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -505,6 +652,7 @@ void pool_set_usage(struct pool *p, const char *cluster, const json_t *usage)
 	json_object_set_new(c, "usage", json_deep_copy(usage));
 	json_object_set_new(c, "jobs", jobs);
 	json_object_set_new(c, "bound", json_object());
+	recount(c);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -592,6 +740,7 @@ static void live_usage(void *arg, const char *cluster, const char *ns, struct ro
 	struct pool *p = arg;
 
 	pthread_mutex_lock(&p->lock);
+	lapse_due(p, gw_now_ms());
 	namespace_usage(cluster_state(p, cluster), ns, NULL, out);
 	pthread_mutex_unlock(&p->lock);
 }
@@ -603,6 +752,7 @@ static bool live_capacity(void *arg, const char *cluster, const struct router_no
 	bool known;
 
 	pthread_mutex_lock(&p->lock);
+	lapse_due(p, gw_now_ms());
 	known = role_capacity(cluster_state(p, cluster), role, NULL, out);
 	pthread_mutex_unlock(&p->lock);
 	return known;

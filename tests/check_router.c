@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/yamljson.h"
+#include "pool/pool.h"
 #include "router/router.h"
 #include "tests/testutil.h"
 
@@ -482,6 +484,137 @@ START_TEST(test_sql_jobs_only_on_driver_pod_clusters)
 }
 END_TEST
 
+/* ---- pool: what reservations take, as placement reads it ---- */
+
+static struct router_usage ns_usage(struct pool *p, const char *ns)
+{
+	struct router_live live = pool_live(p);
+	struct router_usage u;
+
+	live.usage(live.arg, "k", ns, &u);
+	return u;
+}
+
+static double free_cores(struct pool *p, const struct router_node_role *role)
+{
+	struct router_live live = pool_live(p);
+	struct router_capacity cap;
+
+	ck_assert(live.capacity(live.arg, "k", role, &cap));
+	return cap.free.cores;
+}
+
+/* Two Ready nodes of 10 cores each. */
+static void two_nodes(struct pool *p)
+{
+	json_t *nodes = json_loads("[{\"metadata\":{\"name\":\"n1\"},\"status\":{\"allocatable\":{\"cpu\":\"10\","
+				   "\"memory\":\"64Gi\",\"pods\":\"110\"},\"conditions\":[{\"type\":\"Ready\","
+				   "\"status\":\"True\"}]}},{\"metadata\":{\"name\":\"n2\"},\"status\":{\"allocatable\":"
+				   "{\"cpu\":\"10\",\"memory\":\"64Gi\",\"pods\":\"110\"},\"conditions\":[{\"type\":"
+				   "\"Ready\",\"status\":\"True\"}]}}]", 0, NULL);
+
+	pool_set_nodes(p, "k", nodes);
+	json_decref(nodes);
+}
+
+START_TEST(test_pool_reservations_count_what_pods_do_not_hold)
+{
+	struct pool *p = pool_new(NULL);
+	json_t *empty = json_object(), *tolerations = json_array();
+	char role_name[] = "cpu";
+	struct router_node_role role = {.name = role_name, .node_selector = empty, .tolerations = tolerations};
+	char ns_name[] = "ns";
+	struct router_namespace ns = {.name = ns_name, .max_pods = 10};
+	struct router_demand a = {.pods = 3, .cores = 2.5, .memory = 3 << 20}, b = {.pods = 2, .cores = 4};
+	struct router_usage u;
+
+	two_nodes(p);
+	ck_assert_double_eq_tol(free_cores(p, &role), 20, 1e-9);
+	ck_assert(pool_reserve(p, "k", "job-a", &ns, &role, &a, false, 60000));
+	ck_assert(pool_reserve(p, "k", "job-b", &ns, &role, &b, false, 60000));
+	u = ns_usage(p, "ns");
+	ck_assert_uint_eq(u.pods, 5);
+	ck_assert_double_eq_tol(u.cores, 6.5, 1e-9);
+	ck_assert_int_eq(u.memory, 3 << 20);
+	ck_assert_double_eq_tol(free_cores(p, &role), 13.5, 1e-9);
+
+	/* a's driver runs (1 core of its 2.5), not bound yet: the namespace
+	 * counts it once; on the nodes, its whole demand is still pending. */
+	pool_pod(p, "k", "uid-1", "job-a", "ns", NULL, true, 1, 1 << 20, 0);
+	u = ns_usage(p, "ns");
+	ck_assert_uint_eq(u.pods, 5);
+	ck_assert_double_eq_tol(u.cores, 6.5, 1e-9);
+	ck_assert_double_eq_tol(free_cores(p, &role), 13.5, 1e-9);
+	/* Bound to n1: n1 holds it, and the reservation takes the rest. */
+	pool_pod(p, "k", "uid-1", "job-a", "ns", "n1", true, 1, 1 << 20, 0);
+	ck_assert_double_eq_tol(free_cores(p, &role), 13.5, 1e-9);
+	/* Pods beyond the demand take more, never less. */
+	pool_pod(p, "k", "uid-2", "job-a", "ns", "n1", true, 2, 1 << 20, 0);
+	pool_pod(p, "k", "uid-3", "job-a", "ns", "n2", true, 2, 1 << 20, 0);
+	u = ns_usage(p, "ns");
+	ck_assert_uint_eq(u.pods, 5);
+	ck_assert_double_eq_tol(u.cores, 9, 1e-9);
+	ck_assert_double_eq_tol(free_cores(p, &role), 11, 1e-9);
+
+	/* Room is checked net of the job's own reservation: b again fits,
+	 * a third job that needs 12 cores does not. */
+	ck_assert(pool_reserve(p, "k", "job-b", &ns, &role, &b, false, 60000));
+	ck_assert(!pool_reserve(p, "k", "job-c", &ns, &role, &(struct router_demand){.pods = 1, .cores = 12}, false,
+				60000));
+	ck_assert(!pool_reserve(p, "k", "job-c", &ns, &role, &(struct router_demand){.pods = 6}, false, 60000));
+	ck_assert(pool_reserve(p, "k", "job-c", &ns, &role, &(struct router_demand){.pods = 2, .cores = 1}, false,
+				60000));
+	pool_release(p, "job-c");
+
+	/* Released, b takes nothing; a's pods gone, a's reservation goes too. */
+	pool_release(p, "job-b");
+	u = ns_usage(p, "ns");
+	ck_assert_uint_eq(u.pods, 3);
+	ck_assert_double_eq_tol(u.cores, 5, 1e-9);
+	pool_pod(p, "k", "uid-1", "job-a", "ns", "n1", false, 1, 1 << 20, 0);
+	pool_pod(p, "k", "uid-2", "job-a", "ns", "n1", false, 2, 1 << 20, 0);
+	pool_pod(p, "k", "uid-3", "job-a", "ns", "n2", false, 2, 1 << 20, 0);
+	u = ns_usage(p, "ns");
+	ck_assert_uint_eq(u.pods, 0);
+	ck_assert_double_eq_tol(u.cores, 0, 1e-9);
+	ck_assert_int_eq(u.memory, 0);
+	ck_assert_double_eq_tol(free_cores(p, &role), 20, 1e-9);
+	pool_free(p);
+	json_decref(empty);
+	json_decref(tolerations);
+}
+END_TEST
+
+START_TEST(test_pool_reservations_lapse_and_renew)
+{
+	struct pool *p = pool_new(NULL);
+	char ns_name[] = "ns";
+	struct router_namespace ns = {.name = ns_name, .max_pods = 10};
+	struct router_demand d = {.pods = 2, .cores = 1};
+	struct router_usage u;
+
+	ck_assert(pool_reserve(p, "k", "short", &ns, NULL, &d, false, 1));
+	ck_assert(pool_reserve(p, "k", "renewed", &ns, NULL, &d, false, 1));
+	ck_assert(pool_reserve(p, "k", "renewed", &ns, NULL, &d, false, 60000));
+	ck_assert(pool_reserve(p, "k", "long", &ns, NULL, &d, false, 60000));
+	ck_assert_uint_eq(ns_usage(p, "ns").pods, 6);
+	usleep(20 * 1000);
+	/* The short one lapsed; the renewed one keeps its new end. */
+	u = ns_usage(p, "ns");
+	ck_assert_uint_eq(u.pods, 4);
+	ck_assert_double_eq_tol(u.cores, 2, 1e-9);
+	/* A re-list replaces what pods hold; reservations count in full. */
+	pool_pod(p, "k", "uid", "long", "ns", NULL, true, 1, 0, 0);
+	ck_assert_uint_eq(ns_usage(p, "ns").pods, 4);
+	pool_forget_pods(p, "k");
+	ck_assert_uint_eq(ns_usage(p, "ns").pods, 4);
+	pool_release(p, "renewed");
+	pool_release(p, "long");
+	ck_assert_uint_eq(ns_usage(p, "ns").pods, 0);
+	pool_free(p);
+}
+END_TEST
+
 Suite *router_suite(void)
 {
 	Suite *s = suite_create("router");
@@ -498,6 +631,10 @@ Suite *router_suite(void)
 	tcase_add_test(tc, test_policy_errors_name_line_and_column);
 	tcase_add_test(tc, test_sql_ddl_and_dml);
 	tcase_add_test(tc, test_sql_jobs_only_on_driver_pod_clusters);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("pool");
+	tcase_add_test(tc, test_pool_reservations_count_what_pods_do_not_hold);
+	tcase_add_test(tc, test_pool_reservations_lapse_and_renew);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -18,11 +18,28 @@ struct lapse {
 	char *cluster, *job;
 };
 
+/* The nodes of a cluster a node role selects, with their sums and what is
+ * free of them (millicores), kept as our pods bind and go, so that a
+ * placement does not match every node's labels and taints again. Built
+ * when first asked; dropped when the cluster's nodes or pods are replaced
+ * wholesale; rebuilt when the role's selector or tolerations changed (a
+ * policy reload). */
+struct role_view {
+	char *cluster, *role;
+	json_t *selector, *tolerations;
+	json_t *nodes; /* name -> true */
+	unsigned count;
+	struct router_usage total, largest;
+	json_int_t free[4]; /* pods, millicores, memory, gpus */
+};
+
 struct pool {
-	pthread_mutex_t lock; /* guards clusters and lapses */
+	pthread_mutex_t lock; /* guards clusters, lapses and views */
 	json_t *clusters;     /* name -> state object (below) */
 	struct lapse *lapses;
 	size_t nlapses, lapses_cap;
+	struct role_view *views;
+	size_t nviews;
 	struct pool_options opts;
 };
 
@@ -57,6 +74,62 @@ static json_t *cluster_state(struct pool *p, const char *name)
 	return c;
 }
 
+static void drop_view(struct pool *p, size_t i)
+{
+	struct role_view *v = &p->views[i];
+
+	free(v->cluster);
+	free(v->role);
+	json_decref(v->selector);
+	json_decref(v->tolerations);
+	json_decref(v->nodes);
+	p->views[i] = p->views[--p->nviews];
+}
+
+/* The cluster's nodes or pods were replaced: its views are rebuilt when
+ * next asked. */
+static void drop_views(struct pool *p, const char *cluster)
+{
+	for (size_t i = p->nviews; i-- > 0;)
+		if (!strcmp(p->views[i].cluster, cluster))
+			drop_view(p, i);
+}
+
+/* What node holds free of our pods: [pods, millicores, memory, gpus]. */
+static void node_free(json_t *c, const char *name, json_int_t out[4])
+{
+	json_t *n = json_object_get(json_object_get(c, "nodes"), name);
+	json_t *b = json_object_get(json_object_get(c, "bound"), name);
+	double cores = json_real_value(json_array_get(n, 3)) - json_real_value(json_array_get(b, 1));
+
+	out[0] = json_integer_value(json_array_get(n, 2)) - json_integer_value(json_array_get(b, 0));
+	out[1] = (json_int_t)(cores * 1000 + (cores < 0 ? -0.5 : 0.5));
+	out[2] = json_integer_value(json_array_get(n, 4)) - json_integer_value(json_array_get(b, 2));
+	out[3] = json_integer_value(json_array_get(n, 5)) - json_integer_value(json_array_get(b, 3));
+	for (int i = 0; i < 4; i++)
+		out[i] = out[i] > 0 ? out[i] : 0;
+}
+
+/* Takes node's free room out of (sign -1) or back into (1) the views of
+ * cluster that hold the node: around a change to what is bound there. */
+static void views_count(struct pool *p, const char *cluster, json_t *c, const char *node, int sign)
+{
+	json_int_t f[4];
+	bool known = false;
+
+	for (size_t i = 0; i < p->nviews; i++) {
+		struct role_view *v = &p->views[i];
+
+		if (strcmp(v->cluster, cluster) || !json_object_get(v->nodes, node))
+			continue;
+		if (!known)
+			node_free(c, node, f);
+		known = true;
+		for (int k = 0; k < 4; k++)
+			v->free[k] += sign * f[k];
+	}
+}
+
 struct pool *pool_new(const struct pool_options *opts)
 {
 	struct pool *p = calloc(1, sizeof(*p));
@@ -80,6 +153,9 @@ void pool_free(struct pool *p)
 		free(p->lapses[i].job);
 	}
 	free(p->lapses);
+	while (p->nviews)
+		drop_view(p, p->nviews - 1);
+	free(p->views);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -293,8 +369,8 @@ static void lapse_due(struct pool *p, int64_t now)
 
 /* One pod's requests in or out of its namespace's, its job's and its
  * node's sums. */
-static void count_pod(json_t *c, const char *ns, const char *job_id, const char *node, int sign, double cores,
-		      int64_t memory, int gpus)
+static void count_pod(struct pool *p, const char *cluster, json_t *c, const char *ns, const char *job_id,
+		      const char *node, int sign, double cores, int64_t memory, int gpus)
 {
 	json_t *usage = json_object_get(c, "usage"), *jobs = json_object_get(c, "jobs");
 	json_t *u = json_object_get(usage, ns), *j, *b;
@@ -309,7 +385,9 @@ static void count_pod(json_t *c, const char *ns, const char *job_id, const char 
 			b = json_pack("[i, f, I, i]", 0, 0.0, (json_int_t)0, 0);
 			json_object_set_new(json_object_get(c, "bound"), node, b);
 		}
+		views_count(p, cluster, c, node, -1);
 		add_pod(b, 0, sign, cores, memory, gpus);
+		views_count(p, cluster, c, node, 1);
 	}
 	if (!job_id)
 		return;
@@ -338,7 +416,7 @@ void pool_pod(struct pool *p, const char *cluster, const char *uid, const char *
 	old = json_object_get(pods, uid);
 	was_counted = old != NULL;
 	if (old) { /* take the old view out first: it may have been bound since */
-		count_pod(c, json_string_value(json_array_get(old, 0)), json_string_value(json_array_get(old, 4)),
+		count_pod(p, cluster, c, json_string_value(json_array_get(old, 0)), json_string_value(json_array_get(old, 4)),
 			  json_string_value(json_array_get(old, 5)), -1, json_real_value(json_array_get(old, 1)),
 			  json_integer_value(json_array_get(old, 2)), (int)json_integer_value(json_array_get(old, 3)));
 		json_object_del(pods, uid);
@@ -346,7 +424,7 @@ void pool_pod(struct pool *p, const char *cluster, const char *uid, const char *
 	if (active) {
 		json_object_set_new(pods, uid, json_pack("[s, f, I, i, s?, s?]", ns, cores, (json_int_t)memory, gpus,
 							 job_id, node));
-		count_pod(c, ns, job_id, node, 1, cores, memory, gpus);
+		count_pod(p, cluster, c, ns, job_id, node, 1, cores, memory, gpus);
 	}
 	/* Its pods were there and are all gone (after the update, not in
 	 * its middle): the job left, and so does its reservation, whichever
@@ -410,6 +488,7 @@ void pool_set_nodes(struct pool *p, const char *cluster, const json_t *items)
 	json_decref(true_status);
 	pthread_mutex_lock(&p->lock);
 	json_object_set_new(cluster_state(p, cluster), "nodes", nodes ? nodes : json_null());
+	drop_views(p, cluster);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -493,42 +572,82 @@ static void pending_of(json_t *c, const char *sums, const char *key, size_t at, 
 		v[i] -= own[i];
 }
 
-/* What the role's nodes hold in c, and what is free of it: less our pods
- * bound there and what jobs reserved on the role have not bound yet
- * (skip: a job left out). False when c's nodes are not known. Caller holds
- * the lock and has let lapsed reservations go. */
-static bool role_capacity(json_t *c, const struct router_node_role *role, const char *skip,
-			  struct router_capacity *out)
+/* Equal JSON, or both absent. */
+static bool same(const json_t *a, const json_t *b)
 {
-	json_t *nodes = json_object_get(c, "nodes"), *n, *b;
-	json_int_t pending[4];
+	return a == b || (a && b && json_equal(a, b));
+}
+
+/* The view of role on cluster c, built now if there is none or the role
+ * changed; NULL when out of memory. Caller holds the lock; c's nodes are
+ * known. */
+static struct role_view *role_view(struct pool *p, const char *cluster, json_t *c,
+				   const struct router_node_role *role)
+{
+	struct role_view *v = NULL, *grown;
+	json_t *n;
 	const char *name;
 
-	memset(out, 0, sizeof(*out));
-	if (!json_is_object(nodes))
-		return false;
-	json_object_foreach(nodes, name, n) {
+	for (size_t i = 0; i < p->nviews && !v; i++)
+		if (!strcmp(p->views[i].cluster, cluster) && !strcmp(p->views[i].role, role->name))
+			v = &p->views[i];
+	if (v && same(v->selector, role->node_selector) && same(v->tolerations, role->tolerations))
+		return v;
+	if (v)
+		drop_view(p, (size_t)(v - p->views));
+	if (!(grown = realloc(p->views, (p->nviews + 1) * sizeof(*grown))))
+		return NULL;
+	p->views = grown;
+	v = &p->views[p->nviews];
+	*v = (struct role_view){.cluster = strdup(cluster), .role = strdup(role->name),
+				.selector = json_deep_copy(role->node_selector),
+				.tolerations = json_deep_copy(role->tolerations), .nodes = json_object()};
+	p->nviews++;
+	if (!v->cluster || !v->role || !v->nodes) {
+		drop_view(p, p->nviews - 1);
+		return NULL;
+	}
+	json_object_foreach(json_object_get(c, "nodes"), name, n) {
 		struct router_usage u = {.pods = (unsigned)json_integer_value(json_array_get(n, 2)),
 					 .cores = json_real_value(json_array_get(n, 3)),
 					 .memory = json_integer_value(json_array_get(n, 4)),
 					 .gpus = (int)json_integer_value(json_array_get(n, 5))};
+		json_int_t f[4];
 
 		if (!role_selects(role, n))
 			continue;
-		out->nodes++;
-		out->total.pods += u.pods;
-		out->total.cores += u.cores;
-		out->total.memory += u.memory;
-		out->total.gpus += u.gpus;
-		usage_max(&out->largest, &u);
-		b = json_object_get(json_object_get(c, "bound"), name);
-		usage_sub(&u, (double)json_integer_value(json_array_get(b, 0)), json_real_value(json_array_get(b, 1)),
-			  (double)json_integer_value(json_array_get(b, 2)), (double)json_integer_value(json_array_get(b, 3)));
-		out->free.pods += u.pods;
-		out->free.cores += u.cores;
-		out->free.memory += u.memory;
-		out->free.gpus += u.gpus;
+		json_object_set_new(v->nodes, name, json_true());
+		v->count++;
+		v->total.pods += u.pods;
+		v->total.cores += u.cores;
+		v->total.memory += u.memory;
+		v->total.gpus += u.gpus;
+		usage_max(&v->largest, &u);
+		node_free(c, name, f);
+		for (int k = 0; k < 4; k++)
+			v->free[k] += f[k];
 	}
+	return v;
+}
+
+/* What the role's nodes hold in cluster c, and what is free of it: less
+ * our pods bound there and what jobs reserved on the role have not bound
+ * yet (skip: a job left out). False when c's nodes are not known. Caller
+ * holds the lock and has let lapsed reservations go. */
+static bool role_capacity(struct pool *p, const char *cluster, json_t *c, const struct router_node_role *role,
+			  const char *skip, struct router_capacity *out)
+{
+	json_int_t pending[4];
+	struct role_view *v;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(json_object_get(c, "nodes")) || !(v = role_view(p, cluster, c, role)))
+		return false;
+	out->nodes = v->count;
+	out->total = v->total;
+	out->largest = v->largest;
+	out->free = (struct router_usage){.pods = (unsigned)v->free[0], .cores = (double)v->free[1] / 1000,
+					  .memory = v->free[2], .gpus = (int)v->free[3]};
 	/* Each reservation's part is at least 0, so taking their sum at once
 	 * is taking them one by one. */
 	pending_of(c, "pendingRole", role->name, 5, skip, pending);
@@ -572,7 +691,7 @@ bool pool_reserve(struct pool *p, const char *cluster, const char *job_id, const
 	c = cluster_state(p, cluster);
 	namespace_usage(c, ns->name, job_id, &u);
 	fits = force || (router_namespace_fits(ns, &u, d) &&
-			 (!role || !role_capacity(c, role, job_id, &cap) || capacity_fits(&cap, d)));
+			 (!role || !role_capacity(p, cluster, c, role, job_id, &cap) || capacity_fits(&cap, d)));
 	/* Without its end in the heap a reservation would never lapse. */
 	fits = fits && lapse_push(p, cluster, job_id, now + ttl_ms);
 	if (fits) {
@@ -609,6 +728,7 @@ void pool_forget_pods(struct pool *p, const char *cluster)
 	json_object_set_new(c, "jobs", json_object());
 	json_object_set_new(c, "bound", json_object());
 	recount(c);
+	drop_views(p, cluster);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -653,6 +773,7 @@ void pool_set_usage(struct pool *p, const char *cluster, const json_t *usage)
 	json_object_set_new(c, "jobs", jobs);
 	json_object_set_new(c, "bound", json_object());
 	recount(c);
+	drop_views(p, cluster);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -753,7 +874,7 @@ static bool live_capacity(void *arg, const char *cluster, const struct router_no
 
 	pthread_mutex_lock(&p->lock);
 	lapse_due(p, gw_now_ms());
-	known = role_capacity(cluster_state(p, cluster), role, NULL, out);
+	known = role_capacity(p, cluster, cluster_state(p, cluster), role, NULL, out);
 	pthread_mutex_unlock(&p->lock);
 	return known;
 }

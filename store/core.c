@@ -32,8 +32,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_JOB_INSERT] =
 		"INSERT INTO jobs (id, name, \"user\", state, reason, labels, spec, created_ms,"
 		" updated_ms, rv, priority, team, pool, cores_milli, memory_mib, gpus, ttl_s, spec_shown)"
-		" VALUES (?1, ?2, ?3, 'QUEUED', 'Submitted', ?4, ?5, ?6, ?6, ?15, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-		" RETURNING seq",
+		" VALUES (?1, ?2, ?3, 'QUEUED', 'Submitted', ?4, ?5, ?6, ?6, ?15, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
 	/* What a team or pool uses: count and sums over its active jobs. */
 	[STMT_TEAM_ACTIVE] =
 		"SELECT count(*), " STORE_SUMS " FROM jobs"
@@ -53,11 +52,12 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		"UPDATE jobs SET lease_until_ms = ?3 WHERE id = ?1 AND lease_owner = ?2"
 		" AND state = 'DISPATCHING'",
 	[STMT_JOB_CLEANED] = "UPDATE jobs SET cleaned_ms = ?2 WHERE id = ?1",
-	/* Oldest first, through the partial index of finished jobs; the
+	/* Oldest first, through the partial index of finished jobs (named:
+	 * without statistics the planner sorts every finished job); the
 	 * foreign keys take labels, events and idempotency keys along. */
 	[STMT_JOBS_PRUNE] =
-		"DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs"
-		" WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'REJECTED')"
+		"DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_finished"
+		" WHERE (" STORE_FINISHED_CONDITION ")"
 		" AND updated_ms < ?1 AND (cleaned_ms > 0 OR cluster IS NULL)"
 		" ORDER BY updated_ms LIMIT ?2)",
 	/* A new job's first event takes the next seq of the events, which its
@@ -116,7 +116,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_JOBS_TO_CLEAN] =
 		"SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs INDEXED BY jobs_to_clean"
 		" WHERE cleaned_ms = 0 AND cluster IS NOT NULL"
-		" AND state IN ('SUCCEEDED', 'FAILED', 'CANCELLED')"
+		" AND (" STORE_ENDED_CONDITION ")"
 		" AND updated_ms + 1000 * (CASE WHEN ttl_s >= 0 THEN ttl_s ELSE ?2 END) <= ?1"
 		" ORDER BY updated_ms LIMIT ?3",
 	[STMT_JOBS_IN_STATE] =
@@ -135,7 +135,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		" VALUES (?1, ?2, ?3, 'QUEUED')",
 	[STMT_EVENT_INSERT] =
 		"INSERT INTO job_events (job_seq, time_ms, state, previous, reason,"
-		" message) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING seq",
+		" message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[STMT_JOB_UPDATE] =
 		"UPDATE jobs SET state = ?2, reason = ?3, message = ?4,"
 		" updated_ms = ?5, rv = ?6 WHERE seq = ?1",
@@ -191,6 +191,14 @@ static const char *const stmt_sql_pg[STMT_COUNT] = {
 	[STMT_BEGIN] = "BEGIN",
 	[STMT_WRITE_LOCK] = "SELECT pg_advisory_xact_lock(" GW_STR(STORE_PG_WRITE_LOCK) ")",
 	[STMT_NOTIFY] = "SELECT pg_notify('" STORE_PG_CHANNEL "', '')",
+	[STMT_EVENT_INSERT] =
+		"INSERT INTO job_events (job_seq, time_ms, state, previous, reason,"
+		" message) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING seq",
+	[STMT_JOBS_PRUNE] =
+		"DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs"
+		" WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'REJECTED')"
+		" AND updated_ms < ?1 AND (cleaned_ms > 0 OR cluster IS NULL)"
+		" ORDER BY updated_ms LIMIT ?2)",
 	[STMT_JOBS_TO_CLEAN] =
 		"SELECT " STORE_JOB_COLUMNS_BRIEF " FROM jobs"
 		" WHERE cleaned_ms = 0 AND cluster IS NOT NULL"

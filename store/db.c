@@ -510,6 +510,11 @@ long db_changes(struct db_conn *c)
 	return c->driver == DB_SQLITE ? (long)sqlite3_changes(c->lite) : c->changes;
 }
 
+int64_t db_last_insert_id(struct db_conn *c)
+{
+	return c->driver == DB_SQLITE ? (int64_t)sqlite3_last_insert_rowid(c->lite) : 0;
+}
+
 enum gw_err db_error(struct db_conn *c, char *err)
 {
 	const char *s = c->sqlstate;

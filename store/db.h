@@ -58,6 +58,9 @@ const void *db_col_blob(struct db_stmt *st, int col, size_t *n);
 
 /* Rows changed by the connection's last statement. */
 long db_changes(struct db_conn *c);
+/* The rowid of the row the last INSERT on c added (SQLite; PostgreSQL's
+ * inserts say it with RETURNING). */
+int64_t db_last_insert_id(struct db_conn *c);
 /* The connection's last failure as a gw_err, its message in err:
  * ECONFLICT for a constraint, EBUSY for a lock or a serialization
  * failure, EFULL for a full disk, EIO otherwise (a lost connection too). */

@@ -174,6 +174,10 @@ enum gw_err store_row_to_job(struct db_stmt *st, struct store_job *job);
  * for word, so that a query can name that index. */
 #define STORE_ACTIVE_CONDITION \
 	"state = 'DISPATCHING' OR state = 'SUBMITTED' OR state = 'RUNNING' OR state = 'CANCELLING'"
+/* Those of the partial indexes jobs_finished and jobs_to_clean (SQLite):
+ * a job that ran and ended, and one that ended at all. */
+#define STORE_ENDED_CONDITION "state = 'SUCCEEDED' OR state = 'FAILED' OR state = 'CANCELLED'"
+#define STORE_FINISHED_CONDITION STORE_ENDED_CONDITION " OR state = 'REJECTED'"
 
 /* A one-statement read on a pooled connection: begin checks a reader out
  * and prepares sql (NULL on error, the reason in err, nothing held); the

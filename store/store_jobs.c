@@ -73,6 +73,22 @@ static enum gw_err store_step_returning(struct store_conn *c, struct db_stmt *st
 	return rc;
 }
 
+/* Steps an INSERT into *seq, the new row's seq: SQLite's rowid, which
+ * costs nothing, where RETURNING would gather its rows in a temporary
+ * b-tree; PostgreSQL's statement has RETURNING. */
+static enum gw_err store_step_insert(struct store_conn *c, struct db_stmt *st, int64_t *seq, char *err)
+{
+	enum gw_err rc;
+
+	if (db_driver(c->db) == DB_POSTGRES)
+		return store_step_returning(c, st, seq, err);
+	*seq = 0;
+	if ((rc = store_step_done(c, st, err)) == GW_OK)
+		*seq = db_last_insert_id(c->db);
+	db_reset(st);
+	return rc;
+}
+
 
 
 /* Moves the job to `to`, records the event and stamps the new rv. */
@@ -94,7 +110,7 @@ static enum gw_err write_state(struct store_conn *c, int64_t job_seq,
 	db_bind_text(st, 5, reason);
 	if (message)
 		db_bind_text(st, 6, message);
-	if ((rc = store_step_returning(c, st, &rv, err)))
+	if ((rc = store_step_insert(c, st, &rv, err)))
 		return rc;
 
 	st = store_conn_stmt(c, STMT_JOB_UPDATE, err);
@@ -385,7 +401,7 @@ static enum gw_err apply_submit(struct store_conn *c, struct store_op *op)
 		return GW_EIO;
 	bind_job_row(st, sub, id, now);
 	db_bind_int64(st, 15, rv);
-	if ((rc = store_step_returning(c, st, &job_seq, op->err)))
+	if ((rc = store_step_insert(c, st, &job_seq, op->err)))
 		return rc;
 
 	if ((rc = insert_labels(c, job_seq, sub->labels_json, op->err)))

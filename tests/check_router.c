@@ -579,6 +579,18 @@ START_TEST(test_pool_reservations_count_what_pods_do_not_hold)
 	ck_assert_double_eq_tol(u.cores, 0, 1e-9);
 	ck_assert_int_eq(u.memory, 0);
 	ck_assert_double_eq_tol(free_cores(p, &role), 20, 1e-9);
+
+	/* A role's nodes follow its selector (a policy reload) and the nodes
+	 * the cluster lists. */
+	json_object_set_new(empty, "zone", json_string("b"));
+	ck_assert_double_eq_tol(free_cores(p, &role), 0, 1e-9);
+	json_object_clear(empty);
+	pool_pod(p, "k", "uid-4", "job-d", "ns", "n2", true, 3, 0, 0);
+	ck_assert_double_eq_tol(free_cores(p, &role), 17, 1e-9);
+	pool_set_nodes(p, "k", NULL);
+	ck_assert(!pool_live(p).capacity(p, "k", &role, &(struct router_capacity){0}));
+	two_nodes(p);
+	ck_assert_double_eq_tol(free_cores(p, &role), 17, 1e-9);
 	pool_free(p);
 	json_decref(empty);
 	json_decref(tolerations);

@@ -454,6 +454,7 @@ void pool_set_nodes(struct pool *p, const char *cluster, const json_t *items)
 		json_t *alloc = json_object_get(json_object_get(n, "status"), "allocatable");
 		json_t *taints = json_array(), *t, *cond, *q;
 		const char *name = json_string_value(json_object_get(json_object_get(n, "metadata"), "name"));
+		json_t *labels = json_object_get(json_object_get(n, "metadata"), "labels");
 		const char *key;
 		bool ready = false;
 		double gpus = 0;
@@ -477,9 +478,7 @@ void pool_set_nodes(struct pool *p, const char *cluster, const json_t *items)
 			if (strstr(key, "gpu"))
 				gpus += quantity(q);
 		json_object_set_new(nodes, name,
-				    json_pack("[O, o, I, f, I, I]",
-					      json_object_get(json_object_get(n, "metadata"), "labels")
-						      ? json_object_get(json_object_get(n, "metadata"), "labels") : json_object(),
+				    json_pack("[o, o, I, f, I, I]", labels ? json_incref(labels) : json_object(),
 					      taints, (json_int_t)quantity(json_object_get(alloc, "pods")),
 					      quantity(json_object_get(alloc, "cpu")),
 					      (json_int_t)quantity(json_object_get(alloc, "memory")), (json_int_t)gpus));

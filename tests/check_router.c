@@ -605,12 +605,12 @@ START_TEST(test_pool_reservations_lapse_and_renew)
 	struct router_demand d = {.pods = 2, .cores = 1};
 	struct router_usage u;
 
-	ck_assert(pool_reserve(p, "k", "short", &ns, NULL, &d, false, 1));
-	ck_assert(pool_reserve(p, "k", "renewed", &ns, NULL, &d, false, 1));
+	ck_assert(pool_reserve(p, "k", "short", &ns, NULL, &d, false, 300));
+	ck_assert(pool_reserve(p, "k", "renewed", &ns, NULL, &d, false, 300));
 	ck_assert(pool_reserve(p, "k", "renewed", &ns, NULL, &d, false, 60000));
 	ck_assert(pool_reserve(p, "k", "long", &ns, NULL, &d, false, 60000));
 	ck_assert_uint_eq(ns_usage(p, "ns").pods, 6);
-	usleep(20 * 1000);
+	usleep(400 * 1000);
 	/* The short one lapsed; the renewed one keeps its new end. */
 	u = ns_usage(p, "ns");
 	ck_assert_uint_eq(u.pods, 4);

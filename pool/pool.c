@@ -95,41 +95,6 @@ static void drop_views(struct pool *p, const char *cluster)
 			drop_view(p, i);
 }
 
-/* What node holds free of our pods: [pods, millicores, memory, gpus]. */
-static void node_free(json_t *c, const char *name, json_int_t out[4])
-{
-	json_t *n = json_object_get(json_object_get(c, "nodes"), name);
-	json_t *b = json_object_get(json_object_get(c, "bound"), name);
-	double cores = json_real_value(json_array_get(n, 3)) - json_real_value(json_array_get(b, 1));
-
-	out[0] = json_integer_value(json_array_get(n, 2)) - json_integer_value(json_array_get(b, 0));
-	out[1] = (json_int_t)(cores * 1000 + (cores < 0 ? -0.5 : 0.5));
-	out[2] = json_integer_value(json_array_get(n, 4)) - json_integer_value(json_array_get(b, 2));
-	out[3] = json_integer_value(json_array_get(n, 5)) - json_integer_value(json_array_get(b, 3));
-	for (int i = 0; i < 4; i++)
-		out[i] = out[i] > 0 ? out[i] : 0;
-}
-
-/* Takes node's free room out of (sign -1) or back into (1) the views of
- * cluster that hold the node: around a change to what is bound there. */
-static void views_count(struct pool *p, const char *cluster, json_t *c, const char *node, int sign)
-{
-	json_int_t f[4];
-	bool known = false;
-
-	for (size_t i = 0; i < p->nviews; i++) {
-		struct role_view *v = &p->views[i];
-
-		if (strcmp(v->cluster, cluster) || !json_object_get(v->nodes, node))
-			continue;
-		if (!known)
-			node_free(c, node, f);
-		known = true;
-		for (int k = 0; k < 4; k++)
-			v->free[k] += sign * f[k];
-	}
-}
-
 struct pool *pool_new(const struct pool_options *opts)
 {
 	struct pool *p = calloc(1, sizeof(*p));
@@ -240,19 +205,47 @@ static void add_pod(json_t *u, size_t at, int sign, double cores, int64_t memory
 	json_array_set_new(u, at + 3, json_integer(json_integer_value(json_array_get(u, at + 3)) + sign * gpus));
 }
 
-/* What job's reservation res still takes: its demand less what the job's
- * pods hold (held from index at: 1 in the namespace, 5 bound to nodes),
- * none of it below 0; cores in millicores. */
-static void outstanding(const json_t *res, const json_t *held, size_t at, json_int_t out[4])
+/* What is left of amounts a when amounts b are taken (each four from its
+ * index: pods, cores, memory, gpus), none of it below 0; cores in
+ * millicores. A reservation less what its job's pods hold, or a node less
+ * what our pods hold there. */
+static void left_over(const json_t *a, size_t a_at, const json_t *b, size_t b_at, json_int_t out[4])
 {
-	double cores = json_real_value(json_array_get(res, 2)) - json_real_value(json_array_get(held, at + 1));
+	double cores = json_real_value(json_array_get(a, a_at + 1)) - json_real_value(json_array_get(b, b_at + 1));
 
-	out[0] = json_integer_value(json_array_get(res, 1)) - json_integer_value(json_array_get(held, at));
+	out[0] = json_integer_value(json_array_get(a, a_at)) - json_integer_value(json_array_get(b, b_at));
 	out[1] = (json_int_t)(cores * 1000 + (cores < 0 ? -0.5 : 0.5));
-	out[2] = json_integer_value(json_array_get(res, 3)) - json_integer_value(json_array_get(held, at + 2));
-	out[3] = json_integer_value(json_array_get(res, 4)) - json_integer_value(json_array_get(held, at + 3));
+	out[2] = json_integer_value(json_array_get(a, a_at + 2)) - json_integer_value(json_array_get(b, b_at + 2));
+	out[3] = json_integer_value(json_array_get(a, a_at + 3)) - json_integer_value(json_array_get(b, b_at + 3));
 	for (int i = 0; i < 4; i++)
 		out[i] = out[i] > 0 ? out[i] : 0;
+}
+
+/* What is free of node name in c: [pods, millicores, memory, gpus]. */
+static void node_free(json_t *c, const char *name, json_int_t out[4])
+{
+	left_over(json_object_get(json_object_get(c, "nodes"), name), 2,
+		  json_object_get(json_object_get(c, "bound"), name), 0, out);
+}
+
+/* Takes node's free room out of (sign -1) or back into (1) the views of
+ * cluster that hold the node: around a change to what is bound there. */
+static void views_count(struct pool *p, const char *cluster, json_t *c, const char *node, int sign)
+{
+	json_int_t f[4];
+	bool known = false;
+
+	for (size_t i = 0; i < p->nviews; i++) {
+		struct role_view *v = &p->views[i];
+
+		if (strcmp(v->cluster, cluster) || !json_object_get(v->nodes, node))
+			continue;
+		if (!known)
+			node_free(c, node, f);
+		known = true;
+		for (int k = 0; k < 4; k++)
+			v->free[k] += sign * f[k];
+	}
 }
 
 static void add_sums(json_t *sums, const char *key, int sign, const json_int_t v[4])
@@ -279,10 +272,10 @@ static void account(json_t *c, const char *job, int sign)
 
 	if (!res)
 		return;
-	outstanding(res, held, 1, v);
+	left_over(res, 1, held, 1, v);
 	add_sums(json_object_get(c, "pending"), json_string_value(json_array_get(res, 0)), sign, v);
 	if (role) {
-		outstanding(res, held, 5, v);
+		left_over(res, 1, held, 5, v);
 		add_sums(json_object_get(c, "pendingRole"), role, sign, v);
 	}
 }
@@ -566,7 +559,7 @@ static void pending_of(json_t *c, const char *sums, const char *key, size_t at, 
 		v[i] = json_integer_value(json_array_get(a, i));
 	if (!on || strcmp(on, key))
 		return;
-	outstanding(res, json_object_get(json_object_get(c, "jobs"), skip), at, own);
+	left_over(res, 1, json_object_get(json_object_get(c, "jobs"), skip), at, own);
 	for (size_t i = 0; i < 4; i++)
 		v[i] -= own[i];
 }

@@ -181,6 +181,12 @@ async function loadJobs(reset) {
         cursor = page.cursor;
         if (page.items.length < 500) break;
       }
+      // Why a queued job waits is the dispatcher's live view, not a
+      // stored change: while jobs wait, the newest page is read again.
+      if ([...jobs.values()].some((j) => j.state === 'QUEUED')) {
+        const list = await api('/api/v1/jobs?' + listQuery());
+        for (const j of list.items) jobs.set(j.id, j);
+      }
     }
     renderJobs();
     if (shown && jobs.has(shown)) renderSummary(jobs.get(shown));

@@ -63,7 +63,12 @@ async function until(page, what, fn, arg, ms = 10000) {
     await until(page, '200 rows', () => document.querySelectorAll('#job-table tbody tr').length === 200);
     expect('the team filter comes from the address', (await page.inputValue('#f-team')) === 'bulk');
     await page.waitForSelector('#more:not([hidden])');
-    await until(page, 'a wait reason', () => [...document.querySelectorAll('#job-table td.reason')].some((td) => td.textContent.length > 3));
+    await until(page, 'a wait reason', () => [...document.querySelectorAll('#job-table td.reason')].some((td) => td.textContent.includes('cordoned')));
+    // Why a job waits changes without a change to the job: the open page
+    // still follows it.
+    await call('POST', '/api/v1/clusters/web/drain');
+    await until(page, 'the new wait reason', () => [...document.querySelectorAll('#job-table td.reason')].some((td) => td.textContent.includes('draining')));
+    await call('POST', '/api/v1/clusters/web/cordon');
     await page.click('#more');
     await until(page, '205 rows', () => document.querySelectorAll('#job-table tbody tr').length === 205);
     expect('no more pages after the last', await page.isHidden('#more'));

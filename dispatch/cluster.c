@@ -270,6 +270,10 @@ long dispatch_delete_driver(struct cluster_rt *cl, const struct store_job *job)
 	long status = 0;
 	enum gw_err rc;
 
+	if (!job->driver_pod && dispatch_shared_server(cl, job->id, path, sizeof(path))) {
+		json_decref(opts);
+		return dispatch_shared_stop(cl, job, path);
+	}
 	dispatch_names(job, &names);
 	if (cl->mode == ROUTER_SPARK_OPERATOR)
 		object_path(job->namespace, names.app, "SparkApplication", path, sizeof(path));

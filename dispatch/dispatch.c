@@ -44,6 +44,8 @@ void dispatch_stop(struct dispatch *d)
 		pthread_join(d->prober, NULL);
 	if (d->housekeeper_started)
 		pthread_join(d->housekeeper, NULL);
+	if (d->sharer_started)
+		pthread_join(d->sharer, NULL);
 	if (d->leaser_started) {
 		/* Gone: the other replicas' shares of the clusters grow now. */
 		struct store_op gone = {.kind = STORE_OP_REPLICA_ALIVE, .lease_owner = d->opts.instance};
@@ -67,6 +69,11 @@ void dispatch_stop(struct dispatch *d)
 		json_decref(d->clusters[i].pending_drivers);
 		json_decref(d->clusters[i].usage);
 		json_decref(d->clusters[i].pod_waits);
+		json_decref(d->clusters[i].shared_servers);
+		json_decref(d->clusters[i].shared_jobs);
+		json_decref(d->clusters[i].shared_waiting);
+		json_decref(d->clusters[i].shared_view);
+		pthread_mutex_destroy(&d->clusters[i].shared_lock);
 		free(d->clusters[i].name);
 		pthread_mutex_destroy(&d->clusters[i].lock);
 		pthread_mutex_destroy(&d->clusters[i].waits_lock);
@@ -111,6 +118,11 @@ static enum gw_err add_cluster(struct dispatch *d, const struct router_cluster *
 	cl->pending_drivers = json_object();
 	cl->usage = json_object();
 	cl->pod_waits = json_object();
+	cl->shared_servers = json_object();
+	cl->shared_jobs = json_object();
+	cl->shared_waiting = json_object();
+	cl->shared_view = json_object();
+	pthread_mutex_init(&cl->shared_lock, NULL);
 	atomic_init(&cl->stop, false);
 	atomic_init(&cl->removed, false);
 	atomic_init(&cl->watch_until_ms, 0);
@@ -139,6 +151,11 @@ static enum gw_err add_cluster(struct dispatch *d, const struct router_cluster *
 		json_decref(cl->pending_drivers);
 		json_decref(cl->usage);
 		json_decref(cl->pod_waits);
+		json_decref(cl->shared_servers);
+		json_decref(cl->shared_jobs);
+		json_decref(cl->shared_waiting);
+		json_decref(cl->shared_view);
+		pthread_mutex_destroy(&cl->shared_lock);
 		free(cl->name);
 		pthread_mutex_destroy(&cl->lock);
 		pthread_mutex_destroy(&cl->waits_lock);
@@ -286,6 +303,7 @@ enum gw_err dispatch_start(struct store *store, const struct dispatch_options *o
 	d->prober_started = pthread_create(&d->prober, NULL, dispatch_prober_main, d) == 0;
 	d->housekeeper_started = pthread_create(&d->housekeeper, NULL, dispatch_housekeeper_main, d) == 0;
 	d->leaser_started = pthread_create(&d->leaser, NULL, dispatch_leaser_main, d) == 0;
+	d->sharer_started = pthread_create(&d->sharer, NULL, dispatch_shared_main, d) == 0;
 	store_set_commit_hook(store, dispatch_on_commit, d);
 	gw_log(GW_LOG_INFO, "dispatch: %zu cluster(s), %u workers, lease owner %s",
 	       atomic_load(&d->nclusters), d->nworkers, d->owner);

@@ -100,7 +100,7 @@ enum gw_err dispatch_order(const struct router *r, const struct dispatch_default
 json_t *dispatch_final_conf(const struct store_job *job, const struct router_decision *d);
 /* The placement as kept with the job and shown by the API: pool, group,
  * cluster, namespace, node role, reasons and the final conf. */
-json_t *dispatch_placement_json(const struct store_job *job, const struct router_decision *d);
+json_t *dispatch_placement_json(const struct store_job *job, const struct router_decision *d, const char *server);
 /* The objects a job's dispatch creates, in creation order: driver Pod,
  * Service, ConfigMap (driver-pod mode) or one SparkApplication. New array,
  * or NULL with the reason in err. */

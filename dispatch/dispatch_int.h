@@ -83,6 +83,13 @@ struct cluster_rt {
 	pthread_mutex_t waits_lock;
 	json_t *pod_waits;
 	int64_t nodes_listed_ms; /* the prober's last node list (prober only) */
+	/* Shared servers (shared.c), under shared_lock: the last list of them
+	 * (name -> {pool, ns, phase, ready, sessions}); job id -> the server it
+	 * is bound to ("" for a job on a driver of its own); job id -> {pool,
+	 * at} for jobs that found no free slot lately; and the loop's own
+	 * marks ("listed", "idle:NAME" -> since when). */
+	pthread_mutex_t shared_lock;
+	json_t *shared_servers, *shared_jobs, *shared_waiting, *shared_view;
 };
 
 struct dispatch {
@@ -110,8 +117,8 @@ struct dispatch {
 	/* Gateway processes alive on the store, this one included: each
 	 * takes its part of a cluster's request budget. */
 	atomic_long replicas;
-	pthread_t feeder, prober, housekeeper, leaser;
-	bool feeder_started, prober_started, housekeeper_started, leaser_started;
+	pthread_t feeder, prober, housekeeper, leaser, sharer;
+	bool feeder_started, prober_started, housekeeper_started, leaser_started, sharer_started;
 	pthread_t *workers;
 	unsigned nworkers;
 };
@@ -142,6 +149,14 @@ long dispatch_delete_driver(struct cluster_rt *cl, const struct store_job *job);
 
 /* dispatcher.c: the feeder and the workers; reservations after a restart. */
 struct restart_policy dispatch_restart_policy(const struct dispatch *d, const struct store_job *job);
+/* QUEUED -> DISPATCHING with the placement (and the shared server, or
+ * NULL), committed; *job becomes the claimed job. */
+bool dispatch_claim(struct dispatch *d, const struct router *r, struct store_job *job,
+		    const struct router_decision *dec, const char *server);
+void dispatch_wait_a_moment(struct dispatch *d, const char *job_id, const char *why);
+/* SUBMITTED (on the shared server, when named), FAILED, or QUEUED again. */
+void dispatch_record_outcome(struct dispatch *d, struct cluster_rt *cl, const struct store_job *job,
+			     enum create_outcome outcome, const char *err, const char *server);
 void *dispatch_worker_main(void *arg);
 void *dispatch_feeder_main(void *arg);
 void dispatch_on_commit(void *arg);
@@ -159,6 +174,14 @@ void dispatch_apply_seen(struct cluster_rt *cl, const char *job_id);
 void dispatch_recheck_pending(struct cluster_rt *cl, bool all);
 bool dispatch_pods_wait_reason(struct cluster_rt *cl, const char *job_id, char *out, size_t len);
 bool dispatch_start_watcher(struct cluster_rt *cl, bool apps);
+
+/* shared.c: shared servers and the jobs on them. */
+bool dispatch_shared_server(struct cluster_rt *cl, const char *job_id, char *server, size_t len);
+void dispatch_shared_one(struct dispatch *d, const struct router *r, struct cluster_rt *cl, struct store_job *job,
+			 const struct router_decision *dec);
+/* Cancels the job's statement and ends its session: 404 once it is gone. */
+long dispatch_shared_stop(struct cluster_rt *cl, const struct store_job *job, const char *server);
+void *dispatch_shared_main(void *arg);
 
 /* probe.c: the prober. */
 void *dispatch_prober_main(void *arg);

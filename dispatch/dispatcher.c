@@ -144,7 +144,7 @@ static enum router_result place_and_reserve(struct dispatch *d, struct router *r
 	for (int tries = 0; tries < 4; tries++) {
 		enum router_result res = place(d, r, job, dec, why, len);
 
-		if (res != ROUTER_OK || pool_reserve(d->opts.pool, dec->cluster->name, job->id, dec->ns, dec->role,
+		if (res != ROUTER_OK || dec->shared || pool_reserve(d->opts.pool, dec->cluster->name, job->id, dec->ns, dec->role,
 						     &dec->demand, job->cluster != NULL, RESERVATION_MS))
 			return res;
 		router_decision_release(dec);
@@ -154,7 +154,7 @@ static enum router_result place_and_reserve(struct dispatch *d, struct router *r
 }
 
 /* The job waits a moment before it is tried again, with why. */
-static void wait_a_moment(struct dispatch *d, const char *job_id, const char *why)
+void dispatch_wait_a_moment(struct dispatch *d, const char *job_id, const char *why)
 {
 	pthread_mutex_lock(&d->lock);
 	json_object_set_new(d->waiting, job_id, json_pack("[I, s]", (json_int_t)(gw_now_ms() + WAIT_RETRY_MS), why));
@@ -165,12 +165,12 @@ static void wait_a_moment(struct dispatch *d, const char *job_id, const char *wh
  * any object exists; *job becomes the claimed job. False when another
  * process took it, it was cancelled, or a limit is reached (then it
  * waits). */
-static bool claim(struct dispatch *d, const struct router *r, struct store_job *job,
-		  const struct router_decision *dec)
+bool dispatch_claim(struct dispatch *d, const struct router *r, struct store_job *job,
+		    const struct router_decision *dec, const char *server)
 {
 	struct store_op op = {.kind = STORE_OP_CLAIM, .job_id = job->id, .reason = "Dispatching",
 			      .lease_owner = d->owner};
-	json_t *pj = dispatch_placement_json(job, dec);
+	json_t *pj = dispatch_placement_json(job, dec, server);
 	char *placement = json_dumps(pj, JSON_COMPACT);
 	enum gw_err rc;
 
@@ -188,7 +188,7 @@ static bool claim(struct dispatch *d, const struct router *r, struct store_job *
 	if (rc != GW_OK) {
 		pool_release(d->opts.pool, job->id);
 		if (rc == GW_EBUSY) /* at a limit (another process took the room): wait, saying so */
-			wait_a_moment(d, job->id, op.err);
+			dispatch_wait_a_moment(d, job->id, op.err);
 		store_job_release(&op.job);
 		return false;
 	}
@@ -238,15 +238,25 @@ static enum create_outcome create_objects(struct dispatch *d, struct cluster_rt 
 
 /* The job's state after its creates: SUBMITTED, FAILED, or QUEUED for a
  * retry after a delay. */
-static void record_outcome(struct dispatch *d, struct cluster_rt *cl, const struct store_job *job,
-			   enum create_outcome outcome, const char *err)
+void dispatch_record_outcome(struct dispatch *d, struct cluster_rt *cl, const struct store_job *job,
+			     enum create_outcome outcome, const char *err, const char *server)
 {
 	struct restart_policy policy = dispatch_restart_policy(d, job);
 	struct dispatch_names names;
 	char ui[300], msg[GW_ERRLEN + 64];
 
 	dispatch_names(job, &names);
-	if (outcome == CREATED) {
+	if (outcome == CREATED && server) {
+		/* No driver of its own: the UI is the server's. */
+		struct store_op sub = {.spark_ui = ui};
+
+		snprintf(ui, sizeof(ui), "http://%s.%s.svc:%d", server, job->namespace, DISPATCH_UI_PORT);
+		snprintf(msg, sizeof(msg), "statement submitted to shared server %s on %s/%s", server, cl->name,
+			 job->namespace);
+		dispatch_count_cluster(cl, "sparkgw_dispatches_total", "outcome", "created");
+		if (dispatch_move_job(d, job->id, STORE_SUBMITTED, "StatementSubmitted", msg, &sub) == GW_ESTATE)
+			dispatch_shared_stop(cl, job, server); /* cancelled meanwhile */
+	} else if (outcome == CREATED) {
 		/* The operator names its driver as spark-submit would: app-driver. */
 		struct store_op sub = {.driver_pod = names.driver_pod, .spark_ui = ui};
 
@@ -309,7 +319,7 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 		goto out;
 	case ROUTER_WAIT:
 	case ROUTER_TOO_BIG: /* place() makes it a wait */
-		wait_a_moment(d, job.id, why);
+		dispatch_wait_a_moment(d, job.id, why);
 		gw_log(GW_LOG_DEBUG, "dispatch: job %s waits: %s", job.id, why);
 		goto out;
 	}
@@ -319,12 +329,16 @@ static void dispatch_one(struct dispatch *d, const char *job_id)
 		dispatch_move_job(d, job.id, STORE_FAILED, "ClusterUnknown", msg, NULL);
 		goto out;
 	}
-	if (!claim(d, r, &job, &dec))
+	if (dec.shared) {
+		dispatch_shared_one(d, r, cl, &job, &dec);
+		goto out;
+	}
+	if (!dispatch_claim(d, r, &job, &dec, NULL))
 		goto out;
 	if ((objs = dispatch_manifests(&job, &dec, err)))
 		outcome = create_objects(d, cl, &job, objs, &lost, err);
 	if (!lost)
-		record_outcome(d, cl, &job, outcome, err);
+		dispatch_record_outcome(d, cl, &job, outcome, err, NULL);
 out:
 	json_decref(objs);
 	router_decision_release(&dec);
@@ -499,7 +513,7 @@ void dispatch_restore_reservations(struct dispatch *d, const struct router *r)
 				spec = json_loads(job.spec_json, 0, NULL);
 				if (job.namespace &&
 				    router_place(r, NULL, &pin, labels, spec, job.id, &dec, &errors, detail) == ROUTER_OK &&
-				    pool_reserve(d->opts.pool, dec.cluster->name, job.id, dec.ns, dec.role, &dec.demand, true,
+				    !dec.shared && pool_reserve(d->opts.pool, dec.cluster->name, job.id, dec.ns, dec.role, &dec.demand, true,
 						 RESERVATION_MS))
 					restored++;
 				router_decision_release(&dec);

@@ -129,12 +129,18 @@ json_t *dispatch_final_conf(const struct store_job *job, const struct router_dec
 	return conf;
 }
 
-json_t *dispatch_placement_json(const struct store_job *job, const struct router_decision *d)
+json_t *dispatch_placement_json(const struct store_job *job, const struct router_decision *d, const char *server)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:o}", "pool", d->pool->name,
-			 "namespaceGroup", d->group->name, "cluster", d->cluster->name,
-			 "namespace", d->ns->name, "nodeRole", d->role->name, "reasons", d->reasons,
-			 "conf", dispatch_final_conf(job, d));
+	json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:O, s:o}", "pool", d->pool->name,
+			      "namespaceGroup", d->group->name, "cluster", d->cluster->name,
+			      "namespace", d->ns->name, "execution", d->shared ? "shared" : "dedicated",
+			      "executionReason", d->execution, "reasons", d->reasons, "conf", dispatch_final_conf(job, d));
+
+	if (d->role && !d->shared)
+		json_object_set_new(p, "nodeRole", json_string(d->role->name));
+	if (server)
+		json_object_set_new(p, "sharedServer", json_string(server));
+	return p;
 }
 
 /* Memory a pod requests: the JVM heap plus overhead, as Spark computes it

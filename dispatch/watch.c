@@ -608,6 +608,8 @@ static void reconcile_missing(struct cluster_rt *cl, json_t *items, int64_t list
 			snprintf(key, sizeof(key), "%s#%d", jobs[j].id, jobs[j].run);
 			if (json_object_get(present, key) || jobs[j].updated_ms >= listed_at)
 				continue;
+			if (!jobs[j].driver_pod && dispatch_shared_server(cl, jobs[j].id, key, sizeof(key)))
+				continue; /* a statement on a shared server: shared.c follows it */
 			if (live[s] == STORE_CANCELLING)
 				dispatch_move_job(cl->d, jobs[j].id, STORE_CANCELLED, dispatch_cancel_reason(&jobs[j]), "the driver is gone",
 					 NULL);

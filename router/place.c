@@ -529,6 +529,7 @@ struct placing {
 	unsigned nexec;
 	bool gpu;
 	bool sql; /* runs Spark's SQL CLI, which spark-submit refuses in cluster mode */
+	const struct router_namespace *shared_ns; /* where its shared server runs, for a shared job */
 	struct router_decision *out;
 	struct {
 		size_t member;
@@ -592,7 +593,14 @@ static void consider(struct placing *pl, size_t m)
 			 " %g cores, %.1f GiB, %d GPUs)", c->name, role->name, cap.total.cores, gib(cap.total.memory),
 			 cap.total.gpus, cap.nodes, cap.largest.cores, gib(cap.largest.memory), cap.largest.gpus);
 	}
-	if (pl->sql && c->mode == ROUTER_SPARK_OPERATOR) {
+	if (pl->shared_ns) {
+		/* A statement on a server already there: only rotation counts. */
+		if (!pl->pin && live && live->usable && !live->usable(live->arg, c->name, why, sizeof(why)))
+			best = NULL;
+		else
+			best = pl->shared_ns;
+		best_room = 0;
+	} else if (pl->sql && c->mode == ROUTER_SPARK_OPERATOR) {
 		snprintf(why, sizeof(why), "its Spark operator submits in cluster mode, where Spark's SQL CLI does"
 			 " not run (type SQL needs a driver-pod cluster)");
 		pl->never++;
@@ -650,9 +658,80 @@ static void pick_weighted(struct placing *pl, const char *job_key)
 	out->role = pl->cand[i].role;
 	reason(out->reasons, "cluster %s: weight %u of %u among %zu usable", out->cluster->name, pl->cand[i].weight,
 	       pl->total, pl->ncand);
+	if (pl->shared_ns) {
+		reason(out->reasons, "namespace %s: the pool's shared servers run there", out->ns->name);
+		return;
+	}
 	reason(out->reasons, "namespace %s: most room (%.0f%% left after this job)", out->ns->name,
 	       pl->cand[i].room * 100);
 	reason(out->reasons, "node role %s%s", out->role->name, pl->gpu ? " (GPU)" : "");
+}
+
+/* What a job needs that a shared server cannot give it; NULL if nothing. */
+static const char *needs_isolation(const struct placing *pl, const json_t *spec)
+{
+	if (json_object_get(spec, "image"))
+		return "an image of its own";
+	if (json_object_get(spec, "deps"))
+		return "dependencies of its own";
+	if (json_object_get(spec, "hadoopConf"))
+		return "a Hadoop configuration of its own";
+	return pl->gpu ? "GPUs" : NULL;
+}
+
+/* Shared or dedicated, and why (out->execution). False with errors when
+ * the labels ask for what cannot be. */
+static bool choose_execution(struct placing *pl, const json_t *labels, const json_t *spec, json_t *errors)
+{
+	const struct router_shared *sh = pl->pool->shared;
+	struct router_decision *out = pl->out;
+	const char *asked = json_string_value(json_object_get(labels, "execution"));
+	const char *sql = json_string_value(json_object_get(spec, "sql")), *own = needs_isolation(pl, spec);
+	double exec_cores = pl->nexec * pl->exec.cores;
+	char kind[200] = "";
+
+	if (asked && strcmp(asked, "shared") && strcmp(asked, "dedicated")) {
+		add_error(errors, "labels.execution", "execution is shared or dedicated, not '%s'", asked);
+		return false;
+	}
+	if (pl->sql && sql && router_sql_classify(sql, strlen(sql), kind, sizeof(kind)) == ROUTER_SQL_DDL)
+		out->shared = true;
+	if (!sh) {
+		out->shared = false;
+		snprintf(out->execution, sizeof(out->execution), "dedicated: pool %s declares no shared servers",
+			 pl->pool->name);
+	} else if (asked && !strcmp(asked, "dedicated")) {
+		out->shared = false;
+		snprintf(out->execution, sizeof(out->execution), "dedicated: label execution=dedicated");
+	} else if (!pl->sql || !sql) {
+		if (asked) {
+			add_error(errors, "labels.execution", "shared servers run SQL statements: execution=shared needs"
+				  " spec.type SQL with the statements in spec.sql");
+			return false;
+		}
+		snprintf(out->execution, sizeof(out->execution), "dedicated: not SQL with its statements in spec.sql");
+	} else if (own) {
+		out->shared = false;
+		snprintf(out->execution, sizeof(out->execution), "dedicated: it needs %s, which a shared server"
+			 " does not give", own);
+	} else if (asked) {
+		out->shared = true;
+		snprintf(out->execution, sizeof(out->execution), "shared: label execution=shared");
+	} else if (out->shared) {
+		snprintf(out->execution, sizeof(out->execution), "shared: %s", kind);
+	} else if (sh->selector && gw_selector_matches(sh->selector, labels)) {
+		out->shared = exec_cores <= sh->max_executor_cores;
+		snprintf(out->execution, sizeof(out->execution), "%s: labels match %s and it asks for %g executor"
+			 " cores (%s %g)", out->shared ? "shared" : "dedicated", sh->selector_text, exec_cores,
+			 out->shared ? "at most" : "more than", sh->max_executor_cores);
+	} else {
+		snprintf(out->execution, sizeof(out->execution), "dedicated: %s", kind);
+	}
+	if (out->shared)
+		pl->shared_ns = router_shared_namespace(pl->r, pl->pool);
+	if (sh) /* a choice only where the pool has shared servers */
+		reason(out->reasons, "execution %s", out->execution);
+	return true;
 }
 
 /* Whether any cluster of the pool has a node role for the job's pods. */
@@ -690,6 +769,13 @@ enum router_result router_place(const struct router *r, const struct router_live
 		goto invalid;
 	out->pool = pl->pool;
 	out->group = pl->group;
+	if (!choose_execution(pl, labels, spec, *errors))
+		goto invalid;
+	if (out->shared) {
+		for (size_t m = 0; m < pl->pool->nmembers && pl->ncand < MAX_CANDIDATES; m++)
+			consider(pl, m);
+		goto pick;
+	}
 	out->demand = (struct router_demand){
 		.pods = 1 + pl->nexec,
 		.cores = pl->driver.cores + pl->nexec * pl->exec.cores,
@@ -712,6 +798,7 @@ enum router_result router_place(const struct router *r, const struct router_live
 		result = ROUTER_TOO_BIG;
 		goto refused;
 	}
+pick:
 	if (pl->ncand == 0 || pl->total == 0) {
 		gw_seterr(detail, "no cluster of pool %s can take the job now (%s)", pl->pool->name,
 			  *pl->skipped ? pl->skipped : "every weight is 0");

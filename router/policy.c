@@ -472,6 +472,17 @@ out:
 	return rc;
 }
 
+static void shared_release(struct router_shared *sh)
+{
+	if (!sh)
+		return;
+	free(sh->namespace);
+	free(sh->image);
+	gw_selector_free(sh->selector);
+	free(sh->selector_text);
+	free(sh);
+}
+
 static void router_free(struct router *r)
 {
 	if (!r)
@@ -489,6 +500,7 @@ static void router_free(struct router *r)
 		free(r->pools[i].executor_priority_class);
 		free(r->pools[i].batch.name);
 		free(r->pools[i].batch.queue);
+		shared_release(r->pools[i].shared);
 		json_decref(r->pools[i].conf_allow);
 		json_decref(r->pools[i].conf_deny);
 	}
@@ -596,12 +608,56 @@ static enum gw_err parse_conf_lists(struct loader *ld, json_t *v, const char *at
 	return GW_OK;
 }
 
+/* sharedServers: {namespace, minServers, maxServers, maxJobsPerServer,
+ * idleTimeoutSeconds, image, cores, memory, selector, maxExecutorCores}. */
+static enum gw_err parse_shared(struct loader *ld, json_t *v, const char *at, struct router_pool *p)
+{
+	static const char *const keys[] = {"namespace", "minServers", "maxServers", "maxJobsPerServer",
+					   "idleTimeoutSeconds", "image", "cores", "memory", "selector",
+					   "maxExecutorCores", NULL};
+	json_t *sv = json_object_get(v, "sharedServers");
+	struct router_shared *sh;
+	double min, max, jobs, idle;
+	char sub[256], why[GW_ERRLEN];
+	enum gw_err rc;
+
+	if (!sv)
+		return GW_OK;
+	snprintf(sub, sizeof(sub), "%s.sharedServers", at);
+	if (!json_is_object(sv))
+		return fail(ld, sub, "%s must be a map", sub);
+	p->shared = sh = calloc(1, sizeof(*sh));
+	if (!sh)
+		return fail(ld, sub, "out of memory");
+	if ((rc = only_keys(ld, sv, sub, keys)) ||
+	    (rc = get_string(ld, sv, sub, "namespace", true, NULL, &sh->namespace)) ||
+	    (rc = get_number(ld, sv, sub, "minServers", 1, 100, &min)) ||
+	    (rc = get_number(ld, sv, sub, "maxServers", min > 1 ? min : 1, 100, &max)) ||
+	    (rc = get_number(ld, sv, sub, "maxJobsPerServer", 8, 1000, &jobs)) ||
+	    (rc = get_number(ld, sv, sub, "idleTimeoutSeconds", 300, 86400, &idle)) ||
+	    (rc = get_string(ld, sv, sub, "image", false, NULL, &sh->image)) ||
+	    (rc = get_number(ld, sv, sub, "cores", 4, 256, &sh->cores)) ||
+	    (rc = get_memory(ld, sv, sub, "memory", 16LL << 30, &sh->memory)) ||
+	    (rc = get_string(ld, sv, sub, "selector", false, NULL, &sh->selector_text)) ||
+	    (rc = get_number(ld, sv, sub, "maxExecutorCores", 8, 100000, &sh->max_executor_cores)))
+		return rc;
+	if (max < min || max < 1 || jobs < 1)
+		return fail(ld, sub, "%s needs 1 <= maxServers, minServers <= maxServers and maxJobsPerServer >= 1", sub);
+	sh->min_servers = (unsigned)min;
+	sh->max_servers = (unsigned)max;
+	sh->max_jobs = (unsigned)jobs;
+	sh->idle_timeout_s = (unsigned)idle;
+	if (sh->selector_text && gw_selector_parse(sh->selector_text, &sh->selector, why))
+		return fail(ld, sub, "%s.selector is invalid: %s", sub, why);
+	return GW_OK;
+}
+
 static enum gw_err parse_pool(struct loader *ld, struct router *r, json_t *v, const char *at,
 			      struct router_pool *p)
 {
 	static const char *const keys[] = {"name", "clusters", "defaults", "images", "nodeRole",
 					   "priorityClasses", "limits", "maxRunSeconds", "sparkConf", "prices",
-					   "batchScheduler", NULL};
+					   "batchScheduler", "sharedServers", NULL};
 	json_t *members = json_object_get(v, "clusters"), *pc = json_object_get(v, "priorityClasses");
 	json_t *limits = json_object_get(v, "limits");
 	char sub[256];
@@ -616,7 +672,7 @@ static enum gw_err parse_pool(struct loader *ld, struct router *r, json_t *v, co
 	    (rc = get_string(ld, pc, at, "driver", false, "sparkgw-driver", &p->driver_priority_class)) ||
 	    (rc = get_string(ld, pc, at, "executor", false, "sparkgw-executor", &p->executor_priority_class)) ||
 	    (rc = get_number(ld, v, at, "maxRunSeconds", 0, 31536000, &max_run)) ||
-	    (rc = parse_batch(ld, v, at, &p->batch)))
+	    (rc = parse_batch(ld, v, at, &p->batch)) || (rc = parse_shared(ld, v, at, p)))
 		return rc;
 	p->max_run_s = (unsigned)max_run;
 	snprintf(sub, sizeof(sub), "%s.prices", at);
@@ -857,7 +913,16 @@ enum gw_err router_load(json_t *doc, const json_t *marks, const char *path,
 		goto out;
 	if (!r->rules)
 		r->rules = calloc(1, sizeof(*r->rules));
-	rc = implicit_parts(r, namespaces);
+	if ((rc = implicit_parts(r, namespaces)))
+		goto out;
+	for (size_t i = 0; i < r->npools; i++)
+		if (r->pools[i].shared && !router_shared_namespace(r, &r->pools[i])) {
+			char at[64];
+
+			snprintf(at, sizeof(at), "pools[%zu].sharedServers", i);
+			rc = fail(&ld, at, "%s.namespace '%s' is in no namespace group", at, r->pools[i].shared->namespace);
+			goto out;
+		}
 out:
 	for (size_t i = 0; namespaces && i < json_array_size(clusters); i++)
 		free(namespaces[i]);
@@ -868,6 +933,15 @@ out:
 	}
 	*out = r;
 	return GW_OK;
+}
+
+const struct router_namespace *router_shared_namespace(const struct router *r, const struct router_pool *pool)
+{
+	for (size_t g = 0; pool->shared && g < r->ngroups; g++)
+		for (size_t n = 0; n < r->groups[g].nnamespaces; n++)
+			if (!strcmp(r->groups[g].namespaces[n].name, pool->shared->namespace))
+				return &r->groups[g].namespaces[n];
+	return NULL;
 }
 
 struct router *router_ref(struct router *r)

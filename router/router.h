@@ -85,8 +85,27 @@ struct router_limits {
 	int gpus;
 };
 
+/* Long-running Spark servers a pool keeps in one namespace of each of its
+ * clusters, which run small SQL jobs as statements (shared execution)
+ * instead of a driver each. */
+struct router_shared {
+	char *namespace;
+	unsigned min_servers, max_servers; /* per cluster */
+	unsigned max_jobs;                 /* per server at once */
+	unsigned idle_timeout_s;           /* a server above the minimum, idle this long, goes */
+	char *image;                       /* NULL: the cluster's Spark image */
+	double cores;
+	int64_t memory;                    /* bytes */
+	/* SQL jobs these labels select go shared when they ask for at most
+	 * max_executor_cores; NULL: only DDL and `execution: shared`. */
+	struct gw_selector *selector;
+	char *selector_text;
+	double max_executor_cores;
+};
+
 struct router_pool {
 	char *name;
+	struct router_shared *shared; /* NULL: every job gets a driver of its own */
 	struct router_limits limits;
 	unsigned max_run_s;     /* jobs' longest run; 0: the configured default */
 	struct router_member *members;
@@ -166,6 +185,8 @@ void router_holder_swap(struct router_holder *h, struct router *r);
 
 const struct router_cluster *router_cluster_named(const struct router *r, const char *name);
 const struct router_pool *router_pool_named(const struct router *r, const char *name);
+/* The namespace the pool's shared servers run in (NULL: none). */
+const struct router_namespace *router_shared_namespace(const struct router *r, const struct router_pool *pool);
 /* The team's entry; NULL when the policy names none (share 1, defaults). */
 const struct router_team *router_team_named(const struct router *r, const char *name);
 /* The rank of a priority label value (NULL: the default); -1 if the policy
@@ -217,7 +238,9 @@ struct router_decision {
 	const struct router_cluster *cluster;
 	const struct router_namespace *ns;
 	const struct router_node_role *role;
-	struct router_demand demand;
+	struct router_demand demand; /* nothing for a shared job: its server holds the room */
+	bool shared;     /* runs as a statement on one of the pool's shared servers */
+	char execution[256]; /* why shared or dedicated */
 	json_t *reasons; /* array of strings, the steps taken */
 	json_t *conf;    /* key -> {"value", "source"} */
 };

@@ -39,6 +39,7 @@ int main(void)
 	srunner_add_suite(sr, process_suite());
 	srunner_add_suite(sr, dispatch_suite());
 	srunner_add_suite(sr, routing_suite());
+	srunner_add_suite(sr, shared_suite());
 	srunner_add_suite(sr, scheduler_suite());
 	srunner_add_suite(sr, fairshare_suite());
 	srunner_add_suite(sr, lifecycle_suite());

@@ -13,6 +13,7 @@
 Suite *common_suite(void);
 Suite *submission_suite(void);
 Suite *store_suite(void);
+Suite *shared_suite(void);
 Suite *api_suite(void);
 Suite *api_pg_suite(void);
 Suite *process_suite(void);

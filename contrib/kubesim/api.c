@@ -1388,14 +1388,16 @@ static int proxy_target(const char *url, char ns[128], char service[256], const 
 }
 
 static enum MHD_Result send_proxied(struct ks_state *st, struct MHD_Connection *c, const char *ns,
-				    const char *service, const char *path)
+				    const char *service, const char *path, const char *method,
+				    const struct request *rq)
 {
 	struct ks_proxied out;
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
 	if (ks_service_proxy(st, ns, service, path,
-			     MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-Context"), &out))
+			     MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-Context"), method,
+			     rq->body.data ? rq->body.data : "", rq->body.len, &out))
 		return SEND_STATUS(c, out.code, out.code == 404 ? "NotFound" : "ServiceUnavailable",
 				   out.code == 404 ? "services" : NULL, NULL, "%s", out.message);
 	r = MHD_create_response_from_buffer(out.len, out.body, MHD_RESPMEM_MUST_FREE);
@@ -1614,8 +1616,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		ret = strcmp(method, "POST") ? SEND_STATUS(c, 405, "MethodNotAllowed", NULL, NULL,
 							   "the server does not allow this method on the requested resource")
 					     : review_access(c, rq);
-	else if (!strcmp(method, "GET") && proxy_target(url, proxy_ns, proxy_service, &proxy_path))
-		ret = send_proxied(st, c, proxy_ns, proxy_service, proxy_path);
+	else if (proxy_target(url, proxy_ns, proxy_service, &proxy_path))
+		ret = send_proxied(st, c, proxy_ns, proxy_service, proxy_path, method, rq);
 	else if (is_api)
 		ret = handle_api(st, c, url, method, rq);
 	else

@@ -124,6 +124,7 @@ struct ks_state {
 	 * how many clients watch (served at /metrics). */
 	json_t *watches_open, *watches_peak;
 	struct ks_openapi *openapi;
+	json_t *livy; /* shared server pod uid -> its Livy sessions (livy.c) */
 	uint32_t pod_ips_given; /* pod IPs come from 10.244.0.0/16 in turn */
 	/* throttle token bucket */
 	double tokens;
@@ -221,7 +222,12 @@ struct ks_proxied {
 	char message[256];
 };
 int ks_service_proxy(struct ks_state *st, const char *ns, const char *service, const char *path,
-		     const char *ui_root, struct ks_proxied *out);
+		     const char *ui_root, const char *method, const char *body, size_t len, struct ks_proxied *out);
+
+/* livy.c: a shared server pod's Livy REST API at path (after the proxy's
+ * prefix); caller holds st->lock. */
+void ks_livy(struct ks_state *st, const json_t *pod, const char *method, const char *path, const char *body,
+	     size_t len, struct ks_proxied *out);
 
 /* api.c */
 struct MHD_Daemon;

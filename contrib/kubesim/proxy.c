@@ -3,7 +3,7 @@
  * endpoints are its Running pods that match its selector; the UI is a
  * small simulation of Spark's (jobs page, REST API's applications,
  * redirect from the root) that honours X-Forwarded-Context as Spark's
- * UIUtils.uiRoot does; and, as the API server's proxy transport does,
+ * UIUtils.uiRoot does, or a shared server's Livy REST API (livy.c); and, as the API server's proxy transport does,
  * absolute links in HTML and redirects get the proxy's path before them. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +14,7 @@
 #include "contrib/kubesim/kubesim.h"
 
 #define PAGE_MAX (1u << 20)
+#define LIVY_PORT 8998
 
 static const char *jstr(const json_t *v)
 {
@@ -132,7 +133,7 @@ static void spark_ui(struct ks_state *st, const json_t *driver, const char *path
 }
 
 int ks_service_proxy(struct ks_state *st, const char *ns, const char *service, const char *path,
-		     const char *ui_root, struct ks_proxied *out)
+		     const char *ui_root, const char *method, const char *body, size_t len, struct ks_proxied *out)
 {
 	const struct ks_resource *services = ks_resource_find("", "v1", "services");
 	char name[256], prefix[600];
@@ -153,8 +154,15 @@ int ks_service_proxy(struct ks_state *st, const char *ns, const char *service, c
 	}
 	port = service_port(svc, colon ? colon + 1 : "");
 	pod = port ? endpoint(st, svc) : NULL;
-	/* Only a Spark driver listens there in this simulation. */
-	if (!pod || port != 4040 ||
+	if (pod && port == LIVY_PORT &&
+	    json_object_get(json_object_get(json_object_get(pod, "metadata"), "labels"), "sparkgw/shared-server")) {
+		ks_livy(st, pod, method, path, body, len, out);
+		pthread_mutex_unlock(&st->lock);
+		return out->code == 500 ? -1 : 0;
+	}
+	/* Only a Spark driver's UI (GET) or a shared server's Livy listens
+	 * there in this simulation. */
+	if (!pod || port != 4040 || strcmp(method, "GET") ||
 	    strcmp(jstr(json_object_get(json_object_get(json_object_get(pod, "metadata"), "labels"), "spark-role")),
 		   "driver")) {
 		pthread_mutex_unlock(&st->lock);

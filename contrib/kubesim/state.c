@@ -124,6 +124,7 @@ int ks_state_init(struct ks_state *st, const struct ks_options *opts)
 	st->opts = opts;
 	st->objects = json_object();
 	st->pods = json_object();
+	st->livy = json_object();
 	st->apps = json_object();
 	st->of_resource = json_object();
 	st->last_rv_of = json_object();
@@ -152,6 +153,7 @@ void ks_state_release(struct ks_state *st)
 	free(st->tls_key_pem);
 	json_decref(st->objects);
 	json_decref(st->pods);
+	json_decref(st->livy);
 	json_decref(st->apps);
 	json_decref(st->of_resource);
 	json_decref(st->last_rv_of);

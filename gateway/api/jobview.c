@@ -40,7 +40,8 @@ static json_t *job_head(const struct store_job *job)
 	if (job->cluster) {
 		json_t *stored = job->placement_json ? json_loads(job->placement_json, 0, NULL) : NULL;
 		json_t *p = json_pack("{s:s, s:s?}", "cluster", job->cluster, "namespace", job->namespace);
-		static const char *const keep[] = {"pool", "namespaceGroup", "nodeRole", "reasons"};
+		static const char *const keep[] = {"pool", "namespaceGroup", "nodeRole", "execution",
+							     "executionReason", "sharedServer", "reasons"};
 
 		for (size_t i = 0; stored && i < sizeof(keep) / sizeof(keep[0]); i++)
 			if (json_object_get(stored, keep[i]))

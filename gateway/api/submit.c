@@ -117,8 +117,7 @@ static bool schedule_fields(struct request *rq, const struct router *r, const st
 }
 
 /* For a dry run of a SQL job: what its statements do and where they run.
- * DDL alone could share a long-lived server; no pool declares one yet, so
- * every SQL job runs on a driver of its own. NULL for other types. */
+ * NULL for other types. */
 static json_t *sql_execution(const json_t *spec, const struct router_decision *d)
 {
 	const char *sql = json_string_value(json_object_get(spec, "sql"));
@@ -130,13 +129,10 @@ static json_t *sql_execution(const json_t *spec, const struct router_decision *d
 	if (!sql)
 		return json_pack("{s:s, s:s, s:s, s:s}", "statements", "unread", "reason",
 				 "the statements are in mainApplicationFile, which the gateway does not read",
-				 "execution", "dedicated", "executionReason", "statements not known to be DDL");
+				 "execution", "dedicated", "executionReason", d->execution);
 	kind = router_sql_classify(sql, strlen(sql), reason, sizeof(reason));
-	if (kind != ROUTER_SQL_DDL)
-		return json_pack("{s:s, s:s, s:s, s:s}", "statements", "DML", "reason", reason, "execution",
-				 "dedicated", "executionReason", "DML runs on a driver of its own");
-	return json_pack("{s:s, s:s, s:s, s:s++}", "statements", "DDL", "reason", reason, "execution", "dedicated",
-			 "executionReason", "DDL only, but pool ", d->pool->name, " declares no shared servers");
+	return json_pack("{s:s, s:s, s:s, s:s}", "statements", kind == ROUTER_SQL_DDL ? "DDL" : "DML", "reason", reason,
+			 "execution", d->shared ? "shared" : "dedicated", "executionReason", d->execution);
 }
 
 /* Places the submission: without live state (is it placeable at all?) or,
@@ -191,7 +187,7 @@ static bool check_placement(struct request *rq, bool dry_run, enum MHD_Result *r
 
 		snprintf(job.id, sizeof(job.id), "j00000000000dryrun000");
 		manifests = dispatch_manifests(&job, &dec, err);
-		placement = dispatch_placement_json(&job, &dec);
+		placement = dispatch_placement_json(&job, &dec, NULL);
 		if ((sql = sql_execution(spec, &dec)))
 			json_object_set_new(placement, "sql", sql);
 		gw_redact_conf(json_object_get(placement, "conf"));

@@ -474,6 +474,80 @@ class Bench:
                              port, os.path.join(self.work, f"kubesim-{i}.log")))
         return sims
 
+    def shared(self):
+        """Small SQL jobs on a pool's shared servers against the same jobs on
+        drivers of their own: pods that ran and API server calls per job."""
+        data = self.new_data("shared")
+        port = free_port()
+        kubeconfig = os.path.join(data, "kubeconfig")
+        with open(kubeconfig, "w") as f:
+            f.write(f"apiVersion: v1\nkind: Config\nclusters:\n- name: s\n  cluster: {{server: "
+                    f"'http://127.0.0.1:{port}'}}\ncontexts:\n- name: s\n  context: {{cluster: s, user: u}}\n"
+                    f"users:\n- name: u\n  user: {{}}\n")
+        policy = (f"clusters:\n  - {{name: s, kubeconfig: {kubeconfig}, context: s, mode: driver-pod}}\n"
+                  "pools:\n  - name: sql\n    clusters: [s]\n"
+                  "    sharedServers: {namespace: spark-shared, minServers: 1, maxServers: 2,"
+                  " maxJobsPerServer: 16}\n"
+                  "namespaceGroups:\n  - name: all\n    namespaces: [spark-jobs, spark-shared]\n"
+                  "dispatch:\n  workers: 16\nscheduler:\n  cluster_qps: 10000\n  cluster_concurrency: 64\n")
+        sim = Proc([os.path.join(self.build, "kubesim"), "--listen", f"127.0.0.1:{port}", "--name", "s",
+                    "--nodes", "16", "--node-cpu", "64", "--node-memory", "512Gi", "--namespace", "spark-jobs",
+                    "--namespace", "spark-shared"], port, os.path.join(self.work, "kubesim-shared.log"))
+        token = self.token(data)
+        gw = self.gateway(data, policy)
+        jobs = 200
+        out = {}
+        try:
+            c = Client(gw.port, token)
+
+            def calls():
+                conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+                conn.request("GET", "/metrics", headers={"Authorization": f"Bearer {token}"})
+                text = conn.getresponse().read().decode()
+                return sum(float(m) for m in re.findall(r"^sparkgw_apiserver_requests_total\{[^}]*\} (\S+)$",
+                                                         text, re.M))
+
+            for _ in range(100):  # the shared server up
+                if c.call("POST", "/api/v1/jobs?dryRun=true", self.sql_body("shared"))[0] == 200 and \
+                        count_pods(port, "spark-shared", "app.kubernetes.io%2Fcomponent%3Dspark-shared-server") >= 1:
+                    break
+                time.sleep(0.2)
+            time.sleep(2)
+            for execution in ("shared", "dedicated"):
+                before_calls, first = calls(), job_count(data)
+                t0 = time.time()
+                submit_many(gw.port, token, self.sql_body(execution), jobs, 8)
+                while ended_jobs(data) < first + jobs and time.time() - t0 < 300:
+                    time.sleep(0.5)
+                elapsed = time.time() - t0
+                time.sleep(1)
+                db = sqlite3.connect(f"file:{data}/sparkgw.db?mode=ro", uri=True)
+                pods = db.execute("SELECT count(*) FROM pod_usage WHERE role <> 'statement' AND job_seq > ?",
+                                  (first,)).fetchone()[0]
+                ok = db.execute("SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED' AND seq > ?",
+                                (first,)).fetchone()[0]
+                db.close()
+                servers = count_pods(port, "spark-shared",
+                                     "app.kubernetes.io%2Fcomponent%3Dspark-shared-server") if execution == "shared" else 0
+                out[execution] = {"jobs": jobs, "succeeded": ok, "seconds": round(elapsed, 1),
+                                  "pods_per_job": (pods + servers) / jobs,
+                                  "api_calls_per_job": (calls() - before_calls) / jobs}
+                log(f"shared: {execution}: {out[execution]}")
+        finally:
+            gw.stop()
+            sim.stop()
+        out["pods_ratio"] = out["shared"]["pods_per_job"] / out["dedicated"]["pods_per_job"]
+        out["api_calls_ratio"] = out["shared"]["api_calls_per_job"] / out["dedicated"]["api_calls_per_job"]
+        self.results["shared"] = out
+
+    def sql_body(self, execution):
+        return json.dumps({"name": "ddl", "labels": {"team": "bench", "execution": execution},
+                           "spec": {"type": "SQL", "sparkVersion": "3.5.1",
+                                    "sql": "CREATE TABLE IF NOT EXISTS t (a INT); ALTER TABLE t SET"
+                                           " TBLPROPERTIES ('k'='v')",
+                                    "executor": {"instances": 1, "cores": 1},
+                                    "sparkConf": {"spark.kubesim.durationSeconds": "0.5"}}}).encode()
+
     def kubesim_churn(self):
         """kubesim's cost a change, with few and with many objects held: a
         delete used to copy every key and collect garbage over all, a list
@@ -597,9 +671,23 @@ def count_state(data, state):
     return n
 
 
-def count_pods(port):
+def job_count(data):
+    db = sqlite3.connect(f"file:{data}/sparkgw.db?mode=ro", uri=True)
+    n = db.execute("SELECT count(*) FROM jobs").fetchone()[0]
+    db.close()
+    return n
+
+
+def ended_jobs(data):
+    db = sqlite3.connect(f"file:{data}/sparkgw.db?mode=ro", uri=True)
+    n = db.execute("SELECT count(*) FROM jobs WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELLED')").fetchone()[0]
+    db.close()
+    return n
+
+
+def count_pods(port, ns="spark-jobs", selector="spark-role%3Ddriver"):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("GET", "/api/v1/namespaces/spark-jobs/pods?labelSelector=spark-role%3Ddriver")
+    conn.request("GET", f"/api/v1/namespaces/{ns}/pods?labelSelector={selector}")
     items = json.loads(conn.getresponse().read())["items"]
     return len(items)
 
@@ -855,6 +943,14 @@ def table(r):
     for n, s in r["scaling"].items():
         rows.append((f"Stored {int(n):,} jobs", f"submit {s['submit_rps']:,.0f}/s (64 conns); "
                      f"list p50 {s['list_p50_ms']:.2f} p99 {s['list_p99_ms']:.2f} ms", "", "flat"))
+    if "shared" in r:
+        sh, de = r["shared"]["shared"], r["shared"]["dedicated"]
+        rows.append(("Small SQL jobs (200), shared server vs a driver each: pods that ran a job",
+                     f"{sh['pods_per_job']:.2f} vs {de['pods_per_job']:.2f}",
+                     f"{r['shared']['pods_ratio']:.1%}", ""))
+        rows.append(("… the gateway's API server calls a job (Livy's through the service proxy included)",
+                     f"{sh['api_calls_per_job']:.1f} vs {de['api_calls_per_job']:.1f}",
+                     f"{r['shared']['api_calls_ratio']:.0%}", ""))
     if "postgres" in r:
         pb = r["postgres"]["baseline"]
         rows.append(("PostgreSQL baseline (pgbench, 2 KB rows, synchronous_commit on)",
@@ -881,7 +977,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=5, help="length of each timed run")
     ap.add_argument("--only", help="comma-separated phases, for a partial run (not written to --out)")
     args = ap.parse_args()
-    phases = ["http_baseline", "store_baseline", "submit", "scaling", "kubesim_churn", "dispatch", "postgres"]
+    phases = ["http_baseline", "store_baseline", "submit", "scaling", "kubesim_churn", "dispatch", "shared", "postgres"]
     only = args.only.split(",") if args.only else phases
     if not shutil.which("wrk"):
         sys.exit("bench: wrk is missing (contrib/install-deps.sh installs it)")

@@ -78,7 +78,8 @@ static enum gw_err livy(struct cluster_rt *cl, const char *ns, const char *serve
 }
 
 /* The server a job is bound to, from the map or its placement; false for
- * a job on a driver of its own (or not placed yet). */
+ * a job on a driver of its own (or not placed yet). Only shared jobs are
+ * kept in the map, until they leave their server. */
 bool dispatch_shared_server(struct cluster_rt *cl, const char *job_id, char *server, size_t len)
 {
 	struct store_job job = {0};
@@ -96,11 +97,9 @@ bool dispatch_shared_server(struct cluster_rt *cl, const char *job_id, char *ser
 	if (store_job_get(cl->d->store, job_id, &job, err))
 		return false;
 	placement = job.placement_json ? json_loads(job.placement_json, 0, NULL) : NULL;
-	if (placement) {
-		const char *name = json_string_value(json_object_get(placement, "sharedServer"));
-
-		shared = name != NULL;
-		snprintf(server, len, "%s", name ? name : "");
+	if (placement && json_string_value(json_object_get(placement, "sharedServer"))) {
+		shared = true;
+		snprintf(server, len, "%s", json_string_value(json_object_get(placement, "sharedServer")));
 		pthread_mutex_lock(&cl->shared_lock);
 		json_object_set_new(cl->shared_jobs, job_id, json_string(server));
 		pthread_mutex_unlock(&cl->shared_lock);
@@ -193,8 +192,8 @@ static enum create_outcome open_session(struct cluster_rt *cl, const struct stor
 		k8s_response_release(&r);
 		if (outcome == CREATED || round == 1 || *e)
 			break;
-		body = json_pack("{s:s, s:s, s:s, s:O}", "kind", "sql", "name", name, "proxyUser", job->user ? job->user : "",
-				 "conf", json_is_object(conf) ? conf : json_object());
+		body = json_pack("{s:s, s:s, s:s, s:o}", "kind", "sql", "name", name, "proxyUser", job->user ? job->user : "",
+				 "conf", json_is_object(conf) ? json_incref(conf) : json_object());
 		if (!job->user || !*job->user)
 			json_object_del(body, "proxyUser");
 		if (livy(cl, job->namespace, server, "POST", "sessions", body, &r, e) == GW_OK) {
@@ -318,8 +317,11 @@ long dispatch_shared_stop(struct cluster_rt *cl, const struct store_job *job, co
 				sid = json_integer_value(json_object_get(s, "id"));
 	}
 	k8s_response_release(&r);
-	if (sid < 0)
+	if (sid < 0) {
+		if (status == 404)
+			unbind(cl, job->id);
 		return status; /* 404: no such session (any more); 503: the server is gone */
+	}
 	snprintf(rest, sizeof(rest), "sessions/%lld/statements/0/cancel", sid);
 	if (livy(cl, job->namespace, server, "POST", rest, NULL, &r, err) == GW_OK)
 		status = r.status;
@@ -328,6 +330,8 @@ long dispatch_shared_stop(struct cluster_rt *cl, const struct store_job *job, co
 	if (livy(cl, job->namespace, server, "DELETE", rest, NULL, &r, err) == GW_OK && r.status == 200)
 		status = 404; /* gone now: the cancel is complete */
 	k8s_response_release(&r);
+	if (status == 404)
+		unbind(cl, job->id); /* its slot is free */
 	return status;
 }
 

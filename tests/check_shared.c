@@ -218,7 +218,7 @@ END_TEST
 START_TEST(test_failure_cancel_and_cost)
 {
 	struct tu_response r;
-	char url[300], from[GW_TIME_LEN], *failing, *slow;
+	char url[300], from[GW_TIME_LEN], *failing, *slow, *after[2];
 	json_t *job, *sessions, *usage, *it;
 	double core_s = 0;
 	size_t i;
@@ -247,6 +247,16 @@ START_TEST(test_failure_cancel_and_cost)
 	ck_assert_ptr_nonnull(sessions);
 	ck_assert_int_eq(json_integer_value(json_object_get(sessions, "total")), 0);
 	json_decref(sessions);
+	/* ... and so did its slot: two more jobs both fit on the one server. */
+	for (int k = 0; k < 2; k++)
+		after[k] = submit_sql("USE db", NULL, "1", "0");
+	for (int k = 0; k < 2; k++) {
+		job = tu_wait_job(gw.base, after[k], "SUCCEEDED", 20000);
+		ck_assert_ptr_nonnull(job);
+		ck_assert_str_eq(placement_str(job, "sharedServer"), "sql-shared-0");
+		json_decref(job);
+		free(after[k]);
+	}
 
 	/* Cost: a slot's share of the server (4 cores over 2 slots) while it
 	 * ran: 2 cores for about the 0.2 s the failing one ran. */

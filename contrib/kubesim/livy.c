@@ -129,7 +129,7 @@ static void create_session(json_t *server, const char *body, size_t len, int64_t
 {
 	json_t *req = json_loadb(body, len, 0, NULL), *sessions = json_object_get(server, "sessions"), *s;
 	const char *name = json_string_value(json_object_get(req, "name")), *k;
-	const json_t *conf = json_object_get(req, "conf");
+	json_t *conf = json_object_get(req, "conf");
 	char id[24];
 
 	if (!json_is_object(req) || (json_object_get(req, "conf") && !json_is_object(conf))) {
@@ -144,11 +144,11 @@ static void create_session(json_t *server, const char *body, size_t len, int64_t
 			return;
 		}
 	snprintf(id, sizeof(id), "%lld", (long long)jint(server, "next"));
-	s = json_pack("{s:I, s:o, s:s, s:s?, s:s, s:[], s:I, s:O, s:[]}", "id", jint(server, "next"), "name",
+	s = json_pack("{s:I, s:o, s:s, s:s?, s:s, s:[], s:I, s:o, s:[]}", "id", jint(server, "next"), "name",
 		      name ? json_string(name) : json_null(), "kind", json_string_value(json_object_get(req, "kind"))
 		      ? json_string_value(json_object_get(req, "kind")) : "shared", "proxyUser",
 		      json_string_value(json_object_get(req, "proxyUser")), "state", "starting", "log", "_created",
-		      (json_int_t)now, "_conf", conf ? conf : json_object(), "_statements");
+		      (json_int_t)now, "_conf", conf ? json_incref(conf) : json_object(), "_statements");
 	json_object_set_new(s, "appId", json_string(jstr(json_object_get(server, "appId"))));
 	json_object_set_new(server, "next", json_integer(jint(server, "next") + 1));
 	json_object_set_new(sessions, id, s);

@@ -85,7 +85,7 @@ struct cluster_rt {
 	int64_t nodes_listed_ms; /* the prober's last node list (prober only) */
 	/* Shared servers (shared.c), under shared_lock: the last list of them
 	 * (name -> {pool, ns, phase, ready, sessions}); job id -> the server it
-	 * is bound to ("" for a job on a driver of its own); job id -> {pool,
+	 * is bound to (shared jobs only, until they leave it); job id -> {pool,
 	 * at} for jobs that found no free slot lately; and the loop's own
 	 * marks ("listed", "idle:NAME" -> since when). */
 	pthread_mutex_t shared_lock;

@@ -38,11 +38,6 @@
 #define POOL_LABEL "sparkgw/shared-pool"
 #define OUTPUT_MAX 1024
 
-static const char *jstr(const json_t *v)
-{
-	return dispatch_jstr(v);
-}
-
 /* A pool's name as a label value and name part: lower case letters,
  * digits and '-', at most 40. */
 static void pool_token(const char *pool, char *out, size_t len)
@@ -90,7 +85,7 @@ bool dispatch_shared_server(struct cluster_rt *cl, const char *job_id, char *ser
 	pthread_mutex_lock(&cl->shared_lock);
 	known = json_object_get(cl->shared_jobs, job_id);
 	if (known)
-		snprintf(server, len, "%s", jstr(known));
+		snprintf(server, len, "%s", dispatch_jstr(known));
 	pthread_mutex_unlock(&cl->shared_lock);
 	if (known)
 		return *server != 0;
@@ -117,7 +112,7 @@ static unsigned bound_to(const struct cluster_rt *cl, const char *server)
 	unsigned n = 0;
 
 	json_object_foreach(cl->shared_jobs, id, v)
-		n += !strcmp(jstr(v), server);
+		n += !strcmp(dispatch_jstr(v), server);
 	return n;
 }
 
@@ -137,7 +132,7 @@ static bool pick(struct cluster_rt *cl, const struct router_decision *dec, const
 	json_object_foreach(cl->shared_servers, name, s) {
 		unsigned bound;
 
-		if (strcmp(jstr(json_object_get(s, "pool")), token))
+		if (strcmp(dispatch_jstr(json_object_get(s, "pool")), token))
 			continue;
 		total++;
 		if (!json_is_true(json_object_get(s, "ready")))
@@ -169,27 +164,46 @@ static void unbind(struct cluster_rt *cl, const char *job_id)
 	pthread_mutex_unlock(&cl->shared_lock);
 }
 
+/* The job's session on the server, by its name: *sid, or -1 when the
+ * server has none. The HTTP status of the list (0: no answer). */
+static long find_session(struct cluster_rt *cl, const struct store_job *job, const char *server, long long *sid,
+			 char *err)
+{
+	char name[STORE_ID_LEN + 32];
+	struct k8s_response r;
+	long status = 0;
+	size_t i;
+	json_t *s;
+
+	*sid = -1;
+	session_name(job, name, sizeof(name));
+	if (livy(cl, job->namespace, server, "GET", "sessions?size=10000", NULL, &r, err) == GW_OK) {
+		status = r.status;
+		json_array_foreach(status == 200 ? json_object_get(r.body, "sessions") : NULL, i, s)
+			if (!strcmp(dispatch_jstr(json_object_get(s, "name")), name))
+				*sid = json_integer_value(json_object_get(s, "id"));
+	}
+	k8s_response_release(&r);
+	return status;
+}
+
 /* The job's session on the server: found by name, else made. */
 static enum create_outcome open_session(struct cluster_rt *cl, const struct store_job *job, const char *server,
 					long long *sid, char *err)
 {
-	json_t *spec = json_loads(job->spec_json, 0, NULL), *conf = json_object_get(spec, "sparkConf"), *body, *s;
+	json_t *spec = json_loads(job->spec_json, 0, NULL), *conf = json_object_get(spec, "sparkConf"), *body;
 	char name[STORE_ID_LEN + 32], e[GW_ERRLEN] = "";
 	struct k8s_response r;
 	enum create_outcome outcome = RETRY;
-	size_t i;
 
 	session_name(job, name, sizeof(name));
 	for (int round = 0; round < 2 && outcome == RETRY; round++) {
-		if (livy(cl, job->namespace, server, "GET", "sessions?size=10000", NULL, &r, e) == GW_OK && r.status == 200)
-			json_array_foreach(json_object_get(r.body, "sessions"), i, s)
-				if (!strcmp(jstr(json_object_get(s, "name")), name)) {
-					*sid = json_integer_value(json_object_get(s, "id"));
-					outcome = CREATED;
-				}
-		if (!*e && r.status != 200)
-			snprintf(e, sizeof(e), "listing sessions on %s answered %ld", server, r.status);
-		k8s_response_release(&r);
+		long listed = find_session(cl, job, server, sid, e);
+
+		if (*sid >= 0)
+			outcome = CREATED;
+		if (!*e && listed != 200)
+			snprintf(e, sizeof(e), "listing sessions on %s answered %ld", server, listed);
 		if (outcome == CREATED || round == 1 || *e)
 			break;
 		body = json_pack("{s:s, s:s, s:s, s:o}", "kind", "sql", "name", name, "proxyUser", job->user ? job->user : "",
@@ -200,10 +214,10 @@ static enum create_outcome open_session(struct cluster_rt *cl, const struct stor
 			if (r.status == 201 || r.status == 200) {
 				*sid = json_integer_value(json_object_get(r.body, "id"));
 				outcome = CREATED;
-			} else if (r.status == 400 && strstr(jstr(json_object_get(r.body, "msg")), "Duplicate session name")) {
+			} else if (r.status == 400 && strstr(dispatch_jstr(json_object_get(r.body, "msg")), "Duplicate session name")) {
 				/* Made by an attempt whose answer was lost: found next round. */
 			} else if (r.status >= 400 && r.status < 500) {
-				snprintf(e, sizeof(e), "session refused (%ld): %s", r.status, jstr(json_object_get(r.body, "msg")));
+				snprintf(e, sizeof(e), "session refused (%ld): %s", r.status, dispatch_jstr(json_object_get(r.body, "msg")));
 				outcome = REJECTED;
 			} else {
 				snprintf(e, sizeof(e), "creating a session on %s answered %ld", server, r.status);
@@ -237,7 +251,7 @@ static enum create_outcome run_statement(struct cluster_rt *cl, const struct sto
 		snprintf(err, GW_ERRLEN, "listing statements on %s answered %ld", server, r.status);
 	k8s_response_release(&r);
 	if (outcome == RETRY && listed) {
-		body = json_pack("{s:s, s:s}", "code", jstr(json_object_get(spec, "sql")), "kind", "sql");
+		body = json_pack("{s:s, s:s}", "code", dispatch_jstr(json_object_get(spec, "sql")), "kind", "sql");
 		if (livy(cl, job->namespace, server, "POST", rest, body, &r, err) == GW_OK) {
 			if (r.status == 201 || r.status == 200)
 				outcome = CREATED;
@@ -245,7 +259,7 @@ static enum create_outcome run_statement(struct cluster_rt *cl, const struct sto
 				outcome = REJECTED;
 			if (outcome != CREATED)
 				snprintf(err, GW_ERRLEN, "statement refused (%ld): %s", r.status,
-					 jstr(json_object_get(r.body, "msg")));
+					 dispatch_jstr(json_object_get(r.body, "msg")));
 		}
 		k8s_response_release(&r);
 		json_decref(body);
@@ -302,21 +316,13 @@ out:
 
 long dispatch_shared_stop(struct cluster_rt *cl, const struct store_job *job, const char *server)
 {
-	char name[STORE_ID_LEN + 32], rest[96], err[GW_ERRLEN];
+	char rest[96], err[GW_ERRLEN];
 	struct k8s_response r;
-	long long sid = -1;
-	long status = 0;
-	size_t i;
-	json_t *s;
+	long long sid;
+	long status = find_session(cl, job, server, &sid, err);
 
-	session_name(job, name, sizeof(name));
-	if (livy(cl, job->namespace, server, "GET", "sessions?size=10000", NULL, &r, err) == GW_OK) {
-		status = r.status == 200 ? 404 : r.status;
-		json_array_foreach(json_object_get(r.body, "sessions"), i, s)
-			if (!strcmp(jstr(json_object_get(s, "name")), name))
-				sid = json_integer_value(json_object_get(s, "id"));
-	}
-	k8s_response_release(&r);
+	if (status == 200)
+		status = 404; /* the server answers: without a session, nothing is left to stop */
 	if (sid < 0) {
 		if (status == 404)
 			unbind(cl, job->id);
@@ -411,8 +417,8 @@ static bool list_servers(struct cluster_rt *cl, const char *ns, const char *toke
 	dispatch_count_call(cl, "LIST", ok ? GW_OK : GW_EIO, ok ? 200 : r.status);
 	json_array_foreach(ok ? json_object_get(r.body, "items") : NULL, i, pod) {
 		const json_t *meta = json_object_get(pod, "metadata");
-		const char *name = jstr(json_object_get(meta, "name"));
-		const char *phase = jstr(json_object_get(json_object_get(pod, "status"), "phase"));
+		const char *name = dispatch_jstr(json_object_get(meta, "name"));
+		const char *phase = dispatch_jstr(json_object_get(json_object_get(pod, "status"), "phase"));
 		bool deleting = json_object_get(meta, "deletionTimestamp") != NULL;
 		json_t *sessions = json_object(), *s;
 		struct k8s_response lr = {0};
@@ -423,7 +429,7 @@ static bool list_servers(struct cluster_rt *cl, const char *ns, const char *toke
 		    livy(cl, ns, name, "GET", "sessions?size=10000", NULL, &lr, err) == GW_OK && lr.status == 200) {
 			ready = true;
 			json_array_foreach(json_object_get(lr.body, "sessions"), j, s)
-				json_object_set_new(sessions, jstr(json_object_get(s, "name")),
+				json_object_set_new(sessions, dispatch_jstr(json_object_get(s, "name")),
 						    json_pack("{s:O, s:O}", "id", json_object_get(s, "id"), "state",
 							      json_object_get(s, "state")));
 		}
@@ -474,13 +480,13 @@ static void finish(struct cluster_rt *cl, const struct store_job *job, const cha
 		k8s_response_release(&r);
 		return; /* asked again next tick */
 	}
-	state = jstr(json_object_get(r.body, "state"));
+	state = dispatch_jstr(json_object_get(r.body, "state"));
 	output = json_object_get(r.body, "output");
 	if (strcmp(state, "available") && strcmp(state, "error")) {
 		k8s_response_release(&r);
 		return;
 	}
-	ok = !strcmp(state, "available") && !strcmp(jstr(json_object_get(output, "status")), "ok");
+	ok = !strcmp(state, "available") && !strcmp(dispatch_jstr(json_object_get(output, "status")), "ok");
 	text = json_dumps(ok ? json_object_get(output, "data") : output, JSON_COMPACT);
 	snprintf(message, sizeof(message), "statement %s on shared server %s: %.*s", ok ? "succeeded" : "failed",
 		 server, OUTPUT_MAX, text ? text : "");
@@ -523,8 +529,8 @@ static void follow_jobs(struct cluster_rt *cl, const struct router *r, json_t *v
 			pool = router_pool_named(r, jobs[j].pool);
 			if (!pool || !pool->shared)
 				continue;
-			if (!srv || !strcmp(jstr(json_object_get(srv, "phase")), "Failed") ||
-			    !strcmp(jstr(json_object_get(srv, "phase")), "Succeeded")) {
+			if (!srv || !strcmp(dispatch_jstr(json_object_get(srv, "phase")), "Failed") ||
+			    !strcmp(dispatch_jstr(json_object_get(srv, "phase")), "Succeeded")) {
 				snprintf(why, sizeof(why), "shared server %s %s while the statement was on it", server,
 					 srv ? "died" : "went away");
 				if (dispatch_move_job(cl->d, jobs[j].id, STORE_FAILED, "SharedServerLost", why, NULL) == GW_OK)
@@ -535,7 +541,7 @@ static void follow_jobs(struct cluster_rt *cl, const struct router *r, json_t *v
 				continue; /* not answering now: asked again */
 			session_name(&jobs[j], name, sizeof(name));
 			session = json_object_get(json_object_get(srv, "sessions"), name);
-			state = jstr(json_object_get(session, "state"));
+			state = dispatch_jstr(json_object_get(session, "state"));
 			if (!session) {
 				snprintf(why, sizeof(why), "its session on shared server %s is gone (the server restarted)",
 					 server);
@@ -543,7 +549,7 @@ static void follow_jobs(struct cluster_rt *cl, const struct router *r, json_t *v
 					unbind(cl, jobs[j].id);
 			} else if (!strcmp(state, "idle") || !strcmp(state, "dead") || !strcmp(state, "error") ||
 				   !strcmp(state, "killed") || !strcmp(state, "success")) {
-				finish(cl, &jobs[j], server, jstr(json_object_get(srv, "ns")),
+				finish(cl, &jobs[j], server, dispatch_jstr(json_object_get(srv, "ns")),
 				       json_integer_value(json_object_get(session, "id")), pool->shared);
 			} else if (!strcmp(state, "busy") && on_server[st] == STORE_SUBMITTED) {
 				snprintf(why, sizeof(why), "running on shared server %s", server);
@@ -566,12 +572,12 @@ static unsigned wanted(struct cluster_rt *cl, const char *token, const struct ro
 
 	pthread_mutex_lock(&cl->shared_lock);
 	json_object_foreach(view, k, s)
-		if (!strcmp(jstr(json_object_get(s, "pool")), token))
+		if (!strcmp(dispatch_jstr(json_object_get(s, "pool")), token))
 			jobs += bound_to(cl, k);
 	json_object_foreach_safe(cl->shared_waiting, iter, k, v) {
 		if (now - json_integer_value(json_object_get(v, "at")) > WANT_MS)
 			json_object_del(cl->shared_waiting, k);
-		else if (!strcmp(jstr(json_object_get(v, "pool")), token))
+		else if (!strcmp(dispatch_jstr(json_object_get(v, "pool")), token))
 			jobs++;
 	}
 	pthread_mutex_unlock(&cl->shared_lock);
@@ -594,9 +600,9 @@ static void keep_servers(struct cluster_rt *cl, const struct router *r, const st
 	char idle_key[200];
 
 	json_object_foreach(view, name, s) {
-		const char *phase = jstr(json_object_get(s, "phase"));
+		const char *phase = dispatch_jstr(json_object_get(s, "phase"));
 
-		if (strcmp(jstr(json_object_get(s, "pool")), token) || json_is_true(json_object_get(s, "deleting")))
+		if (strcmp(dispatch_jstr(json_object_get(s, "pool")), token) || json_is_true(json_object_get(s, "deleting")))
 			continue;
 		if (!strcmp(phase, "Failed") || !strcmp(phase, "Succeeded")) {
 			gw_log(GW_LOG_WARN, "shared: server %s on %s is %s: replaced", name, cl->name, phase);
@@ -622,7 +628,7 @@ static void keep_servers(struct cluster_rt *cl, const struct router *r, const st
 		json_t *since;
 		unsigned bound;
 
-		if (strcmp(jstr(json_object_get(s, "pool")), token) || json_is_true(json_object_get(s, "deleting")))
+		if (strcmp(dispatch_jstr(json_object_get(s, "pool")), token) || json_is_true(json_object_get(s, "deleting")))
 			continue;
 		snprintf(idle_key, sizeof(idle_key), "idle:%s", name);
 		pthread_mutex_lock(&cl->shared_lock);
